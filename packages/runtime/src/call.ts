@@ -1,0 +1,90 @@
+import { randomUUID } from "node:crypto";
+import { Metadata, status, type ServerWritableStream, type ServerUnaryCall, type ServerDuplexStream } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { checkBearer, isPublicMethod } from "./auth.js";
+import type { CallContext } from "./context.js";
+import { statusOf } from "./errors.js";
+
+type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>;
+
+export interface CallHooks {
+  /** Observes every finished call (metrics). */
+  onCallEnd?(method: string, code: status, durationMs: number): void;
+}
+
+/** Settings shared by every call of one server. */
+export interface CallEnvironment {
+  readonly log: Logger;
+  readonly authToken: string | undefined;
+  /** Aborted when graceful shutdown begins. */
+  readonly draining: AbortSignal;
+  /** Aborted when the grace period is over and remaining calls are ended. */
+  readonly forced: AbortSignal;
+  readonly hooks: CallHooks;
+  /** Calls in flight, so shutdown can wait for them. */
+  readonly inFlight: Set<Promise<unknown>>;
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Everything a call does around its handler: request id in and out, a child
+ * logger, an AbortSignal for cancel/deadline/forced shutdown, auth, and one
+ * log line with the final status and duration.
+ */
+export class CallScope {
+  readonly ctx: CallContext;
+  private readonly started = process.hrtime.bigint();
+  private readonly abort = new AbortController();
+  private readonly detach: () => void;
+
+  constructor(
+    readonly call: AnyCall,
+    readonly method: string,
+    private readonly env: CallEnvironment,
+  ) {
+    const given = call.metadata.get("x-request-id")[0];
+    const requestId = typeof given === "string" && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    const log = env.log.child({ requestId, method });
+    const onCancel = () => this.abort.abort(new Error("client cancelled or deadline exceeded"));
+    const onForced = () => this.abort.abort(new Error("server shutdown grace period over"));
+    const events = call as unknown as NodeJS.EventEmitter;
+    events.once("cancelled", onCancel);
+    env.forced.addEventListener("abort", onForced, { once: true });
+    this.detach = () => {
+      events.removeListener("cancelled", onCancel);
+      env.forced.removeEventListener("abort", onForced);
+    };
+    const md = new Metadata();
+    md.set("x-request-id", requestId);
+    call.sendMetadata(md);
+    this.ctx = { requestId, method, log, signal: this.abort.signal, draining: env.draining, metadata: call.metadata };
+  }
+
+  /** Throws UNAUTHENTICATED when a token is configured and the call lacks it. */
+  authorize(): void {
+    if (this.env.authToken !== undefined && !isPublicMethod(this.method)) checkBearer(this.call.metadata, this.env.authToken);
+  }
+
+  /** Runs the call body, tracking it for shutdown, and always finishes the scope. */
+  run(body: () => Promise<void>): void {
+    const p = body().finally(() => this.detach());
+    this.env.inFlight.add(p);
+    void p.finally(() => this.env.inFlight.delete(p));
+  }
+
+  /** Maps a thrown value to a status, logging internals server-side only. */
+  errorStatus(err: unknown): { code: status; details: string } {
+    const s = statusOf(err, this.ctx.requestId);
+    if (s.internal) this.ctx.log.error({ err }, "unexpected error");
+    return s;
+  }
+
+  finish(code: status, details?: string): void {
+    const durationMs = Number(process.hrtime.bigint() - this.started) / 1e6;
+    const cancelled = this.abort.signal.aborted && code === status.OK;
+    const level = code === status.OK || code === status.CANCELLED ? "info" : code === status.INTERNAL || code === status.UNKNOWN ? "error" : "warn";
+    this.ctx.log[level]({ code: status[code], durationMs: Math.round(durationMs * 10) / 10, ...(details ? { details } : {}), ...(cancelled ? { clientGone: true } : {}) }, "call finished");
+    this.env.hooks.onCallEnd?.(this.method, code, durationMs);
+  }
+}

@@ -1,0 +1,24 @@
+import type { Metadata } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+
+/** What every handler receives beside its request. */
+export interface CallContext {
+  /** From the caller's `x-request-id`, else generated; echoed in response metadata. */
+  readonly requestId: string;
+  /** Full method path, e.g. /skein.session.v1.SessionService/Reply. */
+  readonly method: string;
+  /** Child logger carrying requestId and method. */
+  readonly log: Logger;
+  /** Aborted when the client cancels, its deadline passes, or shutdown forces calls to end. */
+  readonly signal: AbortSignal;
+  /**
+   * Aborted when graceful shutdown begins. Streams that would otherwise follow
+   * forever (watchers) end on it; finite work may go on until `signal` aborts.
+   */
+  readonly draining: AbortSignal;
+  readonly metadata: Metadata;
+}
+
+export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
+export type ServerStreamHandler<Req, Res> = (request: Req, ctx: CallContext) => AsyncIterable<Res>;
+export type BidiStreamHandler<Req, Res> = (requests: AsyncIterable<Req>, ctx: CallContext) => AsyncIterable<Res>;

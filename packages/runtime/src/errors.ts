@@ -1,0 +1,80 @@
+import { status } from "@grpc/grpc-js";
+
+/**
+ * A failure the domain expects and the caller can act on. Each subclass maps to
+ * exactly one gRPC status code; the message is sent to the client as is, so it
+ * must say what was wrong without leaking internals.
+ */
+export class SkeinError extends Error {
+  constructor(
+    readonly code: status,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A request field broke a rule: "<field>: <rule>". */
+export class InvalidArgumentError extends SkeinError {
+  constructor(
+    readonly field: string,
+    rule: string,
+  ) {
+    super(status.INVALID_ARGUMENT, `${field}: ${rule}`);
+  }
+}
+
+export class NotFoundError extends SkeinError {
+  constructor(message: string) {
+    super(status.NOT_FOUND, message);
+  }
+}
+
+export class AlreadyExistsError extends SkeinError {
+  constructor(message: string) {
+    super(status.ALREADY_EXISTS, message);
+  }
+}
+
+export class FailedPreconditionError extends SkeinError {
+  constructor(message: string) {
+    super(status.FAILED_PRECONDITION, message);
+  }
+}
+
+export class ResourceExhaustedError extends SkeinError {
+  constructor(message: string) {
+    super(status.RESOURCE_EXHAUSTED, message);
+  }
+}
+
+export class OutOfRangeError extends SkeinError {
+  constructor(message: string) {
+    super(status.OUT_OF_RANGE, message);
+  }
+}
+
+export class UnavailableError extends SkeinError {
+  constructor(message: string) {
+    super(status.UNAVAILABLE, message);
+  }
+}
+
+export class CancelledError extends SkeinError {
+  constructor(message: string) {
+    super(status.CANCELLED, message);
+  }
+}
+
+export class UnauthenticatedError extends SkeinError {
+  constructor(message: string) {
+    super(status.UNAUTHENTICATED, message);
+  }
+}
+
+/** The gRPC status a thrown value becomes, and the message the client sees. */
+export function statusOf(err: unknown, requestId: string): { code: status; details: string; internal: boolean } {
+  if (err instanceof SkeinError) return { code: err.code, details: err.message, internal: false };
+  return { code: status.INTERNAL, details: `internal error (request id ${requestId})`, internal: true };
+}

@@ -1,0 +1,67 @@
+import { health } from "@skein/proto";
+import { NotFoundError } from "./errors.js";
+import type { CallContext } from "./context.js";
+import { Broadcaster } from "./broadcast.js";
+import { hosted, type HostedService } from "./service.js";
+
+const { HealthCheckResponse_ServingStatus: Status, HealthService } = health;
+type Status = health.HealthCheckResponse_ServingStatus;
+
+/**
+ * grpc.health.v1.Health: the overall status ("") and one per hosted service.
+ * Watch streams see every change and end when shutdown begins (after they were
+ * told NOT_SERVING).
+ */
+export class HealthRegistry {
+  private readonly statuses = new Map<string, Status>();
+  /** Ticks on every change; watchers re-read the status they follow. */
+  private readonly changes = new Broadcaster<void>();
+
+  constructor(serviceNames: readonly string[]) {
+    this.statuses.set("", Status.SERVING);
+    for (const name of serviceNames) this.statuses.set(name, Status.SERVING);
+  }
+
+  set(service: string, s: Status): void {
+    this.statuses.set(service, s);
+    this.changes.publish();
+  }
+
+  setAllNotServing(): void {
+    for (const name of this.statuses.keys()) this.statuses.set(name, Status.NOT_SERVING);
+    this.changes.publish();
+  }
+
+  get(service: string): Status | undefined {
+    return this.statuses.get(service);
+  }
+
+  service(): HostedService {
+    return hosted("grpc.health.v1.Health", HealthService, {
+      check: async (req) => {
+        const s = this.statuses.get(req.service);
+        if (s === undefined) throw new NotFoundError(`unknown service ${JSON.stringify(req.service)}`);
+        return { status: s };
+      },
+      list: async () => ({
+        statuses: Object.fromEntries([...this.statuses].map(([k, status]) => [k, { status }])),
+      }),
+      watch: (req, ctx) => this.watch(req.service, ctx),
+    });
+  }
+
+  private async *watch(service: string, ctx: CallContext): AsyncGenerator<health.HealthCheckResponse> {
+    // Subscribe before reading the current status so no change falls between.
+    const changes = this.changes.subscribe([ctx.signal, ctx.draining], 16)[Symbol.asyncIterator]();
+    let last = this.statuses.get(service) ?? Status.SERVICE_UNKNOWN;
+    yield { status: last };
+    try {
+      while (!(await changes.next()).done) {
+        const current = this.statuses.get(service) ?? Status.SERVICE_UNKNOWN;
+        if (current !== last) yield { status: (last = current) };
+      }
+    } finally {
+      await changes.return?.();
+    }
+  }
+}

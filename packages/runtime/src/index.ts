@@ -1,0 +1,16 @@
+export * from "./abort.js";
+export * from "./auth.js";
+export * from "./broadcast.js";
+export * from "./config.js";
+export * from "./context.js";
+export * from "./credentials.js";
+export * from "./descriptors.js";
+export * from "./errors.js";
+export * from "./health.js";
+export * from "./logger.js";
+export * from "./main.js";
+export * from "./reflection.js";
+export * from "./server.js";
+export * from "./service.js";
+export * from "./stream-writer.js";
+export type { CallHooks } from "./call.js";

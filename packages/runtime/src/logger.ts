@@ -1,0 +1,42 @@
+import pino, { type Logger } from "pino";
+import pretty from "pino-pretty";
+import { envEnum } from "./config.js";
+
+export type { Logger };
+
+const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+
+/** Paths whose values never reach a log line. */
+export const REDACT_PATHS = [
+  "authorization",
+  "*.authorization",
+  "metadata.authorization",
+  "token",
+  "*.token",
+  "apiKey",
+  "*.apiKey",
+  "api_key",
+  "*.api_key",
+  "env.*_KEY",
+  "env.*_TOKEN",
+  "*.env.*",
+  "headers.authorization",
+  "headers[\"x-api-key\"]",
+];
+
+/**
+ * The process logger: JSON lines on stdout, pretty only when stdout is a
+ * terminal, level from SKEIN_LOG_LEVEL.
+ */
+export function createLogger(service: string, opts: { destination?: NodeJS.WritableStream; pretty?: boolean } = {}): Logger {
+  const level = envEnum("SKEIN_LOG_LEVEL", LEVELS, "info");
+  const options = {
+    level,
+    base: { service, pid: process.pid },
+    redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  const usePretty = opts.pretty ?? (opts.destination === undefined && process.stdout.isTTY === true);
+  if (usePretty) return pino(options, pretty({ colorize: true, sync: true }));
+  return pino(options, opts.destination ?? pino.destination({ fd: 1, sync: true }));
+}

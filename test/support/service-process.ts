@@ -1,0 +1,93 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
+
+export interface ServiceProcess {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  readonly address: string;
+  /** Every JSON log line so far. */
+  readonly logs: LogLine[];
+  /** Non-JSON output (stderr included), for diagnostics. */
+  readonly output: string[];
+  /** Resolves with the first log line (past or future) that matches. */
+  waitForLog(match: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Sends the signal and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const running = new Set<ChildProcess>();
+// Whatever a failing test leaves behind dies with the test worker.
+process.on("exit", () => {
+  for (const p of running) p.kill("SIGKILL");
+});
+
+const ADDR_VAR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as const;
+
+/**
+ * Starts a built service (`services/<name>/dist/main.js`) on a free loopback
+ * port and resolves once it logs "listening".
+ */
+export async function startService(name: "session" | "fleet", env: Record<string, string | undefined> = {}, opts: { expectExit?: boolean } = {}): Promise<ServiceProcess> {
+  const childEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, [ADDR_VAR[name]]: "127.0.0.1:0", SKEIN_LOG_LEVEL: "debug", ...env })) {
+    if (v !== undefined) childEnv[k] = v;
+  }
+  const proc = spawn(process.execPath, [`${repoRoot}services/${name}/dist/main.js`], {
+    env: childEnv,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  running.add(proc);
+  const exited = once(proc, "exit").then(([code, signal]) => {
+    running.delete(proc);
+    return { code: code as number | null, signal: signal as NodeJS.Signals | null };
+  });
+  const logs: LogLine[] = [];
+  const output: string[] = [];
+  const waiters = new Set<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
+  createInterface({ input: proc.stdout! }).on("line", (line) => {
+    let parsed: LogLine;
+    try {
+      parsed = JSON.parse(line) as LogLine;
+    } catch {
+      output.push(line);
+      return;
+    }
+    logs.push(parsed);
+    for (const w of waiters) if (w.match(parsed)) (waiters.delete(w), w.resolve(parsed));
+  });
+  createInterface({ input: proc.stderr! }).on("line", (line) => output.push(line));
+
+  const waitForLog = (match: (l: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> => {
+    const seen = logs.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const w = { match, resolve: (l: LogLine) => (clearTimeout(t), resolve(l)) };
+      const t = setTimeout(() => {
+        waiters.delete(w);
+        reject(new Error(`no matching log line within ${timeoutMs} ms; output:\n${[...output, ...logs.map((l) => JSON.stringify(l))].slice(-30).join("\n")}`));
+      }, timeoutMs);
+      waiters.add(w);
+    });
+  };
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    return exited;
+  };
+
+  if (opts.expectExit) return { proc, port: 0, address: "", logs, output, waitForLog, stop, exited };
+  const listening = await Promise.race([
+    waitForLog((l) => l.msg === "listening"),
+    exited.then((e) => {
+      throw new Error(`${name} exited (${JSON.stringify(e)}) before listening:\n${output.join("\n")}`);
+    }),
+  ]);
+  const port = listening.port as number;
+  return { proc, port, address: `127.0.0.1:${port}`, logs, output, waitForLog, stop, exited };
+}
