@@ -1,0 +1,12 @@
+import { formatTable, type Table } from "./table.js";
+
+/** Each section is one module with a run() that measures and returns its tables. */
+const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> = {};
+
+const only = process.argv.slice(2);
+for (const [name, load] of Object.entries(sections)) {
+  if (only.length && !only.includes(name)) continue;
+  process.stderr.write(`[bench] ${name}…\n`);
+  const { run } = await load();
+  for (const t of await run()) process.stdout.write(`${formatTable(t)}\n\n`);
+}
