@@ -1,0 +1,2 @@
+export * from "./grpc.js";
+export * from "./service-process.js";
