@@ -1,0 +1,120 @@
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, envEnum, envInt, envOptional, envString, type Logger } from "@skein/runtime";
+import { parse as parseYaml } from "yaml";
+
+type Env = Record<string, string | undefined>;
+
+export type ProviderKind = "openai" | "anthropic";
+
+export interface ProviderSettings {
+  readonly kind: ProviderKind;
+  readonly model: string;
+  /** Undefined means the SDK's default (api.openai.com / api.anthropic.com). */
+  readonly baseURL: string | undefined;
+  readonly apiKey: string | undefined;
+  /** Where the settings came from, for the start-up log. */
+  readonly source: "environment" | "goose config";
+}
+
+export interface SessionConfig {
+  readonly sessionsDir: string;
+  /** Either usable settings or the sentence Reply answers with while none are configured. */
+  readonly provider: { settings: ProviderSettings } | { missing: string };
+  readonly providerTimeoutMs: number;
+  readonly providerMaxRetries: number;
+  readonly maxTokens: number;
+  readonly maxMessageChars: number;
+  readonly eventBuffer: number;
+  readonly maxTurns: number;
+  readonly syncEachMessage: boolean;
+}
+
+export function loadConfig(env: Env, log: Logger): SessionConfig {
+  const home = env.HOME ?? homedir();
+  return {
+    sessionsDir: envString("SKEIN_SESSIONS_DIR", join(home, ".local/share/goose/sessions"), env),
+    provider: resolveProvider(env, home, log),
+    providerTimeoutMs: envInt("SKEIN_PROVIDER_TIMEOUT_MS", 60_000, { min: 100, max: 3_600_000 }, env),
+    providerMaxRetries: envInt("SKEIN_PROVIDER_MAX_RETRIES", 2, { min: 0, max: 10 }, env),
+    maxTokens: envInt("SKEIN_MAX_TOKENS", 4096, { min: 1, max: 1_000_000 }, env),
+    maxMessageChars: envInt("SKEIN_MAX_MESSAGE_CHARS", 100_000, { min: 1, max: 10_000_000 }, env),
+    eventBuffer: envInt("SKEIN_EVENT_BUFFER", 512, { min: 1, max: 1_000_000 }, env),
+    maxTurns: envInt("SKEIN_MAX_TURNS", 100, { min: 1, max: 10_000 }, env),
+    syncEachMessage: envEnum("SKEIN_FSYNC_EACH_MESSAGE", ["true", "false"], "false", env) === "true",
+  };
+}
+
+const MISSING =
+  "no model provider is configured: set SKEIN_PROVIDER (openai or anthropic) and SKEIN_MODEL, plus OPENAI_API_KEY and/or OPENAI_BASE_URL " +
+  "(or ANTHROPIC_API_KEY), or GOOSE_PROVIDER and GOOSE_MODEL in goose's config.yaml";
+
+function resolveProvider(env: Env, home: string, log: Logger): SessionConfig["provider"] {
+  const explicit = envOptional("SKEIN_PROVIDER", env);
+  if (explicit !== undefined) {
+    const kind = envEnum("SKEIN_PROVIDER", ["openai", "anthropic"], "openai", env);
+    const model = envOptional("SKEIN_MODEL", env);
+    if (model === undefined) throw new ConfigError("SKEIN_MODEL must be set when SKEIN_PROVIDER is");
+    return checked(settingsFor(kind, model, env, undefined, "environment"));
+  }
+  const goose = readGooseConfig(env, home, log);
+  const gooseProvider = envOptional("GOOSE_PROVIDER", env) ?? stringOf(goose.GOOSE_PROVIDER);
+  const model = envOptional("SKEIN_MODEL", env) ?? envOptional("GOOSE_MODEL", env) ?? stringOf(goose.GOOSE_MODEL);
+  if (gooseProvider === undefined || model === undefined) return { missing: MISSING };
+  const host = (key: string) => envOptional(key, env) ?? stringOf(goose[key]);
+  switch (gooseProvider) {
+    case "openai":
+      return checked(settingsFor("openai", model, env, withV1(host("OPENAI_HOST")), "goose config"));
+    case "anthropic":
+      return checked(settingsFor("anthropic", model, env, host("ANTHROPIC_HOST"), "goose config"));
+    case "ollama":
+      // Ollama speaks the OpenAI protocol under /v1 and needs no key.
+      return checked({ kind: "openai", model, baseURL: withV1(host("OLLAMA_HOST") ?? "http://localhost:11434"), apiKey: "ollama", source: "goose config" });
+    default:
+      log.warn({ gooseProvider }, "goose provider is not one skein speaks; set SKEIN_PROVIDER");
+      return { missing: `${MISSING} (GOOSE_PROVIDER=${gooseProvider} is not supported)` };
+  }
+}
+
+function settingsFor(kind: ProviderKind, model: string, env: Env, fallbackBase: string | undefined, source: ProviderSettings["source"]): ProviderSettings {
+  const prefix = kind === "openai" ? "OPENAI" : "ANTHROPIC";
+  return { kind, model, baseURL: envOptional(`${prefix}_BASE_URL`, env) ?? fallbackBase, apiKey: envOptional(`${prefix}_API_KEY`, env), source };
+}
+
+/** The hosted APIs need a key; a local server (custom base URL) usually does not. */
+function checked(s: ProviderSettings): SessionConfig["provider"] {
+  if (s.apiKey === undefined && s.baseURL === undefined) {
+    const prefix = s.kind === "openai" ? "OPENAI" : "ANTHROPIC";
+    return { missing: `provider ${s.kind} needs ${prefix}_API_KEY (or ${prefix}_BASE_URL for a server that needs no key)` };
+  }
+  return { settings: s };
+}
+
+function withV1(host: string | undefined): string | undefined {
+  if (host === undefined) return undefined;
+  const trimmed = host.replace(/\/+$/, "");
+  return /\/v1$/.test(trimmed) ? trimmed : `${trimmed}/v1`;
+}
+
+function stringOf(v: unknown): string | undefined {
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+/** goose's own settings file, so a machine set up for the goose CLI works unchanged. */
+function readGooseConfig(env: Env, home: string, log: Logger): Record<string, unknown> {
+  const path = join(env.XDG_CONFIG_HOME ?? join(home, ".config"), "goose", "config.yaml");
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return {};
+  }
+  try {
+    const parsed: unknown = parseYaml(text);
+    return parsed !== null && typeof parsed === "object" ? (parsed as Record<string, unknown>) : {};
+  } catch (err) {
+    log.warn({ path, err: (err as Error).message }, "goose config.yaml is not valid YAML; ignoring it");
+    return {};
+  }
+}

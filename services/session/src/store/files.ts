@@ -1,0 +1,85 @@
+import { randomBytes } from "node:crypto";
+import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+
+export const FILE_MODE = 0o600;
+export const DIR_MODE = 0o700;
+/** Temp files start with this; a start-up sweep removes leftovers of a crash. */
+export const TEMP_PREFIX = ".skein-tmp-";
+
+/**
+ * Writes a file so that a crash at any instant leaves either the old or the new
+ * content: temp file in the same directory, fsync, rename, fsync the directory.
+ * `fill` writes the content through the handle.
+ */
+export async function writeAtomic(path: string, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
+  const tmp = join(dirname(path), `${TEMP_PREFIX}${basename(path)}-${randomBytes(6).toString("hex")}`);
+  const fh = await open(tmp, "wx", FILE_MODE);
+  try {
+    await fill(fh);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await syncDir(dirname(path));
+}
+
+export async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, "r");
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+/** Writes the whole buffer (fs writes may be partial). */
+export async function writeAll(fh: FileHandle, data: Buffer, position?: number): Promise<void> {
+  let off = 0;
+  while (off < data.length) {
+    const { bytesWritten } = await fh.write(data, off, data.length - off, position === undefined ? null : position + off);
+    off += bytesWritten;
+  }
+}
+
+/** Byte offset just past the first "\n" (file length when there is none) and the first line's text. */
+export async function readFirstLine(fh: FileHandle): Promise<{ line: string; end: number; hasNewline: boolean }> {
+  const chunks: Buffer[] = [];
+  let pos = 0;
+  const buf = Buffer.allocUnsafe(16 * 1024);
+  for (;;) {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+    if (bytesRead === 0) break;
+    const nl = buf.subarray(0, bytesRead).indexOf(0x0a);
+    if (nl >= 0) {
+      chunks.push(Buffer.from(buf.subarray(0, nl)));
+      return { line: Buffer.concat(chunks).toString("utf8"), end: pos + nl + 1, hasNewline: true };
+    }
+    chunks.push(Buffer.from(buf.subarray(0, bytesRead)));
+    pos += bytesRead;
+  }
+  return { line: Buffer.concat(chunks).toString("utf8"), end: pos, hasNewline: false };
+}
+
+/** Copies bytes [from, end of file) of `src` to the end of what `dst` holds. */
+export async function copyTail(src: FileHandle, from: number, dst: FileHandle, dstPos: number): Promise<void> {
+  const buf = Buffer.allocUnsafe(256 * 1024);
+  let r = from;
+  let w = dstPos;
+  for (;;) {
+    const { bytesRead } = await src.read(buf, 0, buf.length, r);
+    if (bytesRead === 0) return;
+    await writeAll(dst, buf.subarray(0, bytesRead), w);
+    r += bytesRead;
+    w += bytesRead;
+  }
+}

@@ -1,0 +1,277 @@
+import { constants as fsConstants } from "node:fs";
+import { mkdir, open, readdir, stat, unlink, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { AlreadyExistsError, InvalidArgumentError, type Logger } from "@skein/runtime";
+import { copyTail, DIR_MODE, readFirstLine, TEMP_PREFIX, writeAll, writeAtomic } from "./files.js";
+import { defaultMetadata, looksLikeMetadata, normalizeMetadata, parseMessage, serializeLine, type GooseMessage, type GooseMetadata } from "./goose-format.js";
+import { isValidSessionId } from "./ids.js";
+import { KeyedLock } from "./keyed-lock.js";
+import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
+
+const SUFFIX = ".jsonl";
+
+export interface JsonlStoreOptions {
+  /** fdatasync after every appended message (survives power loss, not only process death). */
+  readonly syncEachMessage: boolean;
+}
+
+/**
+ * goose's session directory: one `<id>.jsonl` per session. A message is one
+ * appended line (O(1) per message); the metadata line is replaced by an atomic
+ * rewrite, once per run. Every write to one file goes through a per-session lock.
+ */
+export class JsonlSessionStore implements SessionStore {
+  private readonly lock = new KeyedLock();
+  /** Append handles of sessions being written to, closed at the metadata rewrite. */
+  private readonly appenders = new Map<string, FileHandle>();
+
+  private constructor(
+    readonly dir: string,
+    private readonly log: Logger,
+    private readonly opts: JsonlStoreOptions,
+  ) {}
+
+  static async open(dir: string, log: Logger, opts: JsonlStoreOptions): Promise<JsonlSessionStore> {
+    await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    const store = new JsonlSessionStore(dir, log, opts);
+    await store.sweepTempFiles();
+    return store;
+  }
+
+  private path(id: string): string {
+    // Callers validate; this guards the invariant that no id ever leaves the directory.
+    if (!isValidSessionId(id)) throw new InvalidArgumentError("session_id", "is not a valid session id");
+    return join(this.dir, id + SUFFIX);
+  }
+
+  async create(id: string, metadata: GooseMetadata): Promise<SessionInfo> {
+    const path = this.path(id);
+    return this.lock.run(id, async () => {
+      if (await exists(path)) throw new AlreadyExistsError(`session ${id} already exists`);
+      await writeAtomic(path, (fh) => writeAll(fh, Buffer.from(serializeLine(metadata)), 0));
+      return { id, metadata, updatedAt: (await stat(path)).mtime };
+    });
+  }
+
+  async info(id: string): Promise<SessionInfo | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await open(this.path(id), "r");
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    try {
+      const [first, st] = await Promise.all([readFirstLine(fh), fh.stat()]);
+      return { id, metadata: this.metadataOf(id, first.line), updatedAt: st.mtime };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async load(id: string): Promise<LoadedSession | undefined> {
+    let text: string;
+    let updatedAt: Date;
+    try {
+      const fh = await open(this.path(id), "r");
+      try {
+        [text, updatedAt] = await Promise.all([fh.readFile("utf8"), fh.stat().then((s) => s.mtime)]);
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    const lines = text.split("\n");
+    let metadata = defaultMetadata("", "");
+    let start = 0;
+    const first = tryParse(lines[0] ?? "");
+    if (looksLikeMetadata(first)) {
+      metadata = normalizeMetadata(first);
+      start = 1;
+    }
+    const messages: GooseMessage[] = [];
+    let corruptLines = 0;
+    for (let i = start; i < lines.length; i++) {
+      const line = lines[i]!;
+      if (line.trim() === "") continue;
+      try {
+        messages.push(parseMessage(line));
+      } catch (err) {
+        corruptLines++;
+        this.log.warn({ sessionId: id, line: i + 1, reason: (err as Error).message }, "skipping a session line that does not parse; it stays in the file");
+      }
+    }
+    return { id, metadata, updatedAt, messages, corruptLines };
+  }
+
+  async list(pageSize: number, pageToken: string): Promise<SessionPage> {
+    const cursor = pageToken === "" ? undefined : decodeToken(pageToken);
+    const entries = await this.entries();
+    entries.sort((a, b) => b.mtimeMs - a.mtimeMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const after = cursor === undefined ? entries : entries.filter((e) => e.mtimeMs < cursor.m || (e.mtimeMs === cursor.m && e.id > cursor.id));
+    const sessions: SessionInfo[] = [];
+    let last: (typeof entries)[number] | undefined;
+    let i = 0;
+    for (; i < after.length && sessions.length < pageSize; i++) {
+      const info = await this.info(after[i]!.id);
+      last = after[i];
+      if (info) sessions.push(info);
+    }
+    const more = i < after.length && last !== undefined;
+    return { sessions, nextPageToken: more && last ? encodeToken({ m: last.mtimeMs, id: last.id }) : "" };
+  }
+
+  async count(): Promise<number> {
+    return (await this.names()).length;
+  }
+
+  async append(id: string, message: GooseMessage): Promise<void> {
+    const line = Buffer.from(serializeLine(message));
+    await this.lock.run(id, async () => {
+      const fh = await this.appender(id);
+      await writeAll(fh, line);
+      if (this.opts.syncEachMessage) await fh.datasync();
+    });
+  }
+
+  async writeMetadata(id: string, metadata: GooseMetadata): Promise<void> {
+    const path = this.path(id);
+    await this.lock.run(id, async () => {
+      await this.closeAppender(id);
+      const src = await open(path, "r");
+      try {
+        const first = await readFirstLine(src);
+        // Files without a metadata line (old goose) keep every line as a message.
+        const tailStart = looksLikeMetadata(tryParse(first.line)) ? first.end : 0;
+        const head = Buffer.from(serializeLine(metadata));
+        await writeAtomic(path, async (dst) => {
+          await writeAll(dst, head, 0);
+          if (tailStart === first.end && !first.hasNewline) return;
+          await copyTail(src, tailStart, dst, head.length);
+        });
+      } finally {
+        await src.close();
+      }
+    });
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const path = this.path(id);
+    return this.lock.run(id, async () => {
+      await this.closeAppender(id);
+      try {
+        await unlink(path);
+        return true;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.appenders.keys()].map((id) => this.lock.run(id, () => this.closeAppender(id))));
+  }
+
+  /** Opens for appending without creating: a vanished file must not come back without its metadata. */
+  private async appender(id: string): Promise<FileHandle> {
+    const open_ = this.appenders.get(id);
+    if (open_) return open_;
+    const fh = await open(this.path(id), fsConstants.O_RDWR | fsConstants.O_APPEND);
+    try {
+      // A crash mid-write can leave a torn last line; start on a fresh line so it stays one corrupt line.
+      const { size } = await fh.stat();
+      if (size > 0) {
+        const last = Buffer.alloc(1);
+        await fh.read(last, 0, 1, size - 1);
+        if (last[0] !== 0x0a) await writeAll(fh, Buffer.from("\n"));
+      }
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    this.appenders.set(id, fh);
+    return fh;
+  }
+
+  private async closeAppender(id: string): Promise<void> {
+    const fh = this.appenders.get(id);
+    if (!fh) return;
+    this.appenders.delete(id);
+    await fh.close();
+  }
+
+  private metadataOf(id: string, firstLine: string): GooseMetadata {
+    const v = tryParse(firstLine);
+    if (looksLikeMetadata(v)) return normalizeMetadata(v);
+    if (v === undefined && firstLine.trim() !== "") this.log.warn({ sessionId: id }, "metadata line does not parse; using defaults");
+    return defaultMetadata("", "");
+  }
+
+  private async names(): Promise<string[]> {
+    const names = await readdir(this.dir);
+    return names.filter((n) => n.endsWith(SUFFIX) && isValidSessionId(n.slice(0, -SUFFIX.length))).map((n) => n.slice(0, -SUFFIX.length));
+  }
+
+  private async entries(): Promise<{ id: string; mtimeMs: number }[]> {
+    const out: { id: string; mtimeMs: number }[] = [];
+    for (const id of await this.names()) {
+      try {
+        out.push({ id, mtimeMs: (await stat(join(this.dir, id + SUFFIX))).mtimeMs });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return out;
+  }
+
+  private async sweepTempFiles(): Promise<void> {
+    for (const n of await readdir(this.dir)) {
+      if (n.startsWith(TEMP_PREFIX)) {
+        await unlink(join(this.dir, n)).catch(() => undefined);
+        this.log.info({ file: n }, "removed a temp file left by an interrupted write");
+      }
+    }
+  }
+}
+
+function tryParse(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === "ENOENT";
+}
+
+function encodeToken(c: { m: number; id: string }): string {
+  return Buffer.from(JSON.stringify(c)).toString("base64url");
+}
+
+function decodeToken(token: string): { m: number; id: string } {
+  try {
+    const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown;
+    if (typeof v === "object" && v !== null && typeof (v as { m: unknown }).m === "number" && typeof (v as { id: unknown }).id === "string") {
+      return v as { m: number; id: string };
+    }
+  } catch {
+    // falls through to the error below
+  }
+  throw new InvalidArgumentError("page_token", "is not a token this service issued");
+}
+

@@ -1,0 +1,40 @@
+import type { GooseMessage, GooseMetadata } from "./goose-format.js";
+
+/** What a listing shows of a session without reading its messages. */
+export interface SessionInfo {
+  readonly id: string;
+  readonly metadata: GooseMetadata;
+  readonly updatedAt: Date;
+}
+
+export interface LoadedSession extends SessionInfo {
+  readonly messages: GooseMessage[];
+  /** Lines that did not parse; skipped, warned about, and left in the file. */
+  readonly corruptLines: number;
+}
+
+export interface SessionPage {
+  readonly sessions: SessionInfo[];
+  /** Empty on the last page. */
+  readonly nextPageToken: string;
+}
+
+/**
+ * Where sessions live. The goose JSONL directory is the first backend; goose
+ * ≥1.10's sessions.db or a database shared by replicas would be further ones.
+ * Ids reaching a store are already validated.
+ */
+export interface SessionStore {
+  create(id: string, metadata: GooseMetadata): Promise<SessionInfo>;
+  info(id: string): Promise<SessionInfo | undefined>;
+  load(id: string): Promise<LoadedSession | undefined>;
+  list(pageSize: number, pageToken: string): Promise<SessionPage>;
+  count(): Promise<number>;
+  /** Durably adds one message; resolves once it would survive the process dying. */
+  append(id: string, message: GooseMessage): Promise<void>;
+  /** Replaces the metadata atomically, keeping every message. */
+  writeMetadata(id: string, metadata: GooseMetadata): Promise<void>;
+  /** False when there was no such session. */
+  delete(id: string): Promise<boolean>;
+  close(): Promise<void>;
+}
