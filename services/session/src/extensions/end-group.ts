@@ -1,0 +1,29 @@
+import { setTimeout as delay } from "node:timers/promises";
+import { groupMembers, signalGroup } from "./proc.js";
+
+export const DEFAULT_KILL_GRACE_MS = 2_000;
+const POLL_MS = 20;
+// After SIGKILL the kernel needs a moment to tear the processes down; past this, give up waiting.
+const AFTER_KILL_WAIT_MS = 5_000;
+
+/**
+ * Ends process group `pgid` and everything in it (grandchildren too):
+ * SIGTERM, then SIGKILL once `graceMs` has passed, and waits until no live
+ * member is left. Zombies are not counted: their parent (us for the leader,
+ * init for orphans) reaps them.
+ */
+export async function endProcessGroup(pgid: number, graceMs = DEFAULT_KILL_GRACE_MS): Promise<void> {
+  if (!signalGroup(pgid, "SIGTERM")) return;
+  if (await groupGone(pgid, graceMs)) return;
+  signalGroup(pgid, "SIGKILL");
+  await groupGone(pgid, AFTER_KILL_WAIT_MS);
+}
+
+async function groupGone(pgid: number, withinMs: number): Promise<boolean> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    if (!signalGroup(pgid, 0) || groupMembers(pgid).length === 0) return true;
+    if (Date.now() >= deadline) return false;
+    await delay(POLL_MS);
+  }
+}

@@ -1,0 +1,7 @@
+export * from "./tool-source.js";
+export * from "./config.js";
+export * from "./service-config.js";
+export { McpExtension, ExtensionStartError, TOOL_SEPARATOR, DEFAULT_START_TIMEOUT_MS, type McpExtensionOptions } from "./mcp-extension.js";
+export { ExtensionSet, type ExtensionSetOptions } from "./extension-set.js";
+export { PidRegistry, REGISTRY_DIR, type RecordedProcess } from "./pid-registry.js";
+export { DEFAULT_KILL_GRACE_MS } from "./end-group.js";

@@ -1,0 +1,101 @@
+import { readFile } from "node:fs/promises";
+import { ConfigError, InvalidArgumentError } from "@skein/runtime";
+import { parse as parseYaml } from "yaml";
+import { validateExtensionConfig, type ExtensionConfig, type RawExtensionConfig } from "./config.js";
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Service-wide extensions, started for every session: `SKEIN_EXTENSIONS` when
+ * set, else the stdio entries of goose's config.yaml, so a machine set up for
+ * the goose CLI gets the same tools. A bad value stops the service at start.
+ */
+export async function loadServiceExtensions(opts: { env?: Env; gooseConfigPath: string }): Promise<ExtensionConfig[]> {
+  const env = opts.env ?? process.env;
+  const raw = env.SKEIN_EXTENSIONS;
+  if (raw !== undefined && raw.trim() !== "") return parseSkeinExtensions(raw);
+  return readGooseExtensions(opts.gooseConfigPath);
+}
+
+/** `SKEIN_EXTENSIONS`: a JSON array of {name, cmd, args, env, timeout_seconds}. */
+export function parseSkeinExtensions(raw: string): ExtensionConfig[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (err) {
+    throw new ConfigError(`SKEIN_EXTENSIONS is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(parsed)) throw new ConfigError("SKEIN_EXTENSIONS must be a JSON array of {name, cmd, args, env, timeout_seconds}");
+  return asConfigErrors("SKEIN_EXTENSIONS", () => {
+    const seen = new Set<string>();
+    return parsed.map((entry, i) => {
+      const cfg = validateExtensionConfig(entry as RawExtensionConfig, `[${i}]`);
+      if (seen.has(cfg.name)) throw new InvalidArgumentError(`[${i}].name`, `duplicate extension name ${JSON.stringify(cfg.name)}`);
+      seen.add(cfg.name);
+      return cfg;
+    });
+  });
+}
+
+/** The enabled `type: stdio` entries of goose's config.yaml; no file means none. */
+export async function readGooseExtensions(path: string): Promise<ExtensionConfig[]> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw new ConfigError(`cannot read goose config ${path}: ${(err as Error).message}`);
+  }
+  return parseGooseExtensions(text, path);
+}
+
+/**
+ * goose's shape: `extensions: {<key>: {type, name, cmd, args, envs, timeout, enabled, ...}}`.
+ * Builtin, SSE and HTTP entries are goose-internal or remote and are skipped, as
+ * are disabled ones. `env_keys` (values from goose's keyring) are not resolved.
+ */
+export function parseGooseExtensions(text: string, source: string): ExtensionConfig[] {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`goose config ${source} is not valid YAML: ${(err as Error).message}`);
+  }
+  const table = (doc as { extensions?: unknown } | null)?.extensions;
+  if (table === undefined || table === null) return [];
+  if (typeof table !== "object" || Array.isArray(table)) throw new ConfigError(`goose config ${source}: extensions must be a map`);
+
+  const out: ExtensionConfig[] = [];
+  const seen = new Set<string>();
+  for (const [key, value] of Object.entries(table as Record<string, unknown>)) {
+    if (value === null || typeof value !== "object") continue;
+    const e = value as Record<string, unknown>;
+    if (e.type !== "stdio" || e.enabled === false) continue;
+    const name = gooseKey(typeof e.name === "string" && e.name !== "" ? e.name : key);
+    const cfg = asConfigErrors(`goose config ${source}`, () =>
+      validateExtensionConfig(
+        { name, cmd: e.cmd, args: e.args ?? [], env: e.envs ?? {}, timeout_seconds: e.timeout ?? 0 },
+        `extensions.${key}`,
+      ),
+    );
+    if (seen.has(cfg.name)) continue;
+    seen.add(cfg.name);
+    out.push(cfg);
+  }
+  return out;
+}
+
+// goose turns display names such as "My Tools" into tool prefixes; do the same so the
+// prefix is valid: other characters become '_' and runs of '_' collapse (no `__`).
+function gooseKey(name: string): string {
+  return name.trim().replace(/[^A-Za-z0-9_-]/g, "_").replace(/_+/g, "_");
+}
+
+function asConfigErrors<T>(source: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new ConfigError(`${source}: ${err.message}`);
+    throw err;
+  }
+}
