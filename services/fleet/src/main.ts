@@ -1,13 +1,22 @@
 import { fleet } from "@skein/proto";
 import { createLogger, hosted, runMain, serve } from "@skein/runtime";
+import { loadConfig } from "./config.js";
+import { Fleet } from "./fleet.js";
+import { fleetHandlers } from "./handlers.js";
 
 const log = createLogger("fleet");
 
-await runMain(log, () =>
-  serve({
+await runMain(log, async () => {
+  const config = loadConfig();
+  const f = new Fleet(config, log);
+  await f.open();
+  log.info({ socket: config.socket, heartbeatDir: config.heartbeatDir, agents: f.list().length }, "fleet ready");
+  return serve({
     addrVar: "SKEIN_FLEET_ADDR",
     defaultAddr: "127.0.0.1:50052",
-    services: [hosted("skein.fleet.v1.FleetService", fleet.FleetServiceService, {})],
+    services: [hosted("skein.fleet.v1.FleetService", fleet.FleetServiceService, fleetHandlers(f))],
     log,
-  }),
-);
+    // Agents outlive the service: only supervision stops.
+    onShutdown: () => f.close(),
+  });
+});

@@ -1,0 +1,92 @@
+import type { RestartPolicyName } from "./restart-policy.js";
+
+export type AgentStateName = "running" | "exited" | "stopped" | "unknown";
+
+/** What the caller asked for; fixed for the agent's life (restarts reuse it). */
+export interface AgentSpec {
+  readonly name: string;
+  readonly workdir: string;
+  readonly command: string;
+  readonly runtime: string;
+  /** As requested; the PATH actually baked in is resolved at each launch. */
+  readonly runtimeBinDirs: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly heartbeatIntervalSeconds: number;
+  readonly heartbeatFile: string;
+  readonly restartPolicy: RestartPolicyName;
+  readonly maxRestarts: number;
+}
+
+/** An agent as the service tracks it. The persisted part is written to the state file. */
+export interface AgentRecord {
+  spec: AgentSpec;
+  paneId: string;
+  panePid: number;
+  /** /proc start time of panePid at launch: the pid-reuse guard. -1 when the process was gone before it could be read. */
+  pidStartTicks: number;
+  state: AgentStateName;
+  exitStatus: number | undefined;
+  /** Start of the current run. */
+  startedAt: Date;
+  lastHeartbeatAt: Date | undefined;
+  /** Restarts done by the policy, over the agent's life. */
+  restarts: number;
+  /** Restarts since the last healthy run: drives backoff and giving up. */
+  consecutiveRestarts: number;
+  gaveUp: boolean;
+  /** When a scheduled restart is due (kept across service restarts). */
+  restartDueAt: Date | undefined;
+}
+
+/** Bookkeeping of the supervisor that is never persisted. */
+export interface AgentRuntime {
+  nextBeatAt: number;
+  nextCheckAt: number;
+  /** A supervision visit is queued or running (a stop may hold the agent's lock for its grace period). */
+  visiting: boolean;
+  /** Ticks for which the pid failed the liveness test while tmux did not report the pane dead yet. */
+  unconfirmedDeathTicks: number;
+  staleReported: boolean;
+  restartTimer: NodeJS.Timeout | undefined;
+}
+
+export type Agent = AgentRecord & { rt: AgentRuntime };
+
+/** A record for an agent about to run (or just found running) in the given pane. */
+export function newAgent(spec: AgentSpec, pane: { paneId: string; panePid: number } = { paneId: "", panePid: 0 }): Agent {
+  return {
+    spec,
+    paneId: pane.paneId,
+    panePid: pane.panePid,
+    pidStartTicks: -1,
+    state: "running",
+    exitStatus: undefined,
+    startedAt: new Date(),
+    lastHeartbeatAt: undefined,
+    restarts: 0,
+    consecutiveRestarts: 0,
+    gaveUp: false,
+    restartDueAt: undefined,
+    rt: newRuntime(),
+  };
+}
+
+export function newRuntime(): AgentRuntime {
+  return { nextBeatAt: 0, nextCheckAt: 0, visiting: false, unconfirmedDeathTicks: 0, staleReported: false, restartTimer: undefined };
+}
+
+/** A copy safe to hand out (events and responses must not change under the reader). */
+export type AgentSnapshot = Readonly<AgentRecord> & { readonly tmuxSocket: string };
+
+export function snapshot(a: AgentRecord, tmuxSocket: string): AgentSnapshot {
+  return { ...a, spec: { ...a.spec }, tmuxSocket };
+}
+
+export type FleetEventType = "started" | "exited" | "restarted" | "stopped" | "heartbeat-stale" | "gave-up" | "adopted";
+
+export interface FleetEvent {
+  readonly type: FleetEventType;
+  readonly agent: AgentSnapshot;
+  readonly at: Date;
+  readonly message: string;
+}

@@ -1,0 +1,50 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, envInt, envOptional, envString } from "@skein/runtime";
+
+type Env = Record<string, string | undefined>;
+
+export interface FleetConfig {
+  /** `tmux -L <socket>`: the one tmux server this service owns. */
+  readonly socket: string;
+  /** SKEIN_RUNTIME_BIN split on ":"; baked into every pane's PATH after the request's own dirs. */
+  readonly runtimeBinDirs: readonly string[];
+  readonly heartbeatDir: string;
+  readonly heartbeatIntervalSeconds: number;
+  /** Directory of the state file that remembers what tmux does not (restart policy, env, counters). */
+  readonly stateDir: string;
+  readonly home: string;
+}
+
+export const HEARTBEAT_INTERVAL_RANGE = { min: 1, max: 3600 } as const;
+
+export function loadConfig(env: Env = process.env): FleetConfig {
+  const home = envOptional("HOME", env) ?? homedir();
+  const socket = envString("SKEIN_TMUX_SOCKET", "skein-fleet", env);
+  // tmux puts the socket at /tmp/tmux-<uid>/<name>: a name must stay one path segment.
+  if (!/^[A-Za-z0-9_.-]{1,100}$/.test(socket) || socket === "." || socket === "..") {
+    throw new ConfigError(`SKEIN_TMUX_SOCKET=${JSON.stringify(socket)} must match [A-Za-z0-9_.-]{1,100}`);
+  }
+  const runtimeBinDirs = (envOptional("SKEIN_RUNTIME_BIN", env) ?? "").split(":").filter((d) => d !== "");
+  for (const d of runtimeBinDirs) {
+    if (!d.startsWith("/")) throw new ConfigError(`SKEIN_RUNTIME_BIN: ${JSON.stringify(d)} is not an absolute directory`);
+  }
+  const xdgRuntime = envOptional("XDG_RUNTIME_DIR", env);
+  const heartbeatDir = envString(
+    "SKEIN_HEARTBEAT_DIR",
+    xdgRuntime ? join(xdgRuntime, "skein", "heartbeats") : join(home, ".local", "state", "skein", "heartbeats"),
+    env,
+  );
+  if (!heartbeatDir.startsWith("/")) throw new ConfigError(`SKEIN_HEARTBEAT_DIR=${JSON.stringify(heartbeatDir)} must be absolute`);
+  const xdgState = envOptional("XDG_STATE_HOME", env);
+  const stateDir = envString("SKEIN_FLEET_STATE_DIR", join(xdgState ?? join(home, ".local", "state"), "skein"), env);
+  if (!stateDir.startsWith("/")) throw new ConfigError(`SKEIN_FLEET_STATE_DIR=${JSON.stringify(stateDir)} must be absolute`);
+  return {
+    socket,
+    runtimeBinDirs,
+    heartbeatDir,
+    heartbeatIntervalSeconds: envInt("SKEIN_HEARTBEAT_INTERVAL", 15, HEARTBEAT_INTERVAL_RANGE, env),
+    stateDir,
+    home,
+  };
+}

@@ -1,0 +1,319 @@
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { Broadcaster, FailedPreconditionError, NotFoundError, sleep } from "@skein/runtime";
+import type { Logger } from "pino";
+import { newAgent, newRuntime, snapshot, type Agent, type AgentRecord, type AgentSnapshot, type AgentSpec, type FleetEvent } from "./agent.js";
+import type { FleetConfig } from "./config.js";
+import { launchCommand, resolveBinDirs } from "./launch-command.js";
+import { isSameProcess, readProcStat, sessionMembers, signalAgentProcesses } from "./proc.js";
+import { DEFAULT_MAX_RESTARTS } from "./restart-policy.js";
+import { KeyedLock } from "./keyed-lock.js";
+import { StateStore } from "./state-store.js";
+import { Supervisor } from "./supervisor.js";
+import { Tmux, TmuxError, type PaneInfo } from "./tmux.js";
+
+/** An agent spec as requested: interval, heartbeat dir and max restarts may be left to the defaults. */
+export type StartRequest = Omit<AgentSpec, "heartbeatIntervalSeconds" | "heartbeatFile" | "maxRestarts"> & {
+  readonly heartbeatIntervalSeconds?: number | undefined;
+  readonly heartbeatDir?: string | undefined;
+  readonly maxRestarts?: number | undefined;
+};
+
+/** Pause between typed text and Enter: agent TUIs take a fast Enter as part of a paste. */
+const ENTER_DELAY_MS = 150;
+const STOP_POLL_MS = 100;
+/** After SIGKILL the kernel needs a moment; tmux then reaps the pane's process. */
+const AFTER_KILL_WAIT_MS = 3_000;
+
+const isDirectory = (p: string) => {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * The fleet: agents in tmux sessions on one socket, their heartbeats and
+ * supervision. Operations on one agent are serialised; tmux is the source of
+ * truth for what runs, the state file for what tmux does not know.
+ */
+export class Fleet {
+  readonly events = new Broadcaster<FleetEvent>();
+  readonly tmux: Tmux;
+  private readonly agents = new Map<string, Agent>();
+  private readonly lock = new KeyedLock();
+  private readonly store: StateStore;
+  private readonly supervisor: Supervisor;
+
+  constructor(
+    private readonly config: FleetConfig,
+    private readonly log: Logger,
+  ) {
+    this.tmux = new Tmux(config.socket);
+    this.store = new StateStore(config.stateDir, config.socket, log);
+    this.supervisor = new Supervisor({
+      tmux: this.tmux,
+      log,
+      lock: this.lock,
+      events: this.events,
+      agents: () => this.agents.values(),
+      persist: () => void this.persist(),
+      relaunch: (a) => this.launch(a, "respawn"),
+    });
+  }
+
+  get socket(): string {
+    return this.config.socket;
+  }
+
+  /** Adopts every session already on the socket, then starts supervising. */
+  async open(): Promise<void> {
+    const saved = await this.store.load();
+    let panes: PaneInfo[] = [];
+    try {
+      panes = await this.tmux.sessions();
+    } catch (err) {
+      this.log.warn({ err }, "could not list tmux sessions; starting with none adopted");
+    }
+    const onSocket = new Set<string>();
+    for (const pane of panes) {
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(pane.session)) {
+        this.log.warn({ session: pane.session }, "session name is not a valid agent name; left alone");
+        continue;
+      }
+      onSocket.add(pane.session);
+      const a = await this.adopt(pane, saved.get(pane.session));
+      this.agents.set(a.spec.name, a);
+      if (a.restartDueAt && a.state === "exited") this.supervisor.scheduleRestart(a);
+      this.supervisor.publish("adopted", a, `adopted ${a.state} agent from tmux socket ${this.socket}`);
+      this.log.info({ agent: a.spec.name, state: a.state, pid: a.panePid }, "adopted agent");
+    }
+    for (const [name, rec] of saved) {
+      if (onSocket.has(name)) continue;
+      const a: Agent = { ...rec, rt: newRuntime() };
+      this.agents.set(name, a);
+      if (rec.state === "running" || rec.state === "unknown") {
+        // It ended while no service watched it; its heartbeat must stop claiming "ok".
+        a.state = "exited";
+        a.exitStatus = undefined;
+        a.restartDueAt = undefined;
+        await this.supervisor.beat(a, "exited");
+      }
+    }
+    await this.persist();
+    this.supervisor.start();
+  }
+
+  private async adopt(pane: PaneInfo, rec: AgentRecord | undefined): Promise<Agent> {
+    const spec: AgentSpec = rec?.spec ?? {
+      name: pane.session,
+      workdir: pane.currentPath,
+      command: pane.startCommand,
+      runtime: "",
+      runtimeBinDirs: [],
+      env: {},
+      heartbeatIntervalSeconds: this.config.heartbeatIntervalSeconds,
+      heartbeatFile: join(this.config.heartbeatDir, `${pane.session}.hb`),
+      restartPolicy: "never",
+      maxRestarts: DEFAULT_MAX_RESTARTS,
+    };
+    const samePid = rec !== undefined && rec.paneId === pane.paneId && rec.panePid === pane.panePid;
+    const a: Agent = rec ? { ...rec, spec, rt: newRuntime() } : newAgent(spec, pane);
+    if (pane.dead) {
+      // Known exit (already handled before the service restarted) stays as it was; an unseen one is handled by the first tick.
+      if (!(samePid && rec.state === "exited")) Object.assign(a, { paneId: pane.paneId, panePid: pane.panePid, state: "running", pidStartTicks: -1 });
+      return a;
+    }
+    const stat = await readProcStat(pane.panePid);
+    const verified = samePid && isSameProcess(stat, rec.pidStartTicks);
+    Object.assign(a, {
+      paneId: pane.paneId,
+      panePid: pane.panePid,
+      pidStartTicks: verified ? rec.pidStartTicks : (stat?.startTicks ?? -1),
+      state: "running",
+      exitStatus: undefined,
+      restartDueAt: undefined,
+      startedAt: verified ? a.startedAt : new Date(),
+    });
+    return a;
+  }
+
+  /** Service shutdown: supervision ends, agents keep running in tmux. */
+  async close(): Promise<void> {
+    this.supervisor.stop();
+    this.events.close();
+    await this.persist();
+  }
+
+  private persist(): Promise<void> {
+    return this.store.save(() =>
+      [...this.agents.values()].map(({ rt: _rt, ...rec }) => rec),
+    );
+  }
+
+  private view(a: Agent): AgentSnapshot {
+    return snapshot(a, this.socket);
+  }
+
+  get(name: string): AgentSnapshot {
+    const a = this.agents.get(name);
+    if (!a) throw new NotFoundError(`no agent named ${JSON.stringify(name)}`);
+    return this.view(a);
+  }
+
+  list(): AgentSnapshot[] {
+    return [...this.agents.values()].sort((x, y) => x.spec.name.localeCompare(y.spec.name)).map((a) => this.view(a));
+  }
+
+  async start(req: StartRequest): Promise<{ agent: AgentSnapshot; alreadyRunning: boolean }> {
+    return this.lock.run(req.name, async () => {
+      const pane = await this.tmux.pane(req.name);
+      if (pane && !pane.dead) {
+        let a = this.agents.get(req.name);
+        if (!a || a.paneId !== pane.paneId) {
+          // A session made outside the service (or before the state file knew it): take it over as is.
+          a = await this.adopt(pane, a);
+          this.agents.set(req.name, a);
+          await this.persist();
+        }
+        return { agent: this.view(a), alreadyRunning: true };
+      }
+      // A dead pane kept by remain-on-exit is not "running": replace the session.
+      if (pane) await this.tmux.killSession(req.name);
+      const old = this.agents.get(req.name);
+      if (old) this.supervisor.cancelRestart(old);
+
+      const a = newAgent({
+        name: req.name,
+        workdir: req.workdir,
+        command: req.command,
+        runtime: req.runtime,
+        runtimeBinDirs: [...req.runtimeBinDirs],
+        env: { ...req.env },
+        heartbeatIntervalSeconds: req.heartbeatIntervalSeconds ?? this.config.heartbeatIntervalSeconds,
+        heartbeatFile: join(req.heartbeatDir ?? this.config.heartbeatDir, `${req.name}.hb`),
+        restartPolicy: req.restartPolicy,
+        maxRestarts: req.maxRestarts || DEFAULT_MAX_RESTARTS,
+      });
+      try {
+        await this.launch(a, "new");
+      } catch (err) {
+        if (err instanceof TmuxError && /duplicate session/.test(err.stderr)) {
+          throw new FailedPreconditionError(`a tmux session named ${req.name} appeared on socket ${this.socket} while starting; retry`);
+        }
+        throw err;
+      }
+      this.agents.set(req.name, a);
+      await this.supervisor.beat(a, "ok");
+      this.supervisor.publish("started", a, `started in pane ${a.paneId} (pid ${a.panePid})`);
+      await this.persist();
+      this.log.info({ agent: req.name, pane: a.paneId, pid: a.panePid }, "agent started");
+      return { agent: this.view(a), alreadyRunning: false };
+    });
+  }
+
+  /** Runs the agent's command in a new session, or again in its existing pane. */
+  private async launch(a: Agent, how: "new" | "respawn"): Promise<void> {
+    const binDirs = resolveBinDirs({ request: a.spec.runtimeBinDirs, configured: this.config.runtimeBinDirs, home: this.config.home }, isDirectory);
+    const shell = launchCommand({ binDirs, env: a.spec.env, command: a.spec.command });
+    let created: { paneId: string; panePid: number };
+    if (how === "respawn" && (await this.tmux.hasSession(a.spec.name))) {
+      created = await this.tmux.respawn(a.spec.name, a.spec.workdir, shell);
+    } else {
+      created = await this.tmux.newSession(a.spec.name, a.spec.workdir, shell);
+    }
+    const stat = await readProcStat(created.panePid);
+    Object.assign(a, {
+      paneId: created.paneId,
+      panePid: created.panePid,
+      pidStartTicks: stat?.startTicks ?? -1,
+      state: "running",
+      exitStatus: undefined,
+      startedAt: new Date(),
+    });
+    a.rt.unconfirmedDeathTicks = 0;
+    a.rt.nextCheckAt = 0;
+  }
+
+  async stop(name: string, graceSeconds: number): Promise<AgentSnapshot> {
+    return this.lock.run(name, async () => {
+      const a = this.agents.get(name);
+      const pane = await this.tmux.pane(name);
+      if (!a && !pane) throw new NotFoundError(`no agent named ${JSON.stringify(name)}`);
+      if (a) this.supervisor.cancelRestart(a);
+      if (pane && !pane.dead) await this.terminate(pane.panePid, a?.panePid === pane.panePid ? a.pidStartTicks : undefined, graceSeconds);
+      await this.tmux.killSession(name);
+      const stopped: Agent =
+        a ?? (await this.adopt(pane!, undefined));
+      stopped.state = "stopped";
+      await this.supervisor.beat(stopped, "stopped");
+      this.agents.set(name, stopped);
+      this.supervisor.publish("stopped", stopped, pane && !pane.dead ? "stopped" : "session removed (the process had already ended)");
+      await this.persist();
+      this.log.info({ agent: name }, "agent stopped");
+      return this.view(stopped);
+    });
+  }
+
+  /**
+   * SIGTERM to the pane's process group and session, SIGKILL to whatever is
+   * left after the grace period. A pid that now belongs to another process
+   * (start time changed) is not signalled.
+   */
+  private async terminate(pid: number, expectedStartTicks: number | undefined, graceSeconds: number): Promise<void> {
+    const stat = await readProcStat(pid);
+    if (stat && expectedStartTicks !== undefined && expectedStartTicks !== -1 && !isSameProcess(stat, expectedStartTicks)) {
+      this.log.warn({ pid }, "pane pid belongs to another process now; not signalling it");
+      return;
+    }
+    const gone = async () => (await sessionMembers(pid)).length === 0;
+    await signalAgentProcesses(pid, "SIGTERM");
+    const deadline = Date.now() + graceSeconds * 1000;
+    while (Date.now() < deadline) {
+      if (await gone()) return;
+      await sleep(STOP_POLL_MS);
+    }
+    if (await gone()) return;
+    await signalAgentProcesses(pid, "SIGKILL");
+    const killDeadline = Date.now() + AFTER_KILL_WAIT_MS;
+    while (Date.now() < killDeadline && !(await gone())) await sleep(STOP_POLL_MS);
+  }
+
+  private running(name: string): Agent {
+    const a = this.agents.get(name);
+    if (!a) throw new NotFoundError(`no agent named ${JSON.stringify(name)}`);
+    if (a.state === "stopped") throw new FailedPreconditionError(`agent ${name} is stopped; it has no pane`);
+    return a;
+  }
+
+  async sendInput(name: string, text: string, pressEnter: boolean): Promise<void> {
+    await this.lock.run(name, async () => {
+      const a = this.running(name);
+      if (a.state !== "running") throw new FailedPreconditionError(`agent ${name} is ${a.state}; input goes only to a running agent`);
+      try {
+        if (text !== "") await this.tmux.sendLiteral(name, text);
+        if (pressEnter) {
+          if (text !== "") await sleep(ENTER_DELAY_MS);
+          await this.tmux.sendEnter(name);
+        }
+      } catch (err) {
+        throw this.paneGone(name, err);
+      }
+    });
+  }
+
+  async capture(name: string, lines: number): Promise<string> {
+    this.running(name);
+    try {
+      return await this.tmux.capture(name, lines);
+    } catch (err) {
+      throw this.paneGone(name, err);
+    }
+  }
+
+  private paneGone(name: string, err: unknown): unknown {
+    if (err instanceof TmuxError && err.isMissing) return new FailedPreconditionError(`agent ${name} has no tmux session on socket ${this.socket}`);
+    return err;
+  }
+}

@@ -1,0 +1,69 @@
+import { statSync } from "node:fs";
+import { InvalidArgumentError } from "@skein/runtime";
+import { HEARTBEAT_INTERVAL_RANGE } from "./config.js";
+import { ENV_KEY } from "./launch-command.js";
+
+/** tmux rewrites "." and ":" in session names, and names are file names of heartbeats: keep them plain. */
+export const AGENT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function agentName(field: string, v: string): string {
+  if (!AGENT_NAME.test(v)) throw new InvalidArgumentError(field, "must match [A-Za-z0-9_-]{1,64}");
+  return v;
+}
+
+export function absolutePath(field: string, v: string): string {
+  if (v.includes("\0")) throw new InvalidArgumentError(field, "must not contain NUL");
+  if (!v.startsWith("/")) throw new InvalidArgumentError(field, "must be an absolute path");
+  return v;
+}
+
+export function existingDirectory(field: string, v: string): string {
+  absolutePath(field, v);
+  let isDir = false;
+  try {
+    isDir = statSync(v).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir) throw new InvalidArgumentError(field, "must be an existing directory");
+  return v;
+}
+
+export function command(field: string, v: string): string {
+  if (v.trim() === "") throw new InvalidArgumentError(field, "must not be empty");
+  if (v.includes("\0")) throw new InvalidArgumentError(field, "must not contain NUL");
+  if (v.length > 65_536) throw new InvalidArgumentError(field, "must be at most 65536 characters");
+  return v;
+}
+
+/** Plain label: it is written as one heartbeat line. */
+export function label(field: string, v: string): string {
+  if (/[\0\r\n]/.test(v)) throw new InvalidArgumentError(field, "must not contain NUL or line breaks");
+  if (v.length > 256) throw new InvalidArgumentError(field, "must be at most 256 characters");
+  return v;
+}
+
+export function binDirs(field: string, dirs: readonly string[]): string[] {
+  return dirs.map((d, i) => {
+    absolutePath(`${field}[${i}]`, d);
+    if (d.includes(":")) throw new InvalidArgumentError(`${field}[${i}]`, "must not contain ':' (PATH separator)");
+    return d;
+  });
+}
+
+export function env(field: string, e: Readonly<Record<string, string>>): Record<string, string> {
+  for (const [k, v] of Object.entries(e)) {
+    if (!ENV_KEY.test(k)) throw new InvalidArgumentError(`${field}[${JSON.stringify(k)}]`, "key must match [A-Za-z_][A-Za-z0-9_]*");
+    if (v.includes("\0")) throw new InvalidArgumentError(`${field}[${k}]`, "value must not contain NUL");
+  }
+  return { ...e };
+}
+
+export function intInRange(field: string, v: number, min: number, max: number): number {
+  if (!Number.isInteger(v) || v < min || v > max) throw new InvalidArgumentError(field, `must be within ${min}..${max}`);
+  return v;
+}
+
+export function heartbeatInterval(field: string, v: number | undefined): number | undefined {
+  return v === undefined ? undefined : intInRange(field, v, HEARTBEAT_INTERVAL_RANGE.min, HEARTBEAT_INTERVAL_RANGE.max);
+}
