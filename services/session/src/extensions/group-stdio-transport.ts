@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { setTimeout as delay } from "node:timers/promises";
 import { getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { ReadBuffer, serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { endProcessGroup } from "./end-group.js";
 import { StderrTail } from "./stderr-tail.js";
+
+const STDERR_DRAIN_MS = 500;
 
 export interface GroupStdioOptions {
   cmd: string;
@@ -82,6 +85,7 @@ export class GroupStdioTransport implements Transport {
     child.stdin!.on("error", (err) => this.onerror?.(err));
     child.stdout!.on("error", (err) => this.onerror?.(err));
     child.stderr!.on("data", (chunk: Buffer) => this.stderr.push(chunk));
+    this.stderrDrained = new Promise<void>((resolve) => child.stderr!.once("close", resolve));
     child.stdout!.on("data", (chunk: Buffer) => this.receive(chunk));
 
     try {
@@ -127,12 +131,15 @@ export class GroupStdioTransport implements Transport {
   }
 
   private afterExitDone?: Promise<void>;
+  private stderrDrained?: Promise<void>;
 
   // Runs once per child, whether it crashed or was closed: leftover group members
   // (grandchildren) are ended too, then the owner hears about it.
   private afterExit(pid: number): Promise<void> {
     this.afterExitDone ??= (async () => {
       await endProcessGroup(pid, this.opts.killGraceMs);
+      // "exit" can come before the last stderr bytes are read; they often say why it died.
+      await Promise.race([this.stderrDrained, delay(STDERR_DRAIN_MS, undefined, { ref: false })]);
       this.child?.stdin?.destroy();
       this.child?.stdout?.destroy();
       this.child?.stderr?.destroy();

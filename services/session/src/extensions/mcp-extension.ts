@@ -186,8 +186,10 @@ export class McpExtension {
       this.toolNames = new Set(specs.map((s) => s.name.slice(this.name.length + TOOL_SEPARATOR.length)));
       this.state = "running";
     } catch (err) {
+      // Described before closing: once we end the group, the exit is ours, not the cause.
+      const reason = startFailure(err, transport);
       await closeConnection(conn);
-      throw new ExtensionStartError(`extension ${this.name} failed to start: ${startFailure(err, transport)}`);
+      throw new ExtensionStartError(`extension ${this.name} failed to start: ${reason}`);
     }
   }
 
