@@ -1,2 +1,5 @@
 export * from "./grpc.js";
 export * from "./service-process.js";
+export * from "./sse-server.js";
+export * from "./openai-server.js";
+export * from "./anthropic-server.js";

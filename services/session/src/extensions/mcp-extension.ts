@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { FailedPreconditionError, type Logger } from "@skein/runtime";
@@ -187,7 +188,7 @@ export class McpExtension {
       this.state = "running";
     } catch (err) {
       // Described before closing: once we end the group, the exit is ours, not the cause.
-      const reason = startFailure(err, transport);
+      const reason = startFailure(err, transport, this.opts.cwd);
       await closeConnection(conn);
       throw new ExtensionStartError(`extension ${this.name} failed to start: ${reason}`);
     }
@@ -223,9 +224,13 @@ function describeExit(exit: ExitInfo, transport: GroupStdioTransport): string {
   return `process ${how}${stderrSuffix(transport)}`;
 }
 
-function startFailure(err: unknown, transport: GroupStdioTransport): string {
+function startFailure(err: unknown, transport: GroupStdioTransport, cwd: string | undefined): string {
   const e = err as NodeJS.ErrnoException;
-  if (e?.code === "ENOENT" && e.syscall?.startsWith("spawn")) return `command not found: ${e.path ?? "?"}`;
+  if (e?.code === "ENOENT" && e.syscall?.startsWith("spawn")) {
+    // Node reports a missing cwd as the command's ENOENT.
+    if (cwd !== undefined && !existsSync(cwd)) return `working directory ${cwd} does not exist`;
+    return `command not found: ${e.path ?? "?"}`;
+  }
   if (transport.exit && (transport.exit.code !== null || transport.exit.signal !== null)) return describeExit(transport.exit, transport);
   return `${(err as Error)?.message ?? String(err)}${stderrSuffix(transport)}`;
 }

@@ -1,0 +1,105 @@
+import { untilAborted } from "@skein/runtime";
+import { ProviderAbortedError, ProviderError, type Provider, type ProviderErrorCode } from "../providers/provider.js";
+import {
+  message,
+  textItem,
+  toolResponseItem,
+  type GooseMessage,
+  type ToolRequestItem,
+  type ToolResponseItem,
+} from "../store/goose-format.js";
+import type { ToolSource } from "./tools.js";
+
+export type FinishKind = "stop" | "cancelled" | "error" | "max_turns";
+
+/** Where the loop's output goes: `message` must persist before it announces. */
+export interface AgentSink {
+  message(m: GooseMessage): Promise<void>;
+  textDelta(text: string): void;
+  usage(u: { input: number; output: number; total: number }): void;
+  error(code: ProviderErrorCode, message: string): void;
+}
+
+export interface AgentTurnInput {
+  readonly provider: Provider;
+  readonly tools: ToolSource;
+  readonly system: string;
+  /** The conversation so far, ending with the user's new message; the loop appends to it. */
+  readonly history: GooseMessage[];
+  readonly maxTurns: number;
+  readonly signal: AbortSignal;
+  readonly sink: AgentSink;
+}
+
+export const CANCELLED_TOOL_ERROR = "the reply was stopped before this tool call finished";
+
+/**
+ * goose's agent loop: call the model, persist its message, run the tools it
+ * asked for, persist their results as a user message, and call the model again
+ * until it answers without tool calls. Every tool request gets a response, also
+ * when the run is stopped mid-way, so the stored history stays valid.
+ */
+export async function runAgent(input: AgentTurnInput): Promise<FinishKind> {
+  const { provider, tools, history, signal, sink } = input;
+  for (let turn = 1; ; turn++) {
+    if (signal.aborted) return "cancelled";
+    let text = "";
+    const requests: ToolRequestItem[] = [];
+    try {
+      for await (const chunk of provider.stream({ system: input.system, messages: history, tools: tools.list(), signal })) {
+        if (chunk.type === "text") {
+          text += chunk.text;
+          sink.textDelta(chunk.text);
+        } else if (chunk.type === "toolCall") requests.push({ type: "toolRequest", id: chunk.id, toolCall: chunk.call });
+        else if (chunk.type === "usage") sink.usage(chunk);
+      }
+    } catch (err) {
+      if (signal.aborted || err instanceof ProviderAbortedError) return "cancelled";
+      if (err instanceof ProviderError) {
+        sink.error(err.code, err.message);
+        return "error";
+      }
+      throw err;
+    }
+    const content = [...(text !== "" ? [textItem(text)] : []), ...requests];
+    if (content.length === 0) return "stop";
+    await append(message("assistant", content));
+    if (requests.length === 0) return "stop";
+
+    await append(message("user", await callTools(requests, tools, signal)));
+    if (signal.aborted) return "cancelled";
+    if (turn >= input.maxTurns) {
+      await append(message("assistant", [textItem(`I've reached the maximum number of turns (${input.maxTurns}) for one reply. Tell me to continue if you want me to go on.`)]));
+      return "max_turns";
+    }
+  }
+
+  async function append(m: GooseMessage): Promise<void> {
+    await sink.message(m);
+    history.push(m);
+  }
+}
+
+async function callTools(requests: ToolRequestItem[], tools: ToolSource, signal: AbortSignal): Promise<ToolResponseItem[]> {
+  const known = new Set(tools.list().map((t) => t.name));
+  return Promise.all(
+    requests.map(async (r): Promise<ToolResponseItem> => {
+      const call = r.toolCall;
+      if (call.status !== "success") return toolResponseItem(r.id, { status: "error", error: call.error });
+      const { name, arguments: args } = call.value;
+      if (!known.has(name)) return toolResponseItem(r.id, { status: "error", error: `tool ${name} does not exist` });
+      if (signal.aborted) return toolResponseItem(r.id, { status: "error", error: CANCELLED_TOOL_ERROR });
+      try {
+        const result = await untilAborted(tools.call(name, args, signal), signal);
+        if (result === undefined) return toolResponseItem(r.id, { status: "error", error: CANCELLED_TOOL_ERROR });
+        if (result.isError) {
+          const msg = result.content.map((c) => (typeof c.text === "string" ? c.text : JSON.stringify(c))).join("\n");
+          return toolResponseItem(r.id, { status: "error", error: msg || `tool ${name} failed` });
+        }
+        return toolResponseItem(r.id, { status: "success", value: result.content });
+      } catch (err) {
+        return toolResponseItem(r.id, { status: "error", error: err instanceof Error ? err.message : String(err) });
+      }
+    }),
+  );
+}

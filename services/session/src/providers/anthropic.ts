@@ -1,0 +1,112 @@
+import Anthropic, { APIConnectionTimeoutError, APIError } from "@anthropic-ai/sdk";
+import type { MessageParam, RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
+import { isText, isToolRequest, isToolResponse, type GooseMessage } from "../store/goose-format.js";
+import { classifyTransport, guardedStream } from "./guarded-stream.js";
+import { pairedToolCallIds, toolResultText } from "./history.js";
+import type { ProviderOptions } from "./openai.js";
+import { ProviderError, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
+import { ToolCallAssembler } from "./tool-call-assembler.js";
+
+type Block = Exclude<MessageParam["content"], string>[number];
+
+/** Anthropic Messages streaming. */
+export class AnthropicProvider implements Provider {
+  readonly name = "anthropic";
+  readonly model: string;
+  private readonly client: Anthropic;
+
+  constructor(private readonly opts: ProviderOptions) {
+    this.model = opts.model;
+    this.client = new Anthropic({
+      apiKey: opts.apiKey ?? "not-needed",
+      baseURL: opts.baseURL,
+      maxRetries: opts.maxRetries,
+      timeout: 24 * 3_600_000,
+      logLevel: "off",
+    });
+  }
+
+  async *stream(req: ModelRequest): AsyncGenerator<ModelChunk> {
+    const body = {
+      model: this.model,
+      max_tokens: this.opts.maxTokens,
+      system: req.system,
+      messages: toAnthropicMessages(req.messages),
+      stream: true as const,
+      ...(req.tools.length > 0
+        ? { tools: req.tools.map((t) => ({ name: t.name, description: t.description, input_schema: { ...t.inputSchema, type: "object" as const } })) }
+        : {}),
+    };
+    const calls = new ToolCallAssembler();
+    let input = 0;
+    let output = 0;
+    let stop: string | undefined;
+    let stopped = false;
+    const events = guardedStream<RawMessageStreamEvent>({
+      signal: req.signal,
+      idleTimeoutMs: this.opts.idleTimeoutMs,
+      open: (signal) => this.client.messages.create(body, { signal }),
+      classify,
+    });
+    for await (const ev of events) {
+      switch (ev.type) {
+        case "message_start":
+          input = ev.message.usage.input_tokens ?? 0;
+          output = ev.message.usage.output_tokens ?? 0;
+          break;
+        case "content_block_start":
+          if (ev.content_block.type === "text" && ev.content_block.text) yield { type: "text", text: ev.content_block.text };
+          if (ev.content_block.type === "tool_use") calls.add(ev.index, { id: ev.content_block.id, name: ev.content_block.name });
+          break;
+        case "content_block_delta":
+          if (ev.delta.type === "text_delta") yield { type: "text", text: ev.delta.text };
+          else if (ev.delta.type === "input_json_delta") calls.add(ev.index, { args: ev.delta.partial_json });
+          break;
+        case "message_delta":
+          if (ev.delta.stop_reason) stop = ev.delta.stop_reason;
+          if (typeof ev.usage?.output_tokens === "number") output = ev.usage.output_tokens;
+          break;
+        case "message_stop":
+          stopped = true;
+          break;
+        default:
+          break;
+      }
+    }
+    if (!stopped) throw new ProviderError("PROVIDER_STREAM_CUT", "the provider's stream ended before message_stop");
+    yield { type: "usage", input, output, total: input + output };
+    for (const c of calls.finish()) yield { type: "toolCall", id: c.id, call: c.call };
+    yield { type: "done", stopReason: stop ?? "end_turn" };
+  }
+}
+
+function classify(err: unknown, opened: boolean): ProviderError {
+  if (err instanceof APIConnectionTimeoutError) return new ProviderError("PROVIDER_TIMEOUT", "the provider did not answer in time");
+  if (err instanceof APIError && typeof err.status === "number") {
+    return new ProviderError("PROVIDER_HTTP_ERROR", `the provider answered HTTP ${err.status}: ${err.message}`);
+  }
+  if (err instanceof APIError && err.constructor === APIError) return new ProviderError("PROVIDER_ERROR", `the provider reported an error: ${err.message}`);
+  return classifyTransport(err, opened);
+}
+
+/** goose history → Messages API turns; consecutive same-role messages are merged, as the API wants alternation. */
+export function toAnthropicMessages(history: readonly GooseMessage[]): MessageParam[] {
+  const paired = pairedToolCallIds(history);
+  const out: MessageParam[] = [];
+  for (const m of history) {
+    const blocks: Block[] = [];
+    for (const c of m.content) {
+      if (isText(c) && c.text !== "") blocks.push({ type: "text", text: c.text });
+      else if (isToolRequest(c) && m.role === "assistant" && paired.has(c.id) && c.toolCall.status === "success") {
+        blocks.push({ type: "tool_use", id: c.id, name: c.toolCall.value.name, input: c.toolCall.value.arguments ?? {} });
+      } else if (isToolResponse(c) && m.role === "user" && paired.has(c.id)) {
+        blocks.push({ type: "tool_result", tool_use_id: c.id, content: toolResultText(c), is_error: c.toolResult.status !== "success" });
+      }
+    }
+    if (blocks.length === 0) continue;
+    const prev = out[out.length - 1];
+    if (prev && prev.role === m.role) (prev.content as Block[]).push(...blocks);
+    else out.push({ role: m.role, content: blocks });
+  }
+  return out;
+}

@@ -1,0 +1,64 @@
+import { ProviderAbortedError, ProviderError } from "./provider.js";
+
+export interface GuardedStreamOptions<T> {
+  /** The run's signal. */
+  readonly signal: AbortSignal;
+  /** Longest silence allowed, before the first byte and between chunks. */
+  readonly idleTimeoutMs: number;
+  /** Opens the SDK stream; it must stop when `signal` aborts. */
+  open(signal: AbortSignal): Promise<AsyncIterable<T>>;
+  /** Maps an SDK error to one of the provider error codes. `opened`: the stream had begun. */
+  classify(err: unknown, opened: boolean): ProviderError;
+}
+
+/**
+ * Runs an SDK stream under an idle watchdog and turns every way it can end
+ * into either normal completion, ProviderAbortedError (the run was stopped) or
+ * a classified ProviderError. The SDKs end iteration quietly on abort, so the
+ * end of the loop checks who aborted too.
+ */
+export async function* guardedStream<T>(opts: GuardedStreamOptions<T>): AsyncGenerator<T> {
+  const idle = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => idle.abort(), opts.idleTimeoutMs);
+  };
+  const signal = AbortSignal.any([opts.signal, idle.signal]);
+  const stopped = () => {
+    if (opts.signal.aborted) return new ProviderAbortedError("the run was stopped");
+    if (idle.signal.aborted) return new ProviderError("PROVIDER_TIMEOUT", `the provider sent nothing for ${opts.idleTimeoutMs} ms`);
+    return undefined;
+  };
+  let opened = false;
+  arm();
+  try {
+    const stream = await opts.open(signal);
+    opened = true;
+    arm();
+    for await (const item of stream) {
+      arm();
+      yield item;
+    }
+  } catch (err) {
+    throw stopped() ?? (err instanceof ProviderError ? err : opts.classify(err, opened));
+  } finally {
+    clearTimeout(timer);
+  }
+  const why = stopped();
+  if (why) throw why;
+}
+
+/** The SDK-independent part of classifying: parse errors and cut connections. */
+export function classifyTransport(err: unknown, opened: boolean): ProviderError {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof SyntaxError) return new ProviderError("PROVIDER_MALFORMED_STREAM", `the provider sent data that is not valid JSON: ${message}`);
+  if (opened) return new ProviderError("PROVIDER_STREAM_CUT", `the provider's stream broke off: ${describe(err)}`);
+  return new ProviderError("PROVIDER_CONNECTION_ERROR", `could not reach the provider: ${describe(err)}`);
+}
+
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as { cause?: unknown }).cause;
+  return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
+}

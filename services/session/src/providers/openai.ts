@@ -1,0 +1,115 @@
+import OpenAI, { APIConnectionTimeoutError, APIError } from "openai";
+import type { ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
+import { isObject, isText, isToolRequest, isToolResponse, type GooseMessage } from "../store/goose-format.js";
+import { classifyTransport, guardedStream } from "./guarded-stream.js";
+import { pairedToolCallIds, textOf, toolResultText } from "./history.js";
+import { ProviderError, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
+import { ToolCallAssembler } from "./tool-call-assembler.js";
+
+export interface ProviderOptions {
+  readonly model: string;
+  readonly baseURL: string | undefined;
+  readonly apiKey: string | undefined;
+  readonly idleTimeoutMs: number;
+  readonly maxRetries: number;
+  readonly maxTokens: number;
+}
+
+/** OpenAI-compatible chat completions (OpenAI, Ollama, vLLM, llama.cpp, LM Studio, OpenRouter). */
+export class OpenAIProvider implements Provider {
+  readonly name = "openai";
+  readonly model: string;
+  private readonly client: OpenAI;
+
+  constructor(private readonly opts: ProviderOptions) {
+    this.model = opts.model;
+    this.client = new OpenAI({
+      // Local servers need no key, but the SDK insists on one.
+      apiKey: opts.apiKey ?? "not-needed",
+      baseURL: opts.baseURL,
+      maxRetries: opts.maxRetries,
+      // The idle watchdog bounds silence; the SDK's whole-request timeout must not cut long replies.
+      timeout: 24 * 3_600_000,
+      logLevel: "off",
+    });
+  }
+
+  async *stream(req: ModelRequest): AsyncGenerator<ModelChunk> {
+    const body = {
+      model: this.model,
+      messages: toOpenAIMessages(req.system, req.messages),
+      stream: true as const,
+      stream_options: { include_usage: true },
+      ...(req.tools.length > 0
+        ? { tools: req.tools.map((t) => ({ type: "function" as const, function: { name: t.name, description: t.description, parameters: t.inputSchema } })) }
+        : {}),
+    };
+    const calls = new ToolCallAssembler();
+    let finish: string | undefined;
+    const chunks = guardedStream<ChatCompletionChunk>({
+      signal: req.signal,
+      idleTimeoutMs: this.opts.idleTimeoutMs,
+      open: (signal) => this.client.chat.completions.create(body, { signal }),
+      classify,
+    });
+    for await (const chunk of chunks) {
+      if (!isObject(chunk) || (!Array.isArray(chunk.choices) && !isObject(chunk.usage))) {
+        throw new ProviderError("PROVIDER_MALFORMED_STREAM", "the provider sent a chunk with neither choices nor usage");
+      }
+      for (const choice of chunk.choices ?? []) {
+        const delta = choice.delta ?? {};
+        if (typeof delta.content === "string" && delta.content !== "") yield { type: "text", text: delta.content };
+        for (const tc of delta.tool_calls ?? []) calls.add(tc.index ?? 0, { id: tc.id, name: tc.function?.name, args: tc.function?.arguments });
+        if (choice.finish_reason) finish = choice.finish_reason;
+      }
+      if (chunk.usage) {
+        const u = chunk.usage;
+        yield { type: "usage", input: u.prompt_tokens ?? 0, output: u.completion_tokens ?? 0, total: u.total_tokens ?? (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0) };
+      }
+    }
+    if (finish === undefined) throw new ProviderError("PROVIDER_STREAM_CUT", "the provider's stream ended before a finish_reason");
+    for (const c of calls.finish()) yield { type: "toolCall", id: c.id, call: c.call };
+    yield { type: "done", stopReason: finish };
+  }
+}
+
+function classify(err: unknown, opened: boolean): ProviderError {
+  if (err instanceof APIConnectionTimeoutError) return new ProviderError("PROVIDER_TIMEOUT", "the provider did not answer in time");
+  if (err instanceof APIError && typeof err.status === "number") {
+    return new ProviderError("PROVIDER_HTTP_ERROR", `the provider answered HTTP ${err.status}: ${err.message}`);
+  }
+  if (err instanceof APIError && err.constructor === APIError) return new ProviderError("PROVIDER_ERROR", `the provider reported an error: ${err.message}`);
+  return classifyTransport(err, opened);
+}
+
+/** goose history → chat messages. Tool results, stored as user messages by goose, become `tool` messages. */
+export function toOpenAIMessages(system: string, history: readonly GooseMessage[]): ChatCompletionMessageParam[] {
+  const paired = pairedToolCallIds(history);
+  const out: ChatCompletionMessageParam[] = [{ role: "system", content: system }];
+  for (const m of history) {
+    if (m.role === "assistant") {
+      const toolCalls: ChatCompletionMessageToolCall[] = m.content
+        .filter(isToolRequest)
+        .filter((c) => paired.has(c.id) && c.toolCall.status === "success")
+        .map((c) => {
+          const v = (c.toolCall as { value: { name: string; arguments: unknown } }).value;
+          return { id: c.id, type: "function", function: { name: v.name, arguments: JSON.stringify(v.arguments ?? {}) } };
+        });
+      const text = textOf(m.content);
+      if (text === "" && toolCalls.length === 0) continue;
+      out.push({ role: "assistant", content: text === "" ? null : text, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) });
+      continue;
+    }
+    for (const c of m.content) if (isToolResponse(c) && paired.has(c.id)) out.push({ role: "tool", tool_call_id: c.id, content: toolResultText(c) });
+    const parts = m.content.flatMap((c): ChatCompletionContentPart[] => {
+      if (isText(c)) return [{ type: "text" as const, text: c.text }];
+      if (c.type === "image" && typeof c.data === "string") {
+        return [{ type: "image_url" as const, image_url: { url: `data:${String(c.mimeType ?? "image/png")};base64,${c.data}` } }];
+      }
+      return [];
+    });
+    if (parts.length === 0) continue;
+    out.push({ role: "user", content: parts.every((p) => p.type === "text") ? textOf(m.content) : parts });
+  }
+  return out;
+}

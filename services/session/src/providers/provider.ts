@@ -1,0 +1,56 @@
+import type { GooseMessage, JsonObject, ToolCallResult } from "../store/goose-format.js";
+
+/** A tool as offered to the model: `extension__tool`. */
+export interface ToolSpec {
+  readonly name: string;
+  readonly description: string;
+  readonly inputSchema: JsonObject;
+}
+
+export interface ModelRequest {
+  readonly system: string;
+  readonly messages: readonly GooseMessage[];
+  readonly tools: readonly ToolSpec[];
+  /** The run's signal: cancel, delete or shutdown. */
+  readonly signal: AbortSignal;
+}
+
+/** What every provider's stream is normalized to. Tool calls arrive assembled. */
+export type ModelChunk =
+  | { readonly type: "text"; readonly text: string }
+  | { readonly type: "toolCall"; readonly id: string; readonly call: ToolCallResult }
+  | { readonly type: "usage"; readonly input: number; readonly output: number; readonly total: number }
+  | { readonly type: "done"; readonly stopReason: string };
+
+export interface Provider {
+  readonly name: string;
+  readonly model: string;
+  /**
+   * Streams one model call. Ends with `done`, or throws ProviderError; when the
+   * request's signal aborts it throws ProviderAbortedError.
+   */
+  stream(req: ModelRequest): AsyncIterable<ModelChunk>;
+}
+
+export type ProviderErrorCode =
+  | "PROVIDER_HTTP_ERROR"
+  | "PROVIDER_TIMEOUT"
+  | "PROVIDER_STREAM_CUT"
+  | "PROVIDER_MALFORMED_STREAM"
+  | "PROVIDER_CONNECTION_ERROR"
+  | "PROVIDER_ERROR";
+
+export class ProviderError extends Error {
+  override name = "ProviderError";
+  constructor(
+    readonly code: ProviderErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The caller stopped the request (cancel, delete, shutdown): not a provider failure. */
+export class ProviderAbortedError extends Error {
+  override name = "ProviderAbortedError";
+}

@@ -1,0 +1,18 @@
+import type { FinishKind } from "../agent/loop.js";
+import type { GooseMessage } from "../store/goose-format.js";
+
+/** What happens in a run, in domain terms; the handlers turn it into proto. */
+export type RunEvent =
+  | { readonly kind: "textDelta"; readonly text: string }
+  | { readonly kind: "message"; readonly message: GooseMessage }
+  | { readonly kind: "usage"; readonly input: number; readonly output: number; readonly total: number }
+  | { readonly kind: "finished"; readonly reason: FinishKind }
+  | { readonly kind: "error"; readonly code: string; readonly message: string };
+
+export interface SessionEvent {
+  /** Per session, from 1, strictly increasing within this service instance. */
+  readonly seq: number;
+  readonly requestId: string;
+  readonly sessionId: string;
+  readonly event: RunEvent;
+}

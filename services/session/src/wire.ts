@@ -1,0 +1,91 @@
+import { session as pb } from "@skein/proto";
+import type { FinishKind } from "./agent/loop.js";
+import type { SessionEvent } from "./runs/events.js";
+import { isObject, isText, isToolRequest, isToolResponse, type ContentItem, type GooseMessage } from "./store/goose-format.js";
+import type { SessionInfo } from "./store/session-store.js";
+
+/** Conversions between the domain (goose JSON, run events) and the proto messages. */
+
+export interface LiveState {
+  readonly runningRequestId: string;
+  readonly lastSeq: number;
+}
+
+export function sessionToProto(info: SessionInfo, live: LiveState, messageCount?: number): pb.Session {
+  const m = info.metadata;
+  const opt = (v: number | null | undefined) => (typeof v === "number" ? v : undefined);
+  return pb.Session.fromPartial({
+    id: info.id,
+    workingDir: m.working_dir,
+    description: m.description,
+    messageCount: messageCount ?? m.message_count,
+    totalTokens: opt(m.total_tokens),
+    inputTokens: opt(m.input_tokens),
+    outputTokens: opt(m.output_tokens),
+    accumulatedTotalTokens: opt(m.accumulated_total_tokens),
+    accumulatedInputTokens: opt(m.accumulated_input_tokens),
+    accumulatedOutputTokens: opt(m.accumulated_output_tokens),
+    updatedAt: info.updatedAt,
+    runningRequestId: live.runningRequestId,
+    lastSeq: live.lastSeq,
+  });
+}
+
+export function messageToProto(m: GooseMessage): pb.Message {
+  return pb.Message.fromPartial({
+    id: m.id ?? "",
+    role: m.role === "user" ? pb.Role.ROLE_USER : pb.Role.ROLE_ASSISTANT,
+    created: new Date(m.created * 1000),
+    content: m.content.map(contentToProto),
+  });
+}
+
+function contentToProto(c: ContentItem): pb.Content {
+  const str = (v: unknown) => (typeof v === "string" ? v : "");
+  if (isText(c)) return { kind: { $case: "text", value: { text: c.text } } };
+  if (isToolRequest(c)) {
+    const call = c.toolCall;
+    const value =
+      call.status === "success" && isObject(call.value)
+        ? { id: c.id, name: str(call.value.name), arguments: isObject(call.value.arguments) ? call.value.arguments : {}, error: "" }
+        : { id: c.id, name: "", arguments: undefined, error: str((call as { error?: unknown }).error) || "invalid tool call" };
+    return { kind: { $case: "toolRequest", value } };
+  }
+  if (isToolResponse(c)) {
+    const r = c.toolResult;
+    const value =
+      r.status === "success" && Array.isArray(r.value)
+        ? { id: c.id, content: r.value.filter(isObject), error: "" }
+        : { id: c.id, content: [], error: str((r as { error?: unknown }).error) || "tool call failed" };
+    return { kind: { $case: "toolResponse", value } };
+  }
+  if (c.type === "image" && typeof c.data === "string") return { kind: { $case: "image", value: { data: c.data, mimeType: str(c.mimeType) } } };
+  if (c.type === "thinking" && typeof c.thinking === "string") return { kind: { $case: "thinking", value: { thinking: c.thinking, signature: str(c.signature) } } };
+  if (c.type === "redactedThinking" && typeof c.data === "string") return { kind: { $case: "redactedThinking", value: { data: c.data } } };
+  return { kind: { $case: "other", value: c } };
+}
+
+const FINISH: Record<FinishKind, pb.FinishReason> = {
+  stop: pb.FinishReason.FINISH_REASON_STOP,
+  cancelled: pb.FinishReason.FINISH_REASON_CANCELLED,
+  error: pb.FinishReason.FINISH_REASON_ERROR,
+  max_turns: pb.FinishReason.FINISH_REASON_MAX_TURNS,
+};
+
+/** The shared shape of ReplyResponse and WatchSessionResponse. */
+export function eventToProto(e: SessionEvent): pb.ReplyResponse {
+  const head = { seq: e.seq, requestId: e.requestId, sessionId: e.sessionId };
+  const ev = e.event;
+  switch (ev.kind) {
+    case "textDelta":
+      return { ...head, event: { $case: "textDelta", value: { text: ev.text } } };
+    case "message":
+      return { ...head, event: { $case: "message", value: { message: messageToProto(ev.message) } } };
+    case "usage":
+      return { ...head, event: { $case: "usage", value: { inputTokens: ev.input, outputTokens: ev.output, totalTokens: ev.total } } };
+    case "finished":
+      return { ...head, event: { $case: "finished", value: { reason: FINISH[ev.reason] } } };
+    case "error":
+      return { ...head, event: { $case: "error", value: { code: ev.code, message: ev.message } } };
+  }
+}
