@@ -85,6 +85,9 @@ describe("McpExtension failure handling (fixture server)", () => {
     const missing = start({ ...fixture(), name: "missing", cmd: "/nonexistent/mcp-server" });
     await expect(missing.start()).rejects.toThrow("extension missing failed to start: command not found: /nonexistent/mcp-server");
 
+    const noCwd = start({ ...fixture(), name: "nocwd" }, { cwd: "/nonexistent/session-dir" });
+    await expect(noCwd.start()).rejects.toThrow("extension nocwd failed to start: working directory /nonexistent/session-dir does not exist");
+
     const exits = start({ ...fixture(), name: "exits", args: ["-e", "console.error('bad flag --x'); process.exit(2)"] });
     const err = await exits.start().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ExtensionStartError);
