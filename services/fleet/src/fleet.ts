@@ -87,7 +87,7 @@ export class Fleet {
       this.agents.set(a.spec.name, a);
       if (a.restartDueAt && a.state === "exited") this.supervisor.scheduleRestart(a);
       this.supervisor.publish("adopted", a, `adopted ${a.state} agent from tmux socket ${this.socket}`);
-      this.log.info({ agent: a.spec.name, state: a.state, pid: a.panePid }, "adopted agent");
+      this.log.info({ agent: a.spec.name, state: a.state, panePid: a.panePid }, "adopted agent");
     }
     for (const [name, rec] of saved) {
       if (onSocket.has(name)) continue;
@@ -101,7 +101,8 @@ export class Fleet {
         await this.supervisor.beat(a, "exited");
       }
     }
-    await this.persist();
+    // A service that has never run an agent leaves no state file behind.
+    if (this.agents.size > 0 || saved.size > 0) await this.persist();
     this.supervisor.start();
   }
 
@@ -208,7 +209,7 @@ export class Fleet {
       await this.supervisor.beat(a, "ok");
       this.supervisor.publish("started", a, `started in pane ${a.paneId} (pid ${a.panePid})`);
       await this.persist();
-      this.log.info({ agent: req.name, pane: a.paneId, pid: a.panePid }, "agent started");
+      this.log.info({ agent: req.name, pane: a.paneId, panePid: a.panePid }, "agent started");
       return { agent: this.view(a), alreadyRunning: false };
     });
   }
@@ -264,7 +265,7 @@ export class Fleet {
   private async terminate(pid: number, expectedStartTicks: number | undefined, graceSeconds: number): Promise<void> {
     const stat = await readProcStat(pid);
     if (stat && expectedStartTicks !== undefined && expectedStartTicks !== -1 && !isSameProcess(stat, expectedStartTicks)) {
-      this.log.warn({ pid }, "pane pid belongs to another process now; not signalling it");
+      this.log.warn({ panePid: pid }, "pane pid belongs to another process now; not signalling it");
       return;
     }
     const gone = async () => (await sessionMembers(pid)).length === 0;

@@ -131,6 +131,7 @@ export class Supervisor {
   /** The pid failed the liveness test (or could not be verified): ask tmux what happened to the pane. */
   private async confirmWithTmux(a: Agent): Promise<void> {
     const pane = await this.d.tmux.pane(a.spec.name);
+    this.d.log.debug({ agent: a.spec.name, panePid: a.panePid, pane }, "pid failed the liveness test; asked tmux");
     if (!pane) return this.exited(a, undefined, "tmux session is gone");
     if (!pane.dead && (pane.paneId !== a.paneId || pane.panePid !== a.panePid)) {
       // Someone respawned the pane by hand: supervise what runs there now.
@@ -142,12 +143,15 @@ export class Supervisor {
     if (!pane.dead) {
       if (++a.rt.unconfirmedDeathTicks >= UNKNOWN_AFTER_TICKS && a.state !== "unknown") {
         a.state = "unknown";
-        this.d.log.warn({ agent: a.spec.name, pid: a.panePid }, "pane alive but its pid is not the process started at launch");
+        this.d.log.warn({ agent: a.spec.name, panePid: a.panePid }, "pane alive but its pid is not the process started at launch");
         this.d.persist();
       }
       return;
     }
-    if (pane.deadStatus === undefined && pane.deadSignal === undefined && ++a.rt.unconfirmedDeathTicks < STATUS_WAIT_TICKS) return;
+    if (pane.deadStatus === undefined && pane.deadSignal === undefined && ++a.rt.unconfirmedDeathTicks < STATUS_WAIT_TICKS) {
+      a.rt.nextCheckAt = 0; // look again at the next tick, not a second later
+      return;
+    }
     if (pane.deadSignal !== undefined) return this.exited(a, 128 + pane.deadSignal, `killed by signal ${pane.deadSignal}`);
     return this.exited(a, pane.deadStatus, pane.deadStatus === undefined ? "exited (status unknown)" : `exited with status ${pane.deadStatus}`);
   }

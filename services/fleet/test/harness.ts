@@ -1,0 +1,117 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fleet } from "@skein/proto";
+import { call, closeClients, connect, startService, type ServiceProcess } from "@skein/testkit";
+
+export const TMUX = "/usr/bin/tmux";
+
+/**
+ * One fleet service on a throw-away tmux socket with its own heartbeat and
+ * state directories. cleanup() kills the service and the tmux server and
+ * removes the directories, whatever state the test left them in.
+ */
+export class FleetHarness {
+  readonly dir = mkdtempSync(join(tmpdir(), "skein-fleet-"));
+  readonly socket = `skein-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  readonly hbDir = join(this.dir, "hb");
+  readonly stateDir = join(this.dir, "state");
+  readonly work = join(this.dir, "work");
+  svc: ServiceProcess | undefined;
+  client!: fleet.FleetServiceClient;
+
+  /** Added to the service's environment at start(); tests may fill it after construction. */
+  readonly extraEnv: Record<string, string | undefined> = {};
+
+  constructor() {
+    mkdirSync(this.work);
+  }
+
+  env(): Record<string, string | undefined> {
+    return { SKEIN_TMUX_SOCKET: this.socket, SKEIN_HEARTBEAT_DIR: this.hbDir, SKEIN_FLEET_STATE_DIR: this.stateDir, SKEIN_SHUTDOWN_GRACE_MS: "3000", ...this.extraEnv };
+  }
+
+  async start(): Promise<this> {
+    this.svc = await startService("fleet", this.env());
+    this.client = connect(fleet.FleetServiceClient, this.svc.address);
+    return this;
+  }
+
+  /** Stops the service (agents keep running) and starts a new one on the same socket and state. */
+  async restart(): Promise<void> {
+    await this.svc?.stop("SIGTERM");
+    await this.start();
+  }
+
+  startAgent(req: Partial<fleet.StartAgentRequest>): Promise<fleet.StartAgentResponse> {
+    return call(this.client, this.client.startAgent, fleet.StartAgentRequest.fromPartial({ workdir: this.work, runtime: "test", ...req }));
+  }
+
+  getAgent(name: string): Promise<fleet.Agent> {
+    return call(this.client, this.client.getAgent, { name }).then((r) => r.agent!);
+  }
+
+  /** Session names on the socket; none when no tmux server runs there. */
+  sessions(): string[] {
+    try {
+      return this.tmux("list-sessions", "-F", "#{session_name}").split("\n").filter(Boolean).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  tmux(...args: string[]): string {
+    return execFileSync(TMUX, ["-L", this.socket, ...args], { encoding: "utf8" });
+  }
+
+  async cleanup(): Promise<void> {
+    closeClients();
+    await this.svc?.stop("SIGKILL");
+    try {
+      execFileSync(TMUX, ["-L", this.socket, "kill-server"], { stdio: "ignore" });
+    } catch {
+      // no server was running
+    }
+    // tmux leaves the socket file behind after kill-server.
+    rmSync(join(process.env.TMUX_TMPDIR ?? "/tmp", `tmux-${process.getuid!()}`, this.socket), { force: true });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Polls until fn returns a value that is not undefined/false, or throws with the last seen value. */
+export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${String(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A process that exists and is not a zombie (an orphaned zombie waits for init to reap it; it runs nothing). */
+export function pidAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Pids whose session id is sid (everything a pane started). */
+export function sessionPids(sid: number): number[] {
+  const out = execFileSync("ps", ["-e", "-o", "pid=,sid=,stat="], { encoding: "utf8" });
+  return out
+    .split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length === 3 && Number(f[1]) === sid && !f[2]!.startsWith("Z"))
+    .map((f) => Number(f[0]));
+}

@@ -1,0 +1,222 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { status } from "@grpc/grpc-js";
+import { fleet } from "@skein/proto";
+import { call, rejection } from "@skein/testkit";
+import { afterEach, describe, expect, it } from "vitest";
+import { FleetHarness, pidAlive, sessionPids, waitFor } from "./harness.js";
+
+const { AGENT_STATE_RUNNING, AGENT_STATE_EXITED, AGENT_STATE_STOPPED } = fleet.AgentState;
+const E = fleet.AgentEventType;
+
+let h: FleetHarness;
+afterEach(async () => {
+  await h?.cleanup();
+});
+
+/** Follows WatchAgents into an array until the returned stop() is called. */
+function watch(names: string[] = []) {
+  const events: fleet.WatchAgentsResponse[] = [];
+  const stream = h.client.watchAgents({ names });
+  let ended = false;
+  stream.on("data", (e: fleet.WatchAgentsResponse) => events.push(e));
+  stream.on("error", () => (ended = true));
+  stream.on("end", () => (ended = true));
+  return { events, stream, ended: () => ended, stop: () => stream.cancel() };
+}
+
+const heartbeat = (file: string) => Object.fromEntries(readFileSync(file, "utf8").trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2)));
+
+describe("exit detection", () => {
+  it("a dead pane becomes exited with its code, in state, heartbeat and events", async () => {
+    h = await new FleetHarness().start();
+    const w = watch(["dies"]);
+    await new Promise((r) => setTimeout(r, 200));
+    const a = (await h.startAgent({ name: "dies", command: "sh -c 'sleep 0.5; exit 7'", heartbeatIntervalSeconds: 1 })).agent!;
+    const exited = await waitFor("exited", async () => {
+      const g = await h.getAgent("dies");
+      return g.state === AGENT_STATE_EXITED && g;
+    });
+    expect(exited.exitStatus).toBe(7);
+    const hb = heartbeat(a.heartbeatFile);
+    expect(hb).toMatchObject({ pid: String(a.panePid), status: "exited", exit_code: "7", agent: "dies" });
+    expect(readFileSync(a.heartbeatFile, "utf8").split("\n")[2]).toBe("status=exited");
+    await waitFor("exited event", () => w.events.some((e) => e.type === E.AGENT_EVENT_TYPE_EXITED));
+    expect(w.events.map((e) => e.type)).toEqual([E.AGENT_EVENT_TYPE_STARTED, E.AGENT_EVENT_TYPE_EXITED]);
+    expect(w.events[1]!.agent!.exitStatus).toBe(7);
+    expect(w.events[1]!.message).toContain("status 7");
+    // The heartbeat stays "exited": it is not rewritten as ok.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(heartbeat(a.heartbeatFile).status).toBe("exited");
+    w.stop();
+  });
+
+  it("starting an exited agent again replaces its dead session", async () => {
+    h = await new FleetHarness().start();
+    await h.startAgent({ name: "again", command: "sh -c 'exit 3'" });
+    await waitFor("exited", async () => (await h.getAgent("again")).state === AGENT_STATE_EXITED);
+    const res = await h.startAgent({ name: "again", command: "sleep 300" });
+    expect(res.alreadyRunning).toBe(false);
+    expect(res.agent!.state).toBe(AGENT_STATE_RUNNING);
+    expect(h.sessions()).toEqual(["again"]);
+  });
+});
+
+describe("StopAgent", () => {
+  it("SIGTERMs the pane's processes, SIGKILLs what ignores it, kills the session; nothing survives", async () => {
+    h = await new FleetHarness().start();
+    // Children in the background, all ignoring SIGTERM: only SIGKILL ends them.
+    const a = (await h.startAgent({ name: "stubborn", command: `sh -c 'trap "" TERM; sleep 1000 & sleep 1001 & (trap "" TERM; sleep 1002) & wait'` })).agent!;
+    const pids = await waitFor("children", () => {
+      const p = sessionPids(a.panePid);
+      return p.length >= 4 && p;
+    });
+    const t0 = Date.now();
+    const stopped = await call(h.client, h.client.stopAgent, { name: "stubborn", graceSeconds: 1 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
+    expect(stopped.agent!.state).toBe(AGENT_STATE_STOPPED);
+    for (const pid of pids) expect(pidAlive(pid), `pid ${pid}: ${pidAlive(pid) ? readFileSync(`/proc/${pid}/stat`, "utf8") : ""} of ${pids}`).toBe(false);
+    expect(sessionPids(a.panePid)).toEqual([]);
+    expect(h.sessions()).toEqual([]);
+    expect(heartbeat(a.heartbeatFile).status).toBe("stopped");
+    expect((await h.getAgent("stubborn")).state).toBe(AGENT_STATE_STOPPED);
+  });
+
+  it("returns at once when the agent honours SIGTERM", async () => {
+    h = await new FleetHarness().start();
+    const a = (await h.startAgent({ name: "polite", command: "sleep 1000" })).agent!;
+    const t0 = Date.now();
+    await call(h.client, h.client.stopAgent, { name: "polite" });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(pidAlive(a.panePid)).toBe(false);
+    expect(h.sessions()).toEqual([]);
+  });
+});
+
+describe("restart policy", () => {
+  it("on-failure restarts with backoff 1 s, 2 s and gives up after max_restarts", async () => {
+    h = await new FleetHarness().start();
+    const w = watch(["flaky"]);
+    await new Promise((r) => setTimeout(r, 200));
+    await h.startAgent({
+      name: "flaky",
+      command: `sh -c 'echo run >> runs.txt; exit 3'`,
+      restartPolicy: fleet.RestartPolicy.RESTART_POLICY_ON_FAILURE,
+      maxRestarts: 2,
+    });
+    await waitFor("gave up", () => w.events.some((e) => e.type === E.AGENT_EVENT_TYPE_GAVE_UP), 20_000);
+    const types = w.events.map((e) => e.type);
+    expect(types).toEqual([
+      E.AGENT_EVENT_TYPE_STARTED,
+      E.AGENT_EVENT_TYPE_EXITED,
+      E.AGENT_EVENT_TYPE_RESTARTED,
+      E.AGENT_EVENT_TYPE_EXITED,
+      E.AGENT_EVENT_TYPE_RESTARTED,
+      E.AGENT_EVENT_TYPE_EXITED,
+      E.AGENT_EVENT_TYPE_GAVE_UP,
+    ]);
+    expect(w.events[1]!.message).toContain("restarting in 1s");
+    expect(w.events[3]!.message).toContain("restarting in 2s");
+    const gap = (i: number) => w.events[i + 1]!.at!.getTime() - w.events[i]!.at!.getTime();
+    expect(gap(1)).toBeGreaterThanOrEqual(950);
+    expect(gap(3)).toBeGreaterThanOrEqual(1950);
+    const a = await h.getAgent("flaky");
+    expect(a).toMatchObject({ state: AGENT_STATE_EXITED, exitStatus: 3, restarts: 2, gaveUp: true, maxRestarts: 2 });
+    expect(readFileSync(join(h.work, "runs.txt"), "utf8")).toBe("run\nrun\nrun\n");
+    // The same session and pane were reused for every run.
+    expect(h.sessions()).toEqual(["flaky"]);
+    w.stop();
+  });
+
+  it("always restarts even after a clean exit; never does not", async () => {
+    h = await new FleetHarness().start();
+    await h.startAgent({ name: "loop", command: `sh -c 'echo run >> loop.txt; exit 0'`, restartPolicy: fleet.RestartPolicy.RESTART_POLICY_ALWAYS });
+    await h.startAgent({ name: "once", command: `sh -c 'echo run >> once.txt; exit 1'` });
+    await waitFor("a restart", async () => (await h.getAgent("loop")).restarts >= 1);
+    await waitFor("second run", () => existsSync(join(h.work, "loop.txt")) && readFileSync(join(h.work, "loop.txt"), "utf8") === "run\nrun\n");
+    const once = await h.getAgent("once");
+    expect(once).toMatchObject({ state: AGENT_STATE_EXITED, restarts: 0, exitStatus: 1 });
+    expect(readFileSync(join(h.work, "once.txt"), "utf8")).toBe("run\n");
+    // Stop cancels a pending restart.
+    await call(h.client, h.client.stopAgent, { name: "loop", graceSeconds: 1 });
+    const after = (await h.getAgent("loop")).restarts;
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await h.getAgent("loop")).restarts).toBe(after);
+    expect((await h.getAgent("loop")).state).toBe(AGENT_STATE_STOPPED);
+  });
+});
+
+describe("service restart", () => {
+  it("leaves agents running and adopts them; heartbeats resume within one interval", async () => {
+    h = await new FleetHarness().start();
+    const a = (await h.startAgent({
+      name: "survivor",
+      command: "sleep 300",
+      heartbeatIntervalSeconds: 1,
+      restartPolicy: fleet.RestartPolicy.RESTART_POLICY_ON_FAILURE,
+      env: { KEPT: "1" },
+    })).agent!;
+    await h.svc!.stop("SIGTERM");
+    expect(pidAlive(a.panePid)).toBe(true);
+    expect(h.sessions()).toEqual(["survivor"]);
+    const before = readFileSync(a.heartbeatFile, "utf8").split("\n")[0];
+    await new Promise((r) => setTimeout(r, 1500));
+    // No service, no heartbeat: the file's age tells the truth.
+    expect(readFileSync(a.heartbeatFile, "utf8").split("\n")[0]).toBe(before);
+
+    await h.start();
+    const adopted = await h.getAgent("survivor");
+    expect(adopted).toMatchObject({ state: AGENT_STATE_RUNNING, panePid: a.panePid, paneId: a.paneId, restartPolicy: fleet.RestartPolicy.RESTART_POLICY_ON_FAILURE });
+    expect(adopted.startedAt!.getTime()).toBe(a.startedAt!.getTime());
+    await waitFor("a fresh heartbeat", () => readFileSync(a.heartbeatFile, "utf8").split("\n")[0] !== before, 2500);
+    // Supervision resumed: a kill is noticed and reported with the signal.
+    process.kill(a.panePid, "SIGKILL");
+    const dead = await waitFor("exited", async () => {
+      const g = await h.getAgent("survivor");
+      return g.state !== AGENT_STATE_RUNNING && g;
+    });
+    expect(dead.exitStatus).toBe(128 + 9);
+  });
+
+  it("adopts sessions it did not start", async () => {
+    h = await new FleetHarness().start();
+    await h.svc!.stop("SIGTERM");
+    h.tmux("new-session", "-d", "-s", "handmade", "-c", h.work, "sleep 300");
+    await h.start();
+    const a = await h.getAgent("handmade");
+    expect(a.state).toBe(AGENT_STATE_RUNNING);
+    expect(a.workdir).toBe(h.work);
+    await waitFor("heartbeat", () => existsSync(join(h.hbDir, "handmade.hb")));
+    expect((await h.startAgent({ name: "handmade", command: "sleep 1" })).alreadyRunning).toBe(true);
+  });
+});
+
+describe("WatchAgents", () => {
+  it("ends when the service begins to drain", async () => {
+    h = await new FleetHarness().start();
+    const w = watch();
+    await h.startAgent({ name: "w", command: "sleep 300" });
+    await waitFor("started event", () => w.events.length === 1);
+    await h.svc!.stop("SIGTERM");
+    await waitFor("stream end", () => w.ended(), 5000);
+  });
+});
+
+describe("SendInput and CaptureOutput", () => {
+  it("types text literally, presses Enter separately, and captures the pane", async () => {
+    h = await new FleetHarness().start();
+    await h.startAgent({ name: "repl", command: "cat" });
+    const text = `hello; $(echo no) #{pane_id} 'q' -x;`;
+    await call(h.client, h.client.sendInput, { name: "repl", text, pressEnter: true });
+    const out = await waitFor("echo from cat", async () => {
+      const r = await call(h.client, h.client.captureOutput, { name: "repl", lines: 20 });
+      return r.text.split("\n").filter((l) => l === text).length >= 2 && r.text;
+    });
+    expect(out).toContain(text);
+    await call(h.client, h.client.sendInput, { name: "repl", text: "-n no enter", pressEnter: false });
+    await waitFor("typed", async () => (await call(h.client, h.client.captureOutput, { name: "repl", lines: 0 })).text.includes("-n no enter"));
+    const err = await rejection(call(h.client, h.client.captureOutput, { name: "repl", lines: 10_001 }));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toContain("lines:");
+  });
+});
