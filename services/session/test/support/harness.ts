@@ -99,6 +99,7 @@ export function readUntil(stream: ClientReadableStream<Event>, until: (e: Event)
     const onEnd = () => done();
     const onError = (err: Error) => done(err);
     stream.on("data", onData).on("end", onEnd).on("error", onError);
+    stream.resume();
   });
 }
 
