@@ -5,28 +5,28 @@ import { envEnum } from "./config.js";
 export type { Logger };
 
 const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+const FORMATS = ["auto", "json", "pretty"] as const;
 
 /** Paths whose values never reach a log line. */
 export const REDACT_PATHS = [
   "authorization",
   "*.authorization",
-  "metadata.authorization",
   "token",
   "*.token",
   "apiKey",
   "*.apiKey",
   "api_key",
   "*.api_key",
-  "env.*_KEY",
-  "env.*_TOKEN",
-  "*.env.*",
+  // Environments handed to agents and extensions carry their API keys.
+  "env",
+  "*.env",
   "headers.authorization",
-  "headers[\"x-api-key\"]",
+  'headers["x-api-key"]',
 ];
 
 /**
  * The process logger: JSON lines on stdout, pretty only when stdout is a
- * terminal, level from SKEIN_LOG_LEVEL.
+ * terminal (SKEIN_LOG_FORMAT=json|pretty overrides), level from SKEIN_LOG_LEVEL.
  */
 export function createLogger(service: string, opts: { destination?: NodeJS.WritableStream; pretty?: boolean } = {}): Logger {
   const level = envEnum("SKEIN_LOG_LEVEL", LEVELS, "info");
@@ -36,7 +36,8 @@ export function createLogger(service: string, opts: { destination?: NodeJS.Writa
     redact: { paths: REDACT_PATHS, censor: "[redacted]" },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  const usePretty = opts.pretty ?? (opts.destination === undefined && process.stdout.isTTY === true);
+  const format = envEnum("SKEIN_LOG_FORMAT", FORMATS, "auto");
+  const usePretty = opts.pretty ?? (opts.destination === undefined && (format === "pretty" || (format === "auto" && process.stdout.isTTY === true)));
   if (usePretty) return pino(options, pretty({ colorize: true, sync: true }));
   return pino(options, opts.destination ?? pino.destination({ fd: 1, sync: true }));
 }

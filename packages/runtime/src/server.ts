@@ -43,6 +43,8 @@ export interface RunningServer {
 }
 
 const MiB = 1024 * 1024;
+/** How long finished calls' connections may take to close on their own at shutdown. */
+const FLUSH_WINDOW_MS = 500;
 
 export function channelOptions(env: Env): ChannelOptions {
   return {
@@ -97,20 +99,30 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       health.setAllNotServing();
       draining.abort();
       const graceTimer = setTimeout(() => forced.abort(), graceMs);
-      const serverDrained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      // Stop accepting calls now. Graceful close waits on every connection,
+      // and an idle client can hold one open for long; so once every call has
+      // ended, connections get a short window to flush final statuses, then
+      // are closed.
+      const serverClosed = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       const domainClosed = (opts.onShutdown?.({ forced: forced.signal, graceMs }) ?? Promise.resolve()).catch((err: unknown) =>
         opts.log.error({ err }, "domain shutdown failed"),
       );
-      await untilAborted(Promise.all([serverDrained, domainClosed]), forced.signal);
+      await untilAborted(Promise.all([settled(callEnv.inFlight), domainClosed]), forced.signal);
       if (forced.signal.aborted) {
         opts.log.warn({ inFlight: callEnv.inFlight.size }, "grace period over; ending remaining calls");
-        await Promise.allSettled([...callEnv.inFlight]);
-        server.forceShutdown();
+        await settled(callEnv.inFlight);
         await domainClosed;
       }
+      await untilAborted(serverClosed, AbortSignal.timeout(FLUSH_WINDOW_MS));
+      server.forceShutdown();
       clearTimeout(graceTimer);
       opts.log.info("stopped");
     })());
 
   return { address, port, health, shutdown, force: () => forced.abort() };
+}
+
+/** Resolves once the set is empty, including calls added while waiting. */
+async function settled(inFlight: Set<Promise<unknown>>): Promise<void> {
+  while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
 }

@@ -3,3 +3,4 @@ export * from "./service-process.js";
 export * from "./sse-server.js";
 export * from "./openai-server.js";
 export * from "./anthropic-server.js";
+export * from "./dynamic.js";

@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import { Broadcaster, SubscriberOverflowError } from "../src/broadcast.js";
+
+async function take<T>(it: AsyncIterator<T>, n: number): Promise<T[]> {
+  const out: T[] = [];
+  while (out.length < n) {
+    const r = await it.next();
+    if (r.done) break;
+    out.push(r.value);
+  }
+  return out;
+}
+
+describe("Broadcaster", () => {
+  it("delivers each event to every subscriber in order", async () => {
+    const b = new Broadcaster<number>();
+    const ac = new AbortController();
+    const a = b.subscribe([ac.signal])[Symbol.asyncIterator]();
+    const c = b.subscribe([ac.signal])[Symbol.asyncIterator]();
+    [1, 2, 3].forEach((n) => b.publish(n));
+    expect(await take(a, 3)).toEqual([1, 2, 3]);
+    expect(await take(c, 3)).toEqual([1, 2, 3]);
+    ac.abort();
+    expect((await a.next()).done).toBe(true);
+  });
+
+  it("ends a waiting subscriber when its signal aborts and forgets it", async () => {
+    const b = new Broadcaster<number>();
+    const ac = new AbortController();
+    const it = b.subscribe([ac.signal])[Symbol.asyncIterator]();
+    const pending = it.next();
+    expect(b.size).toBe(1);
+    ac.abort();
+    expect((await pending).done).toBe(true);
+    expect(b.size).toBe(0);
+  });
+
+  it("cuts off a subscriber that falls behind instead of buffering without bound", async () => {
+    const b = new Broadcaster<number>();
+    const it = b.subscribe([new AbortController().signal], 2, "watcher too slow")[Symbol.asyncIterator]();
+    [1, 2, 3].forEach((n) => b.publish(n));
+    await expect(it.next()).rejects.toBeInstanceOf(SubscriberOverflowError);
+    expect(b.size).toBe(0);
+  });
+
+  it("close() ends every subscription", async () => {
+    const b = new Broadcaster<number>();
+    const it = b.subscribe([new AbortController().signal])[Symbol.asyncIterator]();
+    const pending = it.next();
+    b.close();
+    expect((await pending).done).toBe(true);
+  });
+});

@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+// Runs both services in the foreground with merged, prefixed logs. SIGINT or
+// SIGTERM stops both gracefully; if one exits on its own, the other is stopped
+// too and this process exits with the first one's code.
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { join } from "node:path";
+import { repoRoot } from "./lib/files.mjs";
+
+const root = repoRoot();
+const services = ["session", "fleet"];
+const pretty = process.stdout.isTTY ? { SKEIN_LOG_FORMAT: process.env.SKEIN_LOG_FORMAT ?? "pretty" } : {};
+const width = Math.max(...services.map((s) => s.length));
+let stopping = false;
+let firstCode;
+
+const children = services.map((name) => {
+  // Own process group: a terminal's Ctrl-C reaches only this script, which
+  // then stops each service exactly once.
+  const child = spawn(process.execPath, [join(root, `services/${name}/dist/main.js`)], {
+    cwd: root,
+    env: { ...process.env, ...pretty },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  const prefix = `[${name.padEnd(width)}] `;
+  createInterface({ input: child.stdout }).on("line", (l) => process.stdout.write(prefix + l + "\n"));
+  createInterface({ input: child.stderr }).on("line", (l) => process.stderr.write(prefix + l + "\n"));
+  child.on("exit", (code, signal) => {
+    const c = code ?? (signal ? 1 : 0);
+    if (firstCode === undefined && !stopping) {
+      process.stderr.write(`${prefix}exited unexpectedly (${signal ?? code}); stopping the others\n`);
+      firstCode = c || 1;
+      stopAll("SIGTERM");
+    }
+    if (children.every((ch) => ch.exitCode !== null || ch.signalCode !== null)) process.exit(firstCode ?? 0);
+  });
+  return child;
+});
+
+function stopAll(signal) {
+  stopping = true;
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+}
+
+let signals = 0;
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    // A second Ctrl-C forwards a second signal, which ends the services' grace period.
+    signals++;
+    stopAll(signals > 1 ? "SIGINT" : "SIGTERM");
+  });
+}
+// If this script dies, do not leave the services behind.
+process.on("exit", () => {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
