@@ -1,0 +1,244 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Server, ServerCredentials, type ServerWritableStream } from "@grpc/grpc-js";
+import { session as pb } from "@skein/proto";
+import { createLogger, type RunningServer } from "@skein/runtime";
+import { closeClients, connect, openaiText, startOpenAIServer, type FakeModelServer } from "@skein/testkit";
+import { MiB, type Table } from "./table.js";
+
+/**
+ * The session service in this process (so its heap can be measured after GC),
+ * against the testkit's fake OpenAI server. Loaded from the built service at
+ * run time: bench does not build the service.
+ */
+interface SessionServer extends RunningServer {
+  readonly sessions: { readonly runs: { readonly running: number } };
+}
+interface StoreModule {
+  JsonlSessionStore: {
+    open(dir: string, log: unknown, opts: { syncEachMessage: boolean }): Promise<{
+      create(id: string, meta: unknown): Promise<unknown>;
+      append(id: string, m: unknown): Promise<void>;
+      writeMetadata(id: string, meta: unknown): Promise<void>;
+      close(): Promise<void>;
+    }>;
+  };
+}
+const serviceDist = new URL("../../services/session/dist/", import.meta.url);
+const load = <T>(p: string) => import(new URL(p, serviceDist).href) as Promise<T>;
+
+type Client = pb.SessionServiceClient;
+
+const DELTAS_PER_REPLY = 2_000;
+const THROUGHPUT_REPLIES = 10;
+const HEAP_SESSIONS = 1_000;
+const HEAP_REPLIES_PER_SESSION = 10;
+const PERSIST_MESSAGES = 5_000;
+const HANGUP_REPLIES = 200;
+const CONCURRENCY = 32;
+
+export async function run(): Promise<Table[]> {
+  const dir = mkdtempSync(join(tmpdir(), "skein-bench-session-"));
+  const model = await startOpenAIServer();
+  const previous = process.env.SKEIN_LOG_LEVEL;
+  process.env.SKEIN_LOG_LEVEL = "silent";
+  const log = createLogger("session-bench");
+  const { startSessionServer } = await load<{ startSessionServer(env: Record<string, string>, log: unknown): Promise<SessionServer> }>("server.js");
+  const server = await startSessionServer(
+    { SKEIN_SESSION_ADDR: "127.0.0.1:0", HOME: dir, SKEIN_SESSIONS_DIR: join(dir, "sessions"), SKEIN_PROVIDER: "openai", SKEIN_MODEL: "bench", OPENAI_BASE_URL: model.baseURL, SKEIN_PROVIDER_MAX_RETRIES: "0", SKEIN_SHUTDOWN_GRACE_MS: "1000" },
+    log,
+  );
+  const client = connect(pb.SessionServiceClient, `127.0.0.1:${server.port}`);
+  try {
+    return [await throughput(client, model), await heap(client, model), await persistence(dir, log), await hangups(client, model, server)];
+  } finally {
+    closeClients();
+    await server.shutdown("bench done");
+    await model.close();
+    if (previous === undefined) delete process.env.SKEIN_LOG_LEVEL;
+    else process.env.SKEIN_LOG_LEVEL = previous;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** (1) Events per second through Reply vs a bare grpc-js server stream of as many events. */
+async function throughput(client: Client, model: FakeModelServer): Promise<Table> {
+  model.setFallback(() => ({ events: openaiText("x".repeat(DELTAS_PER_REPLY), { pieces: DELTAS_PER_REPLY }) }));
+  const id = (await create(client)).id;
+  await readAll(client.reply(pb.ReplyRequest.fromPartial({ sessionId: id, text: "warm up" })));
+  let events = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < THROUGHPUT_REPLIES; i++) events += await readAll(client.reply(pb.ReplyRequest.fromPartial({ sessionId: id, text: `reply ${i}` })));
+  const skeinMs = performance.now() - t0;
+
+  const raw = await rawServer(events / THROUGHPUT_REPLIES);
+  const rawClient = connect(pb.SessionServiceClient, `127.0.0.1:${raw.port}`);
+  await readAll(rawClient.reply(pb.ReplyRequest.fromPartial({ sessionId: "warm" })));
+  let rawEvents = 0;
+  const t1 = performance.now();
+  for (let i = 0; i < THROUGHPUT_REPLIES; i++) rawEvents += await readAll(rawClient.reply(pb.ReplyRequest.fromPartial({ sessionId: "raw" })));
+  const rawMs = performance.now() - t1;
+  raw.server.forceShutdown();
+
+  const skeinRate = events / (skeinMs / 1000);
+  const rawRate = rawEvents / (rawMs / 1000);
+  return {
+    title: "session: Reply event throughput",
+    columns: ["path", "events", "seconds", "events/s"],
+    rows: [
+      ["skein Reply (fake OpenAI SSE → agent loop → store → gRPC)", events, skeinMs / 1000, Math.round(skeinRate)],
+      ["bare grpc-js server stream, same events", rawEvents, rawMs / 1000, Math.round(rawRate)],
+      ["ratio skein / bare", "", "", `${((skeinRate / rawRate) * 100).toFixed(0)} %`],
+    ],
+    notes: [`${THROUGHPUT_REPLIES} replies of ${DELTAS_PER_REPLY} text deltas each, one session, client and servers in one process`],
+  };
+}
+
+/** (2) Heap after many replies over many sessions, after GC. */
+async function heap(client: Client, model: FakeModelServer): Promise<Table> {
+  model.setFallback(() => ({ events: openaiText("Hello from the fake model.") }));
+  const before = heapAfterGc();
+  const ids: string[] = [];
+  for (let i = 0; i < HEAP_SESSIONS; i++) ids.push((await create(client)).id);
+  const t0 = performance.now();
+  const jobs = ids.flatMap((id) => Array.from({ length: HEAP_REPLIES_PER_SESSION }, (_, r) => ({ id, r })));
+  // Replies of one session run one after another (one run per session); sessions in parallel.
+  await pool(ids, CONCURRENCY, async (id) => {
+    for (let r = 0; r < HEAP_REPLIES_PER_SESSION; r++) await readAll(client.reply(pb.ReplyRequest.fromPartial({ sessionId: id, text: `message ${r}` })));
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const after = heapAfterGc();
+  return {
+    title: "session: heap after many replies",
+    columns: ["measure", "value"],
+    rows: [
+      ["replies", jobs.length],
+      ["sessions", HEAP_SESSIONS],
+      ["replies/s (32 sessions in parallel)", Math.round(jobs.length / seconds)],
+      ["heap used before (MiB, after GC)", before / MiB],
+      ["heap used after (MiB, after GC)", after / MiB],
+      ["growth per session (KiB)", (after - before) / 1024 / HEAP_SESSIONS],
+    ],
+    notes: ["what stays per session is its replay buffer (SKEIN_EVENT_BUFFER, default 512 events; here ~70 events each) and its seq counter"],
+  };
+}
+
+/** (3) Cost of persisting message 1 vs message 5,000 of one session (append is O(1)). */
+async function persistence(dir: string, log: unknown): Promise<Table> {
+  const { JsonlSessionStore } = await load<StoreModule>("store/jsonl-store.js");
+  const { defaultMetadata, message, textItem } = await load<{
+    defaultMetadata(w: string, d: string): Record<string, unknown>;
+    message(role: string, content: unknown[]): unknown;
+    textItem(t: string): unknown;
+  }>("store/goose-format.js");
+  const store = await JsonlSessionStore.open(join(dir, "persist"), log, { syncEachMessage: false });
+  const id = "bench-persist";
+  await store.create(id, defaultMetadata("/tmp", "persist bench"));
+  const times: number[] = [];
+  const text = "a typical assistant message of a few hundred characters. ".repeat(6);
+  for (let i = 0; i < PERSIST_MESSAGES; i++) {
+    const t = performance.now();
+    await store.append(id, message(i % 2 ? "assistant" : "user", [textItem(text)]));
+    times.push(performance.now() - t);
+  }
+  const t = performance.now();
+  await store.writeMetadata(id, { ...defaultMetadata("/tmp", "persist bench"), message_count: PERSIST_MESSAGES });
+  const rewriteMs = performance.now() - t;
+  await store.close();
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return {
+    title: "session: time to persist a message",
+    columns: ["message", "ms"],
+    rows: [
+      ["message 1 (opens the append handle)", times[0]!],
+      ["message 2..101, median", median(times.slice(1, 101))],
+      [`message ${PERSIST_MESSAGES - 99}..${PERSIST_MESSAGES}, median`, median(times.slice(-100))],
+      [`message ${PERSIST_MESSAGES}`, times.at(-1)!],
+      [`metadata rewrite at ${PERSIST_MESSAGES} messages (once per run: temp, fsync, rename)`, rewriteMs],
+    ],
+    notes: ["append + flush to the OS per message (SKEIN_FSYNC_EACH_MESSAGE=false, the default); the rewrite copies the file once per run"],
+  };
+}
+
+/** (4) Provider connections left after replies whose clients hung up after the first event. */
+async function hangups(client: Client, model: FakeModelServer, server: SessionServer): Promise<Table> {
+  model.setFallback(() => ({ events: openaiText("a reply that keeps streaming for a while", { pieces: 20 }), delayMs: 5 }));
+  const ids: string[] = [];
+  for (let i = 0; i < HANGUP_REPLIES; i++) ids.push((await create(client)).id);
+  await pool(ids, 50, async (id) => {
+    const stream = client.reply(pb.ReplyRequest.fromPartial({ sessionId: id, text: "hang up on me" }));
+    stream.on("error", () => undefined);
+    await new Promise<void>((resolve) => stream.once("data", () => resolve()));
+    stream.cancel();
+  });
+  const duringRuns = server.sessions.runs.running;
+  const deadline = Date.now() + 60_000;
+  while (server.sessions.runs.running > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const inFlight = model.activeResponses;
+  const openNow = model.openConnections();
+  await new Promise((r) => setTimeout(r, 1_500));
+  const openIdle = model.openConnections();
+  let complete = 0;
+  for (const id of ids) {
+    const res = await new Promise<pb.GetSessionResponse>((resolve, reject) => client.getSession({ sessionId: id, includeMessages: false }, (e, r) => (e ? reject(e) : resolve(r))));
+    if (res.session!.messageCount === 2) complete++;
+  }
+  return {
+    title: "session: provider connections after clients hang up",
+    columns: ["measure", "value"],
+    rows: [
+      ["replies whose client hung up after the first event", HANGUP_REPLIES],
+      ["runs still going right after the last hang-up", duringRuns],
+      ["runs finished and persisted (user + assistant message)", complete],
+      ["provider requests in flight once all runs finished", inFlight],
+      ["provider TCP connections open then (idle keep-alive)", openNow],
+      ["provider TCP connections open 1.5 s later (keep-alive timeout 1 s)", openIdle],
+    ],
+  };
+}
+
+async function create(client: Client): Promise<pb.Session> {
+  return new Promise((resolve, reject) =>
+    client.createSession(pb.CreateSessionRequest.fromPartial({ workingDir: tmpdir() }), (e, r) => (e ? reject(e) : resolve(r.session!))),
+  );
+}
+
+function readAll(stream: AsyncIterable<unknown>): Promise<number> {
+  return (async () => {
+    let n = 0;
+    for await (const _ of stream) n++;
+    return n;
+  })();
+}
+
+async function pool<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+}
+
+function heapAfterGc(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) for (let i = 0; i < 3; i++) gc();
+  return process.memoryUsage().heapUsed;
+}
+
+/** A bare grpc-js server streaming `count` text deltas per call, with backpressure. */
+async function rawServer(count: number): Promise<{ server: Server; port: number }> {
+  const server = new Server();
+  server.addService(pb.SessionServiceService, {
+    reply: async (call: ServerWritableStream<pb.ReplyRequest, pb.ReplyResponse>) => {
+      for (let i = 1; i <= count; i++) {
+        const ok = call.write(pb.ReplyResponse.fromPartial({ seq: i, requestId: "raw", sessionId: "raw", event: { $case: "textDelta", value: { text: "x" } } }));
+        if (!ok) await new Promise((r) => call.once("drain", r));
+      }
+      call.end();
+    },
+  } as never);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  return { server, port };
+}
