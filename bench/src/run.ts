@@ -1,7 +1,9 @@
 import { formatTable, type Table } from "./table.js";
 
 /** Each section is one module with a run() that measures and returns its tables. */
-const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> = {};
+const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> = {
+  session: () => import("./session.js"),
+};
 
 const only = process.argv.slice(2);
 for (const [name, load] of Object.entries(sections)) {
