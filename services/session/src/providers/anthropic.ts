@@ -1,7 +1,7 @@
 import Anthropic, { APIConnectionTimeoutError, APIError } from "@anthropic-ai/sdk";
 import type { MessageParam, RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
 import { isText, isToolRequest, isToolResponse, type GooseMessage } from "../store/goose-format.js";
-import { classifyTransport, guardedStream } from "./guarded-stream.js";
+import { classifySdkError, guardedStream, sdkClientOptions } from "./guarded-stream.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import type { ProviderOptions } from "./openai.js";
 import { ProviderError, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
@@ -17,13 +17,7 @@ export class AnthropicProvider implements Provider {
 
   constructor(private readonly opts: ProviderOptions) {
     this.model = opts.model;
-    this.client = new Anthropic({
-      apiKey: opts.apiKey ?? "not-needed",
-      baseURL: opts.baseURL,
-      maxRetries: opts.maxRetries,
-      timeout: 24 * 3_600_000,
-      logLevel: "off",
-    });
+    this.client = new Anthropic(sdkClientOptions(opts));
   }
 
   async *stream(req: ModelRequest): AsyncGenerator<ModelChunk> {
@@ -80,14 +74,7 @@ export class AnthropicProvider implements Provider {
   }
 }
 
-function classify(err: unknown, opened: boolean): ProviderError {
-  if (err instanceof APIConnectionTimeoutError) return new ProviderError("PROVIDER_TIMEOUT", "the provider did not answer in time");
-  if (err instanceof APIError && typeof err.status === "number") {
-    return new ProviderError("PROVIDER_HTTP_ERROR", `the provider answered HTTP ${err.status}: ${err.message}`);
-  }
-  if (err instanceof APIError && err.constructor === APIError) return new ProviderError("PROVIDER_ERROR", `the provider reported an error: ${err.message}`);
-  return classifyTransport(err, opened);
-}
+const classify = (err: unknown, opened: boolean): ProviderError => classifySdkError(err, opened, { APIError, APIConnectionTimeoutError });
 
 /** goose history → Messages API turns; consecutive same-role messages are merged, as the API wants alternation. */
 export function toAnthropicMessages(history: readonly GooseMessage[]): MessageParam[] {

@@ -49,6 +49,36 @@ export async function* guardedStream<T>(opts: GuardedStreamOptions<T>): AsyncGen
   if (why) throw why;
 }
 
+type ErrorClass = abstract new (...args: never[]) => Error;
+
+/**
+ * Both official SDKs share one error hierarchy: APIError (with `status` when
+ * the server answered), its subclass APIConnectionTimeoutError, and a bare
+ * APIError for an error event inside the stream.
+ */
+export function classifySdkError(err: unknown, opened: boolean, sdk: { APIError: ErrorClass; APIConnectionTimeoutError: ErrorClass }): ProviderError {
+  if (err instanceof sdk.APIConnectionTimeoutError) return new ProviderError("PROVIDER_TIMEOUT", "the provider did not answer in time");
+  if (err instanceof sdk.APIError) {
+    const status = (err as { status?: unknown }).status;
+    if (typeof status === "number") return new ProviderError("PROVIDER_HTTP_ERROR", `the provider answered HTTP ${status}: ${err.message}`);
+    if (err.constructor === sdk.APIError) return new ProviderError("PROVIDER_ERROR", `the provider reported an error: ${err.message}`);
+  }
+  return classifyTransport(err, opened);
+}
+
+/** Client settings common to both SDKs. */
+export function sdkClientOptions(o: { apiKey: string | undefined; baseURL: string | undefined; maxRetries: number }) {
+  return {
+    // Local servers need no key, but the SDKs insist on one.
+    apiKey: o.apiKey ?? "not-needed",
+    baseURL: o.baseURL,
+    maxRetries: o.maxRetries,
+    // The idle watchdog bounds silence; a whole-request timeout must not cut long replies.
+    timeout: 24 * 3_600_000,
+    logLevel: "off" as const,
+  };
+}
+
 /** The SDK-independent part of classifying: parse errors and cut connections. */
 export function classifyTransport(err: unknown, opened: boolean): ProviderError {
   const message = err instanceof Error ? err.message : String(err);

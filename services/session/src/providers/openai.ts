@@ -1,7 +1,7 @@
 import OpenAI, { APIConnectionTimeoutError, APIError } from "openai";
 import type { ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
 import { isObject, isText, isToolRequest, isToolResponse, type GooseMessage } from "../store/goose-format.js";
-import { classifyTransport, guardedStream } from "./guarded-stream.js";
+import { classifySdkError, guardedStream, sdkClientOptions } from "./guarded-stream.js";
 import { pairedToolCallIds, textOf, toolResultText } from "./history.js";
 import { ProviderError, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
 import { ToolCallAssembler } from "./tool-call-assembler.js";
@@ -23,15 +23,7 @@ export class OpenAIProvider implements Provider {
 
   constructor(private readonly opts: ProviderOptions) {
     this.model = opts.model;
-    this.client = new OpenAI({
-      // Local servers need no key, but the SDK insists on one.
-      apiKey: opts.apiKey ?? "not-needed",
-      baseURL: opts.baseURL,
-      maxRetries: opts.maxRetries,
-      // The idle watchdog bounds silence; the SDK's whole-request timeout must not cut long replies.
-      timeout: 24 * 3_600_000,
-      logLevel: "off",
-    });
+    this.client = new OpenAI(sdkClientOptions(opts));
   }
 
   async *stream(req: ModelRequest): AsyncGenerator<ModelChunk> {
@@ -73,14 +65,7 @@ export class OpenAIProvider implements Provider {
   }
 }
 
-function classify(err: unknown, opened: boolean): ProviderError {
-  if (err instanceof APIConnectionTimeoutError) return new ProviderError("PROVIDER_TIMEOUT", "the provider did not answer in time");
-  if (err instanceof APIError && typeof err.status === "number") {
-    return new ProviderError("PROVIDER_HTTP_ERROR", `the provider answered HTTP ${err.status}: ${err.message}`);
-  }
-  if (err instanceof APIError && err.constructor === APIError) return new ProviderError("PROVIDER_ERROR", `the provider reported an error: ${err.message}`);
-  return classifyTransport(err, opened);
-}
+const classify = (err: unknown, opened: boolean): ProviderError => classifySdkError(err, opened, { APIError, APIConnectionTimeoutError });
 
 /** goose history → chat messages. Tool results, stored as user messages by goose, become `tool` messages. */
 export function toOpenAIMessages(system: string, history: readonly GooseMessage[]): ChatCompletionMessageParam[] {
