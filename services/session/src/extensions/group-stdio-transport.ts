@@ -7,7 +7,7 @@ import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { endProcessGroup } from "./end-group.js";
 import { StderrTail } from "./stderr-tail.js";
 
-const STDERR_DRAIN_MS = 500;
+const STDERR_DRAIN_MS = 2_000;
 
 export interface GroupStdioOptions {
   cmd: string;

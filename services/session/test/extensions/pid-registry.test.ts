@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ExtensionSet } from "../../src/extensions/extension-set.js";
 import { PidRegistry, REGISTRY_DIR } from "../../src/extensions/pid-registry.js";
 import { groupMembers, liveStartTime } from "../../src/extensions/proc.js";
-import { alive, compileExtensions, everything, everythingEntry, waitFor } from "./helpers.js";
+import { alive, compileExtensions, everything, fixtureEntry, waitFor } from "./helpers.js";
 
 let sessionsDir: string;
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -72,17 +72,24 @@ describe("PidRegistry", () => {
     });
 
     // A stand-in for a service instance: starts extensions (one under sh, so it has a
-    // grandchild), prints their pids, then waits to be killed.
+    // grandchild, and one that starts a grandchild of its own), prints the registry, then
+    // waits to be killed. The fixture keeps running after stdin closes, as many servers do;
+    // one that exits on EOF would not be an orphan.
     async function startPreviousInstance(): Promise<{ host: ChildProcess; pids: number[] }> {
       const script = join(compiled.dir, "host.mjs");
+      const env = { FIXTURE_STAY: "1" };
+      const direct = { name: "direct", cmd: process.execPath, args: [fixtureEntry], env, timeoutSeconds: 60 };
+      const shelled = { name: "shelled", cmd: "/bin/sh", args: ["-c", `"${process.execPath}" "${fixtureEntry}"; exit $?`], env, timeoutSeconds: 60 };
       await writeFile(
         script,
-        `import { ExtensionSet, PidRegistry } from "./extensions/index.js";
+        `import { readFileSync } from "node:fs";
+import { ExtensionSet, PidRegistry } from "./extensions/index.js";
 const registry = await PidRegistry.open(process.argv[2]);
 const set = new ExtensionSet({ registry });
-await set.add({ name: "direct", cmd: process.execPath, args: [${JSON.stringify(everythingEntry)}, "stdio"], env: {}, timeoutSeconds: 60 });
-await set.add({ name: "shelled", cmd: "/bin/sh", args: ["-c", ${JSON.stringify(`"${process.execPath}" "${everythingEntry}" stdio; exit $?`)}], env: {}, timeoutSeconds: 60 });
-console.log(JSON.stringify((await import("node:fs")).readFileSync(registry.file, "utf8")));
+await set.add(${JSON.stringify(direct)});
+await set.add(${JSON.stringify(shelled)});
+await set.call("direct__spawn-grandchild", {}, new AbortController().signal);
+console.log(JSON.stringify(readFileSync(registry.file, "utf8")));
 setInterval(() => {}, 1000);
 `,
       );
@@ -100,7 +107,7 @@ setInterval(() => {}, 1000);
 
     it("ends the extension process groups (grandchildren too) of an instance that was SIGKILLed", async () => {
       const { host, pids } = await startPreviousInstance();
-      expect(pids.length).toBe(3); // node, sh, node
+      expect(pids.length).toBe(4); // node + its grandchild, sh + node
       host.kill("SIGKILL");
       await new Promise((r) => host.once("exit", r));
       // kill -9 ran no cleanup: the extensions are orphans now.
