@@ -76,7 +76,7 @@ describe("shutdown", () => {
     expect(lines.map((l) => l.role)).toEqual(["user", "assistant"]);
   });
 
-  it("cancels a run still going when the grace period ends, answering its open tool requests", async () => {
+  it("cancels a run still going when the grace period ends and leaves a valid file", async () => {
     h = await startHarness({ SKEIN_SHUTDOWN_GRACE_MS: "300" });
     const s = await createSession(h.client);
     const hold = gate();
