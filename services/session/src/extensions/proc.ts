@@ -46,13 +46,18 @@ export function groupMembers(pgid: number): number[] {
   return out;
 }
 
-/** Signals a whole process group; false when it no longer exists. */
+/**
+ * Signals a whole process group; false when it no longer exists, or when none
+ * of its members may be signalled by us (EPERM): either way there is nothing
+ * more this process can do about it, and ending an extension must not throw.
+ */
 export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  // kill(-0) and kill(-1) would mean our own group and every process we may signal.
+  if (!Number.isInteger(pgid) || pgid <= 1) return false;
   try {
     process.kill(-pgid, signal);
     return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ESRCH") return false;
-    throw err;
+  } catch {
+    return false;
   }
 }
