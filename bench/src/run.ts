@@ -2,6 +2,7 @@ import { formatTable, type Table } from "./table.js";
 
 /** Each section is one module with a run() that measures and returns its tables. */
 const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> = {
+  fleet: () => import("./fleet.js"),
   session: () => import("./session.js"),
 };
 

@@ -134,7 +134,10 @@ describe("restart policy", () => {
     await h.startAgent({ name: "once", command: `sh -c 'echo run >> once.txt; exit 1'` });
     await waitFor("a restart", async () => (await h.getAgent("loop")).restarts >= 1);
     await waitFor("second run", () => existsSync(join(h.work, "loop.txt")) && readFileSync(join(h.work, "loop.txt"), "utf8") === "run\nrun\n");
-    const once = await h.getAgent("once");
+    const once = await waitFor("once exited", async () => {
+      const g = await h.getAgent("once");
+      return g.state === AGENT_STATE_EXITED && g;
+    });
     expect(once).toMatchObject({ state: AGENT_STATE_EXITED, restarts: 0, exitStatus: 1 });
     expect(readFileSync(join(h.work, "once.txt"), "utf8")).toBe("run\n");
     // Stop cancels a pending restart.
