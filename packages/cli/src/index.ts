@@ -1,1 +1,1 @@
-export {};
+export { main, COMMANDS } from "./main.js";

@@ -1,0 +1,215 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { resolve } from "node:path";
+import { constants } from "node:os";
+import { fleet } from "@skein/proto";
+import { say, type Command } from "../command.js";
+import { CliError } from "../errors.js";
+import { age, enumLabel, json, localTime, shellQuote, table } from "../format.js";
+import { follow, onInterrupt } from "../follow.js";
+
+const RESTART: Record<string, fleet.RestartPolicy> = {
+  never: fleet.RestartPolicy.RESTART_POLICY_NEVER,
+  "on-failure": fleet.RestartPolicy.RESTART_POLICY_ON_FAILURE,
+  always: fleet.RestartPolicy.RESTART_POLICY_ALWAYS,
+};
+
+/** StartAgent may wait for tmux and the first heartbeat; give it longer than a plain read. */
+const START_TIMEOUT_MS = 30_000;
+
+function stateLabel(a: fleet.Agent): string {
+  const state = enumLabel(fleet.agentStateToJSON(a.state), "AGENT_STATE_");
+  const exit = a.state === fleet.AgentState.AGENT_STATE_EXITED && a.exitStatus !== undefined ? `(${a.exitStatus})` : "";
+  return `${state}${exit}${a.gaveUp ? " gave-up" : ""}`;
+}
+
+const start: Command = {
+  name: "fleet start",
+  synopsis: "NAME [--dir D] [--runtime R] [--bin DIR]… [--env K=V]… [--restart never|on-failure|always] -- COMMAND…",
+  summary: "start an agent in its own tmux session (idempotent)",
+  details: [
+    "--dir D      working directory of the pane (default: the current directory)",
+    "--runtime R  runtime label written to the heartbeat (pi, claude, codex, goose, …)",
+    "--bin DIR    put DIR first on the pane's PATH (repeatable)",
+    "--env K=V    export K=V in the pane before the command (repeatable)",
+    "--restart P  restart policy: never (default), on-failure, always",
+    "COMMAND…     one word is taken as a shell command line as is (`-- 'pi --model x'`);",
+    "             several words are quoted for the shell (`-- pi --model x`)",
+  ],
+  options: {
+    dir: { type: "string" },
+    runtime: { type: "string" },
+    bin: { type: "string", multiple: true },
+    env: { type: "string", multiple: true },
+    restart: { type: "string" },
+  },
+  json: true,
+  async run(inv) {
+    const name = inv.arg(0, "NAME");
+    inv.atMost(1);
+    const words = inv.rest ?? [];
+    if (words.length === 0) throw inv.usage("missing COMMAND after --");
+    const command = words.length === 1 ? words[0]! : words.map(shellQuote).join(" ");
+    const env: Record<string, string> = {};
+    for (const kv of inv.strings("env")) {
+      const eq = kv.indexOf("=");
+      if (eq <= 0) throw inv.usage(`--env takes KEY=VALUE, got ${JSON.stringify(kv)}`);
+      env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+    const restartRaw = inv.string("restart");
+    const restartPolicy = restartRaw === undefined ? fleet.RestartPolicy.RESTART_POLICY_UNSPECIFIED : RESTART[restartRaw];
+    if (restartPolicy === undefined) throw inv.usage(`--restart must be never, on-failure or always, got ${JSON.stringify(restartRaw)}`);
+    const f = inv.conn.fleet();
+    const res = await f.call(
+      f.client.startAgent,
+      fleet.StartAgentRequest.fromPartial({
+        name,
+        workdir: resolve(inv.string("dir") ?? "."),
+        command,
+        runtime: inv.string("runtime") ?? "",
+        runtimeBinDirs: inv.strings("bin").map((d) => resolve(d)),
+        env,
+        restartPolicy,
+      }),
+      START_TIMEOUT_MS,
+    );
+    const a = res.agent!;
+    if (inv.json) say(json(fleet.StartAgentResponse.toJSON(res)));
+    else if (res.alreadyRunning) say(`${a.name} already running`);
+    else say(`started ${a.name} (pane ${a.paneId}, pid ${a.panePid})`);
+    return 0;
+  },
+};
+
+const ls: Command = {
+  name: "fleet ls",
+  synopsis: "",
+  summary: "list agents (name, state, runtime, pid, restarts, heartbeat age)",
+  json: true,
+  async run(inv) {
+    inv.atMost(0);
+    const f = inv.conn.fleet();
+    const res = await f.call(f.client.listAgents, fleet.ListAgentsRequest.fromPartial({}));
+    if (inv.json) {
+      say(json(fleet.ListAgentsResponse.toJSON(res)));
+      return 0;
+    }
+    if (res.agents.length === 0) {
+      say("no agents");
+      return 0;
+    }
+    const now = Date.now();
+    const rows = res.agents.map((a) => [a.name, stateLabel(a), a.runtime || "-", a.panePid > 0 ? String(a.panePid) : "-", String(a.restarts), age(a.lastHeartbeatAt, now)]);
+    say(table(["name", "state", "runtime", "pid", "restarts", "heartbeat"], rows));
+    return 0;
+  },
+};
+
+const stop: Command = {
+  name: "fleet stop",
+  synopsis: "NAME [--grace S]",
+  summary: "stop an agent: SIGTERM, SIGKILL after the grace period, then its tmux session",
+  details: ["--grace S  seconds between SIGTERM and SIGKILL (default: the service's, 10)"],
+  options: { grace: { type: "string" } },
+  json: true,
+  async run(inv) {
+    const name = inv.arg(0, "NAME");
+    inv.atMost(1);
+    const grace = inv.int("grace", 0, 3600);
+    const f = inv.conn.fleet();
+    // The service waits out the grace period before it answers.
+    const timeout = (grace ?? 10) * 1000 + START_TIMEOUT_MS;
+    const res = await f.call(f.client.stopAgent, fleet.StopAgentRequest.fromPartial({ name, graceSeconds: grace }), timeout);
+    say(inv.json ? json(fleet.StopAgentResponse.toJSON(res)) : `stopped ${name}`);
+    return 0;
+  },
+};
+
+const logs: Command = {
+  name: "fleet logs",
+  synopsis: "NAME [-n N]",
+  summary: "print the last lines of an agent's pane",
+  details: ["-n N  how many lines (1–10000; default 100)"],
+  options: { lines: { type: "string", short: "n" } },
+  json: true,
+  async run(inv) {
+    const name = inv.arg(0, "NAME");
+    inv.atMost(1);
+    const lines = inv.int("lines", 1, 10_000) ?? 0;
+    const f = inv.conn.fleet();
+    const res = await f.call(f.client.captureOutput, fleet.CaptureOutputRequest.fromPartial({ name, lines }));
+    if (inv.json) say(json(fleet.CaptureOutputResponse.toJSON(res)));
+    else {
+      // A pane that is not full pads the capture with empty lines.
+      const text = res.text.replace(/\s+$/, "");
+      if (text !== "") say(text);
+    }
+    return 0;
+  },
+};
+
+const send: Command = {
+  name: "fleet send",
+  synopsis: "NAME TEXT… [--no-enter]",
+  summary: "type text into an agent's pane, then Enter",
+  details: ["--no-enter  type the text without pressing Enter"],
+  options: { "no-enter": { type: "boolean" } },
+  async run(inv) {
+    const name = inv.arg(0, "NAME");
+    const words = inv.positionals.slice(1);
+    if (words.length === 0) throw inv.usage("missing TEXT");
+    const f = inv.conn.fleet();
+    await f.call(f.client.sendInput, fleet.SendInputRequest.fromPartial({ name, text: words.join(" "), pressEnter: !inv.flag("no-enter") }));
+    return 0;
+  },
+};
+
+const attach: Command = {
+  name: "fleet attach",
+  synopsis: "NAME",
+  summary: "attach this terminal to an agent's tmux session (on the fleet service's host)",
+  async run(inv) {
+    const name = inv.arg(0, "NAME");
+    inv.atMost(1);
+    const f = inv.conn.fleet();
+    const res = await f.call(f.client.getAgent, fleet.GetAgentRequest.fromPartial({ name }));
+    f.close();
+    const socket = res.agent!.tmuxSocket;
+    // Node cannot exec(3): run tmux on this terminal and pass its exit status on.
+    const child = spawn("tmux", ["-L", socket, "attach", "-t", `=${name}`], { stdio: "inherit" });
+    const off = onInterrupt(() => {}); // Ctrl-C belongs to tmux
+    try {
+      const [code, signal] = (await Promise.race([
+        once(child, "exit"),
+        once(child, "error").then(([err]) => {
+          const e = err as NodeJS.ErrnoException;
+          throw new CliError(e.code === "ENOENT" ? "tmux not found on PATH (attach runs on the fleet service's host)" : `cannot run tmux: ${e.message}`);
+        }),
+      ])) as [number | null, NodeJS.Signals | null];
+      if (signal) return 128 + (constants.signals[signal] ?? 0);
+      return code ?? 1;
+    } finally {
+      off();
+    }
+  },
+};
+
+const watch: Command = {
+  name: "fleet watch",
+  synopsis: "[NAME…]",
+  summary: "follow agent state changes (started, exited, restarted, stopped, stale heartbeat)",
+  details: ["NAME…  only these agents (default: all)", "--json one JSON object per event and line", "Ctrl-C stops watching."],
+  json: true,
+  async run(inv) {
+    const f = inv.conn.fleet();
+    const stream = f.client.watchAgents(fleet.WatchAgentsRequest.fromPartial({ names: [...inv.positionals] }), f.metadata());
+    return follow(f, stream, (e) => {
+      if (inv.json) return say(JSON.stringify(fleet.WatchAgentsResponse.toJSON(e)));
+      const what = enumLabel(fleet.agentEventTypeToJSON(e.type), "AGENT_EVENT_TYPE_");
+      const detail = e.message === what ? "" : e.message;
+      say([localTime(e.at), what.padEnd(15), e.agent?.name ?? "-", detail].filter((x) => x !== "").join("  "));
+    });
+  },
+};
+
+export const fleetCommands: readonly Command[] = [start, ls, stop, logs, send, attach, watch];

@@ -1,0 +1,105 @@
+import { resolve } from "node:path";
+import { session } from "@skein/proto";
+import { say, type Command } from "../command.js";
+import { age, json, localTime, table } from "../format.js";
+import { renderMessage } from "../render.js";
+
+const newSession: Command = {
+  name: "session new",
+  synopsis: "[--dir D] [--description T]",
+  summary: "create an empty session (prints its id)",
+  details: ["--dir D          working directory of the agent (default: the current directory)", "--description T  a description shown by `skein session ls`"],
+  options: { dir: { type: "string" }, description: { type: "string" } },
+  json: true,
+  async run(inv) {
+    inv.atMost(0);
+    const s = inv.conn.session();
+    const res = await s.call(
+      s.client.createSession,
+      session.CreateSessionRequest.fromPartial({ workingDir: resolve(inv.string("dir") ?? "."), description: inv.string("description") }),
+    );
+    say(inv.json ? json(session.CreateSessionResponse.toJSON(res)) : res.session!.id);
+    return 0;
+  },
+};
+
+const ls: Command = {
+  name: "session ls",
+  synopsis: "",
+  summary: "list sessions, newest first (id, description, messages, updated)",
+  json: true,
+  async run(inv) {
+    inv.atMost(0);
+    const s = inv.conn.session();
+    const all: session.Session[] = [];
+    let pageToken = "";
+    do {
+      const page = await s.call(s.client.listSessions, session.ListSessionsRequest.fromPartial({ pageSize: 1000, pageToken }));
+      all.push(...page.sessions);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    if (inv.json) {
+      say(json(session.ListSessionsResponse.toJSON(session.ListSessionsResponse.fromPartial({ sessions: all }))));
+      return 0;
+    }
+    if (all.length === 0) {
+      say("no sessions");
+      return 0;
+    }
+    const rows = all.map((x) => [x.id, x.description || "-", String(x.messageCount), `${age(x.updatedAt)} ago`, x.runningRequestId ? "replying" : ""]);
+    say(table(["id", "description", "messages", "updated", ""], rows));
+    return 0;
+  },
+};
+
+const show: Command = {
+  name: "session show",
+  synopsis: "ID",
+  summary: "show a session's metadata and messages",
+  json: true,
+  async run(inv) {
+    const id = inv.arg(0, "session ID");
+    inv.atMost(1);
+    const s = inv.conn.session();
+    const res = await s.call(s.client.getSession, session.GetSessionRequest.fromPartial({ sessionId: id, includeMessages: true }));
+    if (inv.json) {
+      say(json(session.GetSessionResponse.toJSON(res)));
+      return 0;
+    }
+    const m = res.session!;
+    const tokens = m.accumulatedTotalTokens ?? m.totalTokens;
+    const fields: [string, string][] = [
+      ["id", m.id],
+      ["description", m.description || "-"],
+      ["working dir", m.workingDir],
+      ["messages", String(m.messageCount)],
+      ["tokens", tokens === undefined ? "-" : `${tokens} (in ${m.accumulatedInputTokens ?? m.inputTokens ?? "?"}, out ${m.accumulatedOutputTokens ?? m.outputTokens ?? "?"})`],
+      ["updated", `${localTime(m.updatedAt)} (${age(m.updatedAt)} ago)`],
+      ["last seq", String(m.lastSeq)],
+    ];
+    if (m.runningRequestId) fields.push(["replying", `request ${m.runningRequestId}`]);
+    if (m.extensions.length > 0) fields.push(["extensions", m.extensions.map((e) => e.name).join(", ")]);
+    const width = Math.max(...fields.map(([k]) => k.length));
+    for (const [k, v] of fields) say(`${k.padEnd(width)}  ${v}`);
+    if (res.messages.length > 0) say();
+    const names = new Map<string, string>();
+    for (const msg of res.messages) for (const line of renderMessage(msg, names)) say(line);
+    return 0;
+  },
+};
+
+const rm: Command = {
+  name: "session rm",
+  synopsis: "ID",
+  summary: "delete a session (a running reply is cancelled first)",
+  async run(inv) {
+    const id = inv.arg(0, "session ID");
+    inv.atMost(1);
+    const s = inv.conn.session();
+    await s.call(s.client.deleteSession, session.DeleteSessionRequest.fromPartial({ sessionId: id }));
+    say(`deleted ${id}`);
+    return 0;
+  },
+};
+
+export const sessionCommands: readonly Command[] = [newSession, ls, show, rm];
