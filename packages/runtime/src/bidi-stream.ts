@@ -9,7 +9,7 @@ export function adaptBidiStream<Req, Res>(method: string, handler: BidiStreamHan
     scope.run(async () => {
       try {
         scope.authorize();
-        const completed = await pump(handler(call as AsyncIterable<Req>, scope.ctx), call, scope.ctx.signal);
+        const completed = await pump(handler(call as AsyncIterable<Req>, scope.ctx), call, scope.ctx.signal, () => scope.sent());
         if (completed) call.end();
         else if (!call.writableEnded && !call.destroyed) call.emit("error", { code: status.CANCELLED, details: "stream stopped" });
         scope.finish(completed ? status.OK : status.CANCELLED);

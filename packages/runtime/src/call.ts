@@ -10,6 +10,8 @@ type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown,
 export interface CallHooks {
   /** Observes every finished call (metrics). */
   onCallEnd?(method: string, code: status, durationMs: number): void;
+  /** Observes every message written to a stream. */
+  onMessageSent?(method: string): void;
 }
 
 /** Settings shared by every call of one server. */
@@ -71,6 +73,11 @@ export class CallScope {
     const p = body().finally(() => this.detach());
     this.env.inFlight.add(p);
     void p.finally(() => this.env.inFlight.delete(p));
+  }
+
+  /** Counts a message written to the call's stream. */
+  sent(): void {
+    this.env.hooks.onMessageSent?.(this.method);
   }
 
   /** Maps a thrown value to a status, logging internals server-side only. */

@@ -9,6 +9,7 @@ export * from "./errors.js";
 export * from "./health.js";
 export * from "./logger.js";
 export * from "./main.js";
+export * from "./metrics.js";
 export * from "./reflection.js";
 export * from "./server.js";
 export * from "./service.js";

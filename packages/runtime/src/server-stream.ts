@@ -14,7 +14,7 @@ export function adaptServerStream<Req, Res>(method: string, handler: ServerStrea
     scope.run(async () => {
       try {
         scope.authorize();
-        const completed = await pump(handler(call.request, scope.ctx), call, scope.ctx.signal);
+        const completed = await pump(handler(call.request, scope.ctx), call, scope.ctx.signal, () => scope.sent());
         if (completed) {
           call.end();
           scope.finish(status.OK);

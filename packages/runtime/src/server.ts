@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { Server, type ChannelOptions } from "@grpc/grpc-js";
 import { descriptorSetPath } from "@skein/proto";
 import type { Logger } from "pino";
@@ -8,6 +9,7 @@ import { envInt, envOptional, envString } from "./config.js";
 import { serverCredentials } from "./credentials.js";
 import { DescriptorIndex } from "./descriptors.js";
 import { HealthRegistry } from "./health.js";
+import { grpcMetricsHooks, serveMetrics } from "./metrics.js";
 import { reflectionServices } from "./reflection.js";
 import { bindService, type HostedService } from "./service.js";
 
@@ -28,6 +30,7 @@ export interface ServeOptions {
   readonly log: Logger;
   /** Domain cleanup, run when shutdown begins, alongside the server draining. */
   readonly onShutdown?: (ctx: ShutdownContext) => Promise<void>;
+  /** Replaces the default hooks (which feed the gRPC metrics). */
   readonly hooks?: CallHooks;
   readonly env?: Env;
 }
@@ -69,12 +72,14 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
 
   const draining = new AbortController();
   const forced = new AbortController();
+  // Every call in flight listens on these two; hundreds at once are normal.
+  setMaxListeners(0, draining.signal, forced.signal);
   const callEnv: CallEnvironment = {
     log: opts.log,
     authToken,
     draining: draining.signal,
     forced: forced.signal,
-    hooks: opts.hooks ?? {},
+    hooks: opts.hooks ?? grpcMetricsHooks,
     inFlight: new Set(),
   };
   const health = new HealthRegistry(opts.services.map((s) => s.name));
@@ -90,6 +95,9 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
+  const metricsAddr = envOptional("SKEIN_METRICS_ADDR", env);
+  const service = String(opts.log.bindings().service ?? "skein");
+  const metrics = metricsAddr ? await serveMetrics(metricsAddr, service, opts.log) : undefined;
   opts.log.info({ address, port, tls, auth: authToken !== undefined, services: all.map((s) => s.name) }, "listening");
 
   let closing: Promise<void> | undefined;
@@ -115,6 +123,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       }
       await untilAborted(serverClosed, AbortSignal.timeout(FLUSH_WINDOW_MS));
       server.forceShutdown();
+      await metrics?.close();
       clearTimeout(graceTimer);
       opts.log.info("stopped");
     })());

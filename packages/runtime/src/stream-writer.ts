@@ -24,7 +24,7 @@ export async function writeWithBackpressure(stream: Writable, message: unknown, 
  * (and closing the iterator, so its finally blocks run) when the signal aborts.
  * Returns true when the source was exhausted, false when the signal stopped it.
  */
-export async function pump(source: AsyncIterable<unknown>, stream: Writable, signal: AbortSignal): Promise<boolean> {
+export async function pump(source: AsyncIterable<unknown>, stream: Writable, signal: AbortSignal, onWrite?: () => void): Promise<boolean> {
   const it = source[Symbol.asyncIterator]();
   let finished = false;
   try {
@@ -37,6 +37,7 @@ export async function pump(source: AsyncIterable<unknown>, stream: Writable, sig
         return true;
       }
       if (!(await writeWithBackpressure(stream, next.value, signal))) return false;
+      onWrite?.();
     }
   } finally {
     // Not awaited: a generator still waiting inside next() only returns once

@@ -4,3 +4,5 @@ export * from "./sse-server.js";
 export * from "./openai-server.js";
 export * from "./anthropic-server.js";
 export * from "./dynamic.js";
+export * from "./certs.js";
+export * from "./metrics.js";

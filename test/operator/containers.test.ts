@@ -1,0 +1,157 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { repoRoot, startService } from "@skein/testkit";
+import { afterAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { envOf, execForm, lineage, parseDockerfile } from "./dockerfile.js";
+
+interface ComposeService {
+  build: { context: string; target: string };
+  environment: Record<string, string>;
+  volumes: string[];
+  ports: string[];
+  healthcheck: { test: string[] };
+  restart: string;
+  stop_signal?: string;
+}
+const compose = parse(readFileSync(join(repoRoot, "docker-compose.yml"), "utf8"), { merge: true }) as {
+  services: Record<string, ComposeService>;
+  volumes: Record<string, unknown>;
+};
+const stages = parseDockerfile(join(repoRoot, "Dockerfile"));
+const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+const ADDR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as const;
+const inRepo = (p: string) => join(repoRoot, p.replace(/^\/app\//, ""));
+
+describe("Dockerfile", () => {
+  it("builds from a current Node LTS slim image", () => {
+    for (const s of stages.filter((x) => x.from.startsWith("node:"))) expect(s.from).toMatch(/^node:\$\{NODE_VERSION\}-bookworm-slim$/);
+    expect(readFileSync(join(repoRoot, "Dockerfile"), "utf8")).toMatch(/ARG NODE_VERSION=(22|24)\b/);
+  });
+
+  it("copies only paths that exist in the repository or the build stage", () => {
+    for (const s of stages) {
+      for (const i of s.instructions.filter((x) => x.op === "COPY")) {
+        const parts = i.args.split(/\s+/);
+        const fromStage = parts.find((p) => p.startsWith("--from="));
+        const sources = parts.filter((p) => !p.startsWith("--")).slice(0, -1);
+        for (const src of sources) {
+          // Build-stage outputs are produced by the same build `npm test` ran.
+          const path = fromStage ? inRepo(src) : join(repoRoot, src);
+          expect(existsSync(path), `${s.name}: COPY ${src}`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it.each(["session", "fleet"] as const)("%s target: non-root, SIGTERM, healthcheck, production deps, a start command that exists", (target) => {
+    const line = lineage(stages, target);
+    expect(line.length).toBeGreaterThan(1);
+    const all = line.flatMap((s) => s.instructions);
+    const users = all.filter((i) => i.op === "USER");
+    expect(users.at(-1)?.args).toBe("node");
+    expect(all.some((i) => i.op === "STOPSIGNAL" && i.args === "SIGTERM")).toBe(true);
+    expect(all.some((i) => i.op === "RUN" && i.args.includes("npm ci --omit=dev"))).toBe(true);
+    const cmd = execForm(line, "CMD");
+    expect(existsSync(join(repoRoot, cmd[1]!)), cmd.join(" ")).toBe(true);
+    const health = execForm(line, "HEALTHCHECK");
+    expect(health.slice(0, 2)).toEqual(["node", "/app/packages/cli/bin/skein.js"]);
+    expect(existsSync(inRepo(health[1]!))).toBe(true);
+    if (target === "fleet") expect(all.some((i) => i.op === "RUN" && /apt-get install .*\btmux\b/.test(i.args))).toBe(true);
+  });
+});
+
+describe("docker-compose.yml", () => {
+  it("runs both services from Dockerfile targets, restarted unless stopped", () => {
+    expect(Object.keys(compose.services).sort()).toEqual(["fleet", "session"]);
+    for (const [name, svc] of Object.entries(compose.services)) {
+      expect(svc.build.target).toBe(name);
+      expect(stages.some((s) => s.name === svc.build.target)).toBe(true);
+      expect(svc.restart).toBe("unless-stopped");
+      expect(svc.stop_signal).toBe("SIGTERM");
+    }
+  });
+
+  it("listens on 0.0.0.0 only with a required token from .env", () => {
+    for (const [name, svc] of Object.entries(compose.services)) {
+      expect(svc.environment[ADDR[name as keyof typeof ADDR]]).toMatch(/^0\.0\.0\.0:\d+$/);
+      expect(svc.environment.SKEIN_AUTH_TOKEN).toMatch(/^\$\{SKEIN_AUTH_TOKEN:\?.+\}$/);
+    }
+    expect(readFileSync(join(repoRoot, ".env.example"), "utf8")).toMatch(/^SKEIN_AUTH_TOKEN=/m);
+    expect(readFileSync(join(repoRoot, ".gitignore"), "utf8")).toMatch(/^\.env$/m);
+  });
+
+  it("publishes each service's own port, on the host's loopback", () => {
+    for (const [name, svc] of Object.entries(compose.services)) {
+      const port = svc.environment[ADDR[name as keyof typeof ADDR]]!.split(":")[1];
+      expect(svc.ports).toEqual([`127.0.0.1:${port}:${port}`]);
+    }
+  });
+
+  it("keeps sessions, heartbeats, fleet state and the tmux socket on named volumes the image prepares", () => {
+    const dockerfile = readFileSync(join(repoRoot, "Dockerfile"), "utf8");
+    const mounts = Object.values(compose.services).flatMap((s) => s.volumes);
+    for (const m of mounts) {
+      const [vol, target] = m.split(":");
+      expect(Object.keys(compose.volumes)).toContain(vol);
+      expect(dockerfile, `image prepares ${target}`).toContain(target!);
+    }
+    const env = { ...compose.services.session!.environment, ...compose.services.fleet!.environment };
+    for (const dir of [env.SKEIN_SESSIONS_DIR, env.SKEIN_HEARTBEAT_DIR, env.SKEIN_FLEET_STATE_DIR, env.TMUX_TMPDIR])
+      expect(mounts.some((m) => m.endsWith(`:${dir}`)), `${dir} is on a volume`).toBe(true);
+  });
+
+  it("uses only settings the README documents", () => {
+    const documented = new Set([...readme.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]));
+    for (const svc of Object.values(compose.services))
+      for (const key of Object.keys(svc.environment)) expect(documented.has(key), `${key} in README`).toBe(true);
+  });
+
+  it("healthchecks with the skein CLI, as the images do", () => {
+    for (const [name, svc] of Object.entries(compose.services)) {
+      expect(svc.healthcheck.test).toEqual(["CMD", "node", "/app/packages/cli/bin/skein.js", "health", "--service", name]);
+    }
+  });
+});
+
+describe("the containers' start commands, run directly", () => {
+  const temp = mkdtempSync(join(tmpdir(), "skein-container-"));
+  const socket = `skein-test-container-${process.pid}`;
+  afterAll(() => {
+    spawnSync("tmux", ["-L", socket, "kill-server"], { stdio: "ignore", env: { ...process.env, TMUX_TMPDIR: join(temp, "tmux") } });
+    rmSync(temp, { recursive: true, force: true });
+  });
+
+  it.each(["session", "fleet"] as const)("%s starts with the image's and compose's environment and passes its healthcheck", async (name) => {
+    const line = lineage(stages, name);
+    const cmd = execForm(line, "CMD");
+    expect(cmd.slice(0, 2)).toEqual(["node", `services/${name}/dist/main.js`]);
+    const token = "container-test-token";
+    const env: Record<string, string> = { ...envOf(line) };
+    for (const [k, v] of Object.entries(compose.services[name]!.environment)) env[k] = v.replace(/^\$\{[^}]*\}$/, "");
+    Object.assign(env, {
+      SKEIN_AUTH_TOKEN: token,
+      [ADDR[name]]: "0.0.0.0:0",
+      SKEIN_METRICS_ADDR: "",
+      SKEIN_SESSIONS_DIR: join(temp, "sessions"),
+      SKEIN_HEARTBEAT_DIR: join(temp, "heartbeats"),
+      SKEIN_FLEET_STATE_DIR: join(temp, "state"),
+      TMUX_TMPDIR: join(temp, "tmux"),
+      SKEIN_TMUX_SOCKET: socket,
+    });
+    const svc = await startService(name, env);
+    try {
+      const health = execForm(line, "HEALTHCHECK");
+      const r = spawnSync(health[0] === "node" ? process.execPath : health[0]!, [inRepo(health[1]!), ...health.slice(2)], {
+        env: { ...process.env, [ADDR[name]]: `127.0.0.1:${svc.port}` },
+        encoding: "utf8",
+        timeout: 20_000,
+      });
+      expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+    } finally {
+      expect((await svc.stop()).code).toBe(0);
+    }
+  });
+});
