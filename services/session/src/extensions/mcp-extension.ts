@@ -195,12 +195,14 @@ export class McpExtension {
   }
 
   // The process is gone (crash or close) and its group ended.
+  // State first: once the registry no longer counts the process, callers see "crashed".
   private async exited(transport: GroupStdioTransport, pid: number, exit: ExitInfo): Promise<void> {
+    if (this.conn?.transport === transport && this.state === "running") {
+      this.lastCrash = describeExit(exit, transport);
+      this.state = this.restarts < MAX_RESTARTS ? "crashed" : "failed";
+      this.opts.log?.warn({ extension: this.name, pid, ...exit }, "extension process exited unexpectedly");
+    }
     await this.opts.registry?.remove(pid);
-    if (this.conn?.transport !== transport || this.state !== "running") return;
-    this.lastCrash = describeExit(exit, transport);
-    this.state = this.restarts < MAX_RESTARTS ? "crashed" : "failed";
-    this.opts.log?.warn({ extension: this.name, pid, ...exit }, "extension process exited unexpectedly");
   }
 
   // Waits until the transport's exit handling (group ended, state updated) is done.

@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "@skein/runtime";
-import { writeFileAtomic } from "./atomic-write.js";
+import { TEMP_PREFIX, writeAtomic } from "../store/files.js";
 import { DEFAULT_KILL_GRACE_MS, endProcessGroup } from "./end-group.js";
 import { groupMembers, liveStartTime, procStat } from "./proc.js";
 
@@ -81,7 +81,7 @@ export class PidRegistry {
     let ended = 0;
     for (const name of await readdir(this.dir)) {
       const path = join(this.dir, name);
-      if (name.endsWith(".tmp")) {
+      if (name.startsWith(TEMP_PREFIX)) {
         // A write cut short by a crash; the rename never happened.
         await unlink(path).catch(() => {});
         continue;
@@ -116,7 +116,7 @@ export class PidRegistry {
     const write = this.chain.then(() => {
       this.queued = undefined;
       const state: StateFile = { owner: this.owner, processes: [...this.live.values()] };
-      return writeFileAtomic(this.file, JSON.stringify(state) + "\n");
+      return writeAtomic(this.file, (fh) => fh.writeFile(JSON.stringify(state) + "\n", "utf8"));
     });
     this.queued = write;
     this.chain = write.catch((err: unknown) => {

@@ -59,8 +59,9 @@ export async function compileExtensions(): Promise<{ dir: string; cleanup: () =>
     const tsconfig = {
       extends: join(repoRoot, "tsconfig.base.json"),
       compilerOptions: {
-        rootDir: join(repoRoot, "services/session/src/extensions"),
-        outDir: join(dir, "extensions"),
+        // src, not src/extensions: the registry shares the store's atomic file writer.
+        rootDir: join(repoRoot, "services/session/src"),
+        outDir: dir,
         composite: false,
         incremental: false,
         declaration: false,
