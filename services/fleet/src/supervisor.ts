@@ -22,8 +22,8 @@ export interface SupervisorDeps {
 
 /** Liveness of an agent is looked at this often, independent of its heartbeat interval. */
 const CHECK_EVERY_MS = 1_000;
-/** Ticks to wait for tmux to reap a dead pane and report its status. */
-const STATUS_WAIT_TICKS = 8;
+/** Ticks (at 250 ms) to wait for tmux to reap a dead pane and report its status; a loaded host needs seconds. */
+const STATUS_WAIT_TICKS = 20;
 /** Ticks a pid may fail the liveness test while tmux still calls the pane alive before the agent is "unknown". */
 const UNKNOWN_AFTER_TICKS = 20;
 
