@@ -9,6 +9,9 @@ process.on("uncaughtException", (err) => {
   process.exit(1);
 });
 
+// grpc-js names the TLS server by IP for IP addresses, which Node flags as deprecated: noise for a CLI user.
+process.noDeprecation = true;
+
 const code = await main(process.argv.slice(2));
 // Open channels and stdin would keep the process alive; everything is written by now.
 process.exit(code);

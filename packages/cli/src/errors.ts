@@ -69,7 +69,10 @@ export function describeServiceError(err: ServiceError, t: Target): string {
 }
 
 // grpc-js: "No connection established. Last error: Error: <cause>"; the cause is what helps.
+// OpenSSL causes look like "<hex>:error:<code>:<library>:<function>:<reason>:<file>:<line>:…".
 function lastError(details: string): string {
+  const openssl = /:error:[0-9A-Fa-f]+:[^:]*:[^:]*:([^:]+):/.exec(details);
+  if (openssl) return openssl[1]!.trim();
   const m = /Last error: (?:Error: )?(.*?)(?: \(\d{4}-\d\d-\d\d.*\))?$/.exec(details);
   return (m?.[1] ?? details).trim();
 }

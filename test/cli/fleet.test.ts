@@ -1,0 +1,135 @@
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startService, type ServiceProcess } from "@skein/testkit";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { expectOneLineError, killClis, runCli, spawnCli } from "./cli.js";
+
+let dir: string;
+let socket: string;
+let svc: ServiceProcess | undefined;
+let env: Record<string, string>;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "skein-cli-fleet-"));
+  socket = `skein-test-cli-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  svc = await startService("fleet", { SKEIN_TMUX_SOCKET: socket, SKEIN_HEARTBEAT_DIR: join(dir, "hb"), SKEIN_FLEET_STATE_DIR: join(dir, "state"), SKEIN_HEARTBEAT_INTERVAL: "1" });
+  env = { SKEIN_FLEET_ADDR: svc.address };
+});
+
+afterEach(async () => {
+  killClis();
+  await svc?.stop("SIGKILL");
+  svc = undefined;
+  try {
+    execFileSync("tmux", ["-L", socket, "kill-server"], { stdio: "ignore" });
+  } catch {
+    // no tmux server was left
+  }
+  await rm(join(process.env.TMUX_TMPDIR ?? "/tmp", `tmux-${process.getuid!()}`, socket), { force: true });
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Polls `skein fleet logs` until the pane shows `match`. */
+async function logsUntil(name: string, match: RegExp): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  let last = "";
+  while (Date.now() < deadline) {
+    last = (await runCli(["fleet", "logs", name, "-n", "50"], env)).stdout;
+    if (match.test(last)) return last;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new Error(`pane of ${name} never showed ${match}; last capture:\n${last}`);
+}
+
+describe("skein fleet", () => {
+  it("starts (idempotently), lists, shows logs, sends input and stops an agent", async () => {
+    const bin = join(dir, "bin");
+    mkdirSync(bin);
+    const started = await runCli(["fleet", "start", "cli-agent", "--dir", dir, "--runtime", "sh", "--bin", bin, "--env", "GREETING=hi there", "--", "sh", "-c", 'echo "ready: $GREETING in $(pwd)"; exec cat'], env);
+    expect(started.code, started.stderr).toBe(0);
+    expect(started.stdout).toMatch(/^started cli-agent \(pane %\d+, pid \d+\)\n$/);
+
+    const again = await runCli(["fleet", "start", "cli-agent", "--", "sleep", "100"], env);
+    expect(again).toMatchObject({ code: 0, stdout: "cli-agent already running\n" });
+
+    const logs = await logsUntil("cli-agent", /ready: hi there in /);
+    expect(logs).toContain(`ready: hi there in ${dir}`);
+    expect(logs.endsWith("\n") && !logs.endsWith("\n\n")).toBe(true);
+
+    const ls = await runCli(["fleet", "ls"], env);
+    const [header, row] = ls.stdout.split("\n");
+    expect(header).toMatch(/^NAME\s+STATE\s+RUNTIME\s+PID\s+RESTARTS\s+HEARTBEAT$/);
+    expect(row).toMatch(/^cli-agent\s+running\s+sh\s+\d+\s+0\s+(\d+s|-)$/);
+    const listed = JSON.parse((await runCli(["fleet", "ls", "--json"], env)).stdout) as { agents: { name: string; state: string; runtimeBinDirs: string[] }[] };
+    expect(listed.agents).toHaveLength(1);
+    expect(listed.agents[0]).toMatchObject({ name: "cli-agent", state: "AGENT_STATE_RUNNING", runtimeBinDirs: [bin] });
+
+    expect((await runCli(["fleet", "send", "cli-agent", "echoed", "back"], env)).code).toBe(0);
+    // cat prints the line back once Enter arrives: twice on screen.
+    await logsUntil("cli-agent", /echoed back\n(.*\n)?echoed back/);
+    expect((await runCli(["fleet", "send", "cli-agent", "pending", "--no-enter"], env)).code).toBe(0);
+    const pending = await logsUntil("cli-agent", /pending/);
+    expect(pending.match(/pending/g)).toHaveLength(1);
+
+    const lines = await runCli(["fleet", "logs", "cli-agent", "-n", "1", "--json"], env);
+    expect(typeof (JSON.parse(lines.stdout) as { text: string }).text).toBe("string");
+
+    const stopped = await runCli(["fleet", "stop", "cli-agent", "--grace", "1"], env);
+    expect(stopped).toMatchObject({ code: 0, stdout: "stopped cli-agent\n" });
+    const after = JSON.parse((await runCli(["fleet", "ls", "--json"], env)).stdout) as { agents?: { state: string }[] };
+    expect(after.agents?.every((a) => a.state !== "AGENT_STATE_RUNNING") ?? true).toBe(true);
+  });
+
+  it("passes one COMMAND word through as a shell command line", async () => {
+    const r = await runCli(["fleet", "start", "one-word", "--dir", dir, "--", "echo one-word-$((40+2)); exec cat"], env);
+    expect(r.code, r.stderr).toBe(0);
+    await logsUntil("one-word", /one-word-42/);
+  });
+
+  it("refuses bad arguments before calling the service, and reports the service's own refusals", async () => {
+    const noCommand = await runCli(["fleet", "start", "x"], env);
+    expect(noCommand.code).toBe(2);
+    expect(expectOneLineError(noCommand)).toContain("missing COMMAND after --");
+    const badEnv = await runCli(["fleet", "start", "x", "--env", "NOEQUALS", "--", "true"], env);
+    expect(expectOneLineError(badEnv)).toContain("--env takes KEY=VALUE");
+    const badPolicy = await runCli(["fleet", "start", "x", "--restart", "sometimes", "--", "true"], env);
+    expect(expectOneLineError(badPolicy)).toContain("--restart must be never, on-failure or always");
+    const badName = await runCli(["fleet", "start", "bad.name", "--", "true"], env);
+    expect(badName.code).toBe(1);
+    expect(expectOneLineError(badName)).toMatch(/^skein: INVALID_ARGUMENT: name/);
+    const missing = await runCli(["fleet", "stop", "nobody"], env);
+    expect(missing.code).toBe(1);
+    expect(expectOneLineError(missing)).toMatch(/^skein: NOT_FOUND: .*nobody/);
+  });
+
+  it("watch prints state changes until Ctrl-C", async () => {
+    const w = spawnCli(["fleet", "watch"], env);
+    // Nothing says when the stream is open: start agents until the watch sees one.
+    let name = "";
+    for (let i = 0; i < 20 && name === ""; i++) {
+      expect((await runCli(["fleet", "start", `watched-${i}`, "--dir", dir, "--", "sleep", "30"], env)).code).toBe(0);
+      name = await w.waitFor(new RegExp(`started\\s+watched-${i}\\b`), "stdout", 1_000).then(() => `watched-${i}`, () => "");
+    }
+    expect(name).not.toBe("");
+    expect((await runCli(["fleet", "stop", name, "--grace", "1"], env)).code).toBe(0);
+    await w.waitFor(new RegExp(`stopped\\s+${name}`));
+    w.proc.kill("SIGINT");
+    expect((await w.result).code).toBe(0);
+  });
+
+  it("attach runs `tmux -L <socket> attach -t =NAME` on this terminal and passes its exit status on", async () => {
+    expect((await runCli(["fleet", "start", "attached", "--dir", dir, "--", "sleep", "30"], env)).code).toBe(0);
+    // A stand-in tmux on the CLI's PATH (not the service's) records how it was called.
+    const fake = join(dir, "fake-bin");
+    mkdirSync(fake);
+    const record = join(dir, "tmux-args");
+    writeFileSync(join(fake, "tmux"), `#!/bin/sh\nprintf '%s\\n' "$@" > '${record}'\nexit 7\n`);
+    chmodSync(join(fake, "tmux"), 0o755);
+    const r = await runCli(["fleet", "attach", "attached"], { ...env, PATH: `${fake}:${process.env.PATH}` });
+    expect(r.code).toBe(7);
+    expect(readFileSync(record, "utf8").trimEnd().split("\n")).toEqual(["-L", socket, "attach", "-t", "=attached"]);
+  });
+});
