@@ -1,4 +1,4 @@
-import { split, startSseServer, type FakeModelServer, type ScriptedReply, type SseEvent } from "./sse-server.js";
+import { split, startSseServer, type FakeModelServer, type ScriptedCompletion, type ScriptedReply, type SseEvent } from "./sse-server.js";
 
 const ev = (event: string, data: Record<string, unknown>): SseEvent => ({ event, data: JSON.stringify({ type: event, ...data }) });
 
@@ -32,7 +32,29 @@ export function anthropicToolUse(call: { id: string; name: string; input: unknow
   ];
 }
 
-/** An Anthropic Messages API server; by default it answers "Hello from the fake Claude." */
-export function startAnthropicServer(opts: { fallback?: (body: Record<string, unknown>) => ScriptedReply } = {}): Promise<FakeModelServer> {
-  return startSseServer({ path: "/messages", fallback: opts.fallback ?? (() => ({ events: anthropicText("Hello from the fake Claude.") })) });
+/** A non-streaming Messages response answering `text`. */
+export function anthropicMessage(text: string, opts: { input?: number; output?: number } = {}): ScriptedCompletion {
+  return {
+    body: {
+      id: "msg_fake",
+      type: "message",
+      role: "assistant",
+      model: "fake-claude",
+      content: [{ type: "text", text }],
+      stop_reason: "end_turn",
+      stop_sequence: null,
+      usage: { input_tokens: opts.input ?? 30, output_tokens: opts.output ?? 4 },
+    },
+  };
+}
+
+/** An Anthropic Messages API server; by default it streams "Hello from the fake Claude." and answers non-streaming requests "Fake Claude session". */
+export function startAnthropicServer(
+  opts: { fallback?: (body: Record<string, unknown>) => ScriptedReply; completionFallback?: (body: Record<string, unknown>) => ScriptedCompletion } = {},
+): Promise<FakeModelServer> {
+  return startSseServer({
+    path: "/messages",
+    fallback: opts.fallback ?? (() => ({ events: anthropicText("Hello from the fake Claude.") })),
+    completionFallback: opts.completionFallback ?? (() => anthropicMessage("Fake Claude session")),
+  });
 }

@@ -1,4 +1,4 @@
-import { split, startSseServer, type FakeModelServer, type ScriptedReply, type SseEvent } from "./sse-server.js";
+import { split, startSseServer, type FakeModelServer, type ScriptedCompletion, type ScriptedReply, type SseEvent } from "./sse-server.js";
 
 export interface Usage {
   readonly prompt: number;
@@ -42,11 +42,31 @@ export function openaiMalformed(): SseEvent[] {
   return [openaiText("ok", { pieces: 1 })[1]!, { data: "{this is not json" }];
 }
 
-/** An OpenAI-compatible chat-completions server; by default it answers "Hello from the fake model." */
-export function startOpenAIServer(opts: { fallback?: (body: Record<string, unknown>) => ScriptedReply; keepAliveTimeoutMs?: number } = {}): Promise<FakeModelServer> {
+/** A non-streaming chat.completion answering `text`. */
+export function openaiCompletion(text: string, usage: Usage = { prompt: 30, completion: 4 }): ScriptedCompletion {
+  return {
+    body: {
+      id: "chatcmpl-fake",
+      object: "chat.completion",
+      created: 1_753_704_324,
+      model: "fake-model",
+      choices: [{ index: 0, message: { role: "assistant", content: text }, finish_reason: "stop" }],
+      usage: { prompt_tokens: usage.prompt, completion_tokens: usage.completion, total_tokens: usage.prompt + usage.completion },
+    },
+  };
+}
+
+/**
+ * An OpenAI-compatible chat-completions server; by default it streams "Hello
+ * from the fake model." and answers non-streaming requests "Fake model session".
+ */
+export function startOpenAIServer(
+  opts: { fallback?: (body: Record<string, unknown>) => ScriptedReply; completionFallback?: (body: Record<string, unknown>) => ScriptedCompletion; keepAliveTimeoutMs?: number } = {},
+): Promise<FakeModelServer> {
   return startSseServer({
     path: "/chat/completions",
     fallback: opts.fallback ?? (() => ({ events: openaiText("Hello from the fake model.") })),
+    completionFallback: opts.completionFallback ?? (() => openaiCompletion("Fake model session")),
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
   });
 }

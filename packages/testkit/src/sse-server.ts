@@ -27,12 +27,24 @@ export interface ScriptedReply {
   readonly ending?: "end" | "cut" | "stall";
 }
 
+/** How the fake model answers one non-streaming request (`stream` not true). */
+export interface ScriptedCompletion {
+  /** Non-200: answer with this status and a JSON error body. */
+  readonly status?: number;
+  /** The JSON response body. */
+  readonly body?: unknown;
+}
+
 export interface FakeModelServer {
   /** Base URL to give the SDK (ends in /v1). */
   readonly baseURL: string;
   readonly port: number;
-  /** Request bodies in arrival order. */
+  /** Streaming request bodies in arrival order. */
   readonly requests: Record<string, unknown>[];
+  /** Non-streaming request bodies (descriptions, summaries) in arrival order; kept apart so they never take a scripted stream. */
+  readonly completions: Record<string, unknown>[];
+  enqueueCompletion(...replies: ScriptedCompletion[]): void;
+  setCompletionFallback(fallback: (body: Record<string, unknown>) => ScriptedCompletion): void;
   /** Replies answer requests in order; when none is queued, `fallback` answers. */
   enqueue(...replies: ScriptedReply[]): void;
   setFallback(fallback: (body: Record<string, unknown>) => ScriptedReply): void;
@@ -45,9 +57,17 @@ export interface FakeModelServer {
 }
 
 /** A local HTTP server speaking a model API's SSE, answering from a script. */
-export async function startSseServer(opts: { path: string; fallback: (body: Record<string, unknown>) => ScriptedReply; keepAliveTimeoutMs?: number }): Promise<FakeModelServer> {
+export async function startSseServer(opts: {
+  path: string;
+  fallback: (body: Record<string, unknown>) => ScriptedReply;
+  completionFallback?: (body: Record<string, unknown>) => ScriptedCompletion;
+  keepAliveTimeoutMs?: number;
+}): Promise<FakeModelServer> {
   const queue: ScriptedReply[] = [];
   const requests: Record<string, unknown>[] = [];
+  const completionQueue: ScriptedCompletion[] = [];
+  const completions: Record<string, unknown>[] = [];
+  let completionFallback = opts.completionFallback ?? ((): ScriptedCompletion => ({ status: 400, body: { error: { message: "this fake server only streams" } } }));
   const sockets = new Set<Socket>();
   let fallback = opts.fallback;
   let active = 0;
@@ -70,6 +90,12 @@ export async function startSseServer(opts: { path: string; fallback: (body: Reco
       return;
     }
     const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>;
+    if (body.stream !== true) {
+      completions.push(body);
+      const c = completionQueue.shift() ?? completionFallback(body);
+      res.writeHead(c.status ?? 200, { "content-type": "application/json" }).end(JSON.stringify(c.body ?? {}));
+      return;
+    }
     requests.push(body);
     for (const w of waiters) w();
     const reply = queue.shift() ?? fallback(body);
@@ -122,6 +148,9 @@ export async function startSseServer(opts: { path: string; fallback: (body: Reco
     baseURL: `http://127.0.0.1:${port}/v1`,
     port,
     requests,
+    completions,
+    enqueueCompletion: (...c) => void completionQueue.push(...c),
+    setCompletionFallback: (f) => void (completionFallback = f),
     enqueue: (...r) => void queue.push(...r),
     setFallback: (f) => void (fallback = f),
     waitForRequests: (n, timeoutMs = 10_000) =>

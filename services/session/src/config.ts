@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, envEnum, envInt, envOptional, envString, type Logger } from "@skein/runtime";
+import { ConfigError, envEnum, envInt, envNumber, envOptional, envString, type Logger } from "@skein/runtime";
 import { parse as parseYaml } from "yaml";
+import { envDurationMs } from "./duration.js";
 
 type Env = Record<string, string | undefined>;
 
@@ -29,6 +30,16 @@ export interface SessionConfig {
   readonly eventBuffer: number;
   readonly maxTurns: number;
   readonly syncEachMessage: boolean;
+  /** A live agent unused this long is evicted (its extension processes end). */
+  readonly idleTimeoutMs: number;
+  readonly maxLiveAgents: number;
+  /** SIGTERM → SIGKILL grace when ending an extension's process group. */
+  readonly extensionKillGraceMs: number;
+  /** Compact when the last usage exceeds this share of contextLimit; 0 turns auto-compaction off. */
+  readonly autoCompactThreshold: number;
+  readonly contextLimit: number;
+  /** goose's config.yaml, also the source of service-wide extensions. */
+  readonly gooseConfigPath: string;
 }
 
 export function loadConfig(env: Env, log: Logger): SessionConfig {
@@ -43,6 +54,12 @@ export function loadConfig(env: Env, log: Logger): SessionConfig {
     eventBuffer: envInt("SKEIN_EVENT_BUFFER", 512, { min: 1, max: 1_000_000 }, env),
     maxTurns: envInt("SKEIN_MAX_TURNS", 100, { min: 1, max: 10_000 }, env),
     syncEachMessage: envEnum("SKEIN_FSYNC_EACH_MESSAGE", ["true", "false"], "false", env) === "true",
+    idleTimeoutMs: envDurationMs("SKEIN_SESSION_IDLE_TIMEOUT", 15 * 60_000, { minMs: 100, maxMs: 7 * 24 * 3_600_000 }, env),
+    maxLiveAgents: envInt("SKEIN_MAX_LIVE_AGENTS", 100, { min: 1, max: 100_000 }, env),
+    extensionKillGraceMs: envInt("SKEIN_EXTENSION_KILL_GRACE_MS", 2_000, { min: 0, max: 60_000 }, env),
+    autoCompactThreshold: envNumber("SKEIN_AUTO_COMPACT_THRESHOLD", 0.8, { min: 0, max: 1 }, env),
+    contextLimit: envInt("SKEIN_CONTEXT_LIMIT", 128_000, { min: 1_000, max: 100_000_000 }, env),
+    gooseConfigPath: gooseConfigPath(env, home),
   };
 }
 
@@ -102,8 +119,12 @@ function stringOf(v: unknown): string | undefined {
 }
 
 /** goose's own settings file, so a machine set up for the goose CLI works unchanged. */
+function gooseConfigPath(env: Env, home: string): string {
+  return join(env.XDG_CONFIG_HOME ?? join(home, ".config"), "goose", "config.yaml");
+}
+
 function readGooseConfig(env: Env, home: string, log: Logger): Record<string, unknown> {
-  const path = join(env.XDG_CONFIG_HOME ?? join(home, ".config"), "goose", "config.yaml");
+  const path = gooseConfigPath(env, home);
   let text: string;
   try {
     text = readFileSync(path, "utf8");

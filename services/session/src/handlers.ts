@@ -1,33 +1,34 @@
 import { session as pb } from "@skein/proto";
 import type { ServiceImplementation } from "@skein/runtime";
+import type { RawExtensionConfig } from "./extensions/index.js";
 import type { Sessions } from "./sessions.js";
-import { eventToProto, messageToProto, sessionToProto } from "./wire.js";
+import { eventToProto, messageToProto, sessionToProto, toolToProto } from "./wire.js";
 
-type Impl = Partial<ServiceImplementation<typeof pb.SessionServiceService>>;
+type Impl = ServiceImplementation<typeof pb.SessionServiceService>;
 
-/** The RPCs of issue 3; the agent-lifecycle RPCs are added beside them. */
+/** proto ExtensionConfig → the extension layer's raw input (it validates). */
+function rawExtension(e: pb.ExtensionConfig): RawExtensionConfig {
+  return { name: e.name, cmd: e.cmd, args: e.args, env: e.env, timeout_seconds: e.timeoutSeconds };
+}
+
 export function sessionHandlers(sessions: Sessions): Impl {
+  const toProto = (info: Parameters<typeof sessionToProto>[0], messageCount?: number) =>
+    sessionToProto(info, sessions.live(info.id), sessions.extensionsOf(info), messageCount);
   return {
     createSession: async (req) => {
-      const info = await sessions.create(req.workingDir, req.description, req.extensions.length);
-      return pb.CreateSessionResponse.fromPartial({ session: sessionToProto(info, sessions.live(info.id)) });
+      const info = await sessions.create(req.workingDir, req.description, req.extensions.map(rawExtension));
+      return pb.CreateSessionResponse.fromPartial({ session: toProto(info) });
     },
 
     getSession: async (req) => {
       const s = await sessions.get(req.sessionId, req.includeMessages);
       const messages = "messages" in s ? s.messages : undefined;
-      return pb.GetSessionResponse.fromPartial({
-        session: sessionToProto(s, sessions.live(s.id), messages?.length),
-        messages: messages?.map(messageToProto) ?? [],
-      });
+      return pb.GetSessionResponse.fromPartial({ session: toProto(s, messages?.length), messages: messages?.map(messageToProto) ?? [] });
     },
 
     listSessions: async (req) => {
       const page = await sessions.list(req.pageSize, req.pageToken);
-      return pb.ListSessionsResponse.fromPartial({
-        sessions: page.sessions.map((s) => sessionToProto(s, sessions.live(s.id))),
-        nextPageToken: page.nextPageToken,
-      });
+      return pb.ListSessionsResponse.fromPartial({ sessions: page.sessions.map((s) => toProto(s)), nextPageToken: page.nextPageToken });
     },
 
     deleteSession: async (req) => {
@@ -46,5 +47,24 @@ export function sessionHandlers(sessions: Sessions): Impl {
     },
 
     cancelReply: async (req) => pb.CancelReplyResponse.fromPartial({ cancelled: await sessions.cancel(req.sessionId, req.requestId) }),
+
+    addExtension: async (req) => {
+      const tools = await sessions.addExtension(req.sessionId, req.extension && rawExtension(req.extension));
+      return pb.AddExtensionResponse.fromPartial({ tools: tools.map(toolToProto) });
+    },
+
+    removeExtension: async (req) => {
+      await sessions.removeExtension(req.sessionId, req.name);
+      return pb.RemoveExtensionResponse.fromPartial({});
+    },
+
+    listTools: async (req) => pb.ListToolsResponse.fromPartial({ tools: (await sessions.listTools(req.sessionId)).map(toolToProto) }),
+
+    summarizeSession: async (req) => {
+      const { session, summary } = await sessions.summarize(req.sessionId);
+      return pb.SummarizeSessionResponse.fromPartial({ session: toProto(session), summary });
+    },
+
+    getStats: async () => pb.GetStatsResponse.fromPartial(await sessions.stats()),
   };
 }

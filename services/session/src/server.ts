@@ -1,17 +1,27 @@
 import { session } from "@skein/proto";
 import { hosted, serve, type Logger, type RunningServer } from "@skein/runtime";
+import { AgentRegistry } from "./agents/agent-registry.js";
 import { loadConfig } from "./config.js";
+import { loadServiceExtensions, PidRegistry } from "./extensions/index.js";
 import { sessionHandlers } from "./handlers.js";
+import { bindSessionMetrics } from "./metrics.js";
 import { createProvider } from "./providers/index.js";
+import { RunManager } from "./runs/run-manager.js";
 import { Sessions } from "./sessions.js";
 import { JsonlSessionStore } from "./store/jsonl-store.js";
+import { sessionExtensions } from "./store/skein-metadata.js";
 
 type Env = Record<string, string | undefined>;
 
-/** Composes the session service (config, store, provider, runs, handlers) and serves it. */
+/** Composes the session service (config, store, provider, agents, runs, handlers) and serves it. */
 export async function startSessionServer(env: Env, log: Logger): Promise<RunningServer & { sessions: Sessions }> {
   const config = loadConfig(env, log);
+  const serviceExtensions = await loadServiceExtensions({ env, gooseConfigPath: config.gooseConfigPath });
   const store = await JsonlSessionStore.open(config.sessionsDir, log, { syncEachMessage: config.syncEachMessage });
+  // Before anything starts: end extension processes a killed previous instance left behind.
+  const pids = await PidRegistry.open(config.sessionsDir, { log, killGraceMs: config.extensionKillGraceMs });
+  const reaped = await pids.reapOrphans();
+  if (reaped > 0) log.warn({ processGroups: reaped }, "ended extension processes left by a previous instance");
   const p = config.provider;
   const provider =
     "settings" in p
@@ -19,18 +29,56 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
       : { missing: p.missing };
   if ("settings" in p) log.info({ provider: p.settings.kind, model: p.settings.model, baseURL: p.settings.baseURL, source: p.settings.source }, "model provider");
   else log.warn({ reason: p.missing }, "no model provider: Reply will fail until one is configured");
-  log.info({ sessionsDir: config.sessionsDir }, "session store");
-  const sessions = new Sessions({ store, provider, maxMessageChars: config.maxMessageChars, maxTurns: config.maxTurns, eventBuffer: config.eventBuffer, log });
-  const server = await serve({
-    addrVar: "SKEIN_SESSION_ADDR",
-    defaultAddr: "127.0.0.1:50051",
-    services: [hosted("skein.session.v1.SessionService", session.SessionServiceService, sessionHandlers(sessions))],
+  log.info({ sessionsDir: config.sessionsDir, serviceExtensions: serviceExtensions.map((e) => e.name), idleTimeoutMs: config.idleTimeoutMs, maxLiveAgents: config.maxLiveAgents }, "session store");
+
+  const runs = new RunManager({
+    store,
+    maxTurns: config.maxTurns,
+    eventBuffer: config.eventBuffer,
+    compaction: { threshold: config.autoCompactThreshold, contextLimit: config.contextLimit },
     log,
-    env,
-    onShutdown: async ({ forced }) => {
-      await sessions.runs.shutdown(forced);
-      await store.close();
-    },
   });
+  const agents = new AgentRegistry({
+    load: async (id) => {
+      const info = await store.info(id);
+      return info && { workingDir: info.metadata.working_dir, extensions: sessionExtensions(info.metadata, log.child({ sessionId: id })) };
+    },
+    serviceExtensions,
+    extensionOptions: { registry: pids, killGraceMs: config.extensionKillGraceMs, log },
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxLive: config.maxLiveAgents,
+    log,
+    onEvicted: (id) => runs.unload(id),
+    onSweep: (isLive) => runs.trim(isLive),
+  });
+  const sessions = new Sessions({ store, provider, runs, agents, serviceExtensions, maxMessageChars: config.maxMessageChars, log });
+  bindSessionMetrics({
+    runningReplies: () => runs.running,
+    liveAgents: () => agents.size,
+    extensionProcesses: () => agents.extensionProcesses,
+    evictions: () => agents.evictions,
+    streamEvents: () => runs.published,
+  });
+  let server: RunningServer;
+  try {
+    server = await serve({
+      addrVar: "SKEIN_SESSION_ADDR",
+      defaultAddr: "127.0.0.1:50051",
+      services: [hosted("skein.session.v1.SessionService", session.SessionServiceService, sessionHandlers(sessions))],
+      log,
+      env,
+      onShutdown: async ({ forced }) => {
+        await runs.shutdown(forced);
+        await agents.shutdown();
+        await pids.close();
+        await store.close();
+      },
+    });
+  } catch (err) {
+    await agents.shutdown();
+    await pids.close();
+    await store.close();
+    throw err;
+  }
   return Object.assign(server, { sessions });
 }

@@ -1,46 +1,76 @@
 import { stat } from "node:fs/promises";
 import { isAbsolute } from "node:path";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
-import { NO_TOOLS, type ToolSource } from "./agent/tools.js";
+import type { AgentRegistry } from "./agents/agent-registry.js";
+import type { AgentLease } from "./agents/live-agent.js";
+import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig, type RawExtensionConfig, type ToolSpec } from "./extensions/index.js";
 import type { Provider } from "./providers/provider.js";
-import { RunManager } from "./runs/run-manager.js";
+import { compactAndStore } from "./runs/run.js";
+import type { RunManager } from "./runs/run-manager.js";
 import type { SessionEvent } from "./runs/events.js";
 import { defaultMetadata } from "./store/goose-format.js";
 import { newSessionId, validateRequestId, validateSessionId } from "./store/ids.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./store/session-store.js";
+import { markDescriptionUserSet, sessionExtensions, withSessionExtensions } from "./store/skein-metadata.js";
 
 export interface SessionsOptions {
   readonly store: SessionStore;
   /** Either the provider or why there is none (Reply answers FAILED_PRECONDITION with it). */
   readonly provider: { provider: Provider } | { missing: string };
+  readonly runs: RunManager;
+  readonly agents: AgentRegistry;
+  /** Started for every session; a session's own extension may not take one of their names. */
+  readonly serviceExtensions: readonly ExtensionConfig[];
   readonly maxMessageChars: number;
-  readonly maxTurns: number;
-  readonly eventBuffer: number;
   readonly log: Logger;
-  /** Tools per session; MCP extensions plug in here. */
-  readonly tools?: (sessionId: string) => ToolSource;
+}
+
+export interface Stats {
+  readonly liveAgents: number;
+  readonly runningReplies: number;
+  readonly extensionProcesses: number;
+  readonly sessionsOnDisk: number;
+  readonly evictions: number;
 }
 
 const MAX_DESCRIPTION = 1000;
 const DEFAULT_PAGE = 50;
 const MAX_PAGE = 1000;
+const MAX_EXTENSIONS = 64;
 
-/** The session service's domain: validation at the edge, store and runs behind it. */
+/** The session service's domain: validation at the edge; store, agents and runs behind it. */
 export class Sessions {
   readonly runs: RunManager;
+  readonly agents: AgentRegistry;
 
   constructor(private readonly opts: SessionsOptions) {
-    this.runs = new RunManager({ store: opts.store, tools: opts.tools ?? (() => NO_TOOLS), maxTurns: opts.maxTurns, eventBuffer: opts.eventBuffer, log: opts.log });
+    this.runs = opts.runs;
+    this.agents = opts.agents;
   }
 
-  async create(workingDir: string, description: string | undefined, extensionCount: number): Promise<SessionInfo> {
+  /** Starts the session's extensions first: one that cannot start fails the call and leaves no file. */
+  async create(workingDir: string, description: string | undefined, rawExtensions: readonly RawExtensionConfig[]): Promise<SessionInfo> {
     if (workingDir === "") throw new InvalidArgumentError("working_dir", "must not be empty");
     if (!isAbsolute(workingDir)) throw new InvalidArgumentError("working_dir", `must be an absolute path, got ${JSON.stringify(workingDir)}`);
     const isDir = await stat(workingDir).then((s) => s.isDirectory(), () => false);
     if (!isDir) throw new InvalidArgumentError("working_dir", `${JSON.stringify(workingDir)} is not an existing directory`);
     if (description !== undefined && description.length > MAX_DESCRIPTION) throw new InvalidArgumentError("description", `must be at most ${MAX_DESCRIPTION} characters`);
-    if (extensionCount > 0) throw new InvalidArgumentError("extensions", "MCP extensions are not available in this version of the service");
-    return this.opts.store.create(newSessionId(), defaultMetadata(workingDir, description ?? ""));
+    if (rawExtensions.length > MAX_EXTENSIONS) throw new InvalidArgumentError("extensions", `at most ${MAX_EXTENSIONS} per session`);
+    const extensions = validateExtensionConfigs(rawExtensions, "extensions");
+    extensions.forEach((e, i) => this.checkNotServiceWide(e.name, `extensions[${i}].name`));
+
+    const id = newSessionId();
+    let metadata = withSessionExtensions(defaultMetadata(workingDir, description ?? ""), extensions);
+    if (description !== undefined && description !== "") metadata = markDescriptionUserSet(metadata);
+    const lease = await this.agents.acquire(id, { workingDir, extensions });
+    try {
+      return await this.opts.store.create(id, metadata);
+    } catch (err) {
+      await this.agents.drop(id);
+      throw err;
+    } finally {
+      lease.release();
+    }
   }
 
   async get(id: string, withMessages: boolean): Promise<SessionInfo | LoadedSession> {
@@ -58,11 +88,13 @@ export class Sessions {
   async delete(id: string): Promise<void> {
     validateSessionId(id);
     await this.runs.cancel(id);
-    if (!(await this.opts.store.delete(id))) throw notFound(id);
+    const existed = await this.opts.store.delete(id);
+    await this.agents.drop(id);
     this.runs.forget(id);
+    if (!existed) throw notFound(id);
   }
 
-  /** Validates, then starts the run and returns its events (see RunManager.start). */
+  /** Validates, leases the agent (loading it if evicted), then starts the run; the lease ends with the run. */
   async reply(id: string, text: string, requestId: string, signals: AbortSignal[]): Promise<AsyncIterable<SessionEvent>> {
     validateSessionId(id);
     if (text === "") throw new InvalidArgumentError("text", "must not be empty");
@@ -70,10 +102,16 @@ export class Sessions {
       throw new InvalidArgumentError("text", `must be at most ${this.opts.maxMessageChars} characters (SKEIN_MAX_MESSAGE_CHARS), got ${text.length}`);
     }
     validateRequestId(requestId);
-    const p = this.opts.provider;
-    if ("missing" in p) throw new FailedPreconditionError(p.missing);
-    if (!(await this.opts.store.info(id))) throw notFound(id);
-    return this.runs.start(id, requestId, text, p.provider, signals);
+    const provider = this.provider();
+    const busy = this.runs.runningRequest(id);
+    if (busy !== undefined) throw new FailedPreconditionError(`session ${id} is busy with request ${busy}; wait for it or cancel it with CancelReply`);
+    const lease = await this.agents.acquire(id);
+    try {
+      return this.runs.start(id, requestId, text, { provider, tools: lease.agent.extensions, onDone: lease.release }, signals);
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
   }
 
   async watch(id: string, afterSeq: number, signals: AbortSignal[]): Promise<AsyncIterable<SessionEvent>> {
@@ -90,8 +128,110 @@ export class Sessions {
     return false;
   }
 
+  /** Starts an extension on the session's agent and persists it; returns the new tools. */
+  async addExtension(id: string, raw: RawExtensionConfig | undefined): Promise<ToolSpec[]> {
+    validateSessionId(id);
+    if (raw === undefined) throw new InvalidArgumentError("extension", "is required");
+    const config = validateExtensionConfig(raw, "extension");
+    this.checkNotServiceWide(config.name, "extension.name");
+    return this.withAgent(id, async ({ agent }) => {
+      await agent.extensions.add(config);
+      try {
+        const next = [...agent.sessionExtensions.filter((e) => e.name !== config.name), config];
+        await this.persistExtensions(id, next);
+        agent.sessionExtensions = next;
+      } catch (err) {
+        await agent.extensions.remove(config.name).catch(() => undefined);
+        throw err;
+      }
+      return agent.extensions.list().filter((t) => t.extension === config.name);
+    });
+  }
+
+  async removeExtension(id: string, name: string): Promise<void> {
+    validateSessionId(id);
+    if (name === "") throw new InvalidArgumentError("name", "must not be empty");
+    if (this.opts.serviceExtensions.some((e) => e.name === name)) {
+      throw new FailedPreconditionError(`extension ${name} is configured service-wide (SKEIN_EXTENSIONS or goose's config.yaml); it cannot be removed from one session`);
+    }
+    await this.withAgent(id, async ({ agent }) => {
+      if (!agent.sessionExtensions.some((e) => e.name === name) && !agent.extensions.names().includes(name)) {
+        throw new NotFoundError(`extension ${name} is not in session ${id}`);
+      }
+      const next = agent.sessionExtensions.filter((e) => e.name !== name);
+      await this.persistExtensions(id, next);
+      agent.sessionExtensions = next;
+      // Persisted but not running (it failed to start when the agent was loaded): nothing to end.
+      if (agent.extensions.names().includes(name)) await agent.extensions.remove(name);
+    });
+  }
+
+  listTools(id: string): Promise<ToolSpec[]> {
+    validateSessionId(id);
+    return this.withAgent(id, async ({ agent }) => agent.extensions.list());
+  }
+
+  /** SummarizeSession: compacts now, holding the session's run slot. */
+  async summarize(id: string): Promise<{ session: SessionInfo; summary: string }> {
+    validateSessionId(id);
+    const provider = this.provider();
+    if (!(await this.opts.store.info(id))) throw notFound(id);
+    return this.runs.exclusive(id, "summarize", async (signal) => {
+      const loaded = await this.opts.store.load(id);
+      if (!loaded) throw notFound(id);
+      const result = await compactAndStore(this.opts.store, id, provider, loaded, signal).catch((err: unknown) => {
+        if (err instanceof NotFoundError || err instanceof FailedPreconditionError) throw err;
+        this.opts.log.warn({ sessionId: id, err: (err as Error).message }, "summarizing failed");
+        throw new FailedPreconditionError(`summarizing session ${id} failed: ${(err as Error).message}`);
+      });
+      if (!result) throw new FailedPreconditionError(`session ${id} has nothing to summarize yet: it needs an earlier user turn besides the last one`);
+      const info = await this.opts.store.info(id);
+      if (!info) throw notFound(id);
+      return { session: info, summary: result.summary };
+    });
+  }
+
+  async stats(): Promise<Stats> {
+    return {
+      liveAgents: this.agents.size,
+      runningReplies: this.runs.running,
+      extensionProcesses: this.agents.extensionProcesses,
+      sessionsOnDisk: await this.opts.store.count(),
+      evictions: this.agents.evictions,
+    };
+  }
+
   live(id: string): { runningRequestId: string; lastSeq: number } {
     return { runningRequestId: this.runs.runningRequest(id) ?? "", lastSeq: this.runs.lastSeq(id) };
+  }
+
+  /** The session's own extensions as persisted (for Session.extensions). */
+  extensionsOf(info: SessionInfo): ExtensionConfig[] {
+    return sessionExtensions(info.metadata, this.opts.log);
+  }
+
+  private provider(): Provider {
+    const p = this.opts.provider;
+    if ("missing" in p) throw new FailedPreconditionError(p.missing);
+    return p.provider;
+  }
+
+  private async withAgent<T>(id: string, work: (lease: AgentLease) => Promise<T>): Promise<T> {
+    const lease = await this.agents.acquire(id);
+    try {
+      return await work(lease);
+    } finally {
+      lease.release();
+    }
+  }
+
+  private async persistExtensions(id: string, configs: readonly ExtensionConfig[]): Promise<void> {
+    const written = await this.opts.store.updateMetadata(id, (m) => withSessionExtensions(m, configs));
+    if (!written) throw notFound(id);
+  }
+
+  private checkNotServiceWide(name: string, field: string): void {
+    if (this.opts.serviceExtensions.some((e) => e.name === name)) throw new InvalidArgumentError(field, `${JSON.stringify(name)} is already a service-wide extension`);
   }
 }
 

@@ -1,5 +1,6 @@
 import { session as pb } from "@skein/proto";
 import type { FinishKind } from "./agent/loop.js";
+import type { ExtensionConfig, ToolSpec } from "./extensions/index.js";
 import type { SessionEvent } from "./runs/events.js";
 import { isObject, isText, isToolRequest, isToolResponse, type ContentItem, type GooseMessage } from "./store/goose-format.js";
 import type { SessionInfo } from "./store/session-store.js";
@@ -11,7 +12,7 @@ export interface LiveState {
   readonly lastSeq: number;
 }
 
-export function sessionToProto(info: SessionInfo, live: LiveState, messageCount?: number): pb.Session {
+export function sessionToProto(info: SessionInfo, live: LiveState, extensions: readonly ExtensionConfig[], messageCount?: number): pb.Session {
   const m = info.metadata;
   const opt = (v: number | null | undefined) => (typeof v === "number" ? v : undefined);
   return pb.Session.fromPartial({
@@ -28,7 +29,12 @@ export function sessionToProto(info: SessionInfo, live: LiveState, messageCount?
     updatedAt: info.updatedAt,
     runningRequestId: live.runningRequestId,
     lastSeq: live.lastSeq,
+    extensions: extensions.map((e) => ({ name: e.name, cmd: e.cmd, args: e.args, env: e.env, timeoutSeconds: e.timeoutSeconds })),
   });
+}
+
+export function toolToProto(t: ToolSpec): pb.Tool {
+  return pb.Tool.fromPartial({ name: t.name, description: t.description, inputSchema: t.inputSchema, extension: t.extension });
 }
 
 export function messageToProto(m: GooseMessage): pb.Message {

@@ -33,13 +33,14 @@ describe("bad input", () => {
   it("unknown sessions are NOT_FOUND", async () => {
     const c = h.client;
     const id = "7d0c3a4e-9a51-4c34-9d7a-0f1f2e3d4c5b";
+    // rejection() at once: a call failing before the loop reaches it must not count as unhandled.
     for (const p of [
       call(c, c.getSession, pb.GetSessionRequest.fromPartial({ sessionId: id })),
       call(c, c.deleteSession, pb.DeleteSessionRequest.fromPartial({ sessionId: id })),
       call(c, c.cancelReply, pb.CancelReplyRequest.fromPartial({ sessionId: id })),
       collect(reply(c, id, "hi")),
-    ]) {
-      const e = await rejection(p);
+    ].map(rejection)) {
+      const e = await p;
       expect(e.code).toBe(status.NOT_FOUND);
       expect(e.details).toBe(`session ${id} does not exist`);
     }
@@ -86,9 +87,16 @@ describe("bad input", () => {
     expect(page.sessions.map((s) => s.id).filter((id) => id.startsWith(".") || id.startsWith("notes"))).toEqual([]);
   });
 
-  it("the agent-lifecycle RPCs are not offered yet", async () => {
-    const e = await rejection(call(h.client, h.client.listTools, pb.ListToolsRequest.fromPartial({ sessionId: "x" })));
-    expect(e.code).toBe(status.UNIMPLEMENTED);
+  it("the agent-lifecycle RPCs answer NOT_FOUND for an unknown session", async () => {
+    const sessionId = "7d0c3a4e-9a51-4c34-9d7a-0f1f2e3d4c5b";
+    for (const p of [
+      call(h.client, h.client.listTools, pb.ListToolsRequest.fromPartial({ sessionId })),
+      call(h.client, h.client.removeExtension, pb.RemoveExtensionRequest.fromPartial({ sessionId, name: "x" })),
+      call(h.client, h.client.summarizeSession, pb.SummarizeSessionRequest.fromPartial({ sessionId })),
+    ].map(rejection)) {
+      const e = await p;
+      expect([e.code, e.details]).toEqual([status.NOT_FOUND, `session ${sessionId} does not exist`]);
+    }
   });
 });
 

@@ -56,7 +56,8 @@ describe("sessions the goose CLI wrote", () => {
     const after = (await readFile(path, "utf8")).split("\n");
     expect(after.slice(1, before.length - 1)).toEqual(before.slice(1, -1));
     const meta = JSON.parse(after[0]!) as Record<string, unknown>;
-    expect(meta).toMatchObject({ description: "Berlin weather", message_count: 6, extension_data: { "todo.v0": { content: "check weather" } }, accumulated_total_tokens: 1535 });
+    // Fewer than 4 user messages: the description is generated again, as goose does.
+    expect(meta).toMatchObject({ description: "Fake model session", message_count: 6, extension_data: { "todo.v0": { content: "check weather" } }, accumulated_total_tokens: 1535 });
     const sent = h.model.requests.at(-1)!.messages as Record<string, unknown>[];
     expect(sent.map((m) => m.role)).toEqual(["system", "user", "assistant", "tool", "assistant", "user"]);
     expect(sent[3]).toEqual({ role: "tool", tool_call_id: "call_5hvVKt0aj0RGRmrKEZECeJKV", content: "Berlin: 21°C, light rain" });

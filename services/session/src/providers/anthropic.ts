@@ -1,10 +1,10 @@
 import Anthropic, { APIConnectionTimeoutError, APIError } from "@anthropic-ai/sdk";
 import type { MessageParam, RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
 import { isText, isToolRequest, isToolResponse, type GooseMessage } from "../store/goose-format.js";
-import { classifySdkError, guardedStream, sdkClientOptions } from "./guarded-stream.js";
+import { classifySdkError, guardedCall, guardedStream, sdkClientOptions } from "./guarded-stream.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import type { ProviderOptions } from "./openai.js";
-import { ProviderError, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
+import { ProviderError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
 import { ToolCallAssembler } from "./tool-call-assembler.js";
 
 type Block = Exclude<MessageParam["content"], string>[number];
@@ -18,6 +18,21 @@ export class AnthropicProvider implements Provider {
   constructor(private readonly opts: ProviderOptions) {
     this.model = opts.model;
     this.client = new Anthropic(sdkClientOptions(opts));
+  }
+
+  async complete(req: CompletionRequest): Promise<Completion> {
+    const res = await guardedCall({
+      signal: req.signal,
+      timeoutMs: this.opts.idleTimeoutMs,
+      call: (signal) =>
+        this.client.messages.create({ model: this.model, max_tokens: this.opts.maxTokens, system: req.system, messages: toAnthropicMessages(req.messages), stream: false }, { signal }),
+      classify,
+    });
+    if (!Array.isArray(res?.content)) throw new ProviderError("PROVIDER_MALFORMED_STREAM", "the provider answered without content");
+    const text = res.content.map((b) => (b.type === "text" ? b.text : "")).join("");
+    const input = res.usage?.input_tokens ?? 0;
+    const output = res.usage?.output_tokens ?? 0;
+    return { text, usage: { input, output, total: input + output } };
   }
 
   async *stream(req: ModelRequest): AsyncGenerator<ModelChunk> {

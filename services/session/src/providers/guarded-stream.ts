@@ -49,6 +49,27 @@ export async function* guardedStream<T>(opts: GuardedStreamOptions<T>): AsyncGen
   if (why) throw why;
 }
 
+/**
+ * A non-streaming SDK call under the same rules: `timeoutMs` bounds the whole
+ * call (there is nothing to watch between bytes), aborts and failures come out
+ * as ProviderAbortedError / classified ProviderError.
+ */
+export async function guardedCall<T>(opts: {
+  signal: AbortSignal;
+  timeoutMs: number;
+  call: (signal: AbortSignal) => Promise<T>;
+  classify: GuardedStreamOptions<T>["classify"];
+}): Promise<T> {
+  const timeout = AbortSignal.timeout(opts.timeoutMs);
+  try {
+    return await opts.call(AbortSignal.any([opts.signal, timeout]));
+  } catch (err) {
+    if (opts.signal.aborted) throw new ProviderAbortedError("the request was stopped");
+    if (timeout.aborted) throw new ProviderError("PROVIDER_TIMEOUT", `the provider did not answer within ${opts.timeoutMs} ms`);
+    throw err instanceof ProviderError ? err : opts.classify(err, false);
+  }
+}
+
 type ErrorClass = abstract new (...args: never[]) => Error;
 
 /**

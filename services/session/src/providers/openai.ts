@@ -1,9 +1,9 @@
 import OpenAI, { APIConnectionTimeoutError, APIError } from "openai";
 import type { ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
 import { isObject, isText, isToolRequest, isToolResponse, type GooseMessage } from "../store/goose-format.js";
-import { classifySdkError, guardedStream, sdkClientOptions } from "./guarded-stream.js";
+import { classifySdkError, guardedCall, guardedStream, sdkClientOptions } from "./guarded-stream.js";
 import { pairedToolCallIds, textOf, toolResultText } from "./history.js";
-import { ProviderError, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
+import { ProviderError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
 import { ToolCallAssembler } from "./tool-call-assembler.js";
 
 export interface ProviderOptions {
@@ -24,6 +24,21 @@ export class OpenAIProvider implements Provider {
   constructor(private readonly opts: ProviderOptions) {
     this.model = opts.model;
     this.client = new OpenAI(sdkClientOptions(opts));
+  }
+
+  async complete(req: CompletionRequest): Promise<Completion> {
+    const res = await guardedCall({
+      signal: req.signal,
+      timeoutMs: this.opts.idleTimeoutMs,
+      call: (signal) => this.client.chat.completions.create({ model: this.model, messages: toOpenAIMessages(req.system, req.messages), stream: false }, { signal }),
+      classify,
+    });
+    const choice = isObject(res) && Array.isArray(res.choices) ? res.choices[0] : undefined;
+    if (!choice || !isObject(choice.message)) throw new ProviderError("PROVIDER_MALFORMED_STREAM", "the provider answered without a choice");
+    const u = res.usage;
+    const input = u?.prompt_tokens ?? 0;
+    const output = u?.completion_tokens ?? 0;
+    return { text: typeof choice.message.content === "string" ? choice.message.content : "", usage: { input, output, total: u?.total_tokens ?? input + output } };
   }
 
   async *stream(req: ModelRequest): AsyncGenerator<ModelChunk> {

@@ -22,9 +22,23 @@ export type ModelChunk =
   | { readonly type: "usage"; readonly input: number; readonly output: number; readonly total: number }
   | { readonly type: "done"; readonly stopReason: string };
 
+/** A one-shot, non-streaming request without tools (descriptions, summaries). */
+export interface CompletionRequest {
+  readonly system: string;
+  readonly messages: readonly GooseMessage[];
+  readonly signal: AbortSignal;
+}
+
+export interface Completion {
+  readonly text: string;
+  readonly usage: { readonly input: number; readonly output: number; readonly total: number };
+}
+
 export interface Provider {
   readonly name: string;
   readonly model: string;
+  /** One non-streaming model call; throws ProviderError, or ProviderAbortedError when the signal aborts. */
+  complete(req: CompletionRequest): Promise<Completion>;
   /**
    * Streams one model call. Ends with `done`, or throws ProviderError; when the
    * request's signal aborts it throws ProviderAbortedError.

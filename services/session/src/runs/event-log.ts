@@ -18,7 +18,11 @@ export class EventLog {
   constructor(
     readonly sessionId: string,
     private readonly capacity: number,
-  ) {}
+    /** Where numbering resumes when the session's log was dropped before (seq never goes back). */
+    startSeq = 0,
+  ) {
+    this.last = startSeq;
+  }
 
   get lastSeq(): number {
     return this.last;

@@ -1,5 +1,7 @@
 import type { Logger } from "@skein/runtime";
 import { runAgent, type FinishKind } from "../agent/loop.js";
+import { agentView, compact } from "../agents/compaction.js";
+import { describeSession, wantsDescription } from "../agents/description.js";
 import { systemPrompt } from "../agent/system-prompt.js";
 import type { ToolSource } from "../agent/tools.js";
 import type { Provider } from "../providers/provider.js";
@@ -11,8 +13,15 @@ import {
   type GooseMessage,
   type GooseMetadata,
 } from "../store/goose-format.js";
-import type { SessionStore } from "../store/session-store.js";
+import type { LoadedSession, SessionStore } from "../store/session-store.js";
+import { descriptionUserSet } from "../store/skein-metadata.js";
 import type { RunEvent } from "./events.js";
+
+export interface CompactionSettings {
+  /** Share of contextLimit the last usage may reach; 0 (or ≥ 1) turns auto-compaction off, as in goose. */
+  readonly threshold: number;
+  readonly contextLimit: number;
+}
 
 export interface RunInput {
   readonly sessionId: string;
@@ -22,6 +31,7 @@ export interface RunInput {
   readonly provider: Provider;
   readonly tools: ToolSource;
   readonly maxTurns: number;
+  readonly compaction: CompactionSettings;
   readonly signal: AbortSignal;
   readonly emit: (e: RunEvent) => void;
   readonly log: Logger;
@@ -39,7 +49,7 @@ interface Tokens {
  * with the returned reason.
  */
 export async function executeRun(r: RunInput): Promise<FinishKind> {
-  const loaded = await r.store.load(r.sessionId).catch((err: unknown) => {
+  let loaded = await r.store.load(r.sessionId).catch((err: unknown) => {
     r.log.error({ err }, "could not read the session");
     return undefined;
   });
@@ -47,14 +57,19 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
     r.emit({ kind: "error", code: "SESSION_UNREADABLE", message: `session ${r.sessionId} could not be read` });
     return "error";
   }
-  const history = loaded.messages;
+  loaded = await autoCompact(r, loaded);
+  // Every message of the file (for message_count) and what the model is sent.
+  let fileMessages = loaded.messages.length;
+  const history = agentView(loaded.messages);
   let last: Tokens | undefined;
   const sum: Tokens = { input: 0, output: 0, total: 0 };
   const persist = async (m: GooseMessage) => {
     await r.store.append(r.sessionId, m);
+    fileMessages++;
     r.emit({ kind: "message", message: m });
   };
   let reason: FinishKind = "error";
+  let description: Promise<string | undefined> = Promise.resolve(undefined);
   try {
     const repair = repairTail(history);
     if (repair) {
@@ -64,6 +79,8 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
     const user = message("user", [textItem(r.text)]);
     await persist(user);
     history.push(user);
+    const all = [...loaded.messages, ...(repair ? [repair] : []), user];
+    if (!descriptionUserSet(loaded.metadata) && wantsDescription(all)) description = describe(r, all);
     reason = await runAgent({
       provider: r.provider,
       tools: r.tools,
@@ -89,12 +106,79 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
     r.emit({ kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
     reason = "error";
   }
+  const described = await description;
   try {
-    await r.store.writeMetadata(r.sessionId, nextMetadata(loaded.metadata, history.length, last, sum));
+    await r.store.updateMetadata(r.sessionId, (current) => {
+      const next = nextMetadata(current, fileMessages, last, sum);
+      // Checked again: a caller could not have set one meanwhile, but a goose CLI edit could.
+      return described !== undefined && !descriptionUserSet(current) ? { ...next, description: described } : next;
+    });
   } catch (err) {
     r.log.error({ err }, "could not refresh the session metadata");
   }
   return reason;
+}
+
+/** The session description, asked for alongside the reply; a failure is logged, never the run's. */
+async function describe(r: RunInput, messages: readonly GooseMessage[]): Promise<string | undefined> {
+  try {
+    const d = await describeSession(r.provider, messages, r.signal);
+    return d === "" ? undefined : d;
+  } catch (err) {
+    if (!r.signal.aborted) r.log.warn({ err: (err as Error).message }, "could not generate the session description");
+    return undefined;
+  }
+}
+
+/**
+ * goose's auto-compaction: when the last model call's usage passed the
+ * threshold, summarize the older messages before the new user message.
+ * A failure is logged and the reply goes on with the full history.
+ */
+async function autoCompact(r: RunInput, loaded: LoadedSession): Promise<LoadedSession> {
+  const { threshold, contextLimit } = r.compaction;
+  const used = loaded.metadata.total_tokens ?? loaded.metadata.input_tokens ?? 0;
+  if (threshold <= 0 || threshold >= 1 || used <= threshold * contextLimit) return loaded;
+  try {
+    const result = await compactAndStore(r.store, r.sessionId, r.provider, loaded, r.signal);
+    if (!result) return loaded;
+    r.log.info({ used, contextLimit, threshold }, "session compacted");
+    return result.session;
+  } catch (err) {
+    r.log.warn({ err: (err as Error).message, used, contextLimit }, "auto-compaction failed; replying with the full history");
+    return loaded;
+  }
+}
+
+/**
+ * Summarizes and rewrites the session file (atomically) with goose's
+ * compaction records; the metadata's last-usage counts become the summary's
+ * size, so the next run does not compact again at once.
+ */
+export async function compactAndStore(
+  store: SessionStore,
+  sessionId: string,
+  provider: Provider,
+  loaded: LoadedSession,
+  signal: AbortSignal,
+): Promise<{ session: LoadedSession; summary: string } | undefined> {
+  const c = await compact(provider, loaded.messages, signal);
+  if (!c) return undefined;
+  const metadata = await store.rewrite(
+    sessionId,
+    (current): GooseMetadata => ({
+      ...current,
+      message_count: c.messages.length,
+      total_tokens: c.usage.output,
+      input_tokens: c.usage.output,
+      output_tokens: 0,
+      accumulated_total_tokens: (current.accumulated_total_tokens ?? 0) + c.usage.total,
+      accumulated_input_tokens: (current.accumulated_input_tokens ?? 0) + c.usage.input,
+      accumulated_output_tokens: (current.accumulated_output_tokens ?? 0) + c.usage.output,
+    }),
+    c.messages,
+  );
+  return { session: { ...loaded, metadata, messages: c.messages }, summary: c.summary };
 }
 
 /**

@@ -137,12 +137,24 @@ export class JsonlSessionStore implements SessionStore {
   }
 
   async writeMetadata(id: string, metadata: GooseMetadata): Promise<void> {
+    await this.updateMetadata(id, () => metadata);
+  }
+
+  async updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined> {
     const path = this.path(id);
-    await this.lock.run(id, async () => {
+    return this.lock.run(id, async () => {
       await this.closeAppender(id);
-      const src = await open(path, "r");
+      let src: FileHandle;
+      try {
+        src = await open(path, "r");
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
       try {
         const first = await readFirstLine(src);
+        const current = this.metadataOf(id, first.line);
+        const metadata = update(current);
         // Files without a metadata line (old goose) keep every line as a message.
         const tailStart = looksLikeMetadata(tryParse(first.line)) ? first.end : 0;
         const head = Buffer.from(serializeLine(metadata));
@@ -151,9 +163,27 @@ export class JsonlSessionStore implements SessionStore {
           if (tailStart === first.end && !first.hasNewline) return;
           await copyTail(src, tailStart, dst, head.length);
         });
+        return metadata;
       } finally {
         await src.close();
       }
+    });
+  }
+
+  async rewrite(id: string, update: (current: GooseMetadata) => GooseMetadata, messages: readonly GooseMessage[]): Promise<GooseMetadata> {
+    const path = this.path(id);
+    const body = messages.map((m) => serializeLine(m)).join("");
+    return this.lock.run(id, async () => {
+      await this.closeAppender(id);
+      const src = await open(path, "r");
+      let metadata: GooseMetadata;
+      try {
+        metadata = update(this.metadataOf(id, (await readFirstLine(src)).line));
+      } finally {
+        await src.close();
+      }
+      await writeAtomic(path, (fh) => writeAll(fh, Buffer.from(serializeLine(metadata) + body), 0));
+      return metadata;
     });
   }
 

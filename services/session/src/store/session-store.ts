@@ -34,6 +34,15 @@ export interface SessionStore {
   append(id: string, message: GooseMessage): Promise<void>;
   /** Replaces the metadata atomically, keeping every message. */
   writeMetadata(id: string, metadata: GooseMetadata): Promise<void>;
+  /**
+   * Reads the current metadata and replaces it with `update(current)` in one
+   * step under the session's lock, so concurrent changes (token counts at the
+   * end of a run, an added extension, a description) never undo each other.
+   * Resolves with what was written; NotFound-free: false-y when the session is gone.
+   */
+  updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined>;
+  /** Replaces the whole session atomically (compaction): metadata derived from the current one, and every message. */
+  rewrite(id: string, metadata: (current: GooseMetadata) => GooseMetadata, messages: readonly GooseMessage[]): Promise<GooseMetadata>;
   /** False when there was no such session. */
   delete(id: string): Promise<boolean>;
   close(): Promise<void>;

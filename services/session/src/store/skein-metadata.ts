@@ -1,0 +1,54 @@
+import type { Logger } from "@skein/runtime";
+import { validateExtensionConfigs, type ExtensionConfig } from "../extensions/index.js";
+import { isObject, type GooseMetadata } from "./goose-format.js";
+
+/**
+ * skein's own state in a session's metadata line, under one key goose does not
+ * know: goose's serde ignores unknown keys when reading, so the goose CLI still
+ * resumes the file (a goose CLI rewrite drops the key; the session then simply
+ * has no session-specific extensions in skein any more).
+ *
+ *   "skein": {"extensions": [{name, cmd, args, env, timeout_seconds}], "description_user_set": true}
+ */
+export const SKEIN_KEY = "skein";
+
+interface SkeinState {
+  extensions?: unknown;
+  description_user_set?: unknown;
+}
+
+function stateOf(meta: GooseMetadata): SkeinState {
+  const v = meta[SKEIN_KEY];
+  return isObject(v) ? (v as SkeinState) : {};
+}
+
+function withState(meta: GooseMetadata, patch: SkeinState): GooseMetadata {
+  return { ...meta, [SKEIN_KEY]: { ...stateOf(meta), ...patch } };
+}
+
+/** The session's own extensions; an entry edited into something invalid is skipped with a warning. */
+export function sessionExtensions(meta: GooseMetadata, log?: Pick<Logger, "warn">): ExtensionConfig[] {
+  const raw = stateOf(meta).extensions;
+  if (raw === undefined) return [];
+  try {
+    return validateExtensionConfigs(raw, `${SKEIN_KEY}.extensions`);
+  } catch (err) {
+    log?.warn({ reason: (err as Error).message }, "the session's stored extensions are invalid; starting none of them");
+    return [];
+  }
+}
+
+export function withSessionExtensions(meta: GooseMetadata, configs: readonly ExtensionConfig[]): GooseMetadata {
+  return withState(meta, {
+    extensions: configs.map((c) => ({ name: c.name, cmd: c.cmd, args: c.args, env: c.env, timeout_seconds: c.timeoutSeconds })),
+  });
+}
+
+/** A description the caller gave at CreateSession is never replaced by a generated one. */
+export function descriptionUserSet(meta: GooseMetadata): boolean {
+  return stateOf(meta).description_user_set === true;
+}
+
+export function markDescriptionUserSet(meta: GooseMetadata): GooseMetadata {
+  return withState(meta, { description_user_set: true });
+}
