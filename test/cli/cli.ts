@@ -1,6 +1,7 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { repoRoot } from "@skein/testkit";
+import { shellQuote } from "../../packages/cli/src/format.js";
 
 /** The checked-in bin, as `npx skein` runs it (build first: npx tsc -b packages/cli). */
 export const CLI = `${repoRoot}packages/cli/bin/skein.js`;
@@ -37,8 +38,11 @@ function cliEnv(env: Record<string, string | undefined>): Record<string, string>
   return out;
 }
 
-export function spawnCli(args: readonly string[], env: Record<string, string | undefined> = {}, opts: { cwd?: string } = {}): CliProcess {
-  const proc = spawn(process.execPath, [CLI, ...args], { env: cliEnv(env), cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"] });
+export function spawnCli(args: readonly string[], env: Record<string, string | undefined> = {}, opts: { cwd?: string; terminal?: boolean } = {}): CliProcess {
+  const argv = [process.execPath, CLI, ...args];
+  // util-linux `script` runs the CLI on a pseudo-terminal: keys we write arrive as typed (Ctrl-C as \x03).
+  const [cmd, ...rest] = opts.terminal ? ["script", "-q", "-e", "-c", argv.map(shellQuote).join(" "), "/dev/null"] : argv;
+  const proc = spawn(cmd!, rest, { env: cliEnv(opts.terminal ? { TERM: "dumb", ...env } : env), cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"] });
   children.add(proc);
   const out = { stdout: "", stderr: "" };
   const waiters = new Set<() => void>();
@@ -72,6 +76,16 @@ export function spawnCli(args: readonly string[], env: Record<string, string | u
       check();
     });
   return { proc, stdout: () => out.stdout, stderr: () => out.stderr, waitFor, result };
+}
+
+/** Whether `script` (util-linux) is there to give the CLI a terminal. */
+export function haveScript(): boolean {
+  try {
+    execFileSync("script", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Runs the CLI to its end, with `input` on stdin (closed either way). */

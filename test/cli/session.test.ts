@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openaiText, openaiToolCalls, startOpenAIServer, startService, type FakeModelServer, type ServiceProcess } from "@skein/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { expectOneLineError, killClis, runCli, spawnCli } from "./cli.js";
+import { expectOneLineError, haveScript, killClis, runCli, spawnCli } from "./cli.js";
 
 let dir: string;
 let model: FakeModelServer;
@@ -222,5 +222,25 @@ describe("skein chat", () => {
     await c.waitFor(/> $/);
     c.proc.kill("SIGINT");
     expect((await c.result).code).toBe(0);
+  });
+
+  it.skipIf(!haveScript())("on a terminal: Ctrl-C cancels a reply, clears a typed line, Ctrl-D leaves", async () => {
+    model.enqueue({ events: openaiText("Thinking hard", { pieces: 1 }).slice(0, 2), ending: "stall" }, { events: openaiText("After the cancel.") });
+    const c = spawnCli(["chat", "--dir", dir], env, { terminal: true });
+    await c.waitFor(/new session .*\r?\n> $/);
+    c.proc.stdin!.write("a long question\r");
+    await c.waitFor(/Thinking hard/);
+    c.proc.stdin!.write("\x03");
+    await c.waitFor(/\(cancelled\)\r?\n> $/);
+    // Ctrl-C with text typed throws the text away and stays.
+    c.proc.stdin!.write("never sent\x03");
+    await c.waitFor(/never sent\^C\r?\n> $/);
+    c.proc.stdin!.write("go on\r");
+    await c.waitFor(/After the cancel\.\r?\n> $/);
+    c.proc.stdin!.write("\x04");
+    const r = await c.result;
+    expect(r.code).toBe(0);
+    const sent = model.requests.slice(-1)[0]!.messages as { role: string; content: unknown }[];
+    expect(sent.filter((m) => m.role === "user").map((m) => m.content)).toEqual(["a long question", "go on"]);
   });
 });

@@ -74,6 +74,8 @@ class Repl {
     if (this.rl.terminal && this.rl.line !== "") {
       this.rl.write(null, { ctrl: true, name: "e" });
       this.rl.write(null, { ctrl: true, name: "u" });
+      // TERM=dumb readline ignores editing keys; its line is a plain field.
+      if (this.rl.line !== "") Object.assign(this.rl, { line: "", cursor: 0 });
       process.stdout.write("^C\n");
       this.rl.prompt();
       return;
