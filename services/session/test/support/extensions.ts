@@ -1,0 +1,43 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { session as pb } from "@skein/proto";
+import { call } from "@skein/testkit";
+import { everythingEntry, fixtureEntry } from "../extensions/helpers.js";
+import type { Client } from "./harness.js";
+
+/** The real third-party MCP server, as a CreateSession/AddExtension config. */
+export function everythingExt(name = "everything"): pb.ExtensionConfig {
+  return pb.ExtensionConfig.fromPartial({ name, cmd: process.execPath, args: [everythingEntry, "stdio"] });
+}
+
+/** The small fixture server (crash, sleep, fail, pid tools); `env` e.g. FIXTURE_STAY=1. */
+export function fixtureExt(name = "fixture", env: Record<string, string> = {}): pb.ExtensionConfig {
+  return pb.ExtensionConfig.fromPartial({ name, cmd: process.execPath, args: [fixtureEntry], env });
+}
+
+export async function createWith(c: Client, workingDir: string, extensions: pb.ExtensionConfig[], description?: string): Promise<pb.Session> {
+  return (await call(c, c.createSession, pb.CreateSessionRequest.fromPartial({ workingDir, extensions, description }))).session!;
+}
+
+export async function listTools(c: Client, sessionId: string): Promise<pb.Tool[]> {
+  return (await call(c, c.listTools, pb.ListToolsRequest.fromPartial({ sessionId }))).tools;
+}
+
+export function stats(c: Client): Promise<pb.GetStatsResponse> {
+  return call(c, c.getStats, pb.GetStatsRequest.fromPartial({}));
+}
+
+/** Live processes whose command line mentions `needle` (an extension's entry file), from /proc. */
+export function processesRunning(needle: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(needle)) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
