@@ -4,6 +4,7 @@ import { formatTable, type Table } from "./table.js";
 const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> = {
   fleet: () => import("./fleet.js"),
   session: () => import("./session.js"),
+  "session-soak": () => import("./session-soak.js"),
 };
 
 const only = process.argv.slice(2);

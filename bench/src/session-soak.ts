@@ -1,0 +1,196 @@
+import { readdirSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { session as pb } from "@skein/proto";
+import { createLogger, type RunningServer } from "@skein/runtime";
+import { closeClients, connect, openaiText, openaiToolCalls, startOpenAIServer } from "@skein/testkit";
+import { MiB, type Table } from "./table.js";
+
+/**
+ * Soak of the live-agent bounds: many sessions, each with its own stdio MCP
+ * extension, many replies each (every reply calls the extension's tool once),
+ * under a small SKEIN_MAX_LIVE_AGENTS. The service runs in this process so its
+ * heap can be measured after GC; extension processes are counted in /proc.
+ */
+const SESSIONS = 1_000;
+const REPLIES_PER_SESSION = 10;
+const MAX_LIVE = 50;
+// Below the cap, so no call meets RESOURCE_EXHAUSTED (every session's replies run one after another).
+const CONCURRENCY = 16;
+
+interface SessionServer extends RunningServer {
+  readonly sessions: {
+    readonly agents: { readonly size: number; readonly extensionProcesses: number; readonly evictions: number };
+    readonly runs: { readonly running: number };
+  };
+}
+
+/**
+ * A minimal stdio MCP server (newline-delimited JSON-RPC, no SDK): one `ping`
+ * tool. The real server-everything takes ~0.5 s of CPU to start, too heavy to
+ * start thousands of times on two cores; this one starts in a bare node.
+ */
+const TINY_MCP = `
+const rl = require("node:readline").createInterface({ input: process.stdin });
+const send = (m) => process.stdout.write(JSON.stringify(m) + "\\n");
+rl.on("line", (line) => {
+  let m; try { m = JSON.parse(line); } catch { return; }
+  if (m.id === undefined) return;
+  if (m.method === "initialize") send({ jsonrpc: "2.0", id: m.id, result: { protocolVersion: m.params.protocolVersion, capabilities: { tools: {} }, serverInfo: { name: "tiny", version: "1" } } });
+  else if (m.method === "tools/list") send({ jsonrpc: "2.0", id: m.id, result: { tools: [{ name: "ping", description: "answers pong", inputSchema: { type: "object", properties: {} } }] } });
+  else if (m.method === "tools/call") send({ jsonrpc: "2.0", id: m.id, result: { content: [{ type: "text", text: "pong" }] } });
+  else send({ jsonrpc: "2.0", id: m.id, error: { code: -32601, message: "method not found" } });
+});
+rl.on("close", () => process.exit(0));
+`;
+
+export async function run(): Promise<Table[]> {
+  const dir = mkdtempSync(join(tmpdir(), "skein-bench-soak-"));
+  const marker = `skein-soak-${process.pid}`;
+  const server_js = join(dir, "tiny-mcp.cjs");
+  writeFileSync(server_js, TINY_MCP);
+  const model = await startOpenAIServer({
+    // Each reply: one tool call, then the answer once the tool result is in.
+    fallback: (body) => {
+      const last = (body.messages as { role: string }[]).at(-1);
+      return { events: last?.role === "tool" ? openaiText("pong received") : openaiToolCalls([{ id: `call_${Math.random().toString(36).slice(2)}`, name: "tiny__ping", args: {} }]) };
+    },
+  });
+  const previous = process.env.SKEIN_LOG_LEVEL;
+  process.env.SKEIN_LOG_LEVEL = "silent";
+  const log = createLogger("session-soak");
+  const { startSessionServer } = (await import(new URL("../../services/session/dist/server.js", import.meta.url).href)) as {
+    startSessionServer(env: Record<string, string>, log: unknown): Promise<SessionServer>;
+  };
+  const server = await startSessionServer(
+    {
+      SKEIN_SESSION_ADDR: "127.0.0.1:0",
+      HOME: dir,
+      SKEIN_SESSIONS_DIR: join(dir, "sessions"),
+      SKEIN_PROVIDER: "openai",
+      SKEIN_MODEL: "bench",
+      OPENAI_BASE_URL: model.baseURL,
+      SKEIN_PROVIDER_MAX_RETRIES: "0",
+      SKEIN_MAX_LIVE_AGENTS: String(MAX_LIVE),
+      SKEIN_SHUTDOWN_GRACE_MS: "1000",
+      SKEIN_EXTENSION_KILL_GRACE_MS: "1000",
+    },
+    log,
+  );
+  const client = connect(pb.SessionServiceClient, `127.0.0.1:${server.port}`);
+  const agents = server.sessions.agents;
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, agents.size)), 20);
+  try {
+    const heapBefore = heapAfterGc();
+    const rssBefore = process.memoryUsage().rss;
+    const t0 = performance.now();
+    let replies = 0;
+    let failures = 0;
+    await pool(Array.from({ length: SESSIONS }, (_, i) => i), CONCURRENCY, async () => {
+      const s = await unary<pb.CreateSessionResponse>((cb) =>
+        client.createSession(
+          pb.CreateSessionRequest.fromPartial({ workingDir: dir, extensions: [{ name: "tiny", cmd: process.execPath, args: [server_js, marker] }] }),
+          cb,
+        ),
+      );
+      peak = Math.max(peak, agents.size);
+      for (let r = 0; r < REPLIES_PER_SESSION; r++) {
+        const reason = await finishOf(client.reply(pb.ReplyRequest.fromPartial({ sessionId: s.session!.id, text: `reply ${r}` })));
+        if (reason === pb.FinishReason.FINISH_REASON_STOP) replies++;
+        else failures++;
+      }
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    clearInterval(sampler);
+    peak = Math.max(peak, agents.size);
+    // Evicted agents' processes end asynchronously; give the last ones their grace period.
+    await waitFor(() => countProcesses(marker) === agents.extensionProcesses, 5_000);
+    const alive = countProcesses(marker);
+    // The fake model server (bench scaffolding in this process) keeps every request body; not the service's memory.
+    model.requests.splice(0);
+    model.completions.splice(0);
+    const heapAfter = heapAfterGc();
+    const rssAfter = process.memoryUsage().rss;
+    return [
+      {
+        title: `session-soak: ${SESSIONS.toLocaleString("en-US")} sessions × ${REPLIES_PER_SESSION} replies, one extension each, SKEIN_MAX_LIVE_AGENTS=${MAX_LIVE}`,
+        columns: ["measure", "value"],
+        rows: [
+          ["replies finished (stop)", replies],
+          ["replies not finished with stop", failures],
+          ["wall time (s)", seconds],
+          ["peak live agents", peak],
+          ["live agents at the end", agents.size],
+          ["extension processes alive at the end (/proc)", alive],
+          ["extension processes of live agents (GetStats)", agents.extensionProcesses],
+          ["evictions", agents.evictions],
+          ["heap used before (MiB, after GC)", heapBefore / MiB],
+          ["heap used after (MiB, after GC)", heapAfter / MiB],
+          ["RSS before (MiB)", rssBefore / MiB],
+          ["RSS after (MiB)", rssAfter / MiB],
+        ],
+        notes: [
+          `each reply = 2 streamed model calls (tool call, answer) + 1 tool call to the session's extension; ${CONCURRENCY} sessions at a time`,
+          "extension: a minimal stdio MCP server (newline JSON-RPC, one tool) in a bare node process, not server-everything (too heavy to start 1,000 times)",
+          `alive at the end must equal live agents × 1 extension (${agents.size})`,
+          "heap after: the fake model server's recorded request bodies are dropped first; RSS includes freed heap not yet returned to the OS",
+        ],
+      },
+    ];
+  } finally {
+    clearInterval(sampler);
+    closeClients();
+    await server.shutdown("bench done");
+    await model.close();
+    if (previous === undefined) delete process.env.SKEIN_LOG_LEVEL;
+    else process.env.SKEIN_LOG_LEVEL = previous;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function unary<T>(f: (cb: (err: Error | null, res: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => f((err, res) => (err ? reject(err) : resolve(res))));
+}
+
+async function finishOf(stream: AsyncIterable<pb.ReplyResponse>): Promise<pb.FinishReason | undefined> {
+  let reason: pb.FinishReason | undefined;
+  for await (const e of stream) if (e.event?.$case === "finished") reason = e.event.value.reason;
+  return reason;
+}
+
+async function pool<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+}
+
+/** Live (non-zombie) processes whose command line carries `marker`. */
+function countProcesses(marker: string): number {
+  let n = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(marker)) n++;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return n;
+}
+
+async function waitFor(ok: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+}
+
+function heapAfterGc(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) for (let i = 0; i < 3; i++) gc();
+  return process.memoryUsage().heapUsed;
+}
