@@ -3,6 +3,7 @@ import { createLogger, hosted, runMain, serve } from "@skein/runtime";
 import { loadConfig } from "./config.js";
 import { Fleet } from "./fleet.js";
 import { fleetHandlers } from "./handlers.js";
+import { registerFleetGauges } from "./metrics.js";
 
 const log = createLogger("fleet");
 
@@ -10,6 +11,7 @@ await runMain(log, async () => {
   const config = loadConfig();
   const f = new Fleet(config, log);
   await f.open();
+  registerFleetGauges(f);
   log.info({ socket: config.socket, heartbeatDir: config.heartbeatDir, agents: f.list().length }, "fleet ready");
   return serve({
     addrVar: "SKEIN_FLEET_ADDR",

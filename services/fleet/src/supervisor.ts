@@ -149,6 +149,10 @@ export class Supervisor {
       return;
     }
     if (pane.deadStatus === undefined && pane.deadSignal === undefined && ++a.rt.unconfirmedDeathTicks < STATUS_WAIT_TICKS) {
+      // tmux 3.3 can miss the SIGCHLD when several panes exit at once and
+      // leave them as zombies with no status; a SIGCHLD of our own makes it
+      // reap them and record the status.
+      await this.d.tmux.nudgeReaper();
       a.rt.nextCheckAt = 0; // look again at the next tick, not a second later
       return;
     }

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { tmuxCallSeconds } from "./metrics.js";
 import { FailedPreconditionError } from "@skein/runtime";
 
 /** A tmux call that ran but failed; `stderr` is tmux's own message. */
@@ -69,8 +70,10 @@ export class Tmux {
   constructor(readonly socket: string) {}
 
   run(args: readonly string[]): Promise<string> {
+    const endTimer = tmuxCallSeconds.startTimer({ subcommand: args[0] ?? "" });
     return new Promise((resolve, reject) => {
       execFile("tmux", ["-L", this.socket, ...args], { env: clientEnv(), maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+        endTimer();
         if (!err) return resolve(stdout);
         if ((err as NodeJS.ErrnoException).code === "ENOENT") {
           return reject(new FailedPreconditionError(`tmux is not installed or not on the fleet service's PATH; it is needed to run agents (socket ${this.socket})`));
@@ -78,6 +81,22 @@ export class Tmux {
         reject(new TmuxError(args[0] ?? "", String(stderr).trim()));
       });
     });
+  }
+
+  /**
+   * Sends the tmux server a SIGCHLD so it reaps panes whose exit it missed
+   * (seen with tmux 3.3a when panes exit at the same moment: dead, zombie,
+   * no #{pane_dead_status} until the next SIGCHLD arrives).
+   */
+  async nudgeReaper(): Promise<void> {
+    const pid = Number((await this.run(["display-message", "-p", "#{pid}"]).catch(() => "")).trim());
+    if (Number.isInteger(pid) && pid > 1) {
+      try {
+        process.kill(pid, "SIGCHLD");
+      } catch {
+        // The server is gone; the next look at the pane will say so.
+      }
+    }
   }
 
   /**
