@@ -24,7 +24,10 @@ export async function* guardedStream<T>(opts: GuardedStreamOptions<T>): AsyncGen
     clearTimeout(timer);
     timer = setTimeout(() => idle.abort(), opts.idleTimeoutMs);
   };
-  const signal = AbortSignal.any([opts.signal, idle.signal]);
+  // Aborted once the stream is over: Node keeps an AbortSignal.any() signal that has listeners
+  // (the SDK's) strongly referenced until it aborts, so a finished request must abort it to be freed.
+  const finished = new AbortController();
+  const signal = AbortSignal.any([opts.signal, idle.signal, finished.signal]);
   const stopped = () => {
     if (opts.signal.aborted) return new ProviderAbortedError("the run was stopped");
     if (idle.signal.aborted) return new ProviderError("PROVIDER_TIMEOUT", `the provider sent nothing for ${opts.idleTimeoutMs} ms`);
@@ -44,6 +47,7 @@ export async function* guardedStream<T>(opts: GuardedStreamOptions<T>): AsyncGen
     throw stopped() ?? (err instanceof ProviderError ? err : opts.classify(err, opened));
   } finally {
     clearTimeout(timer);
+    finished.abort();
   }
   const why = stopped();
   if (why) throw why;
@@ -60,13 +64,20 @@ export async function guardedCall<T>(opts: {
   call: (signal: AbortSignal) => Promise<T>;
   classify: GuardedStreamOptions<T>["classify"];
 }): Promise<T> {
-  const timeout = AbortSignal.timeout(opts.timeoutMs);
+  // A cleared timer, not AbortSignal.timeout: that one (and whatever listens to it) lives until it fires.
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), opts.timeoutMs);
+  const finished = new AbortController();
   try {
-    return await opts.call(AbortSignal.any([opts.signal, timeout]));
+    return await opts.call(AbortSignal.any([opts.signal, timeout.signal, finished.signal]));
   } catch (err) {
     if (opts.signal.aborted) throw new ProviderAbortedError("the request was stopped");
-    if (timeout.aborted) throw new ProviderError("PROVIDER_TIMEOUT", `the provider did not answer within ${opts.timeoutMs} ms`);
+    if (timeout.signal.aborted) throw new ProviderError("PROVIDER_TIMEOUT", `the provider did not answer within ${opts.timeoutMs} ms`);
     throw err instanceof ProviderError ? err : opts.classify(err, false);
+  } finally {
+    clearTimeout(timer);
+    // See guardedStream: frees the combined signal the SDK listens on.
+    finished.abort();
   }
 }
 
