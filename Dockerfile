@@ -6,6 +6,7 @@ ARG NODE_VERSION=22
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/host/package.json packages/host/
 COPY packages/proto/package.json packages/proto/
 COPY packages/runtime/package.json packages/runtime/
 COPY packages/testkit/package.json packages/testkit/
@@ -28,6 +29,7 @@ ENV NODE_ENV=production \
     SKEIN_LOG_FORMAT=json
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/host/package.json packages/host/
 COPY packages/proto/package.json packages/proto/
 COPY packages/runtime/package.json packages/runtime/
 COPY packages/testkit/package.json packages/testkit/
@@ -36,6 +38,7 @@ COPY services/session/package.json services/session/
 COPY services/fleet/package.json services/fleet/
 COPY bench/package.json bench/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/packages/host/dist packages/host/dist
 COPY --from=build /app/packages/proto/dist packages/proto/dist
 COPY --from=build /app/packages/proto/descriptors packages/proto/descriptors
 COPY --from=build /app/packages/runtime/dist packages/runtime/dist

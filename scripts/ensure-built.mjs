@@ -23,7 +23,7 @@ run(process.execPath, [join(root, "scripts/generate.mjs"), "--if-stale"]);
 run(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-b"]);
 
 function workspaceManifests() {
-  return ["packages/proto", "packages/runtime", "packages/testkit", "packages/cli", "services/session", "services/fleet", "bench"].map(
+  return ["packages/host", "packages/proto", "packages/runtime", "packages/testkit", "packages/cli", "services/session", "services/fleet", "bench"].map(
     (w) => `${w}/package.json`,
   );
 }

@@ -5,9 +5,8 @@ import type { Logger } from "pino";
 import { newAgent, newRuntime, snapshot, type Agent, type AgentRecord, type AgentSnapshot, type AgentSpec, type FleetEvent } from "./agent.js";
 import type { FleetConfig } from "./config.js";
 import { launchCommand, resolveBinDirs } from "./launch-command.js";
-import { isSameProcess, readProcStat, sessionMembers, signalAgentProcesses } from "./proc.js";
+import { isSameProcess, KeyedLock, readProcStat, sessionMembers, signalGroup, signalProcess } from "@skein/host";
 import { DEFAULT_MAX_RESTARTS } from "./restart-policy.js";
-import { KeyedLock } from "./keyed-lock.js";
 import { StateStore } from "./state-store.js";
 import { Supervisor } from "./supervisor.js";
 import { Tmux, TmuxError, type PaneInfo } from "./tmux.js";
@@ -317,4 +316,12 @@ export class Fleet {
     if (err instanceof TmuxError && err.isMissing) return new FailedPreconditionError(`agent ${name} has no tmux session on socket ${this.socket}`);
     return err;
   }
+}
+
+/** Signals the pane's process group and every process of its session (all a pane started, unless it escaped with setsid). */
+async function signalAgentProcesses(panePid: number, sig: NodeJS.Signals): Promise<number[]> {
+  signalGroup(panePid, sig);
+  const members = await sessionMembers(panePid);
+  for (const pid of members) signalProcess(pid, sig);
+  return members;
 }

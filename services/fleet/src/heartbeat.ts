@@ -1,5 +1,6 @@
-import { rm } from "node:fs/promises";
-import { writeFileAtomic } from "./atomic-file.js";
+import { mkdir, rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import { writeAtomic } from "@skein/host";
 
 export type HeartbeatStatus = "ok" | "exited" | "stopped";
 
@@ -31,8 +32,27 @@ export function formatHeartbeat(h: Heartbeat): string {
   return `${lines.join("\n")}\n`;
 }
 
-export function writeHeartbeat(file: string, h: Heartbeat): Promise<void> {
-  return writeFileAtomic(file, formatHeartbeat(h), 0o644);
+const madeDirs = new Set<string>();
+
+/**
+ * Replaces the heartbeat file atomically (monitors never read half a file).
+ * Beats are rewritten every interval for every agent, so the directory is
+ * created once rather than on every write, and the rename is not fsynced: a
+ * beat lost to a power cut is rewritten within one interval.
+ */
+export async function writeHeartbeat(file: string, h: Heartbeat): Promise<void> {
+  const dir = dirname(file);
+  if (!madeDirs.has(dir)) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    madeDirs.add(dir);
+  }
+  try {
+    await writeAtomic(file, formatHeartbeat(h), { mode: 0o644, durable: false });
+  } catch (err) {
+    // The directory may have been removed since: forget it so the next beat recreates it.
+    madeDirs.delete(dir);
+    throw err;
+  }
 }
 
 export async function removeHeartbeat(file: string): Promise<void> {

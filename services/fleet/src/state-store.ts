@@ -1,8 +1,8 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { writeAtomic } from "@skein/host";
 import type { Logger } from "pino";
 import type { AgentRecord } from "./agent.js";
-import { writeFileAtomic } from "./atomic-file.js";
 
 interface StateFile {
   version: 1;
@@ -59,7 +59,8 @@ export class StateStore {
         this.dirty = false;
         const file: StateFile = { version: 1, socket: this.socket, agents: records() };
         try {
-          await writeFileAtomic(this.path, `${JSON.stringify(file, null, 2)}\n`);
+          await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+          await writeAtomic(this.path, `${JSON.stringify(file, null, 2)}\n`);
         } catch (err) {
           this.log.error({ err, path: this.path }, "could not write the state file");
         }

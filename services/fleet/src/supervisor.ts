@@ -2,8 +2,7 @@ import type { Broadcaster } from "@skein/runtime";
 import type { Logger } from "pino";
 import { snapshot, type Agent, type FleetEvent, type FleetEventType } from "./agent.js";
 import { writeHeartbeat, type HeartbeatStatus } from "./heartbeat.js";
-import type { KeyedLock } from "./keyed-lock.js";
-import { isSameProcess, readProcStat } from "./proc.js";
+import { isSameProcess, readProcStat, type KeyedLock } from "@skein/host";
 import { decideRestart } from "./restart-policy.js";
 import type { Tmux } from "./tmux.js";
 

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { formatHeartbeat, isoSeconds } from "../src/heartbeat.js";
-import { isSameProcess, parseProcStat, readProcStat } from "../src/proc.js";
+import { isSameProcess, parseProcStat, readProcStat } from "@skein/host";
 import { backoffMs, decideRestart, HEALTHY_RUN_MS } from "../src/restart-policy.js";
 
 describe("liveness (pid-reuse guard)", () => {

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { groupMembers, signalGroup } from "./proc.js";
+import { groupMembers, signalGroup } from "@skein/host";
 
 export const DEFAULT_KILL_GRACE_MS = 2_000;
 const POLL_MS = 20;

@@ -1,20 +1,19 @@
 import { mkdir, readdir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "@skein/runtime";
-import { TEMP_PREFIX, writeAtomic } from "../store/files.js";
 import { DEFAULT_KILL_GRACE_MS, endProcessGroup } from "./end-group.js";
-import { groupMembers, liveStartTime, procStat } from "./proc.js";
+import { groupMembers, liveStartTicks, readProcStatSync, TEMP_PREFIX, writeAtomic } from "@skein/host";
 
 /** One extension process group this instance started; pid == pgid (the child calls setsid). */
 export interface RecordedProcess {
   pid: number;
   /** /proc/<pid>/stat field 22: tells this process apart from a later one given the same pid. */
-  startTime: string;
+  startTime: number;
   extension: string;
 }
 
 interface StateFile {
-  owner: { pid: number; startTime: string };
+  owner: { pid: number; startTime: number };
   processes: RecordedProcess[];
 }
 
@@ -31,7 +30,7 @@ type Log = Pick<Logger, "info" | "warn">;
  */
 export class PidRegistry {
   private readonly live = new Map<number, RecordedProcess>();
-  private readonly owner: { pid: number; startTime: string };
+  private readonly owner: { pid: number; startTime: number };
   private chain: Promise<void> = Promise.resolve();
   private queued?: Promise<void>;
 
@@ -40,7 +39,7 @@ export class PidRegistry {
     private readonly log: Log | undefined,
     private readonly killGraceMs: number,
   ) {
-    this.owner = { pid: process.pid, startTime: liveStartTime(process.pid) ?? "0" };
+    this.owner = { pid: process.pid, startTime: liveStartTicks(process.pid) ?? 0 };
   }
 
   static async open(sessionsDir: string, opts: { log?: Log; killGraceMs?: number } = {}): Promise<PidRegistry> {
@@ -60,7 +59,7 @@ export class PidRegistry {
 
   /** Records a just-spawned process; resolves once the record is on disk. */
   async add(pid: number, extension: string): Promise<void> {
-    const startTime = liveStartTime(pid);
+    const startTime = liveStartTicks(pid);
     // Already gone (exited at once): nothing could be orphaned.
     if (startTime === undefined) return;
     this.live.set(pid, { pid, startTime, extension });
@@ -93,7 +92,7 @@ export class PidRegistry {
         await unlink(path).catch(() => {});
         continue;
       }
-      if (liveStartTime(state.owner.pid) === state.owner.startTime) continue; // its owner still runs
+      if (liveStartTicks(state.owner.pid) === state.owner.startTime) continue; // its owner still runs
       const orphans = state.processes.filter(isOrphanGroupAlive);
       await Promise.all(orphans.map((p) => endProcessGroup(p.pid, this.killGraceMs)));
       for (const p of orphans) this.log?.info({ pid: p.pid, extension: p.extension }, "ended orphaned extension process group");
@@ -133,8 +132,8 @@ export class PidRegistry {
  * a process group id, so the group cannot belong to anyone else.
  */
 function isOrphanGroupAlive(p: RecordedProcess): boolean {
-  const leader = procStat(p.pid);
-  if (leader && leader.state !== "Z") return leader.startTime === p.startTime;
+  const leader = readProcStatSync(p.pid);
+  if (leader && leader.state !== "Z") return leader.startTicks === p.startTime;
   return groupMembers(p.pid).length > 0;
 }
 
@@ -142,7 +141,7 @@ async function readState(path: string): Promise<StateFile | undefined> {
   try {
     const s = JSON.parse(await readFile(path, "utf8")) as StateFile;
     if (typeof s?.owner?.pid !== "number" || !Array.isArray(s.processes)) return undefined;
-    const ok = s.processes.every((p) => Number.isInteger(p?.pid) && p.pid > 1 && typeof p.startTime === "string");
+    const ok = s.processes.every((p) => Number.isInteger(p?.pid) && p.pid > 1 && Number.isInteger(p.startTime));
     return ok ? s : undefined;
   } catch {
     return undefined;

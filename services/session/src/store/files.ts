@@ -1,46 +1,6 @@
-import { randomBytes } from "node:crypto";
-import { open, rename, unlink, type FileHandle } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import type { FileHandle } from "node:fs/promises";
 
-export const FILE_MODE = 0o600;
 export const DIR_MODE = 0o700;
-/** Temp files start with this; a start-up sweep removes leftovers of a crash. */
-export const TEMP_PREFIX = ".skein-tmp-";
-
-/**
- * Writes a file so that a crash at any instant leaves either the old or the new
- * content: temp file in the same directory, fsync, rename, fsync the directory.
- * `fill` writes the content through the handle.
- */
-export async function writeAtomic(path: string, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
-  const tmp = join(dirname(path), `${TEMP_PREFIX}${basename(path)}-${randomBytes(6).toString("hex")}`);
-  const fh = await open(tmp, "wx", FILE_MODE);
-  try {
-    await fill(fh);
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  await syncDir(dirname(path));
-}
-
-export async function syncDir(dir: string): Promise<void> {
-  const d = await open(dir, "r");
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-}
 
 /** Writes the whole buffer (fs writes may be partial). */
 export async function writeAll(fh: FileHandle, data: Buffer, position?: number): Promise<void> {

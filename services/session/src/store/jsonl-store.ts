@@ -2,10 +2,10 @@ import { constants as fsConstants } from "node:fs";
 import { mkdir, open, readdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, type Logger } from "@skein/runtime";
-import { copyTail, DIR_MODE, readFirstLine, TEMP_PREFIX, writeAll, writeAtomic } from "./files.js";
+import { KeyedLock, TEMP_PREFIX, writeAtomic } from "@skein/host";
+import { copyTail, DIR_MODE, readFirstLine, writeAll } from "./files.js";
 import { defaultMetadata, looksLikeMetadata, normalizeMetadata, parseMessage, serializeLine, type GooseMessage, type GooseMetadata } from "./goose-format.js";
 import { isValidSessionId } from "./ids.js";
-import { KeyedLock } from "./keyed-lock.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
 
 const SUFFIX = ".jsonl";

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ExtensionSet } from "../../src/extensions/extension-set.js";
 import { ExtensionStartError } from "../../src/extensions/mcp-extension.js";
-import { groupMembers } from "../../src/extensions/proc.js";
+import { groupMembers } from "@skein/host";
 import type { ToolResult } from "../../src/extensions/tool-source.js";
 import { alive, everything, everythingUnderShell, filesystemEntry, fixture, text, waitFor } from "./helpers.js";
 

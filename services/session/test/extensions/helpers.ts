@@ -5,7 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { ExtensionConfig } from "../../src/extensions/config.js";
-import { liveStartTime } from "../../src/extensions/proc.js";
+import { liveStartTicks } from "@skein/host";
 import type { ToolResult } from "../../src/extensions/tool-source.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -30,7 +30,7 @@ export function everythingUnderShell(name = "shelled"): ExtensionConfig {
   return { name, cmd: "/bin/sh", args: ["-c", `"${process.execPath}" "${everythingEntry}" stdio; exit $?`], env: {}, timeoutSeconds: 300 };
 }
 
-export const alive = (pid: number): boolean => liveStartTime(pid) !== undefined;
+export const alive = (pid: number): boolean => liveStartTicks(pid) !== undefined;
 
 export function text(r: ToolResult): string {
   return r.content.map((c) => (c.type === "text" ? String(c.text) : `[${String(c.type)}]`)).join("\n");

@@ -6,7 +6,7 @@ import { createInterface } from "node:readline";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ExtensionSet } from "../../src/extensions/extension-set.js";
 import { PidRegistry, REGISTRY_DIR } from "../../src/extensions/pid-registry.js";
-import { groupMembers, liveStartTime } from "../../src/extensions/proc.js";
+import { groupMembers, liveStartTicks } from "@skein/host";
 import { alive, compileExtensions, everything, fixtureEntry, waitFor } from "./helpers.js";
 
 let sessionsDir: string;
@@ -22,7 +22,7 @@ afterAll(async () => {
   await rm(sessionsDir, { recursive: true, force: true });
 });
 
-async function records(file: string): Promise<Array<{ pid: number; startTime: string; extension: string }>> {
+async function records(file: string): Promise<Array<{ pid: number; startTime: number; extension: string }>> {
   return JSON.parse(await readFile(file, "utf8")).processes;
 }
 
@@ -36,7 +36,7 @@ describe("PidRegistry", () => {
     expect(registry.count).toBe(2);
     const recs = await records(registry.file);
     expect(recs.map((r) => r.extension).sort()).toEqual(["everything", "two"]);
-    for (const r of recs) expect(liveStartTime(r.pid)).toBe(r.startTime);
+    for (const r of recs) expect(liveStartTicks(r.pid)).toBe(r.startTime);
 
     await set.remove("two");
     expect(registry.count).toBe(1);
@@ -133,7 +133,7 @@ setInterval(() => {}, 1000);
       // (here: a fresh group leader with a different start time).
       const bystander = spawn("/bin/sleep", ["60"], { detached: true, stdio: "ignore" });
       cleanups.push(() => alive(bystander.pid!) && process.kill(bystander.pid!, "SIGKILL"));
-      const stale = { owner: { pid: 999_999_999, startTime: "1" }, processes: [{ pid: bystander.pid, startTime: "1", extension: "old" }] };
+      const stale = { owner: { pid: 999_999_999, startTime: 1 }, processes: [{ pid: bystander.pid, startTime: 1, extension: "old" }] };
       await writeFile(join(sessionsDir, REGISTRY_DIR, "999999999-1.json"), JSON.stringify(stale));
       expect(await registry.reapOrphans()).toBe(0);
       expect(alive(bystander.pid!)).toBe(true);

@@ -1,13 +1,14 @@
 /**
- * Runs operations on the same key one after another (start, stop, restart and
- * exit handling of one agent never interleave); different keys run freely.
+ * Runs tasks with the same key one after another (writes to one session file;
+ * start, stop and restart of one agent); different keys run freely. A key with
+ * nothing queued holds no memory.
  */
 export class KeyedLock {
   private readonly tails = new Map<string, Promise<unknown>>();
 
-  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
     const prev = this.tails.get(key) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
+    const next = prev.then(task, task);
     const tail = next.catch(() => undefined);
     this.tails.set(key, tail);
     void tail.then(() => {

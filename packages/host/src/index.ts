@@ -1,0 +1,3 @@
+export * from "./atomic-write.js";
+export * from "./keyed-lock.js";
+export * from "./proc.js";

@@ -1,0 +1,108 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+
+/**
+ * Linux /proc facts. A pid is only trusted together with its start time
+ * (field 22 of /proc/<pid>/stat, clock ticks after boot, unchanged by exec),
+ * so a pid the kernel has reused for another program is never taken for ours.
+ */
+export interface ProcStat {
+  readonly pid: number;
+  /** R, S, D, Z (zombie), T, … */
+  readonly state: string;
+  readonly pgrp: number;
+  readonly session: number;
+  readonly startTicks: number;
+}
+
+/** Parses /proc/<pid>/stat; the command name (field 2) may hold spaces and ')', so fields count from the last ')'. */
+export function parseProcStat(text: string): ProcStat | undefined {
+  const open = text.indexOf("(");
+  const close = text.lastIndexOf(")");
+  if (open === -1 || close === -1) return undefined;
+  // rest[0] is field 3 (state); field n is rest[n - 3].
+  const rest = text.slice(close + 2).split(" ");
+  const stat = { pid: Number(text.slice(0, open).trim()), state: rest[0] ?? "", pgrp: Number(rest[2]), session: Number(rest[3]), startTicks: Number(rest[19]) };
+  return stat.state && [stat.pid, stat.pgrp, stat.session, stat.startTicks].every(Number.isInteger) ? stat : undefined;
+}
+
+export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
+  return readFile(`/proc/${pid}/stat`, "utf8").then(parseProcStat, () => undefined);
+}
+
+export function readProcStatSync(pid: number): ProcStat | undefined {
+  try {
+    return parseProcStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The process still holds its pid: it exists, is not a zombie, and started when it did before. */
+export function isSameProcess(stat: ProcStat | undefined, expectedStartTicks: number): boolean {
+  return stat !== undefined && stat.state !== "Z" && stat.startTicks === expectedStartTicks;
+}
+
+/** Start time of a live (non-zombie) process, or undefined when it is gone. */
+export function liveStartTicks(pid: number): number | undefined {
+  const s = readProcStatSync(pid);
+  return s && s.state !== "Z" ? s.startTicks : undefined;
+}
+
+/** Live (non-zombie) processes, synchronously: used while ending process groups. */
+export function liveProcessesSync(where: (s: ProcStat) => boolean): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const s = readProcStatSync(Number(entry));
+    if (s && s.state !== "Z" && where(s)) out.push(s.pid);
+  }
+  return out;
+}
+
+/** Live (non-zombie) processes, without blocking the event loop. */
+export async function liveProcesses(where: (s: ProcStat) => boolean): Promise<number[]> {
+  const out: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const s = await readProcStat(Number(entry));
+    if (s && s.state !== "Z" && where(s)) out.push(s.pid);
+  }
+  return out;
+}
+
+/** Pids of the live members of process group `pgid`. */
+export function groupMembers(pgid: number): number[] {
+  return liveProcessesSync((s) => s.pgrp === pgid);
+}
+
+/** Every live process of a session or process group led by `sid` (all a pane started, unless it escaped with setsid). */
+export function sessionMembers(sid: number): Promise<number[]> {
+  return liveProcesses((s) => s.session === sid || s.pgrp === sid);
+}
+
+/** Sends a signal to one process; false when it is gone or not ours to signal. */
+export function signalProcess(pid: number, sig: NodeJS.Signals | 0): boolean {
+  if (!Number.isInteger(pid) || pid <= 1) return false;
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Signals a whole process group; false when it no longer exists or none of its
+ * members may be signalled by us. Never signals groups 0 or 1: kill(-0) and
+ * kill(-1) would mean our own group and every process we may signal.
+ */
+export function signalGroup(pgid: number, sig: NodeJS.Signals | 0): boolean {
+  if (!Number.isInteger(pgid) || pgid <= 1) return false;
+  try {
+    process.kill(-pgid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
