@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Server, ServerCredentials, type ServerWritableStream } from "@grpc/grpc-js";
+import { Server, ServerCredentials, status, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
 import { createLogger, type RunningServer } from "@skein/runtime";
 import { closeClients, connect, openaiText, startOpenAIServer, type FakeModelServer } from "@skein/testkit";
@@ -51,7 +51,18 @@ export async function run(): Promise<Table[]> {
   );
   const client = connect(pb.SessionServiceClient, `127.0.0.1:${server.port}`);
   try {
-    return [await throughput(client, model), await heap(client, model), await persistence(dir, log), await hangups(client, model, server)];
+    const stages: Array<[string, () => Promise<Table>]> = [
+      ["throughput", () => throughput(client, model)],
+      ["heap", () => heap(client, model)],
+      ["persistence", () => persistence(dir, log)],
+      ["hang-ups", () => hangups(client, model, server)],
+    ];
+    const tables: Table[] = [];
+    for (const [name, stage] of stages) {
+      process.stderr.write(`[bench]   session: ${name}…\n`);
+      tables.push(await stage());
+    }
+    return tables;
   } finally {
     closeClients();
     await server.shutdown("bench done");
@@ -166,11 +177,24 @@ async function hangups(client: Client, model: FakeModelServer, server: SessionSe
   model.setFallback(() => ({ events: openaiText("a reply that keeps streaming for a while", { pieces: 20 }), delayMs: 5 }));
   const ids: string[] = [];
   for (let i = 0; i < HANGUP_REPLIES; i++) ids.push((await create(client)).id);
+  // Runs go on after their client hangs up, so at most SKEIN_MAX_LIVE_AGENTS
+  // of them are busy at once; a refused Reply is retried, as its error says.
+  let retries = 0;
   await pool(ids, 50, async (id) => {
-    const stream = client.reply(pb.ReplyRequest.fromPartial({ sessionId: id, text: "hang up on me" }));
-    stream.on("error", () => undefined);
-    await new Promise<void>((resolve) => stream.once("data", () => resolve()));
-    stream.cancel();
+    for (;;) {
+      const stream = client.reply(pb.ReplyRequest.fromPartial({ sessionId: id, text: "hang up on me" }));
+      let first = true;
+      const refused = await new Promise<boolean>((resolve) => {
+        stream.once("data", () => resolve(false));
+        stream.once("end", () => resolve(false));
+        stream.on("error", (err: ServiceError) => first && resolve(err.code === status.RESOURCE_EXHAUSTED));
+      });
+      first = false;
+      stream.cancel();
+      if (!refused) return;
+      retries++;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   });
   const duringRuns = server.sessions.runs.running;
   const deadline = Date.now() + 60_000;
@@ -189,6 +213,7 @@ async function hangups(client: Client, model: FakeModelServer, server: SessionSe
     columns: ["measure", "value"],
     rows: [
       ["replies whose client hung up after the first event", HANGUP_REPLIES],
+      ["Reply calls refused while SKEIN_MAX_LIVE_AGENTS (100) runs were busy, then retried", retries],
       ["runs still going right after the last hang-up", duringRuns],
       ["runs finished and persisted (user + assistant message)", complete],
       ["provider requests in flight once all runs finished", inFlight],
