@@ -1,3 +1,4 @@
 export * from "./atomic-write.js";
 export * from "./keyed-lock.js";
 export * from "./proc.js";
+export * from "./instance-lock.js";

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
@@ -36,7 +38,9 @@ const ADDR_VAR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as
  */
 export async function startService(name: "session" | "fleet", env: Record<string, string | undefined> = {}, opts: { expectExit?: boolean } = {}): Promise<ServiceProcess> {
   const childEnv: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, [ADDR_VAR[name]]: "127.0.0.1:0", SKEIN_LOG_LEVEL: "debug", ...env })) {
+  // A fleet service never touches a real fleet's tmux socket in a test.
+  const socket = name === "fleet" ? { SKEIN_TMUX_SOCKET: `skein-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}` } : {};
+  for (const [k, v] of Object.entries({ ...process.env, [ADDR_VAR[name]]: "127.0.0.1:0", SKEIN_LOG_LEVEL: "debug", ...socket, ...env })) {
     if (v !== undefined) childEnv[k] = v;
   }
   const proc = spawn(process.execPath, [`${repoRoot}services/${name}/dist/main.js`], {
@@ -46,6 +50,10 @@ export async function startService(name: "session" | "fleet", env: Record<string
   running.add(proc);
   const exited = once(proc, "exit").then(([code, signal]) => {
     running.delete(proc);
+    // A fleet service killed without its shutdown leaves its socket lock behind.
+    if (name === "fleet" && signal === "SIGKILL") {
+      rmSync(join(childEnv.TMUX_TMPDIR || "/tmp", `tmux-${process.getuid?.() ?? 0}`, `${childEnv.SKEIN_TMUX_SOCKET}.skein-fleet.lock`), { force: true });
+    }
     return { code: code as number | null, signal: signal as NodeJS.Signals | null };
   });
   const logs: LogLine[] = [];

@@ -1,11 +1,12 @@
 import { statSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { Broadcaster, FailedPreconditionError, NotFoundError, sleep } from "@skein/runtime";
+import { acquireInstanceLock, InstanceLockedError, isSameProcess, KeyedLock, readProcStat, sessionMembers, signalGroup, signalProcess } from "@skein/host";
+import { Broadcaster, ConfigError, FailedPreconditionError, NotFoundError, sleep } from "@skein/runtime";
 import type { Logger } from "pino";
 import { newAgent, newRuntime, snapshot, type Agent, type AgentRecord, type AgentSnapshot, type AgentSpec, type FleetEvent } from "./agent.js";
 import type { FleetConfig } from "./config.js";
 import { launchCommand, resolveBinDirs } from "./launch-command.js";
-import { isSameProcess, KeyedLock, readProcStat, sessionMembers, signalGroup, signalProcess } from "@skein/host";
 import { DEFAULT_MAX_RESTARTS } from "./restart-policy.js";
 import { StateStore } from "./state-store.js";
 import { Supervisor } from "./supervisor.js";
@@ -38,6 +39,7 @@ const isDirectory = (p: string) => {
  * truth for what runs, the state file for what tmux does not know.
  */
 export class Fleet {
+  private releaseSocket: (() => Promise<void>) | undefined;
   readonly events = new Broadcaster<FleetEvent>();
   readonly tmux: Tmux;
   private readonly agents = new Map<string, Agent>();
@@ -68,6 +70,7 @@ export class Fleet {
 
   /** Adopts every session already on the socket, then starts supervising. */
   async open(): Promise<void> {
+    this.releaseSocket = await claimSocket(this.socket);
     const saved = await this.store.load();
     let panes: PaneInfo[] = [];
     try {
@@ -144,6 +147,7 @@ export class Fleet {
     this.supervisor.stop();
     this.events.close();
     await this.persist();
+    await this.releaseSocket?.();
   }
 
   private persist(): Promise<void> {
@@ -306,7 +310,7 @@ export class Fleet {
   async capture(name: string, lines: number): Promise<string> {
     this.running(name);
     try {
-      return await this.tmux.capture(name, lines);
+      return lastLines(await this.tmux.capture(name, lines), lines);
     } catch (err) {
       throw this.paneGone(name, err);
     }
@@ -324,4 +328,34 @@ async function signalAgentProcesses(panePid: number, sig: NodeJS.Signals): Promi
   const members = await sessionMembers(panePid);
   for (const pid of members) signalProcess(pid, sig);
   return members;
+}
+
+/**
+ * `capture-pane -S -N` gives N lines of history plus the whole visible screen,
+ * whose unused rows are blank: the caller asked for the last N lines of output.
+ */
+export function lastLines(captured: string, n: number): string {
+  const lines = captured.replace(/\n+$/, "").split("\n");
+  while (lines.length > 0 && lines.at(-1)!.trim() === "") lines.pop();
+  return lines.length === 0 ? "" : `${lines.slice(-n).join("\n")}\n`;
+}
+
+/**
+ * One fleet service per tmux socket: two would both adopt every agent, write
+ * every heartbeat and race on restarts. The lock lives beside the socket
+ * (where tmux keeps it), so it holds whatever state directories they use.
+ */
+async function claimSocket(socket: string): Promise<() => Promise<void>> {
+  const dir = join(process.env.TMUX_TMPDIR || "/tmp", `tmux-${process.getuid?.() ?? 0}`);
+  // tmux requires this directory to be private; create it the way tmux would.
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    return await acquireInstanceLock(
+      join(dir, `${socket}.skein-fleet.lock`),
+      (pid) => `another fleet service (pid ${pid}) already supervises tmux socket ${socket}; stop it, or give this one its own SKEIN_TMUX_SOCKET`,
+    );
+  } catch (err) {
+    if (err instanceof InstanceLockedError) throw new ConfigError(err.message);
+    throw err;
+  }
 }

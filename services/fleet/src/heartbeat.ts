@@ -2,7 +2,8 @@ import { mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { writeAtomic } from "@skein/host";
 
-export type HeartbeatStatus = "ok" | "exited" | "stopped";
+/** `unknown`: the pane is alive but its pid is not the process started at launch. */
+export type HeartbeatStatus = "ok" | "unknown" | "exited" | "stopped";
 
 export interface Heartbeat {
   readonly at: Date;
@@ -43,7 +44,8 @@ const madeDirs = new Set<string>();
 export async function writeHeartbeat(file: string, h: Heartbeat): Promise<void> {
   const dir = dirname(file);
   if (!madeDirs.has(dir)) {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    // Readable by fleet monitors running as other users, like the files themselves.
+    await mkdir(dir, { recursive: true, mode: 0o755 });
     madeDirs.add(dir);
   }
   try {

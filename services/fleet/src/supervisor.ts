@@ -125,6 +125,8 @@ export class Supervisor {
       }
     }
     if (a.state === "running" || a.state === "unknown") await this.confirmWithTmux(a);
+    // Never leave status=ok behind for an agent the service cannot vouch for.
+    if (a.state === "unknown" && Date.now() >= a.rt.nextBeatAt) await this.beat(a, "unknown");
   }
 
   /** The pid failed the liveness test (or could not be verified): ask tmux what happened to the pane. */
@@ -144,6 +146,8 @@ export class Supervisor {
         a.state = "unknown";
         this.d.log.warn({ agent: a.spec.name, panePid: a.panePid }, "pane alive but its pid is not the process started at launch");
         this.d.persist();
+        await this.beat(a, "unknown");
+        this.publish("heartbeat-stale", a, "pane alive but its pid is not the process started at launch; heartbeat says status=unknown");
       }
       return;
     }

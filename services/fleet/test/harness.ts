@@ -73,8 +73,10 @@ export class FleetHarness {
     } catch {
       // no server was running
     }
-    // tmux leaves the socket file behind after kill-server.
-    rmSync(join(process.env.TMUX_TMPDIR ?? "/tmp", `tmux-${process.getuid!()}`, this.socket), { force: true });
+    // tmux leaves the socket file behind after kill-server; a SIGKILLed service its socket lock.
+    const sockDir = join(process.env.TMUX_TMPDIR ?? "/tmp", `tmux-${process.getuid!()}`);
+    rmSync(join(sockDir, this.socket), { force: true });
+    rmSync(join(sockDir, `${this.socket}.skein-fleet.lock`), { force: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

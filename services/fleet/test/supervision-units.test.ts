@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { lastLines } from "../src/fleet.js";
 import { formatHeartbeat, isoSeconds } from "../src/heartbeat.js";
 import { isSameProcess, parseProcStat, readProcStat } from "@skein/host";
 import { backoffMs, decideRestart, HEALTHY_RUN_MS } from "../src/restart-policy.js";
@@ -61,5 +62,14 @@ describe("heartbeat format", () => {
     expect(lines.slice(0, 6)).toEqual(["ts=2026-11-21T05:34:04Z", "pid=42", "status=exited", "runtime=pi", "agent=a-1", "exit_code=3"]);
     expect(isoSeconds(at)).toBe("2026-11-21T05:34:04Z");
     expect(formatHeartbeat({ at, pid: 1, status: "ok", runtime: "", agent: "x", paneId: "%1", socket: "s", restarts: 0 })).not.toContain("exit_code");
+  });
+});
+
+describe("lastLines (CaptureOutput)", () => {
+  it("drops the blank rows of the visible screen and keeps the last N lines of output", () => {
+    expect(lastLines("one\ntwo\nthree\n\n\n\n", 2)).toBe("two\nthree\n");
+    expect(lastLines("one\n   \n\n", 5)).toBe("one\n");
+    expect(lastLines("\n\n\n", 3)).toBe("");
+    expect(lastLines("a\n\nb\n", 3)).toBe("a\n\nb\n");
   });
 });
