@@ -1,15 +1,14 @@
-import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startService, type ServiceProcess } from "@skein/testkit";
+import { makeTestCerts, startService, type ServiceProcess, type TestCerts } from "@skein/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { expectOneLineError, killClis, runCli } from "./cli.js";
 
 const TOKEN = "cli-test-token";
 let dir: string;
 const services: ServiceProcess[] = [];
+const certs: TestCerts[] = [];
 
 async function start(name: "session" | "fleet", env: Record<string, string> = {}): Promise<ServiceProcess> {
   const svc = await startService(name, {
@@ -32,6 +31,7 @@ afterEach(async () => {
   killClis();
   // No agents are started here, so the fleet services leave no tmux server behind.
   await Promise.all(services.splice(0).map((s) => s.stop("SIGKILL")));
+  for (const c of certs.splice(0)) c.cleanup();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -97,20 +97,21 @@ describe("errors", () => {
 });
 
 describe("TLS", () => {
-  /** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl. */
-  function makeCerts(): { ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string } {
-    const p = (f: string) => join(dir, f);
-    const ssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("ca.key"), "-out", p("ca.pem"), "-days", "1", "-subj", "/CN=skein test CA");
-    const leaf = (name: string, ext: string) => {
-      ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p(`${name}.key`), "-out", p(`${name}.csr`), "-subj", `/CN=${name}`);
-      writeFileSync(p(`${name}.ext`), ext);
-      ssl("x509", "-req", "-in", p(`${name}.csr`), "-CA", p("ca.pem"), "-CAkey", p("ca.key"), "-CAcreateserial", "-out", p(`${name}.pem`), "-days", "1", "-extfile", p(`${name}.ext`));
-    };
-    leaf("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
-    leaf("client", "extendedKeyUsage=clientAuth\n");
-    return { ca: p("ca.pem"), serverCert: p("server.pem"), serverKey: p("server.key"), clientCert: p("client.pem"), clientKey: p("client.key") };
-  }
+  const makeCerts = () => {
+    const c = makeTestCerts();
+    certs.push(c);
+    return c;
+  };
+
+  it("speaks TLS when only SKEIN_TLS_CERT/KEY are set, as a container healthcheck does (self-signed server)", async () => {
+    const c = makeCerts();
+    const tlsEnv = { SKEIN_TLS_CERT: c.selfSignedCert, SKEIN_TLS_KEY: c.selfSignedKey };
+    const fleetSvc = await start("fleet", tlsEnv);
+    const r = await runCli(["health", "--service", "fleet"], { ...tlsEnv, SKEIN_FLEET_ADDR: fleetSvc.address });
+    expect(r.code, r.stderr).toBe(0);
+    const plaintext = await runCli(["health", "--service", "fleet"], { SKEIN_FLEET_ADDR: fleetSvc.address });
+    expect(plaintext.code).toBe(1);
+  });
 
   it("verifies the server against SKEIN_TLS_CA and presents SKEIN_TLS_CERT/KEY (mTLS)", async () => {
     const c = makeCerts();

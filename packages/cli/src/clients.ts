@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { rootCertificates } from "node:tls";
 import { credentials, Metadata, type CallOptions, type ChannelCredentials, type Client, type ClientOptions, type ServiceError } from "@grpc/grpc-js";
 import { fleet, health, session } from "@skein/proto";
 import { CliError, describeServiceError, isServiceError, type Target } from "./errors.js";
@@ -28,14 +29,14 @@ const nonEmpty = (v: string | undefined) => (v === undefined || v === "" ? undef
 export interface Settings {
   readonly address: Record<ServiceName, string>;
   readonly token: string | undefined;
-  readonly tls: { ca: string; cert: string | undefined; key: string | undefined; serverName: string | undefined } | undefined;
+  readonly tls: { ca: string | undefined; cert: string | undefined; key: string | undefined; serverName: string | undefined } | undefined;
 }
 
 export function settingsFrom(flags: ConnectionFlags, env: Env = process.env): Settings {
   const ca = nonEmpty(flags["tls-ca"]) ?? nonEmpty(env.SKEIN_TLS_CA);
   const cert = nonEmpty(flags["tls-cert"]) ?? nonEmpty(env.SKEIN_TLS_CERT);
   const key = nonEmpty(flags["tls-key"]) ?? nonEmpty(env.SKEIN_TLS_KEY);
-  if (ca && (cert === undefined) !== (key === undefined)) {
+  if ((cert === undefined) !== (key === undefined)) {
     throw new CliError("SKEIN_TLS_CERT and SKEIN_TLS_KEY (--tls-cert, --tls-key) must be set together for a client certificate");
   }
   return {
@@ -44,8 +45,10 @@ export function settingsFrom(flags: ConnectionFlags, env: Env = process.env): Se
       fleet: nonEmpty(flags["fleet-addr"]) ?? nonEmpty(env.SKEIN_FLEET_ADDR) ?? DEFAULT_ADDR.fleet,
     },
     token: nonEmpty(flags.token) ?? nonEmpty(env.SKEIN_AUTH_TOKEN),
-    // Without a CA there is nothing to verify the server against: plaintext, as the services default to.
-    tls: ca ? { ca, cert, key, serverName: nonEmpty(flags["tls-server-name"]) ?? nonEmpty(env.SKEIN_TLS_SERVER_NAME) } : undefined,
+    // The services serve TLS when given a certificate: so does the CLI, which then
+    // verifies the server against SKEIN_TLS_CA, or else the system's roots plus
+    // that certificate itself (a self-signed server, the container healthcheck).
+    tls: ca || cert ? { ca, cert, key, serverName: nonEmpty(flags["tls-server-name"]) ?? nonEmpty(env.SKEIN_TLS_SERVER_NAME) } : undefined,
   };
 }
 
@@ -60,11 +63,8 @@ function readPem(what: string, path: string): Buffer {
 function channelCredentials(s: Settings): ChannelCredentials {
   if (!s.tls) return credentials.createInsecure();
   const { ca, cert, key } = s.tls;
-  return credentials.createSsl(
-    readPem("SKEIN_TLS_CA", ca),
-    key ? readPem("SKEIN_TLS_KEY", key) : null,
-    cert ? readPem("SKEIN_TLS_CERT", cert) : null,
-  );
+  const roots = ca ? readPem("SKEIN_TLS_CA", ca) : Buffer.from(`${rootCertificates.join("\n")}\n${readPem("SKEIN_TLS_CERT", cert!).toString()}`);
+  return credentials.createSsl(roots, key ? readPem("SKEIN_TLS_KEY", key) : null, cert ? readPem("SKEIN_TLS_CERT", cert) : null);
 }
 
 type UnaryMethod<Req, Res> = (req: Req, md: Metadata, opts: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => unknown;

@@ -14,6 +14,9 @@ export interface TestCerts {
   readonly otherCa: string;
   readonly otherClientCert: string;
   readonly otherClientKey: string;
+  /** A self-signed server certificate for localhost/127.0.0.1 (no CA at all). */
+  readonly selfSignedCert: string;
+  readonly selfSignedKey: string;
   cleanup(): void;
 }
 
@@ -34,6 +37,7 @@ export function makeTestCerts(): TestCerts {
   };
   ca("ca");
   ca("other-ca");
+  ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", "self.key", "-out", "self.pem");
   leaf("server", "ca", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n");
   leaf("client", "ca", "extendedKeyUsage=clientAuth\n");
   leaf("other-client", "other-ca", "extendedKeyUsage=clientAuth\n");
@@ -48,6 +52,8 @@ export function makeTestCerts(): TestCerts {
     otherCa: p("other-ca.pem"),
     otherClientCert: p("other-client.pem"),
     otherClientKey: p("other-client.key"),
+    selfSignedCert: p("self.pem"),
+    selfSignedKey: p("self.key"),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
