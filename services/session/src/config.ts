@@ -73,18 +73,19 @@ function resolveProvider(env: Env, home: string, log: Logger): SessionConfig["pr
     const kind = envEnum("SKEIN_PROVIDER", ["openai", "anthropic"], "openai", env);
     const model = envOptional("SKEIN_MODEL", env);
     if (model === undefined) throw new ConfigError("SKEIN_MODEL must be set when SKEIN_PROVIDER is");
-    return checked(settingsFor(kind, model, env, undefined, "environment"));
+    return checked(settingsFor(kind, model, env, undefined, "environment", readGooseYaml(gooseSecretsPath(env, home), log)));
   }
-  const goose = readGooseConfig(env, home, log);
+  const goose = readGooseYaml(gooseConfigPath(env, home), log);
+  const secrets = readGooseYaml(gooseSecretsPath(env, home), log);
   const gooseProvider = envOptional("GOOSE_PROVIDER", env) ?? stringOf(goose.GOOSE_PROVIDER);
   const model = envOptional("SKEIN_MODEL", env) ?? envOptional("GOOSE_MODEL", env) ?? stringOf(goose.GOOSE_MODEL);
   if (gooseProvider === undefined || model === undefined) return { missing: MISSING };
   const host = (key: string) => envOptional(key, env) ?? stringOf(goose[key]);
   switch (gooseProvider) {
     case "openai":
-      return checked(settingsFor("openai", model, env, withV1(host("OPENAI_HOST")), "goose config"));
+      return checked(settingsFor("openai", model, env, withV1(host("OPENAI_HOST")), "goose config", secrets));
     case "anthropic":
-      return checked(settingsFor("anthropic", model, env, host("ANTHROPIC_HOST"), "goose config"));
+      return checked(settingsFor("anthropic", model, env, host("ANTHROPIC_HOST"), "goose config", secrets));
     case "ollama":
       // Ollama speaks the OpenAI protocol under /v1 and needs no key.
       return checked({ kind: "openai", model, baseURL: withV1(host("OLLAMA_HOST") ?? "http://localhost:11434"), apiKey: "ollama", source: "goose config" });
@@ -94,9 +95,22 @@ function resolveProvider(env: Env, home: string, log: Logger): SessionConfig["pr
   }
 }
 
-function settingsFor(kind: ProviderKind, model: string, env: Env, fallbackBase: string | undefined, source: ProviderSettings["source"]): ProviderSettings {
+/**
+ * The API key comes from the environment, else from goose's secrets.yaml
+ * (where goose keeps keys when the OS keyring is disabled), so a machine set
+ * up for the goose CLI works unchanged.
+ */
+function settingsFor(
+  kind: ProviderKind,
+  model: string,
+  env: Env,
+  fallbackBase: string | undefined,
+  source: ProviderSettings["source"],
+  gooseSecrets: Record<string, unknown>,
+): ProviderSettings {
   const prefix = kind === "openai" ? "OPENAI" : "ANTHROPIC";
-  return { kind, model, baseURL: envOptional(`${prefix}_BASE_URL`, env) ?? fallbackBase, apiKey: envOptional(`${prefix}_API_KEY`, env), source };
+  const apiKey = envOptional(`${prefix}_API_KEY`, env) ?? stringOf(gooseSecrets[`${prefix}_API_KEY`]);
+  return { kind, model, baseURL: envOptional(`${prefix}_BASE_URL`, env) ?? fallbackBase, apiKey, source };
 }
 
 /** The hosted APIs need a key; a local server (custom base URL) usually does not. */
@@ -123,8 +137,12 @@ function gooseConfigPath(env: Env, home: string): string {
   return join(env.XDG_CONFIG_HOME ?? join(home, ".config"), "goose", "config.yaml");
 }
 
-function readGooseConfig(env: Env, home: string, log: Logger): Record<string, unknown> {
-  const path = gooseConfigPath(env, home);
+function gooseSecretsPath(env: Env, home: string): string {
+  return join(env.XDG_CONFIG_HOME ?? join(home, ".config"), "goose", "secrets.yaml");
+}
+
+/** One of goose's YAML files as a map; missing or unreadable is empty (with a warning when it is not YAML). */
+function readGooseYaml(path: string, log: Logger): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -135,7 +153,7 @@ function readGooseConfig(env: Env, home: string, log: Logger): Record<string, un
     const parsed: unknown = parseYaml(text);
     return parsed !== null && typeof parsed === "object" ? (parsed as Record<string, unknown>) : {};
   } catch (err) {
-    log.warn({ path, err: (err as Error).message }, "goose config.yaml is not valid YAML; ignoring it");
+    log.warn({ path, err: (err as Error).message }, "goose file is not valid YAML; ignoring it");
     return {};
   }
 }

@@ -1,0 +1,50 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger } from "@skein/runtime";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config.js";
+
+const log = createLogger("test", { destination: { write: () => true } as unknown as NodeJS.WritableStream, pretty: false });
+let home: string;
+beforeEach(() => {
+  home = mkdtempSync(join(tmpdir(), "skein-config-"));
+  mkdirSync(join(home, ".config", "goose"), { recursive: true });
+});
+afterEach(() => rmSync(home, { recursive: true, force: true }));
+
+const goose = (file: string, text: string) => writeFileSync(join(home, ".config", "goose", file), text);
+
+describe("provider settings", () => {
+  it("come from goose's config.yaml and the key from its secrets.yaml when skein's variables are unset", () => {
+    goose("config.yaml", "GOOSE_PROVIDER: openai\nGOOSE_MODEL: gpt-4o-mini\nOPENAI_HOST: http://models.internal:8000\n");
+    goose("secrets.yaml", "OPENAI_API_KEY: sk-from-goose\n");
+    expect(loadConfig({ HOME: home }, log).provider).toEqual({
+      settings: { kind: "openai", model: "gpt-4o-mini", baseURL: "http://models.internal:8000/v1", apiKey: "sk-from-goose", source: "goose config" },
+    });
+  });
+
+  it("prefer the environment over goose's files", () => {
+    goose("config.yaml", "GOOSE_PROVIDER: anthropic\nGOOSE_MODEL: claude-x\n");
+    goose("secrets.yaml", "ANTHROPIC_API_KEY: from-goose\n");
+    const p = loadConfig({ HOME: home, ANTHROPIC_API_KEY: "from-env", SKEIN_MODEL: "claude-y" }, log).provider;
+    expect(p).toMatchObject({ settings: { kind: "anthropic", model: "claude-y", apiKey: "from-env" } });
+  });
+
+  it("map goose's ollama provider to its OpenAI-compatible endpoint, needing no key", () => {
+    goose("config.yaml", "GOOSE_PROVIDER: ollama\nGOOSE_MODEL: llama3.2\nOLLAMA_HOST: http://gpu-box:11434\n");
+    expect(loadConfig({ HOME: home }, log).provider).toMatchObject({ settings: { kind: "openai", baseURL: "http://gpu-box:11434/v1" } });
+  });
+
+  it("say which variables to set when nothing is configured", () => {
+    const p = loadConfig({ HOME: home }, log).provider;
+    expect("missing" in p && p.missing).toMatch(/SKEIN_PROVIDER.*SKEIN_MODEL/);
+  });
+
+  it("use SKEIN_PROVIDER and SKEIN_MODEL first, with goose's secrets as the key's fallback", () => {
+    goose("secrets.yaml", "OPENAI_API_KEY: sk-goose\n");
+    expect(loadConfig({ HOME: home, SKEIN_PROVIDER: "openai", SKEIN_MODEL: "m" }, log).provider).toMatchObject({
+      settings: { kind: "openai", model: "m", apiKey: "sk-goose", source: "environment" },
+    });
+  });
+});
