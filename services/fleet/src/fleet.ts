@@ -250,8 +250,8 @@ export class Fleet {
       await this.tmux.killSession(name);
       const stopped: Agent =
         a ?? (await this.adopt(pane!, undefined));
-      stopped.state = "stopped";
       await this.supervisor.beat(stopped, "stopped");
+      stopped.state = "stopped";
       this.agents.set(name, stopped);
       this.supervisor.publish("stopped", stopped, pane && !pane.dead ? "stopped" : "session removed (the process had already ended)");
       await this.persist();

@@ -165,10 +165,12 @@ export class Supervisor {
 
   /** The agent's process ended: record it, write the exited heartbeat, apply the restart policy. */
   async exited(a: Agent, exitStatus: number | undefined, detail: string): Promise<void> {
-    a.state = "exited";
     a.exitStatus = exitStatus;
     a.rt.unconfirmedDeathTicks = 0;
+    // The file says exited before anyone can read the state as exited: a
+    // monitor never sees the API and the heartbeat disagree.
     await this.beat(a, "exited");
+    a.state = "exited";
     const decision = decideRestart({
       policy: a.spec.restartPolicy,
       exitStatus,
