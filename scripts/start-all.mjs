@@ -1,14 +1,27 @@
 #!/usr/bin/env node
-// Runs both services in the foreground with merged, prefixed logs. SIGINT or
-// SIGTERM stops both gracefully; if one exits on its own, the other is stopped
-// too and this process exits with the first one's code.
-import { spawn } from "node:child_process";
+// Runs the services (both, or those named: session, fleet) in the foreground
+// with merged, prefixed logs, after making sure the checkout is installed and
+// built. SIGINT or SIGTERM stops them gracefully; if one exits on its own, the
+// others are stopped too and this process exits with the first one's code.
+import { execFileSync, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { repoRoot } from "./lib/files.mjs";
 
 const root = repoRoot();
-const services = ["session", "fleet"];
+const known = ["session", "fleet"];
+const services = process.argv.length > 2 ? process.argv.slice(2) : known;
+for (const s of services) {
+  if (!known.includes(s)) {
+    console.error(`usage: start-all.mjs [${known.join("|")}]…   (unknown service ${JSON.stringify(s)})`);
+    process.exit(2);
+  }
+}
+try {
+  execFileSync(process.execPath, [join(root, "scripts/ensure-built.mjs")], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+} catch {
+  process.exit(1);
+}
 const pretty = process.stdout.isTTY ? { SKEIN_LOG_FORMAT: process.env.SKEIN_LOG_FORMAT ?? "pretty" } : {};
 const width = Math.max(...services.map((s) => s.length));
 let stopping = false;
@@ -51,6 +64,16 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
     stopAll(signals > 1 ? "SIGINT" : "SIGTERM");
   });
 }
+// npm runs this through `sh -c`; when npm or that shell is killed, this
+// process is orphaned and would keep the services running: stop them instead.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent && !stopping) {
+    process.stderr.write("[start-all] parent process gone; stopping the services\n");
+    stopAll("SIGTERM");
+  }
+}, 500).unref();
+
 // If this script dies, do not leave the services behind.
 process.on("exit", () => {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
