@@ -1,3 +1,4 @@
+import { readFileSync, rmSync } from "node:fs";
 import { open, readFile, unlink } from "node:fs/promises";
 import { liveStartTicks } from "./proc.js";
 
@@ -34,9 +35,15 @@ export async function acquireInstanceLock(path: string, describe: (ownerPid: num
       } finally {
         await fh.close();
       }
+      // Every way out of the process releases it, including process.exit()
+      // after a configuration error found once the lock was taken.
+      const releaseSync = () => {
+        if (isOwnedBy(readOwnerSync(path), me)) rmSync(path, { force: true });
+      };
+      process.once("exit", releaseSync);
       return async () => {
-        const owner = await readOwner(path);
-        if (owner?.pid === me.pid && owner.startTicks === me.startTicks) await unlink(path).catch(() => undefined);
+        process.removeListener("exit", releaseSync);
+        releaseSync();
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
@@ -48,11 +55,27 @@ export async function acquireInstanceLock(path: string, describe: (ownerPid: num
   throw new InstanceLockedError(0, describe(0));
 }
 
-async function readOwner(path: string): Promise<Owner | undefined> {
+function parseOwner(text: string): Owner | undefined {
   try {
-    const o = JSON.parse(await readFile(path, "utf8")) as Partial<Owner>;
+    const o = JSON.parse(text) as Partial<Owner>;
     return Number.isInteger(o.pid) && Number.isInteger(o.startTicks) ? (o as Owner) : undefined;
   } catch {
     return undefined;
   }
+}
+
+async function readOwner(path: string): Promise<Owner | undefined> {
+  return readFile(path, "utf8").then(parseOwner, () => undefined);
+}
+
+function readOwnerSync(path: string): Owner | undefined {
+  try {
+    return parseOwner(readFileSync(path, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+function isOwnedBy(owner: Owner | undefined, me: Owner): boolean {
+  return owner?.pid === me.pid && owner.startTicks === me.startTicks;
 }
