@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -38,9 +39,21 @@ const ADDR_VAR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as
  */
 export async function startService(name: "session" | "fleet", env: Record<string, string | undefined> = {}, opts: { expectExit?: boolean } = {}): Promise<ServiceProcess> {
   const childEnv: Record<string, string> = {};
-  // A fleet service never touches a real fleet's tmux socket in a test.
-  const socket = name === "fleet" ? { SKEIN_TMUX_SOCKET: `skein-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}` } : {};
-  for (const [k, v] of Object.entries({ ...process.env, [ADDR_VAR[name]]: "127.0.0.1:0", SKEIN_LOG_LEVEL: "debug", ...socket, ...env })) {
+  // A service under test never touches the machine's real goose sessions,
+  // goose config, fleet state or tmux socket: unless the test names its own,
+  // each gets a private HOME, data directories and socket, removed at exit.
+  const home = mkdtempSync(join(tmpdir(), `skein-${name}-home-`));
+  const isolated = {
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, ".config"),
+    XDG_STATE_HOME: join(home, ".local", "state"),
+    XDG_RUNTIME_DIR: join(home, "run"),
+    SKEIN_SESSIONS_DIR: join(home, "sessions"),
+    SKEIN_FLEET_STATE_DIR: join(home, "state"),
+    SKEIN_HEARTBEAT_DIR: join(home, "heartbeats"),
+    ...(name === "fleet" ? { SKEIN_TMUX_SOCKET: `skein-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}` } : {}),
+  };
+  for (const [k, v] of Object.entries({ ...process.env, [ADDR_VAR[name]]: "127.0.0.1:0", SKEIN_LOG_LEVEL: "debug", ...isolated, ...env })) {
     if (v !== undefined) childEnv[k] = v;
   }
   const proc = spawn(process.execPath, [`${repoRoot}services/${name}/dist/main.js`], {
@@ -50,6 +63,7 @@ export async function startService(name: "session" | "fleet", env: Record<string
   running.add(proc);
   const exited = once(proc, "exit").then(([code, signal]) => {
     running.delete(proc);
+    rmSync(home, { recursive: true, force: true });
     // A fleet service killed without its shutdown leaves its socket lock behind.
     if (name === "fleet" && signal === "SIGKILL") {
       rmSync(join(childEnv.TMUX_TMPDIR || "/tmp", `tmux-${process.getuid?.() ?? 0}`, `${childEnv.SKEIN_TMUX_SOCKET}.skein-fleet.lock`), { force: true });
