@@ -1,9 +1,8 @@
-import { readdirSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { session as pb } from "@skein/proto";
-import { createLogger, type RunningServer } from "@skein/runtime";
-import { closeClients, connect, openaiText, openaiToolCalls, startOpenAIServer } from "@skein/testkit";
+import { openaiText, openaiToolCalls } from "@skein/testkit";
+import { withSessionService } from "./session-server.js";
 import { MiB, type Table } from "./table.js";
 
 /**
@@ -17,13 +16,6 @@ const REPLIES_PER_SESSION = 10;
 const MAX_LIVE = 50;
 // Below the cap, so no call meets RESOURCE_EXHAUSTED (every session's replies run one after another).
 const CONCURRENCY = 16;
-
-interface SessionServer extends RunningServer {
-  readonly sessions: {
-    readonly agents: { readonly size: number; readonly extensionProcesses: number; readonly evictions: number };
-    readonly runs: { readonly running: number };
-  };
-}
 
 /**
  * A minimal stdio MCP server (newline-delimited JSON-RPC, no SDK): one `ping`
@@ -45,108 +37,82 @@ rl.on("close", () => process.exit(0));
 `;
 
 export async function run(): Promise<Table[]> {
-  const dir = mkdtempSync(join(tmpdir(), "skein-bench-soak-"));
   const marker = `skein-soak-${process.pid}`;
-  const server_js = join(dir, "tiny-mcp.cjs");
-  writeFileSync(server_js, TINY_MCP);
-  const model = await startOpenAIServer({
+  const script = {
     // Each reply: one tool call, then the answer once the tool result is in.
-    fallback: (body) => {
+    fallback: (body: Record<string, unknown>) => {
       const last = (body.messages as { role: string }[]).at(-1);
       return { events: last?.role === "tool" ? openaiText("pong received") : openaiToolCalls([{ id: `call_${Math.random().toString(36).slice(2)}`, name: "tiny__ping", args: {} }]) };
     },
-  });
-  const previous = process.env.SKEIN_LOG_LEVEL;
-  process.env.SKEIN_LOG_LEVEL = "silent";
-  const log = createLogger("session-soak");
-  const { startSessionServer } = (await import(new URL("../../services/session/dist/server.js", import.meta.url).href)) as {
-    startSessionServer(env: Record<string, string>, log: unknown): Promise<SessionServer>;
   };
-  const server = await startSessionServer(
-    {
-      SKEIN_SESSION_ADDR: "127.0.0.1:0",
-      HOME: dir,
-      SKEIN_SESSIONS_DIR: join(dir, "sessions"),
-      SKEIN_PROVIDER: "openai",
-      SKEIN_MODEL: "bench",
-      OPENAI_BASE_URL: model.baseURL,
-      SKEIN_PROVIDER_MAX_RETRIES: "0",
-      SKEIN_MAX_LIVE_AGENTS: String(MAX_LIVE),
-      SKEIN_SHUTDOWN_GRACE_MS: "1000",
-      SKEIN_EXTENSION_KILL_GRACE_MS: "1000",
-    },
-    log,
-  );
-  const client = connect(pb.SessionServiceClient, `127.0.0.1:${server.port}`);
-  const agents = server.sessions.agents;
-  let peak = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, agents.size)), 20);
-  try {
-    const heapBefore = heapAfterGc();
-    const rssBefore = process.memoryUsage().rss;
-    const t0 = performance.now();
-    let replies = 0;
-    let failures = 0;
-    await pool(Array.from({ length: SESSIONS }, (_, i) => i), CONCURRENCY, async () => {
-      const s = await unary<pb.CreateSessionResponse>((cb) =>
-        client.createSession(
-          pb.CreateSessionRequest.fromPartial({ workingDir: dir, extensions: [{ name: "tiny", cmd: process.execPath, args: [server_js, marker] }] }),
-          cb,
-        ),
-      );
+  const env = { SKEIN_MAX_LIVE_AGENTS: String(MAX_LIVE), SKEIN_EXTENSION_KILL_GRACE_MS: "1000" };
+  return withSessionService("session-soak", { env, model: script }, async ({ dir, model, server, client }) => {
+    const server_js = join(dir, "tiny-mcp.cjs");
+    writeFileSync(server_js, TINY_MCP);
+    const agents = server.sessions.agents;
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, agents.size)), 20);
+    try {
+      const heapBefore = heapAfterGc();
+      const rssBefore = process.memoryUsage().rss;
+      const t0 = performance.now();
+      let replies = 0;
+      let failures = 0;
+      await pool(Array.from({ length: SESSIONS }, (_, i) => i), CONCURRENCY, async () => {
+        const s = await unary<pb.CreateSessionResponse>((cb) =>
+          client.createSession(
+            pb.CreateSessionRequest.fromPartial({ workingDir: dir, extensions: [{ name: "tiny", cmd: process.execPath, args: [server_js, marker] }] }),
+            cb,
+          ),
+        );
+        peak = Math.max(peak, agents.size);
+        for (let r = 0; r < REPLIES_PER_SESSION; r++) {
+          const reason = await finishOf(client.reply(pb.ReplyRequest.fromPartial({ sessionId: s.session!.id, text: `reply ${r}` })));
+          if (reason === pb.FinishReason.FINISH_REASON_STOP) replies++;
+          else failures++;
+        }
+      });
+      const seconds = (performance.now() - t0) / 1000;
+      clearInterval(sampler);
       peak = Math.max(peak, agents.size);
-      for (let r = 0; r < REPLIES_PER_SESSION; r++) {
-        const reason = await finishOf(client.reply(pb.ReplyRequest.fromPartial({ sessionId: s.session!.id, text: `reply ${r}` })));
-        if (reason === pb.FinishReason.FINISH_REASON_STOP) replies++;
-        else failures++;
-      }
-    });
-    const seconds = (performance.now() - t0) / 1000;
-    clearInterval(sampler);
-    peak = Math.max(peak, agents.size);
-    // Evicted agents' processes end asynchronously; give the last ones their grace period.
-    await waitFor(() => countProcesses(marker) === agents.extensionProcesses, 5_000);
-    const alive = countProcesses(marker);
-    // The fake model server (bench scaffolding in this process) keeps every request body; not the service's memory.
-    model.requests.splice(0);
-    model.completions.splice(0);
-    const heapAfter = heapAfterGc();
-    const rssAfter = process.memoryUsage().rss;
-    return [
-      {
-        title: `session-soak: ${SESSIONS.toLocaleString("en-US")} sessions × ${REPLIES_PER_SESSION} replies, one extension each, SKEIN_MAX_LIVE_AGENTS=${MAX_LIVE}`,
-        columns: ["measure", "value"],
-        rows: [
-          ["replies finished (stop)", replies],
-          ["replies not finished with stop", failures],
-          ["wall time (s)", seconds],
-          ["peak live agents", peak],
-          ["live agents at the end", agents.size],
-          ["extension processes alive at the end (/proc)", alive],
-          ["extension processes of live agents (GetStats)", agents.extensionProcesses],
-          ["evictions", agents.evictions],
-          ["heap used before (MiB, after GC)", heapBefore / MiB],
-          ["heap used after (MiB, after GC)", heapAfter / MiB],
-          ["RSS before (MiB)", rssBefore / MiB],
-          ["RSS after (MiB)", rssAfter / MiB],
-        ],
-        notes: [
-          `each reply = 2 streamed model calls (tool call, answer) + 1 tool call to the session's extension; ${CONCURRENCY} sessions at a time`,
-          "extension: a minimal stdio MCP server (newline JSON-RPC, one tool) in a bare node process, not server-everything (too heavy to start 1,000 times)",
-          `alive at the end must equal live agents × 1 extension (${agents.size})`,
-          "heap after: the fake model server's recorded request bodies are dropped first; RSS includes freed heap not yet returned to the OS",
-        ],
-      },
-    ];
-  } finally {
-    clearInterval(sampler);
-    closeClients();
-    await server.shutdown("bench done");
-    await model.close();
-    if (previous === undefined) delete process.env.SKEIN_LOG_LEVEL;
-    else process.env.SKEIN_LOG_LEVEL = previous;
-    rmSync(dir, { recursive: true, force: true });
-  }
+      // Evicted agents' processes end asynchronously; give the last ones their grace period.
+      await waitFor(() => countProcesses(marker) === agents.extensionProcesses, 5_000);
+      const alive = countProcesses(marker);
+      // The fake model server (bench scaffolding in this process) keeps every request body; not the service's memory.
+      model.requests.splice(0);
+      model.completions.splice(0);
+      const heapAfter = heapAfterGc();
+      const rssAfter = process.memoryUsage().rss;
+      return [
+        {
+          title: `session-soak: ${SESSIONS.toLocaleString("en-US")} sessions × ${REPLIES_PER_SESSION} replies, one extension each, SKEIN_MAX_LIVE_AGENTS=${MAX_LIVE}`,
+          columns: ["measure", "value"],
+          rows: [
+            ["replies finished (stop)", replies],
+            ["replies not finished with stop", failures],
+            ["wall time (s)", seconds],
+            ["peak live agents", peak],
+            ["live agents at the end", agents.size],
+            ["extension processes alive at the end (/proc)", alive],
+            ["extension processes of live agents (GetStats)", agents.extensionProcesses],
+            ["evictions", agents.evictions],
+            ["heap used before (MiB, after GC)", heapBefore / MiB],
+            ["heap used after (MiB, after GC)", heapAfter / MiB],
+            ["RSS before (MiB)", rssBefore / MiB],
+            ["RSS after (MiB)", rssAfter / MiB],
+          ],
+          notes: [
+            `each reply = 2 streamed model calls (tool call, answer) + 1 tool call to the session's extension; ${CONCURRENCY} sessions at a time`,
+            "extension: a minimal stdio MCP server (newline JSON-RPC, one tool) in a bare node process, not server-everything (too heavy to start 1,000 times)",
+            `alive at the end must equal live agents × 1 extension (${agents.size})`,
+            "heap after: the fake model server's recorded request bodies are dropped first; RSS includes freed heap not yet returned to the OS",
+          ],
+        },
+      ];
+    } finally {
+      clearInterval(sampler);
+    }
+  });
 }
 
 function unary<T>(f: (cb: (err: Error | null, res: T) => void) => void): Promise<T> {

@@ -1,20 +1,12 @@
-import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Server, ServerCredentials, status, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
-import { createLogger, type RunningServer } from "@skein/runtime";
-import { closeClients, connect, openaiText, startOpenAIServer, type FakeModelServer } from "@skein/testkit";
+import { connect, openaiText, type FakeModelServer } from "@skein/testkit";
+import { withSessionService, type SessionServer } from "./session-server.js";
 import { MiB, type Table } from "./table.js";
 
-/**
- * The session service in this process (so its heap can be measured after GC),
- * against the testkit's fake OpenAI server. Loaded from the built service at
- * run time: bench does not build the service.
- */
-interface SessionServer extends RunningServer {
-  readonly sessions: { readonly runs: { readonly running: number } };
-}
+/** The store, loaded from the built service (bench does not compile it), for the persistence stage. */
 interface StoreModule {
   JsonlSessionStore: {
     open(dir: string, log: unknown, opts: { syncEachMessage: boolean }): Promise<{
@@ -39,18 +31,7 @@ const HANGUP_REPLIES = 200;
 const CONCURRENCY = 32;
 
 export async function run(): Promise<Table[]> {
-  const dir = mkdtempSync(join(tmpdir(), "skein-bench-session-"));
-  const model = await startOpenAIServer();
-  const previous = process.env.SKEIN_LOG_LEVEL;
-  process.env.SKEIN_LOG_LEVEL = "silent";
-  const log = createLogger("session-bench");
-  const { startSessionServer } = await load<{ startSessionServer(env: Record<string, string>, log: unknown): Promise<SessionServer> }>("server.js");
-  const server = await startSessionServer(
-    { SKEIN_SESSION_ADDR: "127.0.0.1:0", HOME: dir, SKEIN_SESSIONS_DIR: join(dir, "sessions"), SKEIN_PROVIDER: "openai", SKEIN_MODEL: "bench", OPENAI_BASE_URL: model.baseURL, SKEIN_PROVIDER_MAX_RETRIES: "0", SKEIN_SHUTDOWN_GRACE_MS: "1000" },
-    log,
-  );
-  const client = connect(pb.SessionServiceClient, `127.0.0.1:${server.port}`);
-  try {
+  return withSessionService("session", {}, async ({ dir, log, model, server, client }) => {
     const stages: Array<[string, () => Promise<Table>]> = [
       ["throughput", () => throughput(client, model)],
       ["heap", () => heap(client, model)],
@@ -63,14 +44,7 @@ export async function run(): Promise<Table[]> {
       tables.push(await stage());
     }
     return tables;
-  } finally {
-    closeClients();
-    await server.shutdown("bench done");
-    await model.close();
-    if (previous === undefined) delete process.env.SKEIN_LOG_LEVEL;
-    else process.env.SKEIN_LOG_LEVEL = previous;
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** (1) Events per second through Reply vs a bare grpc-js server stream of as many events. */
