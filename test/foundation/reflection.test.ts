@@ -1,24 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeClients, startService, type ServiceProcess } from "@skein/testkit";
+import { expect, it } from "vitest";
+import { forEachService } from "./each-service.js";
 import { describeServer, openReflection } from "./reflection-client.js";
 
 const BUILTIN = ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
 
-describe.each([
-  ["session", "skein.session.v1.SessionService"],
-  ["fleet", "skein.fleet.v1.FleetService"],
-] as const)("reflection on the %s service", (name, serviceName) => {
-  let svc: ServiceProcess;
-  beforeAll(async () => {
-    svc = await startService(name);
-  });
-  afterAll(async () => {
-    closeClients();
-    await svc?.stop();
-  });
-
+forEachService("reflection on the %s service", (current, name, serviceName) => {
   it.each(["v1", "v1alpha"] as const)("resolves every method's types from the server alone (%s)", async (version) => {
-    const { services, registry } = await describeServer(svc.address, version);
+    const { services, registry } = await describeServer(current().address, version);
     expect(services.sort()).toEqual([serviceName, ...BUILTIN].sort());
     let methods = 0;
     for (const s of services) {
@@ -36,7 +24,7 @@ describe.each([
   });
 
   it("serves google.protobuf well-known types with their files", async () => {
-    const { registry, files } = await describeServer(svc.address, "v1");
+    const { registry, files } = await describeServer(current().address, "v1");
     expect(files.has("google/protobuf/timestamp.proto")).toBe(true);
     const msg = registry.getMessage(name === "session" ? "skein.session.v1.Session" : "skein.fleet.v1.Agent");
     const ts = msg?.fields.find((f) => f.message?.typeName === "google.protobuf.Timestamp");
@@ -44,7 +32,7 @@ describe.each([
   });
 
   it("answers unknown symbols and files with NOT_FOUND and keeps the stream usable", async () => {
-    const { ask, close } = openReflection(svc.address, "v1");
+    const { ask, close } = openReflection(current().address, "v1");
     try {
       const unknown = await ask({ $case: "fileContainingSymbol", value: "no.such.Type" });
       expect(unknown).toMatchObject({ $case: "errorResponse", value: { errorCode: 5 } });

@@ -140,7 +140,7 @@ const logs: Command = {
     const res = await f.call(f.client.captureOutput, fleet.CaptureOutputRequest.fromPartial({ name, lines }));
     if (inv.json) say(json(fleet.CaptureOutputResponse.toJSON(res)));
     else {
-      // A pane that is not full pads the capture with empty lines.
+      // The service ends the text with a newline; say() adds its own.
       const text = res.text.replace(/\s+$/, "");
       if (text !== "") say(text);
     }
