@@ -44,7 +44,7 @@ export async function writeAtomic(path: string, content: string | Uint8Array | (
   if (opts.durable ?? true) await syncDir(dir);
 }
 
-export async function syncDir(dir: string): Promise<void> {
+async function syncDir(dir: string): Promise<void> {
   const d = await open(dir, "r");
   try {
     await d.sync();

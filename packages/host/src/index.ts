@@ -2,3 +2,5 @@ export * from "./atomic-write.js";
 export * from "./keyed-lock.js";
 export * from "./proc.js";
 export * from "./instance-lock.js";
+export * from "./end-processes.js";
+export * from "./tmux-paths.js";

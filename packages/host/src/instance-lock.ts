@@ -1,5 +1,5 @@
 import { readFileSync, rmSync } from "node:fs";
-import { open, readFile, unlink } from "node:fs/promises";
+import { open, unlink } from "node:fs/promises";
 import { liveStartTicks } from "./proc.js";
 
 export class InstanceLockedError extends Error {
@@ -48,7 +48,7 @@ export async function acquireInstanceLock(path: string, describe: (ownerPid: num
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
-    const owner = await readOwner(path);
+    const owner = readOwnerSync(path);
     if (owner && liveStartTicks(owner.pid) === owner.startTicks) throw new InstanceLockedError(owner.pid, describe(owner.pid));
     await unlink(path).catch(() => undefined);
   }
@@ -62,10 +62,6 @@ function parseOwner(text: string): Owner | undefined {
   } catch {
     return undefined;
   }
-}
-
-async function readOwner(path: string): Promise<Owner | undefined> {
-  return readFile(path, "utf8").then(parseOwner, () => undefined);
 }
 
 function readOwnerSync(path: string): Owner | undefined {

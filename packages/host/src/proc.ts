@@ -38,35 +38,40 @@ export function readProcStatSync(pid: number): ProcStat | undefined {
   }
 }
 
-/** The process still holds its pid: it exists, is not a zombie, and started when it did before. */
-export function isSameProcess(stat: ProcStat | undefined, expectedStartTicks: number): boolean {
-  return stat !== undefined && stat.state !== "Z" && stat.startTicks === expectedStartTicks;
+/** Exists and is not a zombie (a zombie has ended; it only waits to be reaped). */
+export function isLive(stat: ProcStat | undefined): stat is ProcStat {
+  return stat !== undefined && stat.state !== "Z";
 }
 
-/** Start time of a live (non-zombie) process, or undefined when it is gone. */
+/** The process still holds its pid: it is live and started when it did before. */
+export function isSameProcess(stat: ProcStat | undefined, expectedStartTicks: number): boolean {
+  return isLive(stat) && stat.startTicks === expectedStartTicks;
+}
+
+/** Start time of a live process, or undefined when it is gone. */
 export function liveStartTicks(pid: number): number | undefined {
   const s = readProcStatSync(pid);
-  return s && s.state !== "Z" ? s.startTicks : undefined;
+  return isLive(s) ? s.startTicks : undefined;
 }
 
-/** Live (non-zombie) processes, synchronously: used while ending process groups. */
-export function liveProcessesSync(where: (s: ProcStat) => boolean): number[] {
+/** Live processes, synchronously: used while ending process groups. */
+function liveProcessesSync(where: (s: ProcStat) => boolean): number[] {
   const out: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const s = readProcStatSync(Number(entry));
-    if (s && s.state !== "Z" && where(s)) out.push(s.pid);
+    if (isLive(s) && where(s)) out.push(s.pid);
   }
   return out;
 }
 
-/** Live (non-zombie) processes, without blocking the event loop. */
-export async function liveProcesses(where: (s: ProcStat) => boolean): Promise<number[]> {
+/** Live processes, without blocking the event loop. */
+async function liveProcesses(where: (s: ProcStat) => boolean): Promise<number[]> {
   const out: number[] = [];
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     const s = await readProcStat(Number(entry));
-    if (s && s.state !== "Z" && where(s)) out.push(s.pid);
+    if (isLive(s) && where(s)) out.push(s.pid);
   }
   return out;
 }
