@@ -1,8 +1,3 @@
-/** Combines signals: the result aborts when any of them does. */
-export function anySignal(...signals: AbortSignal[]): AbortSignal {
-  return AbortSignal.any(signals);
-}
-
 /**
  * Waits for a promise unless one of the signals aborts first (then resolves
  * `undefined`). Listeners are removed either way, so a long-lived signal never

@@ -29,6 +29,11 @@ export interface CallEnvironment {
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** A caller's request id is echoed and logged: only safe, bounded ids are kept. */
+export function isValidRequestId(id: string): boolean {
+  return REQUEST_ID_RE.test(id);
+}
+
 /**
  * Everything a call does around its handler: request id in and out, a child
  * logger, an AbortSignal for cancel/deadline/forced shutdown, auth, and one
@@ -46,7 +51,7 @@ export class CallScope {
     private readonly env: CallEnvironment,
   ) {
     const given = call.metadata.get("x-request-id")[0];
-    const requestId = typeof given === "string" && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    const requestId = typeof given === "string" && isValidRequestId(given) ? given : randomUUID();
     const log = env.log.child({ requestId, method });
     const onCancel = () => this.abort.abort(new Error("client cancelled or deadline exceeded"));
     const onForced = () => this.abort.abort(new Error("server shutdown grace period over"));

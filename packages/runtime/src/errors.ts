@@ -55,18 +55,6 @@ export class OutOfRangeError extends SkeinError {
   }
 }
 
-export class UnavailableError extends SkeinError {
-  constructor(message: string) {
-    super(status.UNAVAILABLE, message);
-  }
-}
-
-export class CancelledError extends SkeinError {
-  constructor(message: string) {
-    super(status.CANCELLED, message);
-  }
-}
-
 export class UnauthenticatedError extends SkeinError {
   constructor(message: string) {
     super(status.UNAUTHENTICATED, message);

@@ -22,18 +22,9 @@ export class HealthRegistry {
     for (const name of serviceNames) this.statuses.set(name, Status.SERVING);
   }
 
-  set(service: string, s: Status): void {
-    this.statuses.set(service, s);
-    this.changes.publish();
-  }
-
   setAllNotServing(): void {
     for (const name of this.statuses.keys()) this.statuses.set(name, Status.NOT_SERVING);
     this.changes.publish();
-  }
-
-  get(service: string): Status | undefined {
-    return this.statuses.get(service);
   }
 
   service(): HostedService {

@@ -14,4 +14,4 @@ export * from "./reflection.js";
 export * from "./server.js";
 export * from "./service.js";
 export * from "./stream-writer.js";
-export type { CallHooks } from "./call.js";
+export { isValidRequestId, type CallHooks } from "./call.js";

@@ -1,5 +1,5 @@
+import { createRequire } from "node:module";
 import pino, { type Logger } from "pino";
-import pretty from "pino-pretty";
 import { envEnum } from "./config.js";
 
 export type { Logger };
@@ -38,6 +38,10 @@ export function createLogger(service: string, opts: { destination?: NodeJS.Writa
   };
   const format = envEnum("SKEIN_LOG_FORMAT", FORMATS, "auto");
   const usePretty = opts.pretty ?? (opts.destination === undefined && (format === "pretty" || (format === "auto" && process.stdout.isTTY === true)));
-  if (usePretty) return pino(options, pretty({ colorize: true, sync: true }));
+  if (usePretty) {
+    // Loaded only when wanted: services logging JSON (containers, CI) skip its start-up cost.
+    const pretty = createRequire(import.meta.url)("pino-pretty") as typeof import("pino-pretty");
+    return pino(options, pretty({ colorize: true, sync: true }));
+  }
   return pino(options, opts.destination ?? pino.destination({ fd: 1, sync: true }));
 }

@@ -9,7 +9,8 @@ import { ConfigError } from "./config.js";
  * (`registers: [metricsRegistry]`); the runtime records every call.
  */
 export const metricsRegistry = new Registry();
-collectDefaultMetrics({ register: metricsRegistry, prefix: "skein_" });
+/** Process metrics cost an event-loop monitor and a GC observer: only while metrics are served. */
+let defaultMetricsOn = false;
 
 const requests = new Counter({
   name: "skein_grpc_requests_total",
@@ -51,6 +52,10 @@ export async function serveMetrics(addr: string, service: string, log: Logger): 
   if (!m) throw new ConfigError(`SKEIN_METRICS_ADDR=${JSON.stringify(addr)} must be host:port`);
   const host = m[1]!.replace(/^\[(.*)\]$/, "$1");
   metricsRegistry.setDefaultLabels({ service });
+  if (!defaultMetricsOn) {
+    collectDefaultMetrics({ register: metricsRegistry, prefix: "skein_" });
+    defaultMetricsOn = true;
+  }
   const server: Server = createServer((req, res) => {
     if (req.method !== "GET" || req.url?.split("?")[0] !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found: GET /metrics\n");

@@ -7,7 +7,7 @@ import { hosted, type HostedService } from "./service.js";
 type Request = reflectionV1.ServerReflectionRequest;
 type Response = reflectionV1.ServerReflectionResponse;
 
-export const REFLECTION_SERVICES = ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"] as const;
+const REFLECTION_SERVICES = ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"] as const;
 
 /**
  * grpc.reflection v1 and v1alpha (older grpcurl speaks only v1alpha), both

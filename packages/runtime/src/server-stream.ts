@@ -1,7 +1,9 @@
-import { status, type ServerWritableStream } from "@grpc/grpc-js";
+import { status, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
 import { CallScope, type CallEnvironment } from "./call.js";
-import type { ServerStreamHandler } from "./context.js";
+import type { CallContext, ServerStreamHandler } from "./context.js";
 import { pump } from "./stream-writer.js";
+
+type ResponseStream = ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>;
 
 /**
  * Server-streaming calls: the handler yields messages; they are written with
@@ -9,29 +11,32 @@ import { pump } from "./stream-writer.js";
  * iterator (its finally blocks run) and leave no listener behind.
  */
 export function adaptServerStream<Req, Res>(method: string, handler: ServerStreamHandler<Req, Res>, env: CallEnvironment) {
-  return (call: ServerWritableStream<Req, Res>): void => {
-    const scope = new CallScope(call, method, env);
-    scope.run(async () => {
-      try {
-        scope.authorize();
-        const completed = await pump(handler(call.request, scope.ctx), call, scope.ctx.signal, () => scope.sent());
-        if (completed) {
-          call.end();
-          scope.finish(status.OK);
-        } else {
-          endWithStatus(call, status.CANCELLED, "stream stopped: client gone or server shutting down");
-          scope.finish(status.CANCELLED);
-        }
-      } catch (err) {
-        const s = scope.errorStatus(err);
-        endWithStatus(call, s.code, s.details);
-        scope.finish(s.code, s.details);
-      }
-    });
-  };
+  return (call: ServerWritableStream<Req, Res>): void => streamResponses(call, method, env, (ctx) => handler(call.request, ctx));
 }
 
-function endWithStatus(call: ServerWritableStream<unknown, unknown>, code: status, details: string): void {
-  // grpc-js turns an 'error' event on a server stream into the call's status.
+/** Writes what `produce` yields to the call's response stream, then its final status. */
+export function streamResponses(call: ResponseStream, method: string, env: CallEnvironment, produce: (ctx: CallContext) => AsyncIterable<unknown>): void {
+  const scope = new CallScope(call, method, env);
+  scope.run(async () => {
+    try {
+      scope.authorize();
+      const completed = await pump(produce(scope.ctx), call, scope.ctx.signal, () => scope.sent());
+      if (completed) {
+        call.end();
+        scope.finish(status.OK);
+      } else {
+        endWithStatus(call, status.CANCELLED, "stream stopped: client gone or server shutting down");
+        scope.finish(status.CANCELLED);
+      }
+    } catch (err) {
+      const s = scope.errorStatus(err);
+      endWithStatus(call, s.code, s.details);
+      scope.finish(s.code, s.details);
+    }
+  });
+}
+
+function endWithStatus(call: ResponseStream, code: status, details: string): void {
+  // grpc-js turns an 'error' event on a response stream into the call's status.
   if (!call.writableEnded && !call.destroyed) call.emit("error", { code, details });
 }

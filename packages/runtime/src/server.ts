@@ -4,7 +4,7 @@ import { descriptorSetPath } from "@skein/proto";
 import type { Logger } from "pino";
 import { untilAborted } from "./abort.js";
 import { assertBindAllowed } from "./auth.js";
-import type { CallEnvironment, CallHooks } from "./call.js";
+import type { CallEnvironment } from "./call.js";
 import { envInt, envOptional, envString } from "./config.js";
 import { serverCredentials } from "./credentials.js";
 import { DescriptorIndex } from "./descriptors.js";
@@ -30,15 +30,12 @@ export interface ServeOptions {
   readonly log: Logger;
   /** Domain cleanup, run when shutdown begins, alongside the server draining. */
   readonly onShutdown?: (ctx: ShutdownContext) => Promise<void>;
-  /** Replaces the default hooks (which feed the gRPC metrics). */
-  readonly hooks?: CallHooks;
   readonly env?: Env;
 }
 
 export interface RunningServer {
   readonly address: string;
   readonly port: number;
-  readonly health: HealthRegistry;
   /** Graceful: NOT_SERVING, stop accepting, let calls finish within the grace period, then force. */
   shutdown(reason: string): Promise<void>;
   /** Ends the grace period now. */
@@ -49,7 +46,7 @@ const MiB = 1024 * 1024;
 /** How long finished calls' connections may take to close on their own at shutdown. */
 const FLUSH_WINDOW_MS = 500;
 
-export function channelOptions(env: Env): ChannelOptions {
+function channelOptions(env: Env): ChannelOptions {
   return {
     "grpc.keepalive_time_ms": envInt("SKEIN_KEEPALIVE_TIME_MS", 30_000, { min: 1_000, max: 86_400_000 }, env),
     "grpc.keepalive_timeout_ms": envInt("SKEIN_KEEPALIVE_TIMEOUT_MS", 10_000, { min: 1_000, max: 600_000 }, env),
@@ -79,7 +76,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     authToken,
     draining: draining.signal,
     forced: forced.signal,
-    hooks: opts.hooks ?? grpcMetricsHooks,
+    hooks: grpcMetricsHooks,
     inFlight: new Set(),
   };
   const health = new HealthRegistry(opts.services.map((s) => s.name));
@@ -128,7 +125,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       opts.log.info("stopped");
     })());
 
-  return { address, port, health, shutdown, force: () => forced.abort() };
+  return { address, port, shutdown, force: () => forced.abort() };
 }
 
 /** Resolves once the set is empty, including calls added while waiting. */

@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import type { Writable } from "node:stream";
+import { untilAborted } from "./abort.js";
 
 /**
  * Writes one message, waiting for `drain` when the transport buffer is full.
@@ -30,8 +31,8 @@ export async function pump(source: AsyncIterable<unknown>, stream: Writable, sig
   try {
     for (;;) {
       if (signal.aborted) return false;
-      const next = await nextOrAbort(it, signal);
-      if (next === ABORTED) return false;
+      const next = await untilAborted(it.next(), signal);
+      if (next === undefined) return false;
       if (next.done) {
         finished = true;
         return true;
@@ -44,24 +45,4 @@ export async function pump(source: AsyncIterable<unknown>, stream: Writable, sig
     // that wait ends, and the handler's own signal handling ends it.
     if (!finished) it.return?.()?.catch(() => undefined);
   }
-}
-
-const ABORTED = Symbol("aborted");
-
-/** Waits for the iterator's next value, or for the signal, whichever comes first. */
-function nextOrAbort<T>(it: AsyncIterator<T>, signal: AbortSignal): Promise<IteratorResult<T> | typeof ABORTED> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => resolve(ABORTED);
-    signal.addEventListener("abort", onAbort, { once: true });
-    it.next().then(
-      (r) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(r);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
 }
