@@ -34,7 +34,6 @@ const UNKNOWN_AFTER_TICKS = 20;
  */
 export class Supervisor {
   private timer: NodeJS.Timeout | undefined;
-  private ticking = false;
   private readonly tickMs: number;
 
   constructor(private readonly d: SupervisorDeps) {
@@ -42,7 +41,7 @@ export class Supervisor {
   }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.tick(), this.tickMs);
+    this.timer ??= setInterval(() => this.tick(), this.tickMs);
   }
 
   /** Stops the timer and pending restarts; agents keep running. */
@@ -82,28 +81,23 @@ export class Supervisor {
     a.rt.nextBeatAt = at.getTime() + a.spec.heartbeatIntervalSeconds * 1000;
   }
 
-  private async tick(): Promise<void> {
-    if (this.ticking) return;
-    this.ticking = true;
-    try {
-      const now = Date.now();
-      const visits: Promise<void>[] = [];
-      for (const a of this.d.agents()) {
-        if (a.state !== "running" && a.state !== "unknown") continue;
-        this.reportStale(a, now);
-        if (a.rt.visiting || (now < a.rt.nextCheckAt && now < a.rt.nextBeatAt)) continue;
-        a.rt.visiting = true;
-        a.rt.nextCheckAt = now + CHECK_EVERY_MS;
-        visits.push(
-          this.d.lock
-            .run(a.spec.name, () => this.visit(a))
-            .catch((err: unknown) => this.d.log.error({ err, agent: a.spec.name }, "supervision failed"))
-            .finally(() => (a.rt.visiting = false)),
-        );
-      }
-      await Promise.all(visits);
-    } finally {
-      this.ticking = false;
+  /**
+   * Starts the visits that are due and does not wait for them: a visit waits
+   * for its agent's lock, which a stop holds for its whole grace period, and
+   * no other agent may wait for that. rt.visiting keeps one visit per agent.
+   */
+  private tick(): void {
+    const now = Date.now();
+    for (const a of this.d.agents()) {
+      if (a.state !== "running" && a.state !== "unknown") continue;
+      this.reportStale(a, now);
+      if (a.rt.visiting || (now < a.rt.nextCheckAt && now < a.rt.nextBeatAt)) continue;
+      a.rt.visiting = true;
+      a.rt.nextCheckAt = now + CHECK_EVERY_MS;
+      void this.d.lock
+        .run(a.spec.name, () => this.visit(a))
+        .catch((err: unknown) => this.d.log.error({ err, agent: a.spec.name }, "supervision failed"))
+        .finally(() => (a.rt.visiting = false));
     }
   }
 
