@@ -8,7 +8,7 @@ import {
   type ToolRequestItem,
   type ToolResponseItem,
 } from "../store/goose-format.js";
-import type { ToolSource } from "./tools.js";
+import type { ToolSource } from "../extensions/tool-source.js";
 
 export type FinishKind = "stop" | "cancelled" | "error" | "max_turns";
 
@@ -81,6 +81,9 @@ export async function runAgent(input: AgentTurnInput): Promise<FinishKind> {
 }
 
 async function callTools(requests: ToolRequestItem[], tools: ToolSource, signal: AbortSignal): Promise<ToolResponseItem[]> {
+  // ExtensionSet.call answers an unknown name with the same error, but only
+  // after the cancellation check below: checked here first, a stopped run still
+  // records "does not exist" for a tool the model made up.
   const known = new Set(tools.list().map((t) => t.name));
   return Promise.all(
     requests.map(async (r): Promise<ToolResponseItem> => {

@@ -25,6 +25,7 @@ export interface ToolResult {
 
 export interface ToolSource {
   list(): ToolSpec[];
+  /** Never throws: an unknown name, too, is an error result (`tool <name> does not exist`). */
   call(name: string, args: Record<string, unknown>, signal: AbortSignal): Promise<ToolResult>;
   close(): Promise<void>;
 }

@@ -1,11 +1,5 @@
-import type { GooseMessage, JsonObject, ToolCallResult } from "../store/goose-format.js";
-
-/** A tool as offered to the model: `extension__tool`. */
-export interface ToolSpec {
-  readonly name: string;
-  readonly description: string;
-  readonly inputSchema: JsonObject;
-}
+import type { ToolSpec } from "../extensions/tool-source.js";
+import type { GooseMessage, ToolCallResult } from "../store/goose-format.js";
 
 export interface ModelRequest {
   readonly system: string;

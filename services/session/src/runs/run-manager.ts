@@ -1,5 +1,5 @@
 import { FailedPreconditionError, untilAborted, type Logger } from "@skein/runtime";
-import type { ToolSource } from "../agent/tools.js";
+import type { ToolSource } from "../extensions/tool-source.js";
 import type { Provider } from "../providers/provider.js";
 import type { SessionStore } from "../store/session-store.js";
 import { EventLog } from "./event-log.js";

@@ -3,7 +3,7 @@ import { runAgent, type FinishKind } from "../agent/loop.js";
 import { agentView, compact } from "../agents/compaction.js";
 import { describeSession, wantsDescription } from "../agents/description.js";
 import { systemPrompt } from "../agent/system-prompt.js";
-import type { ToolSource } from "../agent/tools.js";
+import type { ToolSource } from "../extensions/tool-source.js";
 import type { Provider } from "../providers/provider.js";
 import {
   message,
