@@ -103,8 +103,7 @@ export class Sessions {
     }
     validateRequestId(requestId);
     const provider = this.provider();
-    const busy = this.runs.runningRequest(id);
-    if (busy !== undefined) throw new FailedPreconditionError(`session ${id} is busy with request ${busy}; wait for it or cancel it with CancelReply`);
+    this.runs.assertIdle(id);
     const lease = await this.agents.acquire(id);
     try {
       return this.runs.start(id, requestId, text, { provider, tools: lease.agent.extensions, onDone: lease.release }, signals);

@@ -76,7 +76,7 @@ export class RunManager {
    * run itself goes on regardless.
    */
   start(sessionId: string, requestId: string, text: string, ctx: RunContext, signals: AbortSignal[]): AsyncIterable<SessionEvent> {
-    this.checkIdle(sessionId);
+    this.assertIdle(sessionId);
     const events = this.events(sessionId);
     const live = events.subscribe(signals);
     const stop = new AbortController();
@@ -117,7 +117,7 @@ export class RunManager {
    * `label` shows as the running request. CancelReply, delete and shutdown stop it.
    */
   async exclusive<T>(sessionId: string, label: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    this.checkIdle(sessionId);
+    this.assertIdle(sessionId);
     const stop = new AbortController();
     const result = work(stop.signal);
     const done = result.then(
@@ -176,7 +176,8 @@ export class RunManager {
     for (const log of this.logs.values()) log.close();
   }
 
-  private checkIdle(sessionId: string): void {
+  /** FailedPreconditionError when a run (or exclusive work) holds the session. */
+  assertIdle(sessionId: string): void {
     const busy = this.runs.get(sessionId);
     if (busy) throw new FailedPreconditionError(`session ${sessionId} is busy with request ${busy.requestId}; wait for it or cancel it with CancelReply`);
   }
