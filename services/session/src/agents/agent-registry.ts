@@ -62,15 +62,6 @@ export class AgentRegistry {
     return n;
   }
 
-  isLive(sessionId: string): boolean {
-    return this.agents.has(sessionId);
-  }
-
-  /** The live agent, if any, without loading or leasing it. */
-  peek(sessionId: string): LiveAgent | undefined {
-    return this.agents.get(sessionId);
-  }
-
   /**
    * Leases the session's agent, loading it (and starting its extensions) when
    * it is not live. With `spec`, a new session's agent is started from it and
@@ -147,7 +138,6 @@ export class AgentRegistry {
     const spec = given ?? (await this.opts.load(sessionId));
     if (!spec) throw new NotFoundError(`session ${sessionId} does not exist`);
     const set = new ExtensionSet({ ...this.opts.extensionOptions, cwd: spec.workingDir || undefined });
-    const failures = new Map<string, string>();
     const all = [...this.opts.serviceExtensions, ...spec.extensions];
     if (given) {
       try {
@@ -160,7 +150,6 @@ export class AgentRegistry {
       await Promise.all(
         all.map((c) =>
           set.add(c).catch((err: unknown) => {
-            failures.set(c.name, (err as Error).message);
             this.opts.log.warn({ sessionId, extension: c.name, reason: (err as Error).message }, "extension failed to start; the session goes on without it");
           }),
         ),
@@ -170,7 +159,7 @@ export class AgentRegistry {
       await set.close();
       throw new ResourceExhaustedError("the service is shutting down");
     }
-    return new LiveAgent(sessionId, spec.workingDir, set, [...spec.extensions], failures);
+    return new LiveAgent(sessionId, set, [...spec.extensions]);
   }
 
   /** Before a new agent: evict least recently used idle agents until one more fits. */

@@ -12,11 +12,8 @@ export class LiveAgent {
 
   constructor(
     readonly sessionId: string,
-    readonly workingDir: string,
     readonly extensions: ExtensionSet,
     public sessionExtensions: ExtensionConfig[],
-    /** Extensions that failed to start when the agent was loaded (name → why). */
-    readonly startFailures: ReadonlyMap<string, string>,
   ) {}
 
   get idle(): boolean {

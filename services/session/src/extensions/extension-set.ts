@@ -64,10 +64,6 @@ export class ExtensionSet implements ToolSource {
     return [...this.extensions.keys()];
   }
 
-  configs(): ExtensionConfig[] {
-    return [...this.extensions.values()].map((e) => e.config);
-  }
-
   /** Running extension processes of this set. */
   get processCount(): number {
     let n = 0;

@@ -113,7 +113,8 @@ export class McpExtension {
         return errorResult(`tool ${full} timed out after ${this.config.timeoutSeconds} s`);
       }
       if (transport.exit || (err instanceof McpError && err.code === ErrorCode.ConnectionClosed)) {
-        await this.settled(transport);
+        // Waits until the transport's exit handling (group ended, state updated) is done.
+        await transport.close().catch(() => {});
         const next = this.status === "failed" ? "it will not be restarted again" : "it will be restarted on next use";
         return errorResult(`extension ${this.name} crashed during ${full}: ${this.lastCrash}; ${next}`);
       }
@@ -203,11 +204,6 @@ export class McpExtension {
       this.opts.log?.warn({ extension: this.name, pid, ...exit }, "extension process exited unexpectedly");
     }
     await this.opts.registry?.remove(pid);
-  }
-
-  // Waits until the transport's exit handling (group ended, state updated) is done.
-  private async settled(transport: GroupStdioTransport): Promise<void> {
-    await transport.close().catch(() => {});
   }
 
   private failedMessage(): string {

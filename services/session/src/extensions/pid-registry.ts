@@ -52,7 +52,7 @@ export class PidRegistry {
     return join(this.dir, `${this.owner.pid}-${this.owner.startTime}.json`);
   }
 
-  /** Live extension processes started by this instance (GetStats.extension_processes). */
+  /** Extension processes this instance has on record (not yet seen to exit). */
   get count(): number {
     return this.live.size;
   }

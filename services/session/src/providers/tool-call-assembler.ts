@@ -26,10 +26,6 @@ export class ToolCallAssembler {
     if (piece.args) c.args += piece.args;
   }
 
-  get size(): number {
-    return this.calls.size;
-  }
-
   finish(): { id: string; call: ToolCallResult }[] {
     return [...this.calls.entries()]
       .sort(([a], [b]) => a - b)
