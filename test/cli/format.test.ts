@@ -30,7 +30,7 @@ describe("format", () => {
 });
 
 describe("error lines", () => {
-  const t: Target = { service: "fleet", address: "10.0.0.1:50052", addrVar: "SKEIN_FLEET_ADDR", tokenSet: false, tls: false };
+  const t: Target = { service: "fleet", address: "10.0.0.1:50052", addrVar: "SKEIN_FLEET_ADDR", tokenSet: false };
   const err = (code: number, details: string) => Object.assign(new Error(details), { code, details, metadata: undefined as never });
 
   it("tells a channel that cannot connect from UNAVAILABLE sent by the service", () => {

@@ -11,6 +11,8 @@ const DEFAULT_ADDR: Record<ServiceName, string> = { session: "127.0.0.1:50051", 
 
 /** Unary calls give up after this long, so a wedged service cannot hang a script. */
 export const UNARY_TIMEOUT_MS = 10_000;
+/** StartAgent may wait behind a stop of the same agent (its grace period). */
+export const START_TIMEOUT_MS = 60_000;
 
 /** Connection settings: flags win over the environment the services also read. */
 export interface ConnectionFlags {
@@ -24,7 +26,7 @@ export interface ConnectionFlags {
 }
 
 type Env = Record<string, string | undefined>;
-const nonEmpty = (v: string | undefined) => (v === undefined || v === "" ? undefined : v);
+export const nonEmpty = (v: string | undefined) => (v === undefined || v === "" ? undefined : v);
 
 export interface Settings {
   readonly address: Record<ServiceName, string>;
@@ -81,7 +83,7 @@ export class Endpoint<C extends Client> {
     private readonly settings: Settings,
   ) {
     const address = settings.address[service];
-    this.target = { service, address, addrVar: ADDR_VAR[service], tokenSet: settings.token !== undefined, tls: settings.tls !== undefined };
+    this.target = { service, address, addrVar: ADDR_VAR[service], tokenSet: settings.token !== undefined };
     const options: ClientOptions = {};
     if (settings.tls?.serverName) options["grpc.ssl_target_name_override"] = settings.tls.serverName;
     this.client = new Ctor(address, channelCredentials(settings), options);

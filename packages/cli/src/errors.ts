@@ -26,7 +26,6 @@ export interface Target {
   readonly address: string;
   readonly addrVar: string;
   readonly tokenSet: boolean;
-  readonly tls: boolean;
 }
 
 export function isServiceError(err: unknown): err is ServiceError {
@@ -78,8 +77,7 @@ function lastError(details: string): string {
 }
 
 /** One line for anything thrown: never a stack trace. */
-export function describe(err: unknown, target?: Target): string {
-  if (isServiceError(err) && target) return describeServiceError(err, target);
+export function describe(err: unknown): string {
   if (err instanceof Error) return err.message.split("\n")[0]!;
   return String(err);
 }

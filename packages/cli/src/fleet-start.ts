@@ -6,24 +6,21 @@
  * SKEIN_TLS_*) are the CLI's.
  */
 import { fleet } from "@skein/proto";
-import { Endpoint, settingsFrom } from "./clients.js";
+import { Endpoint, nonEmpty, settingsFrom, START_TIMEOUT_MS } from "./clients.js";
 import { CliError } from "./errors.js";
 
 type Env = Record<string, string | undefined>;
 
-/** Longer than a unary default: a start may wait behind a stop of the same agent. */
-const START_TIMEOUT_MS = 60_000;
-
-class UsageError extends CliError {}
+const usage = (message: string) => new CliError(message, 2);
 
 export function startRequest(name: string, env: Env, cwd: string): fleet.StartAgentRequest {
-  const set = (k: string) => (env[k] === undefined || env[k] === "" ? undefined : env[k]);
+  const set = (k: string) => nonEmpty(env[k]);
   const runtime = set("MOSAIC_AGENT_RUNTIME") ?? "";
   const command = set("MOSAIC_AGENT_COMMAND") ?? runtime;
-  if (command === "") throw new UsageError("MOSAIC_AGENT_COMMAND (or MOSAIC_AGENT_RUNTIME) must name the command to run");
+  if (command === "") throw usage("MOSAIC_AGENT_COMMAND (or MOSAIC_AGENT_RUNTIME) must name the command to run");
   const intervalRaw = set("MOSAIC_HEARTBEAT_INTERVAL");
   if (intervalRaw !== undefined && !/^\d+$/.test(intervalRaw)) {
-    throw new UsageError(`MOSAIC_HEARTBEAT_INTERVAL=${JSON.stringify(intervalRaw)} is not a whole number of seconds`);
+    throw usage(`MOSAIC_HEARTBEAT_INTERVAL=${JSON.stringify(intervalRaw)} is not a whole number of seconds`);
   }
   return fleet.StartAgentRequest.fromPartial({
     name,
@@ -58,7 +55,7 @@ export async function fleetStart(argv: readonly string[], env: Env = process.env
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
     err(e.message);
-    return e instanceof UsageError ? 2 : 1;
+    return e.exitCode;
   } finally {
     endpoint?.close();
   }

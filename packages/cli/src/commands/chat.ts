@@ -6,9 +6,9 @@ import { session } from "@skein/proto";
 import type { Endpoint } from "../clients.js";
 import { say, type Command } from "../command.js";
 import { describe } from "../errors.js";
-import { EventPrinter, finishLabel } from "../render.js";
+import { EventPrinter } from "../render.js";
 import { onInterrupt } from "../follow.js";
-import { cancelReply, consumeReply, startReply } from "./reply.js";
+import { cancelReply, consumeReply, replyProblem, startReply } from "./reply.js";
 
 type SessionEndpoint = Endpoint<session.SessionServiceClient>;
 
@@ -104,10 +104,9 @@ class Repl {
         }
         this.printer.print(e);
       });
-      const { FINISH_REASON_STOP: STOP, FINISH_REASON_CANCELLED: CANCELLED } = session.FinishReason;
-      if (outcome.reason === CANCELLED) say("(cancelled)");
-      else if (outcome.reason === undefined) writeErr("skein: the reply stream ended before the reply finished\n");
-      else if (outcome.reason !== STOP) writeErr(`skein: reply finished: ${finishLabel(outcome.reason)}\n`);
+      const problem = replyProblem(outcome);
+      if (outcome.reason === session.FinishReason.FINISH_REASON_CANCELLED) say("(cancelled)");
+      else if (problem !== undefined) writeErr(`skein: ${problem}\n`);
     } catch (err) {
       this.printer.endLine();
       if (r.stoppedWaiting) say("(stopped waiting; the reply may still run in the service — `skein watch` follows it)");

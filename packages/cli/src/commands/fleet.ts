@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { constants } from "node:os";
 import { fleet } from "@skein/proto";
 import { say, type Command } from "../command.js";
+import { START_TIMEOUT_MS } from "../clients.js";
 import { CliError } from "../errors.js";
 import { age, enumLabel, json, localTime, shellQuote, table } from "../format.js";
 import { follow, onInterrupt } from "../follow.js";
@@ -13,9 +14,6 @@ const RESTART: Record<string, fleet.RestartPolicy> = {
   "on-failure": fleet.RestartPolicy.RESTART_POLICY_ON_FAILURE,
   always: fleet.RestartPolicy.RESTART_POLICY_ALWAYS,
 };
-
-/** StartAgent may wait for tmux and the first heartbeat; give it longer than a plain read. */
-const START_TIMEOUT_MS = 30_000;
 
 function stateLabel(a: fleet.Agent): string {
   const state = enumLabel(fleet.agentStateToJSON(a.state), "AGENT_STATE_");

@@ -4,7 +4,7 @@ import type { ClientReadableStream } from "@grpc/grpc-js";
 import { session } from "@skein/proto";
 import type { Endpoint } from "../clients.js";
 import { say, type Command } from "../command.js";
-import { CliError } from "../errors.js";
+import { CliError, describe } from "../errors.js";
 import { follow, onInterrupt } from "../follow.js";
 import { EventPrinter, finishLabel, type SessionEvent } from "../render.js";
 
@@ -67,7 +67,7 @@ const send: Command = {
     const off = onInterrupt(() => {
       if (++interrupts > 1) return void stream.cancel();
       writeErr("\nskein: cancelling the reply (Ctrl-C again to stop waiting)\n");
-      cancelReply(s, id, requestId).catch((err: unknown) => writeErr(`skein: could not cancel: ${(err as Error).message}\n`));
+      cancelReply(s, id, requestId).catch((err: unknown) => writeErr(`skein: could not cancel: ${describe(err)}\n`));
     });
     const printer = new EventPrinter({ showUser: false, showFinished: false, out: write, err: writeErr });
     try {
@@ -82,10 +82,18 @@ const send: Command = {
   },
 };
 
+/** What went wrong with a finished reply, for one line on stderr; undefined for a normal finish or a cancel. */
+export function replyProblem(o: ReplyOutcome): string | undefined {
+  const { FINISH_REASON_STOP: STOP, FINISH_REASON_CANCELLED: CANCELLED } = session.FinishReason;
+  if (o.reason === undefined) return "the reply stream ended before the reply finished";
+  if (o.reason === CANCELLED || o.reason === STOP) return undefined;
+  return `reply finished: ${finishLabel(o.reason)}`;
+}
+
 /** 0 for a normal finish, 130 for a cancelled one, 1 otherwise (naming why on stderr). */
 export function replyExitCode(o: ReplyOutcome): number {
   const { FINISH_REASON_STOP: STOP, FINISH_REASON_CANCELLED: CANCELLED } = session.FinishReason;
-  if (o.reason === undefined) throw new CliError("the reply stream ended before the reply finished");
+  if (o.reason === undefined) throw new CliError(replyProblem(o)!);
   if (o.reason === STOP && !o.sawError) return 0;
   if (o.reason === CANCELLED) {
     writeErr("skein: reply cancelled\n");
