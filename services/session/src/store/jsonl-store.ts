@@ -48,7 +48,7 @@ export class JsonlSessionStore implements SessionStore {
     const path = this.path(id);
     return this.lock.run(id, async () => {
       if (await exists(path)) throw new AlreadyExistsError(`session ${id} already exists`);
-      await writeAtomic(path, (fh) => writeAll(fh, Buffer.from(serializeLine(metadata)), 0));
+      await writeAtomic(path, serializeLine(metadata));
       return { id, metadata, updatedAt: (await stat(path)).mtime };
     });
   }
@@ -63,7 +63,7 @@ export class JsonlSessionStore implements SessionStore {
     }
     try {
       const [first, st] = await Promise.all([readFirstLine(fh), fh.stat()]);
-      return { id, metadata: this.metadataOf(id, first.line), updatedAt: st.mtime };
+      return { id, metadata: this.metadataOf(id, first.line).metadata, updatedAt: st.mtime };
     } finally {
       await fh.close();
     }
@@ -84,16 +84,11 @@ export class JsonlSessionStore implements SessionStore {
       throw err;
     }
     const lines = text.split("\n");
-    let metadata = defaultMetadata("", "");
-    let start = 0;
-    const first = tryParse(lines[0] ?? "");
-    if (looksLikeMetadata(first)) {
-      metadata = normalizeMetadata(first);
-      start = 1;
-    }
+    // A first line that does not parse is counted and logged below, as a corrupt message line.
+    const { metadata, isMetadataLine } = metadataLine(lines[0] ?? "");
     const messages: GooseMessage[] = [];
     let corruptLines = 0;
-    for (let i = start; i < lines.length; i++) {
+    for (let i = isMetadataLine ? 1 : 0; i < lines.length; i++) {
       const line = lines[i]!;
       if (line.trim() === "") continue;
       try {
@@ -154,9 +149,9 @@ export class JsonlSessionStore implements SessionStore {
       try {
         const first = await readFirstLine(src);
         const current = this.metadataOf(id, first.line);
-        const metadata = update(current);
+        const metadata = update(current.metadata);
         // Files without a metadata line (old goose) keep every line as a message.
-        const tailStart = looksLikeMetadata(tryParse(first.line)) ? first.end : 0;
+        const tailStart = current.isMetadataLine ? first.end : 0;
         const head = Buffer.from(serializeLine(metadata));
         await writeAtomic(path, async (dst) => {
           await writeAll(dst, head, 0);
@@ -178,11 +173,11 @@ export class JsonlSessionStore implements SessionStore {
       const src = await open(path, "r");
       let metadata: GooseMetadata;
       try {
-        metadata = update(this.metadataOf(id, (await readFirstLine(src)).line));
+        metadata = update(this.metadataOf(id, (await readFirstLine(src)).line).metadata);
       } finally {
         await src.close();
       }
-      await writeAtomic(path, (fh) => writeAll(fh, Buffer.from(serializeLine(metadata) + body), 0));
+      await writeAtomic(path, serializeLine(metadata) + body);
       return metadata;
     });
   }
@@ -233,11 +228,11 @@ export class JsonlSessionStore implements SessionStore {
     await fh.close();
   }
 
-  private metadataOf(id: string, firstLine: string): GooseMetadata {
-    const v = tryParse(firstLine);
-    if (looksLikeMetadata(v)) return normalizeMetadata(v);
-    if (v === undefined && firstLine.trim() !== "") this.log.warn({ sessionId: id }, "metadata line does not parse; using defaults");
-    return defaultMetadata("", "");
+  /** metadataLine, warning when the first line does not parse. */
+  private metadataOf(id: string, firstLine: string): MetadataLine {
+    const m = metadataLine(firstLine);
+    if (m.unparseable) this.log.warn({ sessionId: id }, "metadata line does not parse; using defaults");
+    return m;
   }
 
   private async names(): Promise<string[]> {
@@ -265,6 +260,21 @@ export class JsonlSessionStore implements SessionStore {
       }
     }
   }
+}
+
+interface MetadataLine {
+  readonly metadata: GooseMetadata;
+  /** False for files without a metadata line (old goose): their first line is already a message. */
+  readonly isMetadataLine: boolean;
+  /** The line is not empty and not JSON. */
+  readonly unparseable: boolean;
+}
+
+/** The metadata a session file's first line holds; the defaults when it holds none. */
+function metadataLine(line: string): MetadataLine {
+  const v = tryParse(line);
+  if (looksLikeMetadata(v)) return { metadata: normalizeMetadata(v), isMetadataLine: true, unparseable: false };
+  return { metadata: defaultMetadata("", ""), isMetadataLine: false, unparseable: v === undefined && line.trim() !== "" };
 }
 
 function tryParse(line: string): unknown {
