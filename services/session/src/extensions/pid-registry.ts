@@ -115,7 +115,7 @@ export class PidRegistry {
     const write = this.chain.then(() => {
       this.queued = undefined;
       const state: StateFile = { owner: this.owner, processes: [...this.live.values()] };
-      return writeAtomic(this.file, (fh) => fh.writeFile(JSON.stringify(state) + "\n", "utf8"));
+      return writeAtomic(this.file, JSON.stringify(state) + "\n");
     });
     this.queued = write;
     this.chain = write.catch((err: unknown) => {
