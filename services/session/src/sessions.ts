@@ -174,7 +174,6 @@ export class Sessions {
   async summarize(id: string): Promise<{ session: SessionInfo; summary: string }> {
     validateSessionId(id);
     const provider = this.provider();
-    if (!(await this.opts.store.info(id))) throw notFound(id);
     return this.runs.exclusive(id, "summarize", async (signal) => {
       const loaded = await this.opts.store.load(id);
       if (!loaded) throw notFound(id);
@@ -184,9 +183,8 @@ export class Sessions {
         throw new FailedPreconditionError(`summarizing session ${id} failed: ${(err as Error).message}`);
       });
       if (!result) throw new FailedPreconditionError(`session ${id} has nothing to summarize yet: it needs an earlier user turn besides the last one`);
-      const info = await this.opts.store.info(id);
-      if (!info) throw notFound(id);
-      return { session: info, summary: result.summary };
+      const { metadata, updatedAt } = result.session;
+      return { session: { id, metadata, updatedAt }, summary: result.summary };
     });
   }
 

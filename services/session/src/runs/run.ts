@@ -164,7 +164,7 @@ export async function compactAndStore(
 ): Promise<{ session: LoadedSession; summary: string } | undefined> {
   const c = await compact(provider, loaded.messages, signal);
   if (!c) return undefined;
-  const metadata = await store.rewrite(
+  const written = await store.rewrite(
     sessionId,
     (current): GooseMetadata => ({
       ...current,
@@ -178,7 +178,7 @@ export async function compactAndStore(
     }),
     c.messages,
   );
-  return { session: { ...loaded, metadata, messages: c.messages }, summary: c.summary };
+  return { session: { ...loaded, ...written, messages: c.messages }, summary: c.summary };
 }
 
 /**

@@ -165,7 +165,7 @@ export class JsonlSessionStore implements SessionStore {
     });
   }
 
-  async rewrite(id: string, update: (current: GooseMetadata) => GooseMetadata, messages: readonly GooseMessage[]): Promise<GooseMetadata> {
+  async rewrite(id: string, update: (current: GooseMetadata) => GooseMetadata, messages: readonly GooseMessage[]): Promise<SessionInfo> {
     const path = this.path(id);
     const body = messages.map((m) => serializeLine(m)).join("");
     return this.lock.run(id, async () => {
@@ -178,7 +178,7 @@ export class JsonlSessionStore implements SessionStore {
         await src.close();
       }
       await writeAtomic(path, serializeLine(metadata) + body);
-      return metadata;
+      return { id, metadata, updatedAt: (await stat(path)).mtime };
     });
   }
 

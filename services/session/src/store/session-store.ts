@@ -41,8 +41,11 @@ export interface SessionStore {
    * Resolves with what was written; NotFound-free: false-y when the session is gone.
    */
   updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined>;
-  /** Replaces the whole session atomically (compaction): metadata derived from the current one, and every message. */
-  rewrite(id: string, metadata: (current: GooseMetadata) => GooseMetadata, messages: readonly GooseMessage[]): Promise<GooseMetadata>;
+  /**
+   * Replaces the whole session atomically (compaction): metadata derived from
+   * the current one, and every message. Resolves with the session as written.
+   */
+  rewrite(id: string, metadata: (current: GooseMetadata) => GooseMetadata, messages: readonly GooseMessage[]): Promise<SessionInfo>;
   /** False when there was no such session. */
   delete(id: string): Promise<boolean>;
   close(): Promise<void>;
