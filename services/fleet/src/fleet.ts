@@ -88,7 +88,7 @@ export class Fleet {
       const a = await this.adopt(pane, saved.get(pane.session));
       this.agents.set(a.spec.name, a);
       if (a.restartDueAt && a.state === "exited") this.supervisor.scheduleRestart(a);
-      this.supervisor.publish("adopted", a, `adopted ${a.state} agent from tmux socket ${this.socket}`);
+      // No watcher can be subscribed yet (the service is not serving): the log says it.
       this.log.info({ agent: a.spec.name, state: a.state, panePid: a.panePid }, "adopted agent");
     }
     for (const [name, rec] of saved) {
@@ -179,7 +179,9 @@ export class Fleet {
           // A session made outside the service (or before the state file knew it): take it over as is.
           a = await this.adopt(pane, a);
           this.agents.set(req.name, a);
+          this.supervisor.publish("adopted", a, `adopted ${a.state} agent from tmux socket ${this.socket}`);
           await this.persist();
+          this.log.info({ agent: req.name, state: a.state, panePid: a.panePid }, "adopted agent");
         }
         return { agent: this.view(a), alreadyRunning: true };
       }

@@ -209,6 +209,17 @@ describe("service restart", () => {
 });
 
 describe("WatchAgents", () => {
+  it("reports an adopted event when StartAgent takes over a session made by hand", async () => {
+    h = await new FleetHarness().start();
+    const w = await watch(["handmade"]);
+    h.tmux("new-session", "-d", "-s", "handmade", "-c", h.work, "sleep 300");
+    expect((await h.startAgent({ name: "handmade", command: "sleep 1" })).alreadyRunning).toBe(true);
+    await waitFor("adopted event", () => w.events.length > 0);
+    expect(w.events.map((e) => e.type)).toEqual([E.AGENT_EVENT_TYPE_ADOPTED]);
+    expect(w.events[0]!.agent).toMatchObject({ name: "handmade", state: AGENT_STATE_RUNNING, workdir: h.work });
+    w.stop();
+  });
+
   it("ends when the service begins to drain", async () => {
     h = await new FleetHarness().start();
     const w = await watch();
