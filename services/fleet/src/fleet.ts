@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { acquireInstanceLock, InstanceLockedError, isSameProcess, KeyedLock, readProcStat, sessionMembers, signalGroup, signalProcess } from "@skein/host";
+import { acquireInstanceLock, endProcesses, InstanceLockedError, isSameProcess, KeyedLock, readProcStat, sessionMembers, signalGroup, signalProcess } from "@skein/host";
 import { Broadcaster, ConfigError, FailedPreconditionError, NotFoundError, sleep } from "@skein/runtime";
 import type { Logger } from "pino";
 import { newAgent, newRuntime, snapshot, type Agent, type AgentRecord, type AgentSnapshot, type AgentSpec, type FleetEvent } from "./agent.js";
@@ -273,17 +273,13 @@ export class Fleet {
       this.log.warn({ panePid: pid }, "pane pid belongs to another process now; not signalling it");
       return;
     }
-    const gone = async () => (await sessionMembers(pid)).length === 0;
-    await signalAgentProcesses(pid, "SIGTERM");
-    const deadline = Date.now() + graceSeconds * 1000;
-    while (Date.now() < deadline) {
-      if (await gone()) return;
-      await sleep(STOP_POLL_MS);
-    }
-    if (await gone()) return;
-    await signalAgentProcesses(pid, "SIGKILL");
-    const killDeadline = Date.now() + AFTER_KILL_WAIT_MS;
-    while (Date.now() < killDeadline && !(await gone())) await sleep(STOP_POLL_MS);
+    await endProcesses({
+      signal: (sig) => signalAgentProcesses(pid, sig),
+      gone: async () => (await sessionMembers(pid)).length === 0,
+      graceMs: graceSeconds * 1000,
+      afterKillMs: AFTER_KILL_WAIT_MS,
+      pollMs: STOP_POLL_MS,
+    });
   }
 
   private running(name: string): Agent {
@@ -325,11 +321,9 @@ export class Fleet {
 }
 
 /** Signals the pane's process group and every process of its session (all a pane started, unless it escaped with setsid). */
-async function signalAgentProcesses(panePid: number, sig: NodeJS.Signals): Promise<number[]> {
+async function signalAgentProcesses(panePid: number, sig: NodeJS.Signals): Promise<void> {
   signalGroup(panePid, sig);
-  const members = await sessionMembers(panePid);
-  for (const pid of members) signalProcess(pid, sig);
-  return members;
+  for (const pid of await sessionMembers(panePid)) signalProcess(pid, sig);
 }
 
 /**
