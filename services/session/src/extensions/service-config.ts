@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { ConfigError, InvalidArgumentError } from "@skein/runtime";
 import { parse as parseYaml } from "yaml";
-import { validateExtensionConfig, type ExtensionConfig, type RawExtensionConfig } from "./config.js";
+import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig } from "./config.js";
 
 type Env = Record<string, string | undefined>;
 
@@ -26,15 +26,8 @@ export function parseSkeinExtensions(raw: string): ExtensionConfig[] {
     throw new ConfigError(`SKEIN_EXTENSIONS is not valid JSON: ${(err as Error).message}`);
   }
   if (!Array.isArray(parsed)) throw new ConfigError("SKEIN_EXTENSIONS must be a JSON array of {name, cmd, args, env, timeout_seconds}");
-  return asConfigErrors("SKEIN_EXTENSIONS", () => {
-    const seen = new Set<string>();
-    return parsed.map((entry, i) => {
-      const cfg = validateExtensionConfig(entry as RawExtensionConfig, `[${i}]`);
-      if (seen.has(cfg.name)) throw new InvalidArgumentError(`[${i}].name`, `duplicate extension name ${JSON.stringify(cfg.name)}`);
-      seen.add(cfg.name);
-      return cfg;
-    });
-  });
+  // Fields read `[0].name`: the entries are the whole value.
+  return asConfigErrors("SKEIN_EXTENSIONS", () => validateExtensionConfigs(parsed, ""));
 }
 
 /** The enabled `type: stdio` entries of goose's config.yaml; no file means none. */
