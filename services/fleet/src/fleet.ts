@@ -1,4 +1,3 @@
-import { statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { acquireInstanceLock, endProcesses, InstanceLockedError, isSameProcess, KeyedLock, readProcStat, sessionMembers, signalGroup, signalProcess } from "@skein/host";
@@ -11,6 +10,7 @@ import { DEFAULT_MAX_RESTARTS } from "./restart-policy.js";
 import { StateStore } from "./state-store.js";
 import { Supervisor } from "./supervisor.js";
 import { Tmux, TmuxError, type PaneInfo } from "./tmux.js";
+import { AGENT_NAME, isDirectory } from "./validate.js";
 
 /** An agent spec as requested: interval, heartbeat dir and max restarts may be left to the defaults. */
 export type StartRequest = Omit<AgentSpec, "heartbeatIntervalSeconds" | "heartbeatFile" | "maxRestarts"> & {
@@ -24,14 +24,6 @@ const ENTER_DELAY_MS = 150;
 const STOP_POLL_MS = 100;
 /** After SIGKILL the kernel needs a moment; tmux then reaps the pane's process. */
 const AFTER_KILL_WAIT_MS = 3_000;
-
-const isDirectory = (p: string) => {
-  try {
-    return statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
-};
 
 /**
  * The fleet: agents in tmux sessions on one socket, their heartbeats and
@@ -80,7 +72,7 @@ export class Fleet {
     }
     const onSocket = new Set<string>();
     for (const pane of panes) {
-      if (!/^[A-Za-z0-9_-]{1,64}$/.test(pane.session)) {
+      if (!AGENT_NAME.test(pane.session)) {
         this.log.warn({ session: pane.session }, "session name is not a valid agent name; left alone");
         continue;
       }

@@ -6,7 +6,6 @@ import * as v from "./validate.js";
 
 const DEFAULT_GRACE_SECONDS = 10;
 const DEFAULT_CAPTURE_LINES = 100;
-const MAX_INPUT_CHARS = 65_536;
 
 /** Thin gRPC layer: validate at the edge, call the fleet, map to messages. */
 export function fleetHandlers(f: Fleet): ServiceImplementation<typeof fleet.FleetServiceService> {
@@ -60,9 +59,7 @@ export function fleetHandlers(f: Fleet): ServiceImplementation<typeof fleet.Flee
     async sendInput(req) {
       const name = v.agentName("name", req.name);
       if (req.text === "" && !req.pressEnter) throw new InvalidArgumentError("text", "must not be empty unless press_enter is set");
-      if (req.text.length > MAX_INPUT_CHARS) throw new InvalidArgumentError("text", `must be at most ${MAX_INPUT_CHARS} characters`);
-      if (req.text.includes("\0")) throw new InvalidArgumentError("text", "must not contain NUL");
-      await f.sendInput(name, req.text, req.pressEnter);
+      await f.sendInput(name, v.text("text", req.text), req.pressEnter);
       return fleet.SendInputResponse.fromPartial({});
     },
 

@@ -17,23 +17,33 @@ export function absolutePath(field: string, v: string): string {
   return v;
 }
 
+/** The path exists and is a directory (or a link to one). */
+export function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export function existingDirectory(field: string, v: string): string {
   absolutePath(field, v);
-  let isDir = false;
-  try {
-    isDir = statSync(v).isDirectory();
-  } catch {
-    isDir = false;
-  }
-  if (!isDir) throw new InvalidArgumentError(field, "must be an existing directory");
+  if (!isDirectory(v)) throw new InvalidArgumentError(field, "must be an existing directory");
+  return v;
+}
+
+const MAX_TEXT_CHARS = 65_536;
+
+/** Text handed to tmux as one argument: no NUL (it would cut the argument), bounded. */
+export function text(field: string, v: string): string {
+  if (v.includes("\0")) throw new InvalidArgumentError(field, "must not contain NUL");
+  if (v.length > MAX_TEXT_CHARS) throw new InvalidArgumentError(field, `must be at most ${MAX_TEXT_CHARS} characters`);
   return v;
 }
 
 export function command(field: string, v: string): string {
   if (v.trim() === "") throw new InvalidArgumentError(field, "must not be empty");
-  if (v.includes("\0")) throw new InvalidArgumentError(field, "must not contain NUL");
-  if (v.length > 65_536) throw new InvalidArgumentError(field, "must be at most 65536 characters");
-  return v;
+  return text(field, v);
 }
 
 /** Plain label: it is written as one heartbeat line. */
