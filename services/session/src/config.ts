@@ -1,9 +1,8 @@
-import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, envEnum, envInt, envNumber, envOptional, envString, type Logger } from "@skein/runtime";
-import { parse as parseYaml } from "yaml";
 import { envDurationMs } from "./duration.js";
+import { GooseYamlFile } from "./goose-yaml.js";
 
 type Env = Record<string, string | undefined>;
 
@@ -38,15 +37,16 @@ export interface SessionConfig {
   /** Compact when the last usage exceeds this share of contextLimit; 0 turns auto-compaction off. */
   readonly autoCompactThreshold: number;
   readonly contextLimit: number;
-  /** goose's config.yaml, also the source of service-wide extensions. */
-  readonly gooseConfigPath: string;
+  /** goose's config.yaml (read once), also the source of service-wide extensions. */
+  readonly gooseConfig: GooseYamlFile;
 }
 
 export function loadConfig(env: Env, log: Logger): SessionConfig {
   const home = env.HOME ?? homedir();
+  const gooseConfig = new GooseYamlFile(gooseConfigPath(env, home));
   return {
     sessionsDir: envString("SKEIN_SESSIONS_DIR", join(home, ".local/share/goose/sessions"), env),
-    provider: resolveProvider(env, home, log),
+    provider: resolveProvider(env, home, gooseConfig, log),
     providerTimeoutMs: envInt("SKEIN_PROVIDER_TIMEOUT_MS", 60_000, { min: 100, max: 3_600_000 }, env),
     providerMaxRetries: envInt("SKEIN_PROVIDER_MAX_RETRIES", 2, { min: 0, max: 10 }, env),
     maxTokens: envInt("SKEIN_MAX_TOKENS", 4096, { min: 1, max: 1_000_000 }, env),
@@ -59,7 +59,7 @@ export function loadConfig(env: Env, log: Logger): SessionConfig {
     extensionKillGraceMs: envInt("SKEIN_EXTENSION_KILL_GRACE_MS", 2_000, { min: 0, max: 60_000 }, env),
     autoCompactThreshold: envNumber("SKEIN_AUTO_COMPACT_THRESHOLD", 0.8, { min: 0, max: 1 }, env),
     contextLimit: envInt("SKEIN_CONTEXT_LIMIT", 128_000, { min: 1_000, max: 100_000_000 }, env),
-    gooseConfigPath: gooseConfigPath(env, home),
+    gooseConfig,
   };
 }
 
@@ -67,16 +67,16 @@ const MISSING =
   "no model provider is configured: set SKEIN_PROVIDER (openai or anthropic) and SKEIN_MODEL, plus OPENAI_API_KEY and/or OPENAI_BASE_URL " +
   "(or ANTHROPIC_API_KEY), or GOOSE_PROVIDER and GOOSE_MODEL in goose's config.yaml";
 
-function resolveProvider(env: Env, home: string, log: Logger): SessionConfig["provider"] {
+function resolveProvider(env: Env, home: string, gooseConfig: GooseYamlFile, log: Logger): SessionConfig["provider"] {
   const explicit = envOptional("SKEIN_PROVIDER", env);
   if (explicit !== undefined) {
     const kind = envEnum("SKEIN_PROVIDER", ["openai", "anthropic"], "openai", env);
     const model = envOptional("SKEIN_MODEL", env);
     if (model === undefined) throw new ConfigError("SKEIN_MODEL must be set when SKEIN_PROVIDER is");
-    return checked(settingsFor(kind, model, env, undefined, "environment", readGooseYaml(gooseSecretsPath(env, home), log)));
+    return checked(settingsFor(kind, model, env, undefined, "environment", gooseMap(new GooseYamlFile(gooseSecretsPath(env, home)), log)));
   }
-  const goose = readGooseYaml(gooseConfigPath(env, home), log);
-  const secrets = readGooseYaml(gooseSecretsPath(env, home), log);
+  const goose = gooseMap(gooseConfig, log);
+  const secrets = gooseMap(new GooseYamlFile(gooseSecretsPath(env, home)), log);
   const gooseProvider = envOptional("GOOSE_PROVIDER", env) ?? stringOf(goose.GOOSE_PROVIDER);
   const model = envOptional("SKEIN_MODEL", env) ?? envOptional("GOOSE_MODEL", env) ?? stringOf(goose.GOOSE_MODEL);
   if (gooseProvider === undefined || model === undefined) return { missing: MISSING };
@@ -142,18 +142,11 @@ function gooseSecretsPath(env: Env, home: string): string {
 }
 
 /** One of goose's YAML files as a map; missing or unreadable is empty (with a warning when it is not YAML). */
-function readGooseYaml(path: string, log: Logger): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
+function gooseMap(file: GooseYamlFile, log: Logger): Record<string, unknown> {
+  const r = file.read();
+  if ("yamlError" in r) {
+    log.warn({ path: file.path, err: r.yamlError }, "goose file is not valid YAML; ignoring it");
     return {};
   }
-  try {
-    const parsed: unknown = parseYaml(text);
-    return parsed !== null && typeof parsed === "object" ? (parsed as Record<string, unknown>) : {};
-  } catch (err) {
-    log.warn({ path, err: (err as Error).message }, "goose file is not valid YAML; ignoring it");
-    return {};
-  }
+  return "doc" in r && r.doc !== null && typeof r.doc === "object" ? (r.doc as Record<string, unknown>) : {};
 }

@@ -1,6 +1,5 @@
-import { readFile } from "node:fs/promises";
 import { ConfigError, InvalidArgumentError } from "@skein/runtime";
-import { parse as parseYaml } from "yaml";
+import { GooseYamlFile, parseGooseYaml, type GooseYaml } from "../goose-yaml.js";
 import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig } from "./config.js";
 
 type Env = Record<string, string | undefined>;
@@ -9,12 +8,14 @@ type Env = Record<string, string | undefined>;
  * Service-wide extensions, started for every session: `SKEIN_EXTENSIONS` when
  * set, else the stdio entries of goose's config.yaml, so a machine set up for
  * the goose CLI gets the same tools. A bad value stops the service at start.
+ * `gooseConfig` is the file as already read for the provider settings.
  */
-export async function loadServiceExtensions(opts: { env?: Env; gooseConfigPath: string }): Promise<ExtensionConfig[]> {
+export async function loadServiceExtensions(opts: { env?: Env } & ({ gooseConfigPath: string } | { gooseConfig: GooseYamlFile })): Promise<ExtensionConfig[]> {
   const env = opts.env ?? process.env;
   const raw = env.SKEIN_EXTENSIONS;
   if (raw !== undefined && raw.trim() !== "") return parseSkeinExtensions(raw);
-  return readGooseExtensions(opts.gooseConfigPath);
+  const file = "gooseConfig" in opts ? opts.gooseConfig : new GooseYamlFile(opts.gooseConfigPath);
+  return gooseExtensions(file.read(), file.path);
 }
 
 /** `SKEIN_EXTENSIONS`: a JSON array of {name, cmd, args, env, timeout_seconds}. */
@@ -30,31 +31,21 @@ export function parseSkeinExtensions(raw: string): ExtensionConfig[] {
   return asConfigErrors("SKEIN_EXTENSIONS", () => validateExtensionConfigs(parsed, ""));
 }
 
-/** The enabled `type: stdio` entries of goose's config.yaml; no file means none. */
-export async function readGooseExtensions(path: string): Promise<ExtensionConfig[]> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw new ConfigError(`cannot read goose config ${path}: ${(err as Error).message}`);
-  }
-  return parseGooseExtensions(text, path);
-}
-
 /**
  * goose's shape: `extensions: {<key>: {type, name, cmd, args, envs, timeout, enabled, ...}}`.
  * Builtin, SSE and HTTP entries are goose-internal or remote and are skipped, as
  * are disabled ones. `env_keys` (values from goose's keyring) are not resolved.
  */
 export function parseGooseExtensions(text: string, source: string): ExtensionConfig[] {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (err) {
-    throw new ConfigError(`goose config ${source} is not valid YAML: ${(err as Error).message}`);
-  }
-  const table = (doc as { extensions?: unknown } | null)?.extensions;
+  return gooseExtensions(parseGooseYaml(text), source);
+}
+
+/** The enabled `type: stdio` entries of goose's config.yaml; no file means none. */
+function gooseExtensions(file: GooseYaml, source: string): ExtensionConfig[] {
+  if ("missing" in file) return [];
+  if ("readError" in file) throw new ConfigError(`cannot read goose config ${source}: ${file.readError}`);
+  if ("yamlError" in file) throw new ConfigError(`goose config ${source} is not valid YAML: ${file.yamlError}`);
+  const table = (file.doc as { extensions?: unknown } | null)?.extensions;
   if (table === undefined || table === null) return [];
   if (typeof table !== "object" || Array.isArray(table)) throw new ConfigError(`goose config ${source}: extensions must be a map`);
 
