@@ -1,5 +1,4 @@
-import { setTimeout as delay } from "node:timers/promises";
-import { groupMembers, signalGroup } from "@skein/host";
+import { endProcesses, groupMembers, signalGroup } from "@skein/host";
 
 export const DEFAULT_KILL_GRACE_MS = 2_000;
 const POLL_MS = 20;
@@ -13,17 +12,14 @@ const AFTER_KILL_WAIT_MS = 5_000;
  * init for orphans) reaps them.
  */
 export async function endProcessGroup(pgid: number, graceMs = DEFAULT_KILL_GRACE_MS): Promise<void> {
-  if (!signalGroup(pgid, "SIGTERM")) return;
-  if (await groupGone(pgid, graceMs)) return;
-  signalGroup(pgid, "SIGKILL");
-  await groupGone(pgid, AFTER_KILL_WAIT_MS);
-}
-
-async function groupGone(pgid: number, withinMs: number): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    if (!signalGroup(pgid, 0) || groupMembers(pgid).length === 0) return true;
-    if (Date.now() >= deadline) return false;
-    await delay(POLL_MS);
-  }
+  await endProcesses({
+    signal: (sig) => {
+      signalGroup(pgid, sig);
+    },
+    // A group we can no longer signal is gone (or was never there): nothing to wait for.
+    gone: () => !signalGroup(pgid, 0) || groupMembers(pgid).length === 0,
+    graceMs,
+    afterKillMs: AFTER_KILL_WAIT_MS,
+    pollMs: POLL_MS,
+  });
 }
