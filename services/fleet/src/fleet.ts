@@ -1,6 +1,18 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { acquireInstanceLock, endProcesses, InstanceLockedError, isSameProcess, KeyedLock, readProcStat, sessionMembers, signalGroup, signalProcess } from "@skein/host";
+import {
+  acquireInstanceLock,
+  endProcesses,
+  fleetSocketLockPath,
+  InstanceLockedError,
+  isSameProcess,
+  KeyedLock,
+  readProcStat,
+  sessionMembers,
+  signalGroup,
+  signalProcess,
+  tmuxSocketDir,
+} from "@skein/host";
 import { Broadcaster, ConfigError, FailedPreconditionError, NotFoundError, sleep } from "@skein/runtime";
 import type { Logger } from "pino";
 import { newAgent, newRuntime, snapshot, type Agent, type AgentRecord, type AgentSnapshot, type AgentSpec, type FleetEvent } from "./agent.js";
@@ -334,12 +346,11 @@ export function lastLines(captured: string, n: number): string {
  * (where tmux keeps it), so it holds whatever state directories they use.
  */
 async function claimSocket(socket: string): Promise<() => Promise<void>> {
-  const dir = join(process.env.TMUX_TMPDIR || "/tmp", `tmux-${process.getuid?.() ?? 0}`);
   // tmux requires this directory to be private; create it the way tmux would.
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdir(tmuxSocketDir(), { recursive: true, mode: 0o700 });
   try {
     return await acquireInstanceLock(
-      join(dir, `${socket}.skein-fleet.lock`),
+      fleetSocketLockPath(socket),
       (pid) => `another fleet service (pid ${pid}) already supervises tmux socket ${socket}; stop it, or give this one its own SKEIN_TMUX_SOCKET`,
     );
   } catch (err) {

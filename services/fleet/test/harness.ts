@@ -1,7 +1,8 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { liveStartTicks, tmuxSocketDir } from "@skein/host";
 import { fleet } from "@skein/proto";
 import { call, closeClients, connect, startService, type ServiceProcess } from "@skein/testkit";
 
@@ -73,10 +74,8 @@ export class FleetHarness {
     } catch {
       // no server was running
     }
-    // tmux leaves the socket file behind after kill-server; a SIGKILLed service its socket lock.
-    const sockDir = join(process.env.TMUX_TMPDIR ?? "/tmp", `tmux-${process.getuid!()}`);
-    rmSync(join(sockDir, this.socket), { force: true });
-    rmSync(join(sockDir, `${this.socket}.skein-fleet.lock`), { force: true });
+    // tmux leaves the socket file behind after kill-server (testkit removes the lock of the SIGKILLed service).
+    rmSync(join(tmuxSocketDir(), this.socket), { force: true });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -100,12 +99,7 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false |
 
 /** A process that exists and is not a zombie (an orphaned zombie waits for init to reap it; it runs nothing). */
 export function pidAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
+  return liveStartTicks(pid) !== undefined;
 }
 
 /** Pids whose session id is sid (everything a pane started). */

@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { fleetSocketLockPath, tmuxSocketDir } from "@skein/host";
 import { startService } from "@skein/testkit";
 import { afterEach, expect, it } from "vitest";
 import { FleetHarness } from "./harness.js";
@@ -8,8 +8,6 @@ let h: FleetHarness;
 afterEach(async () => {
   await h?.cleanup();
 });
-
-const lockOf = (socket: string) => join(process.env.TMUX_TMPDIR ?? "/tmp", `tmux-${process.getuid!()}`, `${socket}.skein-fleet.lock`);
 
 it("refuses to start a second fleet service on a socket another one supervises", async () => {
   h = await new FleetHarness().start();
@@ -22,8 +20,8 @@ it("refuses to start a second fleet service on a socket another one supervises",
 it("takes over the lock of a service that is gone (killed with -9)", async () => {
   h = new FleetHarness();
   // What a killed owner leaves behind: a lock naming a pid that no longer runs.
-  mkdirSync(dirname(lockOf(h.socket)), { recursive: true, mode: 0o700 });
-  writeFileSync(lockOf(h.socket), `${JSON.stringify({ pid: 2 ** 22 + 4321, startTicks: 1 })}\n`);
+  mkdirSync(tmuxSocketDir(), { recursive: true, mode: 0o700 });
+  writeFileSync(fleetSocketLockPath(h.socket), `${JSON.stringify({ pid: 2 ** 22 + 4321, startTicks: 1 })}\n`);
   await h.start();
   expect(h.svc!.port).toBeGreaterThan(0);
 });
