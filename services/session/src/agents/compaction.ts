@@ -1,6 +1,6 @@
 import type { Provider } from "../providers/provider.js";
-import { textOf, toolResultText } from "../providers/history.js";
-import { isObject, isToolRequest, isToolResponse, message, textItem, type GooseMessage } from "../store/goose-format.js";
+import { toolResultText } from "../providers/history.js";
+import { isObject, isText, isToolRequest, isToolResponse, message, textItem, textOf, type GooseMessage } from "../store/goose-format.js";
 
 /**
  * Compaction as goose (1.8/1.9, the last JSONL versions) records it: nothing is
@@ -84,7 +84,7 @@ function summarySystemPrompt(old: readonly GooseMessage[]): string {
 
 function render(m: GooseMessage): string {
   const parts = m.content.map((c) => {
-    if (c.type === "text" && typeof c.text === "string") return c.text;
+    if (isText(c)) return c.text;
     if (isToolRequest(c)) return c.toolCall.status === "success" ? `[tool call ${c.toolCall.value.name} ${JSON.stringify(c.toolCall.value.arguments)}]` : `[invalid tool call: ${c.toolCall.error}]`;
     if (isToolResponse(c)) return `[tool result: ${toolResultText(c)}]`;
     return `[${c.type}]`;

@@ -5,6 +5,7 @@ import { FailedPreconditionError, type Logger } from "@skein/runtime";
 import type { ExtensionConfig } from "./config.js";
 import { GroupStdioTransport, type ExitInfo } from "./group-stdio-transport.js";
 import type { PidRegistry } from "./pid-registry.js";
+import { textOf } from "../store/goose-format.js";
 import { errorResult, type ToolResult, type ToolSpec } from "./tool-source.js";
 
 export const TOOL_SEPARATOR = "__";
@@ -104,7 +105,7 @@ export class McpExtension {
     try {
       const res = await client.callTool({ name: tool, arguments: args }, undefined, { signal, timeout: timeoutMs });
       const content = Array.isArray(res.content) ? (res.content as Array<Record<string, unknown>>) : [];
-      if (res.isError === true) return { content, isError: true, error: textOf(content) || `tool ${full} failed` };
+      if (res.isError === true) return { content, isError: true, error: textOf(content, "\n") || `tool ${full} failed` };
       return { content, isError: false };
     } catch (err) {
       if (signal.aborted) return errorResult(`tool call ${full} was cancelled`);
@@ -236,11 +237,4 @@ function startFailure(err: unknown, transport: GroupStdioTransport, cwd: string 
 function stderrSuffix(transport: GroupStdioTransport): string {
   const lines = transport.stderr.lastLines(STDERR_LINES_IN_ERRORS);
   return lines.length ? `; last stderr: ${lines.join(" | ")}` : "";
-}
-
-function textOf(content: Array<Record<string, unknown>>): string {
-  return content
-    .filter((c) => c.type === "text" && typeof c.text === "string")
-    .map((c) => c.text as string)
-    .join("\n");
 }

@@ -1,4 +1,4 @@
-import { isObject, isToolRequest, isToolResponse, type ContentItem, type GooseMessage, type ToolResponseItem } from "../store/goose-format.js";
+import { isObject, isToolRequest, isToolResponse, type GooseMessage, type ToolResponseItem } from "../store/goose-format.js";
 
 /**
  * Tool call ids the providers may see: successful requests that have a
@@ -29,11 +29,4 @@ function mcpContentText(c: unknown): string {
   if (c.type === "resource" && isObject(c.resource)) return typeof c.resource.text === "string" ? c.resource.text : `[resource ${String(c.resource.uri)}]`;
   if (c.type === "image") return `[image ${String(c.mimeType)}]`;
   return JSON.stringify(c);
-}
-
-export function textOf(content: readonly ContentItem[]): string {
-  return content
-    .filter((c): c is ContentItem & { text: string } => c.type === "text" && typeof c.text === "string")
-    .map((c) => c.text)
-    .join("");
 }

@@ -1,8 +1,8 @@
 import OpenAI, { APIConnectionTimeoutError, APIError } from "openai";
 import type { ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
-import { isObject, isText, isToolRequest, isToolResponse, type GooseMessage } from "../store/goose-format.js";
+import { isObject, isText, isToolRequest, isToolResponse, textOf, type GooseMessage } from "../store/goose-format.js";
 import { classifySdkError, guardedCall, guardedStream, sdkClientOptions } from "./guarded-stream.js";
-import { pairedToolCallIds, textOf, toolResultText } from "./history.js";
+import { pairedToolCallIds, toolResultText } from "./history.js";
 import { ProviderError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
 import { ToolCallAssembler } from "./tool-call-assembler.js";
 

@@ -61,8 +61,16 @@ export function isObject(v: unknown): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-export function isText(c: ContentItem): c is TextItem {
+export function isText(c: JsonObject): c is TextItem {
   return c.type === "text" && typeof c.text === "string";
+}
+
+/** The text of the text items, joined by `separator`: goose messages and MCP tool results share the item shape. */
+export function textOf(content: readonly JsonObject[], separator = ""): string {
+  return content
+    .filter(isText)
+    .map((c) => c.text)
+    .join(separator);
 }
 
 export function isToolRequest(c: ContentItem): c is ToolRequestItem {
