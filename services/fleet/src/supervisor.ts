@@ -149,7 +149,7 @@ export class Supervisor {
       // tmux 3.3 can miss the SIGCHLD when several panes exit at once and
       // leave them as zombies with no status; a SIGCHLD of our own makes it
       // reap them and record the status.
-      await this.d.tmux.nudgeReaper();
+      this.d.tmux.nudgeReaper(pane.serverPid);
       a.rt.nextCheckAt = 0; // look again at the next tick, not a second later
       return;
     }

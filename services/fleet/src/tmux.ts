@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { tmuxCallSeconds } from "./metrics.js";
+import { signalProcess } from "@skein/host";
 import { FailedPreconditionError } from "@skein/runtime";
 
 /** A tmux call that ran but failed; `stderr` is tmux's own message. */
@@ -27,10 +28,13 @@ export interface PaneInfo {
   /** Set once tmux has reaped a pane killed by a signal. */
   readonly deadSignal: number | undefined;
   readonly currentPath: string;
+  /** The tmux server's own pid. */
+  readonly serverPid: number;
   readonly startCommand: string;
 }
 
-const PANE_FORMAT = ["session_name", "pane_id", "pane_pid", "pane_dead", "pane_dead_status", "pane_dead_signal", "pane_current_path", "pane_start_command"]
+/** pane_start_command is last: it may hold tabs. */
+const PANE_FORMAT = ["session_name", "pane_id", "pane_pid", "pane_dead", "pane_dead_status", "pane_dead_signal", "pane_current_path", "pid", "pane_start_command"]
   .map((f) => `#{${f}}`)
   .join("\t");
 
@@ -86,17 +90,12 @@ export class Tmux {
   /**
    * Sends the tmux server a SIGCHLD so it reaps panes whose exit it missed
    * (seen with tmux 3.3a when panes exit at the same moment: dead, zombie,
-   * no #{pane_dead_status} until the next SIGCHLD arrives).
+   * no #{pane_dead_status} until the next SIGCHLD arrives). `serverPid` is
+   * PaneInfo.serverPid of the pane just looked at.
    */
-  async nudgeReaper(): Promise<void> {
-    const pid = Number((await this.run(["display-message", "-p", "#{pid}"]).catch(() => "")).trim());
-    if (Number.isInteger(pid) && pid > 1) {
-      try {
-        process.kill(pid, "SIGCHLD");
-      } catch {
-        // The server is gone; the next look at the pane will say so.
-      }
-    }
+  nudgeReaper(serverPid: number): void {
+    // False when the server is gone; the next look at the pane will say so.
+    signalProcess(serverPid, "SIGCHLD");
   }
 
   /**
@@ -185,7 +184,7 @@ export function parsePanes(out: string): PaneInfo[] {
   for (const line of out.split("\n")) {
     if (line === "") continue;
     const f = line.split("\t");
-    if (f.length < 8) continue;
+    if (f.length < 9) continue;
     panes.push({
       session: f[0]!,
       paneId: f[1]!,
@@ -194,7 +193,8 @@ export function parsePanes(out: string): PaneInfo[] {
       deadStatus: optionalInt(f[4]),
       deadSignal: optionalInt(f[5]),
       currentPath: f[6]!,
-      startCommand: f.slice(7).join("\t"),
+      serverPid: Number(f[7]),
+      startCommand: f.slice(8).join("\t"),
     });
   }
   return panes;
