@@ -2,7 +2,8 @@ import { mkdir, readdir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "@skein/runtime";
 import { DEFAULT_KILL_GRACE_MS, endProcessGroup } from "./end-group.js";
-import { groupMembers, liveStartTicks, readProcStatSync, TEMP_PREFIX, writeAtomic } from "@skein/host";
+import { groupMembers, isLive, isSameProcess, liveStartTicks, readProcStatSync, TEMP_PREFIX, writeAtomic } from "@skein/host";
+import { DIR_MODE } from "../store/files.js";
 
 /** One extension process group this instance started; pid == pgid (the child calls setsid). */
 export interface RecordedProcess {
@@ -44,7 +45,7 @@ export class PidRegistry {
 
   static async open(sessionsDir: string, opts: { log?: Log; killGraceMs?: number } = {}): Promise<PidRegistry> {
     const dir = join(sessionsDir, REGISTRY_DIR);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await mkdir(dir, { recursive: true, mode: DIR_MODE });
     return new PidRegistry(dir, opts.log, opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
   }
 
@@ -133,7 +134,7 @@ export class PidRegistry {
  */
 function isOrphanGroupAlive(p: RecordedProcess): boolean {
   const leader = readProcStatSync(p.pid);
-  if (leader && leader.state !== "Z") return leader.startTicks === p.startTime;
+  if (isLive(leader)) return isSameProcess(leader, p.startTime);
   return groupMembers(p.pid).length > 0;
 }
 
