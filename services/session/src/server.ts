@@ -59,6 +59,12 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     evictions: () => agents.evictions,
     streamEvents: () => runs.published,
   });
+  // Ends every agent's extension processes, then the records of them, then the store.
+  const closeDomain = async () => {
+    await agents.shutdown();
+    await pids.close();
+    await store.close();
+  };
   let server: RunningServer;
   try {
     server = await serve({
@@ -69,15 +75,11 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
       env,
       onShutdown: async ({ forced }) => {
         await runs.shutdown(forced);
-        await agents.shutdown();
-        await pids.close();
-        await store.close();
+        await closeDomain();
       },
     });
   } catch (err) {
-    await agents.shutdown();
-    await pids.close();
-    await store.close();
+    await closeDomain();
     throw err;
   }
   return Object.assign(server, { sessions });
