@@ -227,12 +227,7 @@ export class Fleet {
   private async launch(a: Agent, how: "new" | "respawn"): Promise<void> {
     const binDirs = resolveBinDirs({ request: a.spec.runtimeBinDirs, configured: this.config.runtimeBinDirs, home: this.config.home }, isDirectory);
     const shell = launchCommand({ binDirs, env: a.spec.env, command: a.spec.command });
-    let created: { paneId: string; panePid: number };
-    if (how === "respawn" && (await this.tmux.hasSession(a.spec.name))) {
-      created = await this.tmux.respawn(a.spec.name, a.spec.workdir, shell);
-    } else {
-      created = await this.tmux.newSession(a.spec.name, a.spec.workdir, shell);
-    }
+    const created = how === "respawn" ? await this.respawnOrCreate(a.spec, shell) : await this.tmux.newSession(a.spec.name, a.spec.workdir, shell);
     const stat = await readProcStat(created.panePid);
     Object.assign(a, {
       paneId: created.paneId,
@@ -244,6 +239,16 @@ export class Fleet {
     });
     a.rt.unconfirmedDeathTicks = 0;
     a.rt.nextCheckAt = 0;
+  }
+
+  /** Again in the agent's pane; in a new session when the old one is gone. */
+  private async respawnOrCreate(spec: AgentSpec, shell: string): Promise<{ paneId: string; panePid: number }> {
+    try {
+      return await this.tmux.respawn(spec.name, spec.workdir, shell);
+    } catch (err) {
+      if (!(err instanceof TmuxError && err.isMissing)) throw err;
+      return this.tmux.newSession(spec.name, spec.workdir, shell);
+    }
   }
 
   async stop(name: string, graceSeconds: number): Promise<AgentSnapshot> {

@@ -108,7 +108,7 @@ export class Tmux {
       "new-session", "-d", "-s", name, "-c", escapeFormat(workdir), "-P", "-F", "#{pane_id} #{pane_pid}", escapeTrailingSemicolon(shellCommand),
       ";", "set-option", "-w", "-t", paneTarget(name), "remain-on-exit", "on",
     ]);
-    return parsePaneIdPid(out);
+    return parsePaneIdPid("new-session", out);
   }
 
   /** Runs the command again in the agent's (dead) pane; pane id and window options stay. */
@@ -117,7 +117,7 @@ export class Tmux {
       "respawn-pane", "-k", "-t", paneTarget(name), "-c", escapeFormat(workdir), escapeTrailingSemicolon(shellCommand),
       ";", "display-message", "-p", "-t", paneTarget(name), "#{pane_id} #{pane_pid}",
     ]);
-    return parsePaneIdPid(out);
+    return parsePaneIdPid("respawn-pane", out);
   }
 
   /** Runs a call whose target may not exist: then `missing` is the answer instead of an error. */
@@ -141,10 +141,6 @@ export class Tmux {
     const first = new Map<string, PaneInfo>();
     for (const p of parsePanes(out)) if (!first.has(p.session)) first.set(p.session, p);
     return [...first.values()];
-  }
-
-  hasSession(name: string): Promise<boolean> {
-    return this.unlessMissing(["has-session", "-t", sessionTarget(name)], () => true, false);
   }
 
   /** Kills the session; false when it did not exist. */
@@ -171,9 +167,9 @@ export class Tmux {
   }
 }
 
-function parsePaneIdPid(out: string): { paneId: string; panePid: number } {
+function parsePaneIdPid(subcommand: string, out: string): { paneId: string; panePid: number } {
   const m = /^(%\d+) (\d+)$/m.exec(out.trim());
-  if (!m) throw new TmuxError("new-session", `unexpected output ${JSON.stringify(out)}`);
+  if (!m) throw new TmuxError(subcommand, `unexpected output ${JSON.stringify(out)}`);
   return { paneId: m[1]!, panePid: Number(m[2]) };
 }
 

@@ -142,6 +142,19 @@ describe("restart policy", () => {
     w.stop();
   });
 
+  it("restarts in a new session when the agent's session was killed", async () => {
+    h = await new FleetHarness().start();
+    const a = (await h.startAgent({ name: "gone", command: "sleep 300", restartPolicy: fleet.RestartPolicy.RESTART_POLICY_ON_FAILURE })).agent!;
+    h.tmux("kill-session", "-t", "=gone");
+    const back = await waitFor("the restart", async () => {
+      const g = await h.getAgent("gone");
+      return g.restarts === 1 && g.state === AGENT_STATE_RUNNING && g;
+    });
+    expect(back.panePid).not.toBe(a.panePid);
+    expect(pidAlive(back.panePid)).toBe(true);
+    expect(h.sessions()).toEqual(["gone"]);
+  });
+
   it("always restarts even after a clean exit; never does not", async () => {
     h = await new FleetHarness().start();
     await h.startAgent({ name: "loop", command: `sh -c 'echo run >> loop.txt; exit 0'`, restartPolicy: fleet.RestartPolicy.RESTART_POLICY_ALWAYS });
