@@ -45,7 +45,7 @@ const AFTER_KILL_WAIT_MS = 3_000;
 export class Fleet {
   private releaseSocket: (() => Promise<void>) | undefined;
   readonly events = new Broadcaster<FleetEvent>();
-  readonly tmux: Tmux;
+  private readonly tmux: Tmux;
   private readonly agents = new Map<string, Agent>();
   private readonly lock = new KeyedLock();
   private readonly store: StateStore;
@@ -108,7 +108,7 @@ export class Fleet {
       }
     }
     // A service that has never run an agent leaves no state file behind.
-    if (this.agents.size > 0 || saved.size > 0) await this.persist();
+    if (this.agents.size > 0) await this.persist();
     this.supervisor.start();
   }
 
@@ -165,9 +165,13 @@ export class Fleet {
   }
 
   get(name: string): AgentSnapshot {
+    return this.view(this.tracked(name));
+  }
+
+  private tracked(name: string): Agent {
     const a = this.agents.get(name);
     if (!a) throw new NotFoundError(`no agent named ${JSON.stringify(name)}`);
-    return this.view(a);
+    return a;
   }
 
   list(): AgentSnapshot[] {
@@ -291,16 +295,16 @@ export class Fleet {
     });
   }
 
-  private running(name: string): Agent {
-    const a = this.agents.get(name);
-    if (!a) throw new NotFoundError(`no agent named ${JSON.stringify(name)}`);
+  /** A tracked agent that still has its pane (running, exited or unknown: anything but stopped). */
+  private withPane(name: string): Agent {
+    const a = this.tracked(name);
     if (a.state === "stopped") throw new FailedPreconditionError(`agent ${name} is stopped; it has no pane`);
     return a;
   }
 
   async sendInput(name: string, text: string, pressEnter: boolean): Promise<void> {
     await this.lock.run(name, async () => {
-      const a = this.running(name);
+      const a = this.tracked(name);
       if (a.state !== "running") throw new FailedPreconditionError(`agent ${name} is ${a.state}; input goes only to a running agent`);
       try {
         if (text !== "") await this.tmux.sendLiteral(name, text);
@@ -315,7 +319,7 @@ export class Fleet {
   }
 
   async capture(name: string, lines: number): Promise<string> {
-    this.running(name);
+    this.withPane(name);
     try {
       return lastLines(await this.tmux.capture(name, lines), lines);
     } catch (err) {

@@ -1,4 +1,4 @@
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { writeAtomic } from "@skein/host";
 
@@ -55,8 +55,4 @@ export async function writeHeartbeat(file: string, h: Heartbeat): Promise<void> 
     madeDirs.delete(dir);
     throw err;
   }
-}
-
-export async function removeHeartbeat(file: string): Promise<void> {
-  await rm(file, { force: true });
 }

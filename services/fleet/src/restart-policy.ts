@@ -37,6 +37,6 @@ export function decideRestart(f: ExitFacts): RestartDecision {
   return { action: "restart", delayMs: backoffMs(consecutive), consecutiveRestarts: consecutive };
 }
 
-export function backoffMs(consecutiveRestarts: number, baseMs = BACKOFF_BASE_MS): number {
-  return Math.min(baseMs * 2 ** Math.min(consecutiveRestarts, 30), BACKOFF_MAX_MS);
+export function backoffMs(consecutiveRestarts: number): number {
+  return Math.min(BACKOFF_BASE_MS * 2 ** Math.min(consecutiveRestarts, 30), BACKOFF_MAX_MS);
 }

@@ -161,10 +161,6 @@ export class Tmux {
   async capture(name: string, lines: number): Promise<string> {
     return this.run(["capture-pane", "-p", "-J", "-S", `-${lines}`, "-t", paneTarget(name)]);
   }
-
-  async killServer(): Promise<void> {
-    await this.unlessMissing(["kill-server"], () => undefined, undefined);
-  }
 }
 
 function parsePaneIdPid(subcommand: string, out: string): { paneId: string; panePid: number } {
