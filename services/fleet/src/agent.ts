@@ -44,8 +44,10 @@ export interface AgentRuntime {
   nextCheckAt: number;
   /** A supervision visit is queued or running (a stop may hold the agent's lock for its grace period). */
   visiting: boolean;
-  /** Ticks for which the pid failed the liveness test while tmux did not report the pane dead yet. */
-  unconfirmedDeathTicks: number;
+  /** Visits in a row at which the pid failed the liveness test while tmux called the pane alive. */
+  pidMismatchVisits: number;
+  /** Visits in a row that found the pane dead but tmux had no exit status for it yet. */
+  statusWaitVisits: number;
   staleReported: boolean;
   restartTimer: NodeJS.Timeout | undefined;
 }
@@ -72,7 +74,7 @@ export function newAgent(spec: AgentSpec, pane: { paneId: string; panePid: numbe
 }
 
 export function newRuntime(): AgentRuntime {
-  return { nextBeatAt: 0, nextCheckAt: 0, visiting: false, unconfirmedDeathTicks: 0, staleReported: false, restartTimer: undefined };
+  return { nextBeatAt: 0, nextCheckAt: 0, visiting: false, pidMismatchVisits: 0, statusWaitVisits: 0, staleReported: false, restartTimer: undefined };
 }
 
 /** A copy safe to hand out (events and responses must not change under the reader). */

@@ -241,7 +241,8 @@ export class Fleet {
       exitStatus: undefined,
       startedAt: new Date(),
     });
-    a.rt.unconfirmedDeathTicks = 0;
+    a.rt.pidMismatchVisits = 0;
+    a.rt.statusWaitVisits = 0;
     a.rt.nextCheckAt = 0;
   }
 

@@ -19,12 +19,16 @@ export interface SupervisorDeps {
   readonly tickMs?: number;
 }
 
-/** Liveness of an agent is looked at this often, independent of its heartbeat interval. */
+/**
+ * Liveness of an agent is looked at this often, independent of its heartbeat
+ * interval; an agent whose beat is due (none written since the pid failed) or
+ * whose exit status is awaited is visited at every tick.
+ */
 const CHECK_EVERY_MS = 1_000;
-/** Ticks (at 250 ms) to wait for tmux to reap a dead pane and report its status; a loaded host needs seconds. */
-const STATUS_WAIT_TICKS = 20;
-/** Ticks a pid may fail the liveness test while tmux still calls the pane alive before the agent is "unknown". */
-const UNKNOWN_AFTER_TICKS = 20;
+/** Visits (one a tick, tickMs apart) to wait for tmux to reap a dead pane and report its status; a loaded host needs seconds. */
+const STATUS_WAIT_VISITS = 20;
+/** Visits at which a pid may fail the liveness test while tmux still calls the pane alive, before the agent is "unknown". */
+const UNKNOWN_AFTER_VISITS = 20;
 
 /**
  * One timer for the whole fleet: liveness checks, heartbeat files, exit
@@ -113,7 +117,7 @@ export class Supervisor {
   private async visit(a: Agent): Promise<void> {
     if (a.state === "running") {
       if (isSameProcess(await readProcStat(a.panePid), a.pidStartTicks)) {
-        a.rt.unconfirmedDeathTicks = 0;
+        a.rt.pidMismatchVisits = 0;
         if (Date.now() >= a.rt.nextBeatAt) await this.beat(a, "ok");
         return;
       }
@@ -136,7 +140,7 @@ export class Supervisor {
       return;
     }
     if (!pane.dead) {
-      if (++a.rt.unconfirmedDeathTicks >= UNKNOWN_AFTER_TICKS && a.state !== "unknown") {
+      if (++a.rt.pidMismatchVisits >= UNKNOWN_AFTER_VISITS && a.state !== "unknown") {
         a.state = "unknown";
         this.d.log.warn({ agent: a.spec.name, panePid: a.panePid }, "pane alive but its pid is not the process started at launch");
         this.d.persist();
@@ -145,7 +149,7 @@ export class Supervisor {
       }
       return;
     }
-    if (pane.deadStatus === undefined && pane.deadSignal === undefined && ++a.rt.unconfirmedDeathTicks < STATUS_WAIT_TICKS) {
+    if (pane.deadStatus === undefined && pane.deadSignal === undefined && ++a.rt.statusWaitVisits < STATUS_WAIT_VISITS) {
       // tmux 3.3 can miss the SIGCHLD when several panes exit at once and
       // leave them as zombies with no status; a SIGCHLD of our own makes it
       // reap them and record the status.
@@ -160,7 +164,8 @@ export class Supervisor {
   /** The agent's process ended: record it, write the exited heartbeat, apply the restart policy. */
   async exited(a: Agent, exitStatus: number | undefined, detail: string): Promise<void> {
     a.exitStatus = exitStatus;
-    a.rt.unconfirmedDeathTicks = 0;
+    a.rt.pidMismatchVisits = 0;
+    a.rt.statusWaitVisits = 0;
     // The file says exited before anyone can read the state as exited: a
     // monitor never sees the API and the heartbeat disagree.
     await this.beat(a, "exited");
