@@ -3,7 +3,7 @@
 // older than the lock file, regenerates contracts when protos changed, and
 // builds incrementally. Node built-ins only: it runs before anything is installed.
 import { execFileSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot } from "./lib/files.mjs";
 
@@ -23,7 +23,6 @@ run(process.execPath, [join(root, "scripts/generate.mjs"), "--if-stale"]);
 run(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-b"]);
 
 function workspaceManifests() {
-  return ["packages/host", "packages/proto", "packages/runtime", "packages/testkit", "packages/cli", "services/session", "services/fleet", "bench"].map(
-    (w) => `${w}/package.json`,
-  );
+  const { workspaces } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+  return workspaces.map((w) => `${w}/package.json`);
 }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { fleet } from "@skein/proto";
-import { call, closeClients, connect, startService, type ServiceProcess } from "@skein/testkit";
+import { call, closeClients, connect, killTmuxServer, startService, type ServiceProcess } from "@skein/testkit";
 import { processTable, TICK_MS, treeOf } from "./fleet-proc.js";
 import type { Table } from "./table.js";
 
@@ -36,15 +36,6 @@ function tmuxServerPid(socket: string): number | undefined {
   }
 }
 
-function killTmux(socket: string): void {
-  try {
-    execFileSync("tmux", ["-L", socket, "kill-server"], { stdio: "ignore" });
-  } catch {
-    // already gone
-  }
-  rmSync(join(process.env.TMUX_TMPDIR ?? "/tmp", `tmux-${process.getuid!()}`, socket), { force: true });
-}
-
 async function grpcSide(dir: string, interval: number): Promise<Side> {
   const socket = `skein-bench-${process.pid}-grpc-${interval}`;
   const hbDir = join(dir, `grpc-hb-${interval}`);
@@ -71,7 +62,7 @@ async function grpcSide(dir: string, interval: number): Promise<Side> {
     heartbeatCpuTicks: () => processTable().get(svcPid)?.cpuTicks ?? 0,
     close: async () => {
       await svc.stop("SIGKILL");
-      killTmux(socket);
+      killTmuxServer(socket);
     },
   };
 }
@@ -112,7 +103,7 @@ async function legacySide(dir: string, interval: number): Promise<Side> {
           // loop already ended
         }
       }
-      killTmux(socket);
+      killTmuxServer(socket);
     },
   };
 }

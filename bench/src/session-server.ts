@@ -34,9 +34,7 @@ export async function withSessionService<T>(
 ): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), `skein-bench-${name}-`));
   const model = await startOpenAIServer(opts.model);
-  const previous = process.env.SKEIN_LOG_LEVEL;
-  process.env.SKEIN_LOG_LEVEL = "silent";
-  const log = createLogger(name);
+  const log = createLogger(name, { level: "silent" });
   const { startSessionServer } = (await import(new URL("../../services/session/dist/server.js", import.meta.url).href)) as {
     startSessionServer(env: Record<string, string>, log: Logger): Promise<SessionServer>;
   };
@@ -60,8 +58,6 @@ export async function withSessionService<T>(
     closeClients();
     await server.shutdown("bench done");
     await model.close();
-    if (previous === undefined) delete process.env.SKEIN_LOG_LEVEL;
-    else process.env.SKEIN_LOG_LEVEL = previous;
     rmSync(dir, { recursive: true, force: true });
   }
 }

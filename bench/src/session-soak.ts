@@ -1,7 +1,9 @@
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { session as pb } from "@skein/proto";
-import { openaiText, openaiToolCalls } from "@skein/testkit";
+import { waitUntil } from "@skein/host";
+import { call, openaiText, openaiToolCalls } from "@skein/testkit";
+import { countProcesses, heapAfterGc, pool } from "./measure.js";
 import { withSessionService } from "./session-server.js";
 import { MiB, type Table } from "./table.js";
 
@@ -59,12 +61,7 @@ export async function run(): Promise<Table[]> {
       let replies = 0;
       let failures = 0;
       await pool(Array.from({ length: SESSIONS }, (_, i) => i), CONCURRENCY, async () => {
-        const s = await unary<pb.CreateSessionResponse>((cb) =>
-          client.createSession(
-            pb.CreateSessionRequest.fromPartial({ workingDir: dir, extensions: [{ name: "tiny", cmd: process.execPath, args: [server_js, marker] }] }),
-            cb,
-          ),
-        );
+        const s = await call<pb.CreateSessionRequest, pb.CreateSessionResponse>(client, client.createSession, pb.CreateSessionRequest.fromPartial({ workingDir: dir, extensions: [{ name: "tiny", cmd: process.execPath, args: [server_js, marker] }] }));
         peak = Math.max(peak, agents.size);
         for (let r = 0; r < REPLIES_PER_SESSION; r++) {
           const reason = await finishOf(client.reply(pb.ReplyRequest.fromPartial({ sessionId: s.session!.id, text: `reply ${r}` })));
@@ -76,7 +73,7 @@ export async function run(): Promise<Table[]> {
       clearInterval(sampler);
       peak = Math.max(peak, agents.size);
       // Evicted agents' processes end asynchronously; give the last ones their grace period.
-      await waitFor(() => countProcesses(marker) === agents.extensionProcesses, 5_000);
+      await waitUntil(() => countProcesses(marker) === agents.extensionProcesses, 5_000, 50);
       const alive = countProcesses(marker);
       // The fake model server (bench scaffolding in this process) keeps every request body; not the service's memory.
       model.requests.splice(0);
@@ -115,9 +112,6 @@ export async function run(): Promise<Table[]> {
   });
 }
 
-function unary<T>(f: (cb: (err: Error | null, res: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => f((err, res) => (err ? reject(err) : resolve(res))));
-}
 
 async function finishOf(stream: AsyncIterable<pb.ReplyResponse>): Promise<pb.FinishReason | undefined> {
   let reason: pb.FinishReason | undefined;
@@ -125,38 +119,6 @@ async function finishOf(stream: AsyncIterable<pb.ReplyResponse>): Promise<pb.Fin
   return reason;
 }
 
-async function pool<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
-}
 
-/** Live (non-zombie) processes whose command line carries `marker`. */
-function countProcesses(marker: string): number {
-  let n = 0;
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(marker)) n++;
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return n;
-}
 
-async function waitFor(ok: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-}
 
-function heapAfterGc(): number {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc) for (let i = 0; i < 3; i++) gc();
-  return process.memoryUsage().heapUsed;
-}

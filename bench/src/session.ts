@@ -2,7 +2,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Server, ServerCredentials, status, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
-import { connect, openaiText, type FakeModelServer } from "@skein/testkit";
+import { call, connect, openaiText, type FakeModelServer } from "@skein/testkit";
+import { heapAfterGc, pool } from "./measure.js";
 import { withSessionService, type SessionServer } from "./session-server.js";
 import { MiB, type Table } from "./table.js";
 
@@ -87,7 +88,7 @@ async function heap(client: Client, model: FakeModelServer): Promise<Table> {
   const ids: string[] = [];
   for (let i = 0; i < HEAP_SESSIONS; i++) ids.push((await create(client)).id);
   const t0 = performance.now();
-  const jobs = ids.flatMap((id) => Array.from({ length: HEAP_REPLIES_PER_SESSION }, (_, r) => ({ id, r })));
+  const replies = HEAP_SESSIONS * HEAP_REPLIES_PER_SESSION;
   // Replies of one session run one after another (one run per session); sessions in parallel.
   await pool(ids, CONCURRENCY, async (id) => {
     for (let r = 0; r < HEAP_REPLIES_PER_SESSION; r++) await readAll(client.reply(pb.ReplyRequest.fromPartial({ sessionId: id, text: `message ${r}` })));
@@ -98,9 +99,9 @@ async function heap(client: Client, model: FakeModelServer): Promise<Table> {
     title: "session: heap after many replies",
     columns: ["measure", "value"],
     rows: [
-      ["replies", jobs.length],
+      ["replies", replies],
       ["sessions", HEAP_SESSIONS],
-      ["replies/s (32 sessions in parallel)", Math.round(jobs.length / seconds)],
+      [`replies/s (${CONCURRENCY} sessions in parallel)`, Math.round(replies / seconds)],
       ["heap used before (MiB, after GC)", before / MiB],
       ["heap used after (MiB, after GC)", after / MiB],
       ["growth per session (KiB)", (after - before) / 1024 / HEAP_SESSIONS],
@@ -179,7 +180,7 @@ async function hangups(client: Client, model: FakeModelServer, server: SessionSe
   const openIdle = model.openConnections();
   let complete = 0;
   for (const id of ids) {
-    const res = await new Promise<pb.GetSessionResponse>((resolve, reject) => client.getSession({ sessionId: id, includeMessages: false }, (e, r) => (e ? reject(e) : resolve(r))));
+    const res = await call<pb.GetSessionRequest, pb.GetSessionResponse>(client, client.getSession, { sessionId: id, includeMessages: false });
     if (res.session!.messageCount === 2) complete++;
   }
   return {
@@ -187,7 +188,7 @@ async function hangups(client: Client, model: FakeModelServer, server: SessionSe
     columns: ["measure", "value"],
     rows: [
       ["replies whose client hung up after the first event", HANGUP_REPLIES],
-      ["Reply calls refused while SKEIN_MAX_LIVE_AGENTS (100) runs were busy, then retried", retries],
+      ["Reply calls refused while SKEIN_MAX_LIVE_AGENTS (default 100) runs were busy, then retried", retries],
       ["runs still going right after the last hang-up", duringRuns],
       ["runs finished and persisted (user + assistant message)", complete],
       ["provider requests in flight once all runs finished", inFlight],
@@ -198,9 +199,7 @@ async function hangups(client: Client, model: FakeModelServer, server: SessionSe
 }
 
 async function create(client: Client): Promise<pb.Session> {
-  return new Promise((resolve, reject) =>
-    client.createSession(pb.CreateSessionRequest.fromPartial({ workingDir: tmpdir() }), (e, r) => (e ? reject(e) : resolve(r.session!))),
-  );
+  return (await call<pb.CreateSessionRequest, pb.CreateSessionResponse>(client, client.createSession, pb.CreateSessionRequest.fromPartial({ workingDir: tmpdir() }))).session!;
 }
 
 function readAll(stream: AsyncIterable<unknown>): Promise<number> {
@@ -211,20 +210,7 @@ function readAll(stream: AsyncIterable<unknown>): Promise<number> {
   })();
 }
 
-async function pool<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(width, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
-}
 
-function heapAfterGc(): number {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc) for (let i = 0; i < 3; i++) gc();
-  return process.memoryUsage().heapUsed;
-}
 
 /** A bare grpc-js server streaming `count` text deltas per call, with backpressure. */
 async function rawServer(count: number): Promise<{ server: Server; port: number }> {

@@ -11,14 +11,8 @@ const services: ServiceProcess[] = [];
 const certs: TestCerts[] = [];
 
 async function start(name: "session" | "fleet", env: Record<string, string> = {}): Promise<ServiceProcess> {
-  const svc = await startService(name, {
-    HOME: dir,
-    SKEIN_SESSIONS_DIR: join(dir, "sessions"),
-    SKEIN_TMUX_SOCKET: `skein-test-cli-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
-    SKEIN_HEARTBEAT_DIR: join(dir, "hb"),
-    SKEIN_FLEET_STATE_DIR: join(dir, "state"),
-    ...env,
-  });
+  // startService gives each service its own HOME, data directories and tmux socket.
+  const svc = await startService(name, env);
   services.push(svc);
   return svc;
 }

@@ -1,9 +1,8 @@
-import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startService, type ServiceProcess } from "@skein/testkit";
+import { killTmuxServer, startService, type ServiceProcess } from "@skein/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { expectOneLineError, killClis, runCli, spawnCli } from "./cli.js";
 
@@ -15,7 +14,7 @@ let env: Record<string, string>;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "skein-cli-fleet-"));
   socket = `skein-test-cli-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  svc = await startService("fleet", { SKEIN_TMUX_SOCKET: socket, SKEIN_HEARTBEAT_DIR: join(dir, "hb"), SKEIN_FLEET_STATE_DIR: join(dir, "state"), SKEIN_HEARTBEAT_INTERVAL: "1" });
+  svc = await startService("fleet", { SKEIN_TMUX_SOCKET: socket, SKEIN_HEARTBEAT_INTERVAL: "1" });
   env = { SKEIN_FLEET_ADDR: svc.address };
 });
 
@@ -23,12 +22,7 @@ afterEach(async () => {
   killClis();
   await svc?.stop("SIGKILL");
   svc = undefined;
-  try {
-    execFileSync("tmux", ["-L", socket, "kill-server"], { stdio: "ignore" });
-  } catch {
-    // no tmux server was left
-  }
-  await rm(join(process.env.TMUX_TMPDIR ?? "/tmp", `tmux-${process.getuid!()}`, socket), { force: true });
+  killTmuxServer(socket);
   await rm(dir, { recursive: true, force: true });
 });
 

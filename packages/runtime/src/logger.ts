@@ -28,8 +28,8 @@ export const REDACT_PATHS = [
  * The process logger: JSON lines on stdout, pretty only when stdout is a
  * terminal (SKEIN_LOG_FORMAT=json|pretty overrides), level from SKEIN_LOG_LEVEL.
  */
-export function createLogger(service: string, opts: { destination?: NodeJS.WritableStream; pretty?: boolean } = {}): Logger {
-  const level = envEnum("SKEIN_LOG_LEVEL", LEVELS, "info");
+export function createLogger(service: string, opts: { destination?: NodeJS.WritableStream; pretty?: boolean; level?: (typeof LEVELS)[number] } = {}): Logger {
+  const level = opts.level ?? envEnum("SKEIN_LOG_LEVEL", LEVELS, "info");
   const options = {
     level,
     base: { service, pid: process.pid },

@@ -6,3 +6,4 @@ export * from "./anthropic-server.js";
 export * from "./dynamic.js";
 export * from "./certs.js";
 export * from "./metrics.js";
+export * from "./tmux.js";

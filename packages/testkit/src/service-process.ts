@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { fleetSocketLockPath } from "@skein/host";
 import { fileURLToPath } from "node:url";
 
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -66,7 +67,7 @@ export async function startService(name: "session" | "fleet", env: Record<string
     rmSync(home, { recursive: true, force: true });
     // A fleet service killed without its shutdown leaves its socket lock behind.
     if (name === "fleet" && signal === "SIGKILL") {
-      rmSync(join(childEnv.TMUX_TMPDIR || "/tmp", `tmux-${process.getuid?.() ?? 0}`, `${childEnv.SKEIN_TMUX_SOCKET}.skein-fleet.lock`), { force: true });
+      rmSync(fleetSocketLockPath(childEnv.SKEIN_TMUX_SOCKET!, childEnv), { force: true });
     }
     return { code: code as number | null, signal: signal as NodeJS.Signals | null };
   });
