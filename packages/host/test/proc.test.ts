@@ -42,3 +42,38 @@ describe("signalGroup", () => {
     expect(groupMembers(child.pid!)).toEqual([]);
   });
 });
+
+// Moved here from the fleet service's tests: they test only this package.
+// (Imports are hoisted; they stand here so the lines above stay untouched.)
+import { readFileSync } from "node:fs";
+import { isSameProcess, parseProcStat, readProcStat } from "../src/proc.js";
+
+describe("isSameProcess (pid-reuse guard)", () => {
+  it("accepts the process that started at the recorded time", async () => {
+    const me = await readProcStat(process.pid);
+    expect(me).toBeDefined();
+    expect(isSameProcess(me, me!.startTicks)).toBe(true);
+  });
+
+  it("rejects a pid whose start time differs: the pid was reused by another process", async () => {
+    const me = await readProcStat(process.pid);
+    expect(isSameProcess(me, me!.startTicks - 1)).toBe(false);
+    expect(isSameProcess(me, -1)).toBe(false);
+  });
+
+  it("rejects zombies and missing pids", async () => {
+    const zombie = parseProcStat("42 (x) Z 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0");
+    expect(zombie?.startTicks).toBe(777);
+    expect(isSameProcess(zombie, 777)).toBe(false);
+    expect(await readProcStat(2 ** 22 + 1)).toBeUndefined();
+  });
+});
+
+describe("parseProcStat", () => {
+  it("parses names with spaces and parentheses", () => {
+    const raw = readFileSync(`/proc/${process.pid}/stat`, "utf8");
+    const fields = raw.slice(raw.lastIndexOf(")") + 2).split(" ");
+    const s = parseProcStat(`123 (we(i)rd ) name) ${fields.join(" ")}`);
+    expect(s).toMatchObject({ pid: 123, state: fields[0], pgrp: Number(fields[2]), session: Number(fields[3]), startTicks: Number(fields[19]) });
+  });
+});

@@ -1,37 +1,7 @@
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { lastLines } from "../src/fleet.js";
 import { formatHeartbeat, isoSeconds } from "../src/heartbeat.js";
-import { isSameProcess, parseProcStat, readProcStat } from "@skein/host";
 import { backoffMs, decideRestart, HEALTHY_RUN_MS } from "../src/restart-policy.js";
-
-describe("liveness (pid-reuse guard)", () => {
-  it("accepts the process that started at the recorded time", async () => {
-    const me = await readProcStat(process.pid);
-    expect(me).toBeDefined();
-    expect(isSameProcess(me, me!.startTicks)).toBe(true);
-  });
-
-  it("rejects a pid whose start time differs: the pid was reused by another process", async () => {
-    const me = await readProcStat(process.pid);
-    expect(isSameProcess(me, me!.startTicks - 1)).toBe(false);
-    expect(isSameProcess(me, -1)).toBe(false);
-  });
-
-  it("rejects zombies and missing pids", async () => {
-    const zombie = parseProcStat("42 (x) Z 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0");
-    expect(zombie?.startTicks).toBe(777);
-    expect(isSameProcess(zombie, 777)).toBe(false);
-    expect(await readProcStat(2 ** 22 + 1)).toBeUndefined();
-  });
-
-  it("parses names with spaces and parentheses", () => {
-    const raw = readFileSync(`/proc/${process.pid}/stat`, "utf8");
-    const fields = raw.slice(raw.lastIndexOf(")") + 2).split(" ");
-    const s = parseProcStat(`123 (we(i)rd ) name) ${fields.join(" ")}`);
-    expect(s).toMatchObject({ pid: 123, state: fields[0], pgrp: Number(fields[2]), session: Number(fields[3]), startTicks: Number(fields[19]) });
-  });
-});
 
 describe("restart policy", () => {
   const base = { exitStatus: 1, ranMs: 5_000, consecutiveRestarts: 0, maxRestarts: 3 } as const;
