@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
@@ -6,7 +5,7 @@ import { status } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
 import { call, collect, openaiText, openaiToolCalls, rejection } from "@skein/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { everythingEntry, fixtureEntry } from "./extensions/helpers.js";
+import { alive, everythingEntry, fixtureEntry } from "./extensions/helpers.js";
 import { createWith, everythingExt, fixtureExt, listTools, processesRunning, stats } from "./support/extensions.js";
 import { expectGooseFile } from "./support/goose-file.js";
 import { finishReason, getSession, reply, startHarness, type Harness } from "./support/harness.js";
@@ -132,17 +131,8 @@ describe("sessions with MCP extensions", () => {
     await collect(reply(h.client, s.id, "pid?"));
     const lines = await expectGooseFile(join(h.sessionsDir, `${s.id}.jsonl`));
     const pid = Number(((lines[2]!.content as { toolResult: { value: { text: string }[] } }[])[0]!.toolResult.value[0]!.text));
-    expect(processExists(pid)).toBe(true);
+    expect(alive(pid)).toBe(true);
     await call(h.client, h.client.deleteSession, pb.DeleteSessionRequest.fromPartial({ sessionId: s.id }));
-    expect(processExists(pid)).toBe(false);
+    expect(alive(pid)).toBe(false);
   });
 });
-
-function processExists(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return false;
-  }
-}

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from "node:fs";
+import { isLive, readProcStatSync } from "@skein/host";
 import { session as pb } from "@skein/proto";
 import { call } from "@skein/testkit";
 import { everythingEntry, fixtureEntry } from "../extensions/helpers.js";
@@ -30,10 +31,8 @@ export function stats(c: Client): Promise<pb.GetStatsResponse> {
 export function processesRunning(needle: string): number[] {
   const out: number[] = [];
   for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
+    if (!/^\d+$/.test(entry) || !isLive(readProcStatSync(Number(entry)))) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
       if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(needle)) out.push(Number(entry));
     } catch {
       // gone meanwhile
