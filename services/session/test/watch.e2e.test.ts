@@ -59,8 +59,10 @@ describe("WatchSession", () => {
     expect(missing.code).toBe(status.NOT_FOUND);
     const s = await createSession(h.client);
     const w = watch(h.client, s.id, 0);
+    // A reply the watcher follows to its end shows it is subscribed before the deletion.
+    await collect(reply(h.client, s.id, "hi"));
+    await readUntil(w, isFinished);
     const ended = collect(w);
-    await new Promise((r) => setTimeout(r, 100));
     await new Promise<void>((resolve, reject) => h.client.deleteSession({ sessionId: s.id }, (err) => (err ? reject(err) : resolve())));
     expect(await ended).toEqual([]);
   });
