@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { appendFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { session as pb } from "@skein/proto";
 import { collect, gate, openaiText, openaiToolCalls } from "@skein/testkit";
@@ -46,7 +46,6 @@ describe("crash safety", () => {
     h = await startHarness();
     const s = await createSession(h.client);
     const path = join(h.sessionsDir, `${s.id}.jsonl`);
-    const { appendFile } = await import("node:fs/promises");
     await appendFile(
       path,
       `${JSON.stringify({ id: null, role: "user", created: 1753704324, content: [{ type: "text", text: "run it" }] })}\n` +

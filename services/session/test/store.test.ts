@@ -1,4 +1,4 @@
-import { copyFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -114,7 +114,7 @@ describe("JSONL store", () => {
       ids.push(id);
       await store.create(id, defaultMetadata("/tmp", ""));
       const t = new Date(1_700_000_000_000 + i * 1000);
-      await import("node:fs/promises").then((fs) => fs.utimes(join(store.dir, `${id}.jsonl`), t, t));
+      await utimes(join(store.dir, `${id}.jsonl`), t, t);
     }
     await writeFile(join(store.dir, "notes.txt"), "not a session");
     const seen: string[] = [];

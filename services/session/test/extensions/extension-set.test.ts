@@ -6,7 +6,8 @@ import { ExtensionSet } from "../../src/extensions/extension-set.js";
 import { ExtensionStartError } from "../../src/extensions/mcp-extension.js";
 import { groupMembers } from "@skein/host";
 import type { ToolResult } from "../../src/extensions/tool-source.js";
-import { alive, everything, everythingUnderShell, filesystemEntry, fixture, text, waitFor } from "./helpers.js";
+import { alive, everything, everythingUnderShell, filesystemEntry, fixture, text } from "./helpers.js";
+import { eventually } from "../support/harness.js";
 
 const sets: ExtensionSet[] = [];
 const dirs: string[] = [];
@@ -169,6 +170,6 @@ describe("ExtensionSet with @modelcontextprotocol/server-everything", () => {
     expect(set.processCount).toBe(0);
     await set.addAll([everything(), fixture()]);
     expect(set.names().sort()).toEqual(["everything", "fixture"]);
-    await waitFor(() => set.processCount === 2);
+    await eventually(() => set.processCount === 2);
   });
 });

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { McpExtension, ExtensionStartError } from "../../src/extensions/mcp-extension.js";
 import type { ExtensionConfig } from "../../src/extensions/config.js";
-import { alive, fixture, text, waitFor } from "./helpers.js";
+import { alive, fixture, text } from "./helpers.js";
+import { eventually } from "../support/harness.js";
 
 const exts: McpExtension[] = [];
 const stray: number[] = [];
@@ -67,7 +68,7 @@ describe("McpExtension failure handling (fixture server)", () => {
     const grandchild = Number(text(await e.call("spawn-grandchild", {}, never())));
     stray.push(grandchild);
     await e.call("crash", {}, never());
-    await waitFor(() => !alive(grandchild));
+    await eventually(() => !alive(grandchild));
   });
 
   it("keeps only a bounded tail of stderr", async () => {

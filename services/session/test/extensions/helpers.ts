@@ -1,15 +1,15 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import type { ExtensionConfig } from "../../src/extensions/config.js";
 import { liveStartTicks } from "@skein/host";
+import { repoRoot } from "@skein/testkit";
+import type { ExtensionConfig } from "../../src/extensions/config.js";
 import type { ToolResult } from "../../src/extensions/tool-source.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const repoRoot = resolve(here, "../../../..");
 const require = createRequire(import.meta.url);
 
 /** The real third-party server, run as the npm bin would run it: `mcp-server-everything stdio`. */
@@ -36,13 +36,6 @@ export function text(r: ToolResult): string {
   return r.content.map((c) => (c.type === "text" ? String(c.text) : `[${String(c.type)}]`)).join("\n");
 }
 
-export async function waitFor(pred: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /**
  * Compiles src/extensions to plain JS so a separate node process (a stand-in
@@ -51,7 +44,6 @@ export async function waitFor(pred: () => boolean, ms = 10_000): Promise<void> {
  */
 export async function compileExtensions(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const cacheDir = join(repoRoot, "node_modules/.cache");
-  const { mkdir } = await import("node:fs/promises");
   await mkdir(cacheDir, { recursive: true });
   const dir = await mkdtemp(join(cacheDir, "skein-ext-test-"));
   const cleanup = () => rm(dir, { recursive: true, force: true });
@@ -59,7 +51,7 @@ export async function compileExtensions(): Promise<{ dir: string; cleanup: () =>
     const tsconfig = {
       extends: join(repoRoot, "tsconfig.base.json"),
       compilerOptions: {
-        // src, not src/extensions: the registry shares the store's atomic file writer.
+        // src, not src/extensions: the extension modules import a few modules beside them (store helpers, goose-yaml).
         rootDir: join(repoRoot, "services/session/src"),
         outDir: dir,
         composite: false,

@@ -7,7 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ExtensionSet } from "../../src/extensions/extension-set.js";
 import { PidRegistry, REGISTRY_DIR } from "../../src/extensions/pid-registry.js";
 import { groupMembers, liveStartTicks } from "@skein/host";
-import { alive, compileExtensions, everything, fixtureEntry, waitFor } from "./helpers.js";
+import { alive, compileExtensions, everything, fixtureEntry } from "./helpers.js";
+import { eventually } from "../support/harness.js";
 
 let sessionsDir: string;
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -56,7 +57,7 @@ describe("PidRegistry", () => {
     await set.add(everything());
     const [rec] = await records(registry.file);
     process.kill(rec!.pid, "SIGKILL");
-    await waitFor(() => registry.count === 0);
+    await eventually(() => registry.count === 0);
     await set.call("everything__echo", { message: "x" }, new AbortController().signal);
     expect(registry.count).toBe(1);
     expect((await records(registry.file))[0]!.pid).not.toBe(rec!.pid);

@@ -110,8 +110,8 @@ export const finishReason = (events: Event[]) => {
   return last?.event?.$case === "finished" ? last.event.value.reason : undefined;
 };
 
-/** Polls until the predicate holds (for state reached asynchronously in the service). */
-export async function eventually<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
+/** Polls until `ok(probe())` holds (by default: until the probe returns true), for state reached asynchronously. */
+export async function eventually<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean = Boolean, timeoutMs = 10_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
