@@ -3,10 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ExtensionSet } from "../../src/extensions/extension-set.js";
-import { ExtensionStartError } from "../../src/extensions/mcp-extension.js";
+import { ExtensionStartError, type McpExtension } from "../../src/extensions/mcp-extension.js";
 import { groupMembers } from "@skein/host";
 import type { ToolResult } from "../../src/extensions/tool-source.js";
-import { alive, everything, everythingUnderShell, filesystemEntry, fixture, text } from "./helpers.js";
+import { alive, everything, everythingUnderShell, filesystemEntry, fixture, text, toolCallWritten } from "./helpers.js";
 import { eventually } from "../support/harness.js";
 
 const sets: ExtensionSet[] = [];
@@ -17,6 +17,7 @@ function newSet(opts: ConstructorParameters<typeof ExtensionSet>[0] = {}): Exten
   return s;
 }
 const never = () => new AbortController().signal;
+const extensionOf = (set: ExtensionSet, name: string) => (set as unknown as { extensions: Map<string, McpExtension> }).extensions.get(name)!;
 
 afterEach(async () => {
   await Promise.all(sets.splice(0).map((s) => s.close()));
@@ -93,18 +94,21 @@ describe("ExtensionSet with @modelcontextprotocol/server-everything", () => {
     const set = newSet();
     await set.add(everything());
     const ac = new AbortController();
+    const written = toolCallWritten(extensionOf(set, "everything"));
     const pending = set.call("everything__trigger-long-running-operation", { duration: 5, steps: 5 }, ac.signal);
-    setTimeout(() => ac.abort(), 100);
+    await written;
+    ac.abort();
     expect(await pending).toMatchObject({ isError: true, error: "tool call everything__trigger-long-running-operation was cancelled" });
   });
 
   it("reports a crash mid-call as an error result, then restarts the extension on next use", async () => {
     const set = newSet();
     await set.add(everything());
-    const ext = (set as unknown as { extensions: Map<string, { pid?: number }> }).extensions.get("everything")!;
+    const ext = extensionOf(set, "everything");
     const firstPid = ext.pid!;
+    const written = toolCallWritten(ext);
     const pending = set.call("everything__trigger-long-running-operation", { duration: 10, steps: 10 }, never());
-    await new Promise((r) => setTimeout(r, 200));
+    await written;
     process.kill(firstPid, "SIGKILL");
     const r = await pending;
     expect(r.isError).toBe(true);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { McpExtension, ExtensionStartError } from "../../src/extensions/mcp-extension.js";
 import type { ExtensionConfig } from "../../src/extensions/config.js";
-import { alive, fixture, text } from "./helpers.js";
+import { alive, fixture, text, toolCallWritten } from "./helpers.js";
 import { eventually } from "../support/harness.js";
 
 const exts: McpExtension[] = [];
@@ -103,8 +103,9 @@ describe("McpExtension failure handling (fixture server)", () => {
   it("answers calls after close() with an error result", async () => {
     const e = start(fixture());
     await e.start();
+    const written = toolCallWritten(e);
     const inflight = e.call("sleep", { ms: 5000 }, never());
-    await new Promise((r) => setTimeout(r, 50));
+    await written;
     await e.close();
     expect((await inflight).error).toBe("extension fixture was stopped during fixture__sleep");
     expect((await e.call("sleep", { ms: 1 }, never())).error).toBe("extension fixture is not running");

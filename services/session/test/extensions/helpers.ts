@@ -7,6 +7,8 @@ import { promisify } from "node:util";
 import { liveStartTicks } from "@skein/host";
 import { repoRoot } from "@skein/testkit";
 import type { ExtensionConfig } from "../../src/extensions/config.js";
+import type { GroupStdioTransport } from "../../src/extensions/group-stdio-transport.js";
+import type { McpExtension } from "../../src/extensions/mcp-extension.js";
 import type { ToolResult } from "../../src/extensions/tool-source.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -36,6 +38,20 @@ export function text(r: ToolResult): string {
   return r.content.map((c) => (c.type === "text" ? String(c.text) : `[${String(c.type)}]`)).join("\n");
 }
 
+/**
+ * Resolves once the extension has written a tools/call request to its server's
+ * stdin: a call started after this is in flight, not refused before it left.
+ */
+export function toolCallWritten(ext: McpExtension): Promise<void> {
+  const transport = (ext as unknown as { conn: { transport: GroupStdioTransport } }).conn.transport;
+  const send = transport.send.bind(transport);
+  return new Promise((resolve) => {
+    transport.send = async (message) => {
+      await send(message);
+      if ("method" in message && message.method === "tools/call") resolve();
+    };
+  });
+}
 
 /**
  * Compiles src/extensions to plain JS so a separate node process (a stand-in
