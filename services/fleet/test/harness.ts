@@ -2,9 +2,9 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { liveStartTicks, tmuxSocketDir } from "@skein/host";
+import { liveStartTicks } from "@skein/host";
 import { fleet } from "@skein/proto";
-import { call, closeClients, connect, startService, type ServiceProcess } from "@skein/testkit";
+import { call, closeClients, connect, killTmuxServer, startService, type ServiceProcess } from "@skein/testkit";
 
 export const TMUX = "/usr/bin/tmux";
 
@@ -69,13 +69,8 @@ export class FleetHarness {
   async cleanup(): Promise<void> {
     closeClients();
     await this.svc?.stop("SIGKILL");
-    try {
-      execFileSync(TMUX, ["-L", this.socket, "kill-server"], { stdio: "ignore" });
-    } catch {
-      // no server was running
-    }
-    // tmux leaves the socket file behind after kill-server (testkit removes the lock of the SIGKILLed service).
-    rmSync(join(tmuxSocketDir(), this.socket), { force: true });
+    // (testkit removes the lock of the SIGKILLed service.)
+    killTmuxServer(this.socket);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
