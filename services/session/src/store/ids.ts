@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { InvalidArgumentError } from "@skein/runtime";
+import { InvalidArgumentError, isValidRequestId } from "@skein/runtime";
 
 /**
  * Session ids name files, so they are checked before any path is built. UUIDs
@@ -24,9 +24,8 @@ export function newSessionId(): string {
   return randomUUID();
 }
 
-const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
-
+/** The same rule the runtime applies to x-request-id: run ids appear in logs and metadata too. */
 export function validateRequestId(id: string, field = "request_id"): string {
-  if (!REQUEST_ID_RE.test(id)) throw new InvalidArgumentError(field, "must be 1..128 characters of letters, digits, '.', '_', ':' or '-'");
+  if (!isValidRequestId(id)) throw new InvalidArgumentError(field, "must be 1..128 characters of letters, digits, '.', '_', ':' or '-'");
   return id;
 }
