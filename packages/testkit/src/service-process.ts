@@ -26,10 +26,14 @@ export interface ServiceProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-const running = new Set<ChildProcess>();
+/** Services still running, with what must be removed once each is killed. */
+const running = new Map<ChildProcess, () => void>();
 // Whatever a failing test leaves behind dies with the test worker.
 process.on("exit", () => {
-  for (const p of running) p.kill("SIGKILL");
+  for (const [p, cleanUp] of running) {
+    p.kill("SIGKILL");
+    cleanUp();
+  }
 });
 
 const ADDR_VAR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as const;
@@ -61,14 +65,16 @@ export async function startService(name: "session" | "fleet", env: Record<string
     env: childEnv,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  running.add(proc);
+  // What a service cannot clean up itself once SIGKILLed: its private home
+  // and, for a fleet service, its socket lock (its shutdown would remove it).
+  const cleanUp = (killed: boolean) => {
+    rmSync(home, { recursive: true, force: true });
+    if (name === "fleet" && killed) rmSync(fleetSocketLockPath(childEnv.SKEIN_TMUX_SOCKET!, childEnv), { force: true });
+  };
+  running.set(proc, () => cleanUp(true));
   const exited = once(proc, "exit").then(([code, signal]) => {
     running.delete(proc);
-    rmSync(home, { recursive: true, force: true });
-    // A fleet service killed without its shutdown leaves its socket lock behind.
-    if (name === "fleet" && signal === "SIGKILL") {
-      rmSync(fleetSocketLockPath(childEnv.SKEIN_TMUX_SOCKET!, childEnv), { force: true });
-    }
+    cleanUp(signal === "SIGKILL");
     return { code: code as number | null, signal: signal as NodeJS.Signals | null };
   });
   const logs: LogLine[] = [];
