@@ -65,8 +65,9 @@ export async function startService(name: "session" | "fleet", env: Record<string
     env: childEnv,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  // What a service cannot clean up itself once SIGKILLed: its private home
-  // and, for a fleet service, its socket lock (its shutdown would remove it).
+  // What a service cannot clean up itself when a signal kills it (SIGKILL, or
+  // SIGTERM before its handlers are installed): its private home and, for a
+  // fleet service, its socket lock (its shutdown or exit hook would remove it).
   const cleanUp = (killed: boolean) => {
     rmSync(home, { recursive: true, force: true });
     if (name === "fleet" && killed) rmSync(fleetSocketLockPath(childEnv.SKEIN_TMUX_SOCKET!, childEnv), { force: true });
@@ -74,7 +75,7 @@ export async function startService(name: "session" | "fleet", env: Record<string
   running.set(proc, () => cleanUp(true));
   const exited = once(proc, "exit").then(([code, signal]) => {
     running.delete(proc);
-    cleanUp(signal === "SIGKILL");
+    cleanUp(signal !== null);
     return { code: code as number | null, signal: signal as NodeJS.Signals | null };
   });
   const logs: LogLine[] = [];
