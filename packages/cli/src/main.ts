@@ -6,9 +6,10 @@ import { fleetCommands } from "./commands/fleet.js";
 import { healthCommands } from "./commands/health.js";
 import { replyCommands } from "./commands/reply.js";
 import { sessionCommands } from "./commands/session.js";
+import { sessionFileCommands } from "./commands/session-files.js";
 import { CliError, describe, UsageError } from "./errors.js";
 
-export const COMMANDS: readonly Command[] = [...sessionCommands, ...chatCommands, ...replyCommands, ...fleetCommands, ...healthCommands];
+export const COMMANDS: readonly Command[] = [...sessionCommands, ...sessionFileCommands, ...chatCommands, ...replyCommands, ...fleetCommands, ...healthCommands];
 const GROUPS = new Set(COMMANDS.filter((c) => c.name.includes(" ")).map((c) => c.name.split(" ")[0]!));
 
 /** Accepted before and after the command words. */

@@ -1,7 +1,8 @@
 import { homedir } from "node:os";
-import { isAbsolute, join } from "node:path";
+import { join } from "node:path";
 import { ConfigError, envEnum, envInt, envNumber, envOptional, envString, type Logger } from "@skein/runtime";
 import { envDurationMs } from "./duration.js";
+import { gooseSessionsDir } from "./goose-paths.js";
 import { GooseYamlFile } from "./goose-yaml.js";
 
 type Env = Record<string, string | undefined>;
@@ -74,18 +75,6 @@ function storeKind(env: Env): StoreKind {
     throw new ConfigError("SKEIN_SESSION_STORE=postgres is not available yet (it comes with the PostgreSQL replicas work); use goose-sqlite or goose-jsonl");
   }
   return kind;
-}
-
-/**
- * goose's own sessions directory (crates/goose/src/config/paths.rs): under
- * $GOOSE_PATH_ROOT/data when set, else the XDG data directory
- * ($XDG_DATA_HOME/goose when it is an absolute path, else ~/.local/share/goose).
- */
-export function gooseSessionsDir(env: Env, home: string): string {
-  const root = envOptional("GOOSE_PATH_ROOT", env);
-  if (root !== undefined) return join(root, "data", "sessions");
-  const xdg = envOptional("XDG_DATA_HOME", env);
-  return join(xdg !== undefined && isAbsolute(xdg) ? xdg : join(home, ".local", "share"), "goose", "sessions");
 }
 
 const MISSING =
