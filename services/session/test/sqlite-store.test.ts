@@ -234,6 +234,30 @@ describe("a goose 1.47 session skein continues", () => {
     for (const b of before) expect(now.find((r) => r.id === b.id)).toMatchObject({ message_id: b.message_id, content_json: b.content_json, created_timestamp: b.created_timestamp });
   });
 
+  it("puts back a run's messages that a concurrent goose compaction (replace_conversation) deleted", async () => {
+    const gooseRows = rawMessageRows(db, "20261101_3");
+    await store!.append("20261101_3", message("user", [textItem("skein turn")]));
+    await store!.append("20261101_3", message("assistant", [textItem("skein answer")]));
+    // goose's replace_conversation: delete every row of the session, re-insert goose's in-memory copy.
+    db.transaction(() => {
+      db.prepare("DELETE FROM messages WHERE session_id = '20261101_3'").run();
+      for (const r of gooseRows) {
+        db.prepare("INSERT INTO messages (message_id, session_id, role, content_json, created_timestamp, metadata_json) VALUES (?, ?, ?, ?, ?, ?)").run(
+          r.message_id,
+          r.session_id,
+          r.role,
+          r.content_json,
+          r.created_timestamp,
+          r.metadata_json,
+        );
+      }
+    }).immediate();
+    expect(rawMessageRows(db, "20261101_3")).toHaveLength(gooseRows.length);
+    await store!.updateMetadata("20261101_3", (m) => m);
+    const rows = expectGooseReadable(db, "20261101_3", { isOurs: (r) => !gooseRows.some((g) => g.message_id === r.message_id) });
+    expect(rows.slice(gooseRows.length).map((r) => r.content)).toEqual([[{ type: "text", text: "skein turn" }], [{ type: "text", text: "skein answer" }]]);
+  });
+
   it("keeps working on a database newer than it knows, through the columns it knows", async () => {
     await store!.close();
     db.exec("ALTER TABLE sessions ADD COLUMN future_column TEXT DEFAULT 'x'");

@@ -38,6 +38,14 @@ export interface ImportedSession {
  * columns that exist and never changes goose's schema.
  */
 export class SqliteSessionStore implements SessionStore {
+  /**
+   * Messages appended since the session's last metadata update (in a run: since
+   * it started). goose's compaction (replace_conversation) deletes a session's
+   * rows and re-inserts its own copy: rows skein added meanwhile vanish. The
+   * update that closes a run puts such rows back (see restoreLost).
+   */
+  private readonly sinceUpdate = new Map<string, PreparedMessage[]>();
+
   private constructor(
     readonly path: string,
     private readonly conn: Connection,
@@ -178,6 +186,7 @@ export class SqliteSessionStore implements SessionStore {
       const latest = (db.prepare("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = ?").get(id) as { t: number | null }).t;
       insertMessage(db, this.messageColumns, id, prepared, Math.max(prepared.created, latest ?? prepared.created));
     });
+    if (this.messageColumns.has("message_id")) this.sinceUpdate.set(id, [...(this.sinceUpdate.get(id) ?? []), prepared]);
     if (message.id === null && this.messageColumns.has("message_id")) message.id = prepared.messageId;
   }
 
@@ -190,11 +199,36 @@ export class SqliteSessionStore implements SessionStore {
     return this.conn.write((db) => {
       const row = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
       if (!row) return undefined;
+      this.restoreLost(db, id);
       const current = metadataOfRow(row, this.messageCount(db, id)).metadata;
       const next = update(current);
       this.updateRow(db, id, row, current, next);
       return next;
     });
+  }
+
+  /**
+   * Re-inserts, in their order and after everything now stored, the messages
+   * this process appended since the last update that are no longer in the
+   * database because another process replaced the conversation meanwhile.
+   */
+  private restoreLost(db: Database.Database, id: string): void {
+    const mine = this.sinceUpdate.get(id);
+    this.sinceUpdate.delete(id);
+    if (!mine?.length) return;
+    const present = new Set(
+      (db.prepare(`SELECT message_id FROM messages WHERE session_id = ? AND message_id IN (${mine.map(() => "?").join(", ")})`).all(id, ...mine.map((m) => m.messageId)) as { message_id: string }[]).map(
+        (r) => r.message_id,
+      ),
+    );
+    const lost = mine.filter((m) => !present.has(m.messageId));
+    if (lost.length === 0) return;
+    let latest = (db.prepare("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = ?").get(id) as { t: number | null }).t ?? 0;
+    for (const m of lost) {
+      latest = Math.max(latest, m.created);
+      insertMessage(db, this.messageColumns, id, m, latest);
+    }
+    this.log.warn({ sessionId: id, restored: lost.length }, "another process replaced this session's conversation during the run (goose compaction); re-added the run's messages after it");
   }
 
   /**
@@ -212,6 +246,7 @@ export class SqliteSessionStore implements SessionStore {
     const row = await this.conn.write((db) => {
       const before = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
       if (!before) throw new NotFoundError(`session ${id} does not exist`);
+      this.restoreLost(db, id);
       const stored = new Map<string, Row>();
       if (this.messageColumns.has("message_id")) {
         for (const r of db.prepare("SELECT id, message_id, content_json, metadata_json FROM messages WHERE session_id = ?").all(id) as Row[]) {
@@ -249,6 +284,7 @@ export class SqliteSessionStore implements SessionStore {
 
   async delete(id: string): Promise<boolean> {
     this.checkId(id);
+    this.sinceUpdate.delete(id);
     return this.conn.write((db) => {
       // Messages first (foreign key); usage_ledger rows cascade.
       db.prepare("DELETE FROM messages WHERE session_id = ?").run(id);
