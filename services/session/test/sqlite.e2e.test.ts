@@ -134,7 +134,7 @@ describe("goose-sqlite store under faults", () => {
     h = undefined;
   });
 
-  it("kill -9 mid-reply leaves a database that passes integrity_check; the session reloads and its open tool call is answered", async () => {
+  it("kill -9 mid-reply leaves a database that passes integrity_check and a session that reloads and continues", async () => {
     h = await startHarness({}, { store: "goose-sqlite" });
     const s = await createSession(h.client);
     const hold = gate();
@@ -158,6 +158,29 @@ describe("goose-sqlite store under faults", () => {
     h.model.enqueue({ events: openaiText("back again") });
     expect(finishReason(await collect(reply(h.client, s.id, "are you there?")))).toBe(STOP);
     expect((await getSession(h.client, s.id)).messages).toHaveLength(5);
+  });
+
+  it("answers a tool request a crash (or goose) left unanswered before the next model call", async () => {
+    h = await startHarness({}, { store: "goose-sqlite" });
+    const s = await createSession(h.client);
+    const db = openLikeGoose(join(h.sessionsDir, "sessions.db"));
+    try {
+      insertGooseSession(db, {
+        id: "20250102_1",
+        messages: [
+          { id: null, role: "user", created: 1753704324, content: [{ type: "text", text: "run it" }] },
+          { id: null, role: "assistant", created: 1753704325, content: [{ type: "toolRequest", id: "call_x", toolCall: { status: "success", value: { name: "developer__shell", arguments: {} } } }] },
+        ],
+      });
+      h.model.enqueue({ events: openaiText("ok") });
+      expect(finishReason(await collect(reply(h.client, "20250102_1", "continue")))).toBe(STOP);
+      const rows = expectGooseReadable(db, "20250102_1");
+      expect(rows[2]).toMatchObject({ role: "user", content: [{ type: "toolResponse", id: "call_x", toolResult: { status: "error" } }] });
+      expect((h.model.requests.at(-1)!.messages as { role: string }[]).map((m) => m.role)).toEqual(["system", "user", "assistant", "tool", "user"]);
+      expect(s.id).not.toBe("20250102_1");
+    } finally {
+      db.close();
+    }
   });
 
   it("keeps streaming while another process holds the write lock, and commits once it is released", async () => {
