@@ -1,13 +1,12 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type Database from "better-sqlite3";
 import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
 import { DIR_MODE } from "./files.js";
 import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "./goose-format.js";
 import { isValidSessionId } from "./ids.js";
 import { SKEIN_KEY } from "./skein-metadata.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
-import { Connection } from "./sqlite/connection.js";
+import { Connection, type Db } from "./sqlite/connection.js";
 import { toolResultFormFor, type ToolResultForm } from "./sqlite/content.js";
 import { insertMessage, messageOfRow, metadataJson, newMessageId, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
 import { columnChanges, metadataOfRow, parseSqlTimestamp, type Row } from "./sqlite/rows.js";
@@ -212,7 +211,7 @@ export class SqliteSessionStore implements SessionStore {
    * this process appended since the last update that are no longer in the
    * database because another process replaced the conversation meanwhile.
    */
-  private restoreLost(db: Database.Database, id: string): void {
+  private restoreLost(db: Db, id: string): void {
     const mine = this.sinceUpdate.get(id);
     this.sinceUpdate.delete(id);
     if (!mine?.length) return;
@@ -324,7 +323,7 @@ export class SqliteSessionStore implements SessionStore {
     return { working_dir: metadata.working_dir, extension_data: empty.extension_data, ...changes };
   }
 
-  private setVisibility(db: Database.Database, row: Row, meta: unknown): void {
+  private setVisibility(db: Db, row: Row, meta: unknown): void {
     if (!this.messageColumns.has("metadata_json")) return;
     const want = meta !== null && typeof meta === "object" ? (meta as Record<string, unknown>) : {};
     let stored: Record<string, unknown> = {};
@@ -340,7 +339,7 @@ export class SqliteSessionStore implements SessionStore {
     db.prepare("UPDATE messages SET metadata_json = ? WHERE id = ?").run(JSON.stringify({ ...stored, userVisible, agentVisible }), row.id);
   }
 
-  private updateRow(db: Database.Database, id: string, row: Row, before: GooseMetadata, after: GooseMetadata, touch = false): void {
+  private updateRow(db: Db, id: string, row: Row, before: GooseMetadata, after: GooseMetadata, touch = false): void {
     const changes = columnChanges(row, before, after, this.sessionColumns);
     const cols = Object.keys(changes);
     if (cols.length === 0 && !touch) return;
@@ -348,7 +347,7 @@ export class SqliteSessionStore implements SessionStore {
     db.prepare(`UPDATE sessions SET ${sets.join(", ")} WHERE id = ?`).run(...cols.map((c) => changes[c]), id);
   }
 
-  private messageCount(db: Database.Database, id: string): number {
+  private messageCount(db: Db, id: string): number {
     return Number((db.prepare("SELECT COUNT(*) AS n FROM messages WHERE session_id = ?").get(id) as { n: number }).n);
   }
 
@@ -360,7 +359,7 @@ export class SqliteSessionStore implements SessionStore {
 }
 
 /** The value of the newest successful toolResponse, to tell which form a schema-6 database's goose writes. */
-function latestToolResultValue(db: Database.Database): unknown {
+function latestToolResultValue(db: Db): unknown {
   const row = db
     .prepare(
       "SELECT content_json FROM messages WHERE content_json LIKE '%\"toolResponse\"%' ORDER BY id DESC LIMIT 1",

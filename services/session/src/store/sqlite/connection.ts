@@ -6,6 +6,17 @@ import { SkeinError } from "@skein/runtime";
 export const LOCK_WAIT_MS = 30_000;
 const FIRST_BACKOFF_MS = 2;
 const MAX_BACKOFF_MS = 100;
+const MAX_CACHED_STATEMENTS = 200;
+
+/**
+ * What units of work get: the connection with prepared statements cached by
+ * their SQL (the same few statements run for every message).
+ */
+export interface Db {
+  prepare(sql: string): Database.Statement<unknown[]>;
+  exec(sql: string): void;
+  pragma(sql: string): unknown;
+}
 
 export class DatabaseBusyError extends SkeinError {
   constructor(ms: number) {
@@ -25,8 +36,25 @@ export class DatabaseBusyError extends SkeinError {
 export class Connection {
   private writeChain: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private readonly statements = new Map<string, Database.Statement<unknown[]>>();
+  private readonly facade: Db;
 
-  private constructor(readonly db: Database.Database) {}
+  private constructor(private readonly db: Database.Database) {
+    this.facade = {
+      prepare: (sql) => {
+        let st = this.statements.get(sql);
+        if (!st) {
+          // Statements with a variable number of parameters make new SQL; keep the cache bounded.
+          if (this.statements.size >= MAX_CACHED_STATEMENTS) this.statements.clear();
+          st = this.db.prepare<unknown[]>(sql);
+          this.statements.set(sql, st);
+        }
+        return st;
+      },
+      exec: (sql) => void this.db.exec(sql),
+      pragma: (sql) => this.db.pragma(sql),
+    };
+  }
 
   static open(path: string, opts: { fullSync: boolean }): Connection {
     const db = new Database(path, { timeout: 0 });
@@ -42,14 +70,14 @@ export class Connection {
   }
 
   /** A read, retried while another process holds a lock that blocks it (rare in WAL mode). */
-  read<T>(work: (db: Database.Database) => T): Promise<T> {
-    return retryBusy(() => work(this.db));
+  read<T>(work: (db: Db) => T): Promise<T> {
+    return retryBusy(() => work(this.facade));
   }
 
   /** `work` inside one BEGIN IMMEDIATE transaction, after this process's earlier writes. */
-  write<T>(work: (db: Database.Database) => T): Promise<T> {
+  write<T>(work: (db: Db) => T): Promise<T> {
     const tx = this.db.transaction(work);
-    const run = this.writeChain.then(() => retryBusy(() => tx.immediate(this.db)));
+    const run = this.writeChain.then(() => retryBusy(() => tx.immediate(this.facade)));
     this.writeChain = run.catch(() => undefined);
     return run;
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type Database from "better-sqlite3";
+import type { Db } from "./connection.js";
 import { FormatError, isObject, type ContentItem, type GooseMessage, type JsonObject } from "../goose-format.js";
 import { toGooseContent, type ToolResultForm } from "./content.js";
 import { messageSeconds, type Row } from "./rows.js";
@@ -40,7 +40,7 @@ export function prepareMessage(sessionId: string, m: GooseMessage, form: ToolRes
 }
 
 /** Inserts through the columns the messages table has (message_id since schema 7, metadata_json since 3). */
-export function insertMessage(db: Database.Database, columns: ReadonlySet<string>, sessionId: string, p: PreparedMessage, created: number): void {
+export function insertMessage(db: Db, columns: ReadonlySet<string>, sessionId: string, p: PreparedMessage, created: number): void {
   const cols = ["session_id", "role", "content_json", "created_timestamp"];
   const vals: unknown[] = [sessionId, p.role, p.contentJson, created];
   if (columns.has("message_id")) {

@@ -1,4 +1,4 @@
-import type Database from "better-sqlite3";
+import type { Db } from "./connection.js";
 
 /**
  * goose 1.47's sessions.db schema (crates/goose/src/session/session_manager.rs,
@@ -109,24 +109,24 @@ export const CREATE_SCHEMA: readonly string[] = [
  * INSERT OR IGNORE, so two processes creating the database at once agree.
  * Runs inside the caller's BEGIN IMMEDIATE.
  */
-export function createGooseSchema(db: Database.Database): void {
+export function createGooseSchema(db: Db): void {
   db.exec(CREATE_SCHEMA[0]!);
   db.prepare("INSERT OR IGNORE INTO schema_version (version) VALUES (?)").run(GOOSE_SCHEMA_VERSION);
   for (const sql of CREATE_SCHEMA.slice(1)) db.exec(sql);
 }
 
-export function hasSchemaVersionTable(db: Database.Database): boolean {
+export function hasSchemaVersionTable(db: Db): boolean {
   return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").get() !== undefined;
 }
 
 /** MAX(version), 0 without rows, as goose reads it. */
-export function schemaVersion(db: Database.Database): number {
+export function schemaVersion(db: Db): number {
   const row = db.prepare("SELECT MAX(version) AS v FROM schema_version").get() as { v: number | null };
   return row.v ?? 0;
 }
 
 /** The columns a table has, by name: goose's upgraded databases order them differently from fresh ones. */
-export function tableColumns(db: Database.Database, table: "sessions" | "messages"): Set<string> {
+export function tableColumns(db: Db, table: "sessions" | "messages"): Set<string> {
   const rows = db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[];
   return new Set(rows.map((r) => r.name));
 }
