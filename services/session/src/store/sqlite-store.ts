@@ -15,6 +15,10 @@ import { createGooseSchema, GOOSE_SCHEMA_VERSION, hasSchemaVersionTable, schemaV
 export const DB_NAME = "sessions.db";
 /** goose lists these types; sub-agent, hidden, terminal, gateway and ACP sessions are goose's internals. */
 const LISTED_TYPES = ["user", "scheduled"];
+/** Bound parameters per IN (…) query, far below SQLite's limit. */
+const IN_CHUNK = 500;
+/** Messages remembered per session for restoreLost. */
+const MAX_TRACKED = 10_000;
 
 export interface SqliteStoreOptions {
   /** synchronous=FULL (survives power loss) instead of NORMAL (survives process death). */
@@ -185,7 +189,13 @@ export class SqliteSessionStore implements SessionStore {
       const latest = (db.prepare("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = ?").get(id) as { t: number | null }).t;
       insertMessage(db, this.messageColumns, id, prepared, Math.max(prepared.created, latest ?? prepared.created));
     });
-    if (this.messageColumns.has("message_id")) this.sinceUpdate.set(id, [...(this.sinceUpdate.get(id) ?? []), prepared]);
+    if (this.messageColumns.has("message_id")) {
+      const since = this.sinceUpdate.get(id) ?? [];
+      since.push(prepared);
+      // A run ends with a metadata update; this bounds what a session appended to without one keeps.
+      if (since.length > MAX_TRACKED) since.shift();
+      this.sinceUpdate.set(id, since);
+    }
     if (message.id === null && this.messageColumns.has("message_id")) message.id = prepared.messageId;
   }
 
@@ -215,11 +225,12 @@ export class SqliteSessionStore implements SessionStore {
     const mine = this.sinceUpdate.get(id);
     this.sinceUpdate.delete(id);
     if (!mine?.length) return;
-    const present = new Set(
-      (db.prepare(`SELECT message_id FROM messages WHERE session_id = ? AND message_id IN (${mine.map(() => "?").join(", ")})`).all(id, ...mine.map((m) => m.messageId)) as { message_id: string }[]).map(
-        (r) => r.message_id,
-      ),
-    );
+    const present = new Set<string>();
+    for (let i = 0; i < mine.length; i += IN_CHUNK) {
+      const ids = mine.slice(i, i + IN_CHUNK).map((m) => m.messageId);
+      const rows = db.prepare(`SELECT message_id FROM messages WHERE session_id = ? AND message_id IN (${ids.map(() => "?").join(", ")})`).all(id, ...ids) as { message_id: string }[];
+      for (const r of rows) present.add(r.message_id);
+    }
     const lost = mine.filter((m) => !present.has(m.messageId));
     if (lost.length === 0) return;
     let latest = (db.prepare("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = ?").get(id) as { t: number | null }).t ?? 0;
