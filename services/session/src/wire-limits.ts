@@ -17,8 +17,8 @@ const MARKER_BYTES = 400;
 const messageBytes = (m: pb.Message): number => pb.Message.encode(m).finish().length;
 const contentBytes = (c: pb.Content): number => pb.Content.encode(c).finish().length;
 
-function marker(what: string, bytes: number, maxBytes: number): string {
-  return `[skein: cut to fit one gRPC response: this ${what} is ${bytes} bytes and a response carries at most ${maxBytes}; the stored session keeps it whole]`;
+function marker(what: string, bytes: number, limit: number): string {
+  return `[skein: cut to fit one gRPC response: this ${what} is ${bytes} bytes and a response carries at most ${limit}; the stored session keeps it whole]`;
 }
 
 /** The longest prefix of `s` of at most `bytes` UTF-8 bytes, not splitting a character. */
@@ -32,32 +32,32 @@ function utf8Prefix(s: string, bytes: number): string {
 
 const text = (t: string): pb.Content => ({ kind: { $case: "text", value: { text: t } } });
 
-/** One content item cut down to about `bytes`, keeping its kind where a marker fits in it. */
-function shrinkContent(c: pb.Content, bytes: number, maxBytes: number): pb.Content {
+/** One content item cut down to about `bytes`, keeping its kind where a marker fits in it; `limit` is the response limit the marker names. */
+function shrinkContent(c: pb.Content, bytes: number, limit: number): pb.Content {
   const k = c.kind;
   const size = contentBytes(c);
   const keep = bytes - MARKER_BYTES;
   switch (k?.$case) {
     case "text": {
-      const m = marker("text", size, maxBytes);
+      const m = marker("text", size, limit);
       return text(`${utf8Prefix(k.value.text, keep)}\n${m}`);
     }
     case "thinking": {
-      const m = marker("thinking", size, maxBytes);
+      const m = marker("thinking", size, limit);
       return { kind: { $case: "thinking", value: { thinking: `${utf8Prefix(k.value.thinking, keep)}\n${m}`, signature: "" } } };
     }
     case "toolRequest": {
-      const m = marker("tool call's arguments", size, maxBytes);
+      const m = marker("tool call's arguments", size, limit);
       return { kind: { $case: "toolRequest", value: { ...k.value, arguments: { skein_truncated: m } } } };
     }
     case "toolResponse": {
-      const m = marker("tool result", size, maxBytes);
+      const m = marker("tool result", size, limit);
       const body = k.value.content.map((i) => (typeof i.text === "string" ? i.text : JSON.stringify(i))).join("\n");
       const value = { id: k.value.id, content: [{ type: "text", text: `${utf8Prefix(body, keep)}\n${m}` }], error: utf8Prefix(k.value.error, keep) };
       return { kind: { $case: "toolResponse", value } };
     }
     default:
-      return text(marker(k?.$case === "other" ? `${String(k.value?.type)} content` : `${k?.$case ?? "unknown"} content`, size, maxBytes));
+      return text(marker(k?.$case === "other" ? `${String(k.value?.type)} content` : `${k?.$case ?? "unknown"} content`, size, limit));
   }
 }
 
@@ -66,7 +66,7 @@ function shrinkContent(c: pb.Content, bytes: number, maxBytes: number): pb.Conte
  * content items are cut (room is shared: items smaller than their share stay
  * whole), marked `truncated`.
  */
-export function fitMessage(m: pb.Message, maxBytes: number): pb.Message {
+export function fitMessage(m: pb.Message, maxBytes: number, limit = maxBytes): pb.Message {
   if (messageBytes(m) <= maxBytes) return m;
   const sizes = m.content.map(contentBytes);
   const room = maxBytes - 256;
@@ -80,11 +80,11 @@ export function fitMessage(m: pb.Message, maxBytes: number): pb.Message {
   const fitted: pb.Message = {
     ...m,
     truncated: true,
-    content: m.content.map((c, i) => (allot[i]! >= sizes[i]! ? c : shrinkContent(c, allot[i]!, maxBytes))),
+    content: m.content.map((c, i) => (allot[i]! >= sizes[i]! ? c : shrinkContent(c, allot[i]!, limit))),
   };
   if (messageBytes(fitted) <= maxBytes) return fitted;
   // Too many items to give each a marker: one marker stands for the whole content.
-  return { ...m, truncated: true, content: [text(marker(`message's content (${m.content.length} items)`, messageBytes(m), maxBytes))] };
+  return { ...m, truncated: true, content: [text(marker(`message's content (${m.content.length} items)`, messageBytes(m), limit))] };
 }
 
 /** A stream event that fits in `maxBytes`: a message event's message is fitted, long texts are cut. */
@@ -93,7 +93,7 @@ export function fitEvent(e: pb.ReplyResponse, maxBytes: number): pb.ReplyRespons
   const ev = e.event;
   switch (ev?.$case) {
     case "message":
-      return ev.value.message ? { ...e, event: { $case: "message", value: { message: fitMessage(ev.value.message, room) } } } : e;
+      return ev.value.message ? { ...e, event: { $case: "message", value: { message: fitMessage(ev.value.message, room, maxBytes) } } } : e;
     case "textDelta":
       return ev.value.text.length * 3 <= room ? e : { ...e, event: { $case: "textDelta", value: { text: utf8Prefix(ev.value.text, room - MARKER_BYTES) } } };
     case "error":
@@ -127,7 +127,7 @@ export function messagePage(
     const size = messageBytes(m) + 6;
     if (used + size > room) {
       if (out.length > 0) break;
-      out.push(fitMessage(m, room - 6));
+      out.push(fitMessage(m, room - 6, maxBytes));
       used = room;
       continue;
     }
