@@ -94,6 +94,23 @@ describe("session size limits", () => {
       expect(replayed.map((e) => e.seq)).toEqual(events.map((e) => e.seq));
     });
 
+    it("reports an extension result over the 10 MiB MCP message limit as too large (not as a crash), and the extension serves the next call", async () => {
+      const s = await createWith(h.client, work, [fixtureExt()]);
+      h.model.enqueue(
+        { events: openaiToolCalls([{ id: "call_huge", name: "fixture__big", args: { chars: 11_000_000 } }]) },
+        { events: openaiToolCalls([{ id: "call_pid", name: "fixture__pid", args: {} }]) },
+        { events: openaiText("done") },
+      );
+      const before = h.model.requests.length;
+      expect(finishReason(await collect(reply(h.client, s.id, "too much")))).toBe(STOP);
+      const toolMessages = (n: number) => (h.model.requests[before + n]!.messages as { role: string; tool_call_id?: string; content: string }[]).filter((m) => m.role === "tool");
+      const huge = toolMessages(1).find((m) => m.tool_call_id === "call_huge")!.content;
+      expect(huge).toMatch(/^Error: tool fixture__big failed: result too large: extension fixture sent a message over the 10485760-byte limit of one MCP message/);
+      expect(huge).not.toMatch(/crash|SIGTERM/);
+      const pid = toolMessages(2).find((m) => m.tool_call_id === "call_pid")!.content;
+      expect(pid).toMatch(/^\d+$/);
+    });
+
     it("reads a slowly sent 20 MB SSE line without PROVIDER_TIMEOUT, and keeps SKEIN_MAX_MODEL_OUTPUT_CHARS of it with a note", async () => {
       const s = await createWith(h.client, work, []);
       // ~40 writes 100 ms apart: bytes keep arriving well within the 1000 ms idle timeout,
