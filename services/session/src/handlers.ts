@@ -1,5 +1,5 @@
 import { session as pb } from "@skein/proto";
-import type { ServiceImplementation } from "@skein/runtime";
+import { selfEndingStream, type ServiceImplementation } from "@skein/runtime";
 import type { RawExtensionConfig } from "./extensions/index.js";
 import type { Sessions } from "./sessions.js";
 import { messagePageRequest, messagePageToken } from "./message-pages.js";
@@ -43,10 +43,11 @@ export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: 
       return pb.DeleteSessionResponse.fromPartial({});
     },
 
-    reply: async function* (req, ctx) {
+    // Ends with its run's `finished`, also at shutdown (the run is stopped, then the stream ends).
+    reply: selfEndingStream(async function* (req, ctx) {
       const events = await sessions.reply(req.sessionId, req.text, req.requestId || ctx.requestId, [ctx.signal]);
       for await (const e of events) yield event(e);
-    },
+    }),
 
     watchSession: async function* (req, ctx) {
       const events = await sessions.watch(req.sessionId, req.afterSeq, [ctx.signal, ctx.draining]);
