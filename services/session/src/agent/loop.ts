@@ -46,9 +46,9 @@ export const CANCELLED_TOOL_ERROR = "the reply was stopped before this tool call
  */
 export async function runAgent(input: AgentTurnInput): Promise<FinishKind> {
   const { provider, tools, history, signal, sink } = input;
+  const { maxModelOutputChars: maxText } = input.limits;
   for (let turn = 1; ; turn++) {
     if (signal.aborted) return "cancelled";
-    const { maxModelOutputChars: maxText } = input.limits;
     let text = "";
     let textChars = 0;
     const requests: ToolRequestItem[] = [];
