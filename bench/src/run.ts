@@ -6,6 +6,7 @@ const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> =
   session: () => import("./session.js"),
   "session-store": () => import("./session-store.js"),
   "session-soak": () => import("./session-soak.js"),
+  sse: () => import("./sse.js"),
 };
 
 const only = process.argv.slice(2);
