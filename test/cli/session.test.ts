@@ -45,7 +45,8 @@ describe("skein session", () => {
     const created = await runCli(["session", "new", "--dir", dir, "--description", "cli listing", "--json"], env);
     expect(created.code, created.stderr).toBe(0);
     const id = (JSON.parse(created.stdout) as { session: { id: string; workingDir: string } }).session.id;
-    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    // The service's default store is goose's sessions.db: goose's YYYYMMDD_N ids.
+    expect(id).toMatch(/^\d{8}_\d+$/);
 
     const ls = await runCli(["session", "ls"], env);
     expect(ls.code).toBe(0);
@@ -181,7 +182,7 @@ describe("skein chat", () => {
     model.enqueue({ events: openaiText("First answer.") }, { events: openaiText("Second answer.") });
     const r = await runCli(["chat"], env, { input: "hello\n\nsecond line\n", cwd: dir });
     expect(r.code, r.stderr).toBe(0);
-    const id = /^new session ([0-9a-f-]{36}) in (.*)$/m.exec(r.stdout);
+    const id = /^new session (\d{8}_\d+) in (.*)$/m.exec(r.stdout);
     expect(id?.[2]).toBe(dir);
     expect(r.stdout).toContain("> First answer.\n> > Second answer.\n> ");
     const show = await runCli(["session", "show", id![1]!, "--json"], env);

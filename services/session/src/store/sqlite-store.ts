@@ -67,7 +67,7 @@ export class SqliteSessionStore implements SessionStore {
     const conn = Connection.open(path, { fullSync: opts.syncEachMessage });
     try {
       // goose opens every connection in WAL mode; a no-op for a database goose made.
-      await conn.read((db) => db.pragma("journal_mode = WAL"));
+      await conn.setup((db) => db.pragma("journal_mode = WAL"));
       const created = await conn.write((db) => {
         if (hasSchemaVersionTable(db)) return false;
         createGooseSchema(db);

@@ -69,8 +69,17 @@ export class Connection {
     return new Connection(db);
   }
 
-  /** A read, retried while another process holds a lock that blocks it (rare in WAL mode). */
+  /**
+   * A read in one deferred transaction (one snapshot, though another process
+   * may commit between its statements), retried while a lock blocks it (rare in WAL mode).
+   */
   read<T>(work: (db: Db) => T): Promise<T> {
+    const tx = this.db.transaction(work);
+    return retryBusy(() => tx.deferred(this.facade));
+  }
+
+  /** Outside any transaction (journal_mode cannot change inside one), retried while busy. */
+  setup<T>(work: (db: Db) => T): Promise<T> {
     return retryBusy(() => work(this.facade));
   }
 
