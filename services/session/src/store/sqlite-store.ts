@@ -157,7 +157,7 @@ export class SqliteSessionStore implements SessionStore {
       return db.prepare(sql).all(...params) as Row[];
     });
     const page = rows.slice(0, pageSize);
-    const sessions = page.map((r) => this.infoOf(r, Number(r.skein_message_count)));
+    const sessions = page.map((r) => this.infoOf(r, Number(r.skein_message_count), false));
     const last = page.at(-1);
     return { sessions, nextPageToken: rows.length > pageSize && last ? encodeToken({ t: Number(last.sort_ts), r: Number(last.skein_rowid) }) : "" };
   }
@@ -362,9 +362,10 @@ export class SqliteSessionStore implements SessionStore {
     return Number((db.prepare("SELECT COUNT(*) AS n FROM messages WHERE session_id = ?").get(id) as { n: number }).n);
   }
 
-  private infoOf(row: Row, messageCount: number): SessionInfo {
+  /** `warn`: say which stored extensions skein cannot run (not for every row of a listing). */
+  private infoOf(row: Row, messageCount: number, warn = true): SessionInfo {
     const m = metadataOfRow(row, messageCount);
-    if (m.skippedExtensions.length > 0) this.log.warn({ sessionId: row.id, extensions: m.skippedExtensions }, "stdio extensions in extension_data that skein cannot run; they stay stored");
+    if (warn && m.skippedExtensions.length > 0) this.log.warn({ sessionId: row.id, extensions: m.skippedExtensions }, "stdio extensions in extension_data that skein cannot run; they stay stored");
     return { id: String(row.id), metadata: m.metadata, updatedAt: parseSqlTimestamp(row.updated_at) };
   }
 }
