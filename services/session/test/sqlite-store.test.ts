@@ -63,6 +63,12 @@ describe("a database skein creates", () => {
     expect(ours.pragma("integrity_check", { simple: true })).toBe("ok");
   });
 
+  it("runs on a SQLite with goose's WAL-reset fix (goose bundles 3.51.3)", async () => {
+    await open();
+    const [major, minor, patch] = store!.sqliteVersion.split(".").map(Number) as [number, number, number];
+    expect(major * 1_000_000 + minor * 1_000 + patch).toBeGreaterThanOrEqual(3_051_003);
+  });
+
   it("allocates goose's ids YYYYMMDD_N after the day's highest, goose's own included", async () => {
     await open();
     const a = await store!.create(defaultMetadata("/w", ""));

@@ -13,7 +13,7 @@ import { SqliteSessionStore } from "./sqlite-store.js";
 export async function openSessionStore(kind: StoreKind, dir: string, log: Logger, opts: { syncEachMessage: boolean }): Promise<SessionStore> {
   if (kind === "goose-jsonl") return JsonlSessionStore.open(dir, log, opts);
   const store = await SqliteSessionStore.open(dir, log, opts);
-  log.info({ path: store.path, schemaVersion: store.schemaVersion, toolResultForm: store.toolResultForm, created: store.created }, "goose session database");
+  log.info({ path: store.path, sqliteVersion: store.sqliteVersion, schemaVersion: store.schemaVersion, toolResultForm: store.toolResultForm, created: store.created }, "goose session database");
   if (store.created) {
     for (const file of await jsonlFilesIn(dir)) {
       const r = await importJsonlFile(store, file);

@@ -59,6 +59,8 @@ export class SqliteSessionStore implements SessionStore {
     readonly toolResultForm: ToolResultForm,
     /** True when this open created the database (goose then imports the directory's JSONL files once). */
     readonly created: boolean,
+    /** The SQLite library's version (better-sqlite3's bundled one). */
+    readonly sqliteVersion: string,
   ) {}
 
   static async open(dir: string, log: Logger, opts: SqliteStoreOptions): Promise<SqliteSessionStore> {
@@ -78,13 +80,14 @@ export class SqliteSessionStore implements SessionStore {
         sessions: tableColumns(db, "sessions"),
         messages: tableColumns(db, "messages"),
         latestToolValue: latestToolResultValue(db),
+        sqlite: (db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v,
       }));
       for (const c of ["id", "working_dir"]) if (!info.sessions.has(c)) throw new Error(`${path}: the sessions table has no ${c} column; not a goose session database`);
       if (info.version > GOOSE_SCHEMA_VERSION) {
         log.warn({ path, schemaVersion: info.version, known: GOOSE_SCHEMA_VERSION }, "session database is newer than the goose schema skein knows; using the columns skein knows");
       }
       const form = toolResultFormFor(info.version, info.latestToolValue);
-      return new SqliteSessionStore(path, conn, log, info.sessions, info.messages, info.version, form, created);
+      return new SqliteSessionStore(path, conn, log, info.sessions, info.messages, info.version, form, created, info.sqlite);
     } catch (err) {
       await conn.close();
       throw err;
