@@ -209,6 +209,16 @@ describe("a goose 1.47 session skein continues", () => {
     expect(data["enabled_extensions.v0"].extensions[2]).toMatchObject({ type: "stdio", name: "notes" });
   });
 
+  it("names a goose extension with a display name the way goose prefixes its tools, and keeps goose's name when writing back", async () => {
+    const display = { ...gooseStdio, name: "My Weather" };
+    db.prepare("UPDATE sessions SET extension_data = ? WHERE id = '20261101_3'").run(JSON.stringify({ "enabled_extensions.v0": { extensions: [display] } }));
+    const m = (await store!.info("20261101_3"))!.metadata;
+    expect(sessionExtensions(m).map((e) => e.name)).toEqual(["My_Weather"]);
+    await store!.updateMetadata("20261101_3", (cur) => withSessionExtensions(cur, [...sessionExtensions(cur), ext]));
+    const data = JSON.parse((db.prepare("SELECT extension_data FROM sessions WHERE id = '20261101_3'").get() as { extension_data: string }).extension_data);
+    expect(data["enabled_extensions.v0"].extensions.map((e: { name: string }) => e.name)).toEqual(["My Weather", "notes"]);
+  });
+
   it("puts a generated description into name unless the user set it", async () => {
     await store!.updateMetadata("20261101_3", (m) => ({ ...m, description: "Weather lookup" }));
     expect(db.prepare("SELECT name, description FROM sessions WHERE id = '20261101_3'").get()).toEqual({ name: "Weather lookup", description: "" });

@@ -1,4 +1,5 @@
 import { validateExtensionConfig } from "../../extensions/config.js";
+import { gooseKey } from "../../extensions/service-config.js";
 import { isObject, type JsonObject } from "../goose-format.js";
 
 /**
@@ -33,7 +34,9 @@ export function skeinExtensionsOf(data: JsonObject): { extensions: SkeinExtensio
   for (const e of enabledList(data) ?? []) {
     if (e.type !== "stdio") continue;
     try {
-      const c = validateExtensionConfig({ name: e.name, cmd: e.cmd, args: e.args ?? [], env: e.envs ?? {}, timeout_seconds: e.timeout ?? 0 }, ENABLED_EXTENSIONS_KEY);
+      // goose turns display names ("My Tools") into tool prefixes the same way.
+      const name = typeof e.name === "string" ? gooseKey(e.name) : e.name;
+      const c = validateExtensionConfig({ name, cmd: e.cmd, args: e.args ?? [], env: e.envs ?? {}, timeout_seconds: e.timeout ?? 0 }, ENABLED_EXTENSIONS_KEY);
       if (seen.has(c.name)) continue;
       seen.add(c.name);
       extensions.push({ name: c.name, cmd: c.cmd, args: c.args, env: c.env, timeout_seconds: c.timeoutSeconds });
@@ -53,7 +56,7 @@ export function skeinExtensionsOf(data: JsonObject): { extensions: SkeinExtensio
 export function withSkeinExtensions(data: JsonObject, entries: readonly SkeinExtensionEntry[]): JsonObject {
   const current = enabledList(data);
   if (current === undefined && entries.length === 0) return data;
-  const byName = new Map((current ?? []).filter((e) => e.type === "stdio").map((e) => [e.name, e]));
+  const byName = new Map((current ?? []).filter((e) => e.type === "stdio" && typeof e.name === "string").map((e) => [gooseKey(e.name as string), e]));
   const others = (current ?? []).filter((e) => e.type !== "stdio");
   const stdio = entries.map((e) => ({
     type: "stdio",
@@ -61,7 +64,8 @@ export function withSkeinExtensions(data: JsonObject, entries: readonly SkeinExt
     env_keys: [],
     available_tools: [],
     ...byName.get(e.name),
-    name: e.name,
+    // goose's own entry keeps its (display) name.
+    name: (byName.get(e.name)?.name as string | undefined) ?? e.name,
     cmd: e.cmd,
     args: e.args,
     envs: e.env,
