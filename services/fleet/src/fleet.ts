@@ -215,9 +215,12 @@ export class Fleet {
         }
         return { agent: this.view(a), alreadyRunning: true };
       }
+      const old = this.agents.get(req.name);
+      if (!pane && old?.rt.paneLost && isSameProcess(readProcStatSync(old.panePid), old.pidStartTicks)) {
+        throw new FailedPreconditionError(`agent ${req.name} still runs (pid ${old.panePid}) without its tmux session; StopAgent ends it, then start it again`);
+      }
       // A dead pane kept by remain-on-exit is not "running": replace the session.
       if (pane) await this.tmux.killSession(req.name);
-      const old = this.agents.get(req.name);
       if (old) this.supervisor.cancelRestart(old);
 
       const a = newAgent({

@@ -181,9 +181,12 @@ export class Tmux {
     return this.unlessMissing(["kill-session", "-t", sessionTarget(name)], () => true, false);
   }
 
-  /** Types text literally (no key names, no format expansion). */
+  /**
+   * Types text literally (no key names, no format expansion), in pieces that
+   * each fit in one tmux command (MAX_COMMAND_BYTES), one after another.
+   */
   async sendLiteral(name: string, text: string): Promise<void> {
-    await this.run(["send-keys", "-t", paneTarget(name), "-l", "--", text]);
+    for (const piece of pieces(text, SEND_PIECE_CHARS)) await this.run(["send-keys", "-t", paneTarget(name), "-l", "--", piece]);
   }
 
   async sendEnter(name: string): Promise<void> {
@@ -194,6 +197,27 @@ export class Tmux {
   async capture(name: string, lines: number): Promise<string> {
     return this.run(["capture-pane", "-p", "-J", "-S", `-${lines}`, "-t", paneTarget(name)]);
   }
+}
+
+/** Characters per send-keys call: at most 4 bytes each in UTF-8, so a piece stays below MAX_COMMAND_BYTES. */
+const SEND_PIECE_CHARS = 4_000;
+
+/** Splits text into pieces of at most `n` code points (never inside a surrogate pair). */
+export function pieces(text: string, n: number): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let count = 0;
+  for (const ch of text) {
+    if (count === n) {
+      out.push(cur);
+      cur = "";
+      count = 0;
+    }
+    cur += ch;
+    count++;
+  }
+  if (cur !== "") out.push(cur);
+  return out;
 }
 
 /** What newSession sends: the session and, in the same call, remain-on-exit on its window. */

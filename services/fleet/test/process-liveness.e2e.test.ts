@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
+import { status } from "@grpc/grpc-js";
 import { fleet } from "@skein/proto";
-import { holdReaping, tmuxServerPid, type Fault } from "@skein/testkit";
+import { holdReaping, rejection, tmuxServerPid, type Fault } from "@skein/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { FleetHarness, pidAlive, readHeartbeat, sessionPids, waitFor } from "./harness.js";
 
@@ -41,6 +42,12 @@ describe("liveness follows the process", () => {
     for (const pid of pids) expect(pidAlive(pid), `pid ${pid}`).toBe(true);
     await waitFor("status=unknown in the heartbeat", () => readHeartbeat(a.heartbeatFile).status === "unknown");
     expect(readHeartbeat(a.heartbeatFile).pid).toBe(String(a.panePid));
+
+    // Starting it again would run a second copy beside the one that lost its pane.
+    const again = await rejection(h.startAgent({ name: "stray", command: "sleep 300" }));
+    expect(again.code).toBe(status.FAILED_PRECONDITION);
+    expect(again.details).toContain(String(a.panePid));
+    expect(h.sessions()).toEqual(["bystander"]);
 
     const stopped = await h.stopAgent("stray", 1);
     expect(stopped.state).toBe(AGENT_STATE_STOPPED);

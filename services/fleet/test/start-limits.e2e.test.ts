@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, readlinkSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { fleet } from "@skein/proto";
-import { rejection } from "@skein/testkit";
+import { call, rejection } from "@skein/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { FleetHarness, waitFor } from "./harness.js";
 
@@ -30,6 +30,21 @@ describe("values tmux would parse", () => {
       expect(env).toContain("TAIL=value;");
       expect(env).toContain("TAIL2=value\\;");
     }
+  });
+});
+
+describe("input size", () => {
+  it("types text longer than one tmux command can carry, in order", async () => {
+    h = await new FleetHarness().start();
+    await h.startAgent({ name: "typist", command: `sh -c 'stty -icanon; exec cat > typed.txt'` });
+    // 4 bytes per character in UTF-8: 40,000 bytes, over twice tmux's limit for one command.
+    const text = "🙂".repeat(5_000) + "x".repeat(20_000) + "end";
+    await call(h.client, h.client.sendInput, { name: "typist", text, pressEnter: false });
+    const typed = await waitFor("all of it typed", () => {
+      const t = readFileSync(join(h.work, "typed.txt"), "utf8");
+      return t.endsWith("end") && t;
+    });
+    expect(typed).toBe(text);
   });
 });
 
