@@ -86,12 +86,7 @@ export class Fleet {
   async open(): Promise<void> {
     this.releaseSocket = await claimSocket(this.socket);
     const saved = await this.store.load();
-    try {
-      const removed = await this.tmux.cleanGlobalEnv();
-      if (removed.length > 0) this.log.warn({ removed }, "removed variables outside SKEIN_AGENT_ENV_PASSTHROUGH from the tmux server's global environment");
-    } catch (err) {
-      this.log.warn({ err }, "could not clean the tmux server's global environment");
-    }
+    await this.cleanEnvironment();
     let panes: PaneInfo[] = [];
     try {
       panes = await this.tmux.sessions();
@@ -105,6 +100,7 @@ export class Fleet {
         continue;
       }
       onSocket.add(pane.session);
+      await this.cleanEnvironment(pane.session);
       const a = await this.adopt(pane, saved.get(pane.session));
       this.agents.set(a.spec.name, a);
       if (a.restartDueAt && a.state === "exited") this.supervisor.scheduleRestart(a);
@@ -131,6 +127,17 @@ export class Fleet {
     // A service that has never run an agent leaves no state file behind.
     if (this.agents.size > 0) await this.persist();
     this.supervisor.start();
+  }
+
+  /** The tmux server's global environment, or a session's, holds only what SKEIN_AGENT_ENV_PASSTHROUGH allows (panes inherit both). */
+  private async cleanEnvironment(session?: string): Promise<void> {
+    const where = session === undefined ? "the tmux server's global environment" : `the environment of tmux session ${session}`;
+    try {
+      const removed = await this.tmux.cleanEnvironment(session);
+      if (removed.length > 0) this.log.warn({ removed }, `removed variables outside SKEIN_AGENT_ENV_PASSTHROUGH from ${where}`);
+    } catch (err) {
+      this.log.warn({ err }, `could not clean ${where}`);
+    }
   }
 
   private async adopt(pane: PaneInfo, rec: AgentRecord | undefined): Promise<Agent> {

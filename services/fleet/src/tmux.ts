@@ -135,21 +135,31 @@ export class Tmux {
   }
 
   /**
-   * Removes from the server's global environment every variable a server of
-   * ours would not have been started with: a server left by an older service
-   * (or started by hand) may hold that process's secrets.
+   * Removes from the server's global environment (or from a session's, which
+   * its panes get on top) every variable a server of ours would not have been
+   * started with: a server left by an older service, or started by hand, may
+   * hold that process's secrets, and a session made by another client holds
+   * that client's SSH_AUTH_SOCK, KRB5CCNAME and the like (tmux's
+   * update-environment). Resolves with the names removed.
    */
-  async cleanGlobalEnv(): Promise<string[]> {
-    const out = await this.unlessMissing(["show-environment", "-g"], (o) => o, "");
+  async cleanEnvironment(session?: string): Promise<string[]> {
+    const scope = session === undefined ? ["-g"] : ["-t", sessionTarget(session)];
+    const out = await this.unlessMissing(["show-environment", ...scope], (o) => o, "");
     const extra = out
       .split("\n")
       .filter((l) => l !== "" && !l.startsWith("-"))
-      .map((l) => l.slice(0, l.indexOf("=") === -1 ? l.length : l.indexOf("=")))
+      .map((l) => (l.includes("=") ? l.slice(0, l.indexOf("=")) : l))
       .filter((name) => !(name in this.env));
-    // Batches stay far below the command size limit (names are short).
-    for (let i = 0; i < extra.length; i += 100) {
-      await this.runSequence(extra.slice(i, i + 100).map((name) => ["set-environment", "-g", "-u", name]));
+    let batch: string[][] = [];
+    for (const name of extra) {
+      const cmd = ["set-environment", ...scope, "-u", name];
+      if (batch.length > 0 && commandBytes([...batch, cmd]) > MAX_COMMAND_BYTES) {
+        await this.runSequence(batch);
+        batch = [];
+      }
+      batch.push(cmd);
     }
+    if (batch.length > 0) await this.runSequence(batch);
     return extra;
   }
 

@@ -58,11 +58,15 @@ describe("agent environment", () => {
     h = new FleetHarness();
     Object.assign(h.extraEnv, SECRETS);
     // The server as a fleet service without the allow-list left it: started with everything it had.
-    execFileSync(TMUX, ["-L", h.socket, "new-session", "-d", "-s", "old", "-c", h.work, "sleep 300"], { env: { ...process.env, ...SECRETS } });
+    // Its client's SSH agent socket went into the session's environment (tmux's update-environment).
+    const sshAuthSock = "/tmp/ssh-agent.sock-must-not-leak";
+    execFileSync(TMUX, ["-L", h.socket, "new-session", "-d", "-s", "old", "-c", h.work, "sleep 300"], { env: { ...process.env, ...SECRETS, SSH_AUTH_SOCK: sshAuthSock } });
     expect(tmuxGlobalEnv(h.socket).OPENAI_API_KEY).toBe(SECRETS.OPENAI_API_KEY);
+    expect(h.tmux("show-environment", "-t", "=old")).toContain(sshAuthSock);
     await h.start();
     expect((await h.getAgent("old")).state).toBe(fleet.AgentState.AGENT_STATE_RUNNING);
     expectNoSecrets(tmuxGlobalEnv(h.socket), "tmux show-environment -g after adoption");
+    expect(h.tmux("show-environment", "-t", "=old")).not.toContain(sshAuthSock);
     await h.startAgent({ name: "new", command: "sleep 300" });
     expectNoSecrets(await agentEnv("new"), "a new agent's pane");
     // The adopted agent's next run (here: started again after it exited) is clean too.
