@@ -126,9 +126,12 @@ const chat: Command = {
     "Replies stream as they arrive; tool calls and results show on one line each.",
     "Ctrl-C while a reply runs cancels it (CancelReply) and keeps the prompt.",
     "Ctrl-C at an empty prompt, Ctrl-D or /exit leaves.",
-    "--dir D, --description T  for the session created when no ID is given",
   ],
-  options: { dir: { type: "string" }, description: { type: "string" } },
+  options: {
+    dir: { type: "string", value: "D", help: "working directory of a new session (default: the current directory)", complete: "directory" },
+    description: { type: "string", value: "T", help: "description of a new session" },
+  },
+  services: ["session"],
   async run(inv) {
     inv.atMost(1);
     const s = inv.conn.session();

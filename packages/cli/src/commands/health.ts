@@ -3,6 +3,7 @@ import type { Connections, ServiceName } from "../clients.js";
 import { say, type Command } from "../command.js";
 import { describe } from "../errors.js";
 import { json } from "../format.js";
+import { jsonOption } from "../options.js";
 
 /** A healthcheck must answer quickly, whatever the service is doing. */
 const HEALTH_TIMEOUT_MS = 5_000;
@@ -31,9 +32,11 @@ const healthCommand: Command = {
   name: "health",
   synopsis: "[--service session|fleet]",
   summary: "check the services' grpc.health.v1 status (exit 0 only when all checked are SERVING)",
-  details: ["--service S  check only this service (for per-service container healthchecks)"],
-  options: { service: { type: "string" } },
-  json: true,
+  options: {
+    service: { type: "string", value: "S", help: "check only this service (for per-service container healthchecks)", choices: ["session", "fleet"] },
+    ...jsonOption(),
+  },
+  services: ["session", "fleet"],
   async run(inv) {
     inv.atMost(0);
     const only = inv.string("service");

@@ -3,14 +3,19 @@ import { session } from "@skein/proto";
 import { say, type Command } from "../command.js";
 import { age, json, localTime, table } from "../format.js";
 import { renderMessage } from "../render.js";
+import { jsonOption, type Options } from "../options.js";
+
+const NEW_SESSION_OPTIONS: Options = {
+  dir: { type: "string", value: "D", help: "working directory of the agent (default: the current directory)", complete: "directory" },
+  description: { type: "string", value: "T", help: "a description shown by `skein session ls`" },
+};
 
 const newSession: Command = {
   name: "session new",
   synopsis: "[--dir D] [--description T]",
   summary: "create an empty session (prints its id)",
-  details: ["--dir D          working directory of the agent (default: the current directory)", "--description T  a description shown by `skein session ls`"],
-  options: { dir: { type: "string" }, description: { type: "string" } },
-  json: true,
+  options: { ...NEW_SESSION_OPTIONS, ...jsonOption() },
+  services: ["session"],
   async run(inv) {
     inv.atMost(0);
     const s = inv.conn.session();
@@ -27,7 +32,8 @@ const ls: Command = {
   name: "session ls",
   synopsis: "",
   summary: "list sessions, newest first (id, description, messages, updated)",
-  json: true,
+  options: jsonOption(),
+  services: ["session"],
   async run(inv) {
     inv.atMost(0);
     const s = inv.conn.session();
@@ -56,7 +62,8 @@ const show: Command = {
   name: "session show",
   synopsis: "ID",
   summary: "show a session's metadata and messages",
-  json: true,
+  options: jsonOption(),
+  services: ["session"],
   async run(inv) {
     const id = inv.arg(0, "session ID");
     inv.atMost(1);
@@ -92,6 +99,7 @@ const rm: Command = {
   name: "session rm",
   synopsis: "ID",
   summary: "delete a session (a running reply is cancelled first)",
+  services: ["session"],
   async run(inv) {
     const id = inv.arg(0, "session ID");
     inv.atMost(1);
