@@ -9,6 +9,7 @@ import { CliError } from "../errors.js";
 import { age, enumLabel, json, localTime, shellQuote, table } from "../format.js";
 import { follow, onInterrupt } from "../follow.js";
 import { jsonOption } from "../options.js";
+import { completeJson } from "../proto-json.js";
 
 const RESTART: Record<string, fleet.RestartPolicy> = {
   never: fleet.RestartPolicy.RESTART_POLICY_NEVER,
@@ -69,7 +70,7 @@ const start: Command = {
       START_TIMEOUT_MS,
     );
     const a = res.agent!;
-    if (inv.json) say(json(fleet.StartAgentResponse.toJSON(res)));
+    if (inv.json) say(json(completeJson(fleet, "StartAgentResponse", res)));
     else if (res.alreadyRunning) say(`${a.name} already running`);
     else say(`started ${a.name} (pane ${a.paneId}, pid ${a.panePid})`);
     return 0;
@@ -87,7 +88,7 @@ const ls: Command = {
     const f = inv.conn.fleet();
     const res = await f.call(f.client.listAgents, fleet.ListAgentsRequest.fromPartial({}));
     if (inv.json) {
-      say(json(fleet.ListAgentsResponse.toJSON(res)));
+      say(json(completeJson(fleet, "ListAgentsResponse", res)));
       return 0;
     }
     if (res.agents.length === 0) {
@@ -115,7 +116,7 @@ const stop: Command = {
     // The service waits out the grace period before it answers.
     const timeout = (grace ?? 10) * 1000 + START_TIMEOUT_MS;
     const res = await f.call(f.client.stopAgent, fleet.StopAgentRequest.fromPartial({ name, graceSeconds: grace }), timeout);
-    say(inv.json ? json(fleet.StopAgentResponse.toJSON(res)) : `stopped ${name}`);
+    say(inv.json ? json(completeJson(fleet, "StopAgentResponse", res)) : `stopped ${name}`);
     return 0;
   },
 };
@@ -132,7 +133,7 @@ const logs: Command = {
     const lines = inv.int("lines", 1, 10_000) ?? 0;
     const f = inv.conn.fleet();
     const res = await f.call(f.client.captureOutput, fleet.CaptureOutputRequest.fromPartial({ name, lines }));
-    if (inv.json) say(json(fleet.CaptureOutputResponse.toJSON(res)));
+    if (inv.json) say(json(completeJson(fleet, "CaptureOutputResponse", res)));
     else {
       // The service ends the text with a newline; say() adds its own.
       const text = res.text.replace(/\s+$/, "");
@@ -200,7 +201,7 @@ const watch: Command = {
     const f = inv.conn.fleet();
     const stream = f.client.watchAgents(fleet.WatchAgentsRequest.fromPartial({ names: [...inv.positionals] }), f.metadata());
     return follow(f, stream, (e) => {
-      if (inv.json) return say(JSON.stringify(fleet.WatchAgentsResponse.toJSON(e)));
+      if (inv.json) return say(JSON.stringify(completeJson(fleet, "WatchAgentsResponse", e)));
       const what = enumLabel(fleet.agentEventTypeToJSON(e.type), "AGENT_EVENT_TYPE_");
       const detail = e.message === what ? "" : e.message;
       say([localTime(e.at), what.padEnd(15), e.agent?.name ?? "-", detail].filter((x) => x !== "").join("  "));

@@ -13,7 +13,8 @@ interface Result {
   readonly address: string;
   /** SERVING, NOT_SERVING, … or UNREACHABLE when the check itself failed. */
   readonly status: string;
-  readonly error?: string;
+  /** Why the check failed; null when it did not (always present in --json). */
+  readonly error: string | null;
 }
 
 async function check(conn: Connections, service: ServiceName): Promise<Result> {
@@ -22,7 +23,7 @@ async function check(conn: Connections, service: ServiceName): Promise<Result> {
   try {
     // "" is the overall status of the server.
     const res = await h.call(h.client.check, health.HealthCheckRequest.fromPartial({ service: "" }), HEALTH_TIMEOUT_MS);
-    return { service, address, status: health.healthCheckResponse_ServingStatusToJSON(res.status) };
+    return { service, address, status: health.healthCheckResponse_ServingStatusToJSON(res.status), error: null };
   } catch (err) {
     return { service, address, status: "UNREACHABLE", error: describe(err) };
   }

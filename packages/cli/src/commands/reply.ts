@@ -7,6 +7,7 @@ import { say, type Command } from "../command.js";
 import { CliError, describe } from "../errors.js";
 import { follow, onInterrupt } from "../follow.js";
 import { jsonOption } from "../options.js";
+import { completeJson } from "../proto-json.js";
 import { EventPrinter, finishLabel, type SessionEvent } from "../render.js";
 
 type SessionEndpoint = Endpoint<session.SessionServiceClient>;
@@ -74,7 +75,7 @@ const send: Command = {
     });
     const printer = new EventPrinter({ showUser: false, showFinished: false, out: write, err: writeErr });
     try {
-      const outcome = await consumeReply(s, stream, (e) => (inv.json ? say(JSON.stringify(session.ReplyResponse.toJSON(e as session.ReplyResponse))) : printer.print(e)));
+      const outcome = await consumeReply(s, stream, (e) => (inv.json ? say(JSON.stringify(completeJson(session, "ReplyResponse", e as session.ReplyResponse))) : printer.print(e)));
       return replyExitCode(outcome);
     } catch (err) {
       if (interrupts > 1) return 130;
@@ -121,7 +122,7 @@ const watch: Command = {
     const stream = s.client.watchSession(session.WatchSessionRequest.fromPartial({ sessionId: id, afterSeq }), s.metadata());
     const printer = new EventPrinter({ showUser: true, showFinished: true, out: write, err: writeErr });
     try {
-      return await follow(s, stream, (e) => (inv.json ? say(JSON.stringify(session.WatchSessionResponse.toJSON(e))) : printer.print(e)));
+      return await follow(s, stream, (e) => (inv.json ? say(JSON.stringify(completeJson(session, "WatchSessionResponse", e))) : printer.print(e)));
     } finally {
       printer.endLine();
     }

@@ -4,6 +4,7 @@ import { say, type Command } from "../command.js";
 import { age, json, localTime, table } from "../format.js";
 import { renderMessage } from "../render.js";
 import { jsonOption, type Options } from "../options.js";
+import { completeJson } from "../proto-json.js";
 
 const NEW_SESSION_OPTIONS: Options = {
   dir: { type: "string", value: "D", help: "working directory of the agent (default: the current directory)", complete: "directory" },
@@ -23,7 +24,7 @@ const newSession: Command = {
       s.client.createSession,
       session.CreateSessionRequest.fromPartial({ workingDir: resolve(inv.string("dir") ?? "."), description: inv.string("description") }),
     );
-    say(inv.json ? json(session.CreateSessionResponse.toJSON(res)) : res.session!.id);
+    say(inv.json ? json(completeJson(session, "CreateSessionResponse", res)) : res.session!.id);
     return 0;
   },
 };
@@ -45,7 +46,7 @@ const ls: Command = {
       pageToken = page.nextPageToken;
     } while (pageToken !== "");
     if (inv.json) {
-      say(json(session.ListSessionsResponse.toJSON(session.ListSessionsResponse.fromPartial({ sessions: all }))));
+      say(json(completeJson(session, "ListSessionsResponse", session.ListSessionsResponse.fromPartial({ sessions: all }))));
       return 0;
     }
     if (all.length === 0) {
@@ -70,7 +71,7 @@ const show: Command = {
     const s = inv.conn.session();
     const res = await s.call(s.client.getSession, session.GetSessionRequest.fromPartial({ sessionId: id, includeMessages: true }));
     if (inv.json) {
-      say(json(session.GetSessionResponse.toJSON(res)));
+      say(json(completeJson(session, "GetSessionResponse", res)));
       return 0;
     }
     const m = res.session!;
