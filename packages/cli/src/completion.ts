@@ -157,10 +157,16 @@ const BASH_WRAPPER = `_skein() {
   case $out in *$'\\n'*) list=\${out#*$'\\n'} ;; esac
   COMPREPLY=()
   case $kind in
-    words) mapfile -t COMPREPLY < <(compgen -W "$list" -- "$cur") ;;
-    file) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
-    directory) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
+    words) _skein_reply compgen -W "$list" -- "$cur" ;;
+    file) compopt -o filenames 2>/dev/null; _skein_reply compgen -f -- "$cur" ;;
+    directory) compopt -o filenames 2>/dev/null; _skein_reply compgen -d -- "$cur" ;;
   esac
+}
+
+# One reply per line of output, spaces kept (no mapfile: macOS still ships bash 3.2).
+_skein_reply() {
+  local line
+  while IFS= read -r line; do COMPREPLY+=("$line"); done < <("$@")
 }
 complete -F _skein skein`;
 
