@@ -2,7 +2,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { collect, openaiText, openaiToolCalls } from "@skein/testkit";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { everythingEntry } from "./extensions/helpers.js";
 import { listTools } from "./support/extensions.js";
 import { createSession, reply, startHarness, type Harness } from "./support/harness.js";
@@ -58,12 +58,20 @@ beforeAll(async () => {
 afterAll(() => rm(root, { recursive: true, force: true }));
 
 describe("goose's builtin extensions from its config.yaml", () => {
-  let h: Harness | undefined;
-  afterAll(async () => h?.close());
+  // Every harness is closed after its test, also when the test fails.
+  const harnesses: Harness[] = [];
+  afterEach(async () => {
+    await Promise.all(harnesses.splice(0).map((x) => x.close()));
+  });
+  async function start(env: Record<string, string>): Promise<Harness> {
+    const h = await startHarness(env);
+    harnesses.push(h);
+    return h;
+  }
 
   it("run as `goose mcp NAME` when the goose CLI is on PATH: the session's agent has their tools", async () => {
     const { configHome, bin, calls } = await setUp(true);
-    h = await startHarness({ XDG_CONFIG_HOME: configHome, PATH: `${bin}:${process.env.PATH}` });
+    const h = await start({ XDG_CONFIG_HOME: configHome, PATH: `${bin}:${process.env.PATH}` });
     const s = await createSession(h.client);
     const tools = (await listTools(h.client, s.id)).map((t) => t.name);
     expect(tools).toContain("developer__echo");
@@ -78,13 +86,11 @@ describe("goose's builtin extensions from its config.yaml", () => {
     // What it cannot run is named in one warning each; the disabled builtin is not mentioned.
     const skipped = h.svc.logs.filter((l) => typeof l.msg === "string" && l.msg.startsWith("goose extension "));
     expect(skipped.map((l) => l.extension)).toEqual(["todo", "remote"]);
-    await h.close();
-    h = undefined;
   });
 
   it("without the goose CLI on PATH, each one is skipped with a warning naming it and why", async () => {
     const { configHome, bin } = await setUp(false);
-    h = await startHarness({ XDG_CONFIG_HOME: configHome, PATH: `${bin}:/usr/bin:/bin` });
+    const h = await start({ XDG_CONFIG_HOME: configHome, PATH: `${bin}:/usr/bin:/bin` });
     const warnings = h.svc.logs.filter((l) => l.level === 40);
     const skipped = warnings.filter((l) => typeof l.msg === "string" && l.msg.startsWith("goose extension "));
     expect(skipped.map((l) => l.msg)).toEqual([
