@@ -182,7 +182,7 @@ function sayHowToResume(id: string): void {
 
 const chat: Command = {
   name: "chat",
-  synopsis: "[ID] [--dir D] [--description T]",
+  synopsis: "[ID [--history N]] [--dir D] [--description T]",
   summary: "talk with a session's agent interactively (without ID, a new session in the current directory)",
   details: [
     "Replies stream as they arrive; tool calls and results show on one line each.",
