@@ -37,7 +37,7 @@ describe("--json output keeps zero and empty values", () => {
     });
     const out = completeJson(session, "GetSessionResponse", res) as { session: Record<string, unknown>; messages: Record<string, unknown>[] };
     expect(out.session.totalTokens).toBe(0);
-    expect(out.messages[0]).toEqual({ id: "m", role: "ROLE_USER", created: null, content: [{ text: { text: "" } }] });
+    expect(out.messages[0]).toEqual({ id: "m", role: "ROLE_USER", created: null, content: [{ text: { text: "" } }], truncated: false });
   });
 
   it("fleet agents: zero enums by name, zero numbers, false booleans, empty maps", () => {

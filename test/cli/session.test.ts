@@ -9,6 +9,7 @@ let dir: string;
 let model: FakeModelServer;
 let svc: ServiceProcess;
 let env: Record<string, string>;
+const MAX_RESPONSE_BYTES = 8192;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "skein-cli-session-"));
@@ -22,6 +23,8 @@ beforeAll(async () => {
     OPENAI_BASE_URL: model.baseURL,
     OPENAI_API_KEY: "test-key",
     SKEIN_PROVIDER_MAX_RETRIES: "0",
+    // Small responses, so a session's messages come in several GetSession pages.
+    SKEIN_MAX_SEND_MESSAGE_BYTES: String(MAX_RESPONSE_BYTES),
   });
   env = { SKEIN_SESSION_ADDR: svc.address };
 });
@@ -205,18 +208,23 @@ describe("skein chat", () => {
     expect(await count()).toBe(before);
   });
 
-  it("resuming shows the session's last exchanges (--history N)", async () => {
+  it("resuming shows the session's last exchanges (--history N), read across message pages", async () => {
     const id = await newSession();
+    // Each answer ends in a long tail: the eight messages need more than one GetSession page.
+    const tail = ` ${"x".repeat(MAX_RESPONSE_BYTES / 4)}`;
     for (const q of ["one", "two", "three", "four"]) {
-      model.enqueue({ events: openaiText(`answer ${q}`) });
+      model.enqueue({ events: openaiText(`answer ${q}${tail}`) });
       expect((await runCli(["send", id, `question ${q}`], env)).code).toBe(0);
     }
+    const shown = JSON.parse((await runCli(["session", "show", id, "--json"], env)).stdout) as { messages: unknown[]; nextMessagePageToken: string };
+    expect(shown.messages).toHaveLength(8);
+    expect(shown.nextMessagePageToken).toBe("");
     const r = await runCli(["chat", id], env, { input: "" });
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.split("\n");
     expect(lines[0]).toBe(`session ${id} in ${dir} (8 messages)`);
     expect(lines[1]).toBe(`(2 earlier messages: \`skein session show ${id}\` shows all)`);
-    expect(lines.slice(2, 8).map((l) => l.replace(/^\[[^\]]+\] /, ""))).toEqual([
+    expect(lines.slice(2, 8).map((l) => l.replace(/^\[[^\]]+\] /, "").replace(tail, ""))).toEqual([
       "user: question two",
       "assistant: answer two",
       "user: question three",
@@ -227,7 +235,7 @@ describe("skein chat", () => {
     expect(r.stdout).toContain(`resume with: skein chat ${id}\n`);
 
     const one = await runCli(["chat", id, "--history", "1"], env, { input: "" });
-    expect(one.stdout).toMatch(/\(6 earlier messages[^\n]*\n\[[^\]]+\] user: question four\n\[[^\]]+\] assistant: answer four\n/);
+    expect(one.stdout).toMatch(/\(6 earlier messages[^\n]*\n\[[^\]]+\] user: question four\n\[[^\]]+\] assistant: answer four x+\n/);
     const none = await runCli(["chat", id, "--history", "0"], env, { input: "" });
     expect(none.stdout).not.toContain("question");
   });

@@ -8,6 +8,7 @@ import { say, type Command } from "../command.js";
 import { describe } from "../errors.js";
 import { EventPrinter, renderMessage } from "../render.js";
 import { WaitingIndicator } from "../waiting.js";
+import { sessionPages } from "../messages.js";
 import { onInterrupt } from "../follow.js";
 import { cancelReply, consumeReply, replyProblem, startReply } from "./reply.js";
 
@@ -166,12 +167,27 @@ export function lastExchangesStart(messages: readonly session.Message[], exchang
   return starts.length <= exchanges ? 0 : starts[starts.length - exchanges]!;
 }
 
-function showRecent(id: string, messages: readonly session.Message[], exchanges: number): void {
-  const from = lastExchangesStart(messages, exchanges);
-  if (from === messages.length) return;
-  if (from > 0) say(`(${from} earlier messages: \`skein session show ${id}\` shows all)`);
+/** The session's metadata and its last `exchanges` exchanges, reading its message pages and keeping only that tail. */
+async function recent(s: SessionEndpoint, id: string, exchanges: number): Promise<{ info: session.Session; tail: session.Message[]; earlier: number }> {
+  let info: session.Session | undefined;
+  let tail: session.Message[] = [];
+  let earlier = 0;
+  for await (const page of sessionPages(s, id)) {
+    info ??= page.session!;
+    tail.push(...page.messages);
+    // Later pages only add exchanges: what falls before the last ones now never comes back.
+    const from = lastExchangesStart(tail, exchanges);
+    earlier += from;
+    tail = tail.slice(from);
+  }
+  return { info: info!, tail, earlier };
+}
+
+function showRecent(id: string, tail: readonly session.Message[], earlier: number): void {
+  if (tail.length === 0) return;
+  if (earlier > 0) say(`(${earlier} earlier messages: \`skein session show ${id}\` shows all)`);
   const names = new Map<string, string>();
-  for (const m of messages.slice(from)) for (const line of renderMessage(m, names)) say(line);
+  for (const m of tail) for (const line of renderMessage(m, names)) say(line);
 }
 
 /** How to continue this session later, with skein and with the goose CLI (same session store format). */
@@ -204,9 +220,9 @@ const chat: Command = {
     const create: NewSession = { workingDir: resolve(inv.string("dir") ?? "."), description: inv.string("description") };
     if (id !== undefined) {
       if (inv.string("dir") !== undefined || inv.string("description") !== undefined) throw inv.usage("--dir and --description only apply to a new session (no ID)");
-      const res = await s.call(s.client.getSession, session.GetSessionRequest.fromPartial({ sessionId: id, includeMessages: history > 0 }));
-      say(`session ${id} in ${res.session!.workingDir} (${res.session!.messageCount} messages)`);
-      showRecent(id, res.messages, history);
+      const { info, tail, earlier } = await recent(s, id, history);
+      say(`session ${id} in ${info.workingDir} (${info.messageCount} messages)`);
+      showRecent(id, tail, earlier);
     } else if (inv.string("history") !== undefined) throw inv.usage("--history only applies to a resumed session (with ID)");
     const repl = new Repl(s, id, create);
     await repl.run();

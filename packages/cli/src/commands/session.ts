@@ -5,6 +5,7 @@ import { age, json, localTime, table } from "../format.js";
 import { renderMessage } from "../render.js";
 import { jsonOption, type Options } from "../options.js";
 import { completeJson } from "../proto-json.js";
+import { wholeSession } from "../messages.js";
 
 const NEW_SESSION_OPTIONS: Options = {
   dir: { type: "string", value: "D", help: "working directory of the agent (default: the current directory)", complete: "directory" },
@@ -69,7 +70,7 @@ const show: Command = {
     const id = inv.arg(0, "session ID");
     inv.atMost(1);
     const s = inv.conn.session();
-    const res = await s.call(s.client.getSession, session.GetSessionRequest.fromPartial({ sessionId: id, includeMessages: true }));
+    const res = await wholeSession(s, id);
     if (inv.json) {
       say(json(completeJson(session, "GetSessionResponse", res)));
       return 0;
