@@ -6,6 +6,7 @@ import type { ImportOutcome, SqliteSessionStore } from "@skein/session-service/s
 import { say, type Command, type Invocation } from "../command.js";
 import { CliError } from "../errors.js";
 import { json } from "../format.js";
+import { jsonOption } from "../options.js";
 
 /**
  * Commands that work on the session database directly (not through the
@@ -53,10 +54,12 @@ const importCmd: Command = {
     "Follows goose's legacy import: the id is the file name without .jsonl; an id already in the",
     "database is skipped and reported; files over 50 MB or empty are skipped; the files stay where they are.",
     "A directory means its top-level *.jsonl files. Writes the database directly, not through the service.",
-    "--to DIR  the sessions directory holding sessions.db (default: SKEIN_SESSIONS_DIR, else goose's)",
   ],
-  options: { to: { type: "string" } },
-  json: true,
+  options: {
+    to: { type: "string", value: "DIR", help: "the sessions directory holding sessions.db (default: SKEIN_SESSIONS_DIR, else goose's)", complete: "directory" },
+    ...jsonOption(),
+  },
+  services: [],
   async run(inv) {
     inv.arg(0, "FILE.jsonl or DIR");
     const files = await jsonlFiles(inv, inv.positionals);
@@ -77,13 +80,14 @@ const exportCmd: Command = {
   name: "session export",
   synopsis: "ID --to DIR [--format jsonl] [--from DIR]",
   summary: "write a session of sessions.db as a goose ≤1.9 JSONL file DIR/ID.jsonl",
-  details: [
-    "--to DIR        where to write ID.jsonl (an existing file is not replaced)",
-    "--format jsonl  the only format so far",
-    "--from DIR      the sessions directory holding sessions.db (default: SKEIN_SESSIONS_DIR, else goose's)",
-  ],
-  options: { to: { type: "string" }, format: { type: "string" }, from: { type: "string" } },
-  json: true,
+  details: ["Reads the database directly, not through the service."],
+  options: {
+    to: { type: "string", value: "DIR", help: "where to write ID.jsonl (an existing file is not replaced)", complete: "directory" },
+    format: { type: "string", value: "F", help: "jsonl, the only format so far", choices: ["jsonl"] },
+    from: { type: "string", value: "DIR", help: "the sessions directory holding sessions.db (default: SKEIN_SESSIONS_DIR, else goose's)", complete: "directory" },
+    ...jsonOption(),
+  },
+  services: [],
   async run(inv) {
     const id = inv.arg(0, "session ID");
     inv.atMost(1);
