@@ -30,7 +30,15 @@ export interface ServeOptions {
   readonly log: Logger;
   /** Domain cleanup, run when shutdown begins, alongside the server draining. */
   readonly onShutdown?: (ctx: ShutdownContext) => Promise<void>;
+  /** Called before the server listens, so a service that cannot work is NOT_SERVING from its first health check. */
+  readonly onHealth?: (health: HealthControl) => void;
   readonly env?: Env;
+}
+
+/** What a service may say about its own health. */
+export interface HealthControl {
+  /** `service` is a hosted service's full name; the overall status follows. */
+  setServing(service: string, serving: boolean): void;
 }
 
 export interface RunningServer {
@@ -80,6 +88,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     inFlight: new Set(),
   };
   const health = new HealthRegistry(opts.services.map((s) => s.name));
+  opts.onHealth?.({ setServing: (service, serving) => health.setServing(service, serving) });
   const index = DescriptorIndex.fromFile(descriptorSetPath);
   const all = [...opts.services, health.service()];
   all.push(...reflectionServices(index, () => all.map((s) => s.name)));

@@ -17,8 +17,11 @@ import { Broadcaster, ConfigError, FailedPreconditionError, NotFoundError, sleep
 import type { Logger } from "pino";
 import { newAgent, newRuntime, snapshot, type Agent, type AgentRecord, type AgentSnapshot, type AgentSpec, type FleetEvent } from "./agent.js";
 import type { FleetConfig } from "./config.js";
+import { removeHeartbeat } from "./heartbeat.js";
+import { KeptOutput } from "./kept-output.js";
 import { launchCommand, resolveBinDirs } from "./launch-command.js";
 import { DEFAULT_MAX_RESTARTS } from "./restart-policy.js";
+import { lastLines } from "./screen-text.js";
 import { StateStore } from "./state-store.js";
 import { Supervisor } from "./supervisor.js";
 import { Tmux, TmuxError, type PaneInfo } from "./tmux.js";
@@ -36,6 +39,8 @@ const ENTER_DELAY_MS = 150;
 const STOP_POLL_MS = 100;
 /** After SIGKILL the kernel needs a moment; tmux then reaps the pane's process. */
 const AFTER_KILL_WAIT_MS = 3_000;
+/** How long a stop waits for tmux to finish with a pane whose processes are gone. */
+const PANE_SETTLE_MS = 2_000;
 
 /**
  * The fleet: agents in tmux sessions on one socket, their heartbeats and
@@ -49,14 +54,16 @@ export class Fleet {
   private readonly agents = new Map<string, Agent>();
   private readonly lock = new KeyedLock();
   private readonly store: StateStore;
+  private readonly kept: KeptOutput;
   private readonly supervisor: Supervisor;
 
   constructor(
     private readonly config: FleetConfig,
     private readonly log: Logger,
   ) {
-    this.tmux = new Tmux(config.socket);
+    this.tmux = new Tmux(config.socket, config.keepLines);
     this.store = new StateStore(config.stateDir, config.socket, log);
+    this.kept = new KeptOutput(config.stateDir, config.socket);
     this.supervisor = new Supervisor({
       tmux: this.tmux,
       log,
@@ -64,6 +71,7 @@ export class Fleet {
       events: this.events,
       agents: () => this.agents.values(),
       persist: () => void this.persist(),
+      keepScreen: (a) => this.keepScreen(a.spec.name),
       relaunch: (a) => this.launch(a, "respawn"),
     });
   }
@@ -80,7 +88,8 @@ export class Fleet {
     try {
       panes = await this.tmux.sessions();
     } catch (err) {
-      this.log.warn({ err }, "could not list tmux sessions; starting with none adopted");
+      // No tmux on PATH is logged (once) by the health check; anything else is news.
+      if (!(err instanceof FailedPreconditionError)) this.log.warn({ err }, "could not list tmux sessions; starting with none adopted");
     }
     const onSocket = new Set<string>();
     for (const pane of panes) {
@@ -104,6 +113,7 @@ export class Fleet {
         a.state = "exited";
         a.exitStatus = undefined;
         a.restartDueAt = undefined;
+        a.endedAt = new Date();
         await this.supervisor.beat(a, "exited");
       }
     }
@@ -142,6 +152,7 @@ export class Fleet {
       exitStatus: undefined,
       restartDueAt: undefined,
       startedAt: verified ? a.startedAt : new Date(),
+      endedAt: undefined,
     });
     return a;
   }
@@ -231,6 +242,8 @@ export class Fleet {
   private async launch(a: Agent, how: "new" | "respawn"): Promise<void> {
     const binDirs = resolveBinDirs({ request: a.spec.runtimeBinDirs, configured: this.config.runtimeBinDirs, home: this.config.home }, isDirectory);
     const shell = launchCommand({ binDirs, env: a.spec.env, command: a.spec.command });
+    // What was kept of an earlier run must not pass for this one's output.
+    await this.kept.remove(a.spec.name);
     const created = how === "respawn" ? await this.respawnOrCreate(a.spec, shell) : await this.tmux.newSession(a.spec.name, a.spec.workdir, shell);
     const stat = await readProcStat(created.panePid);
     Object.assign(a, {
@@ -240,6 +253,7 @@ export class Fleet {
       state: "running",
       exitStatus: undefined,
       startedAt: new Date(),
+      endedAt: undefined,
     });
     a.rt.pidMismatchVisits = 0;
     a.rt.statusWaitVisits = 0;
@@ -261,12 +275,22 @@ export class Fleet {
       const a = this.agents.get(name);
       const pane = await this.tmux.pane(name);
       if (!a && !pane) throw new NotFoundError(`no agent named ${JSON.stringify(name)}`);
+      // Stopping a stopped agent changes nothing: no second event, its heartbeat keeps its time.
+      if (a?.state === "stopped" && !pane) return this.view(a);
       if (a) this.supervisor.cancelRestart(a);
-      if (pane && !pane.dead) await this.terminate(pane.panePid, a?.panePid === pane.panePid ? a.pidStartTicks : undefined, graceSeconds);
+      const wasAlive = pane !== undefined && !pane.dead;
+      if (wasAlive) await this.terminate(pane.panePid, a?.panePid === pane.panePid ? a.pidStartTicks : undefined, graceSeconds);
+      // The pane is dead now and still there (remain-on-exit): its screen is the agent's last words.
+      if (pane) {
+        await this.settleDeadPane(name);
+        await this.keepScreen(name);
+      }
       await this.tmux.killSession(name);
       const stopped: Agent =
         a ?? (await this.adopt(pane!, undefined));
       await this.supervisor.beat(stopped, "stopped");
+      // An agent that had exited before keeps the time it ended.
+      if (wasAlive || stopped.state !== "exited" || !stopped.endedAt) stopped.endedAt = new Date();
       stopped.state = "stopped";
       this.agents.set(name, stopped);
       this.supervisor.publish("stopped", stopped, pane && !pane.dead ? "stopped" : "session removed (the process had already ended)");
@@ -296,11 +320,52 @@ export class Fleet {
     });
   }
 
-  /** A tracked agent that still has its pane (running, exited or unknown: anything but stopped). */
-  private withPane(name: string): Agent {
-    const a = this.tracked(name);
-    if (a.state === "stopped") throw new FailedPreconditionError(`agent ${name} is stopped; it has no pane`);
-    return a;
+  /**
+   * Forgets a stopped or exited agent: its record, its dead session, its kept
+   * screen and its heartbeat file (nothing would ever update that file again,
+   * and monitors would list the agent forever). A pending restart is cancelled.
+   */
+  async remove(name: string): Promise<AgentSnapshot> {
+    return this.lock.run(name, async () => {
+      const a = this.tracked(name);
+      if (a.state === "running" || a.state === "unknown") throw new FailedPreconditionError(`agent ${name} is ${a.state}; stop it first`);
+      const pane = await this.tmux.pane(name);
+      if (pane && !pane.dead) throw new FailedPreconditionError(`agent ${name} has a live tmux session on socket ${this.socket}; stop it first`);
+      this.supervisor.cancelRestart(a);
+      if (pane) await this.tmux.killSession(name);
+      this.agents.delete(name);
+      await this.persist();
+      await this.kept.remove(name);
+      await removeHeartbeat(a.spec.heartbeatFile, name).catch((err: unknown) => this.log.warn({ err, agent: name, file: a.spec.heartbeatFile }, "could not remove the heartbeat file"));
+      this.supervisor.publish("removed", a, "removed");
+      this.log.info({ agent: name }, "agent removed");
+      return this.view(a);
+    });
+  }
+
+  /**
+   * Waits (briefly) until tmux has seen the pane's process end: only then has
+   * it read the last output and written its "Pane is dead" line.
+   */
+  private async settleDeadPane(name: string): Promise<void> {
+    const deadline = Date.now() + PANE_SETTLE_MS;
+    for (;;) {
+      const pane = await this.tmux.pane(name);
+      if (!pane || (pane.dead && (pane.deadStatus !== undefined || pane.deadSignal !== undefined)) || Date.now() > deadline) return;
+      if (pane.dead) this.tmux.nudgeReaper(pane.serverPid);
+      await sleep(STOP_POLL_MS / 2);
+    }
+  }
+
+  /** Saves the last lines of the agent's pane, if it still has one, for CaptureOutput once the pane is gone. */
+  private async keepScreen(name: string): Promise<void> {
+    if (this.config.keepLines === 0) return;
+    try {
+      await this.kept.save(name, lastLines(await this.tmux.capture(name, this.config.keepLines), this.config.keepLines));
+    } catch (err) {
+      if (err instanceof TmuxError && err.isMissing) return;
+      this.log.warn({ err, agent: name }, "could not keep the agent's last screen");
+    }
   }
 
   async sendInput(name: string, text: string, pressEnter: boolean): Promise<void> {
@@ -319,13 +384,20 @@ export class Fleet {
     });
   }
 
+  /** The pane's last lines; once the pane is gone, what was kept of it when it ended. */
   async capture(name: string, lines: number): Promise<string> {
-    this.withPane(name);
-    try {
-      return lastLines(await this.tmux.capture(name, lines), lines);
-    } catch (err) {
-      throw this.paneGone(name, err);
+    const a = this.tracked(name);
+    if (a.state !== "stopped") {
+      try {
+        return lastLines(await this.tmux.capture(name, lines), lines);
+      } catch (err) {
+        if (!(err instanceof TmuxError && err.isMissing)) throw err;
+      }
     }
+    const kept = await this.kept.read(name);
+    if (kept !== undefined) return lastLines(kept, lines);
+    const why = this.config.keepLines === 0 ? "SKEIN_FLEET_KEEP_LINES is 0" : "its pane was gone before its screen could be read";
+    throw new FailedPreconditionError(`agent ${name} is ${a.state} and has no tmux session on socket ${this.socket}; none of its output was kept (${why})`);
   }
 
   private paneGone(name: string, err: unknown): unknown {
@@ -338,16 +410,6 @@ export class Fleet {
 async function signalAgentProcesses(panePid: number, sig: NodeJS.Signals): Promise<void> {
   signalGroup(panePid, sig);
   for (const pid of await sessionMembers(panePid)) signalProcess(pid, sig);
-}
-
-/**
- * `capture-pane -S -N` gives N lines of history plus the whole visible screen,
- * whose unused rows are blank: the caller asked for the last N lines of output.
- */
-export function lastLines(captured: string, n: number): string {
-  const lines = captured.replace(/\n+$/, "").split("\n");
-  while (lines.length > 0 && lines.at(-1)!.trim() === "") lines.pop();
-  return lines.length === 0 ? "" : `${lines.slice(-n).join("\n")}\n`;
 }
 
 /**

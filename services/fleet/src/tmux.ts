@@ -38,6 +38,8 @@ const PANE_FORMAT = ["session_name", "pane_id", "pane_pid", "pane_dead", "pane_d
   .map((f) => `#{${f}}`)
   .join("\t");
 
+const TMUX_DEFAULT_HISTORY = 2000;
+
 /** `-t =name` is an exact match; a bare name would also hit every session it prefixes. */
 const sessionTarget = (name: string) => `=${name}`;
 const paneTarget = (name: string) => `=${name}:`;
@@ -71,7 +73,15 @@ function clientEnv(): NodeJS.ProcessEnv {
  * through execFile (argv, never a shell), with tmux looked up on PATH at call time.
  */
 export class Tmux {
-  constructor(readonly socket: string) {}
+  /**
+   * `keepLines`: history new panes must hold. Above tmux's default (2000)
+   * the server-wide history-limit is raised as each session is made (it
+   * applies to panes created after it is set).
+   */
+  constructor(
+    readonly socket: string,
+    private readonly keepLines = 0,
+  ) {}
 
   run(args: readonly string[]): Promise<string> {
     const endTimer = tmuxCallSeconds.startTimer({ subcommand: args[0] ?? "" });
@@ -104,7 +114,9 @@ export class Tmux {
    * window only: even a command that dies at once leaves its exit status.
    */
   async newSession(name: string, workdir: string, shellCommand: string): Promise<{ paneId: string; panePid: number }> {
+    const history = this.keepLines > TMUX_DEFAULT_HISTORY ? ["set-option", "-g", "history-limit", String(this.keepLines), ";"] : [];
     const out = await this.run([
+      ...history,
       "new-session", "-d", "-s", name, "-c", escapeFormat(workdir), "-P", "-F", "#{pane_id} #{pane_pid}", escapeTrailingSemicolon(shellCommand),
       ";", "set-option", "-w", "-t", paneTarget(name), "remain-on-exit", "on",
     ]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { lastLines } from "../src/fleet.js";
+import { lastLines } from "../src/screen-text.js";
 import { formatHeartbeat, isoSeconds } from "../src/heartbeat.js";
 import { backoffMs, decideRestart, HEALTHY_RUN_MS } from "../src/restart-policy.js";
 
@@ -41,5 +41,12 @@ describe("lastLines (CaptureOutput)", () => {
     expect(lastLines("one\n   \n\n", 5)).toBe("one\n");
     expect(lastLines("\n\n\n", 3)).toBe("");
     expect(lastLines("a\n\nb\n", 3)).toBe("a\n\nb\n");
+  });
+
+  it("drops the blank screen rows tmux leaves above its 'Pane is dead' line", () => {
+    const dead = `hello\nworld\n${"\n".repeat(20)}Pane is dead (status 3, Sat Nov 28 05:29:42 2026)\n`;
+    expect(lastLines(dead, 5)).toBe("hello\nworld\nPane is dead (status 3, Sat Nov 28 05:29:42 2026)\n");
+    expect(lastLines(dead, 1)).toBe("Pane is dead (status 3, Sat Nov 28 05:29:42 2026)\n");
+    expect(lastLines(`\n\nPane is dead (signal 9, x)\n\n`, 3)).toBe("Pane is dead (signal 9, x)\n");
   });
 });
