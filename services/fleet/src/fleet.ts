@@ -21,7 +21,7 @@ import { removeHeartbeat } from "./heartbeat.js";
 import { KeptOutput } from "./kept-output.js";
 import { launchCommand, resolveBinDirs } from "./launch-command.js";
 import { DEFAULT_MAX_RESTARTS } from "./restart-policy.js";
-import { lastLines } from "./screen-text.js";
+import { endsWithDeadPaneLine, lastLines } from "./screen-text.js";
 import { StateStore } from "./state-store.js";
 import { Supervisor } from "./supervisor.js";
 import { Tmux, TmuxError, type PaneInfo } from "./tmux.js";
@@ -41,6 +41,8 @@ const STOP_POLL_MS = 100;
 const AFTER_KILL_WAIT_MS = 3_000;
 /** How long a stop waits for tmux to finish with a pane whose processes are gone. */
 const PANE_SETTLE_MS = 2_000;
+/** Captures (STOP_POLL_MS / 2 apart) that wait for tmux's "Pane is dead" line before the screen is kept without it. */
+const DEAD_LINE_LOOKS = 10;
 
 /**
  * The fleet: agents in tmux sessions on one socket, their heartbeats and
@@ -361,7 +363,14 @@ export class Fleet {
   private async keepScreen(name: string): Promise<void> {
     if (this.config.keepLines === 0) return;
     try {
-      await this.kept.save(name, lastLines(await this.tmux.capture(name, this.config.keepLines), this.config.keepLines));
+      let text = "";
+      // tmux reports a pane dead a moment before it writes its "Pane is dead" line: the line is part of the last screen.
+      for (let look = 1; ; look++) {
+        text = lastLines(await this.tmux.capture(name, this.config.keepLines), this.config.keepLines);
+        if (endsWithDeadPaneLine(text) || look >= DEAD_LINE_LOOKS) break;
+        await sleep(STOP_POLL_MS / 2);
+      }
+      await this.kept.save(name, text);
     } catch (err) {
       if (err instanceof TmuxError && err.isMissing) return;
       this.log.warn({ err, agent: name }, "could not keep the agent's last screen");

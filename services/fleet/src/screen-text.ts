@@ -21,6 +21,11 @@ export function lastLines(captured: string, n: number): string {
   return lines.length === 0 ? "" : `${lines.slice(-n).join("\n")}\n`;
 }
 
+/** Whether tmux has written its line for a dead pane (as the last line of a capture). */
+export function endsWithDeadPaneLine(text: string): boolean {
+  return DEAD_PANE_LINE.test(text.replace(/\n+$/, "").split("\n").at(-1) ?? "");
+}
+
 function dropTrailingBlanks(lines: string[]): void {
   while (lines.length > 0 && lines.at(-1)!.trim() === "") lines.pop();
 }

@@ -176,4 +176,16 @@ describe("kept output", () => {
     expect(err.code).toBe(status.FAILED_PRECONDITION);
     expect(err.details).toMatch(/many is exited .*none of its output was kept/);
   });
+
+  it("raises tmux's history-limit for new panes when SKEIN_FLEET_KEEP_LINES needs more than tmux's default", async () => {
+    h = new FleetHarness();
+    h.extraEnv.SKEIN_FLEET_KEEP_LINES = "3000";
+    await h.start();
+    await runningWith("long", `sh -c 'seq 1 2600; exec sleep 300'`, /^2600$/m);
+    expect(h.tmux("display-message", "-p", "-t", "=long:", "#{history_limit}").trim()).toBe("3000");
+    await stop("long");
+    const kept = (await capture("long", 10_000)).trimEnd().split("\n");
+    expect(kept[0]).toBe("1");
+    expect(kept.at(-2)).toBe("2600");
+  });
 });
