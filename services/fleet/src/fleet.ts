@@ -21,7 +21,7 @@ import { removeHeartbeat } from "./heartbeat.js";
 import { KeptOutput } from "./kept-output.js";
 import { launchCommand, resolveBinDirs } from "./launch-command.js";
 import { DEFAULT_MAX_RESTARTS } from "./restart-policy.js";
-import { endsWithDeadPaneLine, lastLines } from "./screen-text.js";
+import { lastLines } from "./screen-text.js";
 import { StateStore } from "./state-store.js";
 import { Supervisor } from "./supervisor.js";
 import { Tmux, TmuxError, type PaneInfo } from "./tmux.js";
@@ -39,10 +39,6 @@ const ENTER_DELAY_MS = 150;
 const STOP_POLL_MS = 100;
 /** After SIGKILL the kernel needs a moment; tmux then reaps the pane's process. */
 const AFTER_KILL_WAIT_MS = 3_000;
-/** How long a stop waits for tmux to finish with a pane whose processes are gone. */
-const PANE_SETTLE_MS = 2_000;
-/** Captures (STOP_POLL_MS / 2 apart) that wait for tmux's "Pane is dead" line before the screen is kept without it. */
-const DEAD_LINE_LOOKS = 10;
 
 /**
  * The fleet: agents in tmux sessions on one socket, their heartbeats and
@@ -65,7 +61,7 @@ export class Fleet {
   ) {
     this.tmux = new Tmux(config.socket, config.keepLines);
     this.store = new StateStore(config.stateDir, config.socket, log);
-    this.kept = new KeptOutput(config.stateDir, config.socket);
+    this.kept = new KeptOutput(config.stateDir, this.tmux, config.keepLines, log);
     this.supervisor = new Supervisor({
       tmux: this.tmux,
       log,
@@ -73,7 +69,7 @@ export class Fleet {
       events: this.events,
       agents: () => this.agents.values(),
       persist: () => void this.persist(),
-      keepScreen: (a) => this.keepScreen(a.spec.name),
+      keepScreen: (a) => this.kept.keep(a.spec.name),
       relaunch: (a) => this.launch(a, "respawn"),
     });
   }
@@ -283,10 +279,7 @@ export class Fleet {
       const wasAlive = pane !== undefined && !pane.dead;
       if (wasAlive) await this.terminate(pane.panePid, a?.panePid === pane.panePid ? a.pidStartTicks : undefined, graceSeconds);
       // The pane is dead now and still there (remain-on-exit): its screen is the agent's last words.
-      if (pane) {
-        await this.settleDeadPane(name);
-        await this.keepScreen(name);
-      }
+      if (pane) await this.kept.keep(name);
       await this.tmux.killSession(name);
       const stopped: Agent =
         a ?? (await this.adopt(pane!, undefined));
@@ -345,38 +338,6 @@ export class Fleet {
     });
   }
 
-  /**
-   * Waits (briefly) until tmux has seen the pane's process end: only then has
-   * it read the last output and written its "Pane is dead" line.
-   */
-  private async settleDeadPane(name: string): Promise<void> {
-    const deadline = Date.now() + PANE_SETTLE_MS;
-    for (;;) {
-      const pane = await this.tmux.pane(name);
-      if (!pane || (pane.dead && (pane.deadStatus !== undefined || pane.deadSignal !== undefined)) || Date.now() > deadline) return;
-      if (pane.dead) this.tmux.nudgeReaper(pane.serverPid);
-      await sleep(STOP_POLL_MS / 2);
-    }
-  }
-
-  /** Saves the last lines of the agent's pane, if it still has one, for CaptureOutput once the pane is gone. */
-  private async keepScreen(name: string): Promise<void> {
-    if (this.config.keepLines === 0) return;
-    try {
-      let text = "";
-      // tmux reports a pane dead a moment before it writes its "Pane is dead" line: the line is part of the last screen.
-      for (let look = 1; ; look++) {
-        text = lastLines(await this.tmux.capture(name, this.config.keepLines), this.config.keepLines);
-        if (endsWithDeadPaneLine(text) || look >= DEAD_LINE_LOOKS) break;
-        await sleep(STOP_POLL_MS / 2);
-      }
-      await this.kept.save(name, text);
-    } catch (err) {
-      if (err instanceof TmuxError && err.isMissing) return;
-      this.log.warn({ err, agent: name }, "could not keep the agent's last screen");
-    }
-  }
-
   async sendInput(name: string, text: string, pressEnter: boolean): Promise<void> {
     await this.lock.run(name, async () => {
       const a = this.tracked(name);
@@ -403,8 +364,8 @@ export class Fleet {
         if (!(err instanceof TmuxError && err.isMissing)) throw err;
       }
     }
-    const kept = await this.kept.read(name);
-    if (kept !== undefined) return lastLines(kept, lines);
+    const kept = await this.kept.read(name, lines);
+    if (kept !== undefined) return kept;
     const why = this.config.keepLines === 0 ? "SKEIN_FLEET_KEEP_LINES is 0" : "its pane was gone before its screen could be read";
     throw new FailedPreconditionError(`agent ${name} is ${a.state} and has no tmux session on socket ${this.socket}; none of its output was kept (${why})`);
   }
