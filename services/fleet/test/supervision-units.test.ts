@@ -1,6 +1,9 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { lastLines } from "../src/screen-text.js";
-import { formatHeartbeat, isoSeconds } from "../src/heartbeat.js";
+import { formatHeartbeat, isoSeconds, removeHeartbeat } from "../src/heartbeat.js";
 import { backoffMs, decideRestart, HEALTHY_RUN_MS } from "../src/restart-policy.js";
 
 describe("restart policy", () => {
@@ -32,6 +35,27 @@ describe("heartbeat format", () => {
     expect(lines.slice(0, 6)).toEqual(["ts=2026-11-21T05:34:04Z", "pid=42", "status=exited", "runtime=pi", "agent=a-1", "exit_code=3"]);
     expect(isoSeconds(at)).toBe("2026-11-21T05:34:04Z");
     expect(formatHeartbeat({ at, pid: 1, status: "ok", runtime: "", agent: "x", paneId: "%1", socket: "s", restarts: 0 })).not.toContain("exit_code");
+  });
+});
+
+describe("removeHeartbeat (RemoveAgent)", () => {
+  it("removes only a file this service wrote for that agent", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skein-hb-"));
+    try {
+      const ours = join(dir, "a.hb");
+      writeFileSync(ours, formatHeartbeat({ at: new Date(), pid: 1, status: "stopped", runtime: "", agent: "a", paneId: "%1", socket: "s", restarts: 0 }));
+      const foreign = join(dir, "b.hb");
+      writeFileSync(foreign, "ts=2026-11-21T05:34:04Z\npid=1\nstatus=ok\nagent=b\n");
+      const otherAgent = join(dir, "c.hb");
+      writeFileSync(otherAgent, formatHeartbeat({ at: new Date(), pid: 1, status: "ok", runtime: "", agent: "someone-else", paneId: "%1", socket: "s", restarts: 0 }));
+      await removeHeartbeat(ours, "a");
+      await removeHeartbeat(foreign, "b");
+      await removeHeartbeat(otherAgent, "c");
+      await removeHeartbeat(join(dir, "missing.hb"), "missing");
+      expect([existsSync(ours), existsSync(foreign), existsSync(otherAgent)]).toEqual([false, true, true]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
