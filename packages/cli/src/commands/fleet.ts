@@ -139,7 +139,7 @@ const stop: Command = {
 const rm: Command = {
   name: "fleet rm",
   synopsis: "NAME…",
-  summary: "remove stopped or exited agents (record, kept output, heartbeat file); a running one must be stopped first",
+  summary: "remove stopped or exited agents, with their kept output and heartbeat files",
   details: ["Each NAME is tried; any failure makes the exit status 1."],
   json: true,
   async run(inv) {
@@ -243,7 +243,7 @@ const attach: Command = {
 const watch: Command = {
   name: "fleet watch",
   synopsis: "[NAME…]",
-  summary: "follow agent state changes (started, exited, restarted, stopped, stale heartbeat)",
+  summary: "follow agent state changes (started, exited, restarted, stopped, stale heartbeat, removed)",
   details: ["NAME…  only these agents (default: all)", "--json one JSON object per event and line", "Ctrl-C stops watching."],
   json: true,
   async run(inv) {
