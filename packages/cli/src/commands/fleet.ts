@@ -8,6 +8,8 @@ import { START_TIMEOUT_MS } from "../clients.js";
 import { CliError, describe } from "../errors.js";
 import { age, enumLabel, json, localTime, shellQuote, table } from "../format.js";
 import { follow, onInterrupt } from "../follow.js";
+import { jsonOption } from "../options.js";
+import { completeJson } from "../proto-json.js";
 import { followLogs } from "./fleet-logs-follow.js";
 
 const RESTART: Record<string, fleet.RestartPolicy> = {
@@ -31,22 +33,18 @@ const start: Command = {
   synopsis: "NAME [--dir D] [--runtime R] [--bin DIR]… [--env K=V]… [--restart never|on-failure|always] -- COMMAND…",
   summary: "start an agent in its own tmux session (idempotent)",
   details: [
-    "--dir D      working directory of the pane (default: the current directory)",
-    "--runtime R  runtime label written to the heartbeat (pi, claude, codex, goose, …)",
-    "--bin DIR    put DIR first on the pane's PATH (repeatable)",
-    "--env K=V    export K=V in the pane before the command (repeatable)",
-    "--restart P  restart policy: never (default), on-failure, always",
-    "COMMAND…     one word is taken as a shell command line as is (`-- 'pi --model x'`);",
-    "             several words are quoted for the shell (`-- pi --model x`)",
+    "COMMAND…  one word is taken as a shell command line as is (`-- 'pi --model x'`);",
+    "          several words are quoted for the shell (`-- pi --model x`)",
   ],
   options: {
-    dir: { type: "string" },
-    runtime: { type: "string" },
-    bin: { type: "string", multiple: true },
-    env: { type: "string", multiple: true },
-    restart: { type: "string" },
+    dir: { type: "string", value: "D", help: "working directory of the pane (default: the current directory)", complete: "directory" },
+    runtime: { type: "string", value: "R", help: "runtime label written to the heartbeat (pi, claude, codex, goose, …)" },
+    bin: { type: "string", value: "DIR", multiple: true, help: "put DIR first on the pane's PATH", complete: "directory" },
+    env: { type: "string", value: "K=V", multiple: true, help: "export K=V in the pane before the command" },
+    restart: { type: "string", value: "P", help: "restart policy: never (default), on-failure, always", choices: Object.keys(RESTART) },
+    ...jsonOption(),
   },
-  json: true,
+  services: ["fleet"],
   async run(inv) {
     const name = inv.arg(0, "NAME");
     inv.atMost(1);
@@ -77,7 +75,7 @@ const start: Command = {
       START_TIMEOUT_MS,
     );
     const a = res.agent!;
-    if (inv.json) say(json(fleet.StartAgentResponse.toJSON(res)));
+    if (inv.json) say(json(completeJson(fleet, "StartAgentResponse", res)));
     else if (res.alreadyRunning) say(`${a.name} already running`);
     else say(`started ${a.name} (pane ${a.paneId}, pid ${a.panePid})`);
     return 0;
@@ -88,13 +86,14 @@ const ls: Command = {
   name: "fleet ls",
   synopsis: "",
   summary: "list agents (name, state and since when it ended, runtime, pid, restarts, heartbeat age)",
-  json: true,
+  options: jsonOption(),
+  services: ["fleet"],
   async run(inv) {
     inv.atMost(0);
     const f = inv.conn.fleet();
     const res = await f.call(f.client.listAgents, fleet.ListAgentsRequest.fromPartial({}));
     if (inv.json) {
-      say(json(fleet.ListAgentsResponse.toJSON(res)));
+      say(json(completeJson(fleet, "ListAgentsResponse", res)));
       return 0;
     }
     if (res.agents.length === 0) {
@@ -120,9 +119,8 @@ const stop: Command = {
   name: "fleet stop",
   synopsis: "NAME [--grace S]",
   summary: "stop an agent: SIGTERM, SIGKILL after the grace period, then its tmux session",
-  details: ["--grace S  seconds between SIGTERM and SIGKILL (default: the service's, 10)"],
-  options: { grace: { type: "string" } },
-  json: true,
+  options: { grace: { type: "string", value: "S", help: "seconds between SIGTERM and SIGKILL (default: the service's, 10)" }, ...jsonOption() },
+  services: ["fleet"],
   async run(inv) {
     const name = inv.arg(0, "NAME");
     inv.atMost(1);
@@ -131,7 +129,7 @@ const stop: Command = {
     // The service waits out the grace period before it answers.
     const timeout = (grace ?? 10) * 1000 + START_TIMEOUT_MS;
     const res = await f.call(f.client.stopAgent, fleet.StopAgentRequest.fromPartial({ name, graceSeconds: grace }), timeout);
-    say(inv.json ? json(fleet.StopAgentResponse.toJSON(res)) : `stopped ${name}`);
+    say(inv.json ? json(completeJson(fleet, "StopAgentResponse", res)) : `stopped ${name}`);
     return 0;
   },
 };
@@ -141,7 +139,8 @@ const rm: Command = {
   synopsis: "NAME…",
   summary: "remove stopped or exited agents, with their kept output and heartbeat files",
   details: ["Each NAME is tried; any failure makes the exit status 1."],
-  json: true,
+  options: jsonOption('print {"removed": [agent, …]} with every field of each removed agent'),
+  services: ["fleet"],
   async run(inv) {
     inv.arg(0, "NAME");
     const f = inv.conn.fleet();
@@ -156,7 +155,7 @@ const rm: Command = {
         process.stderr.write(`skein: ${describe(err)}\n`);
       }
     }
-    if (inv.json) say(json({ removed: removed.map((a) => fleet.Agent.toJSON(a)) }));
+    if (inv.json) say(json({ removed: removed.map((a) => completeJson(fleet, "Agent", a)) }));
     return failed ? 1 : 0;
   },
 };
@@ -165,13 +164,12 @@ const logs: Command = {
   name: "fleet logs",
   synopsis: "NAME [-n N] [-f]",
   summary: "print the last lines of an agent's pane (kept after it stopped or exited)",
-  details: [
-    "-n N      how many lines (1–10000; default 100)",
-    "-f        follow: print new lines as they appear, until Ctrl-C or the agent ends",
-    "          (stopped, or exited with no restart coming)",
-  ],
-  options: { lines: { type: "string", short: "n" }, follow: { type: "boolean", short: "f" } },
-  json: true,
+  options: {
+    lines: { type: "string", short: "n", value: "N", help: "how many lines (1–10000; default 100)" },
+    follow: { type: "boolean", short: "f", help: "print new lines as they appear, until Ctrl-C or the agent ends (stopped, or exited with no restart coming)" },
+    ...jsonOption("print JSON instead of text (with -f: one {\"text\"} object per batch of new lines)"),
+  },
+  services: ["fleet"],
   async run(inv) {
     const name = inv.arg(0, "NAME");
     inv.atMost(1);
@@ -179,7 +177,7 @@ const logs: Command = {
     const f = inv.conn.fleet();
     if (inv.flag("follow")) return followLogs(f, name, lines, inv.json);
     const res = await f.call(f.client.captureOutput, fleet.CaptureOutputRequest.fromPartial({ name, lines }));
-    if (inv.json) say(json(fleet.CaptureOutputResponse.toJSON(res)));
+    if (inv.json) say(json(completeJson(fleet, "CaptureOutputResponse", res)));
     else {
       // The service ends the text with a newline; say() adds its own.
       const text = res.text.replace(/\s+$/, "");
@@ -193,8 +191,8 @@ const send: Command = {
   name: "fleet send",
   synopsis: "NAME TEXT… [--no-enter]",
   summary: "type text into an agent's pane, then Enter",
-  details: ["--no-enter  type the text without pressing Enter"],
-  options: { "no-enter": { type: "boolean" } },
+  options: { "no-enter": { type: "boolean", help: "type the text without pressing Enter" } },
+  services: ["fleet"],
   async run(inv) {
     const name = inv.arg(0, "NAME");
     const words = inv.positionals.slice(1);
@@ -209,6 +207,7 @@ const attach: Command = {
   name: "fleet attach",
   synopsis: "NAME",
   summary: "attach this terminal to an agent's tmux session (on the fleet service's host)",
+  services: ["fleet"],
   async run(inv) {
     const name = inv.arg(0, "NAME");
     inv.atMost(1);
@@ -244,13 +243,14 @@ const watch: Command = {
   name: "fleet watch",
   synopsis: "[NAME…]",
   summary: "follow agent state changes (started, exited, restarted, stopped, stale heartbeat, removed)",
-  details: ["NAME…  only these agents (default: all)", "--json one JSON object per event and line", "Ctrl-C stops watching."],
-  json: true,
+  details: ["NAME…  only these agents (default: all)", "Ctrl-C stops watching."],
+  options: jsonOption("print each event as one JSON object per line"),
+  services: ["fleet"],
   async run(inv) {
     const f = inv.conn.fleet();
     const stream = f.client.watchAgents(fleet.WatchAgentsRequest.fromPartial({ names: [...inv.positionals] }), f.metadata());
     return follow(f, stream, (e) => {
-      if (inv.json) return say(JSON.stringify(fleet.WatchAgentsResponse.toJSON(e)));
+      if (inv.json) return say(JSON.stringify(completeJson(fleet, "WatchAgentsResponse", e)));
       const what = enumLabel(fleet.agentEventTypeToJSON(e.type), "AGENT_EVENT_TYPE_");
       const detail = e.message === what ? "" : e.message;
       say([localTime(e.at), what.padEnd(15), e.agent?.name ?? "-", detail].filter((x) => x !== "").join("  "));
