@@ -1,6 +1,7 @@
 import { status, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
 import { CallScope, type CallEnvironment } from "./call.js";
 import type { CallContext, ServerStreamHandler } from "./context.js";
+import { parsedRequest } from "./malformed.js";
 import { pump } from "./stream-writer.js";
 
 type ResponseStream = ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>;
@@ -11,7 +12,7 @@ type ResponseStream = ServerWritableStream<unknown, unknown> | ServerDuplexStrea
  * iterator (its finally blocks run) and leave no listener behind.
  */
 export function adaptServerStream<Req, Res>(method: string, handler: ServerStreamHandler<Req, Res>, env: CallEnvironment) {
-  return (call: ServerWritableStream<Req, Res>): void => streamResponses(call, method, env, (ctx) => handler(call.request, ctx));
+  return (call: ServerWritableStream<Req, Res>): void => streamResponses(call, method, env, (ctx) => handler(parsedRequest(call.request), ctx));
 }
 
 /** Writes what `produce` yields to the call's response stream, then its final status. */

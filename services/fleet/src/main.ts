@@ -1,13 +1,11 @@
 import { fleet } from "@skein/proto";
-import { createLogger, hosted, runMain, serve } from "@skein/runtime";
+import { hosted, runMain, serve } from "@skein/runtime";
 import { loadConfig } from "./config.js";
 import { Fleet } from "./fleet.js";
 import { fleetHandlers } from "./handlers.js";
 import { registerFleetGauges } from "./metrics.js";
 
-const log = createLogger("fleet");
-
-await runMain(log, async () => {
+await runMain("fleet", async (log) => {
   const config = loadConfig();
   const f = new Fleet(config, log);
   await f.open();
