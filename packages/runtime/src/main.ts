@@ -32,7 +32,8 @@ export async function runMain(service: string, start: (log: Logger) => Promise<R
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
-    lifeline?.ready({ service, address: server.address, port: server.port, metrics: server.metricsAddress, tls: server.tls, auth: server.auth }, () =>
+    const bound = server.address.startsWith("unix:") ? server.address : server.address.replace(/:\d+$/, `:${server.port}`);
+    lifeline?.ready({ service, address: bound, port: server.port, metrics: server.metricsAddress, tls: server.tls, auth: server.auth }, () =>
       stop("launcher gone (lifeline closed)"),
     );
   } catch (err) {
