@@ -17,6 +17,12 @@ export interface MetricsSettings {
   readonly port: number;
 }
 
+/** Spelled out for the services skein ships, so every variable read appears in the source. */
+const OWN_METRICS_VAR: Record<string, string> = {
+  SKEIN_SESSION_ADDR: "SKEIN_SESSION_METRICS_ADDR",
+  SKEIN_FLEET_ADDR: "SKEIN_FLEET_METRICS_ADDR",
+};
+
 /**
  * Each service has its own metrics variable (SKEIN_SESSION_METRICS_ADDR for a
  * service listening on SKEIN_SESSION_ADDR); SKEIN_METRICS_ADDR serves a
@@ -24,7 +30,7 @@ export interface MetricsSettings {
  * unless SKEIN_METRICS_PUBLIC=true.
  */
 export function metricsSettings(addrVar: string, env: Env = process.env): MetricsSettings | undefined {
-  const own = addrVar.replace(/_ADDR$/, "_METRICS_ADDR");
+  const own = OWN_METRICS_VAR[addrVar] ?? addrVar.replace(/_ADDR$/, "_METRICS_ADDR");
   const variable = envOptional(own, env) !== undefined ? own : "SKEIN_METRICS_ADDR";
   const address = envOptional(variable, env);
   const allowRemote = envBool("SKEIN_METRICS_PUBLIC", false, env);
