@@ -26,11 +26,13 @@ describe("with SKEIN_AUTH_TOKEN set", () => {
     expect(described.registry.getService("grpc.health.v1.Health")).toBeDefined();
     expect((await describeServer(svc.address, "v1alpha")).services).toContain("skein.fleet.v1.FleetService");
     const h = connect(health.HealthClient, svc.address);
-    expect((await call(h, h.check, { service: "" })).status).toBe(health.HealthCheckResponse_ServingStatus.SERVING);
+    const checked = await call<health.HealthCheckRequest, health.HealthCheckResponse>(h, h.check, { service: "" });
+    expect(checked.status).toBe(health.HealthCheckResponse_ServingStatus.SERVING);
     // The domain is not public.
     const f = connect(fleet.FleetServiceClient, svc.address);
     await expect(call(f, f.listAgents, {})).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
-    expect((await call(f, f.listAgents, {}, md({ token: TOKEN }))).agents).toEqual([]);
+    const listed = await call<fleet.ListAgentsRequest, fleet.ListAgentsResponse>(f, f.listAgents, {}, md({ token: TOKEN }));
+    expect(listed.agents).toEqual([]);
   });
 
   it("with SKEIN_REFLECTION_AUTH=token, reflection needs the token too", async () => {
