@@ -16,6 +16,9 @@ export interface Lifeline {
 export function watchLifeline(env: Record<string, string | undefined> = process.env): Lifeline | undefined {
   if (env.SKEIN_LIFELINE_FD === undefined || env.SKEIN_LIFELINE_FD === "") return undefined;
   const fd = envInt("SKEIN_LIFELINE_FD", 3, { min: 3, max: 65_535 }, env);
+  // The service's own children (tmux and its agents, extensions) do not inherit the
+  // descriptor; nor must they inherit the variable, or a service started from one would look for it.
+  delete env.SKEIN_LIFELINE_FD;
   let socket: Socket;
   try {
     socket = new Socket({ fd, readable: true, writable: true });

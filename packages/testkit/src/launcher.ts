@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fleetSocketLockPath, isLive, readProcStatSync } from "@skein/host";
 import { killTmuxServer } from "./tmux.js";
-import { repoRoot } from "./service-process.js";
+import { isolatedDirs, repoRoot } from "./service-process.js";
 
 /**
  * `npm start` (or start-all.mjs directly) as an operator runs it, in its own
@@ -47,13 +47,7 @@ export function startLauncher(
   const env: Record<string, string> = {};
   const merged = {
     ...process.env,
-    HOME: home,
-    XDG_CONFIG_HOME: join(home, ".config"),
-    XDG_STATE_HOME: join(home, ".local", "state"),
-    XDG_RUNTIME_DIR: join(home, "run"),
-    SKEIN_SESSIONS_DIR: join(home, "sessions"),
-    SKEIN_FLEET_STATE_DIR: join(home, "state"),
-    SKEIN_HEARTBEAT_DIR: join(home, "heartbeats"),
+    ...isolatedDirs(home),
     SKEIN_TMUX_SOCKET: tmuxSocket,
     SKEIN_SESSION_ADDR: "127.0.0.1:0",
     SKEIN_FLEET_ADDR: "127.0.0.1:0",
