@@ -32,8 +32,7 @@ export async function runMain(service: string, start: (log: Logger) => Promise<R
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
-    const bound = server.address.startsWith("unix:") ? server.address : server.address.replace(/:\d+$/, `:${server.port}`);
-    lifeline?.ready({ service, address: bound, port: server.port, metrics: server.metricsAddress, tls: server.tls, auth: server.auth }, () =>
+    lifeline?.ready({ service, address: server.boundAddress, port: server.port, metrics: server.metricsAddress, tls: server.tls, auth: server.auth }, () =>
       stop("launcher gone (lifeline closed)"),
     );
   } catch (err) {

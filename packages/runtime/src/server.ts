@@ -35,6 +35,8 @@ export interface ServeOptions {
 export interface RunningServer {
   readonly address: string;
   readonly port: number;
+  /** The address as bound: port 0 replaced by the port the system chose. */
+  readonly boundAddress: string;
   /** Where metrics are served (host:port as bound), when they are. */
   readonly metricsAddress?: string;
   readonly tls: "off" | "tls" | "mtls";
@@ -93,7 +95,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     server.forceShutdown();
     throw err;
   }
-  opts.log.info({ address, port, tls, auth: authToken !== undefined, reflectionAuth, services: all.map((s) => s.name) }, "listening");
+  const boundAddress = address.startsWith("unix:") ? address : address.replace(/:\d+$/, `:${port}`);
+  opts.log.info({ address: boundAddress, port, tls, auth: authToken !== undefined, reflectionAuth, services: all.map((s) => s.name) }, "listening");
 
   let closing: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> =>
@@ -126,6 +129,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   return {
     address,
     port,
+    boundAddress,
     ...(metrics ? { metricsAddress: metrics.address } : {}),
     tls,
     auth: authToken !== undefined,
