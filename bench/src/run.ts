@@ -5,6 +5,7 @@ const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> =
   fleet: () => import("./fleet.js"),
   session: () => import("./session.js"),
   "session-soak": () => import("./session-soak.js"),
+  sse: () => import("./sse.js"),
 };
 
 const only = process.argv.slice(2);

@@ -41,6 +41,11 @@ export function readServeSettings(addrVar: string, defaultAddr: string, env: Env
 
 const MiB = 1024 * 1024;
 
+/** The largest message the server sends (SKEIN_MAX_SEND_MESSAGE_BYTES); services size their responses under it. */
+export function maxSendMessageBytes(env: Env): number {
+  return envInt("SKEIN_MAX_SEND_MESSAGE_BYTES", 16 * MiB, { min: 1024, max: 256 * MiB }, env);
+}
+
 function channelOptions(env: Env): ChannelOptions {
   return {
     "grpc.keepalive_time_ms": envInt("SKEIN_KEEPALIVE_TIME_MS", 30_000, { min: 1_000, max: 86_400_000 }, env),
@@ -49,6 +54,6 @@ function channelOptions(env: Env): ChannelOptions {
     // Clients may ping every 10 s without being told to calm down.
     "grpc.http2.min_ping_interval_without_data_ms": 10_000,
     "grpc.max_receive_message_length": envInt("SKEIN_MAX_RECV_MESSAGE_BYTES", 4 * MiB, { min: 1024, max: 256 * MiB }, env),
-    "grpc.max_send_message_length": envInt("SKEIN_MAX_SEND_MESSAGE_BYTES", 16 * MiB, { min: 1024, max: 256 * MiB }, env),
+    "grpc.max_send_message_length": maxSendMessageBytes(env),
   };
 }

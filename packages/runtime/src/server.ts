@@ -63,14 +63,16 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
 
   const draining = new AbortController();
   const forced = new AbortController();
-  // Every call in flight listens on these two; hundreds at once are normal.
-  setMaxListeners(0, draining.signal, forced.signal);
+  const stopped = new AbortController();
+  // Every call in flight listens on these; hundreds at once are normal.
+  setMaxListeners(0, draining.signal, forced.signal, stopped.signal);
   const callEnv: CallEnvironment = {
     log: opts.log,
     authToken,
     reflectionAuth,
     draining: draining.signal,
     forced: forced.signal,
+    stopped: stopped.signal,
     hooks: grpcMetricsHooks,
     inFlight: new Set(),
   };
@@ -116,9 +118,10 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       await untilAborted(Promise.all([settled(callEnv.inFlight), domainClosed]), forced.signal);
       if (forced.signal.aborted) {
         opts.log.warn({ inFlight: callEnv.inFlight.size }, "grace period over; ending remaining calls");
-        await settled(callEnv.inFlight);
-        await domainClosed;
+        // Self-ending streams (replies) end as the domain stops their work; any still open after that is cut.
+        await Promise.all([settled(callEnv.inFlight), domainClosed.then(() => stopped.abort())]);
       }
+      stopped.abort();
       await untilAborted(serverClosed, AbortSignal.timeout(FLUSH_WINDOW_MS));
       server.forceShutdown();
       await metrics?.close();

@@ -20,6 +20,11 @@ export interface ScriptedReply {
   readonly holdAfter?: number;
   readonly hold?: Promise<void>;
   /**
+   * Sends the whole stream as bytes, `bytes` at a time with `delayMs` between
+   * writes: a slow provider, e.g. one huge line arriving over seconds.
+   */
+  readonly trickle?: { readonly bytes: number; readonly delayMs: number };
+  /**
    * How the response ends after the events: `end` closes it properly, `cut`
    * destroys the socket mid-response, `stall` keeps it open and silent until
    * the client goes away.
@@ -111,8 +116,15 @@ export async function startSseServer(opts: {
     try {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       const events = reply.events ?? [];
+      if (reply.trickle) {
+        const body = Buffer.from(events.map(frame).join(""));
+        for (let at = 0; at < body.length && !gone; at += reply.trickle.bytes) {
+          if (at > 0) await new Promise((r) => setTimeout(r, reply.trickle!.delayMs));
+          if (!gone) res.write(body.subarray(at, at + reply.trickle.bytes));
+        }
+      }
       // Without delays everything goes out in one write: the fastest provider possible.
-      if (!reply.delayMs && reply.holdAfter === undefined) res.write(events.map(frame).join(""));
+      else if (!reply.delayMs && reply.holdAfter === undefined) res.write(events.map(frame).join(""));
       else {
         for (let i = 0; i < events.length && !gone; i++) {
           if (i === reply.holdAfter && reply.hold) await Promise.race([reply.hold, once(res, "close")]);
