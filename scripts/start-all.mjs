@@ -31,7 +31,7 @@ try {
   process.exit(1);
 }
 const runtime = await import(pathToFileURL(join(root, "packages/runtime/dist/index.js")).href);
-const problem = preflight(services, process.env, runtime);
+const problem = await preflight(root, services, process.env, runtime);
 if (problem) {
   console.error(`skein: ${problem}`);
   process.exit(2);

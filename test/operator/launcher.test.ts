@@ -96,3 +96,11 @@ it("a bad setting under npm start: exit 2, one line, before any service starts",
   expect(launcher.stderr).toEqual(['skein: SKEIN_LOG_LEVEL="verbose" must be one of trace, debug, info, warn, error, fatal, silent']);
   expect(launcher.stdout).toEqual([]);
 });
+
+it("a bad setting of one service under npm start: exit 2, one line, and the other service never starts", async () => {
+  launcher = startLauncher({ env: { SKEIN_HEARTBEAT_INTERVAL: "often" } });
+  const { code } = await launcher.exited;
+  expect(code).toBe(2);
+  expect(launcher.stderr).toEqual(['skein: SKEIN_HEARTBEAT_INTERVAL="often" is not a whole number']);
+  expect(launcher.stdout).toEqual([]);
+});
