@@ -8,3 +8,4 @@ export * from "./certs.js";
 export * from "./metrics.js";
 export * from "./tmux.js";
 export * from "./launcher.js";
+export * from "./faults.js";

@@ -16,7 +16,7 @@ type Env = Record<string, string | undefined>;
 /** Composes the session service (config, store, provider, agents, runs, handlers) and serves it. */
 export async function startSessionServer(env: Env, log: Logger): Promise<RunningServer & { sessions: Sessions }> {
   const config = loadConfig(env, log);
-  const serviceExtensions = await loadServiceExtensions({ env, gooseConfig: config.gooseConfig });
+  const serviceExtensions = await loadServiceExtensions({ env, gooseConfig: config.gooseConfig, log });
   const store = await JsonlSessionStore.open(config.sessionsDir, log, { syncEachMessage: config.syncEachMessage });
   // Before anything starts: end extension processes a killed previous instance left behind.
   const pids = await PidRegistry.open(config.sessionsDir, { log, killGraceMs: config.extensionKillGraceMs });
