@@ -80,27 +80,18 @@ it("pretty logs are one line per record, and carry no colour codes with NO_COLOR
   expect(launcher.stdout.some((l) => l.includes("listening"))).toBe(true);
 });
 
-it("SKEIN_METRICS_ADDR alone with both services: exit 2 with one line naming the conflict", async () => {
-  launcher = startLauncher({ env: { SKEIN_METRICS_ADDR: "127.0.0.1:19464" } });
+it.each([
+  [
+    "SKEIN_METRICS_ADDR alone with both services names the conflict",
+    { SKEIN_METRICS_ADDR: "127.0.0.1:19464" },
+    "skein: SKEIN_METRICS_ADDR=127.0.0.1:19464 is the metrics address of both session and fleet: give each its own (SKEIN_SESSION_METRICS_ADDR, SKEIN_FLEET_METRICS_ADDR), or use port 0",
+  ],
+  ["a runtime setting", { SKEIN_LOG_LEVEL: "verbose" }, 'skein: SKEIN_LOG_LEVEL="verbose" must be one of trace, debug, info, warn, error, fatal, silent'],
+  ["one service's own setting", { SKEIN_HEARTBEAT_INTERVAL: "often" }, 'skein: SKEIN_HEARTBEAT_INTERVAL="often" is not a whole number'],
+])("npm start with a bad setting (%s): exit 2, one line, and no service starts", async (_what, env, line) => {
+  launcher = startLauncher({ env });
   const { code } = await launcher.exited;
   expect(code).toBe(2);
-  expect(launcher.stderr).toHaveLength(1);
-  expect(launcher.stderr[0]).toMatch(/^skein: SKEIN_METRICS_ADDR=127\.0\.0\.1:19464 is the metrics address of both session and fleet: .*SKEIN_SESSION_METRICS_ADDR, SKEIN_FLEET_METRICS_ADDR/);
-  expect(launcher.stdout).toEqual([]);
-});
-
-it("a bad setting under npm start: exit 2, one line, before any service starts", async () => {
-  launcher = startLauncher({ env: { SKEIN_LOG_LEVEL: "verbose" } });
-  const { code } = await launcher.exited;
-  expect(code).toBe(2);
-  expect(launcher.stderr).toEqual(['skein: SKEIN_LOG_LEVEL="verbose" must be one of trace, debug, info, warn, error, fatal, silent']);
-  expect(launcher.stdout).toEqual([]);
-});
-
-it("a bad setting of one service under npm start: exit 2, one line, and the other service never starts", async () => {
-  launcher = startLauncher({ env: { SKEIN_HEARTBEAT_INTERVAL: "often" } });
-  const { code } = await launcher.exited;
-  expect(code).toBe(2);
-  expect(launcher.stderr).toEqual(['skein: SKEIN_HEARTBEAT_INTERVAL="often" is not a whole number']);
+  expect(launcher.stderr).toEqual([line]);
   expect(launcher.stdout).toEqual([]);
 });
