@@ -1,15 +1,14 @@
 import { fleet } from "@skein/proto";
-import { createLogger, hosted, runMain, serve } from "@skein/runtime";
+import { hosted, runMain, serve } from "@skein/runtime";
 import { loadConfig } from "./config.js";
 import { Fleet } from "./fleet.js";
 import { fleetHandlers } from "./handlers.js";
 import { registerFleetGauges } from "./metrics.js";
 import { TmuxAvailability } from "./tmux-availability.js";
 
-const log = createLogger("fleet");
 const SERVICE = "skein.fleet.v1.FleetService";
 
-await runMain(log, async () => {
+await runMain("fleet", async (log) => {
   const config = loadConfig();
   const f = new Fleet(config, log);
   await f.open();
