@@ -4,13 +4,13 @@ import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime
 import { DIR_MODE } from "./files.js";
 import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "./goose-format.js";
 import { isValidSessionId } from "./ids.js";
-import { SKEIN_KEY } from "./skein-metadata.js";
+import { STATE_KEY } from "./skein-metadata.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
 import { Connection, type Db } from "./sqlite/connection.js";
 import { toolResultFormFor, type ToolResultForm } from "./sqlite/content.js";
 import { insertMessage, messageOfRow, metadataJson, newMessageId, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
 import { columnChanges, metadataOfRow, parseSqlTimestamp, type Row } from "./sqlite/rows.js";
-import { createGooseSchema, GOOSE_SCHEMA_VERSION, hasSchemaVersionTable, schemaVersion, tableColumns } from "./sqlite/schema.js";
+import { createGooseSchema, KNOWN_SCHEMA_VERSION, hasSchemaVersionTable, schemaVersion, tableColumns } from "./sqlite/schema.js";
 
 export const DB_NAME = "sessions.db";
 /** goose lists these types; sub-agent, hidden, terminal, gateway and ACP sessions are goose's internals. */
@@ -83,8 +83,8 @@ export class SqliteSessionStore implements SessionStore {
         sqlite: (db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v,
       }));
       for (const c of ["id", "working_dir"]) if (!info.sessions.has(c)) throw new Error(`${path}: the sessions table has no ${c} column; not a goose session database`);
-      if (info.version > GOOSE_SCHEMA_VERSION) {
-        log.warn({ path, schemaVersion: info.version, known: GOOSE_SCHEMA_VERSION }, "session database is newer than the goose schema skein knows; using the columns skein knows");
+      if (info.version > KNOWN_SCHEMA_VERSION) {
+        log.warn({ path, schemaVersion: info.version, known: KNOWN_SCHEMA_VERSION }, "session database is newer than the goose schema skein knows; using the columns skein knows");
       }
       const form = toolResultFormFor(info.version, info.latestToolValue);
       return new SqliteSessionStore(path, conn, log, info.sessions, info.messages, info.version, form, created, info.sqlite);
@@ -321,7 +321,7 @@ export class SqliteSessionStore implements SessionStore {
       const title = s.metadata.description.split(/\s+/).filter(Boolean).join(" ");
       // goose ≤1.9 kept extension_data in the metadata line; skein's extensions join it in goose's shape.
       const data = isObject(s.metadata.extension_data) ? s.metadata.extension_data : {};
-      const own = SKEIN_KEY in s.metadata ? {} : { [SKEIN_KEY]: metadataOfRow({ extension_data: JSON.stringify(data) }, 0).metadata[SKEIN_KEY] };
+      const own = STATE_KEY in s.metadata ? {} : { [STATE_KEY]: metadataOfRow({ extension_data: JSON.stringify(data) }, 0).metadata[STATE_KEY] };
       const values: Row = { ...this.newRowValues({ ...s.metadata, ...own, description: title }, data), created_at: s.createdAt, updated_at: s.updatedAt, schedule_id: s.metadata.schedule_id };
       const cols = Object.keys(values).filter((c) => this.sessionColumns.has(c));
       db.prepare(`INSERT INTO sessions (id, ${cols.join(", ")}) VALUES (?, ${cols.map(() => "?").join(", ")})`).run(s.id, ...cols.map((c) => values[c]));

@@ -1,5 +1,5 @@
 import { defaultMetadata, isObject, type GooseMetadata, type JsonObject } from "../goose-format.js";
-import { SKEIN_KEY } from "../skein-metadata.js";
+import { STATE_KEY } from "../skein-metadata.js";
 import { skeinExtensionsOf, withSkeinExtensions, type SkeinExtensionEntry } from "./extension-data.js";
 
 export type Row = Record<string, unknown>;
@@ -54,7 +54,7 @@ export function metadataOfRow(row: Row, messageCount: number): RowMetadata {
   for (const c of TOKEN_COLUMNS) meta[c] = typeof row[c] === "number" ? row[c] : null;
   const data = parseData(row.extension_data);
   const ext = data ? skeinExtensionsOf(data) : { extensions: [], skipped: [] };
-  meta[SKEIN_KEY] = { extensions: ext.extensions, description_user_set: row.user_set_name === 1 || row.user_set_name === true };
+  meta[STATE_KEY] = { extensions: ext.extensions, description_user_set: row.user_set_name === 1 || row.user_set_name === true };
   return { metadata: meta, skippedExtensions: ext.skipped, extensionDataUnreadable: data === undefined };
 }
 
@@ -70,7 +70,7 @@ function parseData(v: unknown): JsonObject | undefined {
 }
 
 function skeinState(meta: GooseMetadata): { extensions: SkeinExtensionEntry[]; userSet: boolean } {
-  const s = isObject(meta[SKEIN_KEY]) ? (meta[SKEIN_KEY] as JsonObject) : {};
+  const s = isObject(meta[STATE_KEY]) ? (meta[STATE_KEY] as JsonObject) : {};
   return { extensions: Array.isArray(s.extensions) ? (s.extensions as SkeinExtensionEntry[]) : [], userSet: s.description_user_set === true };
 }
 

@@ -9,7 +9,7 @@ import type { Db } from "./connection.js";
  * migrates goose's schema: an older or newer database is used through the
  * columns it has.
  */
-export const GOOSE_SCHEMA_VERSION = 16;
+export const KNOWN_SCHEMA_VERSION = 16;
 
 export const CREATE_SCHEMA: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS schema_version (
@@ -111,7 +111,7 @@ export const CREATE_SCHEMA: readonly string[] = [
  */
 export function createGooseSchema(db: Db): void {
   db.exec(CREATE_SCHEMA[0]!);
-  db.prepare("INSERT OR IGNORE INTO schema_version (version) VALUES (?)").run(GOOSE_SCHEMA_VERSION);
+  db.prepare("INSERT OR IGNORE INTO schema_version (version) VALUES (?)").run(KNOWN_SCHEMA_VERSION);
   for (const sql of CREATE_SCHEMA.slice(1)) db.exec(sql);
 }
 
