@@ -106,7 +106,7 @@ export class CallScope {
 
   /** Maps a thrown value to a status, logging internals server-side only. */
   errorStatus(err: unknown): { code: status; details: string } {
-    const s = statusOf(err, this.ctx.requestId);
+    const s = statusOf(err, this.ctx.requestId, this.abort.signal.aborted);
     if (s.internal) this.ctx.log.error({ err }, "unexpected error");
     return s;
   }

@@ -61,8 +61,20 @@ export class UnauthenticatedError extends SkeinError {
   }
 }
 
-/** The gRPC status a thrown value becomes, and the message the client sees. */
-export function statusOf(err: unknown, requestId: string): { code: status; details: string; internal: boolean } {
+/** The work was stopped on purpose (the client gave up, CancelReply, shutdown). */
+export class CancelledError extends SkeinError {
+  constructor(message: string) {
+    super(status.CANCELLED, message);
+  }
+}
+
+/**
+ * The gRPC status a thrown value becomes, and the message the client sees.
+ * With `aborted` (the call's own signal fired), whatever the aborted work threw
+ * is a cancellation, not an internal error.
+ */
+export function statusOf(err: unknown, requestId: string, aborted = false): { code: status; details: string; internal: boolean } {
   if (err instanceof SkeinError) return { code: err.code, details: err.message, internal: false };
+  if (aborted) return { code: status.CANCELLED, details: `the call was cancelled (request id ${requestId})`, internal: false };
   return { code: status.INTERNAL, details: `internal error (request id ${requestId})`, internal: true };
 }

@@ -18,8 +18,8 @@ export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: 
   const toProto = (info: Parameters<typeof sessionToProto>[0], messageCount?: number) =>
     sessionToProto(info, sessions.live(info.id), sessions.extensionsOf(info), messageCount);
   return {
-    createSession: async (req) => {
-      const info = await sessions.create(req.workingDir, req.description, req.extensions.map(rawExtension));
+    createSession: async (req, ctx) => {
+      const info = await sessions.create(req.workingDir, req.description, req.extensions.map(rawExtension), ctx.signal);
       return pb.CreateSessionResponse.fromPartial({ session: toProto(info) });
     },
 
@@ -56,8 +56,8 @@ export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: 
 
     cancelReply: async (req) => pb.CancelReplyResponse.fromPartial({ cancelled: await sessions.cancel(req.sessionId, req.requestId) }),
 
-    addExtension: async (req) => {
-      const tools = await sessions.addExtension(req.sessionId, req.extension && rawExtension(req.extension));
+    addExtension: async (req, ctx) => {
+      const tools = await sessions.addExtension(req.sessionId, req.extension && rawExtension(req.extension), ctx.signal);
       return pb.AddExtensionResponse.fromPartial({ tools: tools.map(toolToProto) });
     },
 
@@ -68,8 +68,8 @@ export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: 
 
     listTools: async (req) => pb.ListToolsResponse.fromPartial({ tools: (await sessions.listTools(req.sessionId)).map(toolToProto) }),
 
-    summarizeSession: async (req) => {
-      const { session, summary } = await sessions.summarize(req.sessionId);
+    summarizeSession: async (req, ctx) => {
+      const { session, summary } = await sessions.summarize(req.sessionId, ctx.signal);
       return pb.SummarizeSessionResponse.fromPartial({ session: toProto(session), summary });
     },
 

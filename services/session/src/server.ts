@@ -1,15 +1,15 @@
 import { session } from "@skein/proto";
 import { hosted, serve, type Logger, type RunningServer } from "@skein/runtime";
-import { AgentRegistry } from "./agents/agent-registry.js";
 import { loadConfig } from "./config.js";
 import { loadServiceExtensions, PidRegistry } from "./extensions/index.js";
 import { sessionHandlers } from "./handlers.js";
 import { bindSessionMetrics } from "./metrics.js";
 import { createProvider } from "./providers/index.js";
-import { RunManager } from "./runs/run-manager.js";
 import { Sessions } from "./sessions.js";
+import { LocalRunOwnership } from "./slots/run-ownership.js";
+import { SessionSlots } from "./slots/session-slots.js";
 import { openSessionStore } from "./store/open-store.js";
-import { sessionExtensions } from "./store/skein-metadata.js";
+import { sessionExtensions } from "./model/skein-metadata.js";
 
 type Env = Record<string, string | undefined>;
 
@@ -31,16 +31,10 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
   else log.warn({ reason: p.missing }, "no model provider: Reply will fail until one is configured");
   log.info({ sessionsDir: config.sessionsDir, store: config.store, serviceExtensions: serviceExtensions.map((e) => e.name), idleTimeoutMs: config.idleTimeoutMs, maxLiveAgents: config.maxLiveAgents }, "session store");
 
-  const runs = new RunManager({
+  const slots = new SessionSlots({
     store,
-    maxTurns: config.maxTurns,
-    limits: { maxToolResultChars: config.maxToolResultChars, maxModelOutputChars: config.maxModelOutputChars },
-    eventBuffer: config.eventBuffer,
-    compaction: { threshold: config.autoCompactThreshold, contextLimit: config.contextLimit },
-    log,
-  });
-  const agents = new AgentRegistry({
-    load: async (id) => {
+    ownership: new LocalRunOwnership(store),
+    loadSpec: async (id) => {
       const info = await store.info(id);
       // A goose session can list a stdio extension skein also runs service-wide: that one runs once.
       const own = info && sessionExtensions(info.metadata, log.child({ sessionId: id })).filter((e) => !serviceExtensions.some((s) => s.name === e.name));
@@ -50,21 +44,24 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     extensionOptions: { registry: pids, killGraceMs: config.extensionKillGraceMs, log },
     idleTimeoutMs: config.idleTimeoutMs,
     maxLive: config.maxLiveAgents,
+    eventBuffer: config.eventBuffer,
+    eventBufferTotal: config.eventBufferTotal,
+    maxTurns: config.maxTurns,
+    limits: { maxToolResultChars: config.maxToolResultChars, maxModelOutputChars: config.maxModelOutputChars },
+    compaction: { threshold: config.autoCompactThreshold, contextLimit: config.contextLimit },
     log,
-    onEvicted: (id) => runs.unload(id),
-    onSweep: (isLive) => runs.trim(isLive),
   });
-  const sessions = new Sessions({ store, provider, runs, agents, serviceExtensions, maxMessageChars: config.maxMessageChars, log });
+  const sessions = new Sessions({ store, provider, slots, serviceExtensions, maxMessageChars: config.maxMessageChars, log });
   bindSessionMetrics({
-    runningReplies: () => runs.running,
-    liveAgents: () => agents.size,
-    extensionProcesses: () => agents.extensionProcesses,
-    evictions: () => agents.evictions,
-    streamEvents: () => runs.published,
+    runningReplies: () => slots.running,
+    liveAgents: () => slots.liveAgents,
+    extensionProcesses: () => slots.extensionProcesses,
+    evictions: () => slots.evictions,
+    streamEvents: () => slots.published,
   });
-  // Ends every agent's extension processes, then the records of them, then the store.
-  const closeDomain = async () => {
-    await agents.shutdown();
+  // Ends every session's work and extension processes, then the records of them, then the store.
+  const closeDomain = async (forced: AbortSignal) => {
+    await slots.shutdown(forced);
     await pids.close();
     await store.close();
   };
@@ -77,12 +74,11 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
       log,
       env,
       onShutdown: async ({ forced }) => {
-        await runs.shutdown(forced);
-        await closeDomain();
+        await closeDomain(forced);
       },
     });
   } catch (err) {
-    await closeDomain();
+    await closeDomain(AbortSignal.abort());
     throw err;
   }
   return Object.assign(server, { sessions });

@@ -1,24 +1,21 @@
 import { stat } from "node:fs/promises";
 import { isAbsolute } from "node:path";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
-import type { AgentRegistry } from "./agents/agent-registry.js";
-import type { AgentLease } from "./agents/live-agent.js";
+import { CancelledError, FailedPreconditionError, InvalidArgumentError, NotFoundError, SkeinError, type Logger } from "@skein/runtime";
 import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig, type RawExtensionConfig, type ToolSpec } from "./extensions/index.js";
-import type { Provider } from "./providers/provider.js";
+import { ProviderError, type Provider } from "./providers/provider.js";
 import { compactAndStore } from "./runs/run.js";
-import type { RunManager } from "./runs/run-manager.js";
 import type { SessionEvent } from "./runs/events.js";
-import { defaultMetadata } from "./store/goose-format.js";
+import type { SessionSlots } from "./slots/session-slots.js";
+import { defaultMetadata } from "./model/goose-format.js";
 import { validateRequestId, validateSessionId } from "./store/ids.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./store/session-store.js";
-import { markDescriptionUserSet, sessionExtensions, withSessionExtensions } from "./store/skein-metadata.js";
+import { markDescriptionUserSet, sessionExtensions, withSessionExtensions } from "./model/skein-metadata.js";
 
 export interface SessionsOptions {
   readonly store: SessionStore;
   /** Either the provider or why there is none (Reply answers FAILED_PRECONDITION with it). */
   readonly provider: { provider: Provider } | { missing: string };
-  readonly runs: RunManager;
-  readonly agents: AgentRegistry;
+  readonly slots: SessionSlots;
   /** Started for every session; a session's own extension may not take one of their names. */
   readonly serviceExtensions: readonly ExtensionConfig[];
   readonly maxMessageChars: number;
@@ -38,18 +35,20 @@ const DEFAULT_PAGE = 50;
 const MAX_PAGE = 1000;
 const MAX_EXTENSIONS = 64;
 
-/** The session service's domain: validation at the edge; store, agents and runs behind it. */
+/**
+ * The session service's domain: validation at the edge; the store and the
+ * live sessions (SessionSlots: one slot per session owning its agent, work and
+ * events) behind it.
+ */
 export class Sessions {
-  readonly runs: RunManager;
-  readonly agents: AgentRegistry;
+  private readonly slots: SessionSlots;
 
   constructor(private readonly opts: SessionsOptions) {
-    this.runs = opts.runs;
-    this.agents = opts.agents;
+    this.slots = opts.slots;
   }
 
-  /** Starts the session's extensions: one that cannot start fails the call and leaves no session behind. */
-  async create(workingDir: string, description: string | undefined, rawExtensions: readonly RawExtensionConfig[]): Promise<SessionInfo> {
+  /** Starts the session's extensions: one that cannot start (or a caller that gives up) fails the call and leaves no session behind. */
+  async create(workingDir: string, description: string | undefined, rawExtensions: readonly RawExtensionConfig[], signal?: AbortSignal): Promise<SessionInfo> {
     if (workingDir === "") throw new InvalidArgumentError("working_dir", "must not be empty");
     if (!isAbsolute(workingDir)) throw new InvalidArgumentError("working_dir", `must be an absolute path, got ${JSON.stringify(workingDir)}`);
     const isDir = await stat(workingDir).then((s) => s.isDirectory(), () => false);
@@ -65,10 +64,8 @@ export class Sessions {
     // extensions start; one that cannot start removes the session again before the call fails.
     const info = await this.opts.store.create(metadata);
     try {
-      const lease = await this.agents.acquire(info.id, { workingDir, extensions });
-      lease.release();
+      await this.slots.startAgent(info.id, { workingDir, extensions }, signal);
     } catch (err) {
-      await this.agents.drop(info.id);
       await this.opts.store.delete(info.id).catch((e: unknown) => this.opts.log.error({ sessionId: info.id, err: e }, "could not remove a session whose extensions failed to start"));
       throw err;
     }
@@ -89,14 +86,10 @@ export class Sessions {
 
   async delete(id: string): Promise<void> {
     validateSessionId(id);
-    await this.runs.cancel(id);
-    const existed = await this.opts.store.delete(id);
-    await this.agents.drop(id);
-    this.runs.forget(id);
-    if (!existed) throw notFound(id);
+    if (!(await this.slots.delete(id))) throw notFound(id);
   }
 
-  /** Validates, leases the agent (loading it if evicted), then starts the run; the lease ends with the run. */
+  /** Validates, then the session's slot starts the run (loading the agent if evicted). */
   async reply(id: string, text: string, requestId: string, signals: AbortSignal[]): Promise<AsyncIterable<SessionEvent>> {
     validateSessionId(id);
     if (text === "") throw new InvalidArgumentError("text", "must not be empty");
@@ -104,49 +97,45 @@ export class Sessions {
       throw new InvalidArgumentError("text", `must be at most ${this.opts.maxMessageChars} characters (SKEIN_MAX_MESSAGE_CHARS), got ${text.length}`);
     }
     validateRequestId(requestId);
-    const provider = this.provider();
-    this.runs.assertIdle(id);
-    const lease = await this.agents.acquire(id);
-    try {
-      return this.runs.start(id, requestId, text, { provider, tools: lease.agent.extensions, onDone: lease.release }, signals);
-    } catch (err) {
-      lease.release();
-      throw err;
-    }
+    return this.slots.reply(id, requestId, text, this.provider(), signals);
   }
 
   async watch(id: string, afterSeq: number, signals: AbortSignal[]): Promise<AsyncIterable<SessionEvent>> {
     validateSessionId(id);
     if (!(await this.opts.store.info(id))) throw notFound(id);
-    return this.runs.events(id).follow(afterSeq, signals);
+    return this.slots.watch(id, afterSeq, signals);
   }
 
   async cancel(id: string, requestId: string): Promise<boolean> {
     validateSessionId(id);
     if (requestId !== "") validateRequestId(requestId);
-    if (await this.runs.cancel(id, requestId)) return true;
+    if (await this.slots.cancel(id, requestId)) return true;
     if (!(await this.opts.store.info(id))) throw notFound(id);
     return false;
   }
 
   /** Starts an extension on the session's agent and persists it; returns the new tools. */
-  async addExtension(id: string, raw: RawExtensionConfig | undefined): Promise<ToolSpec[]> {
+  async addExtension(id: string, raw: RawExtensionConfig | undefined, signal?: AbortSignal): Promise<ToolSpec[]> {
     validateSessionId(id);
     if (raw === undefined) throw new InvalidArgumentError("extension", "is required");
     const config = validateExtensionConfig(raw, "extension");
     this.checkNotServiceWide(config.name, "extension.name");
-    return this.withAgent(id, async ({ agent }) => {
-      await agent.extensions.add(config);
-      try {
-        const next = [...agent.sessionExtensions.filter((e) => e.name !== config.name), config];
-        await this.persistExtensions(id, next);
-        agent.sessionExtensions = next;
-      } catch (err) {
-        await agent.extensions.remove(config.name).catch(() => undefined);
-        throw err;
-      }
-      return agent.extensions.list().filter((t) => t.extension === config.name);
-    });
+    return this.slots.withAgent(
+      id,
+      async (agent) => {
+        await agent.extensions.add(config, signal);
+        try {
+          const next = [...agent.sessionExtensions.filter((e) => e.name !== config.name), config];
+          await this.persistExtensions(id, next);
+          agent.sessionExtensions = next;
+        } catch (err) {
+          await agent.extensions.remove(config.name).catch(() => undefined);
+          throw err;
+        }
+        return agent.extensions.list().filter((t) => t.extension === config.name);
+      },
+      signal,
+    );
   }
 
   async removeExtension(id: string, name: string): Promise<void> {
@@ -155,7 +144,7 @@ export class Sessions {
     if (this.opts.serviceExtensions.some((e) => e.name === name)) {
       throw new FailedPreconditionError(`extension ${name} is configured service-wide (SKEIN_EXTENSIONS or goose's config.yaml); it cannot be removed from one session`);
     }
-    await this.withAgent(id, async ({ agent }) => {
+    await this.slots.withAgent(id, async (agent) => {
       if (!agent.sessionExtensions.some((e) => e.name === name) && !agent.extensions.names().includes(name)) {
         throw new NotFoundError(`extension ${name} is not in session ${id}`);
       }
@@ -169,20 +158,27 @@ export class Sessions {
 
   listTools(id: string): Promise<ToolSpec[]> {
     validateSessionId(id);
-    return this.withAgent(id, async ({ agent }) => agent.extensions.list());
+    return this.slots.withAgent(id, async (agent) => agent.extensions.list());
   }
 
-  /** SummarizeSession: compacts now, holding the session's run slot. */
-  async summarize(id: string): Promise<{ session: SessionInfo; summary: string }> {
+  /**
+   * SummarizeSession: compacts now, holding the session (a Reply meanwhile is
+   * busy). The model failing is the caller's to know (FAILED_PRECONDITION with
+   * the provider's message); a cancel is CANCELLED; anything else is
+   * unexpected and reaches the client as INTERNAL with the request id.
+   */
+  async summarize(id: string, signal?: AbortSignal): Promise<{ session: SessionInfo; summary: string }> {
     validateSessionId(id);
     const provider = this.provider();
-    return this.runs.exclusive(id, "summarize", async (signal) => {
+    return this.slots.exclusive(id, "summarize", async (stop) => {
+      const both = signal ? AbortSignal.any([stop, signal]) : stop;
       const loaded = await this.opts.store.load(id);
       if (!loaded) throw notFound(id);
-      const result = await compactAndStore(this.opts.store, id, provider, loaded, signal).catch((err: unknown) => {
-        if (err instanceof NotFoundError || err instanceof FailedPreconditionError) throw err;
-        this.opts.log.warn({ sessionId: id, err: (err as Error).message }, "summarizing failed");
-        throw new FailedPreconditionError(`summarizing session ${id} failed: ${(err as Error).message}`);
+      const result = await compactAndStore(this.opts.store, id, provider, loaded, both).catch((err: unknown) => {
+        if (both.aborted) throw new CancelledError(`summarizing session ${id} was cancelled`);
+        if (err instanceof SkeinError) throw err;
+        if (err instanceof ProviderError) throw new FailedPreconditionError(`summarizing session ${id} failed: the model provider answered: ${err.message}`);
+        throw err;
       });
       if (!result) throw new FailedPreconditionError(`session ${id} has nothing to summarize yet: it needs an earlier user turn besides the last one`);
       const { metadata, updatedAt } = result.session;
@@ -192,16 +188,16 @@ export class Sessions {
 
   async stats(): Promise<Stats> {
     return {
-      liveAgents: this.agents.size,
-      runningReplies: this.runs.running,
-      extensionProcesses: this.agents.extensionProcesses,
+      liveAgents: this.slots.liveAgents,
+      runningReplies: this.slots.running,
+      extensionProcesses: this.slots.extensionProcesses,
       sessionsOnDisk: await this.opts.store.count(),
-      evictions: this.agents.evictions,
+      evictions: this.slots.evictions,
     };
   }
 
   live(id: string): { runningRequestId: string; lastSeq: number } {
-    return { runningRequestId: this.runs.runningRequest(id) ?? "", lastSeq: this.runs.lastSeq(id) };
+    return { runningRequestId: this.slots.runningRequest(id) ?? "", lastSeq: this.slots.lastSeq(id) };
   }
 
   /** The session's own extensions as persisted (for Session.extensions). */
@@ -213,15 +209,6 @@ export class Sessions {
     const p = this.opts.provider;
     if ("missing" in p) throw new FailedPreconditionError(p.missing);
     return p.provider;
-  }
-
-  private async withAgent<T>(id: string, work: (lease: AgentLease) => Promise<T>): Promise<T> {
-    const lease = await this.agents.acquire(id);
-    try {
-      return await work(lease);
-    } finally {
-      lease.release();
-    }
   }
 
   private async persistExtensions(id: string, configs: readonly ExtensionConfig[]): Promise<void> {

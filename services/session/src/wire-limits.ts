@@ -1,5 +1,5 @@
 import { session as pb } from "@skein/proto";
-import type { GooseMessage } from "./store/goose-format.js";
+import type { GooseMessage } from "./model/goose-format.js";
 import { messageToProto } from "./wire.js";
 
 /**

@@ -1,8 +1,8 @@
 import { session as pb } from "@skein/proto";
-import type { FinishKind } from "./agent/loop.js";
+import type { FinishKind } from "./agent-loop/loop.js";
 import type { ExtensionConfig, ToolSpec } from "./extensions/index.js";
 import type { SessionEvent } from "./runs/events.js";
-import { isObject, isText, isToolRequest, isToolResponse, toolResultItems, type ContentItem, type GooseMessage } from "./store/goose-format.js";
+import { isObject, isText, isToolRequest, isToolResponse, toolResultItems, type ContentItem, type GooseMessage } from "./model/goose-format.js";
 import type { SessionInfo } from "./store/session-store.js";
 
 /** Conversions between the domain (goose JSON, run events) and the proto messages. */

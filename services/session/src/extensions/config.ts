@@ -13,7 +13,8 @@ export interface ExtensionConfig {
 export const DEFAULT_TIMEOUT_SECONDS = 300;
 export const MAX_TIMEOUT_SECONDS = 3600;
 
-// `__` separates extension and tool in prefixed tool names, so it may not occur inside a name.
+// `__` separates extension and tool in prefixed tool names, so it may not occur inside a
+// name, nor may a name end in `_`: then the first `__` of `name__tool` is the separator.
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_ARGS = 256;
@@ -37,6 +38,7 @@ export function validateExtensionConfig(raw: RawExtensionConfig, field: string):
     throw new InvalidArgumentError(`${field}.name`, "must be 1-64 characters of letters, digits, '_' or '-'");
   }
   if (name.includes("__")) throw new InvalidArgumentError(`${field}.name`, "must not contain '__' (it separates extension and tool names)");
+  if (name.endsWith("_")) throw new InvalidArgumentError(`${field}.name`, "must not end with '_' (the tool prefix `name__` would read as a longer separator)");
 
   const cmd = raw.cmd;
   if (typeof cmd !== "string" || cmd.trim() === "") throw new InvalidArgumentError(`${field}.cmd`, "must be a non-empty command");

@@ -1,4 +1,4 @@
-import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "@skein/runtime";
+import { AlreadyExistsError, CancelledError, FailedPreconditionError, NotFoundError } from "@skein/runtime";
 import type { ExtensionConfig } from "./config.js";
 import { McpExtension, TOOL_SEPARATOR, type McpExtensionOptions } from "./mcp-extension.js";
 import { errorResult, type ToolResult, type ToolSource, type ToolSpec } from "./tool-source.js";
@@ -19,20 +19,30 @@ export class ExtensionSet implements ToolSource {
 
   constructor(private readonly opts: ExtensionSetOptions = {}) {}
 
-  /** Starts an extension; AlreadyExistsError for a taken name, ExtensionStartError when it cannot start. */
-  async add(config: ExtensionConfig): Promise<void> {
+  /**
+   * Starts an extension; AlreadyExistsError for a taken name, ExtensionStartError
+   * when it cannot start, CancelledError when `signal` aborts first (its
+   * processes are ended then, not left to finish starting).
+   */
+  async add(config: ExtensionConfig, signal?: AbortSignal): Promise<void> {
     if (this.closed) throw new FailedPreconditionError("the session's extensions are shut down");
+    signal?.throwIfAborted();
     if (this.extensions.has(config.name) || this.starting.has(config.name)) {
       throw new AlreadyExistsError(`extension ${config.name} already exists in this session`);
     }
     const ext = new McpExtension(config, this.opts);
     this.starting.set(config.name, ext);
+    const stop = () => void ext.close();
+    signal?.addEventListener("abort", stop, { once: true });
     try {
       await ext.start();
+      signal?.throwIfAborted();
     } catch (err) {
       await ext.close();
+      if (signal?.aborted) throw new CancelledError(`starting extension ${config.name} was cancelled`);
       throw err;
     } finally {
+      signal?.removeEventListener("abort", stop);
       this.starting.delete(config.name);
     }
     if (this.closed) {
@@ -44,8 +54,8 @@ export class ExtensionSet implements ToolSource {
   }
 
   /** Starts several at once; if any fails, the others of this call are ended and the first error thrown. */
-  async addAll(configs: ExtensionConfig[]): Promise<void> {
-    const results = await Promise.allSettled(configs.map((c) => this.add(c)));
+  async addAll(configs: ExtensionConfig[], signal?: AbortSignal): Promise<void> {
+    const results = await Promise.allSettled(configs.map((c) => this.add(c, signal)));
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (!failed) return;
     await Promise.all(configs.filter((_, i) => results[i]!.status === "fulfilled").map((c) => this.remove(c.name)));
@@ -76,11 +86,21 @@ export class ExtensionSet implements ToolSource {
   }
 
   async call(name: string, args: Record<string, unknown>, signal: AbortSignal): Promise<ToolResult> {
+    const found = this.resolve(name);
+    if (!found) return errorResult(`tool ${name} does not exist`);
+    return found.ext.call(found.tool, args ?? {}, signal);
+  }
+
+  /**
+   * `extension__tool` → its extension and tool. Names hold no `__` and do not
+   * end in `_`, so the first `__` separates; tool names may contain `__`.
+   */
+  private resolve(name: string): { ext: McpExtension; tool: string } | undefined {
     const sep = name.indexOf(TOOL_SEPARATOR);
-    const ext = sep > 0 ? this.extensions.get(name.slice(0, sep)) : undefined;
+    if (sep <= 0) return undefined;
+    const ext = this.extensions.get(name.slice(0, sep));
     const tool = name.slice(sep + TOOL_SEPARATOR.length);
-    if (!ext || !ext.hasTool(tool)) return errorResult(`tool ${name} does not exist`);
-    return ext.call(tool, args ?? {}, signal);
+    return ext?.hasTool(tool) ? { ext, tool } : undefined;
   }
 
   close(): Promise<void> {

@@ -5,7 +5,7 @@ import { FailedPreconditionError, type Logger } from "@skein/runtime";
 import type { ExtensionConfig } from "./config.js";
 import { GroupStdioTransport, MAX_EXTENSION_MESSAGE_BYTES, type ExitInfo } from "./group-stdio-transport.js";
 import type { PidRegistry } from "./pid-registry.js";
-import { textOf } from "../store/goose-format.js";
+import { textOf } from "../model/goose-format.js";
 import { errorResult, type ToolResult, type ToolSpec } from "./tool-source.js";
 
 export const TOOL_SEPARATOR = "__";

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Logger } from "@skein/runtime";
 import { DEFAULT_KILL_GRACE_MS, endProcessGroup } from "./end-group.js";
 import { groupMembers, isLive, isSameProcess, liveStartTicks, readProcStatSync, TEMP_PREFIX, writeAtomic } from "@skein/host";
-import { DIR_MODE } from "../store/files.js";
+import { DIR_MODE } from "../file-modes.js";
 
 /** One extension process group this instance started; pid == pgid (the child calls setsid). */
 export interface RecordedProcess {

@@ -103,9 +103,10 @@ function gooseExtensions(file: GooseYaml, source: string, ctx: GooseContext): Ex
 }
 
 // goose turns display names such as "My Tools" into tool prefixes; do the same so the
-// prefix is valid: other characters become '_' and runs of '_' collapse (no `__`).
+// prefix is valid: other characters become '_', runs of '_' collapse (no `__`) and a
+// trailing '_' goes ("Developer (beta)" → "Developer_beta"), see extensions/config.ts.
 export function gooseKey(name: string): string {
-  return name.trim().replace(/[^A-Za-z0-9_-]/g, "_").replace(/_+/g, "_");
+  return name.trim().replace(/[^A-Za-z0-9_-]/g, "_").replace(/_+/g, "_").replace(/_$/, "");
 }
 
 function asConfigErrors<T>(source: string, f: () => T): T {

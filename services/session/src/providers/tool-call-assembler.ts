@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { isObject, type ToolCallResult } from "../store/goose-format.js";
+import { isObject, type ToolCallResult } from "../model/goose-format.js";
 
 interface Partial {
   id: string;

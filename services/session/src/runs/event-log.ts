@@ -5,12 +5,37 @@ import type { RunEvent, SessionEvent } from "./events.js";
 export const FOLLOWER_QUEUE = 4096;
 
 /**
+ * The events buffered for replay across every session's log, so the total
+ * stays under one cap (SKEIN_EVENT_BUFFER_TOTAL): the owner of the logs
+ * releases idle windows when `over` says so.
+ */
+export class EventBudget {
+  private held = 0;
+
+  constructor(readonly cap: number) {}
+
+  get total(): number {
+    return this.held;
+  }
+
+  get over(): boolean {
+    return this.held > this.cap;
+  }
+
+  /** @internal the logs account their ring here. */
+  add(n: number): void {
+    this.held += n;
+  }
+}
+
+/**
  * One session's event stream: numbers events, keeps the last `capacity` of
  * them for replay (a ring, so memory per session is bounded) and fans them out
- * to live followers.
+ * to live followers. A cursor is served only when every event after it is
+ * still in the ring (or none came after it); otherwise OUT_OF_RANGE "reload".
  */
 export class EventLog {
-  private readonly ring: SessionEvent[] = [];
+  private ring: SessionEvent[] = [];
   private head = 0;
   private last = 0;
   private readonly live = new Broadcaster<SessionEvent>();
@@ -18,10 +43,33 @@ export class EventLog {
   constructor(
     readonly sessionId: string,
     private readonly capacity: number,
-    /** Where numbering resumes when the session's log was dropped before (seq never goes back). */
+    /** Where numbering resumes: the last seq this session had before this log (seq never goes back). */
     startSeq = 0,
+    private readonly budget = new EventBudget(Number.POSITIVE_INFINITY),
   ) {
     this.last = startSeq;
+  }
+
+  /** Events buffered for replay. */
+  get buffered(): number {
+    return this.ring.length;
+  }
+
+  /**
+   * Moves numbering forward to `seq` (a new epoch, see RunOwnership); only
+   * while nothing is buffered, so no cursor in between could be served wrongly.
+   */
+  skipTo(seq: number): void {
+    if (seq <= this.last) return;
+    if (this.ring.length > 0) throw new Error(`session ${this.sessionId}: numbering cannot jump to ${seq} with events buffered`);
+    this.last = seq;
+  }
+
+  /** Drops the buffered events (their memory); numbering and followers stay. */
+  releaseWindow(): void {
+    this.budget.add(-this.ring.length);
+    this.ring = [];
+    this.head = 0;
   }
 
   get lastSeq(): number {
@@ -34,8 +82,10 @@ export class EventLog {
 
   publish(requestId: string, event: RunEvent): SessionEvent {
     const e: SessionEvent = { seq: ++this.last, requestId, sessionId: this.sessionId, event };
-    if (this.ring.length < this.capacity) this.ring.push(e);
-    else {
+    if (this.ring.length < this.capacity) {
+      this.ring.push(e);
+      this.budget.add(1);
+    } else {
       this.ring[this.head] = e;
       this.head = (this.head + 1) % this.capacity;
     }
@@ -57,15 +107,16 @@ export class EventLog {
     return this.live.subscribe(signals, FOLLOWER_QUEUE, this.overflowMessage());
   }
 
-  /** Ends every follower. */
+  /** Ends every follower and gives the buffered events back to the budget. */
   close(): void {
     this.live.close();
+    this.releaseWindow();
   }
 
   private async *iterate(afterSeq: number, signals: AbortSignal[]): AsyncGenerator<SessionEvent> {
     // Snapshot and subscription in one synchronous step: nothing can slip between them.
     const sub = this.live.subscribe(signals, FOLLOWER_QUEUE, this.overflowMessage());
-    const buffered = this.buffered().filter((e) => e.seq > afterSeq);
+    const buffered = this.window().filter((e) => e.seq > afterSeq);
     let sent = afterSeq;
     for (const e of buffered) {
       sent = e.seq;
@@ -78,20 +129,21 @@ export class EventLog {
     }
   }
 
-  private buffered(): SessionEvent[] {
+  private window(): SessionEvent[] {
     return this.ring.length < this.capacity ? [...this.ring] : [...this.ring.slice(this.head), ...this.ring.slice(0, this.head)];
   }
 
   private checkCursor(afterSeq: number): void {
     if (afterSeq > this.last) {
       throw new OutOfRangeError(
-        `after_seq ${afterSeq} is ahead of session ${this.sessionId}'s last event ${this.last} (sequence numbers restart with the service); reload the session with GetSession and watch from its last_seq`,
+        `after_seq ${afterSeq} is ahead of session ${this.sessionId}'s last event ${this.last} (a cursor from before a restart of the service); reload the session with GetSession and watch from its last_seq`,
       );
     }
-    const oldest = this.ring.length < this.capacity ? this.ring[0]?.seq : this.ring[this.head]!.seq;
-    if (oldest !== undefined && afterSeq < oldest - 1) {
+    // With nothing buffered, only a cursor at the last seq is served: the events before it are gone.
+    const oldest = this.ring.length === 0 ? this.last + 1 : this.ring.length < this.capacity ? this.ring[0]!.seq : this.ring[this.head]!.seq;
+    if (afterSeq < oldest - 1) {
       throw new OutOfRangeError(
-        `events after seq ${afterSeq} of session ${this.sessionId} are no longer buffered (oldest kept: ${oldest}); reload the session with GetSession and watch from its last_seq`,
+        `events after seq ${afterSeq} of session ${this.sessionId} are no longer buffered (${this.ring.length === 0 ? `none kept after seq ${this.last}` : `oldest kept: ${oldest}`}); reload the session with GetSession and watch from its last_seq`,
       );
     }
   }

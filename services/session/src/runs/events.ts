@@ -1,5 +1,5 @@
-import type { FinishKind } from "../agent/loop.js";
-import type { GooseMessage } from "../store/goose-format.js";
+import type { FinishKind } from "../agent-loop/loop.js";
+import type { GooseMessage } from "../model/goose-format.js";
 
 /** What happens in a run, in domain terms; the handlers turn it into proto. */
 export type RunEvent =

@@ -1,9 +1,9 @@
 import type { Logger } from "@skein/runtime";
-import { runAgent, type FinishKind } from "../agent/loop.js";
-import type { OutputLimits } from "../agent/output-limits.js";
-import { agentView, compact } from "../agents/compaction.js";
-import { describeSession, wantsDescription } from "../agents/description.js";
-import { systemPrompt } from "../agent/system-prompt.js";
+import { runAgent, type FinishKind } from "../agent-loop/loop.js";
+import type { OutputLimits } from "../agent-loop/output-limits.js";
+import { agentView, compact } from "../agent-loop/compaction.js";
+import { describeSession, wantsDescription } from "../agent-loop/description.js";
+import { systemPrompt } from "../agent-loop/system-prompt.js";
 import type { ToolSource } from "../extensions/tool-source.js";
 import type { Provider } from "../providers/provider.js";
 import {
@@ -13,9 +13,9 @@ import {
   unansweredToolRequests,
   type GooseMessage,
   type GooseMetadata,
-} from "../store/goose-format.js";
+} from "../model/goose-format.js";
 import type { LoadedSession, SessionStore } from "../store/session-store.js";
-import { descriptionUserSet } from "../store/skein-metadata.js";
+import { descriptionUserSet } from "../model/skein-metadata.js";
 import type { RunEvent } from "./events.js";
 
 export interface CompactionSettings {

@@ -1,6 +1,6 @@
 import type { FileHandle } from "node:fs/promises";
 
-export const DIR_MODE = 0o700;
+export { DIR_MODE } from "../file-modes.js";
 
 /** Writes the whole buffer (fs writes may be partial). */
 export async function writeAll(fh: FileHandle, data: Buffer, position?: number): Promise<void> {

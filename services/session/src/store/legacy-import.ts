@@ -1,6 +1,6 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { looksLikeMetadata, normalizeMetadata, parseMessage, type GooseMessage } from "./goose-format.js";
+import { looksLikeMetadata, normalizeMetadata, parseMessage, type GooseMessage } from "../model/goose-format.js";
 import { isValidSessionId } from "./ids.js";
 import type { SqliteSessionStore } from "./sqlite-store.js";
 import { sqlTimestamp } from "./sqlite/rows.js";

@@ -1,4 +1,4 @@
-import type { GooseMessage, GooseMetadata } from "./goose-format.js";
+import type { GooseMessage, GooseMetadata } from "../model/goose-format.js";
 
 /** What a listing shows of a session without reading its messages. */
 export interface SessionInfo {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { capToolCall, capToolContent, capToolError } from "../../src/agent/output-limits.js";
+import { capToolCall, capToolContent, capToolError } from "../../src/agent-loop/output-limits.js";
 
 describe("capToolContent", () => {
   it("keeps a result within the limit as it is", () => {

@@ -1,7 +1,7 @@
 import { session as pb } from "@skein/proto";
 import { describe, expect, it } from "vitest";
 import { messagePageRequest, messagePageToken } from "../../src/message-pages.js";
-import type { GooseMessage } from "../../src/store/goose-format.js";
+import type { GooseMessage } from "../../src/model/goose-format.js";
 import { fitEvent, fitMessage, messagePage } from "../../src/wire-limits.js";
 
 const bytes = (m: pb.Message) => pb.Message.encode(m).finish().length;

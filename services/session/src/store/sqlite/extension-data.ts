@@ -1,6 +1,6 @@
 import { validateExtensionConfig } from "../../extensions/config.js";
 import { gooseKey } from "../../extensions/service-config.js";
-import { isObject, type JsonObject } from "../goose-format.js";
+import { isObject, type JsonObject } from "../../model/goose-format.js";
 
 /**
  * goose keeps a session's extensions in `extension_data` under

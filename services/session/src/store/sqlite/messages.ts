@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Db } from "./connection.js";
-import { FormatError, isObject, type ContentItem, type GooseMessage, type JsonObject } from "../goose-format.js";
+import { FormatError, isObject, type ContentItem, type GooseMessage, type JsonObject } from "../../model/goose-format.js";
 import { toGooseContent, type ToolResultForm } from "./content.js";
 import { messageSeconds, type Row } from "./rows.js";
 

@@ -1,5 +1,5 @@
-import { defaultMetadata, isObject, type GooseMetadata, type JsonObject } from "../goose-format.js";
-import { STATE_KEY } from "../skein-metadata.js";
+import { defaultMetadata, isObject, type GooseMetadata, type JsonObject } from "../../model/goose-format.js";
+import { STATE_KEY } from "../../model/skein-metadata.js";
 import { skeinExtensionsOf, withSkeinExtensions, type SkeinExtensionEntry } from "./extension-data.js";
 
 export type Row = Record<string, unknown>;
@@ -54,7 +54,12 @@ export function metadataOfRow(row: Row, messageCount: number): RowMetadata {
   for (const c of TOKEN_COLUMNS) meta[c] = typeof row[c] === "number" ? row[c] : null;
   const data = parseData(row.extension_data);
   const ext = data ? skeinExtensionsOf(data) : { extensions: [], skipped: [] };
-  meta[STATE_KEY] = { extensions: ext.extensions, description_user_set: row.user_set_name === 1 || row.user_set_name === true };
+  const own = data && isObject(data[SKEIN_DATA_KEY]) ? (data[SKEIN_DATA_KEY] as JsonObject) : {};
+  meta[STATE_KEY] = {
+    extensions: ext.extensions,
+    description_user_set: row.user_set_name === 1 || row.user_set_name === true,
+    ...(own.seq_epochs !== undefined ? { seq_epochs: own.seq_epochs } : {}),
+  };
   return { metadata: meta, skippedExtensions: ext.skipped, extensionDataUnreadable: data === undefined };
 }
 
@@ -69,9 +74,16 @@ function parseData(v: unknown): JsonObject | undefined {
   }
 }
 
-function skeinState(meta: GooseMetadata): { extensions: SkeinExtensionEntry[]; userSet: boolean } {
+/**
+ * skein's own entry in goose's extension_data (goose keys entries `name.version`
+ * and keeps ones it does not know): what has no column of its own, today the
+ * event-numbering epochs (model/skein-metadata.ts).
+ */
+export const SKEIN_DATA_KEY = "skein.v0";
+
+function skeinState(meta: GooseMetadata): { extensions: SkeinExtensionEntry[]; userSet: boolean; seqEpochs: unknown } {
   const s = isObject(meta[STATE_KEY]) ? (meta[STATE_KEY] as JsonObject) : {};
-  return { extensions: Array.isArray(s.extensions) ? (s.extensions as SkeinExtensionEntry[]) : [], userSet: s.description_user_set === true };
+  return { extensions: Array.isArray(s.extensions) ? (s.extensions as SkeinExtensionEntry[]) : [], userSet: s.description_user_set === true, seqEpochs: s.seq_epochs };
 }
 
 /**
@@ -91,10 +103,13 @@ export function columnChanges(row: Row, before: GooseMetadata, after: GooseMetad
   const b = skeinState(before);
   const a = skeinState(after);
   if (a.userSet !== b.userSet) set("user_set_name", a.userSet ? 1 : 0);
-  if (JSON.stringify(a.extensions) !== JSON.stringify(b.extensions)) {
+  const extensionsChanged = JSON.stringify(a.extensions) !== JSON.stringify(b.extensions);
+  if (extensionsChanged || a.seqEpochs !== b.seqEpochs) {
     const data = parseData(row.extension_data);
     if (data === undefined) throw new Error("extension_data of this session is not a JSON object; refusing to overwrite it");
-    set("extension_data", JSON.stringify(withSkeinExtensions(data, a.extensions)));
+    let next = extensionsChanged ? withSkeinExtensions(data, a.extensions) : data;
+    if (a.seqEpochs !== b.seqEpochs) next = { ...next, [SKEIN_DATA_KEY]: { ...(isObject(data[SKEIN_DATA_KEY]) ? data[SKEIN_DATA_KEY] : {}), seq_epochs: a.seqEpochs } };
+    set("extension_data", JSON.stringify(next));
   }
   return out;
 }

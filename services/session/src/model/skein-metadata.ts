@@ -8,13 +8,18 @@ import { isObject, type GooseMetadata } from "./goose-format.js";
  * resumes the file (a goose CLI rewrite drops the key; the session then simply
  * has no session-specific extensions in skein any more).
  *
- *   "skein": {"extensions": [{name, cmd, args, env, timeout_seconds}], "description_user_set": true}
+ *   "skein": {"extensions": [{name, cmd, args, env, timeout_seconds}], "description_user_set": true, "seq_epochs": 2}
+ *
+ * `seq_epochs` counts the event-numbering epochs used so far (see
+ * slots/run-ownership.ts): each service instance that runs the session takes
+ * the next one, so a seq never repeats across restarts.
  */
 export const STATE_KEY = "skein";
 
 interface SkeinState {
   extensions?: unknown;
   description_user_set?: unknown;
+  seq_epochs?: unknown;
 }
 
 function stateOf(meta: GooseMetadata): SkeinState {
@@ -51,4 +56,14 @@ export function descriptionUserSet(meta: GooseMetadata): boolean {
 
 export function markDescriptionUserSet(meta: GooseMetadata): GooseMetadata {
   return withState(meta, { description_user_set: true });
+}
+
+/** Event-numbering epochs used so far (0 for a session no skein instance has run). */
+export function seqEpochsUsed(meta: GooseMetadata): number {
+  const n = stateOf(meta).seq_epochs;
+  return typeof n === "number" && Number.isSafeInteger(n) && n >= 0 ? n : 0;
+}
+
+export function withSeqEpochsUsed(meta: GooseMetadata, n: number): GooseMetadata {
+  return withState(meta, { seq_epochs: n });
 }

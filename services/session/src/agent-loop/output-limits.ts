@@ -1,4 +1,4 @@
-import type { ToolCallResult } from "../store/goose-format.js";
+import type { ToolCallResult } from "../model/goose-format.js";
 
 /**
  * Caps on what one run writes into the history. Without them one huge tool

@@ -1,0 +1,414 @@
+import { CancelledError, NotFoundError, ResourceExhaustedError, untilAborted, type Logger } from "@skein/runtime";
+import type { OutputLimits } from "../agent-loop/output-limits.js";
+import { ExtensionSet, type ExtensionConfig, type ExtensionSetOptions } from "../extensions/index.js";
+import type { Provider } from "../providers/provider.js";
+import { EventBudget, type EventLog } from "../runs/event-log.js";
+import type { RunEvent, SessionEvent } from "../runs/events.js";
+import { executeRun, type CompactionSettings } from "../runs/run.js";
+import type { SessionStore } from "../store/session-store.js";
+import { LiveAgent, type AgentSpec } from "./live-agent.js";
+import { busy, type RunOwnership } from "./run-ownership.js";
+import { SessionSlot } from "./session-slot.js";
+
+export interface SessionSlotsOptions {
+  readonly store: SessionStore;
+  readonly ownership: RunOwnership;
+  /** Reads a session's agent spec from the store; undefined when the session does not exist. */
+  readonly loadSpec: (sessionId: string) => Promise<AgentSpec | undefined>;
+  /** Started for every session, before its own. */
+  readonly serviceExtensions: readonly ExtensionConfig[];
+  readonly extensionOptions: Omit<ExtensionSetOptions, "cwd">;
+  readonly idleTimeoutMs: number;
+  readonly maxLive: number;
+  /** Events kept per session for replay (SKEIN_EVENT_BUFFER). */
+  readonly eventBuffer: number;
+  /** Events kept for replay across all sessions (SKEIN_EVENT_BUFFER_TOTAL). */
+  readonly eventBufferTotal: number;
+  readonly maxTurns: number;
+  readonly limits: OutputLimits;
+  readonly compaction: CompactionSettings;
+  readonly log: Logger;
+}
+
+// Last seqs of dropped slots kept for cursor checks; beyond this many the oldest are forgotten
+// (a cursor of such a session then gets "reload", never a repeated seq: see RunOwnership).
+const KEPT_SEQS = 100_000;
+
+/**
+ * The live sessions: one SessionSlot each, created on first use and dropped
+ * when nothing live is left in it. Owns the limits that span sessions: the
+ * live-agent cap (least recently used idle agent goes first), the idle
+ * timeout (one sweep timer) and the replay-window budget across sessions.
+ */
+export class SessionSlots {
+  // Map order is recency order: use() moves a slot to the end.
+  private readonly slots = new Map<string, SessionSlot>();
+  private readonly keptSeq = new Map<string, number>();
+  private readonly closing = new Set<Promise<void>>();
+  private readonly budget: EventBudget;
+  private readonly timer: NodeJS.Timeout;
+  private evictionCount = 0;
+  private eventsPublished = 0;
+  private closed = false;
+
+  constructor(private readonly opts: SessionSlotsOptions) {
+    this.budget = new EventBudget(opts.eventBufferTotal);
+    // A quarter of the timeout keeps eviction within 25% of it; bounded so a long timeout still sweeps.
+    const every = Math.min(30_000, Math.max(50, Math.floor(opts.idleTimeoutMs / 4)));
+    this.timer = setInterval(() => this.sweep(), every);
+    this.timer.unref();
+  }
+
+  get liveAgents(): number {
+    let n = 0;
+    for (const s of this.slots.values()) if (s.agent) n++;
+    return n;
+  }
+
+  get running(): number {
+    let n = 0;
+    for (const s of this.slots.values()) if (s.work) n++;
+    return n;
+  }
+
+  get extensionProcesses(): number {
+    let n = 0;
+    for (const s of this.slots.values()) n += s.agent?.extensions.processCount ?? 0;
+    return n;
+  }
+
+  get evictions(): number {
+    return this.evictionCount;
+  }
+
+  /** Events published since start (skein_session_stream_events_total). */
+  get published(): number {
+    return this.eventsPublished;
+  }
+
+  /** Events held for replay across all sessions. */
+  get bufferedEvents(): number {
+    return this.budget.total;
+  }
+
+  runningRequest(id: string): string | undefined {
+    return this.slots.get(id)?.work?.claim.label;
+  }
+
+  lastSeq(id: string): number {
+    return this.slots.get(id)?.lastSeq ?? this.keptSeq.get(id) ?? 0;
+  }
+
+  /** A new session's agent, from `spec`: an extension that cannot start fails the call (and `signal` stops the start). */
+  async startAgent(id: string, spec: AgentSpec, signal?: AbortSignal): Promise<void> {
+    const slot = this.use(id);
+    try {
+      await slot.locked(() => this.agentOf(slot, spec, signal));
+    } catch (err) {
+      this.dropIfEmpty(slot);
+      throw err;
+    }
+  }
+
+  /** Runs `fn` with the session's agent (loaded when evicted), under the session's lock. */
+  withAgent<T>(id: string, fn: (agent: LiveAgent) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const slot = this.use(id);
+    return slot.locked(async () => fn(await this.agentOf(slot, undefined, signal))).finally(() => this.dropIfEmpty(slot));
+  }
+
+  /**
+   * Starts a reply and returns its events, subscribed before the run can
+   * emit. The subscription ends at the run's `finished` or when a signal
+   * aborts; the run goes on regardless until it ends, is cancelled, the
+   * session is deleted or the service shuts down.
+   */
+  async reply(id: string, requestId: string, text: string, provider: Provider, signals: AbortSignal[]): Promise<AsyncIterable<SessionEvent>> {
+    const slot = this.use(id);
+    return slot.locked(async () => {
+      this.assertUsable(slot);
+      if (slot.work) throw busy(id, slot.work.claim.label);
+      const agent = await this.agentOf(slot);
+      const claim = await this.opts.ownership.claim(id, requestId, slot.lastSeq);
+      const events = slot.events(this.opts.eventBuffer, this.budget);
+      events.skipTo(claim.seqAfter);
+      const live = events.subscribe(signals);
+      const stop = new AbortController();
+      const done = this.drive(slot, events, { requestId, text, provider, tools: agent.extensions, signal: stop.signal });
+      slot.work = { claim, stop, done };
+      return untilFinished(live, requestId);
+    }).catch((err: unknown) => {
+      this.dropIfEmpty(slot);
+      throw err;
+    });
+  }
+
+  /**
+   * Runs `work` holding the session (a Reply meanwhile is busy); `label` shows
+   * as the running request. CancelReply, delete and shutdown stop it.
+   */
+  async exclusive<T>(id: string, label: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const slot = this.use(id);
+    const started = await slot
+      .locked(async () => {
+        this.assertUsable(slot);
+        if (slot.work) throw busy(id, slot.work.claim.label);
+        const claim = await this.opts.ownership.claim(id, label, slot.lastSeq);
+        const stop = new AbortController();
+        const result = work(stop.signal);
+        const done = result.then(
+          () => undefined,
+          () => undefined,
+        );
+        slot.work = { claim, stop, done };
+        return { result, claim, done };
+      })
+      .catch((err: unknown) => {
+        this.dropIfEmpty(slot);
+        throw err;
+      });
+    try {
+      return await started.result;
+    } finally {
+      this.endWork(slot, started.claim);
+    }
+  }
+
+  /** Stops the session's work (any, or only `requestId`) and waits until it has ended. */
+  async cancel(id: string, requestId = ""): Promise<boolean> {
+    const work = this.slots.get(id)?.work;
+    if (!work || (requestId !== "" && work.claim.label !== requestId)) return false;
+    work.stop.abort(new CancelledError("cancelled"));
+    await work.done;
+    return true;
+  }
+
+  /**
+   * DeleteSession: under the session's lock (no reply can start meanwhile)
+   * stops its work, removes it from the store, ends its extensions and its
+   * watchers. Calls waiting for the lock then find it gone. False when the
+   * store had no such session.
+   */
+  async delete(id: string): Promise<boolean> {
+    const slot = this.use(id);
+    return slot.locked(async () => {
+      if (slot.deleted) return false;
+      slot.deleted = true;
+      try {
+        if (slot.work) {
+          slot.work.stop.abort(new CancelledError("session deleted"));
+          await slot.work.done;
+        }
+        const existed = await this.opts.store.delete(id);
+        await slot.agent?.extensions.close();
+        slot.agent = undefined;
+        slot.log?.close();
+        slot.log = undefined;
+        if (this.slots.get(id) === slot) this.slots.delete(id);
+        this.keptSeq.delete(id);
+        return existed;
+      } catch (err) {
+        slot.deleted = false;
+        throw err;
+      }
+    });
+  }
+
+  /** WatchSession: buffered events after `afterSeq`, then live ones (OUT_OF_RANGE when the cursor cannot be served). */
+  watch(id: string, afterSeq: number, signals: AbortSignal[]): AsyncIterable<SessionEvent> {
+    const slot = this.use(id);
+    try {
+      return slot.events(this.opts.eventBuffer, this.budget).follow(afterSeq, signals);
+    } finally {
+      this.dropIfEmpty(slot);
+    }
+  }
+
+  /** Lets work finish until `forced`, then stops the rest; ends every agent and watcher. */
+  async shutdown(forced: AbortSignal): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    const all = () => [...this.slots.values()];
+    await untilAborted(Promise.all(all().map((s) => s.work?.done)), forced);
+    const left = all().filter((s) => s.work);
+    if (left.length > 0) this.opts.log.warn({ runs: left.length }, "grace period over; stopping runs");
+    for (const s of left) s.work!.stop.abort(new CancelledError("shutdown"));
+    await Promise.all(left.map((s) => s.work?.done));
+    // Agents still starting end themselves once they see `closed`.
+    await Promise.all([...all().map((s) => s.locked(async () => undefined)), ...this.closing]);
+    for (const s of all()) {
+      s.log?.close();
+      s.log = undefined;
+    }
+    await Promise.all(all().map((s) => s.agent?.extensions.close()));
+    this.slots.clear();
+  }
+
+  private use(id: string): SessionSlot {
+    let slot = this.slots.get(id);
+    if (slot) this.slots.delete(id);
+    else {
+      if (this.closed) throw new ResourceExhaustedError("the service is shutting down");
+      slot = new SessionSlot(id, this.keptSeq.get(id) ?? 0);
+      this.keptSeq.delete(id);
+    }
+    this.slots.set(id, slot);
+    slot.lastUsed = Date.now();
+    return slot;
+  }
+
+  private assertUsable(slot: SessionSlot): void {
+    if (slot.deleted) throw new NotFoundError(`session ${slot.id} does not exist`);
+    if (this.closed) throw new ResourceExhaustedError("the service is shutting down");
+  }
+
+  /** The slot's agent, started when it has none. Called under the slot's lock. */
+  private async agentOf(slot: SessionSlot, given?: AgentSpec, signal?: AbortSignal): Promise<LiveAgent> {
+    this.assertUsable(slot);
+    if (slot.agent) return slot.agent;
+    this.makeRoom(slot);
+    slot.loadingAgent = true;
+    try {
+      if (signal?.aborted) throw new CancelledError(`session ${slot.id}: the call was cancelled`);
+      const spec = given ?? (await this.opts.loadSpec(slot.id));
+      if (!spec) throw new NotFoundError(`session ${slot.id} does not exist`);
+      const set = new ExtensionSet({ ...this.opts.extensionOptions, cwd: spec.workingDir || undefined });
+      // A caller that gives up ends the processes being started at once (CANCELLED).
+      await this.startExtensions(slot.id, set, [...this.opts.serviceExtensions, ...spec.extensions], given !== undefined, signal);
+      if (signal?.aborted || this.closed || slot.deleted) {
+        await set.close();
+        if (signal?.aborted) throw new CancelledError(`starting session ${slot.id}'s extensions was cancelled`);
+        this.assertUsable(slot);
+      }
+      slot.agent = new LiveAgent(set, [...spec.extensions]);
+      return slot.agent;
+    } finally {
+      slot.loadingAgent = false;
+    }
+  }
+
+  /** A new session's extensions must all start; a reloaded one goes on without those that fail. */
+  private async startExtensions(id: string, set: ExtensionSet, configs: ExtensionConfig[], strict: boolean, signal: AbortSignal | undefined): Promise<void> {
+    if (strict) {
+      try {
+        await set.addAll(configs, signal);
+      } catch (err) {
+        await set.close();
+        throw err;
+      }
+      return;
+    }
+    await Promise.all(
+      configs.map((c) =>
+        set.add(c, signal).catch((err: unknown) => {
+          this.opts.log.warn({ sessionId: id, extension: c.name, reason: (err as Error).message }, "extension failed to start; the session goes on without it");
+        }),
+      ),
+    );
+  }
+
+  /** Before a new agent: evict least recently used idle agents until one more fits. */
+  private makeRoom(slot: SessionSlot): void {
+    let live = 0;
+    for (const s of this.slots.values()) if (s !== slot && (s.agent || s.loadingAgent)) live++;
+    while (live + 1 > this.opts.maxLive) {
+      const victim = [...this.slots.values()].find((s) => s !== slot && s.agent && s.idle);
+      if (!victim) {
+        throw new ResourceExhaustedError(`all ${live} live agents are busy with replies (SKEIN_MAX_LIVE_AGENTS=${this.opts.maxLive}); retry when one finishes`);
+      }
+      this.evictAgent(victim, "cap");
+      live--;
+    }
+  }
+
+  /** Ends an idle slot's agent (a later call reloads it from the store). */
+  private evictAgent(slot: SessionSlot, why: "idle" | "cap"): void {
+    const agent = slot.agent;
+    if (!agent) return;
+    slot.agent = undefined;
+    this.evictionCount++;
+    this.opts.log.info({ sessionId: slot.id, why, idleMs: Date.now() - slot.lastUsed }, "agent evicted");
+    const done = agent.extensions
+      .close()
+      .catch((err: unknown) => this.opts.log.warn({ err, sessionId: slot.id }, "ending an evicted agent's extensions failed"))
+      .finally(() => this.closing.delete(done));
+    this.closing.add(done);
+  }
+
+  /** Runs one reply to its end and publishes `finished`; never rejects. */
+  private async drive(
+    slot: SessionSlot,
+    events: EventLog,
+    run: { requestId: string; text: string; provider: Provider; tools: ExtensionSet; signal: AbortSignal },
+  ): Promise<void> {
+    const log = this.opts.log.child({ sessionId: slot.id, runRequestId: run.requestId });
+    const publish = (e: RunEvent) => {
+      this.eventsPublished++;
+      events.publish(run.requestId, e);
+    };
+    // One tick later, so `slot.work` is set before anything of the run can end it.
+    await Promise.resolve();
+    const reason = await executeRun({
+      sessionId: slot.id,
+      ...run,
+      store: this.opts.store,
+      maxTurns: this.opts.maxTurns,
+      limits: this.opts.limits,
+      compaction: this.opts.compaction,
+      emit: publish,
+      log,
+    }).catch((err: unknown): "error" => {
+      log.error({ err }, "run crashed");
+      return "error";
+    });
+    // Not busy any more before anyone hears `finished`, so an immediate next Reply is accepted.
+    this.endWork(slot, slot.work?.claim);
+    publish({ kind: "finished", reason });
+    log.info({ reason }, "run finished");
+    this.keepWithinBudget();
+  }
+
+  private endWork(slot: SessionSlot, claim: SlotWorkClaim | undefined): void {
+    if (slot.work?.claim === claim) slot.work = undefined;
+    claim?.release();
+    slot.lastUsed = Date.now();
+  }
+
+  /** Over the total budget: release the windows of the least recently used sessions nobody runs or watches. */
+  private keepWithinBudget(): void {
+    if (!this.budget.over) return;
+    for (const s of [...this.slots.values()]) {
+      if (!this.budget.over) break;
+      if (s.releaseWindow()) this.dropIfEmpty(s);
+    }
+  }
+
+  private dropIfEmpty(slot: SessionSlot): void {
+    if (!slot.empty || this.slots.get(slot.id) !== slot) return;
+    this.slots.delete(slot.id);
+    if (slot.deleted) return;
+    this.keptSeq.set(slot.id, slot.lastSeq);
+    if (this.keptSeq.size > KEPT_SEQS) this.keptSeq.delete(this.keptSeq.keys().next().value!);
+  }
+
+  /** Idle agents past the timeout are evicted; idle windows released; empty slots dropped. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const s of [...this.slots.values()]) {
+      if (!s.idle || now - s.lastUsed < this.opts.idleTimeoutMs) continue;
+      this.evictAgent(s, "idle");
+      s.releaseWindow();
+      this.dropIfEmpty(s);
+    }
+    this.keepWithinBudget();
+  }
+}
+
+type SlotWorkClaim = NonNullable<SessionSlot["work"]>["claim"];
+
+async function* untilFinished(events: AsyncIterable<SessionEvent>, requestId: string): AsyncGenerator<SessionEvent> {
+  for await (const e of events) {
+    if (e.requestId !== requestId) continue;
+    yield e;
+    if (e.event.kind === "finished") return;
+  }
+}
