@@ -88,9 +88,20 @@ export class Fleet {
     return this.config.heartbeatRoots;
   }
 
-  /** Adopts every session already on the socket, then starts supervising. */
+  /** Adopts every session already on the socket, then starts supervising; a failure half way gives the socket back. */
   async open(): Promise<void> {
-    this.releaseSocket = await claimSocket(this.socket);
+    const release = await claimSocket(this.socket);
+    try {
+      await this.adoptAndSupervise();
+    } catch (err) {
+      this.supervisor.stop();
+      await release();
+      throw err;
+    }
+    this.releaseSocket = release;
+  }
+
+  private async adoptAndSupervise(): Promise<void> {
     const saved = await this.store.load();
     await this.cleanEnvironment();
     let panes: PaneInfo[] = [];

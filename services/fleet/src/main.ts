@@ -15,17 +15,24 @@ await runMain("fleet", async (log) => {
   registerFleetGauges(f);
   log.info({ socket: config.socket, heartbeatDir: config.heartbeatDir, agents: f.list().length }, "fleet ready");
   let tmux: TmuxAvailability | undefined;
-  return serve({
-    addrVar: "SKEIN_FLEET_ADDR",
-    defaultAddr: "127.0.0.1:50052",
-    services: [hosted(SERVICE, fleet.FleetServiceService, fleetHandlers(f))],
-    log,
-    // Without tmux no agent can start: NOT_SERVING, for this service and overall.
-    onHealth: (health) => (tmux = new TmuxAvailability(log, (ok) => health.setServing(SERVICE, ok))).start(),
-    // Agents outlive the service: only supervision stops.
-    onShutdown: async () => {
-      tmux?.stop();
-      await f.close();
-    },
-  });
+  try {
+    return await serve({
+      addrVar: "SKEIN_FLEET_ADDR",
+      defaultAddr: "127.0.0.1:50052",
+      services: [hosted(SERVICE, fleet.FleetServiceService, fleetHandlers(f))],
+      log,
+      // Without tmux no agent can start: NOT_SERVING, for this service and overall.
+      onHealth: (health) => (tmux = new TmuxAvailability(log, (ok) => health.setServing(SERVICE, ok))).start(),
+      // Agents outlive the service: only supervision stops.
+      onShutdown: async () => {
+        tmux?.stop();
+        await f.close();
+      },
+    });
+  } catch (err) {
+    // Serving failed (a taken address, a bad metrics port): undo what open() started, socket lock included.
+    tmux?.stop();
+    await f.close();
+    throw err;
+  }
 });

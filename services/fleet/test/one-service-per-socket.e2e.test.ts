@@ -1,4 +1,6 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { fleetSocketLockPath, tmuxSocketDir } from "@skein/host";
 import { startService } from "@skein/testkit";
 import { afterEach, expect, it } from "vitest";
@@ -24,4 +26,22 @@ it("takes over the lock of a service that is gone (killed with -9)", async () =>
   writeFileSync(fleetSocketLockPath(h.socket), `${JSON.stringify({ pid: 2 ** 22 + 4321, startTicks: 1 })}\n`);
   await h.start();
   expect(h.svc!.port).toBeGreaterThan(0);
+});
+
+it("gives the socket back when serving fails after the lock was taken (metrics port taken)", async () => {
+  h = new FleetHarness();
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+  try {
+    const port = (taken.address() as AddressInfo).port;
+    const failed = await startService("fleet", { ...h.env(), SKEIN_FLEET_METRICS_ADDR: `127.0.0.1:${port}` }, { expectExit: true });
+    expect((await failed.exited).code).not.toBe(0);
+    expect(failed.output.join("\n")).toContain(String(port));
+    // Undone: the lock is gone, so the next service on this socket starts at once.
+    expect(existsSync(fleetSocketLockPath(h.socket))).toBe(false);
+    await h.start();
+    expect(h.svc!.port).toBeGreaterThan(0);
+  } finally {
+    taken.close();
+  }
 });
