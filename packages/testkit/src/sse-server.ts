@@ -38,6 +38,8 @@ export interface ScriptedCompletion {
   readonly status?: number;
   /** The JSON response body. */
   readonly body?: unknown;
+  /** Answer only once this settles (or the client went away). */
+  readonly hold?: Promise<void>;
 }
 
 export interface FakeModelServer {
@@ -98,6 +100,8 @@ export async function startSseServer(opts: {
     if (body.stream !== true) {
       completions.push(body);
       const c = completionQueue.shift() ?? completionFallback(body);
+      if (c.hold) await Promise.race([c.hold, once(res, "close")]);
+      if (res.destroyed) return;
       res.writeHead(c.status ?? 200, { "content-type": "application/json" }).end(JSON.stringify(c.body ?? {}));
       return;
     }
