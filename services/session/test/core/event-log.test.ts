@@ -1,0 +1,98 @@
+import { status } from "@grpc/grpc-js";
+import { describe, expect, it } from "vitest";
+import { EventBudget, EventLog } from "../../src/runs/event-log.js";
+import type { SessionEvent } from "../../src/runs/events.js";
+
+const delta = (text: string) => ({ kind: "textDelta" as const, text });
+
+function filled(capacity: number, n: number, startSeq = 0, budget?: EventBudget): EventLog {
+  const log = new EventLog("s1", capacity, startSeq, budget);
+  for (let i = 0; i < n; i++) log.publish("r1", delta(String(i)));
+  return log;
+}
+
+/** Reads what a follower gets right away (buffered events), then stops it. */
+async function replay(log: EventLog, afterSeq: number): Promise<number[]> {
+  const stop = new AbortController();
+  const seqs: number[] = [];
+  const it = log.follow(afterSeq, [stop.signal])[Symbol.asyncIterator]();
+  // The first next() takes the snapshot and subscribes synchronously; a marker published after it ends the read.
+  let pending = it.next();
+  log.publish("marker", delta("end"));
+  for (;;) {
+    const r: IteratorResult<SessionEvent> = await pending;
+    pending = it.next();
+    if (r.done || r.value.requestId === "marker") break;
+    seqs.push(r.value.seq);
+  }
+  stop.abort();
+  await it.return?.();
+  return seqs;
+}
+
+function code(f: () => unknown): number | undefined {
+  try {
+    f();
+  } catch (err) {
+    return (err as { code?: number }).code;
+  }
+  return undefined;
+}
+
+describe("EventLog cursor rules", () => {
+  it("serves every cursor from the oldest kept seq - 1 up to the last seq, and nothing else", async () => {
+    const log = filled(4, 3);
+    expect(await replay(log, 0)).toEqual([1, 2, 3]);
+    expect(await replay(log, 2)).toEqual([3]);
+    expect(code(() => log.follow(log.lastSeq + 1, []))).toBe(status.OUT_OF_RANGE);
+  });
+
+  it("after the ring wrapped, a cursor before the oldest kept event gets OUT_OF_RANGE, the one just before it is served", async () => {
+    const log = filled(3, 7);
+    expect(log.buffered).toBe(3);
+    expect(code(() => log.follow(3, []))).toBe(status.OUT_OF_RANGE);
+    expect(await replay(log, 4)).toEqual([5, 6, 7]);
+  });
+
+  it("a log recreated after its window was released serves only a cursor at its last seq (no silent gap)", async () => {
+    // What the slot does on release: a new log numbering on from the old last seq, with nothing buffered.
+    const again = new EventLog("s1", 8, 70);
+    expect(again.lastSeq).toBe(70);
+    const err = (() => {
+      try {
+        again.follow(50, []);
+      } catch (e) {
+        return e as Error & { code: number };
+      }
+      return undefined;
+    })();
+    expect(err?.code).toBe(status.OUT_OF_RANGE);
+    expect(err?.message).toMatch(/no longer buffered \(none kept after seq 70\); reload the session with GetSession/);
+    expect(await replay(again, 70)).toEqual([]);
+  });
+
+  it("releasing the window keeps numbering and gives the events back to the budget", () => {
+    const budget = new EventBudget(5);
+    const a = filled(4, 4, 0, budget);
+    const b = filled(4, 2, 0, budget);
+    expect(budget.total).toBe(6);
+    expect(budget.over).toBe(true);
+    a.releaseWindow();
+    expect(budget.total).toBe(2);
+    expect(a.lastSeq).toBe(4);
+    expect(code(() => a.follow(3, []))).toBe(status.OUT_OF_RANGE);
+    a.publish("r2", delta("x"));
+    expect(a.lastSeq).toBe(5);
+    b.close();
+    expect(budget.total).toBe(1);
+  });
+
+  it("skipTo moves numbering forward only while nothing is buffered", () => {
+    const log = new EventLog("s1", 4, 0);
+    log.skipTo(2 ** 32);
+    expect(log.publish("r", delta("a")).seq).toBe(2 ** 32 + 1);
+    log.skipTo(5); // never back
+    expect(log.lastSeq).toBe(2 ** 32 + 1);
+    expect(() => log.skipTo(2 ** 33)).toThrow(/cannot jump/);
+  });
+});
