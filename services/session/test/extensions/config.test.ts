@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { ConfigError, InvalidArgumentError } from "@skein/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { validateExtensionConfig, validateExtensionConfigs } from "../../src/extensions/config.js";
-import { loadServiceExtensions, parseGooseExtensions, parseSkeinExtensions } from "../../src/extensions/service-config.js";
+import { gooseKey, loadServiceExtensions, parseGooseExtensions, parseSkeinExtensions } from "../../src/extensions/service-config.js";
 
 const ok = { name: "dev-tools_1", cmd: "npx", args: ["-y", "x"], env: { API_TOKEN: "t" }, timeout_seconds: 0 };
 
@@ -155,5 +155,24 @@ extensions:
       expect(fromGoose.map((e) => e.name)).toEqual(["filesystem", "My_Tools"]);
       expect(await loadServiceExtensions({ env: {}, gooseConfigPath: join(dir, "missing.yaml") })).toEqual([]);
     });
+  });
+});
+
+describe("names and tool prefixes (defect 3: a name ending in '_' lost every tool)", () => {
+  it("refuses a name ending in '_' or containing '__', naming the rule", () => {
+    expect(invalid({ ...ok, name: "calc_" })).toMatch(/extensions\[0\]\.name.*must not end with '_'/);
+    expect(invalid({ ...ok, name: "a__b" })).toMatch(/must not contain '__'/);
+  });
+
+  it("goose-style keys from display names never end in '_' (so `key__tool` splits at its first '__')", () => {
+    expect(gooseKey("Developer (beta)")).toBe("Developer_beta");
+    expect(gooseKey("My Tools")).toBe("My_Tools");
+    expect(gooseKey("x!!")).toBe("x");
+    expect(() => validateExtensionConfig({ ...ok, name: gooseKey("Developer (beta)") }, "e")).not.toThrow();
+  });
+
+  it("a goose config entry named 'Developer (beta)' becomes a valid extension", () => {
+    const [e] = parseGooseExtensions("extensions:\n  dev:\n    enabled: true\n    type: stdio\n    name: Developer (beta)\n    cmd: node\n    args: []\n", "config.yaml");
+    expect(e?.name).toBe("Developer_beta");
   });
 });
