@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { credentials, type ChannelCredentials } from "@grpc/grpc-js";
+import { credentials, Metadata, type ChannelCredentials } from "@grpc/grpc-js";
 import { health } from "@skein/proto";
 import { makeTestCerts, startService, type ServiceProcess, type TestCerts } from "@skein/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -21,7 +21,7 @@ const read = (p: string) => readFileSync(p);
 function check(port: number, creds: ChannelCredentials): Promise<string> {
   const c = new health.HealthClient(`localhost:${port}`, creds);
   return new Promise<string>((resolve) => {
-    c.check({ service: "" }, { deadline: Date.now() + 5000 }, (err, res) => {
+    c.check({ service: "" }, new Metadata(), { deadline: Date.now() + 5000 }, (err, res) => {
       c.close();
       resolve(err ? `error: ${err.message}` : health.HealthCheckResponse_ServingStatus[res.status]);
     });

@@ -1,4 +1,4 @@
-import { credentials, Metadata, type Client, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, type CallOptions, type Client, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 
 /** Metadata with a bearer token and/or request id. */
 export function md(opts: { token?: string; requestId?: string } = {}): Metadata {
@@ -24,14 +24,19 @@ export function closeClients(): void {
   open.clear();
 }
 
-/** Calls a unary method of a generated client and resolves with response and metadata. */
+/**
+ * Calls a unary method of a generated client and resolves with its response.
+ * Typed by the client's last overload (request, metadata, options, callback),
+ * the one TypeScript infers from, so `Res` is the method's response type.
+ */
 export function call<Req, Res>(
   client: Client,
-  method: (req: Req, metadata: Metadata, cb: (err: ServiceError | null, res: Res) => void) => unknown,
+  method: (req: Req, metadata: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => unknown,
   req: Req,
   metadata: Metadata = new Metadata(),
+  options: Partial<CallOptions> = {},
 ): Promise<Res> {
-  return new Promise((resolve, reject) => method.call(client, req, metadata, (err, res) => (err ? reject(err) : resolve(res))));
+  return new Promise((resolve, reject) => method.call(client, req, metadata, options, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
 /** Reads a server stream to its end (or error). */

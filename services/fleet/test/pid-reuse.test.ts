@@ -57,6 +57,7 @@ it("does not take a reused pid for the agent: state unknown, heartbeat status=un
     agents: () => [agent],
     persist: () => undefined,
     relaunch: async () => undefined,
+    keepScreen: async () => undefined,
     tickMs: 10,
   });
   supervisor.start();

@@ -93,7 +93,7 @@ describe("JSONL store", () => {
     await store.append(id, message("user", [textItem("after crash")]));
     const loaded = await store.load(id);
     expect(loaded!.corruptLines).toBe(1);
-    expect(loaded!.messages.map((m) => (m.content[0] as { text: string }).text)).toEqual(["after crash"]);
+    expect(loaded!.messages.map((m) => (m.content[0] as unknown as { text: string }).text)).toEqual(["after crash"]);
   });
 
   it("reads a goose file with no metadata line and adds one on rewrite", async () => {
