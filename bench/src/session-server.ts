@@ -5,13 +5,8 @@ import { session as pb } from "@skein/proto";
 import { createLogger, type Logger, type RunningServer } from "@skein/runtime";
 import { closeClients, connect, startOpenAIServer, type FakeModelServer } from "@skein/testkit";
 
-/** What the benchmarks read from the in-process session service. */
-export interface SessionServer extends RunningServer {
-  readonly sessions: {
-    readonly runs: { readonly running: number };
-    readonly agents: { readonly size: number; readonly extensionProcesses: number; readonly evictions: number };
-  };
-}
+/** The in-process session service; benchmarks read its state over its own API (GetStats). */
+export type SessionServer = RunningServer;
 
 export interface SessionBench {
   readonly dir: string;

@@ -48,12 +48,13 @@ export async function run(): Promise<Table[]> {
     },
   };
   const env = { SKEIN_MAX_LIVE_AGENTS: String(MAX_LIVE), SKEIN_EXTENSION_KILL_GRACE_MS: "1000" };
-  return withSessionService("session-soak", { env, model: script }, async ({ dir, model, server, client }) => {
+  return withSessionService("session-soak", { env, model: script }, async ({ dir, model, client }) => {
     const server_js = join(dir, "tiny-mcp.cjs");
     writeFileSync(server_js, TINY_MCP);
-    const agents = server.sessions.agents;
+    // What the service says of itself over its own API (GetStats), as any client would read it.
+    const stats = () => call<pb.GetStatsRequest, pb.GetStatsResponse>(client, client.getStats, pb.GetStatsRequest.fromPartial({}));
     let peak = 0;
-    const sampler = setInterval(() => (peak = Math.max(peak, agents.size)), 20);
+    const sampler = setInterval(() => void stats().then((st) => (peak = Math.max(peak, st.liveAgents))), 20);
     try {
       const heapBefore = heapAfterGc();
       const rssBefore = process.memoryUsage().rss;
@@ -62,7 +63,7 @@ export async function run(): Promise<Table[]> {
       let failures = 0;
       await pool(Array.from({ length: SESSIONS }, (_, i) => i), CONCURRENCY, async () => {
         const s = await call<pb.CreateSessionRequest, pb.CreateSessionResponse>(client, client.createSession, pb.CreateSessionRequest.fromPartial({ workingDir: dir, extensions: [{ name: "tiny", cmd: process.execPath, args: [server_js, marker] }] }));
-        peak = Math.max(peak, agents.size);
+        peak = Math.max(peak, (await stats()).liveAgents);
         for (let r = 0; r < REPLIES_PER_SESSION; r++) {
           const reason = await finishOf(client.reply(pb.ReplyRequest.fromPartial({ sessionId: s.session!.id, text: `reply ${r}` })));
           if (reason === pb.FinishReason.FINISH_REASON_STOP) replies++;
@@ -71,9 +72,12 @@ export async function run(): Promise<Table[]> {
       });
       const seconds = (performance.now() - t0) / 1000;
       clearInterval(sampler);
-      peak = Math.max(peak, agents.size);
+      peak = Math.max(peak, (await stats()).liveAgents);
       // Evicted agents' processes end asynchronously; give the last ones their grace period.
-      await waitUntil(() => countProcesses(marker) === agents.extensionProcesses, 5_000, 50);
+      let processes = (await stats()).extensionProcesses;
+      await waitUntil(() => countProcesses(marker) === processes, 5_000, 50);
+      const agents = await stats();
+      processes = agents.extensionProcesses;
       const alive = countProcesses(marker);
       // The fake model server (bench scaffolding in this process) keeps every request body; not the service's memory.
       model.requests.splice(0);
@@ -89,7 +93,7 @@ export async function run(): Promise<Table[]> {
             ["replies not finished with stop", failures],
             ["wall time (s)", seconds],
             ["peak live agents", peak],
-            ["live agents at the end", agents.size],
+            ["live agents at the end", agents.liveAgents],
             ["extension processes alive at the end (/proc)", alive],
             ["extension processes of live agents (GetStats)", agents.extensionProcesses],
             ["evictions", agents.evictions],
@@ -101,7 +105,7 @@ export async function run(): Promise<Table[]> {
           notes: [
             `each reply = 2 streamed model calls (tool call, answer) + 1 tool call to the session's extension; ${CONCURRENCY} sessions at a time`,
             "extension: a minimal stdio MCP server (newline JSON-RPC, one tool) in a bare node process, not server-everything (too heavy to start 1,000 times)",
-            `alive at the end must equal live agents × 1 extension (${agents.size})`,
+            `alive at the end must equal live agents × 1 extension (${agents.liveAgents})`,
             "heap after: the fake model server's recorded request bodies are dropped first; RSS includes freed heap not yet returned to the OS",
           ],
         },

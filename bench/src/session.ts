@@ -3,7 +3,7 @@ import { Server, ServerCredentials, status, type ServerWritableStream, type Serv
 import { session as pb } from "@skein/proto";
 import { call, connect, openaiText, type FakeModelServer } from "@skein/testkit";
 import { heapAfterGc, pool } from "./measure.js";
-import { withSessionService, type SessionServer } from "./session-server.js";
+import { withSessionService } from "./session-server.js";
 import { MiB, type Table } from "./table.js";
 
 type Client = pb.SessionServiceClient;
@@ -16,11 +16,11 @@ const HANGUP_REPLIES = 200;
 const CONCURRENCY = 32;
 
 export async function run(): Promise<Table[]> {
-  return withSessionService("session", {}, async ({ model, server, client }) => {
+  return withSessionService("session", {}, async ({ model, client }) => {
     const stages: Array<[string, () => Promise<Table>]> = [
       ["throughput", () => throughput(client, model)],
       ["heap", () => heap(client, model)],
-      ["hang-ups", () => hangups(client, model, server)],
+      ["hang-ups", () => hangups(client, model)],
     ];
     const tables: Table[] = [];
     for (const [name, stage] of stages) {
@@ -89,12 +89,14 @@ async function heap(client: Client, model: FakeModelServer): Promise<Table> {
       ["heap used after (MiB, after GC)", after / MiB],
       ["growth per session (KiB)", (after - before) / 1024 / HEAP_SESSIONS],
     ],
-    notes: ["what stays per session is its replay buffer (SKEIN_EVENT_BUFFER, default 512 events; here ~70 events each) and its seq counter"],
+    notes: [
+      "replay windows of sessions nobody runs or watches are released past SKEIN_EVENT_BUFFER_TOTAL (default 20,000 events across all sessions); what stays per idle session is its last seq",
+    ],
   };
 }
 
 /** (3) Provider connections left after replies whose clients hung up after the first event. */
-async function hangups(client: Client, model: FakeModelServer, server: SessionServer): Promise<Table> {
+async function hangups(client: Client, model: FakeModelServer): Promise<Table> {
   model.setFallback(() => ({ events: openaiText("a reply that keeps streaming for a while", { pieces: 20 }), delayMs: 5 }));
   const ids: string[] = [];
   for (let i = 0; i < HANGUP_REPLIES; i++) ids.push((await create(client)).id);
@@ -117,9 +119,10 @@ async function hangups(client: Client, model: FakeModelServer, server: SessionSe
       await new Promise((r) => setTimeout(r, 50));
     }
   });
-  const duringRuns = server.sessions.runs.running;
+  const running = async () => (await call<pb.GetStatsRequest, pb.GetStatsResponse>(client, client.getStats, pb.GetStatsRequest.fromPartial({}))).runningReplies;
+  const duringRuns = await running();
   const deadline = Date.now() + 60_000;
-  while (server.sessions.runs.running > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while ((await running()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const inFlight = model.activeResponses;
   const openNow = model.openConnections();
   await new Promise((r) => setTimeout(r, 1_500));

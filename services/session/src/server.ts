@@ -14,7 +14,7 @@ import { sessionExtensions } from "./model/skein-metadata.js";
 type Env = Record<string, string | undefined>;
 
 /** Composes the session service (config, store, provider, agents, runs, handlers) and serves it. */
-export async function startSessionServer(env: Env, log: Logger): Promise<RunningServer & { sessions: Sessions }> {
+export async function startSessionServer(env: Env, log: Logger): Promise<RunningServer> {
   const config = loadConfig(env, log);
   const serviceExtensions = await loadServiceExtensions({ env, gooseConfig: config.gooseConfig, log });
   const store = await openSessionStore(config.store, config.sessionsDir, log, { syncEachMessage: config.syncEachMessage });
@@ -81,5 +81,5 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     await closeDomain(AbortSignal.abort());
     throw err;
   }
-  return Object.assign(server, { sessions });
+  return server;
 }
