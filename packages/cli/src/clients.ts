@@ -1,8 +1,8 @@
-import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import { credentials, Metadata, type CallOptions, type ChannelCredentials, type Client, type ClientOptions, type ServiceError } from "@grpc/grpc-js";
 import { fleet, health, session } from "@skein/proto";
 import { CliError, describeServiceError, isServiceError, type Target } from "./errors.js";
+import { readPem as readPemFile, type Env } from "@skein/host";
 
 export type ServiceName = "session" | "fleet";
 
@@ -25,7 +25,6 @@ export interface ConnectionFlags {
   readonly "tls-server-name"?: string;
 }
 
-type Env = Record<string, string | undefined>;
 export const nonEmpty = (v: string | undefined) => (v === undefined || v === "" ? undefined : v);
 
 export interface Settings {
@@ -55,11 +54,9 @@ export function settingsFrom(flags: ConnectionFlags, env: Env = process.env): Se
 }
 
 function readPem(what: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new CliError(`${what}=${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-  }
+  const r = readPemFile(what, path);
+  if ("error" in r) throw new CliError(r.error);
+  return r.pem;
 }
 
 function channelCredentials(s: Settings): ChannelCredentials {

@@ -8,8 +8,7 @@
 import { fleet } from "@skein/proto";
 import { Endpoint, nonEmpty, settingsFrom, START_TIMEOUT_MS } from "./clients.js";
 import { CliError } from "./errors.js";
-
-type Env = Record<string, string | undefined>;
+import type { Env } from "@skein/host";
 
 const usage = (message: string) => new CliError(message, 2);
 

@@ -1,6 +1,5 @@
+import type { Env } from "./env.js";
 import { join } from "node:path";
-
-type Env = Record<string, string | undefined>;
 
 /** Where tmux keeps the sockets of this user: $TMUX_TMPDIR (or /tmp)/tmux-<uid>. */
 export function tmuxSocketDir(env: Env = process.env): string {

@@ -2,8 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { Metadata } from "@grpc/grpc-js";
 import { ConfigError, envEnum } from "./config.js";
 import { UnauthenticatedError } from "./errors.js";
-
-type Env = Record<string, string | undefined>;
+import type { Env } from "@skein/host";
 
 /** Health: load balancers and orchestrators probe it without credentials. */
 const HEALTH = "/grpc.health.v1.Health/";

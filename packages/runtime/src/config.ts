@@ -1,3 +1,4 @@
+import type { Env } from "@skein/host";
 /**
  * Environment parsing. Every setting of skein is an environment variable; a bad
  * value stops the service at start with a message naming the variable.
@@ -5,8 +6,6 @@
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
-
-type Env = Record<string, string | undefined>;
 
 export function envString(name: string, fallback: string, env: Env = process.env): string {
   const v = env[name];

@@ -1,15 +1,11 @@
-import { readFileSync } from "node:fs";
 import { ServerCredentials } from "@grpc/grpc-js";
+import { readPem as readPemFile, type Env } from "@skein/host";
 import { ConfigError, envOptional } from "./config.js";
 
-type Env = Record<string, string | undefined>;
-
 function readPem(variable: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new ConfigError(`${variable}=${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-  }
+  const r = readPemFile(variable, path);
+  if ("error" in r) throw new ConfigError(r.error);
+  return r.pem;
 }
 
 /**

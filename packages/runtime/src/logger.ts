@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
 import pino, { type Logger } from "pino";
 import { envEnum } from "./config.js";
+import type { Env } from "@skein/host";
 
 export type { Logger };
 
@@ -23,8 +24,6 @@ export const REDACT_PATHS = [
   "headers.authorization",
   'headers["x-api-key"]',
 ];
-
-type Env = Record<string, string | undefined>;
 
 /** The logging settings, read (and checked) on their own so a bad one is reported before anything logs. */
 export function logSettings(env: Env = process.env): { level: (typeof LEVELS)[number]; format: (typeof FORMATS)[number] } {

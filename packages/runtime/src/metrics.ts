@@ -6,8 +6,7 @@ import { parseListenAddress } from "./address.js";
 import { isLoopbackAddress } from "./auth.js";
 import { ConfigError, envBool, envOptional } from "./config.js";
 import { ListenError } from "./listen-error.js";
-
-type Env = Record<string, string | undefined>;
+import type { Env } from "@skein/host";
 
 /** Where one service serves metrics, and which variable said so. */
 export interface MetricsSettings {

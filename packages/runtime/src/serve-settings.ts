@@ -4,8 +4,7 @@ import { assertBindAllowed, authTokenFromEnv, reflectionAuthFromEnv, type Reflec
 import { envInt, envString } from "./config.js";
 import { serverCredentials } from "./credentials.js";
 import { metricsSettings, type MetricsSettings } from "./metrics.js";
-
-type Env = Record<string, string | undefined>;
+import type { Env } from "@skein/host";
 
 export interface ServeSettings {
   readonly address: string;

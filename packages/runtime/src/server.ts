@@ -11,8 +11,7 @@ import { grpcMetricsHooks, serveMetrics } from "./metrics.js";
 import { reflectionServices } from "./reflection.js";
 import { readServeSettings } from "./serve-settings.js";
 import { bindService, tolerantDefinition, type HostedService } from "./service.js";
-
-type Env = Record<string, string | undefined>;
+import type { Env } from "@skein/host";
 
 export interface ShutdownContext {
   /** Aborts when the grace period is over: finish or cancel remaining work now. */

@@ -2,8 +2,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, envInt, envOptional, envString } from "@skein/runtime";
 import { DEFAULT_AGENT_ENV_PASSTHROUGH, parsePassthrough, tmuxClientEnv } from "./agent-env.js";
-
-type Env = Record<string, string | undefined>;
+import type { Env } from "@skein/host";
 
 export interface FleetConfig {
   /** `tmux -L <socket>`: the one tmux server this service owns. */

@@ -1,3 +1,5 @@
+import { ENV_KEY } from "@skein/host";
+
 /**
  * The shell command line a pane runs. Kept exactly like the launcher it
  * replaces: `export PATH=<dirs>:"$PATH"; export K='v'; exec <command>`. The
@@ -17,7 +19,6 @@ export interface LaunchSpec {
   readonly command: string;
 }
 
-export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function launchCommand(spec: LaunchSpec): string {
   const parts: string[] = [];

@@ -1,8 +1,7 @@
 import { statSync } from "node:fs";
-import { isWithin, resolveReal } from "@skein/host";
+import { ENV_KEY, ENV_KEY_RULE, isWithin, resolveReal } from "@skein/host";
 import { InvalidArgumentError } from "@skein/runtime";
 import { HEARTBEAT_INTERVAL_RANGE } from "./config.js";
-import { ENV_KEY } from "./launch-command.js";
 
 /** tmux rewrites "." and ":" in session names, and names are file names of heartbeats: keep them plain. */
 export const AGENT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -84,7 +83,7 @@ export function binDirs(field: string, dirs: readonly string[]): string[] {
 
 export function env(field: string, e: Readonly<Record<string, string>>): Record<string, string> {
   for (const [k, v] of Object.entries(e)) {
-    if (!ENV_KEY.test(k)) throw new InvalidArgumentError(`${field}[${JSON.stringify(k)}]`, "key must match [A-Za-z_][A-Za-z0-9_]*");
+    if (!ENV_KEY.test(k)) throw new InvalidArgumentError(`${field}[${JSON.stringify(k)}]`, `key must match ${ENV_KEY_RULE}`);
     if (v.includes("\0")) throw new InvalidArgumentError(`${field}[${k}]`, "value must not contain NUL");
   }
   return { ...e };

@@ -1,12 +1,10 @@
 import { homedir } from "node:os";
-import { join } from "node:path";
 import { ConfigError, envEnum, envInt, envNumber, envOptional, envString, maxSendMessageBytes, type Logger } from "@skein/runtime";
 import { envDurationMs } from "./duration.js";
-import { gooseSessionsDir } from "./goose-paths.js";
+import { gooseConfigPath, gooseSecretsPath, gooseSessionsDir } from "./goose-paths.js";
 import { GooseYamlFile } from "./goose-yaml.js";
 import { CLIENT_RECEIVE_DEFAULT_BYTES } from "./wire-limits.js";
-
-type Env = Record<string, string | undefined>;
+import type { Env } from "@skein/host";
 
 export type ProviderKind = "openai" | "anthropic";
 
@@ -70,7 +68,7 @@ export function loadConfig(env: Env, log: Logger): SessionConfig {
     maxModelOutputChars: envInt("SKEIN_MAX_MODEL_OUTPUT_CHARS", 1_000_000, { min: 1_000, max: 100_000_000 }, env),
     maxResponseBytes: Math.min(maxSendMessageBytes(env), CLIENT_RECEIVE_DEFAULT_BYTES),
     eventBuffer: envInt("SKEIN_EVENT_BUFFER", 512, { min: 1, max: 1_000_000 }, env),
-    eventBufferTotal: envInt("SKEIN_EVENT_BUFFER_TOTAL", 20_000, { min: 1, max: 100_000_000 }, env),
+    eventBufferTotal: envInt("SKEIN_EVENT_BUFFER_TOTAL", 10_000, { min: 1, max: 100_000_000 }, env),
     maxTurns: envInt("SKEIN_MAX_TURNS", 100, { min: 1, max: 10_000 }, env),
     syncEachMessage: envEnum("SKEIN_FSYNC_EACH_MESSAGE", ["true", "false"], "false", env) === "true",
     idleTimeoutMs: envDurationMs("SKEIN_SESSION_IDLE_TIMEOUT", 15 * 60_000, { minMs: 100, maxMs: 7 * 24 * 3_600_000 }, env),
@@ -163,15 +161,6 @@ function withV1(host: string | undefined): string | undefined {
 
 function stringOf(v: unknown): string | undefined {
   return typeof v === "string" && v !== "" ? v : undefined;
-}
-
-/** goose's own settings file, so a machine set up for the goose CLI works unchanged. */
-function gooseConfigPath(env: Env, home: string): string {
-  return join(env.XDG_CONFIG_HOME ?? join(home, ".config"), "goose", "config.yaml");
-}
-
-function gooseSecretsPath(env: Env, home: string): string {
-  return join(env.XDG_CONFIG_HOME ?? join(home, ".config"), "goose", "secrets.yaml");
 }
 
 /** One of goose's YAML files as a map; missing or unreadable is empty (with a warning when it is not YAML). */

@@ -1,6 +1,5 @@
 import { ConfigError } from "@skein/runtime";
-
-type Env = Record<string, string | undefined>;
+import type { Env } from "@skein/host";
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 

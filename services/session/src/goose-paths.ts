@@ -1,6 +1,15 @@
 import { isAbsolute, join } from "node:path";
+import type { Env } from "@skein/host";
 
-type Env = Record<string, string | undefined>;
+/** goose's own settings file, so a machine set up for the goose CLI works unchanged. */
+export function gooseConfigPath(env: Env, home: string): string {
+  return join(env.XDG_CONFIG_HOME ?? join(home, ".config"), "goose", "config.yaml");
+}
+
+/** goose's secrets file (API keys goose stores outside the keyring). */
+export function gooseSecretsPath(env: Env, home: string): string {
+  return join(env.XDG_CONFIG_HOME ?? join(home, ".config"), "goose", "secrets.yaml");
+}
 
 /**
  * goose's own sessions directory (crates/goose/src/config/paths.rs): under

@@ -10,8 +10,7 @@ import { LocalRunOwnership } from "./slots/run-ownership.js";
 import { SessionSlots } from "./slots/session-slots.js";
 import { openSessionStore } from "./store/open-store.js";
 import { sessionExtensions } from "./model/skein-metadata.js";
-
-type Env = Record<string, string | undefined>;
+import type { Env } from "@skein/host";
 
 /** Composes the session service (config, store, provider, agents, runs, handlers) and serves it. */
 export async function startSessionServer(env: Env, log: Logger): Promise<RunningServer> {

@@ -1,3 +1,4 @@
+import { ENV_KEY, ENV_KEY_RULE } from "@skein/host";
 import { InvalidArgumentError } from "@skein/runtime";
 
 /** One stdio MCP server an agent runs, as given at CreateSession/AddExtension or in service config. */
@@ -16,7 +17,6 @@ export const MAX_TIMEOUT_SECONDS = 3600;
 // `__` separates extension and tool in prefixed tool names, so it may not occur inside a
 // name, nor may a name end in `_`: then the first `__` of `name__tool` is the separator.
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
-const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_ARGS = 256;
 const MAX_ARG_CHARS = 32_768;
 
@@ -57,7 +57,7 @@ export function validateExtensionConfig(raw: RawExtensionConfig, field: string):
   if (typeof envIn !== "object" || envIn === null || Array.isArray(envIn)) throw new InvalidArgumentError(`${field}.env`, "must be a map of strings");
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(envIn)) {
-    if (!ENV_KEY.test(k)) throw new InvalidArgumentError(`${field}.env`, `key ${JSON.stringify(k)} must match [A-Za-z_][A-Za-z0-9_]*`);
+    if (!ENV_KEY.test(k)) throw new InvalidArgumentError(`${field}.env`, `key ${JSON.stringify(k)} must match ${ENV_KEY_RULE}`);
     if (typeof v !== "string") throw new InvalidArgumentError(`${field}.env.${k}`, "must be a string");
     if (v.includes("\0")) throw new InvalidArgumentError(`${field}.env.${k}`, "must not contain NUL");
     env[k] = v;

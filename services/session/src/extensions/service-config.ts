@@ -2,8 +2,8 @@ import { ConfigError, InvalidArgumentError, type Logger } from "@skein/runtime";
 import { GooseYamlFile, parseGooseYaml, type GooseYaml } from "../goose-yaml.js";
 import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig } from "./config.js";
 import { findOnPath, resolveBuiltin } from "./goose-builtins.js";
+import type { Env } from "@skein/host";
 
-type Env = Record<string, string | undefined>;
 type Warn = Pick<Logger, "warn">;
 
 /**

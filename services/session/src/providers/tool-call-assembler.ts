@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { isObject, type ToolCallResult } from "../model/goose-format.js";
 
-interface Partial {
+/** A tool call still arriving: its pieces so far. */
+interface PendingToolCall {
   id: string;
   name: string;
   args: string;
@@ -13,7 +14,7 @@ interface Partial {
  * toolCall shape. Unparseable arguments become a toolCall error, as goose does.
  */
 export class ToolCallAssembler {
-  private readonly calls = new Map<number, Partial>();
+  private readonly calls = new Map<number, PendingToolCall>();
 
   add(index: number, piece: { id?: string | null; name?: string | null; args?: string | null }): void {
     let c = this.calls.get(index);
@@ -33,7 +34,7 @@ export class ToolCallAssembler {
   }
 }
 
-function toToolCall(c: Partial): ToolCallResult {
+function toToolCall(c: PendingToolCall): ToolCallResult {
   if (c.name === "") return { status: "error", error: "the model called a tool without a name" };
   if (c.args.trim() === "") return { status: "success", value: { name: c.name, arguments: {} } };
   let parsed: unknown;
