@@ -1,0 +1,51 @@
+import { randomUUID } from "node:crypto";
+import { Metadata, status, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { session as pb } from "@skein/proto";
+import { monoMs } from "./commands.js";
+
+export interface ReplyRecord {
+  readonly tag: string;
+  readonly sentAt: number;
+  /** undefined: no event arrived. */
+  readonly firstAt: number | undefined;
+  readonly endAt: number;
+  readonly events: number;
+  readonly finish: string | undefined;
+  readonly error: string | undefined;
+}
+
+export interface StreamsResult {
+  readonly events: number;
+  readonly wallMs: number;
+  readonly replies: ReplyRecord[];
+  /** Encoded size of the first text-delta message seen. */
+  readonly deltaBytes: number | undefined;
+}
+
+let deltaBytes: number | undefined;
+
+/** Encoded size of the first text-delta message seen since the last call (then forgets it). */
+export function takeDeltaBytes(): number | undefined {
+  const b = deltaBytes;
+  deltaBytes = undefined;
+  return b;
+}
+
+/** One Reply read to its end, counting events as they arrive (no async iteration: the client should cost little). */
+export function oneReply(c: pb.SessionServiceClient, sessionId: string, text: string, tag: string, requestId = randomUUID()): Promise<ReplyRecord> {
+  const sentAt = monoMs();
+  let firstAt: number | undefined;
+  let events = 0;
+  let finish: string | undefined;
+  return new Promise((resolve) => {
+    const stream: ClientReadableStream<pb.ReplyResponse> = c.reply(pb.ReplyRequest.fromPartial({ sessionId, text, requestId }), new Metadata());
+    stream.on("data", (e: pb.ReplyResponse) => {
+      if (events++ === 0) firstAt = monoMs();
+      if (e.event?.$case === "finished") finish = pb.finishReasonToJSON(e.event.value.reason);
+      else if (deltaBytes === undefined && e.event?.$case === "textDelta") deltaBytes = pb.ReplyResponse.encode(e).finish().length;
+    });
+    stream.on("error", (err: ServiceError) => resolve({ tag, sentAt, firstAt, endAt: monoMs(), events, finish, error: `${status[err.code]}: ${err.details}` }));
+    stream.on("end", () => resolve({ tag, sentAt, firstAt, endAt: monoMs(), events, finish, error: undefined }));
+  });
+}
+
