@@ -7,6 +7,7 @@ const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> =
   "session-soak": () => import("./session-soak.js"),
   // Issue 12: every server in its own process, measured from outside.
   "reply-cpu": () => import("./reply-cpu.js"),
+  "first-event": () => import("./first-event.js"),
 };
 
 const only = process.argv.slice(2);

@@ -26,23 +26,27 @@ serveCommands({
   },
   /**
    * Each stream runs its replies one after another on its own session; the
-   * streams run at once. `tag` appends "tag=<unique>" to each reply's text.
-   * `pauseMs` waits between one stream's replies.
+   * streams run at once, or with `oneAtATime` a single reply at a time, round
+   * robin over the sessions. `tag` appends "tag=<unique>" to each reply's
+   * text; `pauseMs` waits after each reply.
    */
-  streams: async (o: { sessionIds: string[]; replies: number; text: string; tag?: boolean; pauseMs?: number }): Promise<StreamsResult> => {
+  streams: async (o: { sessionIds: string[]; replies: number; text: string; tag?: boolean; pauseMs?: number; oneAtATime?: boolean }): Promise<StreamsResult> => {
     const c = connected();
     takeDeltaBytes();
     const replies: ReplyRecord[] = [];
+    const one = async (id: string, s: number, r: number) => {
+      const tag = `${s}-${r}-${randomUUID().slice(0, 8)}`;
+      replies.push(await oneReply(c, id, o.tag ? `${o.text} tag=${tag}` : o.text, tag));
+      if (o.pauseMs) await new Promise((res) => setTimeout(res, o.pauseMs));
+    };
     const t0 = monoMs();
-    await Promise.all(
-      o.sessionIds.map(async (id, s) => {
-        for (let r = 0; r < o.replies; r++) {
-          const tag = `${s}-${r}-${randomUUID().slice(0, 8)}`;
-          replies.push(await oneReply(c, id, o.tag ? `${o.text} tag=${tag}` : o.text, tag));
-          if (o.pauseMs) await new Promise((res) => setTimeout(res, o.pauseMs));
-        }
-      }),
-    );
+    if (o.oneAtATime) {
+      for (let r = 0; r < o.replies; r++) for (const [s, id] of o.sessionIds.entries()) await one(id, s, r);
+    } else {
+      await Promise.all(o.sessionIds.map(async (id, s) => {
+        for (let r = 0; r < o.replies; r++) await one(id, s, r);
+      }));
+    }
     const wallMs = monoMs() - t0;
     return { events: replies.reduce((n, r) => n + r.events, 0), wallMs, replies, deltaBytes: takeDeltaBytes() };
   },
