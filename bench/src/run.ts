@@ -8,6 +8,8 @@ const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> =
   // Issue 12: every server in its own process, measured from outside.
   "reply-cpu": () => import("./reply-cpu.js"),
   "first-event": () => import("./first-event.js"),
+  "concurrent-1000": () => import("./concurrent-1000.js"),
+  soak: () => import("./soak.js"),
 };
 
 const only = process.argv.slice(2);

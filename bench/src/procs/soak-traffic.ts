@@ -42,7 +42,7 @@ class SoakTraffic {
             try {
               await this.action(c, ids, slot, o.script);
             } catch (err) {
-              this.count(`error ${status[(err as ServiceError).code] ?? (err as Error).message}`);
+              this.count(`error ${status[(err as ServiceError).code] ?? ""}: ${withoutIds((err as ServiceError).details ?? (err as Error).message)}`);
             } finally {
               busy.delete(slot);
             }
@@ -72,7 +72,7 @@ class SoakTraffic {
     const r = Math.random();
     if (r < 0.45) {
       const rec = await oneReply(c, id, script, "");
-      this.count(rec.error ? `error ${rec.error.split(":")[0]}` : `reply ${rec.finish}`);
+      this.count(rec.error ? `error ${withoutIds(rec.error)}` : `reply ${rec.finish}`);
     } else if (r < 0.65) {
       await this.interrupted(c, id, script, "hang-up");
     } else if (r < 0.8) {
@@ -108,17 +108,22 @@ class SoakTraffic {
         } else {
           call<pb.CancelReplyRequest, pb.CancelReplyResponse>(c, c.cancelReply, { sessionId, requestId }).then(
             () => this.count("cancel"),
-            (err: ServiceError) => this.count(`cancel refused ${status[err.code]}`),
+            (err: ServiceError) => this.count(`cancel refused ${status[err.code]}: ${withoutIds(err.details)}`),
           );
         }
       });
       stream.on("error", (err: ServiceError) => {
-        if (err.code !== status.CANCELLED || how !== "hang-up") this.count(`error ${status[err.code]}`);
+        if (err.code !== status.CANCELLED || how !== "hang-up") this.count(`error ${status[err.code]}: ${withoutIds(err.details)}`);
         resolve();
       });
       stream.on("end", () => resolve());
     });
   }
+}
+
+/** An error message as a tally key: ids would make every message unique. */
+function withoutIds(message: string): string {
+  return message.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d{8}_\d+/g, "<id>").slice(0, 100);
 }
 
 async function create(c: pb.SessionServiceClient): Promise<string> {
