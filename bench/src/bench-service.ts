@@ -12,9 +12,10 @@ export interface ReplyRig {
 /**
  * Starts the fake provider process, the built session service (as `npm start`
  * runs it, log level info) talking to it, and a client process connected to
- * the service. `env` adds or overrides service settings.
+ * the service. `env` adds or overrides service settings; `nodeArgs` are the
+ * service's node flags.
  */
-export async function startReplyRig(env: Record<string, string> = {}): Promise<ReplyRig> {
+export async function startReplyRig(env: Record<string, string> = {}, nodeArgs: readonly string[] = []): Promise<ReplyRig> {
   const started: Array<{ stop(): Promise<unknown> }> = [];
   const stop = async () => {
     for (const p of started.reverse()) await p.stop();
@@ -30,7 +31,7 @@ export async function startReplyRig(env: Record<string, string> = {}): Promise<R
       SKEIN_PROVIDER_MAX_RETRIES: "0",
       SKEIN_SHUTDOWN_GRACE_MS: "2000",
       ...env,
-    });
+    }, { nodeArgs });
     started.push(service);
     const client = await forkChild("reply-client");
     started.push(client);

@@ -16,6 +16,12 @@ const RUNS: ReadonlyArray<{ streams: number; replies: number }> = [
   { streams: 8, replies: 5 },
 ];
 const SCRIPT = `deltas=${DELTAS} delay=0`;
+/**
+ * The same replies with the provider writing one event per millisecond, as a
+ * real model streams (one event per read): the SDK's SSE decoding costs
+ * differently when a read holds hundreds of events.
+ */
+const PACED = { streams: 8, replies: 2, script: `deltas=${DELTAS} delay=1` };
 
 interface Measured {
   readonly events: number;
@@ -51,6 +57,11 @@ export async function run(): Promise<Table[]> {
       const b = await cpuDuring([bare.pid, bareClient.pid], () => bareClient.call<StreamsResult>("streams", { sessionIds, replies, text: bareText }));
       rows.push({ streams, skein: measured(s.result, s.cpu[0]!, s.cpu[1]!, s.cpu[2]!, true), bare: measured(b.result, b.cpu[0]!, 0, b.cpu[1]!, false) });
     }
+    process.stderr.write(`[bench]   reply-cpu: ${PACED.streams} streams, paced provider…\n`);
+    const paced = await cpuDuring([rig.service.proc.pid!, rig.provider.pid, rig.client.pid], () =>
+      rig.client.call<StreamsResult>("streams", { sessionIds: ids.slice(0, PACED.streams), replies: PACED.replies, text: PACED.script }),
+    );
+    const pacedRun = measured(paced.result, paced.cpu[0]!, paced.cpu[1]!, paced.cpu[2]!, true);
     const us = (m: Measured, cpu: number) => (cpu * 1000) / m.events;
     const rate = (m: Measured) => m.events / (m.wallMs / 1000);
     const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
@@ -72,6 +83,15 @@ export async function run(): Promise<Table[]> {
         columns: ["streams at once", "skein events/s", "bare messages/s", "skein / bare"],
         rows: rows.map(({ streams, skein, bare }) => [streams, Math.round(rate(skein)), Math.round(rate(bare)), pct(rate(skein) / rate(bare))]),
         notes: ["goal (issue 12): ≥ 70 % with 1 stream", "both cores are shared by provider, service and client (and the bare pair): the client's and provider's CPU is in the next table"],
+      },
+      {
+        title: "reply-cpu: skein CPU per event, provider bursting vs paced",
+        columns: ["provider writes", "streams at once", "events", "skein µs/event", "events/s"],
+        rows: [
+          ["whole reply at once (the runs above)", rows.at(-1)!.streams, rows.at(-1)!.skein.events, us(rows.at(-1)!.skein, rows.at(-1)!.skein.serverCpu), Math.round(rate(rows.at(-1)!.skein))],
+          ["one event per ms (each read holds ~1 event)", PACED.streams, pacedRun.events, us(pacedRun, pacedRun.serverCpu), Math.round(rate(pacedRun))],
+        ],
+        notes: [`paced: ${PACED.streams} streams × ${PACED.replies} replies; events/s is bounded by the pacing there, the CPU per event is the figure to read`, `errors in the paced run: ${pacedRun.errors}`],
       },
       {
         title: "reply-cpu: CPU of the other processes, µs per event",

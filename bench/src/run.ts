@@ -10,11 +10,14 @@ const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> =
   "first-event": () => import("./first-event.js"),
   "concurrent-1000": () => import("./concurrent-1000.js"),
   soak: () => import("./soak.js"),
+  "reply-profile": () => import("./reply-profile.js"),
 };
+/** Diagnostics that run only when named (they write a profile file). */
+const onDemand = new Set(["reply-profile"]);
 
 const only = process.argv.slice(2);
 for (const [name, load] of Object.entries(sections)) {
-  if (only.length && !only.includes(name)) continue;
+  if (only.length ? !only.includes(name) : onDemand.has(name)) continue;
   process.stderr.write(`[bench] ${name}…\n`);
   const { run } = await load();
   for (const t of await run()) process.stdout.write(`${formatTable(t)}\n\n`);

@@ -42,7 +42,11 @@ const ADDR_VAR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as
  * Starts a built service (`services/<name>/dist/main.js`) on a free loopback
  * port and resolves once it logs "listening".
  */
-export async function startService(name: "session" | "fleet", env: Record<string, string | undefined> = {}, opts: { expectExit?: boolean } = {}): Promise<ServiceProcess> {
+export async function startService(
+  name: "session" | "fleet",
+  env: Record<string, string | undefined> = {},
+  opts: { expectExit?: boolean; /** node flags before the script, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */ nodeArgs?: readonly string[] } = {},
+): Promise<ServiceProcess> {
   const childEnv: Record<string, string> = {};
   // A service under test never touches the machine's real goose sessions,
   // goose config, fleet state or tmux socket: unless the test names its own,
@@ -61,7 +65,7 @@ export async function startService(name: "session" | "fleet", env: Record<string
   for (const [k, v] of Object.entries({ ...process.env, [ADDR_VAR[name]]: "127.0.0.1:0", SKEIN_LOG_LEVEL: "debug", ...isolated, ...env })) {
     if (v !== undefined) childEnv[k] = v;
   }
-  const proc = spawn(process.execPath, [`${repoRoot}services/${name}/dist/main.js`], {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), `${repoRoot}services/${name}/dist/main.js`], {
     env: childEnv,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -1,0 +1,47 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { StreamsResult } from "./procs/one-reply.js";
+import { startReplyRig } from "./bench-service.js";
+import { summarise, type CpuProfile } from "./cpuprofile.js";
+import { monoMs } from "./procs/commands.js";
+import type { Table } from "./table.js";
+
+/**
+ * Where the service's CPU goes in reply-cpu's one-stream scenario: the service
+ * runs under node --cpu-prof, the profile is cut to the
+ * measured window (V8's profile clock is CLOCK_MONOTONIC, as is ours) and
+ * summarised. The raw profile is kept for a flame graph (Chrome DevTools,
+ * speedscope): SKEIN_BENCH_PROFILE_OUT names the file.
+ */
+const REPLIES = 20;
+const SCRIPT = "deltas=2000 delay=0";
+const INTERVAL_US = 200;
+
+export async function run(): Promise<Table[]> {
+  const dir = mkdtempSync(join(tmpdir(), "skein-bench-profile-"));
+  const out = process.env.SKEIN_BENCH_PROFILE_OUT || join(tmpdir(), "skein-reply-cpu.cpuprofile");
+  try {
+    const rig = await startReplyRig({}, ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-interval=${INTERVAL_US}`]);
+    let from: number, to: number, events: number;
+    try {
+      const [id] = await rig.client.call<string[]>("create", { n: 1, width: 1 });
+      await rig.client.call("streams", { sessionIds: [id], replies: 2, text: SCRIPT });
+      from = monoMs();
+      events = (await rig.client.call<StreamsResult>("streams", { sessionIds: [id], replies: REPLIES, text: SCRIPT })).events;
+      to = monoMs();
+    } finally {
+      // The profile is written when the service exits (SIGTERM → graceful shutdown → exit).
+      await rig.stop();
+    }
+    const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
+    if (!file) throw new Error(`the service wrote no .cpuprofile into ${dir}`);
+    const text = readFileSync(join(dir, file), "utf8");
+    writeFileSync(out, text);
+    const tables = summarise(JSON.parse(text) as CpuProfile, from * 1000, to * 1000);
+    tables[0] = { ...tables[0]!, notes: [...(tables[0]!.notes ?? []), `${REPLIES} replies × ${events / REPLIES} events, one stream; sampling every ${INTERVAL_US} µs; raw profile: ${out}`] };
+    return tables;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
