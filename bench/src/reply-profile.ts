@@ -14,8 +14,10 @@ import type { Table } from "./table.js";
  * summarised. The raw profile is kept for a flame graph (Chrome DevTools,
  * speedscope): SKEIN_BENCH_PROFILE_OUT names the file.
  */
-const REPLIES = 20;
-const SCRIPT = "deltas=2000 delay=0";
+/** SKEIN_BENCH_PROFILE_DELAY_MS paces the provider (ms between events; default 0: each reply in one write). */
+const DELAY_MS = Number(process.env.SKEIN_BENCH_PROFILE_DELAY_MS || 0);
+const REPLIES = DELAY_MS > 0 ? 4 : 20;
+const SCRIPT = `deltas=2000 delay=${DELAY_MS}`;
 const INTERVAL_US = 200;
 
 export async function run(): Promise<Table[]> {
@@ -39,7 +41,7 @@ export async function run(): Promise<Table[]> {
     const text = readFileSync(join(dir, file), "utf8");
     writeFileSync(out, text);
     const tables = summarise(JSON.parse(text) as CpuProfile, from * 1000, to * 1000);
-    tables[0] = { ...tables[0]!, notes: [...(tables[0]!.notes ?? []), `${REPLIES} replies × ${events / REPLIES} events, one stream; sampling every ${INTERVAL_US} µs; raw profile: ${out}`] };
+    tables[0] = { ...tables[0]!, notes: [...(tables[0]!.notes ?? []), `${REPLIES} replies × ${events / REPLIES} events, one stream, provider ${DELAY_MS > 0 ? `pacing events ${DELAY_MS} ms apart` : "writing each reply at once"}; sampling every ${INTERVAL_US} µs; raw profile: ${out}`] };
     return tables;
   } finally {
     rmSync(dir, { recursive: true, force: true });

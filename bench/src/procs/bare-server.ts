@@ -5,14 +5,17 @@ import { serveCommands } from "./commands.js";
 /**
  * A bare grpc-js server in its own process: Reply streams "count=N" text
  * deltas of one character, shaped like skein's (seq, request id, session id),
- * with backpressure, and nothing else: the floor skein is compared with.
+ * with backpressure, "delay=M" ms apart (default: as fast as it can), and
+ * nothing else: the floor skein is compared with.
  */
 const server = new Server();
 server.addService(pb.SessionServiceService, {
   reply: async (call: ServerWritableStream<pb.ReplyRequest, pb.ReplyResponse>) => {
     const count = Number(/count=(\d+)/.exec(call.request.text)?.[1] ?? 0);
+    const delayMs = Number(/delay=(\d+)/.exec(call.request.text)?.[1] ?? 0);
     const { sessionId, requestId } = call.request;
     for (let seq = 1; seq <= count && !call.cancelled; seq++) {
+      if (delayMs > 0 && seq > 1) await new Promise((r) => setTimeout(r, delayMs));
       const ok = call.write(pb.ReplyResponse.fromPartial({ seq, requestId, sessionId, event: { $case: "textDelta", value: { text: "x" } } }));
       if (!ok) await drainOrCancel(call);
     }
