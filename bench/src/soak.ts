@@ -39,7 +39,7 @@ export async function run(): Promise<Table[]> {
       openFds(pid),
       metricSample(m, "skein_session_live_agents") ?? NaN,
       metricSample(m, "skein_session_evictions_total") ?? NaN,
-      Object.entries(counts).filter(([k]) => !k.startsWith("error")).reduce((n, [, v]) => n + v, 0),
+      Object.entries(counts).filter(([k]) => !k.startsWith("error") && !k.startsWith("refused")).reduce((n, [, v]) => n + v, 0),
     ]);
   };
   try {

@@ -8,6 +8,10 @@ export interface ReplyRecord {
   readonly sentAt: number;
   /** undefined: no event arrived. */
   readonly firstAt: number | undefined;
+  /** The first event's kind (skein's first is the user's message, once persisted). */
+  readonly firstKind: string | undefined;
+  /** When the first text delta arrived. */
+  readonly firstDeltaAt: number | undefined;
   readonly endAt: number;
   readonly events: number;
   readonly finish: string | undefined;
@@ -35,17 +39,25 @@ export function takeDeltaBytes(): number | undefined {
 export function oneReply(c: pb.SessionServiceClient, sessionId: string, text: string, tag: string, requestId = randomUUID()): Promise<ReplyRecord> {
   const sentAt = monoMs();
   let firstAt: number | undefined;
+  let firstKind: string | undefined;
+  let firstDeltaAt: number | undefined;
   let events = 0;
   let finish: string | undefined;
   return new Promise((resolve) => {
     const stream: ClientReadableStream<pb.ReplyResponse> = c.reply(pb.ReplyRequest.fromPartial({ sessionId, text, requestId }), new Metadata());
     stream.on("data", (e: pb.ReplyResponse) => {
-      if (events++ === 0) firstAt = monoMs();
+      if (events++ === 0) {
+        firstAt = monoMs();
+        firstKind = e.event?.$case;
+      }
       if (e.event?.$case === "finished") finish = pb.finishReasonToJSON(e.event.value.reason);
-      else if (deltaBytes === undefined && e.event?.$case === "textDelta") deltaBytes = pb.ReplyResponse.encode(e).finish().length;
+      else if (firstDeltaAt === undefined && e.event?.$case === "textDelta") {
+        firstDeltaAt = monoMs();
+        deltaBytes ??= pb.ReplyResponse.encode(e).finish().length;
+      }
     });
-    stream.on("error", (err: ServiceError) => resolve({ tag, sentAt, firstAt, endAt: monoMs(), events, finish, error: `${status[err.code]}: ${err.details}` }));
-    stream.on("end", () => resolve({ tag, sentAt, firstAt, endAt: monoMs(), events, finish, error: undefined }));
+    stream.on("error", (err: ServiceError) => resolve({ tag, sentAt, firstAt, firstKind, firstDeltaAt, endAt: monoMs(), events, finish, error: `${status[err.code]}: ${err.details}` }));
+    stream.on("end", () => resolve({ tag, sentAt, firstAt, firstKind, firstDeltaAt, endAt: monoMs(), events, finish, error: undefined }));
   });
 }
 
