@@ -32,7 +32,10 @@ export async function run(): Promise<Table[]> {
     const after = memory(pid);
     const failed = r.replies.filter((x) => x.error !== undefined || x.finish !== "FINISH_REASON_STOP");
     const reasons = new Map<string, number>();
-    for (const f of failed) reasons.set(f.error ?? `finished ${f.finish}`, (reasons.get(f.error ?? `finished ${f.finish}`) ?? 0) + 1);
+    for (const f of failed) {
+      const why = f.error ?? `finished ${f.finish}${f.errorEvent ? ` after error ${f.errorEvent}` : ""}`;
+      reasons.set(why, (reasons.get(why) ?? 0) + 1);
+    }
     const ttfe = r.replies.filter((x) => x.firstAt !== undefined).map((x) => x.firstAt! - x.sentAt);
     const lastEnd = Math.max(...r.replies.map((x) => x.endAt));
     return [

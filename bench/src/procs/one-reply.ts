@@ -15,7 +15,10 @@ export interface ReplyRecord {
   readonly endAt: number;
   readonly events: number;
   readonly finish: string | undefined;
+  /** A failed call's status and details. */
   readonly error: string | undefined;
+  /** The last error event of the run (code: message), if any. */
+  readonly errorEvent: string | undefined;
 }
 
 export interface StreamsResult {
@@ -43,6 +46,7 @@ export function oneReply(c: pb.SessionServiceClient, sessionId: string, text: st
   let firstDeltaAt: number | undefined;
   let events = 0;
   let finish: string | undefined;
+  let errorEvent: string | undefined;
   return new Promise((resolve) => {
     const stream: ClientReadableStream<pb.ReplyResponse> = c.reply(pb.ReplyRequest.fromPartial({ sessionId, text, requestId }), new Metadata());
     stream.on("data", (e: pb.ReplyResponse) => {
@@ -51,13 +55,14 @@ export function oneReply(c: pb.SessionServiceClient, sessionId: string, text: st
         firstKind = e.event?.$case;
       }
       if (e.event?.$case === "finished") finish = pb.finishReasonToJSON(e.event.value.reason);
+      else if (e.event?.$case === "error") errorEvent = `${e.event.value.code}: ${e.event.value.message}`;
       else if (firstDeltaAt === undefined && e.event?.$case === "textDelta") {
         firstDeltaAt = monoMs();
         deltaBytes ??= pb.ReplyResponse.encode(e).finish().length;
       }
     });
-    stream.on("error", (err: ServiceError) => resolve({ tag, sentAt, firstAt, firstKind, firstDeltaAt, endAt: monoMs(), events, finish, error: `${status[err.code]}: ${err.details}` }));
-    stream.on("end", () => resolve({ tag, sentAt, firstAt, firstKind, firstDeltaAt, endAt: monoMs(), events, finish, error: undefined }));
+    stream.on("error", (err: ServiceError) => resolve({ tag, sentAt, firstAt, firstKind, firstDeltaAt, endAt: monoMs(), events, finish, error: `${status[err.code]}: ${err.details}`, errorEvent }));
+    stream.on("end", () => resolve({ tag, sentAt, firstAt, firstKind, firstDeltaAt, endAt: monoMs(), events, finish, error: undefined, errorEvent }));
   });
 }
 
