@@ -29,9 +29,10 @@ const GROUPS: ReadonlyArray<[string, (url: string, fn: string) => boolean]> = [
   ["skein provider adapter (guarded stream, openai.ts)", (u) => u.includes("session/dist/providers/")],
   ["skein runtime (call, stream writer, server stream)", (u) => u.includes("runtime/dist/")],
   ["skein session service: other", (u) => u.includes("services/session/dist/")],
+  ["AbortController / EventTarget (abort listeners, DOMException)", (u) => /node:internal\/(event_target|abort_controller|per_context\/domexception|worker\/js_transferable)/.test(u)],
   ["node core: streams, events, microtasks, timers", (u) => /node:(internal\/)?(streams|stream|events|process\/task_queues|timers|async_hooks|internal\/async_hooks|webstreams)/.test(u) || u.includes("node:internal/webstreams")],
   ["node core: net, fs, buffers", (u) => /node:(internal\/)?(net|fs|buffer|stream_base_commons|util|url|encoding)/.test(u)],
-  ["builtins without a script (JSON.parse, TextDecoder, …)", (u) => u === ""],
+  ["native builtins (runMicrotasks, JSON.parse, writeBuffer, …)", (u) => u === ""],
 ];
 
 export function groupOf(url: string, fn: string): string {

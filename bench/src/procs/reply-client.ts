@@ -12,7 +12,10 @@ import { soak, type SoakOptions, type SoakCounts } from "./soak-traffic.js";
  * the bare server) and reports counts and CLOCK_MONOTONIC timestamps.
  */
 let client: pb.SessionServiceClient | undefined;
-const connected = () => client ?? (() => { throw new Error("connect first"); })();
+function connected(): pb.SessionServiceClient {
+  if (!client) throw new Error("connect first");
+  return client;
+}
 
 serveCommands({
   connect: ({ address }: { address: string }) => void (client = connect(pb.SessionServiceClient, address)),
