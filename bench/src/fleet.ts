@@ -1,23 +1,29 @@
-import { execFile, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { fleet } from "@skein/proto";
-import { call, closeClients, connect, killTmuxServer, startService, type ServiceProcess } from "@skein/testkit";
+import { call, closeClients, connect, killTmuxServer, startService, tmuxServerPid, type ServiceProcess } from "@skein/testkit";
 import { processTable, TICK_MS, treeOf } from "./fleet-proc.js";
 import type { Table } from "./table.js";
 
 const execFileAsync = promisify(execFile);
 const LEGACY = fileURLToPath(new URL("../legacy-launcher.sh", import.meta.url));
 const START_AGENTS = 50;
+const INTERVAL_S = 1;
 const CPU_AGENTS = 200;
-const CPU_WINDOW_MS = 60_000;
+const CPU_WINDOW_MS = 45_000;
 const AGENT_COMMAND = "sleep 100000";
+const TMPFS_MAGIC = 0x01021994;
+/** A directory here makes the fleet service write a V8 CPU profile of its whole run into it (node --cpu-prof). */
+const PROFILE_DIR = process.env.SKEIN_BENCH_CPU_PROF;
 
 interface Side {
   readonly label: string;
+  /** Where the heartbeat files go, as the row says it. */
+  readonly hbWhere: string;
   /** Starts agent i; resolves when the launcher returned. */
   start(i: number): Promise<void>;
   /** Processes this side added (tmux server and panes included). */
@@ -28,32 +34,36 @@ interface Side {
   close(): Promise<void>;
 }
 
-function tmuxServerPid(socket: string): number | undefined {
-  try {
-    return Number(execFileSync("tmux", ["-L", socket, "display-message", "-p", "#{pid}"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim());
-  } catch {
-    return undefined;
-  }
+/** "tmpfs" or "disk": heartbeats cost far more on a journaling file system (a new inode per atomic replace). */
+function fsKind(dir: string): string {
+  return statfsSync(dir).type === TMPFS_MAGIC ? "tmpfs" : "disk";
 }
 
-async function grpcSide(dir: string, interval: number): Promise<Side> {
-  const socket = `skein-bench-${process.pid}-grpc-${interval}`;
-  const hbDir = join(dir, `grpc-hb-${interval}`);
+/** A tmpfs directory like $XDG_RUNTIME_DIR (the default heartbeat dir's home), if the machine has one. */
+function tmpfsDir(): string | undefined {
+  for (const d of [process.env.XDG_RUNTIME_DIR, "/dev/shm"]) if (d && existsSync(d) && fsKind(d) === "tmpfs") return d;
+  return undefined;
+}
+
+async function grpcSide(dir: string, hbRoot: string): Promise<Side> {
+  const socket = `skein-bench-${process.pid}-grpc-${fsKind(hbRoot)}`;
+  const hbDir = join(hbRoot, `grpc-hb-${process.pid}`);
   const work = join(dir, "work");
   mkdirSync(work, { recursive: true });
   const svc: ServiceProcess = await startService("fleet", {
     SKEIN_TMUX_SOCKET: socket,
     SKEIN_HEARTBEAT_DIR: hbDir,
-    SKEIN_FLEET_STATE_DIR: join(dir, `state-${interval}`),
+    SKEIN_FLEET_STATE_DIR: join(dir, `state-${fsKind(hbRoot)}`),
     SKEIN_LOG_LEVEL: "info",
-  });
+  }, { nodeArgs: PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [] });
   const client = connect(fleet.FleetServiceClient, svc.address);
   const svcPid = svc.proc.pid!;
   return {
     label: "skein fleet (gRPC)",
+    hbWhere: fsKind(hbRoot),
     hbDir,
     start: async (i) => {
-      await call(client, client.startAgent, fleet.StartAgentRequest.fromPartial({ name: `agent-${i}`, workdir: work, command: AGENT_COMMAND, runtime: "bench", heartbeatIntervalSeconds: interval }));
+      await call(client, client.startAgent, fleet.StartAgentRequest.fromPartial({ name: `agent-${i}`, workdir: work, command: AGENT_COMMAND, runtime: "bench", heartbeatIntervalSeconds: INTERVAL_S }));
     },
     processes: () => {
       const server = tmuxServerPid(socket);
@@ -61,19 +71,21 @@ async function grpcSide(dir: string, interval: number): Promise<Side> {
     },
     heartbeatCpuTicks: () => processTable().get(svcPid)?.cpuTicks ?? 0,
     close: async () => {
-      await svc.stop("SIGKILL");
+      // SIGTERM lets a profiled service write its profile; agents stay in tmux until the server is killed.
+      await svc.stop(PROFILE_DIR ? "SIGTERM" : "SIGKILL");
       killTmuxServer(socket);
+      rmSync(hbDir, { recursive: true, force: true });
     },
   };
 }
 
-async function legacySide(dir: string, interval: number): Promise<Side> {
-  const socket = `skein-bench-${process.pid}-legacy-${interval}`;
-  const hbDir = join(dir, `legacy-hb-${interval}`);
+async function legacySide(dir: string, hbRoot: string): Promise<Side> {
+  const socket = `skein-bench-${process.pid}-legacy`;
+  const hbDir = join(hbRoot, `legacy-hb-${process.pid}`);
   const work = join(dir, "work");
   mkdirSync(work, { recursive: true });
   const loopPids: number[] = [];
-  const env = { ...process.env, MOSAIC_TMUX_SOCKET: socket, MOSAIC_AGENT_WORKDIR: work, MOSAIC_AGENT_COMMAND: AGENT_COMMAND, MOSAIC_AGENT_RUNTIME: "bench", MOSAIC_HEARTBEAT_RUN_DIR: hbDir, MOSAIC_HEARTBEAT_INTERVAL: String(interval) };
+  const env = { ...process.env, MOSAIC_TMUX_SOCKET: socket, MOSAIC_AGENT_WORKDIR: work, MOSAIC_AGENT_COMMAND: AGENT_COMMAND, MOSAIC_AGENT_RUNTIME: "bench", MOSAIC_HEARTBEAT_RUN_DIR: hbDir, MOSAIC_HEARTBEAT_INTERVAL: String(INTERVAL_S) };
   // Each loop runs in its own session (setsid): its sid is its pid, shared by the date/mv/sleep it forks.
   const loops = () => {
     const t = processTable();
@@ -82,6 +94,7 @@ async function legacySide(dir: string, interval: number): Promise<Side> {
   };
   return {
     label: "bash launcher + setsid loop",
+    hbWhere: fsKind(hbRoot),
     hbDir,
     start: async (i) => {
       await execFileAsync(LEGACY, [`agent-${i}`], { env });
@@ -104,6 +117,7 @@ async function legacySide(dir: string, interval: number): Promise<Side> {
         }
       }
       killTmuxServer(socket);
+      rmSync(hbDir, { recursive: true, force: true });
     },
   };
 }
@@ -139,15 +153,24 @@ async function measure(side: Side): Promise<(string | number)[]> {
   const maxAge = await maxHeartbeatAge(side.hbDir, CPU_AGENTS, CPU_WINDOW_MS);
   const cpuMs = (side.heartbeatCpuTicks() - cpu0) * TICK_MS;
   const wallMs = performance.now() - w0;
-  return [side.label, msPerAgent, procsPerAgent, (cpuMs / wallMs) * 100, cpuMs / (wallMs / 1000), maxAge / 1000];
+  const beats = (CPU_AGENTS * wallMs) / (INTERVAL_S * 1000);
+  return [side.label, side.hbWhere, msPerAgent, procsPerAgent, (cpuMs / wallMs) * 100, cpuMs / (wallMs / 1000), (cpuMs * 1000) / beats, maxAge / 1000];
 }
 
 export async function run(): Promise<Table[]> {
   const dir = mkdtempSync(join(tmpdir(), "skein-bench-fleet-"));
   const rows: (string | number)[][] = [];
+  const tmpfs = tmpfsDir();
+  // The fleet on tmpfs (where $XDG_RUNTIME_DIR, the default heartbeat dir, lives) and on disk; the
+  // bash launcher once, on disk, as before (its 200 loops load the machine for the whole window).
+  const runs: Array<[(dir: string, hbRoot: string) => Promise<Side>, string]> = [
+    ...(tmpfs ? [[grpcSide, tmpfs] as [typeof grpcSide, string]] : []),
+    [grpcSide, dir],
+    [legacySide, dir],
+  ];
   try {
-    for (const make of [grpcSide, legacySide]) {
-      const side = await make(dir, 1);
+    for (const [make, hbRoot] of runs) {
+      const side = await make(dir, hbRoot);
       try {
         rows.push(await measure(side));
       } finally {
@@ -160,12 +183,13 @@ export async function run(): Promise<Table[]> {
   }
   return [
     {
-      title: `fleet: ${START_AGENTS} agent starts, then ${CPU_AGENTS} agents at 1 s heartbeat for ${CPU_WINDOW_MS / 1000} s`,
-      columns: ["launcher", "ms per agent start", "processes added per agent", "heartbeat CPU %", "heartbeat CPU ms/s", "max heartbeat age s"],
+      title: `fleet: ${START_AGENTS} agent starts, then ${CPU_AGENTS} agents at ${INTERVAL_S} s heartbeat for ${CPU_WINDOW_MS / 1000} s`,
+      columns: ["launcher", "heartbeat dir on", "ms per agent start", "processes added per agent", "heartbeat CPU % of a core", "heartbeat CPU ms/s", "CPU µs per beat", "max heartbeat age s"],
       rows,
       notes: [
         `agents run \`${AGENT_COMMAND}\`; starts are sequential; processes counted over the tmux server tree (+ loop sessions for bash)`,
-        "heartbeat CPU: the fleet service process (everything it does) vs every setsid loop with its reaped date/mv/sleep children",
+        "heartbeat CPU, read from outside (/proc/<pid>/stat utime+stime over the window): the fleet service process (everything it does) vs every setsid loop with its reaped date/mv/sleep children",
+        "tmpfs: where $XDG_RUNTIME_DIR (the default heartbeat dir) lives; disk: the bench's temp dir (ext4 here), where each atomic replace allocates and frees an inode in the journal",
         "max heartbeat age: now minus the oldest heartbeat file's mtime, sampled every 250 ms over the window",
       ],
     },

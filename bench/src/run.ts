@@ -5,6 +5,7 @@ const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> =
   fleet: () => import("./fleet.js"),
   session: () => import("./session.js"),
   "session-soak": () => import("./session-soak.js"),
+  sse: () => import("./sse.js"),
   // Issue 12: every server in its own process, measured from outside.
   "reply-cpu": () => import("./reply-cpu.js"),
   "first-event": () => import("./first-event.js"),

@@ -180,7 +180,7 @@ async function hangups(client: Client, model: FakeModelServer, server: SessionSe
   const openIdle = model.openConnections();
   let complete = 0;
   for (const id of ids) {
-    const res = await call<pb.GetSessionRequest, pb.GetSessionResponse>(client, client.getSession, { sessionId: id, includeMessages: false });
+    const res = await call<pb.GetSessionRequest, pb.GetSessionResponse>(client, client.getSession, pb.GetSessionRequest.fromPartial({ sessionId: id, includeMessages: false }));
     if (res.session!.messageCount === 2) complete++;
   }
   return {

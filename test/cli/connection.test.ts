@@ -52,7 +52,7 @@ describe("skein health", () => {
     expect((await runCli(["health", "--service", "session"], env)).code).toBe(0);
     expect((await runCli(["health", "--service", "fleet"], env)).code).toBe(1);
     const json = JSON.parse((await runCli(["health", "--json"], env)).stdout) as Record<string, { status: string; address: string }>;
-    expect(json.session).toMatchObject({ status: "SERVING", address: session.address });
+    expect(json.session).toEqual({ status: "SERVING", address: session.address, error: null });
     expect(json.fleet!.status).toBe("UNREACHABLE");
     const bad = await runCli(["health", "--service", "both"], env);
     expect(bad.code).toBe(2);

@@ -60,6 +60,8 @@ describe("skein fleet", () => {
     const listed = JSON.parse((await runCli(["fleet", "ls", "--json"], env)).stdout) as { agents: { name: string; state: string; runtimeBinDirs: string[] }[] };
     expect(listed.agents).toHaveLength(1);
     expect(listed.agents[0]).toMatchObject({ name: "cli-agent", state: "AGENT_STATE_RUNNING", runtimeBinDirs: [bin] });
+    // Zero and empty values are there for scripts, not left out.
+    expect(listed.agents[0]).toMatchObject({ restarts: 0, gaveUp: false, exitStatus: null });
 
     expect((await runCli(["fleet", "send", "cli-agent", "echoed", "back"], env)).code).toBe(0);
     // cat prints the line back once Enter arrives: twice on screen.

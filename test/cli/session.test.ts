@@ -9,6 +9,7 @@ let dir: string;
 let model: FakeModelServer;
 let svc: ServiceProcess;
 let env: Record<string, string>;
+const MAX_RESPONSE_BYTES = 8192;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "skein-cli-session-"));
@@ -22,6 +23,8 @@ beforeAll(async () => {
     OPENAI_BASE_URL: model.baseURL,
     OPENAI_API_KEY: "test-key",
     SKEIN_PROVIDER_MAX_RETRIES: "0",
+    // Small responses, so a session's messages come in several GetSession pages.
+    SKEIN_MAX_SEND_MESSAGE_BYTES: String(MAX_RESPONSE_BYTES),
   });
   env = { SKEIN_SESSION_ADDR: svc.address };
 });
@@ -44,8 +47,11 @@ describe("skein session", () => {
   it("creates, lists, shows and removes sessions, as text and as JSON", async () => {
     const created = await runCli(["session", "new", "--dir", dir, "--description", "cli listing", "--json"], env);
     expect(created.code, created.stderr).toBe(0);
-    const id = (JSON.parse(created.stdout) as { session: { id: string; workingDir: string } }).session.id;
+    const createdSession = (JSON.parse(created.stdout) as { session: { id: string; workingDir: string } }).session;
+    const id = createdSession.id;
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    // Zero and empty values are there too, for scripts.
+    expect(createdSession).toMatchObject({ messageCount: 0, runningRequestId: "", extensions: [], lastSeq: 0, totalTokens: null });
 
     const ls = await runCli(["session", "ls"], env);
     expect(ls.code).toBe(0);
@@ -177,15 +183,61 @@ describe("skein watch", () => {
 });
 
 describe("skein chat", () => {
-  it("creates a session in the current directory and answers each line from stdin", async () => {
+  it("creates a session in the current directory with the first message, answers each line, and says how to resume", async () => {
     model.enqueue({ events: openaiText("First answer.") }, { events: openaiText("Second answer.") });
     const r = await runCli(["chat"], env, { input: "hello\n\nsecond line\n", cwd: dir });
     expect(r.code, r.stderr).toBe(0);
-    const id = /^new session ([0-9a-f-]{36}) in (.*)$/m.exec(r.stdout);
+    const id = /^> new session ([0-9a-f-]{36}) in (.*)$/m.exec(r.stdout);
     expect(id?.[2]).toBe(dir);
-    expect(r.stdout).toContain("> First answer.\n> > Second answer.\n> ");
+    expect(r.stdout).toContain(`in ${dir}\nFirst answer.\n> > Second answer.\n> `);
+    expect(r.stdout.endsWith(`resume with: skein chat ${id![1]}\n    or goose: goose session --resume --session-id ${id![1]}\n`)).toBe(true);
+    // Off a terminal no waiting indicator gets in the way of the reply.
+    expect(r.stdout).not.toContain("waiting for the model");
     const show = await runCli(["session", "show", id![1]!, "--json"], env);
     expect((JSON.parse(show.stdout) as { session: { messageCount: number } }).session.messageCount).toBe(4);
+  });
+
+  it("creates no session when left before the first message", async () => {
+    const count = async () => (JSON.parse((await runCli(["session", "ls", "--json"], env)).stdout) as { sessions: unknown[] }).sessions.length;
+    const before = await count();
+    for (const input of ["", "\n\n", "/exit\n"]) {
+      const r = await runCli(["chat", "--dir", dir], env, { input });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).not.toMatch(/new session|resume with/);
+    }
+    expect(await count()).toBe(before);
+  });
+
+  it("resuming shows the session's last exchanges (--history N), read across message pages", async () => {
+    const id = await newSession();
+    // Each answer ends in a long tail: the eight messages need more than one GetSession page.
+    const tail = ` ${"x".repeat(MAX_RESPONSE_BYTES / 4)}`;
+    for (const q of ["one", "two", "three", "four"]) {
+      model.enqueue({ events: openaiText(`answer ${q}${tail}`) });
+      expect((await runCli(["send", id, `question ${q}`], env)).code).toBe(0);
+    }
+    const shown = JSON.parse((await runCli(["session", "show", id, "--json"], env)).stdout) as { messages: unknown[]; nextMessagePageToken: string };
+    expect(shown.messages).toHaveLength(8);
+    expect(shown.nextMessagePageToken).toBe("");
+    const r = await runCli(["chat", id], env, { input: "" });
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.split("\n");
+    expect(lines[0]).toBe(`session ${id} in ${dir} (8 messages)`);
+    expect(lines[1]).toBe(`(2 earlier messages: \`skein session show ${id}\` shows all)`);
+    expect(lines.slice(2, 8).map((l) => l.replace(/^\[[^\]]+\] /, "").replace(tail, ""))).toEqual([
+      "user: question two",
+      "assistant: answer two",
+      "user: question three",
+      "assistant: answer three",
+      "user: question four",
+      "assistant: answer four",
+    ]);
+    expect(r.stdout).toContain(`resume with: skein chat ${id}\n`);
+
+    const one = await runCli(["chat", id, "--history", "1"], env, { input: "" });
+    expect(one.stdout).toMatch(/\(6 earlier messages[^\n]*\n\[[^\]]+\] user: question four\n\[[^\]]+\] assistant: answer four x+\n/);
+    const none = await runCli(["chat", id, "--history", "0"], env, { input: "" });
+    expect(none.stdout).not.toContain("question");
   });
 
   it("Ctrl-C cancels the running reply and keeps the prompt", async () => {
@@ -224,10 +276,27 @@ describe("skein chat", () => {
     expect((await c.result).code).toBe(0);
   });
 
+  it.skipIf(!haveScript())("on a terminal: a waiting indicator until the first token", async () => {
+    let release!: () => void;
+    const hold = new Promise<void>((r) => (release = r));
+    model.enqueue({ events: openaiText("Here it is."), holdAfter: 0, hold });
+    const c = spawnCli(["chat", "--dir", dir], env, { terminal: true });
+    await c.waitFor(/> $/);
+    c.proc.stdin!.write("slow question\r");
+    await c.waitFor(/waiting for the model/);
+    release();
+    // The indicator's line is blanked before the reply is written over it.
+    await c.waitFor(/waiting for the model\r +\rHere it is\.\r?\n> $/);
+    c.proc.stdin!.write("\x04");
+    const r = await c.result;
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/resume with: skein chat [0-9a-f-]{36}\r?\n {4}or goose: goose session --resume --session-id [0-9a-f-]{36}/);
+  });
+
   it.skipIf(!haveScript())("on a terminal: Ctrl-C cancels a reply, clears a typed line, Ctrl-D leaves", async () => {
     model.enqueue({ events: openaiText("Thinking hard", { pieces: 1 }).slice(0, 2), ending: "stall" }, { events: openaiText("After the cancel.") });
     const c = spawnCli(["chat", "--dir", dir], env, { terminal: true });
-    await c.waitFor(/new session .*\r?\n> $/);
+    await c.waitFor(/> $/);
     c.proc.stdin!.write("a long question\r");
     await c.waitFor(/Thinking hard/);
     c.proc.stdin!.write("\x03");

@@ -1,8 +1,7 @@
-import type { ParseArgsConfig } from "node:util";
-import type { Connections } from "./clients.js";
+import type { Connections, ServiceName } from "./clients.js";
 import { UsageError } from "./errors.js";
+import type { Options } from "./options.js";
 
-export type OptionSpec = NonNullable<ParseArgsConfig["options"]>;
 type Value = string | boolean | (string | boolean)[] | undefined;
 
 /** What a command runs with: parsed arguments and lazily opened connections. */
@@ -71,11 +70,14 @@ export interface Command {
   /** Arguments after the name, for the usage line. */
   readonly synopsis: string;
   readonly summary: string;
-  /** Further lines of help: what options mean, examples. */
+  /** Further lines of help: behaviour, examples (options describe themselves). */
   readonly details?: readonly string[];
-  readonly options?: OptionSpec;
-  /** Whether --json selects a machine-readable output. */
-  readonly json?: boolean;
+  /** Its own options (`--json` among them when it has a JSON output); not the connection options. */
+  readonly options?: Options;
+  /** Words shell completion offers for its arguments. */
+  readonly argChoices?: readonly string[];
+  /** The services it calls: it takes their connection options, and only those. */
+  readonly services: readonly ServiceName[];
   /** Resolves with the exit code. */
   run(inv: Invocation): Promise<number>;
 }

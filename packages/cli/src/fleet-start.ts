@@ -34,13 +34,44 @@ export function startRequest(name: string, env: Env, cwd: string): fleet.StartAg
   });
 }
 
+/** The variables it reads, for --help; startRequest is their one reader. */
+const VARIABLES: readonly (readonly [string, string])[] = [
+  ["MOSAIC_AGENT_COMMAND", "command line to run in the pane (default: MOSAIC_AGENT_RUNTIME)"],
+  ["MOSAIC_AGENT_RUNTIME", "runtime label written to the heartbeat (pi, claude, codex, goose, …)"],
+  ["MOSAIC_AGENT_WORKDIR", "working directory of the pane (default: the current directory)"],
+  ["MOSAIC_RUNTIME_BIN", "directories put first on the pane's PATH, ':'-separated"],
+  ["MOSAIC_HEARTBEAT_RUN_DIR", "directory of the heartbeat file (default: the service's)"],
+  ["MOSAIC_HEARTBEAT_INTERVAL", "seconds between heartbeats, a whole number (default: the service's)"],
+  ["MOSAIC_TMUX_SOCKET", "tmux socket the caller expects; refused when it is not the service's"],
+  ["SKEIN_FLEET_ADDR", "fleet service address (default 127.0.0.1:50052)"],
+  ["SKEIN_AUTH_TOKEN", "bearer token, when the service wants one"],
+  ["SKEIN_TLS_CA, SKEIN_TLS_CERT, SKEIN_TLS_KEY, SKEIN_TLS_SERVER_NAME", "TLS, as for `skein`"],
+];
+
+export function fleetStartHelp(): string {
+  const width = Math.max(...VARIABLES.filter(([k]) => !k.includes(",")).map(([k]) => k.length));
+  return [
+    "usage: skein-fleet-start AGENT",
+    "",
+    "Starts AGENT through the fleet service (idempotent): prints `already running` when it was,",
+    "and exits 0 either way; 1 when the start failed, 2 for bad usage or settings.",
+    "",
+    "Environment:",
+    ...VARIABLES.map(([k, v]) => (k.includes(",") ? `  ${k}\n  ${"".padEnd(width)}  ${v}` : `  ${k.padEnd(width)}  ${v}`)),
+  ].join("\n");
+}
+
 /** Runs the command; returns the exit code (0 started or already running, 1 failed, 2 usage). */
 export async function fleetStart(argv: readonly string[], env: Env = process.env, cwd = process.cwd()): Promise<number> {
   const out = (s: string) => process.stdout.write(`${s}\n`);
   const err = (s: string) => process.stderr.write(`skein-fleet-start: ${s}\n`);
+  if (argv.length === 1 && (argv[0] === "--help" || argv[0] === "-h")) {
+    out(fleetStartHelp());
+    return 0;
+  }
   const [name, ...extra] = argv;
   if (!name || extra.length > 0 || name.startsWith("-")) {
-    err("usage: skein-fleet-start AGENT   (settings from MOSAIC_* environment variables)");
+    err("usage: skein-fleet-start AGENT   (settings from MOSAIC_* environment variables; see --help)");
     return 2;
   }
   let endpoint: Endpoint<fleet.FleetServiceClient> | undefined;

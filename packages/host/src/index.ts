@@ -4,3 +4,4 @@ export * from "./proc.js";
 export * from "./instance-lock.js";
 export * from "./end-processes.js";
 export * from "./tmux-paths.js";
+export * from "./real-path.js";

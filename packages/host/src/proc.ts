@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 
 /**
@@ -8,10 +8,15 @@ import { readdir, readFile } from "node:fs/promises";
  */
 export interface ProcStat {
   readonly pid: number;
+  /** The command name, at most 15 bytes ("tmux: server" for a tmux server). */
+  readonly comm: string;
   /** R, S, D, Z (zombie), T, … */
   readonly state: string;
+  readonly ppid: number;
   readonly pgrp: number;
   readonly session: number;
+  /** Device number of the controlling terminal; 0 once it has none (its terminal was hung up: a pane closed). */
+  readonly ttyNr: number;
   readonly startTicks: number;
 }
 
@@ -22,19 +27,43 @@ export function parseProcStat(text: string): ProcStat | undefined {
   if (open === -1 || close === -1) return undefined;
   // rest[0] is field 3 (state); field n is rest[n - 3].
   const rest = text.slice(close + 2).split(" ");
-  const stat = { pid: Number(text.slice(0, open).trim()), state: rest[0] ?? "", pgrp: Number(rest[2]), session: Number(rest[3]), startTicks: Number(rest[19]) };
-  return stat.state && [stat.pid, stat.pgrp, stat.session, stat.startTicks].every(Number.isInteger) ? stat : undefined;
+  const stat = {
+    pid: Number(text.slice(0, open).trim()),
+    comm: text.slice(open + 1, close),
+    state: rest[0] ?? "",
+    ppid: Number(rest[1]),
+    pgrp: Number(rest[2]),
+    session: Number(rest[3]),
+    ttyNr: Number(rest[4]),
+    startTicks: Number(rest[19]),
+  };
+  return stat.state && [stat.pid, stat.ppid, stat.pgrp, stat.session, stat.ttyNr, stat.startTicks].every(Number.isInteger) ? stat : undefined;
 }
 
 export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
   return readFile(`/proc/${pid}/stat`, "utf8").then(parseProcStat, () => undefined);
 }
 
+/** A stat line is a few hundred bytes (the command name is at most 64 with its escapes); one read gets it whole. */
+const statBuffer = Buffer.alloc(4096);
+
+/**
+ * Synchronous on purpose: procfs is generated in memory and never waits on a
+ * disk, and it is read for every agent every second (one open, read, close).
+ */
 export function readProcStatSync(pid: number): ProcStat | undefined {
+  let fd: number;
   try {
-    return parseProcStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
+    fd = openSync(`/proc/${pid}/stat`, "r");
   } catch {
     return undefined;
+  }
+  try {
+    return parseProcStat(statBuffer.toString("utf8", 0, readSync(fd, statBuffer, 0, statBuffer.length, 0)));
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -44,7 +73,7 @@ export function isLive(stat: ProcStat | undefined): stat is ProcStat {
 }
 
 /** The process still holds its pid: it is live and started when it did before. */
-export function isSameProcess(stat: ProcStat | undefined, expectedStartTicks: number): boolean {
+export function isSameProcess(stat: ProcStat | undefined, expectedStartTicks: number): stat is ProcStat {
   return isLive(stat) && stat.startTicks === expectedStartTicks;
 }
 

@@ -22,6 +22,11 @@ export interface CallEnvironment {
   readonly draining: AbortSignal;
   /** Aborted when the grace period is over and remaining calls are ended. */
   readonly forced: AbortSignal;
+  /**
+   * Aborted once the domain's shutdown is done (after `forced`): the end of
+   * calls that finish on their own at shutdown (see selfEndingStream).
+   */
+  readonly stopped: AbortSignal;
   readonly hooks: CallHooks;
   /** Calls in flight, so shutdown can wait for them. */
   readonly inFlight: Set<Promise<unknown>>;
@@ -49,6 +54,8 @@ export class CallScope {
     readonly call: AnyCall,
     readonly method: string,
     private readonly env: CallEnvironment,
+    /** The call ends by itself when the domain stops: the end of the grace period does not cut it, only `stopped` does. */
+    selfEnding = false,
   ) {
     const given = call.metadata.get("x-request-id")[0];
     const requestId = typeof given === "string" && isValidRequestId(given) ? given : randomUUID();
@@ -56,11 +63,12 @@ export class CallScope {
     const onCancel = () => this.abort.abort(new Error("client cancelled or deadline exceeded"));
     const onForced = () => this.abort.abort(new Error("server shutdown grace period over"));
     const events = call as unknown as NodeJS.EventEmitter;
+    const last = selfEnding ? env.stopped : env.forced;
     events.once("cancelled", onCancel);
-    env.forced.addEventListener("abort", onForced, { once: true });
+    last.addEventListener("abort", onForced, { once: true });
     this.detach = () => {
       events.removeListener("cancelled", onCancel);
-      env.forced.removeEventListener("abort", onForced);
+      last.removeEventListener("abort", onForced);
     };
     const md = new Metadata();
     md.set("x-request-id", requestId);

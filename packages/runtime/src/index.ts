@@ -15,3 +15,4 @@ export * from "./server.js";
 export * from "./service.js";
 export * from "./stream-writer.js";
 export { isValidRequestId, type CallHooks } from "./call.js";
+export { selfEndingStream } from "./server-stream.js";

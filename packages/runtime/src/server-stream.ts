@@ -5,18 +5,38 @@ import { pump } from "./stream-writer.js";
 
 type ResponseStream = ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>;
 
+const SELF_ENDING = Symbol("skein.selfEndingStream");
+
+/**
+ * Marks a server-streaming handler whose stream ends by itself when the
+ * service's domain stops at shutdown (a reply stream ends with its run's last
+ * event once the run is stopped). The end of the grace period does not cut
+ * such a stream, so its last messages reach the client; it is cut only if it
+ * is still open once the domain's shutdown is done.
+ */
+export function selfEndingStream<Req, Res>(handler: ServerStreamHandler<Req, Res>): ServerStreamHandler<Req, Res> {
+  return Object.assign((req: Req, ctx: CallContext) => handler(req, ctx), { [SELF_ENDING]: true });
+}
+
 /**
  * Server-streaming calls: the handler yields messages; they are written with
  * backpressure; cancel, deadline or forced shutdown stop the handler's
  * iterator (its finally blocks run) and leave no listener behind.
  */
 export function adaptServerStream<Req, Res>(method: string, handler: ServerStreamHandler<Req, Res>, env: CallEnvironment) {
-  return (call: ServerWritableStream<Req, Res>): void => streamResponses(call, method, env, (ctx) => handler(call.request, ctx));
+  const selfEnding = SELF_ENDING in handler;
+  return (call: ServerWritableStream<Req, Res>): void => streamResponses(call, method, env, (ctx) => handler(call.request, ctx), selfEnding);
 }
 
 /** Writes what `produce` yields to the call's response stream, then its final status. */
-export function streamResponses(call: ResponseStream, method: string, env: CallEnvironment, produce: (ctx: CallContext) => AsyncIterable<unknown>): void {
-  const scope = new CallScope(call, method, env);
+export function streamResponses(
+  call: ResponseStream,
+  method: string,
+  env: CallEnvironment,
+  produce: (ctx: CallContext) => AsyncIterable<unknown>,
+  selfEnding = false,
+): void {
+  const scope = new CallScope(call, method, env, selfEnding);
   scope.run(async () => {
     try {
       scope.authorize();

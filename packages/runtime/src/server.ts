@@ -46,6 +46,11 @@ const MiB = 1024 * 1024;
 /** How long finished calls' connections may take to close on their own at shutdown. */
 const FLUSH_WINDOW_MS = 500;
 
+/** The largest message the server sends (SKEIN_MAX_SEND_MESSAGE_BYTES); services size their responses under it. */
+export function maxSendMessageBytes(env: Env): number {
+  return envInt("SKEIN_MAX_SEND_MESSAGE_BYTES", 16 * MiB, { min: 1024, max: 256 * MiB }, env);
+}
+
 function channelOptions(env: Env): ChannelOptions {
   return {
     "grpc.keepalive_time_ms": envInt("SKEIN_KEEPALIVE_TIME_MS", 30_000, { min: 1_000, max: 86_400_000 }, env),
@@ -54,7 +59,7 @@ function channelOptions(env: Env): ChannelOptions {
     // Clients may ping every 10 s without being told to calm down.
     "grpc.http2.min_ping_interval_without_data_ms": 10_000,
     "grpc.max_receive_message_length": envInt("SKEIN_MAX_RECV_MESSAGE_BYTES", 4 * MiB, { min: 1024, max: 256 * MiB }, env),
-    "grpc.max_send_message_length": envInt("SKEIN_MAX_SEND_MESSAGE_BYTES", 16 * MiB, { min: 1024, max: 256 * MiB }, env),
+    "grpc.max_send_message_length": maxSendMessageBytes(env),
   };
 }
 
@@ -69,13 +74,15 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
 
   const draining = new AbortController();
   const forced = new AbortController();
-  // Every call in flight listens on these two; hundreds at once are normal.
-  setMaxListeners(0, draining.signal, forced.signal);
+  const stopped = new AbortController();
+  // Every call in flight listens on these; hundreds at once are normal.
+  setMaxListeners(0, draining.signal, forced.signal, stopped.signal);
   const callEnv: CallEnvironment = {
     log: opts.log,
     authToken,
     draining: draining.signal,
     forced: forced.signal,
+    stopped: stopped.signal,
     hooks: grpcMetricsHooks,
     inFlight: new Set(),
   };
@@ -115,9 +122,10 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       await untilAborted(Promise.all([settled(callEnv.inFlight), domainClosed]), forced.signal);
       if (forced.signal.aborted) {
         opts.log.warn({ inFlight: callEnv.inFlight.size }, "grace period over; ending remaining calls");
-        await settled(callEnv.inFlight);
-        await domainClosed;
+        // Self-ending streams (replies) end as the domain stops their work; any still open after that is cut.
+        await Promise.all([settled(callEnv.inFlight), domainClosed.then(() => stopped.abort())]);
       }
+      stopped.abort();
       await untilAborted(serverClosed, AbortSignal.timeout(FLUSH_WINDOW_MS));
       server.forceShutdown();
       await metrics?.close();

@@ -7,3 +7,4 @@ export * from "./dynamic.js";
 export * from "./certs.js";
 export * from "./metrics.js";
 export * from "./tmux.js";
+export * from "./faults.js";

@@ -45,7 +45,7 @@ const ADDR_VAR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as
 export async function startService(
   name: "session" | "fleet",
   env: Record<string, string | undefined> = {},
-  opts: { expectExit?: boolean; /** node flags before the script, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */ nodeArgs?: readonly string[] } = {},
+  opts: { expectExit?: boolean; /** Node options before the script, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */ nodeArgs?: readonly string[] } = {},
 ): Promise<ServiceProcess> {
   const childEnv: Record<string, string> = {};
   // A service under test never touches the machine's real goose sessions,

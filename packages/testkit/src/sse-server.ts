@@ -20,6 +20,11 @@ export interface ScriptedReply {
   readonly holdAfter?: number;
   readonly hold?: Promise<void>;
   /**
+   * Sends the whole stream as bytes, `bytes` at a time with `delayMs` between
+   * writes: a slow provider, e.g. one huge line arriving over seconds.
+   */
+  readonly trickle?: { readonly bytes: number; readonly delayMs: number };
+  /**
    * How the response ends after the events: `end` closes it properly, `cut`
    * destroys the socket mid-response, `stall` keeps it open and silent until
    * the client goes away.
@@ -124,8 +129,16 @@ export async function startSseServer(opts: {
         opts.onFirstByte!(body, { arrivedAt, firstByteAt: performance.now() });
         firstByte = undefined;
       });
+      if (reply.trickle) {
+        const bytes = Buffer.from(events.map(frame).join(""));
+        for (let at = 0; at < bytes.length && !gone; at += reply.trickle.bytes) {
+          if (at > 0) await new Promise((r) => setTimeout(r, reply.trickle!.delayMs));
+          if (!gone) res.write(bytes.subarray(at, at + reply.trickle.bytes));
+          firstByte?.();
+        }
+      }
       // Without delays everything goes out in one write: the fastest provider possible.
-      if (!reply.delayMs && reply.holdAfter === undefined) {
+      else if (!reply.delayMs && reply.holdAfter === undefined) {
         res.write(events.map(frame).join(""));
         firstByte?.();
       }

@@ -12,3 +12,23 @@ export function killTmuxServer(socket: string, env: Record<string, string | unde
   }
   rmSync(join(tmuxSocketDir(env), socket), { force: true });
 }
+
+/** The pid of the tmux server on `socket`, or undefined when none runs. */
+export function tmuxServerPid(socket: string): number | undefined {
+  try {
+    return Number(execFileSync("tmux", ["-L", socket, "display-message", "-p", "#{pid}"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/** The tmux server's global environment (`show-environment -g`): set variables only, not the ones marked removed. */
+export function tmuxGlobalEnv(socket: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const text = execFileSync("tmux", ["-L", socket, "show-environment", "-g"], { encoding: "utf8" });
+  for (const line of text.split("\n")) {
+    const eq = line.indexOf("=");
+    if (eq > 0 && !line.startsWith("-")) out[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return out;
+}

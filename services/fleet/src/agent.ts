@@ -49,6 +49,10 @@ export interface AgentRuntime {
   /** Visits in a row that found the pane dead but tmux had no exit status for it yet. */
   statusWaitVisits: number;
   staleReported: boolean;
+  /** When a visit first found the session gone while the process lived on. */
+  paneLostAt: number | undefined;
+  /** The process runs on without its pane (state "unknown"): only its end, or StopAgent, changes that. */
+  paneLost: boolean;
   restartTimer: NodeJS.Timeout | undefined;
 }
 
@@ -74,7 +78,17 @@ export function newAgent(spec: AgentSpec, pane: { paneId: string; panePid: numbe
 }
 
 export function newRuntime(): AgentRuntime {
-  return { nextBeatAt: 0, nextCheckAt: 0, visiting: false, pidMismatchVisits: 0, statusWaitVisits: 0, staleReported: false, restartTimer: undefined };
+  return {
+    nextBeatAt: 0,
+    nextCheckAt: 0,
+    visiting: false,
+    pidMismatchVisits: 0,
+    statusWaitVisits: 0,
+    staleReported: false,
+    paneLostAt: undefined,
+    paneLost: false,
+    restartTimer: undefined,
+  };
 }
 
 /** A copy safe to hand out (events and responses must not change under the reader). */

@@ -1,6 +1,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, envInt, envOptional, envString } from "@skein/runtime";
+import { DEFAULT_AGENT_ENV_PASSTHROUGH, parsePassthrough, tmuxClientEnv } from "./agent-env.js";
 
 type Env = Record<string, string | undefined>;
 
@@ -10,7 +11,11 @@ export interface FleetConfig {
   /** SKEIN_RUNTIME_BIN split on ":"; baked into every pane's PATH after the request's own dirs. */
   readonly runtimeBinDirs: readonly string[];
   readonly heartbeatDir: string;
+  /** Where a request's heartbeat_dir may lie: SKEIN_HEARTBEAT_DIR and SKEIN_HEARTBEAT_ROOTS. */
+  readonly heartbeatRoots: readonly string[];
   readonly heartbeatIntervalSeconds: number;
+  /** The environment tmux (and so every agent) gets: SKEIN_AGENT_ENV_PASSTHROUGH applied to the service's. */
+  readonly tmuxEnv: Readonly<Record<string, string>>;
   /** Directory of the state file that remembers what tmux does not (restart policy, env, counters). */
   readonly stateDir: string;
   readonly home: string;
@@ -36,6 +41,12 @@ export function loadConfig(env: Env = process.env): FleetConfig {
     env,
   );
   if (!heartbeatDir.startsWith("/")) throw new ConfigError(`SKEIN_HEARTBEAT_DIR=${JSON.stringify(heartbeatDir)} must be absolute`);
+  const heartbeatRoots = [heartbeatDir];
+  for (const d of (envOptional("SKEIN_HEARTBEAT_ROOTS", env) ?? "").split(":").filter((r) => r !== "")) {
+    if (!d.startsWith("/")) throw new ConfigError(`SKEIN_HEARTBEAT_ROOTS: ${JSON.stringify(d)} is not an absolute directory`);
+    heartbeatRoots.push(d);
+  }
+  const allowed = parsePassthrough(envString("SKEIN_AGENT_ENV_PASSTHROUGH", DEFAULT_AGENT_ENV_PASSTHROUGH, env));
   const xdgState = envOptional("XDG_STATE_HOME", env);
   const stateDir = envString("SKEIN_FLEET_STATE_DIR", join(xdgState ?? join(home, ".local", "state"), "skein"), env);
   if (!stateDir.startsWith("/")) throw new ConfigError(`SKEIN_FLEET_STATE_DIR=${JSON.stringify(stateDir)} must be absolute`);
@@ -43,8 +54,10 @@ export function loadConfig(env: Env = process.env): FleetConfig {
     socket,
     runtimeBinDirs,
     heartbeatDir,
+    heartbeatRoots,
     heartbeatIntervalSeconds: envInt("SKEIN_HEARTBEAT_INTERVAL", 15, HEARTBEAT_INTERVAL_RANGE, env),
     stateDir,
     home,
+    tmuxEnv: tmuxClientEnv(env, allowed),
   };
 }

@@ -8,16 +8,19 @@ import {
   isSameProcess,
   KeyedLock,
   readProcStat,
+  readProcStatSync,
   sessionMembers,
   signalGroup,
   signalProcess,
   tmuxSocketDir,
+  waitUntil,
 } from "@skein/host";
 import { Broadcaster, ConfigError, FailedPreconditionError, NotFoundError, sleep } from "@skein/runtime";
 import type { Logger } from "pino";
 import { newAgent, newRuntime, snapshot, type Agent, type AgentRecord, type AgentSnapshot, type AgentSpec, type FleetEvent } from "./agent.js";
 import type { FleetConfig } from "./config.js";
 import { launchCommand, resolveBinDirs } from "./launch-command.js";
+import { checkLaunchFits } from "./launch-size.js";
 import { DEFAULT_MAX_RESTARTS } from "./restart-policy.js";
 import { StateStore } from "./state-store.js";
 import { Supervisor } from "./supervisor.js";
@@ -34,8 +37,10 @@ export type StartRequest = Omit<AgentSpec, "heartbeatIntervalSeconds" | "heartbe
 /** Pause between typed text and Enter: agent TUIs take a fast Enter as part of a paste. */
 const ENTER_DELAY_MS = 150;
 const STOP_POLL_MS = 100;
-/** After SIGKILL the kernel needs a moment; tmux then reaps the pane's process. */
+/** After SIGKILL the kernel needs a moment to tear the processes down. */
 const AFTER_KILL_WAIT_MS = 3_000;
+/** How long the tmux server may take to reap a stopped agent's process, nudged each poll. */
+const REAP_WAIT_MS = 5_000;
 
 /**
  * The fleet: agents in tmux sessions on one socket, their heartbeats and
@@ -55,7 +60,7 @@ export class Fleet {
     private readonly config: FleetConfig,
     private readonly log: Logger,
   ) {
-    this.tmux = new Tmux(config.socket);
+    this.tmux = new Tmux(config.socket, config.tmuxEnv);
     this.store = new StateStore(config.stateDir, config.socket, log);
     this.supervisor = new Supervisor({
       tmux: this.tmux,
@@ -72,10 +77,16 @@ export class Fleet {
     return this.config.socket;
   }
 
+  /** Where a request's heartbeat_dir may lie. */
+  get heartbeatRoots(): readonly string[] {
+    return this.config.heartbeatRoots;
+  }
+
   /** Adopts every session already on the socket, then starts supervising. */
   async open(): Promise<void> {
     this.releaseSocket = await claimSocket(this.socket);
     const saved = await this.store.load();
+    await this.cleanEnvironment();
     let panes: PaneInfo[] = [];
     try {
       panes = await this.tmux.sessions();
@@ -89,6 +100,7 @@ export class Fleet {
         continue;
       }
       onSocket.add(pane.session);
+      await this.cleanEnvironment(pane.session);
       const a = await this.adopt(pane, saved.get(pane.session));
       this.agents.set(a.spec.name, a);
       if (a.restartDueAt && a.state === "exited") this.supervisor.scheduleRestart(a);
@@ -99,17 +111,33 @@ export class Fleet {
       if (onSocket.has(name)) continue;
       const a: Agent = { ...rec, rt: newRuntime() };
       this.agents.set(name, a);
-      if (rec.state === "running" || rec.state === "unknown") {
+      if ((rec.state === "running" || rec.state === "unknown") && isSameProcess(readProcStatSync(rec.panePid), rec.pidStartTicks)) {
+        // Its session went away (while no service watched) but its process runs on.
+        this.supervisor.markPaneLost(a);
+        this.supervisor.beat(a, "unknown");
+        this.log.warn({ agent: name, panePid: a.panePid }, "agent's tmux session is gone but its process runs on");
+      } else if (rec.state === "running" || rec.state === "unknown") {
         // It ended while no service watched it; its heartbeat must stop claiming "ok".
         a.state = "exited";
         a.exitStatus = undefined;
         a.restartDueAt = undefined;
-        await this.supervisor.beat(a, "exited");
+        this.supervisor.beat(a, "exited");
       }
     }
     // A service that has never run an agent leaves no state file behind.
     if (this.agents.size > 0) await this.persist();
     this.supervisor.start();
+  }
+
+  /** The tmux server's global environment, or a session's, holds only what SKEIN_AGENT_ENV_PASSTHROUGH allows (panes inherit both). */
+  private async cleanEnvironment(session?: string): Promise<void> {
+    const where = session === undefined ? "the tmux server's global environment" : `the environment of tmux session ${session}`;
+    try {
+      const removed = await this.tmux.cleanEnvironment(session);
+      if (removed.length > 0) this.log.warn({ removed }, `removed variables outside SKEIN_AGENT_ENV_PASSTHROUGH from ${where}`);
+    } catch (err) {
+      this.log.warn({ err }, `could not clean ${where}`);
+    }
   }
 
   private async adopt(pane: PaneInfo, rec: AgentRecord | undefined): Promise<Agent> {
@@ -179,6 +207,7 @@ export class Fleet {
   }
 
   async start(req: StartRequest): Promise<{ agent: AgentSnapshot; alreadyRunning: boolean }> {
+    checkLaunchFits({ ...req, binDirs: this.binDirCandidates(req.runtimeBinDirs) });
     return this.lock.run(req.name, async () => {
       const pane = await this.tmux.pane(req.name);
       if (pane && !pane.dead) {
@@ -193,9 +222,12 @@ export class Fleet {
         }
         return { agent: this.view(a), alreadyRunning: true };
       }
+      const old = this.agents.get(req.name);
+      if (!pane && old?.rt.paneLost && isSameProcess(readProcStatSync(old.panePid), old.pidStartTicks)) {
+        throw new FailedPreconditionError(`agent ${req.name} still runs (pid ${old.panePid}) without its tmux session; StopAgent ends it, then start it again`);
+      }
       // A dead pane kept by remain-on-exit is not "running": replace the session.
       if (pane) await this.tmux.killSession(req.name);
-      const old = this.agents.get(req.name);
       if (old) this.supervisor.cancelRestart(old);
 
       const a = newAgent({
@@ -219,12 +251,17 @@ export class Fleet {
         throw err;
       }
       this.agents.set(req.name, a);
-      await this.supervisor.beat(a, "ok");
+      this.supervisor.beat(a, "ok");
       this.supervisor.publish("started", a, `started in pane ${a.paneId} (pid ${a.panePid})`);
       await this.persist();
       this.log.info({ agent: req.name, pane: a.paneId, panePid: a.panePid }, "agent started");
       return { agent: this.view(a), alreadyRunning: false };
     });
+  }
+
+  /** Every dir that could be baked into the agent's PATH, existing or not (the size check's worst case). */
+  private binDirCandidates(request: readonly string[]): string[] {
+    return resolveBinDirs({ request, configured: this.config.runtimeBinDirs, home: this.config.home }, () => true);
   }
 
   /** Runs the agent's command in a new session, or again in its existing pane. */
@@ -256,44 +293,76 @@ export class Fleet {
     }
   }
 
+  /**
+   * Ends the agent's processes, whether or not its pane still exists, and
+   * reports STOPPED only once they are gone and the tmux server has reaped the
+   * agent's own process.
+   */
   async stop(name: string, graceSeconds: number): Promise<AgentSnapshot> {
     return this.lock.run(name, async () => {
       const a = this.agents.get(name);
       const pane = await this.tmux.pane(name);
       if (!a && !pane) throw new NotFoundError(`no agent named ${JSON.stringify(name)}`);
       if (a) this.supervisor.cancelRestart(a);
-      if (pane && !pane.dead) await this.terminate(pane.panePid, a?.panePid === pane.panePid ? a.pidStartTicks : undefined, graceSeconds);
+      const targets = this.stopTargets(a, pane);
+      const survivors = (await Promise.all(targets.map((t) => this.terminate(t, graceSeconds)))).filter((pid) => pid !== undefined);
+      if (survivors.length > 0) {
+        throw new FailedPreconditionError(`agent ${name}: process ${survivors.join(", ")} (or one it started) still runs ${AFTER_KILL_WAIT_MS / 1000}s after SIGKILL; not stopped, call StopAgent again`);
+      }
+      // Before the session goes: with its last session the tmux server exits, leaving the zombie to init.
+      const unreaped = (await Promise.all(targets.map((t) => awaitReaped(t)))).filter((pid) => pid !== undefined);
+      if (unreaped.length > 0) {
+        throw new FailedPreconditionError(`agent ${name}: process ${unreaped.join(", ")} has ended but the tmux server has not reaped it after ${REAP_WAIT_MS / 1000}s; call StopAgent again`);
+      }
       await this.tmux.killSession(name);
-      const stopped: Agent =
-        a ?? (await this.adopt(pane!, undefined));
-      await this.supervisor.beat(stopped, "stopped");
+      const stopped: Agent = a ?? (await this.adopt(pane!, undefined));
+      this.supervisor.beat(stopped, "stopped");
       stopped.state = "stopped";
+      stopped.rt.paneLost = false;
+      stopped.rt.paneLostAt = undefined;
       this.agents.set(name, stopped);
-      this.supervisor.publish("stopped", stopped, pane && !pane.dead ? "stopped" : "session removed (the process had already ended)");
+      const how = pane && !pane.dead ? "stopped" : targets.length > 0 ? "stopped (its process ran on without its tmux session)" : "session removed (the process had already ended)";
+      this.supervisor.publish("stopped", stopped, how);
       await this.persist();
-      this.log.info({ agent: name }, "agent stopped");
+      this.log.info({ agent: name, pids: targets.map((t) => t.pid) }, "agent stopped");
       return this.view(stopped);
     });
   }
 
   /**
-   * SIGTERM to the pane's process group and session, SIGKILL to whatever is
-   * left after the grace period. A pid that now belongs to another process
-   * (start time changed) is not signalled.
+   * The processes a stop must end, each a pid with the start time that proves
+   * it is still the one launched: the live pane's, and the tracked agent's
+   * when it runs on outside its pane. A pid that now belongs to another
+   * process is never signalled.
    */
-  private async terminate(pid: number, expectedStartTicks: number | undefined, graceSeconds: number): Promise<void> {
-    const stat = await readProcStat(pid);
-    if (stat && expectedStartTicks !== undefined && expectedStartTicks !== -1 && !isSameProcess(stat, expectedStartTicks)) {
-      this.log.warn({ panePid: pid }, "pane pid belongs to another process now; not signalling it");
-      return;
+  private stopTargets(a: Agent | undefined, pane: PaneInfo | undefined): StopTarget[] {
+    const targets: StopTarget[] = [];
+    if (pane && !pane.dead) {
+      const stat = readProcStatSync(pane.panePid);
+      const expected = a?.panePid === pane.panePid && a.pidStartTicks !== -1 ? a.pidStartTicks : stat?.startTicks;
+      if (stat && expected !== undefined && isSameProcess(stat, expected)) targets.push({ pid: pane.panePid, startTicks: expected });
+      else if (stat) this.log.warn({ panePid: pane.panePid }, "pane pid belongs to another process now; not signalling it");
     }
-    await endProcesses({
-      signal: (sig) => signalAgentProcesses(pid, sig),
-      gone: async () => (await sessionMembers(pid)).length === 0,
+    if (a && a.panePid > 0 && a.pidStartTicks !== -1 && !targets.some((t) => t.pid === a.panePid) && isSameProcess(readProcStatSync(a.panePid), a.pidStartTicks)) {
+      targets.push({ pid: a.panePid, startTicks: a.pidStartTicks });
+    }
+    return targets;
+  }
+
+  /**
+   * SIGTERM to the process's group and session, SIGKILL to whatever is left
+   * after the grace period. Resolves with the pid when something outlived
+   * even SIGKILL, else undefined.
+   */
+  private async terminate(t: StopTarget, graceSeconds: number): Promise<number | undefined> {
+    const ended = await endProcesses({
+      signal: (sig) => signalAgentProcesses(t.pid, sig),
+      gone: async () => (await sessionMembers(t.pid)).length === 0,
       graceMs: graceSeconds * 1000,
       afterKillMs: AFTER_KILL_WAIT_MS,
       pollMs: STOP_POLL_MS,
     });
+    return ended ? undefined : t.pid;
   }
 
   /** A tracked agent that still has its pane (running, exited or unknown: anything but stopped). */
@@ -332,6 +401,34 @@ export class Fleet {
     if (err instanceof TmuxError && err.isMissing) return new FailedPreconditionError(`agent ${name} has no tmux session on socket ${this.socket}`);
     return err;
   }
+}
+
+interface StopTarget {
+  readonly pid: number;
+  readonly startTicks: number;
+}
+
+/**
+ * Waits until the ended process has left the process table. Its parent is the
+ * tmux server, which can miss the SIGCHLD (tmux 3.3a) and then keeps it as a
+ * zombie: each poll sends the server a SIGCHLD of our own. A zombie whose
+ * parent is not a tmux server (the server died and init adopted it) is its new
+ * parent's to reap. Resolves with the pid when it is still there at the end.
+ */
+async function awaitReaped(t: StopTarget): Promise<number | undefined> {
+  const reaped = await waitUntil(
+    () => {
+      const s = readProcStatSync(t.pid);
+      if (!s || s.startTicks !== t.startTicks) return true;
+      if (s.state !== "Z") return false;
+      if (!readProcStatSync(s.ppid)?.comm.startsWith("tmux")) return true;
+      signalProcess(s.ppid, "SIGCHLD");
+      return false;
+    },
+    REAP_WAIT_MS,
+    STOP_POLL_MS,
+  );
+  return reaped ? undefined : t.pid;
 }
 
 /** Signals the pane's process group and every process of its session (all a pane started, unless it escaped with setsid). */

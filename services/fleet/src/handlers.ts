@@ -27,7 +27,7 @@ export function fleetHandlers(f: Fleet): ServiceImplementation<typeof fleet.Flee
         runtimeBinDirs: v.binDirs("runtime_bin_dirs", req.runtimeBinDirs),
         env: v.env("env", req.env),
         heartbeatIntervalSeconds: v.heartbeatInterval("heartbeat_interval_seconds", req.heartbeatIntervalSeconds),
-        heartbeatDir: req.heartbeatDir === undefined ? undefined : v.absolutePath("heartbeat_dir", req.heartbeatDir),
+        heartbeatDir: req.heartbeatDir === undefined ? undefined : v.confinedDirectory("heartbeat_dir", req.heartbeatDir, f.heartbeatRoots),
         restartPolicy,
         maxRestarts: req.maxRestarts === undefined ? undefined : v.intInRange("max_restarts", req.maxRestarts, 0, 1000),
       });

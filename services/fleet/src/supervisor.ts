@@ -2,7 +2,7 @@ import type { Broadcaster } from "@skein/runtime";
 import type { Logger } from "pino";
 import { snapshot, type Agent, type FleetEvent, type FleetEventType } from "./agent.js";
 import { writeHeartbeat, type HeartbeatStatus } from "./heartbeat.js";
-import { isSameProcess, readProcStat, type KeyedLock } from "@skein/host";
+import { isSameProcess, readProcStatSync, type KeyedLock, type ProcStat } from "@skein/host";
 import { decideRestart } from "./restart-policy.js";
 import type { Tmux } from "./tmux.js";
 
@@ -29,12 +29,20 @@ const CHECK_EVERY_MS = 1_000;
 const STATUS_WAIT_VISITS = 20;
 /** Visits at which a pid may fail the liveness test while tmux still calls the pane alive, before the agent is "unknown". */
 const UNKNOWN_AFTER_VISITS = 20;
+/**
+ * How long a process may outlive its tmux session before it is reported as
+ * running without one: the hangup that closing a pane sends takes a moment to
+ * end a process that does not ignore it.
+ */
+const PANE_LOST_GRACE_MS = 1_000;
 
 /**
  * One timer for the whole fleet: liveness checks, heartbeat files, exit
  * detection and the restart policy. No process per agent, no fork per beat:
- * a beat reads /proc and writes one file; tmux is asked only when the pid
- * fails the liveness test.
+ * a healthy agent costs one /proc read and, when its beat is due, one small
+ * file write, done in place by the timer; tmux is asked only when /proc says
+ * something changed (the process ended, or lost its terminal because its pane
+ * or the whole tmux server went away).
  */
 export class Supervisor {
   private timer: NodeJS.Timeout | undefined;
@@ -62,10 +70,11 @@ export class Supervisor {
     this.d.events.publish({ type, agent: snapshot(agent, this.d.tmux.socket), at: new Date(), message });
   }
 
-  async beat(a: Agent, status: HeartbeatStatus): Promise<void> {
-    const at = new Date();
+  /** Writes the agent's heartbeat file now; a failed write is logged and retried at the next visit. */
+  beat(a: Agent, status: HeartbeatStatus, now = Date.now()): void {
+    const at = new Date(now);
     try {
-      await writeHeartbeat(a.spec.heartbeatFile, {
+      writeHeartbeat(a.spec.heartbeatFile, {
         at,
         pid: a.panePid,
         status,
@@ -82,13 +91,14 @@ export class Supervisor {
     }
     a.lastHeartbeatAt = at;
     a.rt.staleReported = false;
-    a.rt.nextBeatAt = at.getTime() + a.spec.heartbeatIntervalSeconds * 1000;
+    a.rt.nextBeatAt = now + a.spec.heartbeatIntervalSeconds * 1000;
   }
 
   /**
-   * Starts the visits that are due and does not wait for them: a visit waits
-   * for its agent's lock, which a stop holds for its whole grace period, and
-   * no other agent may wait for that. rt.visiting keeps one visit per agent.
+   * Does the due visits of healthy agents in place (see healthy()), and starts
+   * the others without waiting for them: such a visit waits for its agent's
+   * lock, which a stop holds for its whole grace period, and no other agent
+   * may wait for that. rt.visiting keeps one visit per agent.
    */
   private tick(): void {
     const now = Date.now();
@@ -96,8 +106,14 @@ export class Supervisor {
       if (a.state !== "running" && a.state !== "unknown") continue;
       this.reportStale(a, now);
       if (a.rt.visiting || (now < a.rt.nextCheckAt && now < a.rt.nextBeatAt)) continue;
-      a.rt.visiting = true;
       a.rt.nextCheckAt = now + CHECK_EVERY_MS;
+      // Synchronous, so nothing else can act on the agent meanwhile; but a
+      // start, stop or restart in progress holds the lock and must finish first.
+      if (a.state === "running" && this.d.lock.isIdle(a.spec.name) && this.healthy(a, readProcStatSync(a.panePid))) {
+        if (now >= a.rt.nextBeatAt) this.beat(a, "ok", now);
+        continue;
+      }
+      a.rt.visiting = true;
       void this.d.lock
         .run(a.spec.name, () => this.visit(a))
         .catch((err: unknown) => this.d.log.error({ err, agent: a.spec.name }, "supervision failed"))
@@ -114,27 +130,53 @@ export class Supervisor {
     this.publish("heartbeat-stale", a, `no heartbeat written for ${Math.round(age / 1000)}s`);
   }
 
-  private async visit(a: Agent): Promise<void> {
-    if (a.state === "running") {
-      if (isSameProcess(await readProcStat(a.panePid), a.pidStartTicks)) {
-        a.rt.pidMismatchVisits = 0;
-        if (Date.now() >= a.rt.nextBeatAt) await this.beat(a, "ok");
-        return;
-      }
-    }
-    if (a.state === "running" || a.state === "unknown") await this.confirmWithTmux(a);
-    // Never leave status=ok behind for an agent the service cannot vouch for.
-    if (a.state === "unknown" && Date.now() >= a.rt.nextBeatAt) await this.beat(a, "unknown");
+  /**
+   * The launched process still holds its pid and still has its terminal. A
+   * pane that closes (session killed, tmux server gone) hangs its terminal up,
+   * which takes the terminal from every process of the pane: /proc shows it at
+   * once, so tmux need not be asked while neither has happened.
+   */
+  private healthy(a: Agent, stat: ProcStat | undefined): boolean {
+    if (!isSameProcess(stat, a.pidStartTicks) || stat.ttyNr === 0) return false;
+    a.rt.pidMismatchVisits = 0;
+    a.rt.paneLostAt = undefined;
+    return true;
   }
 
-  /** The pid failed the liveness test (or could not be verified): ask tmux what happened to the pane. */
-  private async confirmWithTmux(a: Agent): Promise<void> {
+  private async visit(a: Agent): Promise<void> {
+    // Stopped, exited or restarted while this visit waited for the lock: its own visits follow.
+    if (a.state !== "running" && a.state !== "unknown") return;
+    const stat = readProcStatSync(a.panePid);
+    if (a.state === "running" && this.healthy(a, stat)) {
+      if (Date.now() >= a.rt.nextBeatAt) this.beat(a, "ok");
+      return;
+    }
+    const alive = isSameProcess(stat, a.pidStartTicks);
+    if (a.state === "unknown" && a.rt.paneLost) {
+      // Running without a pane: only its end can change that.
+      if (!alive) return this.exited(a, undefined, "the process that had lost its tmux session ended");
+    } else {
+      await this.confirmWithTmux(a, alive);
+    }
+    // Never leave status=ok behind for an agent the service cannot vouch for.
+    if (a.state === "unknown" && Date.now() >= a.rt.nextBeatAt) this.beat(a, "unknown");
+  }
+
+  /** /proc says the process ended or lost its terminal (or cannot be verified): ask tmux what happened to the pane. */
+  private async confirmWithTmux(a: Agent, alive: boolean): Promise<void> {
     const pane = await this.d.tmux.pane(a.spec.name);
-    this.d.log.debug({ agent: a.spec.name, panePid: a.panePid, pane }, "pid failed the liveness test; asked tmux");
-    if (!pane) return this.exited(a, undefined, "tmux session is gone");
+    this.d.log.debug({ agent: a.spec.name, panePid: a.panePid, pane, alive }, "process changed in /proc; asked tmux");
+    if (!pane) return alive ? this.paneLost(a) : this.exited(a, undefined, "tmux session is gone");
+    if (!pane.dead && alive && pane.paneId === a.paneId && pane.panePid === a.panePid) {
+      // Its own pane, its own process: it merely has no terminal (it dropped it).
+      a.rt.pidMismatchVisits = 0;
+      a.rt.paneLostAt = undefined;
+      if (a.state === "running" && Date.now() >= a.rt.nextBeatAt) this.beat(a, "ok");
+      return;
+    }
     if (!pane.dead && (pane.paneId !== a.paneId || pane.panePid !== a.panePid)) {
       // Someone respawned the pane by hand: supervise what runs there now.
-      const stat = await readProcStat(pane.panePid);
+      const stat = readProcStatSync(pane.panePid);
       Object.assign(a, { paneId: pane.paneId, panePid: pane.panePid, pidStartTicks: stat?.startTicks ?? -1, state: "running", startedAt: new Date() });
       this.d.persist();
       return;
@@ -144,7 +186,7 @@ export class Supervisor {
         a.state = "unknown";
         this.d.log.warn({ agent: a.spec.name, panePid: a.panePid }, "pane alive but its pid is not the process started at launch");
         this.d.persist();
-        await this.beat(a, "unknown");
+        this.beat(a, "unknown");
         this.publish("heartbeat-stale", a, "pane alive but its pid is not the process started at launch; heartbeat says status=unknown");
       }
       return;
@@ -161,14 +203,43 @@ export class Supervisor {
     return this.exited(a, pane.deadStatus, pane.deadStatus === undefined ? "exited (status unknown)" : `exited with status ${pane.deadStatus}`);
   }
 
+  /**
+   * The agent's session is gone (killed by hand, or the tmux server died) but
+   * its process, which ignored the hangup, runs on: no pane to type into or
+   * read, no exit status to wait for. It is "unknown" until it ends or
+   * StopAgent ends it; it is not restarted meanwhile (that would run two).
+   */
+  private paneLost(a: Agent): void {
+    const now = Date.now();
+    a.rt.paneLostAt ??= now;
+    if (now - a.rt.paneLostAt < PANE_LOST_GRACE_MS) {
+      a.rt.nextCheckAt = 0; // look again at the next tick
+      return;
+    }
+    this.markPaneLost(a);
+    this.d.log.warn({ agent: a.spec.name, panePid: a.panePid }, "tmux session gone but the agent's process runs on");
+    this.d.persist();
+    this.beat(a, "unknown");
+    this.publish("heartbeat-stale", a, `tmux session is gone but process ${a.panePid} runs on without it; heartbeat says status=unknown; StopAgent ends it`);
+  }
+
+  /** Records that the agent runs without a pane (also for agents found so when the service starts). */
+  markPaneLost(a: Agent): void {
+    a.state = "unknown";
+    a.rt.paneLost = true;
+    a.rt.paneLostAt ??= 0;
+  }
+
   /** The agent's process ended: record it, write the exited heartbeat, apply the restart policy. */
   async exited(a: Agent, exitStatus: number | undefined, detail: string): Promise<void> {
     a.exitStatus = exitStatus;
     a.rt.pidMismatchVisits = 0;
     a.rt.statusWaitVisits = 0;
+    a.rt.paneLost = false;
+    a.rt.paneLostAt = undefined;
     // The file says exited before anyone can read the state as exited: a
     // monitor never sees the API and the heartbeat disagree.
-    await this.beat(a, "exited");
+    this.beat(a, "exited");
     a.state = "exited";
     const decision = decideRestart({
       policy: a.spec.restartPolicy,
@@ -227,7 +298,7 @@ export class Supervisor {
       return this.exited(a, undefined, `restart failed: ${err instanceof Error ? err.message : String(err)}`);
     }
     this.publish("restarted", a, `restart ${a.consecutiveRestarts} of at most ${a.spec.maxRestarts} in a row (${a.restarts} in total)`);
-    await this.beat(a, "ok");
+    this.beat(a, "ok");
     this.d.persist();
   }
 }

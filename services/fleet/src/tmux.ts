@@ -52,37 +52,59 @@ export function escapeFormat(value: string): string {
 
 /**
  * tmux splits its argv into commands at arguments ending in `;`; `\;` at the
- * end stands for a literal `;` (and only the last backslash is consumed).
+ * end stands for a literal `;` (only that last backslash is consumed, so a
+ * value ending in `\;` becomes `\\;`). Applied to every argument of every
+ * call, so no value (workdir, env, text, command) can end a command early.
  */
 export function escapeTrailingSemicolon(arg: string): string {
   return arg.endsWith(";") ? `${arg.slice(0, -1)}\\;` : arg;
 }
 
-/** Environment for tmux clients: never let an outer tmux ($TMUX) redirect or nest our calls. */
-function clientEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env.TMUX;
-  delete env.TMUX_PANE;
-  return env;
+/**
+ * The most a tmux client can send the server in one call: the arguments after
+ * the global options, each with its NUL, packed into one 16 KiB imsg (tmux 3.x:
+ * MAX_IMSGSIZE 16384 - 16 header - 4 argc). Beyond it tmux says "failed to
+ * send command" or "command too long"; the kernel's limit (128 KiB per
+ * argument) comes later.
+ */
+export const MAX_COMMAND_BYTES = 16_364;
+
+/** Bytes the tmux client sends for these commands (joined by `;` arguments). */
+export function commandBytes(commands: readonly (readonly string[])[]): number {
+  let n = 2 * (commands.length - 1); // each ";" between commands, with its NUL
+  for (const c of commands) for (const a of c) n += Buffer.byteLength(escapeTrailingSemicolon(a)) + 1;
+  return n;
 }
 
 /**
  * The fleet's tmux server on its own socket. Every call is `tmux -L <socket> …`
- * through execFile (argv, never a shell), with tmux looked up on PATH at call time.
+ * through execFile (argv, never a shell), with tmux looked up on PATH at call
+ * time, and with `env` only: a server this starts holds nothing else in its
+ * global environment, which every pane inherits.
  */
 export class Tmux {
-  constructor(readonly socket: string) {}
+  constructor(
+    readonly socket: string,
+    private readonly env: Readonly<Record<string, string>>,
+  ) {}
 
   run(args: readonly string[]): Promise<string> {
-    const endTimer = tmuxCallSeconds.startTimer({ subcommand: args[0] ?? "" });
+    return this.runSequence([args]);
+  }
+
+  /** Several commands in one tmux call (one after another in the server, nothing between them). */
+  runSequence(commands: readonly (readonly string[])[]): Promise<string> {
+    const argv = commands.flatMap((c, i) => [...(i > 0 ? [";"] : []), ...c.map(escapeTrailingSemicolon)]);
+    const subcommand = commands[0]?.[0] ?? "";
+    const endTimer = tmuxCallSeconds.startTimer({ subcommand });
     return new Promise((resolve, reject) => {
-      execFile("tmux", ["-L", this.socket, ...args], { env: clientEnv(), maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      execFile("tmux", ["-L", this.socket, ...argv], { env: this.env, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
         endTimer();
         if (!err) return resolve(stdout);
         if ((err as NodeJS.ErrnoException).code === "ENOENT") {
           return reject(new FailedPreconditionError(`tmux is not installed or not on the fleet service's PATH; it is needed to run agents (socket ${this.socket})`));
         }
-        reject(new TmuxError(args[0] ?? "", String(stderr).trim()));
+        reject(new TmuxError(subcommand, String(stderr).trim()));
       });
     });
   }
@@ -104,20 +126,41 @@ export class Tmux {
    * window only: even a command that dies at once leaves its exit status.
    */
   async newSession(name: string, workdir: string, shellCommand: string): Promise<{ paneId: string; panePid: number }> {
-    const out = await this.run([
-      "new-session", "-d", "-s", name, "-c", escapeFormat(workdir), "-P", "-F", "#{pane_id} #{pane_pid}", escapeTrailingSemicolon(shellCommand),
-      ";", "set-option", "-w", "-t", paneTarget(name), "remain-on-exit", "on",
-    ]);
-    return parsePaneIdPid("new-session", out);
+    return parsePaneIdPid("new-session", await this.runSequence(newSessionCommands(name, workdir, shellCommand)));
   }
 
   /** Runs the command again in the agent's (dead) pane; pane id and window options stay. */
   async respawn(name: string, workdir: string, shellCommand: string): Promise<{ paneId: string; panePid: number }> {
-    const out = await this.run([
-      "respawn-pane", "-k", "-t", paneTarget(name), "-c", escapeFormat(workdir), escapeTrailingSemicolon(shellCommand),
-      ";", "display-message", "-p", "-t", paneTarget(name), "#{pane_id} #{pane_pid}",
-    ]);
-    return parsePaneIdPid("respawn-pane", out);
+    return parsePaneIdPid("respawn-pane", await this.runSequence(respawnCommands(name, workdir, shellCommand)));
+  }
+
+  /**
+   * Removes from the server's global environment (or from a session's, which
+   * its panes get on top) every variable a server of ours would not have been
+   * started with: a server left by an older service, or started by hand, may
+   * hold that process's secrets, and a session made by another client holds
+   * that client's SSH_AUTH_SOCK, KRB5CCNAME and the like (tmux's
+   * update-environment). Resolves with the names removed.
+   */
+  async cleanEnvironment(session?: string): Promise<string[]> {
+    const scope = session === undefined ? ["-g"] : ["-t", sessionTarget(session)];
+    const out = await this.unlessMissing(["show-environment", ...scope], (o) => o, "");
+    const extra = out
+      .split("\n")
+      .filter((l) => l !== "" && !l.startsWith("-"))
+      .map((l) => (l.includes("=") ? l.slice(0, l.indexOf("=")) : l))
+      .filter((name) => !(name in this.env));
+    let batch: string[][] = [];
+    for (const name of extra) {
+      const cmd = ["set-environment", ...scope, "-u", name];
+      if (batch.length > 0 && commandBytes([...batch, cmd]) > MAX_COMMAND_BYTES) {
+        await this.runSequence(batch);
+        batch = [];
+      }
+      batch.push(cmd);
+    }
+    if (batch.length > 0) await this.runSequence(batch);
+    return extra;
   }
 
   /** Runs a call whose target may not exist: then `missing` is the answer instead of an error. */
@@ -148,9 +191,12 @@ export class Tmux {
     return this.unlessMissing(["kill-session", "-t", sessionTarget(name)], () => true, false);
   }
 
-  /** Types text literally (no key names, no format expansion). */
+  /**
+   * Types text literally (no key names, no format expansion), in pieces that
+   * each fit in one tmux command (MAX_COMMAND_BYTES), one after another.
+   */
   async sendLiteral(name: string, text: string): Promise<void> {
-    await this.run(["send-keys", "-t", paneTarget(name), "-l", "--", escapeTrailingSemicolon(text)]);
+    for (const piece of pieces(text, SEND_PIECE_CHARS)) await this.run(["send-keys", "-t", paneTarget(name), "-l", "--", piece]);
   }
 
   async sendEnter(name: string): Promise<void> {
@@ -161,6 +207,43 @@ export class Tmux {
   async capture(name: string, lines: number): Promise<string> {
     return this.run(["capture-pane", "-p", "-J", "-S", `-${lines}`, "-t", paneTarget(name)]);
   }
+}
+
+/** Characters per send-keys call: at most 4 bytes each in UTF-8, so a piece stays below MAX_COMMAND_BYTES. */
+const SEND_PIECE_CHARS = 4_000;
+
+/** Splits text into pieces of at most `n` code points (never inside a surrogate pair). */
+export function pieces(text: string, n: number): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let count = 0;
+  for (const ch of text) {
+    if (count === n) {
+      out.push(cur);
+      cur = "";
+      count = 0;
+    }
+    cur += ch;
+    count++;
+  }
+  if (cur !== "") out.push(cur);
+  return out;
+}
+
+/** What newSession sends: the session and, in the same call, remain-on-exit on its window. */
+export function newSessionCommands(name: string, workdir: string, shellCommand: string): string[][] {
+  return [
+    ["new-session", "-d", "-s", name, "-c", escapeFormat(workdir), "-P", "-F", "#{pane_id} #{pane_pid}", shellCommand],
+    ["set-option", "-w", "-t", paneTarget(name), "remain-on-exit", "on"],
+  ];
+}
+
+/** What respawn sends: the new run and, in the same call, its pane id and pid. */
+export function respawnCommands(name: string, workdir: string, shellCommand: string): string[][] {
+  return [
+    ["respawn-pane", "-k", "-t", paneTarget(name), "-c", escapeFormat(workdir), shellCommand],
+    ["display-message", "-p", "-t", paneTarget(name), "#{pane_id} #{pane_pid}"],
+  ];
 }
 
 function parsePaneIdPid(subcommand: string, out: string): { paneId: string; panePid: number } {

@@ -1,4 +1,5 @@
 import { statSync } from "node:fs";
+import { isWithin, resolveReal } from "@skein/host";
 import { InvalidArgumentError } from "@skein/runtime";
 import { HEARTBEAT_INTERVAL_RANGE } from "./config.js";
 import { ENV_KEY } from "./launch-command.js";
@@ -30,6 +31,26 @@ export function existingDirectory(field: string, v: string): string {
   absolutePath(field, v);
   if (!isDirectory(v)) throw new InvalidArgumentError(field, "must be an existing directory");
   return v;
+}
+
+/**
+ * A directory the service will create and write in: it must resolve (`..` and
+ * symlinks as the kernel takes them) to one of the operator's roots or below.
+ * Returns the resolved path, so what is written is exactly what was checked.
+ */
+export function confinedDirectory(field: string, v: string, roots: readonly string[]): string {
+  absolutePath(field, v);
+  const rule = `must lie within ${roots.join(" or ")} (SKEIN_HEARTBEAT_DIR, SKEIN_HEARTBEAT_ROOTS) after resolving .. and symlinks`;
+  let real: string;
+  let inside: boolean;
+  try {
+    real = resolveReal(v);
+    inside = roots.some((r) => isWithin(real, resolveReal(r)));
+  } catch (err) {
+    throw new InvalidArgumentError(field, `${rule}; ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!inside) throw new InvalidArgumentError(field, `${rule}; it resolves to ${real}`);
+  return real;
 }
 
 const MAX_TEXT_CHARS = 65_536;

@@ -23,8 +23,11 @@ function runDropIn(args: string[], env: Record<string, string>): Promise<{ code:
 
 describe("skein-fleet-start (drop-in for the old launcher)", () => {
   it("starts from MOSAIC_* settings, then says already running and exits 0", async () => {
-    h = await new FleetHarness().start();
+    h = new FleetHarness();
     const runDir = join(h.dir, "run");
+    // The old launcher's heartbeat directory, allowed by the operator.
+    h.extraEnv.SKEIN_HEARTBEAT_ROOTS = runDir;
+    await h.start();
     const bin = join(h.dir, "rt-bin");
     mkdirSync(bin);
     const env = {

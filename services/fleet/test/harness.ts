@@ -1,10 +1,10 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { liveStartTicks } from "@skein/host";
 import { fleet } from "@skein/proto";
-import { call, closeClients, connect, killTmuxServer, startService, type ServiceProcess } from "@skein/testkit";
+import { call, closeClients, connect, killTmuxServer, md, startService, type ServiceProcess } from "@skein/testkit";
 
 export const TMUX = "/usr/bin/tmux";
 
@@ -45,12 +45,21 @@ export class FleetHarness {
     await this.start();
   }
 
+  /** The token the service was given (SKEIN_AUTH_TOKEN in extraEnv), sent with the harness's own calls. */
+  private metadata() {
+    return md({ token: this.extraEnv.SKEIN_AUTH_TOKEN });
+  }
+
   startAgent(req: Partial<fleet.StartAgentRequest>): Promise<fleet.StartAgentResponse> {
-    return call(this.client, this.client.startAgent, fleet.StartAgentRequest.fromPartial({ workdir: this.work, runtime: "test", ...req }));
+    return call(this.client, this.client.startAgent, fleet.StartAgentRequest.fromPartial({ workdir: this.work, runtime: "test", ...req }), this.metadata());
   }
 
   getAgent(name: string): Promise<fleet.Agent> {
-    return call(this.client, this.client.getAgent, { name }).then((r) => r.agent!);
+    return call(this.client, this.client.getAgent, { name }, this.metadata()).then((r) => r.agent!);
+  }
+
+  stopAgent(name: string, graceSeconds: number): Promise<fleet.Agent> {
+    return call(this.client, this.client.stopAgent, { name, graceSeconds }, this.metadata()).then((r) => r.agent!);
   }
 
   /** Session names on the socket; none when no tmux server runs there. */
@@ -105,4 +114,9 @@ export function sessionPids(sid: number): number[] {
     .map((l) => l.trim().split(/\s+/))
     .filter((f) => f.length === 3 && Number(f[1]) === sid && !f[2]!.startsWith("Z"))
     .map((f) => Number(f[0]));
+}
+
+/** A heartbeat file as key → value. */
+export function readHeartbeat(file: string): Record<string, string> {
+  return Object.fromEntries(readFileSync(file, "utf8").trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]));
 }

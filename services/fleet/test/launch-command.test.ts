@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { launchCommand, resolveBinDirs, shellQuote } from "../src/launch-command.js";
-import { escapeFormat, escapeTrailingSemicolon } from "../src/tmux.js";
+import { escapeFormat, escapeTrailingSemicolon, pieces } from "../src/tmux.js";
 
 const NASTY = [`$(touch MARK1)`, "`touch MARK2`", `it's "quoted"`, `a; touch MARK3`, `\\$HOME \\`, `#(touch MARK4) #{pane_id}`, "new\nline"];
 
@@ -69,5 +69,13 @@ describe("tmux argument escaping", () => {
   it("escapes a trailing ; that tmux would take as a command separator", () => {
     expect(escapeTrailingSemicolon("find . -exec ls {} \\;")).toBe("find . -exec ls {} \\\\;");
     expect(escapeTrailingSemicolon("a;b")).toBe("a;b");
+  });
+});
+
+describe("pieces", () => {
+  it("splits by code points, never inside a surrogate pair, and loses nothing", () => {
+    expect(pieces("abcde", 2)).toEqual(["ab", "cd", "e"]);
+    expect(pieces("🙂🙂🙂", 2)).toEqual(["🙂🙂", "🙂"]);
+    expect(pieces("", 3)).toEqual([]);
   });
 });

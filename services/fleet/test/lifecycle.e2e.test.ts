@@ -4,7 +4,7 @@ import { status } from "@grpc/grpc-js";
 import { fleet } from "@skein/proto";
 import { call, rejection } from "@skein/testkit";
 import { afterEach, describe, expect, it } from "vitest";
-import { FleetHarness, pidAlive, sessionPids, waitFor } from "./harness.js";
+import { FleetHarness, pidAlive, readHeartbeat as heartbeat, sessionPids, waitFor } from "./harness.js";
 
 const { AGENT_STATE_RUNNING, AGENT_STATE_EXITED, AGENT_STATE_STOPPED } = fleet.AgentState;
 const E = fleet.AgentEventType;
@@ -38,8 +38,6 @@ async function watch(names: string[] = []) {
   await call(h.client, h.client.stopAgent, { name: PROBE, graceSeconds: 0 });
   return { events, stream, ended: () => ended, stop: () => stream.cancel() };
 }
-
-const heartbeat = (file: string) => Object.fromEntries(readFileSync(file, "utf8").trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2)));
 
 describe("exit detection", () => {
   it("a dead pane becomes exited with its code, in state, heartbeat and events", async () => {

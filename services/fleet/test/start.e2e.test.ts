@@ -120,7 +120,7 @@ describe("StartAgent", () => {
 
   it("puts the heartbeat in the request's heartbeat_dir", async () => {
     h = await new FleetHarness().start();
-    const dir = join(h.dir, "custom-hb");
+    const dir = join(h.hbDir, "custom-hb");
     const a = (await h.startAgent({ name: "hbdir", command: "sleep 300", heartbeatDir: dir })).agent!;
     expect(a.heartbeatFile).toBe(join(dir, "hbdir.hb"));
     expect(readFileSync(a.heartbeatFile, "utf8")).toContain("status=ok");

@@ -1,8 +1,9 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, envEnum, envInt, envNumber, envOptional, envString, type Logger } from "@skein/runtime";
+import { ConfigError, envEnum, envInt, envNumber, envOptional, envString, maxSendMessageBytes, type Logger } from "@skein/runtime";
 import { envDurationMs } from "./duration.js";
 import { GooseYamlFile } from "./goose-yaml.js";
+import { CLIENT_RECEIVE_DEFAULT_BYTES } from "./wire-limits.js";
 
 type Env = Record<string, string | undefined>;
 
@@ -26,6 +27,11 @@ export interface SessionConfig {
   readonly providerMaxRetries: number;
   readonly maxTokens: number;
   readonly maxMessageChars: number;
+  /** What one tool result and one model message may put into the history; the rest is cut with a note. */
+  readonly maxToolResultChars: number;
+  readonly maxModelOutputChars: number;
+  /** No response (GetSession page, stream event) is larger: what default gRPC clients accept, or less. */
+  readonly maxResponseBytes: number;
   readonly eventBuffer: number;
   readonly maxTurns: number;
   readonly syncEachMessage: boolean;
@@ -51,6 +57,10 @@ export function loadConfig(env: Env, log: Logger): SessionConfig {
     providerMaxRetries: envInt("SKEIN_PROVIDER_MAX_RETRIES", 2, { min: 0, max: 10 }, env),
     maxTokens: envInt("SKEIN_MAX_TOKENS", 4096, { min: 1, max: 1_000_000 }, env),
     maxMessageChars: envInt("SKEIN_MAX_MESSAGE_CHARS", 100_000, { min: 1, max: 10_000_000 }, env),
+    // goose moves tool output over 200,000 characters out of the conversation; skein keeps that much.
+    maxToolResultChars: envInt("SKEIN_MAX_TOOL_RESULT_CHARS", 200_000, { min: 1_000, max: 100_000_000 }, env),
+    maxModelOutputChars: envInt("SKEIN_MAX_MODEL_OUTPUT_CHARS", 1_000_000, { min: 1_000, max: 100_000_000 }, env),
+    maxResponseBytes: Math.min(maxSendMessageBytes(env), CLIENT_RECEIVE_DEFAULT_BYTES),
     eventBuffer: envInt("SKEIN_EVENT_BUFFER", 512, { min: 1, max: 1_000_000 }, env),
     maxTurns: envInt("SKEIN_MAX_TURNS", 100, { min: 1, max: 10_000 }, env),
     syncEachMessage: envEnum("SKEIN_FSYNC_EACH_MESSAGE", ["true", "false"], "false", env) === "true",

@@ -1,8 +1,10 @@
 import { session as pb } from "@skein/proto";
-import type { ServiceImplementation } from "@skein/runtime";
+import { selfEndingStream, type ServiceImplementation } from "@skein/runtime";
 import type { RawExtensionConfig } from "./extensions/index.js";
 import type { Sessions } from "./sessions.js";
-import { eventToProto, messageToProto, sessionToProto, toolToProto } from "./wire.js";
+import { messagePageRequest, messagePageToken } from "./message-pages.js";
+import { eventToProto, sessionToProto, toolToProto } from "./wire.js";
+import { fitEvent, messagePage } from "./wire-limits.js";
 
 type Impl = ServiceImplementation<typeof pb.SessionServiceService>;
 
@@ -11,7 +13,8 @@ function rawExtension(e: pb.ExtensionConfig): RawExtensionConfig {
   return { name: e.name, cmd: e.cmd, args: e.args, env: e.env, timeout_seconds: e.timeoutSeconds };
 }
 
-export function sessionHandlers(sessions: Sessions): Impl {
+export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: number }): Impl {
+  const event = (e: Parameters<typeof eventToProto>[0]) => fitEvent(eventToProto(e), limits.maxResponseBytes);
   const toProto = (info: Parameters<typeof sessionToProto>[0], messageCount?: number) =>
     sessionToProto(info, sessions.live(info.id), sessions.extensionsOf(info), messageCount);
   return {
@@ -22,8 +25,12 @@ export function sessionHandlers(sessions: Sessions): Impl {
 
     getSession: async (req) => {
       const s = await sessions.get(req.sessionId, req.includeMessages);
-      const messages = "messages" in s ? s.messages : undefined;
-      return pb.GetSessionResponse.fromPartial({ session: toProto(s, messages?.length), messages: messages?.map(messageToProto) ?? [] });
+      if (!("messages" in s)) return pb.GetSessionResponse.fromPartial({ session: toProto(s) });
+      const { start, size } = messagePageRequest(req.messagePageSize, req.messagePageToken, s.messages.length);
+      const session = toProto(s, s.messages.length);
+      const page = messagePage(s.messages, start, size, limits.maxResponseBytes, pb.Session.encode(session).finish().length);
+      const nextMessagePageToken = page.next === undefined ? "" : messagePageToken(page.next);
+      return pb.GetSessionResponse.fromPartial({ session, messages: page.messages, nextMessagePageToken });
     },
 
     listSessions: async (req) => {
@@ -36,14 +43,15 @@ export function sessionHandlers(sessions: Sessions): Impl {
       return pb.DeleteSessionResponse.fromPartial({});
     },
 
-    reply: async function* (req, ctx) {
+    // Ends with its run's `finished`, also at shutdown (the run is stopped, then the stream ends).
+    reply: selfEndingStream(async function* (req, ctx) {
       const events = await sessions.reply(req.sessionId, req.text, req.requestId || ctx.requestId, [ctx.signal]);
-      for await (const e of events) yield eventToProto(e);
-    },
+      for await (const e of events) yield event(e);
+    }),
 
     watchSession: async function* (req, ctx) {
       const events = await sessions.watch(req.sessionId, req.afterSeq, [ctx.signal, ctx.draining]);
-      for await (const e of events) yield eventToProto(e) as pb.WatchSessionResponse;
+      for await (const e of events) yield event(e) as pb.WatchSessionResponse;
     },
 
     cancelReply: async (req) => pb.CancelReplyResponse.fromPartial({ cancelled: await sessions.cancel(req.sessionId, req.requestId) }),

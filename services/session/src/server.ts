@@ -16,7 +16,7 @@ type Env = Record<string, string | undefined>;
 /** Composes the session service (config, store, provider, agents, runs, handlers) and serves it. */
 export async function startSessionServer(env: Env, log: Logger): Promise<RunningServer & { sessions: Sessions }> {
   const config = loadConfig(env, log);
-  const serviceExtensions = await loadServiceExtensions({ env, gooseConfig: config.gooseConfig });
+  const serviceExtensions = await loadServiceExtensions({ env, gooseConfig: config.gooseConfig, log });
   const store = await JsonlSessionStore.open(config.sessionsDir, log, { syncEachMessage: config.syncEachMessage });
   // Before anything starts: end extension processes a killed previous instance left behind.
   const pids = await PidRegistry.open(config.sessionsDir, { log, killGraceMs: config.extensionKillGraceMs });
@@ -34,6 +34,7 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
   const runs = new RunManager({
     store,
     maxTurns: config.maxTurns,
+    limits: { maxToolResultChars: config.maxToolResultChars, maxModelOutputChars: config.maxModelOutputChars },
     eventBuffer: config.eventBuffer,
     compaction: { threshold: config.autoCompactThreshold, contextLimit: config.contextLimit },
     log,
@@ -70,7 +71,7 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     server = await serve({
       addrVar: "SKEIN_SESSION_ADDR",
       defaultAddr: "127.0.0.1:50051",
-      services: [hosted("skein.session.v1.SessionService", session.SessionServiceService, sessionHandlers(sessions))],
+      services: [hosted("skein.session.v1.SessionService", session.SessionServiceService, sessionHandlers(sessions, { maxResponseBytes: config.maxResponseBytes }))],
       log,
       env,
       onShutdown: async ({ forced }) => {

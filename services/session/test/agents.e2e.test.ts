@@ -63,9 +63,9 @@ describe("sessions with MCP extensions", () => {
     const s = await createWith(h.client, work, []);
     expect(await listTools(h.client, s.id)).toEqual([]);
     const added = await call(h.client, h.client.addExtension, pb.AddExtensionRequest.fromPartial({ sessionId: s.id, extension: fixtureExt("fx") }));
-    expect(added.tools.map((t) => t.name).sort()).toEqual(["fx__crash", "fx__fail", "fx__noise", "fx__pid", "fx__sleep", "fx__spawn-grandchild"]);
+    expect(added.tools.map((t) => t.name).sort()).toEqual(["fx__big", "fx__crash", "fx__fail", "fx__noise", "fx__pid", "fx__sleep", "fx__spawn-grandchild"]);
     expect(added.tools.every((t) => t.extension === "fx")).toBe(true);
-    expect((await listTools(h.client, s.id)).length).toBe(6);
+    expect((await listTools(h.client, s.id)).length).toBe(7);
     const meta = (await getSession(h.client, s.id, false)).session!;
     expect(meta.extensions).toEqual([pb.ExtensionConfig.fromPartial({ name: "fx", cmd: process.execPath, args: [fixtureEntry], env: {}, timeoutSeconds: 300 })]);
 

@@ -48,3 +48,18 @@ it("replies through the Anthropic Messages API, tool_use input split across delt
   const lines = await expectGooseFile(join(dir, "sessions", `${s.id}.jsonl`));
   expect(lines.at(-1)).toMatchObject({ role: "assistant", content: [{ type: "text", text: "It rains." }] });
 });
+
+it("skips pings and ends the run with PROVIDER_ERROR on an error event inside the stream, as the SDK's stream would", async () => {
+  const c = connect(pb.SessionServiceClient, svc.address);
+  const s = await createSession(c);
+  const text = anthropicText("fine", { pieces: 2 });
+  model.enqueue(
+    { events: [text[0]!, { event: "ping", data: JSON.stringify({ type: "ping" }) }, ...text.slice(1)] },
+    { events: [text[0]!, { event: "error", data: JSON.stringify({ type: "error", error: { type: "overloaded_error", message: "Overloaded" } }) }] },
+  );
+  expect(finishReason(await collect(reply(c, s.id, "one")))).toBe(pb.FinishReason.FINISH_REASON_STOP);
+  const events = await collect(reply(c, s.id, "two"));
+  expect(finishReason(events)).toBe(pb.FinishReason.FINISH_REASON_ERROR);
+  const errors = events.flatMap((e) => (e.event?.$case === "error" ? [e.event.value] : []));
+  expect(errors).toEqual([{ code: "PROVIDER_ERROR", message: "the provider reported an error: Overloaded" }]);
+});

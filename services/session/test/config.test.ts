@@ -48,3 +48,16 @@ describe("provider settings", () => {
     });
   });
 });
+
+describe("size limits", () => {
+  it("default to goose's 200,000-character tool output threshold and responses default gRPC clients accept", () => {
+    const c = loadConfig({ HOME: home }, log);
+    expect(c).toMatchObject({ maxToolResultChars: 200_000, maxModelOutputChars: 1_000_000, maxResponseBytes: 4 * 1024 * 1024 });
+    expect(loadConfig({ HOME: home, SKEIN_MAX_SEND_MESSAGE_BYTES: "1048576" }, log).maxResponseBytes).toBe(1_048_576);
+  });
+
+  it("reject values out of range, naming the variable", () => {
+    expect(() => loadConfig({ HOME: home, SKEIN_MAX_TOOL_RESULT_CHARS: "10" }, log)).toThrow(/SKEIN_MAX_TOOL_RESULT_CHARS/);
+    expect(() => loadConfig({ HOME: home, SKEIN_MAX_MODEL_OUTPUT_CHARS: "lots" }, log)).toThrow(/SKEIN_MAX_MODEL_OUTPUT_CHARS/);
+  });
+});

@@ -4,7 +4,7 @@ import { session as pb } from "@skein/proto";
 import { collect, gate, openaiText, openaiToolCalls } from "@skein/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { expectGooseFile } from "./support/goose-file.js";
-import { createSession, finishReason, getSession, hangUp, readUntil, reply, startHarness, type Harness } from "./support/harness.js";
+import { cases, createSession, finishReason, getSession, hangUp, readUntil, reply, startHarness, type Harness } from "./support/harness.js";
 
 let h: Harness | undefined;
 afterEach(async () => {
@@ -75,17 +75,21 @@ describe("shutdown", () => {
     expect(lines.map((l) => l.role)).toEqual(["user", "assistant"]);
   });
 
-  it("cancels a run still going when the grace period ends and leaves a valid file", async () => {
+  it("cancels a run still going when the grace period ends: the client gets finished{cancelled}, then the stream ends; the file is valid", async () => {
     h = await startHarness({ SKEIN_SHUTDOWN_GRACE_MS: "300" });
     const s = await createSession(h.client);
     const hold = gate();
     h.model.enqueue({ events: openaiText("held forever"), holdAfter: 2, hold: hold.promise });
     const stream = reply(h.client, s.id, "go");
     await readUntil(stream, (e) => e.event?.$case === "textDelta");
-    stream.on("error", () => undefined);
+    const rest = collect(stream);
     const exit = await h.svc.stop("SIGTERM");
     hold.release();
     expect(exit.code).toBe(0);
+    // The stream ends normally (status OK), its last event the run's finished{cancelled}.
+    const events = await rest;
+    expect(cases(events).at(-1)).toBe("finished");
+    expect(finishReason(events)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
     expect(h.svc.logs.some((l) => l.msg === "run finished" && l.reason === "cancelled")).toBe(true);
     const lines = await expectGooseFile(join(h.sessionsDir, `${s.id}.jsonl`));
     expect(lines.map((l) => l.role)).toEqual(["user"]);

@@ -98,7 +98,7 @@ describe("LRU cap", () => {
     expect(finishReason(await readUntil(busy, isFinished))).toBe(STOP);
     expect(finishReason(await readUntil(busyC, isFinished))).toBe(STOP);
     // Now b reloads; a (least recently used) goes.
-    expect((await listTools(h.client, b.id)).length).toBe(6);
+    expect((await listTools(h.client, b.id)).length).toBe(7);
     await eventually(() => alive(ma!), (n) => n === 0);
     expect([alive(mb!), alive(mc!)]).toEqual([1, 1]);
     expect((await stats(h.client)).evictions).toBe(2);

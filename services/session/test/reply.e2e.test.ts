@@ -145,6 +145,7 @@ describe("Reply", () => {
       ["stall", { events: openaiText("x").slice(0, 2), ending: "stall" as const }, "PROVIDER_TIMEOUT", /sent nothing for 1000 ms/],
       ["stall before any byte", { events: [], ending: "stall" as const }, "PROVIDER_TIMEOUT", /sent nothing/],
       ["malformed stream", { events: openaiMalformed() }, "PROVIDER_MALFORMED_STREAM", /not valid JSON/],
+      ["error object in the stream", { events: [openaiText("ok", { pieces: 1 })[1]!, { data: JSON.stringify({ error: { message: "rate limited mid-stream" } }) }] }, "PROVIDER_ERROR", /reported an error: rate limited mid-stream/],
     ])("%s", async (_name, script, code, message) => {
       const s = await createSession(h.client);
       h.model.enqueue(script);

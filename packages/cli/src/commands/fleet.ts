@@ -8,6 +8,8 @@ import { START_TIMEOUT_MS } from "../clients.js";
 import { CliError } from "../errors.js";
 import { age, enumLabel, json, localTime, shellQuote, table } from "../format.js";
 import { follow, onInterrupt } from "../follow.js";
+import { jsonOption } from "../options.js";
+import { completeJson } from "../proto-json.js";
 
 const RESTART: Record<string, fleet.RestartPolicy> = {
   never: fleet.RestartPolicy.RESTART_POLICY_NEVER,
@@ -26,22 +28,18 @@ const start: Command = {
   synopsis: "NAME [--dir D] [--runtime R] [--bin DIR]… [--env K=V]… [--restart never|on-failure|always] -- COMMAND…",
   summary: "start an agent in its own tmux session (idempotent)",
   details: [
-    "--dir D      working directory of the pane (default: the current directory)",
-    "--runtime R  runtime label written to the heartbeat (pi, claude, codex, goose, …)",
-    "--bin DIR    put DIR first on the pane's PATH (repeatable)",
-    "--env K=V    export K=V in the pane before the command (repeatable)",
-    "--restart P  restart policy: never (default), on-failure, always",
-    "COMMAND…     one word is taken as a shell command line as is (`-- 'pi --model x'`);",
-    "             several words are quoted for the shell (`-- pi --model x`)",
+    "COMMAND…  one word is taken as a shell command line as is (`-- 'pi --model x'`);",
+    "          several words are quoted for the shell (`-- pi --model x`)",
   ],
   options: {
-    dir: { type: "string" },
-    runtime: { type: "string" },
-    bin: { type: "string", multiple: true },
-    env: { type: "string", multiple: true },
-    restart: { type: "string" },
+    dir: { type: "string", value: "D", help: "working directory of the pane (default: the current directory)", complete: "directory" },
+    runtime: { type: "string", value: "R", help: "runtime label written to the heartbeat (pi, claude, codex, goose, …)" },
+    bin: { type: "string", value: "DIR", multiple: true, help: "put DIR first on the pane's PATH", complete: "directory" },
+    env: { type: "string", value: "K=V", multiple: true, help: "export K=V in the pane before the command" },
+    restart: { type: "string", value: "P", help: "restart policy: never (default), on-failure, always", choices: Object.keys(RESTART) },
+    ...jsonOption(),
   },
-  json: true,
+  services: ["fleet"],
   async run(inv) {
     const name = inv.arg(0, "NAME");
     inv.atMost(1);
@@ -72,7 +70,7 @@ const start: Command = {
       START_TIMEOUT_MS,
     );
     const a = res.agent!;
-    if (inv.json) say(json(fleet.StartAgentResponse.toJSON(res)));
+    if (inv.json) say(json(completeJson(fleet, "StartAgentResponse", res)));
     else if (res.alreadyRunning) say(`${a.name} already running`);
     else say(`started ${a.name} (pane ${a.paneId}, pid ${a.panePid})`);
     return 0;
@@ -83,13 +81,14 @@ const ls: Command = {
   name: "fleet ls",
   synopsis: "",
   summary: "list agents (name, state, runtime, pid, restarts, heartbeat age)",
-  json: true,
+  options: jsonOption(),
+  services: ["fleet"],
   async run(inv) {
     inv.atMost(0);
     const f = inv.conn.fleet();
     const res = await f.call(f.client.listAgents, fleet.ListAgentsRequest.fromPartial({}));
     if (inv.json) {
-      say(json(fleet.ListAgentsResponse.toJSON(res)));
+      say(json(completeJson(fleet, "ListAgentsResponse", res)));
       return 0;
     }
     if (res.agents.length === 0) {
@@ -107,9 +106,8 @@ const stop: Command = {
   name: "fleet stop",
   synopsis: "NAME [--grace S]",
   summary: "stop an agent: SIGTERM, SIGKILL after the grace period, then its tmux session",
-  details: ["--grace S  seconds between SIGTERM and SIGKILL (default: the service's, 10)"],
-  options: { grace: { type: "string" } },
-  json: true,
+  options: { grace: { type: "string", value: "S", help: "seconds between SIGTERM and SIGKILL (default: the service's, 10)" }, ...jsonOption() },
+  services: ["fleet"],
   async run(inv) {
     const name = inv.arg(0, "NAME");
     inv.atMost(1);
@@ -118,7 +116,7 @@ const stop: Command = {
     // The service waits out the grace period before it answers.
     const timeout = (grace ?? 10) * 1000 + START_TIMEOUT_MS;
     const res = await f.call(f.client.stopAgent, fleet.StopAgentRequest.fromPartial({ name, graceSeconds: grace }), timeout);
-    say(inv.json ? json(fleet.StopAgentResponse.toJSON(res)) : `stopped ${name}`);
+    say(inv.json ? json(completeJson(fleet, "StopAgentResponse", res)) : `stopped ${name}`);
     return 0;
   },
 };
@@ -127,16 +125,15 @@ const logs: Command = {
   name: "fleet logs",
   synopsis: "NAME [-n N]",
   summary: "print the last lines of an agent's pane",
-  details: ["-n N  how many lines (1–10000; default 100)"],
-  options: { lines: { type: "string", short: "n" } },
-  json: true,
+  options: { lines: { type: "string", short: "n", value: "N", help: "how many lines (1–10000; default 100)" }, ...jsonOption() },
+  services: ["fleet"],
   async run(inv) {
     const name = inv.arg(0, "NAME");
     inv.atMost(1);
     const lines = inv.int("lines", 1, 10_000) ?? 0;
     const f = inv.conn.fleet();
     const res = await f.call(f.client.captureOutput, fleet.CaptureOutputRequest.fromPartial({ name, lines }));
-    if (inv.json) say(json(fleet.CaptureOutputResponse.toJSON(res)));
+    if (inv.json) say(json(completeJson(fleet, "CaptureOutputResponse", res)));
     else {
       // The service ends the text with a newline; say() adds its own.
       const text = res.text.replace(/\s+$/, "");
@@ -150,8 +147,8 @@ const send: Command = {
   name: "fleet send",
   synopsis: "NAME TEXT… [--no-enter]",
   summary: "type text into an agent's pane, then Enter",
-  details: ["--no-enter  type the text without pressing Enter"],
-  options: { "no-enter": { type: "boolean" } },
+  options: { "no-enter": { type: "boolean", help: "type the text without pressing Enter" } },
+  services: ["fleet"],
   async run(inv) {
     const name = inv.arg(0, "NAME");
     const words = inv.positionals.slice(1);
@@ -166,6 +163,7 @@ const attach: Command = {
   name: "fleet attach",
   synopsis: "NAME",
   summary: "attach this terminal to an agent's tmux session (on the fleet service's host)",
+  services: ["fleet"],
   async run(inv) {
     const name = inv.arg(0, "NAME");
     inv.atMost(1);
@@ -196,13 +194,14 @@ const watch: Command = {
   name: "fleet watch",
   synopsis: "[NAME…]",
   summary: "follow agent state changes (started, exited, restarted, stopped, stale heartbeat)",
-  details: ["NAME…  only these agents (default: all)", "--json one JSON object per event and line", "Ctrl-C stops watching."],
-  json: true,
+  details: ["NAME…  only these agents (default: all)", "Ctrl-C stops watching."],
+  options: jsonOption("print each event as one JSON object per line"),
+  services: ["fleet"],
   async run(inv) {
     const f = inv.conn.fleet();
     const stream = f.client.watchAgents(fleet.WatchAgentsRequest.fromPartial({ names: [...inv.positionals] }), f.metadata());
     return follow(f, stream, (e) => {
-      if (inv.json) return say(JSON.stringify(fleet.WatchAgentsResponse.toJSON(e)));
+      if (inv.json) return say(JSON.stringify(completeJson(fleet, "WatchAgentsResponse", e)));
       const what = enumLabel(fleet.agentEventTypeToJSON(e.type), "AGENT_EVENT_TYPE_");
       const detail = e.message === what ? "" : e.message;
       say([localTime(e.at), what.padEnd(15), e.agent?.name ?? "-", detail].filter((x) => x !== "").join("  "));

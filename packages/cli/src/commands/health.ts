@@ -3,6 +3,7 @@ import type { Connections, ServiceName } from "../clients.js";
 import { say, type Command } from "../command.js";
 import { describe } from "../errors.js";
 import { json } from "../format.js";
+import { jsonOption } from "../options.js";
 
 /** A healthcheck must answer quickly, whatever the service is doing. */
 const HEALTH_TIMEOUT_MS = 5_000;
@@ -12,7 +13,8 @@ interface Result {
   readonly address: string;
   /** SERVING, NOT_SERVING, … or UNREACHABLE when the check itself failed. */
   readonly status: string;
-  readonly error?: string;
+  /** Why the check failed; null when it did not (always present in --json). */
+  readonly error: string | null;
 }
 
 async function check(conn: Connections, service: ServiceName): Promise<Result> {
@@ -21,7 +23,7 @@ async function check(conn: Connections, service: ServiceName): Promise<Result> {
   try {
     // "" is the overall status of the server.
     const res = await h.call(h.client.check, health.HealthCheckRequest.fromPartial({ service: "" }), HEALTH_TIMEOUT_MS);
-    return { service, address, status: health.healthCheckResponse_ServingStatusToJSON(res.status) };
+    return { service, address, status: health.healthCheckResponse_ServingStatusToJSON(res.status), error: null };
   } catch (err) {
     return { service, address, status: "UNREACHABLE", error: describe(err) };
   }
@@ -31,9 +33,11 @@ const healthCommand: Command = {
   name: "health",
   synopsis: "[--service session|fleet]",
   summary: "check the services' grpc.health.v1 status (exit 0 only when all checked are SERVING)",
-  details: ["--service S  check only this service (for per-service container healthchecks)"],
-  options: { service: { type: "string" } },
-  json: true,
+  options: {
+    service: { type: "string", value: "S", help: "check only this service (for per-service container healthchecks)", choices: ["session", "fleet"] },
+    ...jsonOption(),
+  },
+  services: ["session", "fleet"],
   async run(inv) {
     inv.atMost(0);
     const only = inv.string("service");

@@ -6,6 +6,8 @@ import type { Endpoint } from "../clients.js";
 import { say, type Command } from "../command.js";
 import { CliError, describe } from "../errors.js";
 import { follow, onInterrupt } from "../follow.js";
+import { jsonOption } from "../options.js";
+import { completeJson } from "../proto-json.js";
 import { EventPrinter, finishLabel, type SessionEvent } from "../render.js";
 
 type SessionEndpoint = Endpoint<session.SessionServiceClient>;
@@ -41,6 +43,8 @@ export async function cancelReply(s: SessionEndpoint, sessionId: string, request
   return res.cancelled;
 }
 
+const EVENTS_JSON = "print each event as one JSON object per line";
+
 const write = (s: string) => void process.stdout.write(s);
 const writeErr = (s: string) => void process.stderr.write(s);
 
@@ -51,10 +55,10 @@ const send: Command = {
   details: [
     "TEXT may be several words; `-` reads the message from stdin.",
     "Ctrl-C cancels the reply (CancelReply); a second Ctrl-C stops waiting.",
-    "--json prints every event as one JSON object per line.",
     "Exit codes: 0 finished normally, 1 error or max turns, 130 cancelled.",
   ],
-  json: true,
+  options: jsonOption(EVENTS_JSON),
+  services: ["session"],
   async run(inv) {
     const id = inv.arg(0, "session ID");
     const words = inv.positionals.slice(1);
@@ -71,7 +75,7 @@ const send: Command = {
     });
     const printer = new EventPrinter({ showUser: false, showFinished: false, out: write, err: writeErr });
     try {
-      const outcome = await consumeReply(s, stream, (e) => (inv.json ? say(JSON.stringify(session.ReplyResponse.toJSON(e as session.ReplyResponse))) : printer.print(e)));
+      const outcome = await consumeReply(s, stream, (e) => (inv.json ? say(JSON.stringify(completeJson(session, "ReplyResponse", e as session.ReplyResponse))) : printer.print(e)));
       return replyExitCode(outcome);
     } catch (err) {
       if (interrupts > 1) return 130;
@@ -107,9 +111,9 @@ const watch: Command = {
   name: "watch",
   synopsis: "ID [--after SEQ]",
   summary: "follow a session's replies (replays buffered events after SEQ first)",
-  details: ["--after SEQ  replay buffered events with a higher seq (default 0: all still buffered)", "--json       one JSON object per event and line", "Ctrl-C stops watching."],
-  options: { after: { type: "string" } },
-  json: true,
+  details: ["Ctrl-C stops watching."],
+  options: { after: { type: "string", value: "SEQ", help: "replay buffered events with a higher seq (default 0: all still buffered)" }, ...jsonOption(EVENTS_JSON) },
+  services: ["session"],
   async run(inv) {
     const id = inv.arg(0, "session ID");
     inv.atMost(1);
@@ -118,7 +122,7 @@ const watch: Command = {
     const stream = s.client.watchSession(session.WatchSessionRequest.fromPartial({ sessionId: id, afterSeq }), s.metadata());
     const printer = new EventPrinter({ showUser: true, showFinished: true, out: write, err: writeErr });
     try {
-      return await follow(s, stream, (e) => (inv.json ? say(JSON.stringify(session.WatchSessionResponse.toJSON(e))) : printer.print(e)));
+      return await follow(s, stream, (e) => (inv.json ? say(JSON.stringify(completeJson(session, "WatchSessionResponse", e))) : printer.print(e)));
     } finally {
       printer.endLine();
     }

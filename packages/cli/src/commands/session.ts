@@ -3,14 +3,21 @@ import { session } from "@skein/proto";
 import { say, type Command } from "../command.js";
 import { age, json, localTime, table } from "../format.js";
 import { renderMessage } from "../render.js";
+import { jsonOption, type Options } from "../options.js";
+import { completeJson } from "../proto-json.js";
+import { wholeSession } from "../messages.js";
+
+const NEW_SESSION_OPTIONS: Options = {
+  dir: { type: "string", value: "D", help: "working directory of the agent (default: the current directory)", complete: "directory" },
+  description: { type: "string", value: "T", help: "a description shown by `skein session ls`" },
+};
 
 const newSession: Command = {
   name: "session new",
   synopsis: "[--dir D] [--description T]",
   summary: "create an empty session (prints its id)",
-  details: ["--dir D          working directory of the agent (default: the current directory)", "--description T  a description shown by `skein session ls`"],
-  options: { dir: { type: "string" }, description: { type: "string" } },
-  json: true,
+  options: { ...NEW_SESSION_OPTIONS, ...jsonOption() },
+  services: ["session"],
   async run(inv) {
     inv.atMost(0);
     const s = inv.conn.session();
@@ -18,7 +25,7 @@ const newSession: Command = {
       s.client.createSession,
       session.CreateSessionRequest.fromPartial({ workingDir: resolve(inv.string("dir") ?? "."), description: inv.string("description") }),
     );
-    say(inv.json ? json(session.CreateSessionResponse.toJSON(res)) : res.session!.id);
+    say(inv.json ? json(completeJson(session, "CreateSessionResponse", res)) : res.session!.id);
     return 0;
   },
 };
@@ -27,7 +34,8 @@ const ls: Command = {
   name: "session ls",
   synopsis: "",
   summary: "list sessions, newest first (id, description, messages, updated)",
-  json: true,
+  options: jsonOption(),
+  services: ["session"],
   async run(inv) {
     inv.atMost(0);
     const s = inv.conn.session();
@@ -39,7 +47,7 @@ const ls: Command = {
       pageToken = page.nextPageToken;
     } while (pageToken !== "");
     if (inv.json) {
-      say(json(session.ListSessionsResponse.toJSON(session.ListSessionsResponse.fromPartial({ sessions: all }))));
+      say(json(completeJson(session, "ListSessionsResponse", session.ListSessionsResponse.fromPartial({ sessions: all }))));
       return 0;
     }
     if (all.length === 0) {
@@ -56,14 +64,15 @@ const show: Command = {
   name: "session show",
   synopsis: "ID",
   summary: "show a session's metadata and messages",
-  json: true,
+  options: jsonOption(),
+  services: ["session"],
   async run(inv) {
     const id = inv.arg(0, "session ID");
     inv.atMost(1);
     const s = inv.conn.session();
-    const res = await s.call(s.client.getSession, session.GetSessionRequest.fromPartial({ sessionId: id, includeMessages: true }));
+    const res = await wholeSession(s, id);
     if (inv.json) {
-      say(json(session.GetSessionResponse.toJSON(res)));
+      say(json(completeJson(session, "GetSessionResponse", res)));
       return 0;
     }
     const m = res.session!;
@@ -92,6 +101,7 @@ const rm: Command = {
   name: "session rm",
   synopsis: "ID",
   summary: "delete a session (a running reply is cancelled first)",
+  services: ["session"],
   async run(inv) {
     const id = inv.arg(0, "session ID");
     inv.atMost(1);

@@ -9,6 +9,7 @@ import {
   type ToolResponseItem,
 } from "../store/goose-format.js";
 import type { ToolSource } from "../extensions/tool-source.js";
+import { capToolCall, capToolContent, capToolError, modelOutputNote, type OutputLimits } from "./output-limits.js";
 
 export type FinishKind = "stop" | "cancelled" | "error" | "max_turns";
 
@@ -27,9 +28,13 @@ export interface AgentTurnInput {
   /** The conversation so far, ending with the user's new message; the loop appends to it. */
   readonly history: GooseMessage[];
   readonly maxTurns: number;
+  readonly limits: OutputLimits;
   readonly signal: AbortSignal;
   readonly sink: AgentSink;
 }
+
+/** Text deltas are passed on in pieces of at most this many characters, whatever the provider's chunk size. */
+const MAX_DELTA_CHARS = 64 * 1024;
 
 export const CANCELLED_TOOL_ERROR = "the reply was stopped before this tool call finished";
 
@@ -41,16 +46,21 @@ export const CANCELLED_TOOL_ERROR = "the reply was stopped before this tool call
  */
 export async function runAgent(input: AgentTurnInput): Promise<FinishKind> {
   const { provider, tools, history, signal, sink } = input;
+  const { maxModelOutputChars: maxText } = input.limits;
   for (let turn = 1; ; turn++) {
     if (signal.aborted) return "cancelled";
     let text = "";
+    let textChars = 0;
     const requests: ToolRequestItem[] = [];
     try {
       for await (const chunk of provider.stream({ system: input.system, messages: history, tools: tools.list(), signal })) {
         if (chunk.type === "text") {
-          text += chunk.text;
-          sink.textDelta(chunk.text);
-        } else if (chunk.type === "toolCall") requests.push({ type: "toolRequest", id: chunk.id, toolCall: chunk.call });
+          // Beyond the cap the text is counted, not kept: the note below says how much there was.
+          const kept = text.length < maxText ? chunk.text.slice(0, maxText - text.length) : "";
+          textChars += chunk.text.length;
+          text += kept;
+          textDelta(kept);
+        } else if (chunk.type === "toolCall") requests.push({ type: "toolRequest", id: chunk.id, toolCall: capToolCall(chunk.call, maxText) });
         else if (chunk.type === "usage") sink.usage(chunk);
       }
     } catch (err) {
@@ -61,17 +71,26 @@ export async function runAgent(input: AgentTurnInput): Promise<FinishKind> {
       }
       throw err;
     }
+    if (textChars > text.length) {
+      const note = modelOutputNote(textChars, maxText);
+      text += note;
+      textDelta(note);
+    }
     const content = [...(text !== "" ? [textItem(text)] : []), ...requests];
     if (content.length === 0) return "stop";
     await append(message("assistant", content));
     if (requests.length === 0) return "stop";
 
-    await append(message("user", await callTools(requests, tools, signal)));
+    await append(message("user", await callTools(requests, tools, signal, input.limits.maxToolResultChars)));
     if (signal.aborted) return "cancelled";
     if (turn >= input.maxTurns) {
       await append(message("assistant", [textItem(`I've reached the maximum number of turns (${input.maxTurns}) for one reply. Tell me to continue if you want me to go on.`)]));
       return "max_turns";
     }
+  }
+
+  function textDelta(t: string): void {
+    for (let at = 0; at < t.length; at += MAX_DELTA_CHARS) sink.textDelta(t.slice(at, at + MAX_DELTA_CHARS));
   }
 
   async function append(m: GooseMessage): Promise<void> {
@@ -80,7 +99,7 @@ export async function runAgent(input: AgentTurnInput): Promise<FinishKind> {
   }
 }
 
-async function callTools(requests: ToolRequestItem[], tools: ToolSource, signal: AbortSignal): Promise<ToolResponseItem[]> {
+async function callTools(requests: ToolRequestItem[], tools: ToolSource, signal: AbortSignal, maxResultChars: number): Promise<ToolResponseItem[]> {
   // ExtensionSet.call answers an unknown name with the same error, but only
   // after the cancellation check below: checked here first, a stopped run still
   // records "does not exist" for a tool the model made up.
@@ -97,9 +116,9 @@ async function callTools(requests: ToolRequestItem[], tools: ToolSource, signal:
         if (result === undefined) return toolResponseItem(r.id, { status: "error", error: CANCELLED_TOOL_ERROR });
         if (result.isError) {
           const msg = result.content.map((c) => (typeof c.text === "string" ? c.text : JSON.stringify(c))).join("\n");
-          return toolResponseItem(r.id, { status: "error", error: msg || `tool ${name} failed` });
+          return toolResponseItem(r.id, { status: "error", error: capToolError(msg || `tool ${name} failed`, maxResultChars) });
         }
-        return toolResponseItem(r.id, { status: "success", value: result.content });
+        return toolResponseItem(r.id, { status: "success", value: capToolContent(result.content, maxResultChars) });
       } catch (err) {
         return toolResponseItem(r.id, { status: "error", error: err instanceof Error ? err.message : String(err) });
       }

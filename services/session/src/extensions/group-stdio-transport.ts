@@ -1,13 +1,15 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { setTimeout as delay } from "node:timers/promises";
 import { getDefaultEnvironment } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { ReadBuffer, serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
+import { ReadBuffer, serializeMessage, STDIO_DEFAULT_MAX_BUFFER_SIZE } from "@modelcontextprotocol/sdk/shared/stdio.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { endProcessGroup } from "./end-group.js";
 import { StderrTail } from "./stderr-tail.js";
 
 const STDERR_DRAIN_MS = 2_000;
+/** The most bytes one message from the server may have (the MCP SDK's bound for stdio, 10 MiB). */
+export const MAX_EXTENSION_MESSAGE_BYTES = STDIO_DEFAULT_MAX_BUFFER_SIZE;
 
 export interface GroupStdioOptions {
   cmd: string;
@@ -40,7 +42,8 @@ export class GroupStdioTransport implements Transport {
 
   readonly stderr: StderrTail;
   private child?: ChildProcess;
-  private readonly readBuffer = new ReadBuffer();
+  private readonly readBuffer = new ReadBuffer({ maxBufferSize: MAX_EXTENSION_MESSAGE_BYTES });
+  private tooLarge = false;
   private closing?: Promise<void>;
   private exitInfo?: ExitInfo;
   private exited?: Promise<void>;
@@ -51,6 +54,11 @@ export class GroupStdioTransport implements Transport {
 
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  /** The server sent a message over MAX_EXTENSION_MESSAGE_BYTES, so the transport ended it. */
+  get messageTooLarge(): boolean {
+    return this.tooLarge;
   }
 
   /** How the child ended, once it has. */
@@ -157,7 +165,9 @@ export class GroupStdioTransport implements Transport {
     try {
       this.readBuffer.append(chunk);
     } catch (err) {
-      // A line over the SDK's 10 MiB bound: the stream cannot be resynchronised.
+      // A line over the bound: whose answer it was is unknowable, so the process is ended
+      // (its SIGTERM is ours) and its owner told why.
+      this.tooLarge = true;
       this.onerror?.(err as Error);
       void this.close();
       return;

@@ -3,7 +3,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { FailedPreconditionError, type Logger } from "@skein/runtime";
 import type { ExtensionConfig } from "./config.js";
-import { GroupStdioTransport, type ExitInfo } from "./group-stdio-transport.js";
+import { GroupStdioTransport, MAX_EXTENSION_MESSAGE_BYTES, type ExitInfo } from "./group-stdio-transport.js";
 import type { PidRegistry } from "./pid-registry.js";
 import { textOf } from "../store/goose-format.js";
 import { errorResult, type ToolResult, type ToolSpec } from "./tool-source.js";
@@ -49,6 +49,8 @@ export class McpExtension {
   private specs: ToolSpec[] = [];
   private toolNames = new Set<string>();
   private restarts = 0;
+  /** The last exit was ours, over a too large message: the next start does not count as a restart. */
+  private endedForSize = false;
   private lastCrash = "";
   private restarting?: Promise<void>;
   private closing?: Promise<void>;
@@ -116,6 +118,7 @@ export class McpExtension {
       if (transport.exit || (err instanceof McpError && err.code === ErrorCode.ConnectionClosed)) {
         // Waits until the transport's exit handling (group ended, state updated) is done.
         await transport.close().catch(() => {});
+        if (transport.messageTooLarge) return errorResult(`tool ${full} failed: ${tooLargeMessage(this.name)}`);
         const next = this.status === "failed" ? "it will not be restarted again" : "it will be restarted on next use";
         return errorResult(`extension ${this.name} crashed during ${full}: ${this.lastCrash}; ${next}`);
       }
@@ -136,7 +139,8 @@ export class McpExtension {
 
   private restart(): Promise<void> {
     this.restarting ??= (async () => {
-      this.restarts++;
+      if (this.endedForSize) this.endedForSize = false;
+      else this.restarts++;
       this.opts.log?.warn({ extension: this.name, crash: this.lastCrash }, "restarting crashed extension");
       try {
         await this.connect();
@@ -199,7 +203,13 @@ export class McpExtension {
   // The process is gone (crash or close) and its group ended.
   // State first: once the registry no longer counts the process, callers see "crashed".
   private async exited(transport: GroupStdioTransport, pid: number, exit: ExitInfo): Promise<void> {
-    if (this.conn?.transport === transport && this.state === "running") {
+    if (this.conn?.transport === transport && this.state === "running" && transport.messageTooLarge) {
+      // Not a crash: the server is fine, one answer was too large. Started again on next use, always.
+      this.lastCrash = tooLargeMessage(this.name);
+      this.endedForSize = true;
+      this.state = "crashed";
+      this.opts.log?.warn({ extension: this.name, pid, limitBytes: MAX_EXTENSION_MESSAGE_BYTES }, "extension sent a message over the size limit; ended it");
+    } else if (this.conn?.transport === transport && this.state === "running") {
       this.lastCrash = describeExit(exit, transport);
       this.state = this.restarts < MAX_RESTARTS ? "crashed" : "failed";
       this.opts.log?.warn({ extension: this.name, pid, ...exit }, "extension process exited unexpectedly");
@@ -216,6 +226,13 @@ async function closeConnection(conn: Connection): Promise<void> {
   // client.close() closes the transport (ends the group) and rejects pending requests.
   await conn.client.close().catch(() => {});
   await conn.transport.close().catch(() => {});
+}
+
+function tooLargeMessage(extension: string): string {
+  return (
+    `result too large: extension ${extension} sent a message over the ${MAX_EXTENSION_MESSAGE_BYTES}-byte limit of one MCP message ` +
+    `(10 MiB); skein stopped the extension, since the rest of its output cannot be read reliably, and starts it again on next use`
+  );
 }
 
 function describeExit(exit: ExitInfo, transport: GroupStdioTransport): string {

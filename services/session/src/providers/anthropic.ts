@@ -1,7 +1,7 @@
 import Anthropic, { APIConnectionTimeoutError, APIError } from "@anthropic-ai/sdk";
 import type { MessageParam, RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
-import { isText, isToolRequest, isToolResponse, type GooseMessage } from "../store/goose-format.js";
-import { classifySdkError, guardedCall, guardedStream, sdkClientOptions } from "./guarded-stream.js";
+import { isObject, isText, isToolRequest, isToolResponse, type GooseMessage } from "../store/goose-format.js";
+import { classifySdkError, guardedCall, guardedStream, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import type { ProviderOptions } from "./openai.js";
 import { ProviderError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
@@ -51,13 +51,22 @@ export class AnthropicProvider implements Provider {
     let output = 0;
     let stop: string | undefined;
     let stopped = false;
-    const events = guardedStream<RawMessageStreamEvent>({
+    const events = guardedStream({
       signal: req.signal,
       idleTimeoutMs: this.opts.idleTimeoutMs,
-      open: (signal) => this.client.messages.create(body, { signal }),
+      open: (signal) => this.client.messages.create(body, { signal }).asResponse(),
       classify,
     });
-    for await (const ev of events) {
+    for await (const sse of events) {
+      // What the SDK's own stream does: pings and unnamed events are skipped, `error` is a failure.
+      if (sse.event === null || sse.event === "ping") continue;
+      if (sse.event === "error") {
+        const body = safeParse(sse.data);
+        throw streamedError(isObject(body) && isObject(body.error) ? body.error : (body ?? sse.data));
+      }
+      if (sse.data === "") continue;
+      const ev = parseEventData(sse.data) as RawMessageStreamEvent;
+      if (!isObject(ev)) throw new ProviderError("PROVIDER_MALFORMED_STREAM", `the provider sent a ${sse.event} event that is not a JSON object`);
       switch (ev.type) {
         case "message_start":
           input = ev.message.usage.input_tokens ?? 0;
@@ -90,6 +99,14 @@ export class AnthropicProvider implements Provider {
 }
 
 const classify = (err: unknown, opened: boolean): ProviderError => classifySdkError(err, opened, { APIError, APIConnectionTimeoutError });
+
+function safeParse(data: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+}
 
 /** goose history → Messages API turns; consecutive same-role messages are merged, as the API wants alternation. */
 export function toAnthropicMessages(history: readonly GooseMessage[]): MessageParam[] {

@@ -1,23 +1,30 @@
 import { ProviderAbortedError, ProviderError } from "./provider.js";
+import { SseDecoder, type SseMessage } from "./sse-decoder.js";
 
-export interface GuardedStreamOptions<T> {
+export interface GuardedStreamOptions {
   /** The run's signal. */
   readonly signal: AbortSignal;
-  /** Longest silence allowed, before the first byte and between chunks. */
+  /** Longest silence allowed, before the first byte and between bytes. */
   readonly idleTimeoutMs: number;
-  /** Opens the SDK stream; it must stop when `signal` aborts. */
-  open(signal: AbortSignal): Promise<AsyncIterable<T>>;
+  /**
+   * Sends the request and resolves with the raw streaming response (the SDK's
+   * `.asResponse()`: its status checks and retries, not its SSE parser); the
+   * request must stop when `signal` aborts.
+   */
+  open(signal: AbortSignal): Promise<Response>;
   /** Maps an SDK error to one of the provider error codes. `opened`: the stream had begun. */
   classify(err: unknown, opened: boolean): ProviderError;
 }
 
 /**
- * Runs an SDK stream under an idle watchdog and turns every way it can end
- * into either normal completion, ProviderAbortedError (the run was stopped) or
- * a classified ProviderError. The SDKs end iteration quietly on abort, so the
- * end of the loop checks who aborted too.
+ * Reads a provider's SSE response body under an idle watchdog and turns every
+ * way it can end into either normal completion, ProviderAbortedError (the run
+ * was stopped) or a classified ProviderError. The watchdog is re-armed by
+ * every chunk of bytes, not by parsed events: a provider slowly sending one
+ * huge event is alive, not stalled. The body is parsed by skein's SseDecoder,
+ * linear in the bytes received however long a line is.
  */
-export async function* guardedStream<T>(opts: GuardedStreamOptions<T>): AsyncGenerator<T> {
+export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator<SseMessage> {
   const idle = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const arm = () => {
@@ -34,23 +41,50 @@ export async function* guardedStream<T>(opts: GuardedStreamOptions<T>): AsyncGen
     return undefined;
   };
   let opened = false;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let drained = false;
   arm();
   try {
-    const stream = await opts.open(signal);
+    const res = await opts.open(signal);
     opened = true;
     arm();
-    for await (const item of stream) {
+    if (!res.body) throw new ProviderError("PROVIDER_MALFORMED_STREAM", "the provider answered without a response body");
+    reader = res.body.getReader();
+    const decoder = new SseDecoder();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
       arm();
-      yield item;
+      yield* decoder.push(value);
     }
+    drained = true;
+    yield* decoder.end();
   } catch (err) {
     throw stopped() ?? (err instanceof ProviderError ? err : opts.classify(err, opened));
   } finally {
     clearTimeout(timer);
+    // Left early (an error, or the consumer stopped): free the connection.
+    if (reader && !drained) reader.cancel().catch(() => undefined);
     finished.abort();
   }
   const why = stopped();
   if (why) throw why;
+}
+
+/** The JSON of one SSE event's data; a parse failure is the provider's malformed stream. */
+export function parseEventData(data: string): unknown {
+  try {
+    return JSON.parse(data);
+  } catch (err) {
+    throw new ProviderError("PROVIDER_MALFORMED_STREAM", `the provider sent data that is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** An `error` object the provider sent inside the stream, as the run's error. */
+export function streamedError(error: unknown): ProviderError {
+  const message = typeof error === "object" && error !== null && typeof (error as { message?: unknown }).message === "string" ? (error as { message: string }).message : JSON.stringify(error);
+  // Bounded: the message travels in an error event and into logs.
+  return new ProviderError("PROVIDER_ERROR", `the provider reported an error: ${message.slice(0, 2_000)}`);
 }
 
 /**
@@ -62,7 +96,7 @@ export async function guardedCall<T>(opts: {
   signal: AbortSignal;
   timeoutMs: number;
   call: (signal: AbortSignal) => Promise<T>;
-  classify: GuardedStreamOptions<T>["classify"];
+  classify: GuardedStreamOptions["classify"];
 }): Promise<T> {
   // A cleared timer, not AbortSignal.timeout: that one (and whatever listens to it) lives until it fires.
   const timeout = new AbortController();

@@ -1,7 +1,7 @@
 import OpenAI, { APIConnectionTimeoutError, APIError } from "openai";
 import type { ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
 import { isObject, isText, isToolRequest, isToolResponse, textOf, type GooseMessage } from "../store/goose-format.js";
-import { classifySdkError, guardedCall, guardedStream, sdkClientOptions } from "./guarded-stream.js";
+import { classifySdkError, guardedCall, guardedStream, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import { ProviderError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
 import { ToolCallAssembler } from "./tool-call-assembler.js";
@@ -53,13 +53,22 @@ export class OpenAIProvider implements Provider {
     };
     const calls = new ToolCallAssembler();
     let finish: string | undefined;
-    const chunks = guardedStream<ChatCompletionChunk>({
+    const events = guardedStream({
       signal: req.signal,
       idleTimeoutMs: this.opts.idleTimeoutMs,
-      open: (signal) => this.client.chat.completions.create(body, { signal }),
+      open: (signal) => this.client.chat.completions.create(body, { signal }).asResponse(),
       classify,
     });
-    for await (const chunk of chunks) {
+    let doneSeen = false;
+    for await (const sse of events) {
+      // What the SDK's own stream does: nothing after [DONE] counts, `data.error` is a failure.
+      if (doneSeen) continue;
+      if (sse.data.startsWith("[DONE]")) {
+        doneSeen = true;
+        continue;
+      }
+      const chunk = parseEventData(sse.data) as ChatCompletionChunk & { error?: unknown };
+      if (isObject(chunk) && chunk.error) throw streamedError(chunk.error);
       if (!isObject(chunk) || (!Array.isArray(chunk.choices) && !isObject(chunk.usage))) {
         throw new ProviderError("PROVIDER_MALFORMED_STREAM", "the provider sent a chunk with neither choices nor usage");
       }

@@ -1,4 +1,5 @@
 import { FailedPreconditionError, untilAborted, type Logger } from "@skein/runtime";
+import type { OutputLimits } from "../agent/output-limits.js";
 import type { ToolSource } from "../extensions/tool-source.js";
 import type { Provider } from "../providers/provider.js";
 import type { SessionStore } from "../store/session-store.js";
@@ -9,6 +10,7 @@ import { executeRun, type CompactionSettings } from "./run.js";
 export interface RunManagerOptions {
   readonly store: SessionStore;
   readonly maxTurns: number;
+  readonly limits: OutputLimits;
   readonly eventBuffer: number;
   readonly compaction: CompactionSettings;
   readonly log: Logger;
@@ -94,6 +96,7 @@ export class RunManager {
         provider: ctx.provider,
         tools: ctx.tools,
         maxTurns: this.opts.maxTurns,
+        limits: this.opts.limits,
         compaction: this.opts.compaction,
         signal: stop.signal,
         emit: publish,

@@ -1,5 +1,6 @@
 import type { Logger } from "@skein/runtime";
 import { runAgent, type FinishKind } from "../agent/loop.js";
+import type { OutputLimits } from "../agent/output-limits.js";
 import { agentView, compact } from "../agents/compaction.js";
 import { describeSession, wantsDescription } from "../agents/description.js";
 import { systemPrompt } from "../agent/system-prompt.js";
@@ -31,6 +32,7 @@ export interface RunInput {
   readonly provider: Provider;
   readonly tools: ToolSource;
   readonly maxTurns: number;
+  readonly limits: OutputLimits;
   readonly compaction: CompactionSettings;
   readonly signal: AbortSignal;
   readonly emit: (e: RunEvent) => void;
@@ -87,6 +89,7 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
       system: systemPrompt(loaded.metadata.working_dir),
       history,
       maxTurns: r.maxTurns,
+      limits: r.limits,
       signal: r.signal,
       sink: {
         message: persist,

@@ -1,0 +1,78 @@
+/** One server-sent event: its `event` field (null when absent) and its data lines joined by "\n". */
+export interface SseMessage {
+  readonly event: string | null;
+  readonly data: string;
+}
+
+/**
+ * An incremental server-sent-events decoder that does work proportional to the
+ * bytes fed, however long a line grows. (The SDKs' decoders copy and rescan
+ * their whole buffer for every network chunk, so one 20 MB line costs seconds
+ * of CPU per megabyte.) Each chunk is decoded once, only the new text is
+ * searched for line ends, and a line's pieces are joined once, when it ends.
+ * Lines end with CRLF, LF or CR, as the SSE spec says; an event without its
+ * closing blank line at the end of the stream is dropped, as the spec says.
+ */
+export class SseDecoder {
+  private readonly text = new TextDecoder("utf-8");
+  private pieces: string[] = [];
+  /** The last chunk ended with CR: a LF starting the next one belongs to it. */
+  private afterCR = false;
+  private event: string | null = null;
+  private data: string[] = [];
+
+  /** Feeds bytes; returns the events they completed. */
+  push(chunk: Uint8Array): SseMessage[] {
+    return this.lines(this.text.decode(chunk, { stream: true }));
+  }
+
+  /** The end of the stream: a complete event still pending is not dispatched (the spec drops it). */
+  end(): SseMessage[] {
+    const out = this.lines(this.text.decode());
+    this.pieces = [];
+    this.event = null;
+    this.data = [];
+    return out;
+  }
+
+  private lines(s: string): SseMessage[] {
+    const out: SseMessage[] = [];
+    let start = 0;
+    if (this.afterCR && s.charCodeAt(0) === 0x0a) start = 1;
+    this.afterCR = false;
+    for (let i = start; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c !== 0x0a && c !== 0x0d) continue;
+      this.pieces.push(s.slice(start, i));
+      const line = this.pieces.length === 1 ? this.pieces[0]! : this.pieces.join("");
+      this.pieces = [];
+      const e = this.line(line);
+      if (e) out.push(e);
+      if (c === 0x0d) {
+        if (i + 1 === s.length) this.afterCR = true;
+        else if (s.charCodeAt(i + 1) === 0x0a) i++;
+      }
+      start = i + 1;
+    }
+    if (start < s.length) this.pieces.push(s.slice(start));
+    return out;
+  }
+
+  private line(line: string): SseMessage | undefined {
+    if (line === "") {
+      if (this.event === null && this.data.length === 0) return undefined;
+      const e = { event: this.event, data: this.data.join("\n") };
+      this.event = null;
+      this.data = [];
+      return e;
+    }
+    if (line.charCodeAt(0) === 0x3a) return undefined; // ":" starts a comment
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.charCodeAt(0) === 0x20) value = value.slice(1);
+    if (field === "event") this.event = value;
+    else if (field === "data") this.data.push(value);
+    return undefined;
+  }
+}
