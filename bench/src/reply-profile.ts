@@ -33,7 +33,8 @@ export async function run(): Promise<Table[]> {
     let from: number, to: number, events: number;
     try {
       const [warmId] = await rig.client.call<string[]>("create", { n: 1, width: 1 });
-      await rig.client.call("streams", { sessionIds: [warmId], replies: 2, text: SCRIPT });
+      // As in reply-cpu: long enough that V8's optimising compiler is done.
+      await rig.client.call("streams", { sessionIds: [warmId], replies: STREAMS > 1 ? 5 : 15, text: SCRIPT });
       const ids = STREAMS > 1 ? await rig.client.call<string[]>("create", { n: STREAMS, width: 16 }) : [warmId];
       from = monoMs();
       events = (await rig.client.call<StreamsResult>("streams", { sessionIds: ids, replies: REPLIES, text: SCRIPT })).events;
