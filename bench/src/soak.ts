@@ -26,7 +26,7 @@ export async function run(): Promise<Table[]> {
   const rig = await startReplyRig({ SKEIN_METRICS_ADDR: "127.0.0.1:0", SKEIN_MAX_LIVE_AGENTS: String(MAX_LIVE_AGENTS), SKEIN_SESSION_IDLE_TIMEOUT: "20s" });
   const pid = rig.service.proc.pid!;
   const rows: Array<Array<string | number>> = [];
-  const t0 = performance.now();
+  let t0 = performance.now();
   const sample = async (label: string) => {
     const m = (await scrapeMetrics(rig.service)).text;
     const counts = await rig.client.call<Record<string, number>>("soakCounts");
@@ -46,6 +46,7 @@ export async function run(): Promise<Table[]> {
     const [warmId] = await rig.client.call<string[]>("create", { n: 1, width: 1 });
     await rig.client.call("streams", { sessionIds: [warmId], replies: 5, text: TRAFFIC.script });
     await sample("start (idle)");
+    t0 = performance.now();
     await rig.client.call("soakStart", TRAFFIC);
     const end = t0 + minutes * 60_000;
     for (let next = t0 + sampleMs; next < end; next += sampleMs) {
