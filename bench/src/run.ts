@@ -20,6 +20,9 @@ const only = process.argv.slice(2);
 for (const [name, load] of Object.entries(sections)) {
   if (only.length ? !only.includes(name) : onDemand.has(name)) continue;
   process.stderr.write(`[bench] ${name}…\n`);
+  const t0 = performance.now();
   const { run } = await load();
   for (const t of await run()) process.stdout.write(`${formatTable(t)}\n\n`);
+  // The whole bench must stay under 10 minutes: each section says what it took.
+  process.stderr.write(`[bench] ${name}: ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
 }

@@ -21,7 +21,8 @@ function envNumber(name: string, fallback: number): number {
 }
 
 export async function run(): Promise<Table[]> {
-  const minutes = envNumber("SKEIN_BENCH_SOAK_MINUTES", 2);
+  // One minute keeps a plain `npm run bench` under 10 minutes; issue 12 wants a 30-minute run documented.
+  const minutes = envNumber("SKEIN_BENCH_SOAK_MINUTES", 1);
   const sampleMs = envNumber("SKEIN_BENCH_SOAK_SAMPLE_SECONDS", 60) * 1000;
   const rig = await startReplyRig({ SKEIN_METRICS_ADDR: "127.0.0.1:0", SKEIN_MAX_LIVE_AGENTS: String(MAX_LIVE_AGENTS), SKEIN_SESSION_IDLE_TIMEOUT: "20s" });
   const pid = rig.service.proc.pid!;
@@ -69,7 +70,7 @@ export async function run(): Promise<Table[]> {
           "heap used/total: the service's own nodejs_heap_size_*_bytes (SKEIN_METRICS_ADDR), sampled as is, not after a forced GC; RSS and fds: /proc/<pid>",
           `traffic: ${TRAFFIC.workers} clients, ${TRAFFIC.sessions} sessions in rotation, one action per session at a time, ${TRAFFIC.pauseMs} ms pause; replies of 40 deltas 1 ms apart`,
           `SKEIN_MAX_LIVE_AGENTS=${MAX_LIVE_AGENTS} and SKEIN_SESSION_IDLE_TIMEOUT=20s so agents are evicted all the time`,
-          "SKEIN_BENCH_SOAK_MINUTES sets the duration (default 2), SKEIN_BENCH_SOAK_SAMPLE_SECONDS the interval (default 60)",
+          "SKEIN_BENCH_SOAK_MINUTES sets the duration (default 1), SKEIN_BENCH_SOAK_SAMPLE_SECONDS the interval (default 60)",
         ],
       },
       {
