@@ -46,8 +46,8 @@ COPY --from=build /app/packages/cli/dist packages/cli/dist
 COPY packages/cli/bin packages/cli/bin
 # `skein` on PATH inside the containers (docker compose exec fleet skein fleet ls).
 RUN ln -s /app/packages/cli/bin/skein.js /usr/local/bin/skein \
- && mkdir -p /data/sessions /data/heartbeats /data/state /run/skein/tmux \
- && chown -R node:node /data /run/skein \
+ && mkdir -p /data/sessions /data/heartbeats /data/state /run/skein/tmux /workspace \
+ && chown -R node:node /data /run/skein /workspace \
  && chmod 0700 /data/sessions /run/skein/tmux
 STOPSIGNAL SIGTERM
 

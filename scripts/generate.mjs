@@ -22,7 +22,7 @@ if (process.argv.includes("--if-stale") && outputs.every(existsSync) && existsSy
   process.exit(0);
 }
 const buf = join(root, "node_modules/.bin/buf");
-console.error("[generate] buf generate + buf build (protos changed)");
+console.error("[skein] generating TypeScript contracts and the descriptor set from proto/ (buf)");
 execFileSync(buf, ["generate"], { cwd: root, stdio: "inherit" });
 mkdirSync(join(root, "packages/proto/descriptors"), { recursive: true });
 execFileSync(buf, ["build", "-o", "packages/proto/descriptors/skein.binpb"], { cwd: root, stdio: "inherit" });

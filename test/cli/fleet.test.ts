@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { killTmuxServer, startService, type ServiceProcess } from "@skein/testkit";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { expectOneLineError, killClis, runCli, spawnCli } from "./cli.js";
+import { expectOneLineError, haveScript, killClis, runCli, spawnCli } from "./cli.js";
 
 let dir: string;
 let socket: string;
@@ -116,7 +116,7 @@ describe("skein fleet", () => {
     expect((await w.result).code).toBe(0);
   });
 
-  it("attach runs `tmux -L <socket> attach -t =NAME` on this terminal and passes its exit status on", async () => {
+  it.skipIf(!haveScript())("attach runs `tmux -L <socket> attach -t =NAME` on this terminal and passes its exit status on", async () => {
     expect((await runCli(["fleet", "start", "attached", "--dir", dir, "--", "sleep", "30"], env)).code).toBe(0);
     // A stand-in tmux on the CLI's PATH (not the service's) records how it was called.
     const fake = join(dir, "fake-bin");
@@ -124,8 +124,85 @@ describe("skein fleet", () => {
     const record = join(dir, "tmux-args");
     writeFileSync(join(fake, "tmux"), `#!/bin/sh\nprintf '%s\\n' "$@" > '${record}'\nexit 7\n`);
     chmodSync(join(fake, "tmux"), 0o755);
-    const r = await runCli(["fleet", "attach", "attached"], { ...env, PATH: `${fake}:${process.env.PATH}` });
-    expect(r.code).toBe(7);
+    const c = spawnCli(["fleet", "attach", "attached"], { ...env, PATH: `${fake}:${process.env.PATH}` }, { terminal: true });
+    const r = await c.result;
+    expect(r.code, r.stdout).toBe(7);
     expect(readFileSync(record, "utf8").trimEnd().split("\n")).toEqual(["-L", socket, "attach", "-t", "=attached"]);
+  });
+
+  it("attach on a stopped agent, or without a terminal, says so in one line", async () => {
+    expect((await runCli(["fleet", "start", "quiet", "--dir", dir, "--", "sleep", "30"], env)).code).toBe(0);
+    const noTerminal = await runCli(["fleet", "attach", "quiet"], env);
+    expect(noTerminal.code).toBe(1);
+    expect(expectOneLineError(noTerminal)).toMatch(/^skein: fleet attach needs a terminal/);
+    expect((await runCli(["fleet", "stop", "quiet", "--grace", "0"], env)).code).toBe(0);
+    const stopped = await runCli(["fleet", "attach", "quiet"], env);
+    expect(stopped.code).toBe(1);
+    expect(expectOneLineError(stopped)).toMatch(/^skein: agent quiet is stopped: it has no tmux session to attach to/);
+  });
+
+  it("ls says when stopped and exited agents ended; rm removes them, refuses a running one and reports each failure", async () => {
+    expect((await runCli(["fleet", "start", "done", "--dir", dir, "--", "sleep", "30"], env)).code).toBe(0);
+    expect((await runCli(["fleet", "start", "failed", "--dir", dir, "--", "sh", "-c", "exit 3"], env)).code).toBe(0);
+    expect((await runCli(["fleet", "start", "busy", "--dir", dir, "--", "sleep", "30"], env)).code).toBe(0);
+    expect((await runCli(["fleet", "stop", "done", "--grace", "0"], env)).code).toBe(0);
+    const deadline = Date.now() + 10_000;
+    let ls = "";
+    while (Date.now() < deadline && !/^failed\s+exited/m.test(ls)) {
+      ls = (await runCli(["fleet", "ls"], env)).stdout;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    expect(ls).toMatch(/^busy\s+running\s+-\s+\d+\s+0\s+(\d+s|-)$/m);
+    // Ended: when, in the state column; no pid, no heartbeat age.
+    expect(ls).toMatch(/^done\s+stopped \d+s ago\s+-\s+-\s+0\s+-$/m);
+    expect(ls).toMatch(/^failed\s+exited\(3\) \d+s ago\s+-\s+-\s+0\s+-$/m);
+
+    const rm = await runCli(["fleet", "rm", "done", "busy", "failed", "nobody"], env);
+    expect(rm.code).toBe(1);
+    expect(rm.stdout).toBe("removed done\nremoved failed\n");
+    const errors = rm.stderr.trimEnd().split("\n");
+    expect(errors).toHaveLength(2);
+    expect(errors[0]).toMatch(/^skein: FAILED_PRECONDITION: agent busy is running; stop it first$/);
+    expect(errors[1]).toMatch(/^skein: NOT_FOUND: .*nobody/);
+    const left = JSON.parse((await runCli(["fleet", "ls", "--json"], env)).stdout) as { agents: { name: string }[] };
+    expect(left.agents.map((a) => a.name)).toEqual(["busy"]);
+    expect((await runCli(["fleet", "rm"], env)).code).toBe(2);
+  });
+
+  it("logs prints a stopped agent's last screen, and an exited one's without blank rows before 'Pane is dead'", async () => {
+    expect((await runCli(["fleet", "start", "brief", "--dir", dir, "--", "sh", "-c", "echo bye; exit 2"], env)).code).toBe(0);
+    const exited = await logsUntil("brief", /Pane is dead/);
+    expect(exited).toMatch(/^bye\nPane is dead \(status 2, [^\n]*\)\n$/);
+    expect((await runCli(["fleet", "start", "stopper", "--dir", dir, "--", "sh", "-c", "echo kept-line; exec sleep 30"], env)).code).toBe(0);
+    await logsUntil("stopper", /kept-line/);
+    expect((await runCli(["fleet", "stop", "stopper", "--grace", "0"], env)).code).toBe(0);
+    const kept = await runCli(["fleet", "logs", "stopper"], env);
+    expect(kept.code, kept.stderr).toBe(0);
+    expect(kept.stdout).toMatch(/^kept-line\nPane is dead/);
+  });
+
+  it("logs -f prints new lines as they appear until Ctrl-C", async () => {
+    expect((await runCli(["fleet", "start", "chatty", "--dir", dir, "--", "sh", "-c", "echo first-line; exec cat"], env)).code).toBe(0);
+    await logsUntil("chatty", /first-line/);
+    const f = spawnCli(["fleet", "logs", "chatty", "-f"], env);
+    await f.waitFor(/first-line\n/);
+    expect((await runCli(["fleet", "send", "chatty", "second-line"], env)).code).toBe(0);
+    // Typed, then echoed by cat: twice on the pane, so twice in the output.
+    await f.waitFor(/second-line\nsecond-line\n/);
+    expect((await runCli(["fleet", "send", "chatty", "third-line"], env)).code).toBe(0);
+    await f.waitFor(/third-line\nthird-line\n/);
+    f.proc.kill("SIGINT");
+    const r = await f.result;
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("first-line\nsecond-line\nsecond-line\nthird-line\nthird-line\n");
+  });
+
+  it("logs -f ends by itself with the agent's last screen when the agent ends", async () => {
+    expect((await runCli(["fleet", "start", "ender", "--dir", dir, "--", "sh", "-c", "echo one; sleep 1; echo two; sleep 1; exit 0"], env)).code).toBe(0);
+    const f = spawnCli(["fleet", "logs", "ender", "-f"], env);
+    const r = await f.result;
+    expect(r.code, r.stderr).toBe(0);
+    // Each line once, however the looks fell between them; the pane's death line last.
+    expect(r.stdout).toMatch(/^one\ntwo\nPane is dead \(status 0, [^\n]*\)\n$/);
   });
 });

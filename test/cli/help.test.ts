@@ -77,7 +77,7 @@ describe("skein completion", () => {
     expect(await bashComplete(src, ["skein", ""])).toEqual(["session", "chat", "send", "watch", "fleet", "health", "version", "completion", "help"]);
     expect(await bashComplete(src, ["skein", "fleet", "st"])).toEqual(["start", "stop"]);
     expect(await bashComplete(src, ["skein", "fleet", "start", "--restart", ""])).toEqual(["never", "on-failure", "always"]);
-    expect(await bashComplete(src, ["skein", "fleet", "logs", "-n", "5", "--"])).toEqual(["--lines", "--json", "--fleet-addr", "--token", "--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name", "--help"]);
+    expect(await bashComplete(src, ["skein", "fleet", "logs", "-n", "5", "--"])).toEqual(["--lines", "--follow", "--json", "--fleet-addr", "--token", "--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name", "--help"]);
     // A session command offers no fleet option.
     expect(await bashComplete(src, ["skein", "session", "ls", "--fl"])).toEqual([]);
     // Global options before the command do not hide the command words.

@@ -18,7 +18,7 @@ export function openReflection(address: string, version: "v1" | "v1alpha", metad
     if (r.done) throw new Error("reflection stream ended early");
     return (r.value as Res).messageResponse;
   };
-  return { ask, close: () => stream.end() };
+  return { ask, close: () => stream.end(), cancel: () => stream.cancel() };
 }
 
 /**

@@ -8,6 +8,7 @@ import { parse } from "yaml";
 import { envOf, execForm, lineage, parseDockerfile } from "./dockerfile.js";
 
 interface ComposeService {
+  extra_hosts?: string[];
   build: { context: string; target: string };
   environment: Record<string, string>;
   volumes: string[];
@@ -92,7 +93,9 @@ describe("docker-compose.yml", () => {
 
   it("keeps sessions, heartbeats, fleet state and the tmux socket on named volumes the image prepares", () => {
     const dockerfile = readFileSync(join(repoRoot, "Dockerfile"), "utf8");
-    const mounts = Object.values(compose.services).flatMap((s) => s.volumes);
+    const mounts = Object.values(compose.services)
+      .flatMap((s) => s.volumes)
+      .filter((m) => !m.startsWith("${SKEIN_WORKSPACE"));
     for (const m of mounts) {
       const [vol, target] = m.split(":");
       expect(Object.keys(compose.volumes)).toContain(vol);
@@ -101,6 +104,30 @@ describe("docker-compose.yml", () => {
     const env = { ...compose.services.session!.environment, ...compose.services.fleet!.environment };
     for (const dir of [env.SKEIN_SESSIONS_DIR, env.SKEIN_HEARTBEAT_DIR, env.SKEIN_FLEET_STATE_DIR, env.TMUX_TMPDIR])
       expect(mounts.some((m) => m.endsWith(`:${dir}`)), `${dir} is on a volume`).toBe(true);
+  });
+
+  it("resolves host.docker.internal on Linux too (.env.example points Ollama there)", () => {
+    expect(readFileSync(join(repoRoot, ".env.example"), "utf8")).toContain("host.docker.internal");
+    for (const svc of Object.values(compose.services)) expect(svc.extra_hosts).toContain("host.docker.internal:host-gateway");
+  });
+
+  it("mounts a configurable workspace in the fleet container, which the image prepares and the README maps", () => {
+    const fleet = compose.services.fleet!;
+    expect(fleet.volumes).toContain("${SKEIN_WORKSPACE:-./workspace}:${SKEIN_WORKSPACE_MOUNT:-/workspace}");
+    expect(readFileSync(join(repoRoot, "Dockerfile"), "utf8")).toMatch(/mkdir -p [^\n]*\/workspace/);
+    const example = readFileSync(join(repoRoot, ".env.example"), "utf8");
+    expect(example).toMatch(/^SKEIN_WORKSPACE=/m);
+    expect(example).toMatch(/^SKEIN_WORKSPACE_MOUNT=/m);
+    expect(readme).toContain("SKEIN_WORKSPACE_MOUNT");
+  });
+
+  it("serves metrics beyond loopback only inside the compose network, saying so explicitly, and publishes no metrics port", () => {
+    for (const [name, svc] of Object.entries(compose.services)) {
+      expect(svc.environment[`SKEIN_${name.toUpperCase()}_METRICS_ADDR`]).toMatch(/^0\.0\.0\.0:\d+$/);
+      expect(svc.environment.SKEIN_METRICS_PUBLIC).toBe("true");
+      expect(svc.environment.SKEIN_METRICS_ADDR).toBeUndefined();
+      expect(svc.ports.some((p) => p.includes("946"))).toBe(false);
+    }
   });
 
   it("uses only settings the README documents", () => {
@@ -134,7 +161,8 @@ describe("the containers' start commands, run directly", () => {
     Object.assign(env, {
       SKEIN_AUTH_TOKEN: token,
       [ADDR[name]]: "0.0.0.0:0",
-      SKEIN_METRICS_ADDR: "",
+      // The compose addresses with port 0: a test must not take 9464/9465 on this host.
+      [`SKEIN_${name.toUpperCase()}_METRICS_ADDR`]: "0.0.0.0:0",
       SKEIN_SESSIONS_DIR: join(temp, "sessions"),
       SKEIN_HEARTBEAT_DIR: join(temp, "heartbeats"),
       SKEIN_FLEET_STATE_DIR: join(temp, "state"),

@@ -43,3 +43,17 @@ it("serves nothing when SKEIN_METRICS_ADDR is unset", async () => {
   svc = await startService("fleet");
   expect(svc.logs.some((l) => l.msg === "metrics listening")).toBe(false);
 });
+
+it("each service has its own metrics variable, which wins over SKEIN_METRICS_ADDR", async () => {
+  svc = await startService("fleet", { SKEIN_FLEET_METRICS_ADDR: "127.0.0.1:0", SKEIN_METRICS_ADDR: "127.0.0.1:1" });
+  const line = await svc.waitForLog((l) => l.msg === "metrics listening");
+  expect(line.variable).toBe("SKEIN_FLEET_METRICS_ADDR");
+  expect(metricSample(await scrape(svc), "skein_grpc_requests_total")).toBeUndefined();
+});
+
+it("listens beyond loopback only when SKEIN_METRICS_PUBLIC=true", async () => {
+  svc = await startService("session", { SKEIN_SESSION_METRICS_ADDR: "0.0.0.0:0", SKEIN_METRICS_PUBLIC: "true" });
+  const line = await svc.waitForLog((l) => l.msg === "metrics listening");
+  expect(line.metricsAddr).toMatch(/^0\.0\.0\.0:\d+$/);
+  expect((await scrapeMetrics(svc)).status).toBe(200);
+});

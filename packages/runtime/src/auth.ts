@@ -1,13 +1,47 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Metadata } from "@grpc/grpc-js";
-import { ConfigError } from "./config.js";
+import { ConfigError, envEnum } from "./config.js";
 import { UnauthenticatedError } from "./errors.js";
 
-/** Methods any caller may use without a token: load balancers and orchestrators probe them. */
-const PUBLIC_SERVICES = ["/grpc.health.v1.Health/"];
+type Env = Record<string, string | undefined>;
 
-export function isPublicMethod(path: string): boolean {
-  return PUBLIC_SERVICES.some((prefix) => path.startsWith(prefix));
+/** Health: load balancers and orchestrators probe it without credentials. */
+const HEALTH = "/grpc.health.v1.Health/";
+/**
+ * Reflection serves the contracts (the same .proto files this repository
+ * publishes), nothing about sessions or agents. grpcurl resolves every method
+ * through it, health included, so it is public unless the operator says otherwise.
+ */
+const REFLECTION = ["/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"];
+
+export const REFLECTION_AUTH = ["public", "token"] as const;
+export type ReflectionAuth = (typeof REFLECTION_AUTH)[number];
+
+export function reflectionAuthFromEnv(env: Env = process.env): ReflectionAuth {
+  return envEnum("SKEIN_REFLECTION_AUTH", REFLECTION_AUTH, "public", env);
+}
+
+/** Methods any caller may use without a token. */
+export function isPublicMethod(path: string, reflection: ReflectionAuth): boolean {
+  if (path.startsWith(HEALTH)) return true;
+  return reflection === "public" && REFLECTION.some((prefix) => path.startsWith(prefix));
+}
+
+/**
+ * SKEIN_AUTH_TOKEN: unset means no auth. Set but blank is a mistake (an empty
+ * .env entry, a missing secret) that must not silently turn auth off. The value
+ * itself never appears in the message.
+ */
+export function authTokenFromEnv(env: Env = process.env): string | undefined {
+  const raw = env.SKEIN_AUTH_TOKEN;
+  if (raw === undefined) return undefined;
+  if (raw.trim() === "") {
+    throw new ConfigError(
+      `SKEIN_AUTH_TOKEN=${JSON.stringify(raw)} is set but empty: set a token (e.g. openssl rand -hex 32) or unset the variable to turn auth off`,
+    );
+  }
+  if (raw !== raw.trim()) throw new ConfigError("SKEIN_AUTH_TOKEN starts or ends with whitespace, which an authorization header cannot carry: remove it");
+  return raw;
 }
 
 function digest(s: string): Buffer {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Metadata, status, type ServerWritableStream, type ServerUnaryCall, type ServerDuplexStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { checkBearer, isPublicMethod } from "./auth.js";
+import { checkBearer, isPublicMethod, type ReflectionAuth } from "./auth.js";
 import type { CallContext } from "./context.js";
 import { statusOf } from "./errors.js";
 
@@ -18,6 +18,8 @@ export interface CallHooks {
 export interface CallEnvironment {
   readonly log: Logger;
   readonly authToken: string | undefined;
+  /** Whether reflection needs the token too. */
+  readonly reflectionAuth: ReflectionAuth;
   /** Aborted when graceful shutdown begins. */
   readonly draining: AbortSignal;
   /** Aborted when the grace period is over and remaining calls are ended. */
@@ -30,6 +32,10 @@ export interface CallEnvironment {
   readonly hooks: CallHooks;
   /** Calls in flight, so shutdown can wait for them. */
   readonly inFlight: Set<Promise<unknown>>;
+}
+
+function isReflection(method: string): boolean {
+  return method.startsWith("/grpc.reflection.");
 }
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -49,6 +55,8 @@ export class CallScope {
   private readonly started = process.hrtime.bigint();
   private readonly abort = new AbortController();
   private readonly detach: () => void;
+  /** The client cancelled, hung up or let its deadline pass. */
+  private clientEnded = false;
 
   constructor(
     readonly call: AnyCall,
@@ -60,7 +68,10 @@ export class CallScope {
     const given = call.metadata.get("x-request-id")[0];
     const requestId = typeof given === "string" && isValidRequestId(given) ? given : randomUUID();
     const log = env.log.child({ requestId, method });
-    const onCancel = () => this.abort.abort(new Error("client cancelled or deadline exceeded"));
+    const onCancel = () => {
+      this.clientEnded = true;
+      this.abort.abort(new Error("client cancelled or deadline exceeded"));
+    };
     const onForced = () => this.abort.abort(new Error("server shutdown grace period over"));
     const events = call as unknown as NodeJS.EventEmitter;
     const last = selfEnding ? env.stopped : env.forced;
@@ -78,7 +89,7 @@ export class CallScope {
 
   /** Throws UNAUTHENTICATED when a token is configured and the call lacks it. */
   authorize(): void {
-    if (this.env.authToken !== undefined && !isPublicMethod(this.method)) checkBearer(this.call.metadata, this.env.authToken);
+    if (this.env.authToken !== undefined && !isPublicMethod(this.method, this.env.reflectionAuth)) checkBearer(this.call.metadata, this.env.authToken);
   }
 
   /** Runs the call body, tracking it for shutdown, and always finishes the scope. */
@@ -102,9 +113,17 @@ export class CallScope {
 
   finish(code: status, details?: string): void {
     const durationMs = Number(process.hrtime.bigint() - this.started) / 1e6;
-    const cancelled = this.abort.signal.aborted && code === status.OK;
-    const level = code === status.OK || code === status.CANCELLED ? "info" : code === status.INTERNAL || code === status.UNKNOWN ? "error" : "warn";
-    this.ctx.log[level]({ code: status[code], durationMs: Math.round(durationMs * 10) / 10, ...(details ? { details } : {}), ...(cancelled ? { clientGone: true } : {}) }, "call finished");
+    const duration = { durationMs: Math.round(durationMs * 10) / 10 };
     this.env.hooks.onCallEnd?.(this.method, code, durationMs);
+    // Reflection is routine lookups (grpcurl opens several streams per command): debug unless it fails.
+    const routine = isReflection(this.method) ? "debug" : "info";
+    if (this.clientEnded && (code === status.CANCELLED || code === status.OK)) {
+      // The client closed the call (grpcurl closes its reflection streams this
+      // way once answered): no status reached it, so none is logged.
+      this.ctx.log[routine]({ ...duration, endedBy: "client" }, "call closed by client");
+      return;
+    }
+    const level = code === status.OK || code === status.CANCELLED ? routine : code === status.INTERNAL || code === status.UNKNOWN ? "error" : "warn";
+    this.ctx.log[level]({ code: status[code], ...duration, ...(details ? { details } : {}) }, "call finished");
   }
 }

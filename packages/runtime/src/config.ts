@@ -42,3 +42,13 @@ export function envEnum<T extends string>(name: string, allowed: readonly T[], f
   if (!(allowed as readonly string[]).includes(raw)) throw new ConfigError(`${name}=${JSON.stringify(raw)} must be one of ${allowed.join(", ")}`);
   return raw as T;
 }
+
+/** `true`/`false` (also 1/0, yes/no); anything else is a configuration error. */
+export function envBool(name: string, fallback: boolean, env: Env = process.env): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const v = raw.trim().toLowerCase();
+  if (["true", "1", "yes"].includes(v)) return true;
+  if (["false", "0", "no"].includes(v)) return false;
+  throw new ConfigError(`${name}=${JSON.stringify(raw)} must be true or false`);
+}

@@ -17,13 +17,36 @@ export class HealthRegistry {
   /** Ticks on every change; watchers re-read the status they follow. */
   private readonly changes = new Broadcaster<void>();
 
+  /** Hosted services that said they cannot do their work (the overall status follows them). */
+  private readonly unable = new Set<string>();
+  private shuttingDown = false;
+
   constructor(serviceNames: readonly string[]) {
     this.statuses.set("", Status.SERVING);
     for (const name of serviceNames) this.statuses.set(name, Status.SERVING);
   }
 
   setAllNotServing(): void {
+    this.shuttingDown = true;
     for (const name of this.statuses.keys()) this.statuses.set(name, Status.NOT_SERVING);
+    this.changes.publish();
+  }
+
+  /**
+   * A hosted service reports whether it can do its work (e.g. the fleet
+   * without tmux cannot); the overall status is SERVING only while every
+   * service is. Ignored once shutdown began: then everything is NOT_SERVING.
+   */
+  setServing(service: string, serving: boolean): void {
+    if (!this.statuses.has(service) || service === "") throw new Error(`setServing: ${JSON.stringify(service)} is not a hosted service`);
+    if (this.shuttingDown) return;
+    if (serving) this.unable.delete(service);
+    else this.unable.add(service);
+    const overall = this.unable.size === 0 ? Status.SERVING : Status.NOT_SERVING;
+    const own = serving ? Status.SERVING : Status.NOT_SERVING;
+    if (this.statuses.get(service) === own && this.statuses.get("") === overall) return;
+    this.statuses.set(service, own);
+    this.statuses.set("", overall);
     this.changes.publish();
   }
 

@@ -2,7 +2,48 @@ import { createServer, type Server } from "node:http";
 import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
 import type { Logger } from "pino";
 import type { CallHooks } from "./call.js";
-import { ConfigError } from "./config.js";
+import { parseListenAddress } from "./address.js";
+import { isLoopbackAddress } from "./auth.js";
+import { ConfigError, envBool, envOptional } from "./config.js";
+import { ListenError } from "./listen-error.js";
+
+type Env = Record<string, string | undefined>;
+
+/** Where one service serves metrics, and which variable said so. */
+export interface MetricsSettings {
+  readonly variable: string;
+  readonly address: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Spelled out for the services skein ships, so every variable read appears in the source. */
+const OWN_METRICS_VAR: Record<string, string> = {
+  SKEIN_SESSION_ADDR: "SKEIN_SESSION_METRICS_ADDR",
+  SKEIN_FLEET_ADDR: "SKEIN_FLEET_METRICS_ADDR",
+};
+
+/**
+ * Each service has its own metrics variable (SKEIN_SESSION_METRICS_ADDR for a
+ * service listening on SKEIN_SESSION_ADDR); SKEIN_METRICS_ADDR serves a
+ * service that has none. The endpoint has no auth, so it binds loopback only
+ * unless SKEIN_METRICS_PUBLIC=true.
+ */
+export function metricsSettings(addrVar: string, env: Env = process.env): MetricsSettings | undefined {
+  const own = OWN_METRICS_VAR[addrVar] ?? addrVar.replace(/_ADDR$/, "_METRICS_ADDR");
+  const variable = envOptional(own, env) !== undefined ? own : "SKEIN_METRICS_ADDR";
+  const address = envOptional(variable, env);
+  const allowRemote = envBool("SKEIN_METRICS_PUBLIC", false, env);
+  if (address === undefined) return undefined;
+  const parsed = parseListenAddress(variable, address);
+  if (parsed.kind !== "tcp") throw new ConfigError(`${variable}=${JSON.stringify(address)} must be host:port (metrics are served over HTTP on TCP)`);
+  if (!allowRemote && !isLoopbackAddress(address)) {
+    throw new ConfigError(
+      `${variable}=${address} is not a loopback address: metrics have no auth, so they listen on 127.0.0.1/::1 unless SKEIN_METRICS_PUBLIC=true`,
+    );
+  }
+  return { variable, address, host: parsed.host, port: parsed.port };
+}
 
 /**
  * The process's Prometheus registry. Services add their own gauges to it
@@ -47,10 +88,12 @@ export const grpcMetricsHooks: CallHooks = {
  * Serves GET /metrics in Prometheus text format on host:port. Resolves with
  * the bound port and a close function.
  */
-export async function serveMetrics(addr: string, service: string, log: Logger): Promise<{ port: number; close: () => Promise<void> }> {
-  const m = /^(.*):(\d+)$/.exec(addr);
-  if (!m) throw new ConfigError(`SKEIN_METRICS_ADDR=${JSON.stringify(addr)} must be host:port`);
-  const host = m[1]!.replace(/^\[(.*)\]$/, "$1");
+export async function serveMetrics(
+  settings: MetricsSettings,
+  service: string,
+  log: Logger,
+): Promise<{ port: number; address: string; close: () => Promise<void> }> {
+  const { host } = settings;
   metricsRegistry.setDefaultLabels({ service });
   if (!defaultMetricsOn) {
     collectDefaultMetrics({ register: metricsRegistry, prefix: "skein_" });
@@ -70,13 +113,15 @@ export async function serveMetrics(addr: string, service: string, log: Logger): 
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(Number(m[2]), host, () => resolve());
+    server.once("error", (err: NodeJS.ErrnoException) => reject(ListenError.fromNode(settings.variable, settings.address, err)));
+    server.listen(settings.port, host, () => resolve());
   });
   const port = (server.address() as { port: number }).port;
-  log.info({ metricsAddr: addr, port }, "metrics listening");
+  const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  log.info({ metricsAddr: address, variable: settings.variable, port }, "metrics listening");
   return {
     port,
+    address,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,6 +1,7 @@
 import { status, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
 import { CallScope, type CallEnvironment } from "./call.js";
 import type { CallContext, ServerStreamHandler } from "./context.js";
+import { parsedRequest } from "./malformed.js";
 import { pump } from "./stream-writer.js";
 
 type ResponseStream = ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>;
@@ -25,7 +26,7 @@ export function selfEndingStream<Req, Res>(handler: ServerStreamHandler<Req, Res
  */
 export function adaptServerStream<Req, Res>(method: string, handler: ServerStreamHandler<Req, Res>, env: CallEnvironment) {
   const selfEnding = SELF_ENDING in handler;
-  return (call: ServerWritableStream<Req, Res>): void => streamResponses(call, method, env, (ctx) => handler(call.request, ctx), selfEnding);
+  return (call: ServerWritableStream<Req, Res>): void => streamResponses(call, method, env, (ctx) => handler(parsedRequest(call.request), ctx), selfEnding);
 }
 
 /** Writes what `produce` yields to the call's response stream, then its final status. */

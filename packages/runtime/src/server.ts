@@ -1,17 +1,16 @@
 import { setMaxListeners } from "node:events";
-import { Server, type ChannelOptions } from "@grpc/grpc-js";
+import { Server, setLogger } from "@grpc/grpc-js";
 import { descriptorSetPath } from "@skein/proto";
 import type { Logger } from "pino";
 import { untilAborted } from "./abort.js";
-import { assertBindAllowed } from "./auth.js";
+import { ListenError } from "./listen-error.js";
 import type { CallEnvironment } from "./call.js";
-import { envInt, envOptional, envString } from "./config.js";
-import { serverCredentials } from "./credentials.js";
 import { DescriptorIndex } from "./descriptors.js";
 import { HealthRegistry } from "./health.js";
 import { grpcMetricsHooks, serveMetrics } from "./metrics.js";
 import { reflectionServices } from "./reflection.js";
-import { bindService, type HostedService } from "./service.js";
+import { readServeSettings } from "./serve-settings.js";
+import { bindService, tolerantDefinition, type HostedService } from "./service.js";
 
 type Env = Record<string, string | undefined>;
 
@@ -30,47 +29,45 @@ export interface ServeOptions {
   readonly log: Logger;
   /** Domain cleanup, run when shutdown begins, alongside the server draining. */
   readonly onShutdown?: (ctx: ShutdownContext) => Promise<void>;
+  /** Called before the server listens, so a service that cannot work is NOT_SERVING from its first health check. */
+  readonly onHealth?: (health: HealthControl) => void;
   readonly env?: Env;
+}
+
+/** What a service may say about its own health. */
+export interface HealthControl {
+  /** `service` is a hosted service's full name; the overall status follows. */
+  setServing(service: string, serving: boolean): void;
 }
 
 export interface RunningServer {
   readonly address: string;
   readonly port: number;
+  /** The address as bound: port 0 replaced by the port the system chose. */
+  readonly boundAddress: string;
+  /** Where metrics are served (host:port as bound), when they are. */
+  readonly metricsAddress?: string;
+  readonly tls: "off" | "tls" | "mtls";
+  readonly auth: boolean;
   /** Graceful: NOT_SERVING, stop accepting, let calls finish within the grace period, then force. */
   shutdown(reason: string): Promise<void>;
   /** Ends the grace period now. */
   force(): void;
 }
 
-const MiB = 1024 * 1024;
 /** How long finished calls' connections may take to close on their own at shutdown. */
 const FLUSH_WINDOW_MS = 500;
 
-/** The largest message the server sends (SKEIN_MAX_SEND_MESSAGE_BYTES); services size their responses under it. */
-export function maxSendMessageBytes(env: Env): number {
-  return envInt("SKEIN_MAX_SEND_MESSAGE_BYTES", 16 * MiB, { min: 1024, max: 256 * MiB }, env);
-}
-
-function channelOptions(env: Env): ChannelOptions {
-  return {
-    "grpc.keepalive_time_ms": envInt("SKEIN_KEEPALIVE_TIME_MS", 30_000, { min: 1_000, max: 86_400_000 }, env),
-    "grpc.keepalive_timeout_ms": envInt("SKEIN_KEEPALIVE_TIMEOUT_MS", 10_000, { min: 1_000, max: 600_000 }, env),
-    "grpc.keepalive_permit_without_calls": 1,
-    // Clients may ping every 10 s without being told to calm down.
-    "grpc.http2.min_ping_interval_without_data_ms": 10_000,
-    "grpc.max_receive_message_length": envInt("SKEIN_MAX_RECV_MESSAGE_BYTES", 4 * MiB, { min: 1024, max: 256 * MiB }, env),
-    "grpc.max_send_message_length": maxSendMessageBytes(env),
-  };
-}
-
 /** Starts a gRPC server hosting the services plus health and reflection. */
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
-  const env = opts.env ?? process.env;
-  const address = envString(opts.addrVar, opts.defaultAddr, env);
-  const authToken = envOptional("SKEIN_AUTH_TOKEN", env);
-  assertBindAllowed(address, opts.addrVar, authToken);
-  const graceMs = envInt("SKEIN_SHUTDOWN_GRACE_MS", 10_000, { min: 0, max: 3_600_000 }, env);
-  const { credentials, tls } = serverCredentials(env);
+  const { address, authToken, reflectionAuth, graceMs, credentials, tls, metrics: metricsConfig, channelOptions } = readServeSettings(
+    opts.addrVar,
+    opts.defaultAddr,
+    opts.env ?? process.env,
+  );
+  // grpc-js writes its own lines to stderr (e.g. "E No address added" before
+  // a bind error we report ourselves): they belong in the log, at debug.
+  setLogger(grpcLogSink(opts.log));
 
   const draining = new AbortController();
   const forced = new AbortController();
@@ -80,6 +77,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const callEnv: CallEnvironment = {
     log: opts.log,
     authToken,
+    reflectionAuth,
     draining: draining.signal,
     forced: forced.signal,
     stopped: stopped.signal,
@@ -87,6 +85,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     inFlight: new Set(),
   };
   const health = new HealthRegistry(opts.services.map((s) => s.name));
+  opts.onHealth?.({ setServing: (service, serving) => health.setServing(service, serving) });
   const index = DescriptorIndex.fromFile(descriptorSetPath);
   const all = [...opts.services, health.service()];
   all.push(...reflectionServices(index, () => all.map((s) => s.name)));
@@ -94,15 +93,21 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     if (!index.hasSymbol(s.name)) throw new Error(`${s.name} is missing from the descriptor set; run npm run generate`);
   }
 
-  const server = new Server(channelOptions(env));
-  for (const s of all) server.addService(s.definition, bindService(s, callEnv));
+  const server = new Server(channelOptions);
+  for (const s of all) server.addService(tolerantDefinition(s.definition), bindService(s, callEnv));
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(address, credentials, (err, p) => (err ? reject(ListenError.fromGrpc(opts.addrVar, address, err)) : resolve(p))),
   );
-  const metricsAddr = envOptional("SKEIN_METRICS_ADDR", env);
   const service = String(opts.log.bindings().service ?? "skein");
-  const metrics = metricsAddr ? await serveMetrics(metricsAddr, service, opts.log) : undefined;
-  opts.log.info({ address, port, tls, auth: authToken !== undefined, services: all.map((s) => s.name) }, "listening");
+  let metrics: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+  try {
+    metrics = metricsConfig ? await serveMetrics(metricsConfig, service, opts.log) : undefined;
+  } catch (err) {
+    server.forceShutdown();
+    throw err;
+  }
+  const boundAddress = address.startsWith("unix:") ? address : address.replace(/:\d+$/, `:${port}`);
+  opts.log.info({ address: boundAddress, port, tls, auth: authToken !== undefined, reflectionAuth, services: all.map((s) => s.name) }, "listening");
 
   let closing: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> =>
@@ -133,7 +138,21 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       opts.log.info("stopped");
     })());
 
-  return { address, port, shutdown, force: () => forced.abort() };
+  return {
+    address,
+    port,
+    boundAddress,
+    ...(metrics ? { metricsAddress: metrics.address } : {}),
+    tls,
+    auth: authToken !== undefined,
+    shutdown,
+    force: () => forced.abort(),
+  };
+}
+
+function grpcLogSink(log: Logger): Partial<Console> {
+  const write = (...args: unknown[]) => log.debug({ grpc: args.map(String).join(" ") }, "grpc-js");
+  return { error: write, info: write, debug: write };
 }
 
 /** Resolves once the set is empty, including calls added while waiting. */

@@ -2,6 +2,7 @@ import type { ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc
 import { adaptBidiStream } from "./bidi-stream.js";
 import type { CallEnvironment } from "./call.js";
 import type { BidiStreamHandler, ServerStreamHandler, UnaryHandler } from "./context.js";
+import { tolerantDeserializer } from "./malformed.js";
 import { adaptServerStream } from "./server-stream.js";
 import { adaptUnary } from "./unary.js";
 
@@ -40,6 +41,16 @@ export interface HostedService {
  */
 export function hosted<D extends ServiceDefinition>(name: string, definition: D, implementation: Partial<ServiceImplementation<D>>): HostedService {
   return { name, definition, implementation: implementation as Record<string, unknown> };
+}
+
+/**
+ * The definition grpc-js is given: requests that do not parse reach the
+ * handler as a marker (see MalformedRequest) instead of failing before it.
+ */
+export function tolerantDefinition(definition: ServiceDefinition): ServiceDefinition {
+  const out: Record<string, ServiceDefinition[string]> = {};
+  for (const [key, def] of Object.entries(definition)) out[key] = { ...def, requestDeserialize: tolerantDeserializer(def.requestDeserialize) };
+  return out as ServiceDefinition;
 }
 
 /** Wraps each handler with the call scope that fits its call kind. */

@@ -1,6 +1,7 @@
 import { status, type sendUnaryData, type ServerUnaryCall } from "@grpc/grpc-js";
 import { CallScope, type CallEnvironment } from "./call.js";
 import type { UnaryHandler } from "./context.js";
+import { parsedRequest } from "./malformed.js";
 
 export function adaptUnary<Req, Res>(method: string, handler: UnaryHandler<Req, Res>, env: CallEnvironment) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
@@ -8,7 +9,7 @@ export function adaptUnary<Req, Res>(method: string, handler: UnaryHandler<Req, 
     scope.run(async () => {
       try {
         scope.authorize();
-        const res = await handler(call.request, scope.ctx);
+        const res = await handler(parsedRequest(call.request), scope.ctx);
         callback(null, res);
         scope.finish(status.OK);
       } catch (err) {

@@ -43,8 +43,9 @@ describe("checkBearer", () => {
     }
   });
   it("keeps health public and nothing else", () => {
-    expect(isPublicMethod("/grpc.health.v1.Health/Check")).toBe(true);
-    expect(isPublicMethod("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")).toBe(false);
-    expect(isPublicMethod("/skein.fleet.v1.FleetService/StartAgent")).toBe(false);
+    expect(isPublicMethod("/grpc.health.v1.Health/Check", "token")).toBe(true);
+    expect(isPublicMethod("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "public")).toBe(true);
+    expect(isPublicMethod("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "token")).toBe(false);
+    expect(isPublicMethod("/skein.fleet.v1.FleetService/StartAgent", "public")).toBe(false);
   });
 });

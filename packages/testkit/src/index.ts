@@ -7,4 +7,5 @@ export * from "./dynamic.js";
 export * from "./certs.js";
 export * from "./metrics.js";
 export * from "./tmux.js";
+export * from "./launcher.js";
 export * from "./faults.js";

@@ -36,6 +36,19 @@ process.on("exit", () => {
   }
 });
 
+/** A private HOME and every data directory below it, so a service under test touches nothing of the machine's. */
+export function isolatedDirs(home: string): Record<string, string> {
+  return {
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, ".config"),
+    XDG_STATE_HOME: join(home, ".local", "state"),
+    XDG_RUNTIME_DIR: join(home, "run"),
+    SKEIN_SESSIONS_DIR: join(home, "sessions"),
+    SKEIN_FLEET_STATE_DIR: join(home, "state"),
+    SKEIN_HEARTBEAT_DIR: join(home, "heartbeats"),
+  };
+}
+
 const ADDR_VAR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as const;
 
 /**
@@ -53,13 +66,7 @@ export async function startService(
   // each gets a private HOME, data directories and socket, removed at exit.
   const home = mkdtempSync(join(tmpdir(), `skein-${name}-home-`));
   const isolated = {
-    HOME: home,
-    XDG_CONFIG_HOME: join(home, ".config"),
-    XDG_STATE_HOME: join(home, ".local", "state"),
-    XDG_RUNTIME_DIR: join(home, "run"),
-    SKEIN_SESSIONS_DIR: join(home, "sessions"),
-    SKEIN_FLEET_STATE_DIR: join(home, "state"),
-    SKEIN_HEARTBEAT_DIR: join(home, "heartbeats"),
+    ...isolatedDirs(home),
     ...(name === "fleet" ? { SKEIN_TMUX_SOCKET: `skein-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}` } : {}),
   };
   for (const [k, v] of Object.entries({ ...process.env, [ADDR_VAR[name]]: "127.0.0.1:0", SKEIN_LOG_LEVEL: "debug", ...isolated, ...env })) {

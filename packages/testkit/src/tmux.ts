@@ -25,7 +25,8 @@ export function tmuxServerPid(socket: string): number | undefined {
 /** The tmux server's global environment (`show-environment -g`): set variables only, not the ones marked removed. */
 export function tmuxGlobalEnv(socket: string): Record<string, string> {
   const out: Record<string, string> = {};
-  const text = execFileSync("tmux", ["-L", socket, "show-environment", "-g"], { encoding: "utf8" });
+  // stderr goes into the thrown error, not into the test output.
+  const text = execFileSync("tmux", ["-L", socket, "show-environment", "-g"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   for (const line of text.split("\n")) {
     const eq = line.indexOf("=");
     if (eq > 0 && !line.startsWith("-")) out[line.slice(0, eq)] = line.slice(eq + 1);

@@ -23,6 +23,7 @@ const EVENT: Record<FleetEventType, fleet.AgentEventType> = {
   "heartbeat-stale": fleet.AgentEventType.AGENT_EVENT_TYPE_HEARTBEAT_STALE,
   "gave-up": fleet.AgentEventType.AGENT_EVENT_TYPE_GAVE_UP,
   adopted: fleet.AgentEventType.AGENT_EVENT_TYPE_ADOPTED,
+  removed: fleet.AgentEventType.AGENT_EVENT_TYPE_REMOVED,
 };
 
 export function restartPolicyName(p: fleet.RestartPolicy): RestartPolicyName | undefined {
@@ -59,6 +60,7 @@ export function toProtoAgent(a: AgentSnapshot): fleet.Agent {
     heartbeatIntervalSeconds: a.spec.heartbeatIntervalSeconds,
     tmuxSocket: a.tmuxSocket,
     runtimeBinDirs: [...a.spec.runtimeBinDirs],
+    endedAt: a.state === "exited" || a.state === "stopped" ? a.endedAt : undefined,
   });
 }
 

@@ -28,6 +28,8 @@ export interface AgentRecord {
   exitStatus: number | undefined;
   /** Start of the current run. */
   startedAt: Date;
+  /** When the last run ended (exited or stopped); undefined while it runs. */
+  endedAt: Date | undefined;
   lastHeartbeatAt: Date | undefined;
   /** Restarts done by the policy, over the agent's life. */
   restarts: number;
@@ -68,6 +70,7 @@ export function newAgent(spec: AgentSpec, pane: { paneId: string; panePid: numbe
     state: "running",
     exitStatus: undefined,
     startedAt: new Date(),
+    endedAt: undefined,
     lastHeartbeatAt: undefined,
     restarts: 0,
     consecutiveRestarts: 0,
@@ -98,7 +101,7 @@ export function snapshot(a: AgentRecord, tmuxSocket: string): AgentSnapshot {
   return { ...a, spec: { ...a.spec }, tmuxSocket };
 }
 
-export type FleetEventType = "started" | "exited" | "restarted" | "stopped" | "heartbeat-stale" | "gave-up" | "adopted";
+export type FleetEventType = "started" | "exited" | "restarted" | "stopped" | "heartbeat-stale" | "gave-up" | "adopted" | "removed";
 
 export interface FleetEvent {
   readonly type: FleetEventType;

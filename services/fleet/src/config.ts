@@ -19,9 +19,13 @@ export interface FleetConfig {
   /** Directory of the state file that remembers what tmux does not (restart policy, env, counters). */
   readonly stateDir: string;
   readonly home: string;
+  /** Lines of an agent's screen kept when its pane ends (0: none), served by CaptureOutput afterwards. */
+  readonly keepLines: number;
 }
 
 export const HEARTBEAT_INTERVAL_RANGE = { min: 1, max: 3600 } as const;
+/** Up to what CaptureOutput can ask for at once. */
+export const KEEP_LINES_RANGE = { min: 0, max: 10_000 } as const;
 
 export function loadConfig(env: Env = process.env): FleetConfig {
   const home = envOptional("HOME", env) ?? homedir();
@@ -59,5 +63,6 @@ export function loadConfig(env: Env = process.env): FleetConfig {
     stateDir,
     home,
     tmuxEnv: tmuxClientEnv(env, allowed),
+    keepLines: envInt("SKEIN_FLEET_KEEP_LINES", 1000, KEEP_LINES_RANGE, env),
   };
 }

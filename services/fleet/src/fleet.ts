@@ -19,9 +19,12 @@ import { Broadcaster, ConfigError, FailedPreconditionError, NotFoundError, sleep
 import type { Logger } from "pino";
 import { newAgent, newRuntime, snapshot, type Agent, type AgentRecord, type AgentSnapshot, type AgentSpec, type FleetEvent } from "./agent.js";
 import type { FleetConfig } from "./config.js";
+import { removeHeartbeat } from "./heartbeat.js";
+import { KeptOutput } from "./kept-output.js";
 import { launchCommand, resolveBinDirs } from "./launch-command.js";
 import { checkLaunchFits } from "./launch-size.js";
 import { DEFAULT_MAX_RESTARTS } from "./restart-policy.js";
+import { lastLines } from "./screen-text.js";
 import { StateStore } from "./state-store.js";
 import { Supervisor } from "./supervisor.js";
 import { Tmux, TmuxError, type PaneInfo } from "./tmux.js";
@@ -54,14 +57,16 @@ export class Fleet {
   private readonly agents = new Map<string, Agent>();
   private readonly lock = new KeyedLock();
   private readonly store: StateStore;
+  private readonly kept: KeptOutput;
   private readonly supervisor: Supervisor;
 
   constructor(
     private readonly config: FleetConfig,
     private readonly log: Logger,
   ) {
-    this.tmux = new Tmux(config.socket, config.tmuxEnv);
+    this.tmux = new Tmux(config.socket, config.tmuxEnv, config.keepLines);
     this.store = new StateStore(config.stateDir, config.socket, log);
+    this.kept = new KeptOutput(config.stateDir, this.tmux, config.keepLines, log);
     this.supervisor = new Supervisor({
       tmux: this.tmux,
       log,
@@ -69,6 +74,7 @@ export class Fleet {
       events: this.events,
       agents: () => this.agents.values(),
       persist: () => void this.persist(),
+      keepScreen: (a) => this.kept.keep(a.spec.name),
       relaunch: (a) => this.launch(a, "respawn"),
     });
   }
@@ -91,7 +97,8 @@ export class Fleet {
     try {
       panes = await this.tmux.sessions();
     } catch (err) {
-      this.log.warn({ err }, "could not list tmux sessions; starting with none adopted");
+      // No tmux on PATH is logged (once) by the health check; anything else is news.
+      if (!(err instanceof FailedPreconditionError)) this.log.warn({ err }, "could not list tmux sessions; starting with none adopted");
     }
     const onSocket = new Set<string>();
     for (const pane of panes) {
@@ -121,6 +128,7 @@ export class Fleet {
         a.state = "exited";
         a.exitStatus = undefined;
         a.restartDueAt = undefined;
+        a.endedAt = new Date();
         this.supervisor.beat(a, "exited");
       }
     }
@@ -170,6 +178,7 @@ export class Fleet {
       exitStatus: undefined,
       restartDueAt: undefined,
       startedAt: verified ? a.startedAt : new Date(),
+      endedAt: undefined,
     });
     return a;
   }
@@ -268,6 +277,8 @@ export class Fleet {
   private async launch(a: Agent, how: "new" | "respawn"): Promise<void> {
     const binDirs = resolveBinDirs({ request: a.spec.runtimeBinDirs, configured: this.config.runtimeBinDirs, home: this.config.home }, isDirectory);
     const shell = launchCommand({ binDirs, env: a.spec.env, command: a.spec.command });
+    // What was kept of an earlier run must not pass for this one's output.
+    await this.kept.remove(a.spec.name);
     const created = how === "respawn" ? await this.respawnOrCreate(a.spec, shell) : await this.tmux.newSession(a.spec.name, a.spec.workdir, shell);
     const stat = await readProcStat(created.panePid);
     Object.assign(a, {
@@ -277,6 +288,7 @@ export class Fleet {
       state: "running",
       exitStatus: undefined,
       startedAt: new Date(),
+      endedAt: undefined,
     });
     a.rt.pidMismatchVisits = 0;
     a.rt.statusWaitVisits = 0;
@@ -303,6 +315,8 @@ export class Fleet {
       const a = this.agents.get(name);
       const pane = await this.tmux.pane(name);
       if (!a && !pane) throw new NotFoundError(`no agent named ${JSON.stringify(name)}`);
+      // Stopping a stopped agent changes nothing: no second event, its heartbeat keeps its time.
+      if (a?.state === "stopped" && !pane) return this.view(a);
       if (a) this.supervisor.cancelRestart(a);
       const targets = this.stopTargets(a, pane);
       const survivors = (await Promise.all(targets.map((t) => this.terminate(t, graceSeconds)))).filter((pid) => pid !== undefined);
@@ -314,9 +328,13 @@ export class Fleet {
       if (unreaped.length > 0) {
         throw new FailedPreconditionError(`agent ${name}: process ${unreaped.join(", ")} has ended but the tmux server has not reaped it after ${REAP_WAIT_MS / 1000}s; call StopAgent again`);
       }
+      // The pane is dead now and still there (remain-on-exit): its screen is the agent's last words.
+      if (pane) await this.kept.keep(name);
       await this.tmux.killSession(name);
       const stopped: Agent = a ?? (await this.adopt(pane!, undefined));
       this.supervisor.beat(stopped, "stopped");
+      // An agent that had exited before keeps the time it ended.
+      if (targets.length > 0 || stopped.state !== "exited" || !stopped.endedAt) stopped.endedAt = new Date();
       stopped.state = "stopped";
       stopped.rt.paneLost = false;
       stopped.rt.paneLostAt = undefined;
@@ -365,11 +383,27 @@ export class Fleet {
     return ended ? undefined : t.pid;
   }
 
-  /** A tracked agent that still has its pane (running, exited or unknown: anything but stopped). */
-  private withPane(name: string): Agent {
-    const a = this.tracked(name);
-    if (a.state === "stopped") throw new FailedPreconditionError(`agent ${name} is stopped; it has no pane`);
-    return a;
+  /**
+   * Forgets a stopped or exited agent: its record, its dead session, its kept
+   * screen and its heartbeat file (nothing would ever update that file again,
+   * and monitors would list the agent forever). A pending restart is cancelled.
+   */
+  async remove(name: string): Promise<AgentSnapshot> {
+    return this.lock.run(name, async () => {
+      const a = this.tracked(name);
+      if (a.state === "running" || a.state === "unknown") throw new FailedPreconditionError(`agent ${name} is ${a.state}; stop it first`);
+      const pane = await this.tmux.pane(name);
+      if (pane && !pane.dead) throw new FailedPreconditionError(`agent ${name} has a live tmux session on socket ${this.socket}; stop it first`);
+      this.supervisor.cancelRestart(a);
+      if (pane) await this.tmux.killSession(name);
+      this.agents.delete(name);
+      await this.persist();
+      await this.kept.remove(name);
+      await removeHeartbeat(a.spec.heartbeatFile, name).catch((err: unknown) => this.log.warn({ err, agent: name, file: a.spec.heartbeatFile }, "could not remove the heartbeat file"));
+      this.supervisor.publish("removed", a, "removed");
+      this.log.info({ agent: name }, "agent removed");
+      return this.view(a);
+    });
   }
 
   async sendInput(name: string, text: string, pressEnter: boolean): Promise<void> {
@@ -388,13 +422,20 @@ export class Fleet {
     });
   }
 
+  /** The pane's last lines; once the pane is gone, what was kept of it when it ended. */
   async capture(name: string, lines: number): Promise<string> {
-    this.withPane(name);
-    try {
-      return lastLines(await this.tmux.capture(name, lines), lines);
-    } catch (err) {
-      throw this.paneGone(name, err);
+    const a = this.tracked(name);
+    if (a.state !== "stopped") {
+      try {
+        return lastLines(await this.tmux.capture(name, lines), lines);
+      } catch (err) {
+        if (!(err instanceof TmuxError && err.isMissing)) throw err;
+      }
     }
+    const kept = await this.kept.read(name, lines);
+    if (kept !== undefined) return kept;
+    const why = this.config.keepLines === 0 ? "SKEIN_FLEET_KEEP_LINES is 0" : "its pane was gone before its screen could be read";
+    throw new FailedPreconditionError(`agent ${name} is ${a.state} and has no tmux session on socket ${this.socket}; none of its output was kept (${why})`);
   }
 
   private paneGone(name: string, err: unknown): unknown {
@@ -435,16 +476,6 @@ async function awaitReaped(t: StopTarget): Promise<number | undefined> {
 async function signalAgentProcesses(panePid: number, sig: NodeJS.Signals): Promise<void> {
   signalGroup(panePid, sig);
   for (const pid of await sessionMembers(panePid)) signalProcess(pid, sig);
-}
-
-/**
- * `capture-pane -S -N` gives N lines of history plus the whole visible screen,
- * whose unused rows are blank: the caller asked for the last N lines of output.
- */
-export function lastLines(captured: string, n: number): string {
-  const lines = captured.replace(/\n+$/, "").split("\n");
-  while (lines.length > 0 && lines.at(-1)!.trim() === "") lines.pop();
-  return lines.length === 0 ? "" : `${lines.slice(-n).join("\n")}\n`;
 }
 
 /**

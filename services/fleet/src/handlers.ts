@@ -40,6 +40,10 @@ export function fleetHandlers(f: Fleet): ServiceImplementation<typeof fleet.Flee
       return fleet.StopAgentResponse.fromPartial({ agent: toProtoAgent(await f.stop(name, grace)) });
     },
 
+    async removeAgent(req) {
+      return fleet.RemoveAgentResponse.fromPartial({ agent: toProtoAgent(await f.remove(v.agentName("name", req.name))) });
+    },
+
     async getAgent(req) {
       return fleet.GetAgentResponse.fromPartial({ agent: toProtoAgent(f.get(v.agentName("name", req.name))) });
     },

@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { replaceFileSync } from "@skein/host";
 
@@ -65,4 +66,21 @@ export function writeHeartbeat(file: string, h: Heartbeat): void {
     madeDirs.delete(dir);
     throw err;
   }
+}
+
+/**
+ * Removes the agent's heartbeat file, but only one this service wrote for this
+ * agent: a file another writer put at that path is not ours to delete.
+ */
+export async function removeHeartbeat(file: string, agent: string): Promise<void> {
+  let content: string;
+  try {
+    content = await readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  const lines = content.split("\n");
+  if (!lines.includes(`agent=${agent}`) || !lines.includes("writer=skein-fleet")) return;
+  await rm(file, { force: true });
 }

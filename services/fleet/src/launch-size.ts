@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "@skein/runtime";
+import { KEEP_LINES_RANGE } from "./config.js";
 import { launchCommand, shellQuote } from "./launch-command.js";
 import { commandBytes, MAX_COMMAND_BYTES, newSessionCommands, respawnCommands } from "./tmux.js";
 
@@ -19,7 +20,8 @@ export interface LaunchParts {
  */
 export function checkLaunchFits(p: LaunchParts): void {
   const shell = launchCommand({ binDirs: p.binDirs, env: p.env, command: p.command });
-  const bytes = Math.max(commandBytes(newSessionCommands(p.name, p.workdir, shell)), commandBytes(respawnCommands(p.name, p.workdir, shell)));
+  // The largest history-limit a new session may carry (SKEIN_FLEET_KEEP_LINES) is counted in.
+  const bytes = Math.max(commandBytes(newSessionCommands(p.name, p.workdir, shell, KEEP_LINES_RANGE.max)), commandBytes(respawnCommands(p.name, p.workdir, shell)));
   if (bytes <= MAX_COMMAND_BYTES) return;
   const weight: Record<string, number> = {
     command: Buffer.byteLength(p.command),

@@ -78,6 +78,7 @@ function revive(a: AgentRecord): AgentRecord {
     ...a,
     startedAt: date(a.startedAt) ?? new Date(),
     lastHeartbeatAt: date(a.lastHeartbeatAt),
+    endedAt: date(a.endedAt),
     restartDueAt: date(a.restartDueAt),
     exitStatus: typeof a.exitStatus === "number" ? a.exitStatus : undefined,
   };

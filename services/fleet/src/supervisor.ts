@@ -13,6 +13,8 @@ export interface SupervisorDeps {
   readonly events: Broadcaster<FleetEvent>;
   readonly agents: () => Iterable<Agent>;
   readonly persist: () => void;
+  /** Keeps the last screen of the agent's pane (it has just ended) for CaptureOutput. */
+  readonly keepScreen: (agent: Agent) => Promise<void>;
   /** Runs the agent's command again (same session when it still exists). */
   readonly relaunch: (agent: Agent) => Promise<void>;
   /** How often the one timer looks at every agent. */
@@ -177,7 +179,7 @@ export class Supervisor {
     if (!pane.dead && (pane.paneId !== a.paneId || pane.panePid !== a.panePid)) {
       // Someone respawned the pane by hand: supervise what runs there now.
       const stat = readProcStatSync(pane.panePid);
-      Object.assign(a, { paneId: pane.paneId, panePid: pane.panePid, pidStartTicks: stat?.startTicks ?? -1, state: "running", startedAt: new Date() });
+      Object.assign(a, { paneId: pane.paneId, panePid: pane.panePid, pidStartTicks: stat?.startTicks ?? -1, state: "running", startedAt: new Date(), endedAt: undefined });
       this.d.persist();
       return;
     }
@@ -232,7 +234,9 @@ export class Supervisor {
 
   /** The agent's process ended: record it, write the exited heartbeat, apply the restart policy. */
   async exited(a: Agent, exitStatus: number | undefined, detail: string): Promise<void> {
+    await this.d.keepScreen(a);
     a.exitStatus = exitStatus;
+    a.endedAt = new Date();
     a.rt.pidMismatchVisits = 0;
     a.rt.statusWaitVisits = 0;
     a.rt.paneLost = false;

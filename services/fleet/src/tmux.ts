@@ -38,6 +38,8 @@ const PANE_FORMAT = ["session_name", "pane_id", "pane_pid", "pane_dead", "pane_d
   .map((f) => `#{${f}}`)
   .join("\t");
 
+const TMUX_DEFAULT_HISTORY = 2000;
+
 /** `-t =name` is an exact match; a bare name would also hit every session it prefixes. */
 const sessionTarget = (name: string) => `=${name}`;
 const paneTarget = (name: string) => `=${name}:`;
@@ -83,9 +85,13 @@ export function commandBytes(commands: readonly (readonly string[])[]): number {
  * global environment, which every pane inherits.
  */
 export class Tmux {
+  /**
+   * `keepLines`: history new panes must hold (see newSessionCommands).
+   */
   constructor(
     readonly socket: string,
     private readonly env: Readonly<Record<string, string>>,
+    private readonly keepLines = 0,
   ) {}
 
   run(args: readonly string[]): Promise<string> {
@@ -126,7 +132,7 @@ export class Tmux {
    * window only: even a command that dies at once leaves its exit status.
    */
   async newSession(name: string, workdir: string, shellCommand: string): Promise<{ paneId: string; panePid: number }> {
-    return parsePaneIdPid("new-session", await this.runSequence(newSessionCommands(name, workdir, shellCommand)));
+    return parsePaneIdPid("new-session", await this.runSequence(newSessionCommands(name, workdir, shellCommand, this.keepLines)));
   }
 
   /** Runs the command again in the agent's (dead) pane; pane id and window options stay. */
@@ -230,9 +236,15 @@ export function pieces(text: string, n: number): string[] {
   return out;
 }
 
-/** What newSession sends: the session and, in the same call, remain-on-exit on its window. */
-export function newSessionCommands(name: string, workdir: string, shellCommand: string): string[][] {
+/**
+ * What newSession sends: the session and, in the same call, remain-on-exit on
+ * its window. A pane's history-limit is fixed when the pane is made: when
+ * `keepLines` needs more than tmux's default, the server-wide limit is raised
+ * first, in the same call (it may be the one that starts the server).
+ */
+export function newSessionCommands(name: string, workdir: string, shellCommand: string, keepLines = 0): string[][] {
   return [
+    ...(keepLines > TMUX_DEFAULT_HISTORY ? [["set-option", "-g", "history-limit", String(keepLines)]] : []),
     ["new-session", "-d", "-s", name, "-c", escapeFormat(workdir), "-P", "-F", "#{pane_id} #{pane_pid}", shellCommand],
     ["set-option", "-w", "-t", paneTarget(name), "remain-on-exit", "on"],
   ];

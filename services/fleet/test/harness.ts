@@ -72,7 +72,8 @@ export class FleetHarness {
   }
 
   tmux(...args: string[]): string {
-    return execFileSync(TMUX, ["-L", this.socket, ...args], { encoding: "utf8" });
+    // stderr captured (it is in the thrown error): "no server running on …" must not reach the test output.
+    return execFileSync(TMUX, ["-L", this.socket, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   }
 
   async cleanup(): Promise<void> {

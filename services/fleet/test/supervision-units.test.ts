@@ -1,6 +1,9 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { lastLines } from "../src/fleet.js";
-import { formatHeartbeat, isoSeconds } from "../src/heartbeat.js";
+import { lastLines } from "../src/screen-text.js";
+import { formatHeartbeat, isoSeconds, removeHeartbeat } from "../src/heartbeat.js";
 import { backoffMs, decideRestart, HEALTHY_RUN_MS } from "../src/restart-policy.js";
 
 describe("restart policy", () => {
@@ -35,11 +38,39 @@ describe("heartbeat format", () => {
   });
 });
 
+describe("removeHeartbeat (RemoveAgent)", () => {
+  it("removes only a file this service wrote for that agent", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skein-hb-"));
+    try {
+      const ours = join(dir, "a.hb");
+      writeFileSync(ours, formatHeartbeat({ at: new Date(), pid: 1, status: "stopped", runtime: "", agent: "a", paneId: "%1", socket: "s", restarts: 0 }));
+      const foreign = join(dir, "b.hb");
+      writeFileSync(foreign, "ts=2026-11-21T05:34:04Z\npid=1\nstatus=ok\nagent=b\n");
+      const otherAgent = join(dir, "c.hb");
+      writeFileSync(otherAgent, formatHeartbeat({ at: new Date(), pid: 1, status: "ok", runtime: "", agent: "someone-else", paneId: "%1", socket: "s", restarts: 0 }));
+      await removeHeartbeat(ours, "a");
+      await removeHeartbeat(foreign, "b");
+      await removeHeartbeat(otherAgent, "c");
+      await removeHeartbeat(join(dir, "missing.hb"), "missing");
+      expect([existsSync(ours), existsSync(foreign), existsSync(otherAgent)]).toEqual([false, true, true]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("lastLines (CaptureOutput)", () => {
   it("drops the blank rows of the visible screen and keeps the last N lines of output", () => {
     expect(lastLines("one\ntwo\nthree\n\n\n\n", 2)).toBe("two\nthree\n");
     expect(lastLines("one\n   \n\n", 5)).toBe("one\n");
     expect(lastLines("\n\n\n", 3)).toBe("");
     expect(lastLines("a\n\nb\n", 3)).toBe("a\n\nb\n");
+  });
+
+  it("drops the blank screen rows tmux leaves above its 'Pane is dead' line", () => {
+    const dead = `hello\nworld\n${"\n".repeat(20)}Pane is dead (status 3, Sat Nov 28 05:29:42 2026)\n`;
+    expect(lastLines(dead, 5)).toBe("hello\nworld\nPane is dead (status 3, Sat Nov 28 05:29:42 2026)\n");
+    expect(lastLines(dead, 1)).toBe("Pane is dead (status 3, Sat Nov 28 05:29:42 2026)\n");
+    expect(lastLines(`\n\nPane is dead (signal 9, x)\n\n`, 3)).toBe("Pane is dead (signal 9, x)\n");
   });
 });

@@ -118,16 +118,22 @@ function settingsFor(
   source: ProviderSettings["source"],
   gooseSecrets: Record<string, unknown>,
 ): ProviderSettings {
-  const prefix = kind === "openai" ? "OPENAI" : "ANTHROPIC";
-  const apiKey = envOptional(`${prefix}_API_KEY`, env) ?? stringOf(gooseSecrets[`${prefix}_API_KEY`]);
-  return { kind, model, baseURL: envOptional(`${prefix}_BASE_URL`, env) ?? fallbackBase, apiKey, source };
+  const vars = PROVIDER_VARS[kind];
+  const apiKey = envOptional(vars.apiKey, env) ?? stringOf(gooseSecrets[vars.apiKey]);
+  return { kind, model, baseURL: envOptional(vars.baseURL, env) ?? fallbackBase, apiKey, source };
 }
+
+/** Spelled out (not built from a prefix) so the README's configuration test finds every variable read. */
+const PROVIDER_VARS = {
+  openai: { apiKey: "OPENAI_API_KEY", baseURL: "OPENAI_BASE_URL" },
+  anthropic: { apiKey: "ANTHROPIC_API_KEY", baseURL: "ANTHROPIC_BASE_URL" },
+} as const;
 
 /** The hosted APIs need a key; a local server (custom base URL) usually does not. */
 function checked(s: ProviderSettings): SessionConfig["provider"] {
   if (s.apiKey === undefined && s.baseURL === undefined) {
-    const prefix = s.kind === "openai" ? "OPENAI" : "ANTHROPIC";
-    return { missing: `provider ${s.kind} needs ${prefix}_API_KEY (or ${prefix}_BASE_URL for a server that needs no key)` };
+    const vars = PROVIDER_VARS[s.kind];
+    return { missing: `provider ${s.kind} needs ${vars.apiKey} (or ${vars.baseURL} for a server that needs no key)` };
   }
   return { settings: s };
 }

@@ -1,6 +1,4 @@
-import { createLogger, runMain } from "@skein/runtime";
+import { runMain } from "@skein/runtime";
 import { startSessionServer } from "./server.js";
 
-const log = createLogger("session");
-
-await runMain(log, () => startSessionServer(process.env, log));
+await runMain("session", (log) => startSessionServer(process.env, log));

@@ -5,11 +5,12 @@ import { constants } from "node:os";
 import { fleet } from "@skein/proto";
 import { say, type Command } from "../command.js";
 import { START_TIMEOUT_MS } from "../clients.js";
-import { CliError } from "../errors.js";
+import { CliError, describe } from "../errors.js";
 import { age, enumLabel, json, localTime, shellQuote, table } from "../format.js";
 import { follow, onInterrupt } from "../follow.js";
 import { jsonOption } from "../options.js";
 import { completeJson } from "../proto-json.js";
+import { followLogs } from "./fleet-logs-follow.js";
 
 const RESTART: Record<string, fleet.RestartPolicy> = {
   never: fleet.RestartPolicy.RESTART_POLICY_NEVER,
@@ -17,10 +18,14 @@ const RESTART: Record<string, fleet.RestartPolicy> = {
   always: fleet.RestartPolicy.RESTART_POLICY_ALWAYS,
 };
 
-function stateLabel(a: fleet.Agent): string {
+const ended = (a: fleet.Agent) => a.state === fleet.AgentState.AGENT_STATE_STOPPED || a.state === fleet.AgentState.AGENT_STATE_EXITED;
+
+/** e.g. "running", "exited(3) 2m ago gave-up", "stopped 5m ago". */
+function stateLabel(a: fleet.Agent, now: number): string {
   const state = enumLabel(fleet.agentStateToJSON(a.state), "AGENT_STATE_");
   const exit = a.state === fleet.AgentState.AGENT_STATE_EXITED && a.exitStatus !== undefined ? `(${a.exitStatus})` : "";
-  return `${state}${exit}${a.gaveUp ? " gave-up" : ""}`;
+  const when = ended(a) && a.endedAt ? ` ${age(a.endedAt, now)} ago` : "";
+  return `${state}${exit}${when}${a.gaveUp ? " gave-up" : ""}`;
 }
 
 const start: Command = {
@@ -80,7 +85,7 @@ const start: Command = {
 const ls: Command = {
   name: "fleet ls",
   synopsis: "",
-  summary: "list agents (name, state, runtime, pid, restarts, heartbeat age)",
+  summary: "list agents (name, state and since when it ended, runtime, pid, restarts, heartbeat age)",
   options: jsonOption(),
   services: ["fleet"],
   async run(inv) {
@@ -96,7 +101,15 @@ const ls: Command = {
       return 0;
     }
     const now = Date.now();
-    const rows = res.agents.map((a) => [a.name, stateLabel(a), a.runtime || "-", a.panePid > 0 ? String(a.panePid) : "-", String(a.restarts), age(a.lastHeartbeatAt, now)]);
+    // An agent that ended has no process and no heartbeat to age: its state says when it ended.
+    const rows = res.agents.map((a) => [
+      a.name,
+      stateLabel(a, now),
+      a.runtime || "-",
+      a.panePid > 0 && !ended(a) ? String(a.panePid) : "-",
+      String(a.restarts),
+      ended(a) ? "-" : age(a.lastHeartbeatAt, now),
+    ]);
     say(table(["name", "state", "runtime", "pid", "restarts", "heartbeat"], rows));
     return 0;
   },
@@ -121,17 +134,48 @@ const stop: Command = {
   },
 };
 
+const rm: Command = {
+  name: "fleet rm",
+  synopsis: "NAME…",
+  summary: "remove stopped or exited agents, with their kept output and heartbeat files",
+  details: ["Each NAME is tried; any failure makes the exit status 1."],
+  options: jsonOption('print {"removed": [agent, …]} with every field of each removed agent'),
+  services: ["fleet"],
+  async run(inv) {
+    inv.arg(0, "NAME");
+    const f = inv.conn.fleet();
+    const removed: fleet.Agent[] = [];
+    let failed = false;
+    for (const name of inv.positionals) {
+      try {
+        removed.push((await f.call(f.client.removeAgent, fleet.RemoveAgentRequest.fromPartial({ name }))).agent!);
+        if (!inv.json) say(`removed ${name}`);
+      } catch (err) {
+        failed = true;
+        process.stderr.write(`skein: ${describe(err)}\n`);
+      }
+    }
+    if (inv.json) say(json({ removed: removed.map((a) => completeJson(fleet, "Agent", a)) }));
+    return failed ? 1 : 0;
+  },
+};
+
 const logs: Command = {
   name: "fleet logs",
-  synopsis: "NAME [-n N]",
-  summary: "print the last lines of an agent's pane",
-  options: { lines: { type: "string", short: "n", value: "N", help: "how many lines (1–10000; default 100)" }, ...jsonOption() },
+  synopsis: "NAME [-n N] [-f]",
+  summary: "print the last lines of an agent's pane (kept after it stopped or exited)",
+  options: {
+    lines: { type: "string", short: "n", value: "N", help: "how many lines (1–10000; default 100)" },
+    follow: { type: "boolean", short: "f", help: "print new lines as they appear, until Ctrl-C or the agent ends (stopped, or exited with no restart coming)" },
+    ...jsonOption("print JSON instead of text (with -f: one {\"text\"} object per batch of new lines)"),
+  },
   services: ["fleet"],
   async run(inv) {
     const name = inv.arg(0, "NAME");
     inv.atMost(1);
     const lines = inv.int("lines", 1, 10_000) ?? 0;
     const f = inv.conn.fleet();
+    if (inv.flag("follow")) return followLogs(f, name, lines, inv.json);
     const res = await f.call(f.client.captureOutput, fleet.CaptureOutputRequest.fromPartial({ name, lines }));
     if (inv.json) say(json(completeJson(fleet, "CaptureOutputResponse", res)));
     else {
@@ -170,6 +214,11 @@ const attach: Command = {
     const f = inv.conn.fleet();
     const res = await f.call(f.client.getAgent, fleet.GetAgentRequest.fromPartial({ name }));
     f.close();
+    if (res.agent!.state === fleet.AgentState.AGENT_STATE_STOPPED) {
+      throw new CliError(`agent ${name} is stopped: it has no tmux session to attach to (its last output: skein fleet logs ${name})`);
+    }
+    // tmux would answer "open terminal failed: not a terminal", after a moment.
+    if (!process.stdin.isTTY || !process.stdout.isTTY) throw new CliError(`fleet attach needs a terminal: stdin and stdout must be one (to read ${name}'s output: skein fleet logs ${name})`);
     const socket = res.agent!.tmuxSocket;
     // Node cannot exec(3): run tmux on this terminal and pass its exit status on.
     const child = spawn("tmux", ["-L", socket, "attach", "-t", `=${name}`], { stdio: "inherit" });
@@ -193,7 +242,7 @@ const attach: Command = {
 const watch: Command = {
   name: "fleet watch",
   synopsis: "[NAME…]",
-  summary: "follow agent state changes (started, exited, restarted, stopped, stale heartbeat)",
+  summary: "follow agent state changes (started, exited, restarted, stopped, stale heartbeat, removed)",
   details: ["NAME…  only these agents (default: all)", "Ctrl-C stops watching."],
   options: jsonOption("print each event as one JSON object per line"),
   services: ["fleet"],
@@ -209,4 +258,4 @@ const watch: Command = {
   },
 };
 
-export const fleetCommands: readonly Command[] = [start, ls, stop, logs, send, attach, watch];
+export const fleetCommands: readonly Command[] = [start, ls, stop, rm, logs, send, attach, watch];

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// Installs dependencies when they are missing or when what decides them
+// changed (the lock file, or a manifest's dependency fields), so every npm
+// script works on a fresh clone, and editing a script in package.json does
+// not reinstall. Node built-ins only: it runs before anything is installed.
+// Which dependencies may run install scripts is declared in package.json's
+// allowScripts (npm 11).
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { repoRoot } from "./lib/files.mjs";
+
+const root = repoRoot();
+const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+const DEP_FIELDS = ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies", "overrides", "workspaces", "allowScripts"];
+
+const stamp = join(root, "node_modules/.skein-install.hash");
+const hiddenLock = join(root, "node_modules/.package-lock.json");
+const want = installHash();
+const have = existsSync(stamp) ? readFileSync(stamp, "utf8") : adoptedInstall();
+if (have !== want) {
+  const lock = existsSync(join(root, "package-lock.json"));
+  console.error(`[skein] installing dependencies (npm ${lock ? "ci" : "install"})`);
+  execFileSync(npm, [lock ? "ci" : "install", "--prefer-offline", "--no-audit", "--no-fund"], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  writeFileSync(stamp, want);
+}
+
+/** One hash over the lock file and every manifest's dependency fields. */
+function installHash() {
+  const h = createHash("sha256");
+  const lockPath = join(root, "package-lock.json");
+  h.update(existsSync(lockPath) ? readFileSync(lockPath) : "");
+  const manifest = (p) => JSON.parse(readFileSync(join(root, p), "utf8"));
+  const top = manifest("package.json");
+  for (const p of ["package.json", ...top.workspaces.map((w) => `${w}/package.json`)]) {
+    const m = existsSync(join(root, p)) ? manifest(p) : {};
+    h.update(p + "\0" + JSON.stringify(DEP_FIELDS.map((f) => m[f] ?? null)) + "\0");
+  }
+  return h.digest("hex");
+}
+
+/** An install made before the stamp existed counts when npm's own record is newer than the lock file. */
+function adoptedInstall() {
+  const lockPath = join(root, "package-lock.json");
+  if (!existsSync(hiddenLock) || !existsSync(lockPath)) return undefined;
+  if (statSync(hiddenLock).mtimeMs < statSync(lockPath).mtimeMs) return undefined;
+  writeFileSync(stamp, want);
+  return want;
+}

@@ -1,0 +1,65 @@
+import { accessSync, constants, statSync } from "node:fs";
+import { delimiter, join } from "node:path";
+import type { Logger } from "pino";
+
+/** How often the PATH is looked at again: a stat per PATH entry, no process started. */
+const RECHECK_MS = 5_000;
+
+/** Where `cmd` would be found on `path`, as execFile looks it up; undefined when nowhere. */
+export function findOnPath(cmd: string, path: string | undefined): string | undefined {
+  for (const dir of (path ?? "").split(delimiter)) {
+    const candidate = join(dir === "" ? "." : dir, cmd);
+    try {
+      if (!statSync(candidate).isFile()) continue;
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Whether the fleet can start agents at all: tmux must be on the service's
+ * PATH (it is looked up at each call, like the old launcher did). Reported to
+ * health at start and whenever it changes (tmux installed or removed while
+ * the service runs); each change is logged once.
+ */
+export class TmuxAvailability {
+  private timer: NodeJS.Timeout | undefined;
+  private available: boolean | undefined;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly onChange: (available: boolean) => void,
+    private readonly path: () => string | undefined = () => process.env.PATH,
+  ) {}
+
+  start(): void {
+    this.check();
+    this.timer ??= setInterval(() => this.check(), RECHECK_MS);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private check(): void {
+    const found = findOnPath("tmux", this.path());
+    const available = found !== undefined;
+    if (available === this.available) return;
+    const first = this.available === undefined;
+    this.available = available;
+    if (!available) {
+      this.log.error(
+        { path: this.path() },
+        "tmux is not on the fleet service's PATH: it cannot start agents, so health says NOT_SERVING until tmux appears (looked for every 5 s)",
+      );
+    } else if (!first) {
+      this.log.info({ tmux: found }, "tmux found on PATH again; serving");
+    }
+    this.onChange(available);
+  }
+}

@@ -1,0 +1,97 @@
+import { existsSync } from "node:fs";
+import { fleetSocketLockPath } from "@skein/host";
+import { processesEnd, startLauncher, type Launcher } from "@skein/testkit";
+import { afterEach, expect, it } from "vitest";
+
+let launcher: Launcher | undefined;
+afterEach(async () => {
+  await launcher?.cleanup();
+  launcher = undefined;
+});
+
+const banner = (l: string) => l.startsWith("Ctrl-C stops the services");
+
+it("npm start: when the launcher's process group is SIGKILLed, both services shut down on their own", async () => {
+  launcher = startLauncher({ npmScript: "start" });
+  await launcher.waitForLine(banner, 60_000);
+  const pids = launcher.servicePids();
+  expect([...pids.keys()].sort()).toEqual(["fleet", "session"]);
+  const lock = fleetSocketLockPath(launcher.tmuxSocket, launcher.env);
+  expect(existsSync(lock)).toBe(true);
+
+  launcher.signalGroup("SIGKILL");
+  expect(await processesEnd([...pids.values()])).toBe(true);
+  // The fleet shut down gracefully: it released its socket lock itself.
+  expect(existsSync(lock)).toBe(false);
+});
+
+it("npm run start:fleet: a SIGKILLed launcher takes its one service with it", async () => {
+  launcher = startLauncher({ npmScript: "start:fleet" });
+  await launcher.waitForLine(banner, 60_000);
+  const pids = [...launcher.servicePids().values()];
+  expect(pids).toHaveLength(1);
+  launcher.signalGroup("SIGKILL");
+  expect(await processesEnd(pids)).toBe(true);
+});
+
+it("Ctrl-C stops each service exactly once, gracefully, and says the agents keep running in tmux", async () => {
+  launcher = startLauncher();
+  await launcher.waitForLine(banner, 60_000);
+  // A terminal's Ctrl-C reaches the foreground process group: the launcher's.
+  launcher.signalGroup("SIGINT");
+  const { code } = await launcher.exited;
+  expect(code).toBe(0);
+  for (const service of ["session", "fleet"]) {
+    const records = launcher.stdout.filter((l) => l.startsWith(`[${service}`)).map((l) => JSON.parse(l.slice(l.indexOf("{"))) as { msg: string; reason?: string });
+    expect(records.filter((r) => r.msg === "shutting down").map((r) => r.reason)).toEqual(["SIGTERM"]);
+    expect(records.filter((r) => r.msg === "stopped")).toHaveLength(1);
+  }
+  const said = launcher.stderr.join("\n");
+  expect(said).toContain("agents keep running in tmux");
+  expect(said).toContain(`tmux -L ${launcher.tmuxSocket} ls`);
+});
+
+it("prints where each service listens and what to try next", async () => {
+  launcher = startLauncher({ env: { SKEIN_AUTH_TOKEN: "s3cret-token" } });
+  await launcher.waitForLine(banner, 60_000);
+  const ports = new Map<string, number>();
+  for (const l of launcher.stdout) {
+    const rec = JSON.parse(l.slice(l.indexOf("{"))) as { msg: string; port?: number };
+    if (rec.msg === "listening") ports.set(l.startsWith("[session") ? "session" : "fleet", rec.port!);
+  }
+  const text = launcher.stderr.join("\n");
+  expect(text).toMatch(new RegExp(`session\\s+127\\.0\\.0\\.1:${ports.get("session")}`));
+  expect(text).toMatch(new RegExp(`fleet\\s+127\\.0\\.0\\.1:${ports.get("fleet")}`));
+  expect(text).toContain("npx skein chat");
+  expect(text).toContain(`grpcurl -plaintext -H "authorization: Bearer $SKEIN_AUTH_TOKEN" 127.0.0.1:${ports.get("session")} list`);
+  // The token itself is never printed.
+  expect(text).not.toContain("s3cret-token");
+});
+
+it("pretty logs are one line per record, and carry no colour codes with NO_COLOR", async () => {
+  launcher = startLauncher({ services: ["session"], env: { SKEIN_LOG_FORMAT: "pretty", NO_COLOR: "1" } });
+  await launcher.waitForLine(banner, 60_000);
+  launcher.signalGroup("SIGINT");
+  await launcher.exited;
+  expect(launcher.stdout.length).toBeGreaterThan(2);
+  // Every line is a whole record: prefix, time, level, message.
+  for (const l of launcher.stdout) expect(l).toMatch(/^\[session\] \[\d\d:\d\d:\d\d\.\d{3}\] (INFO|WARN|ERROR|DEBUG|FATAL|TRACE): \S/);
+  expect(launcher.stdout.join("\n")).not.toContain("\x1b[");
+  expect(launcher.stdout.some((l) => l.includes("listening"))).toBe(true);
+});
+
+it.each([
+  [
+    "SKEIN_METRICS_ADDR alone with both services names the conflict",
+    { SKEIN_METRICS_ADDR: "127.0.0.1:19464" },
+    "skein: SKEIN_METRICS_ADDR=127.0.0.1:19464 is the metrics address of both session and fleet: give each its own (SKEIN_SESSION_METRICS_ADDR, SKEIN_FLEET_METRICS_ADDR), or use port 0",
+  ],
+  ["a runtime setting", { SKEIN_LOG_LEVEL: "verbose" }, 'skein: SKEIN_LOG_LEVEL="verbose" must be one of trace, debug, info, warn, error, fatal, silent'],
+  ["one service's own setting", { SKEIN_HEARTBEAT_INTERVAL: "often" }, 'skein: SKEIN_HEARTBEAT_INTERVAL="often" is not a whole number'],
+])("npm start with a bad setting (%s): exit 2, one line, and no service starts", async (_what, env, line) => {
+  launcher = startLauncher({ env });
+  const { code } = await launcher.exited;
+  expect(code).toBe(2);
+  expect(launcher.stderr).toEqual([line]);
+  expect(launcher.stdout).toEqual([]);
+});
