@@ -93,7 +93,7 @@ async function heap(client: Client, model: FakeModelServer): Promise<Table> {
       ["growth per session (KiB)", (after - before) / 1024 / HEAP_SESSIONS],
     ],
     notes: [
-      "replay windows of sessions nobody runs or watches are released past SKEIN_EVENT_BUFFER_TOTAL (default 10,000 events across all sessions); what stays per idle session is its last seq",
+      "replay windows of sessions nobody runs or watches are released past SKEIN_EVENT_BUFFER_TOTAL (default 4,096 events across all sessions); what stays per idle session is its last seq",
     ],
   };
 }

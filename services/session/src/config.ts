@@ -68,7 +68,7 @@ export function loadConfig(env: Env, log: Logger): SessionConfig {
     maxModelOutputChars: envInt("SKEIN_MAX_MODEL_OUTPUT_CHARS", 1_000_000, { min: 1_000, max: 100_000_000 }, env),
     maxResponseBytes: Math.min(maxSendMessageBytes(env), CLIENT_RECEIVE_DEFAULT_BYTES),
     eventBuffer: envInt("SKEIN_EVENT_BUFFER", 512, { min: 1, max: 1_000_000 }, env),
-    eventBufferTotal: envInt("SKEIN_EVENT_BUFFER_TOTAL", 10_000, { min: 1, max: 100_000_000 }, env),
+    eventBufferTotal: envInt("SKEIN_EVENT_BUFFER_TOTAL", 4_096, { min: 1, max: 100_000_000 }, env),
     maxTurns: envInt("SKEIN_MAX_TURNS", 100, { min: 1, max: 10_000 }, env),
     syncEachMessage: envEnum("SKEIN_FSYNC_EACH_MESSAGE", ["true", "false"], "false", env) === "true",
     idleTimeoutMs: envDurationMs("SKEIN_SESSION_IDLE_TIMEOUT", 15 * 60_000, { minMs: 100, maxMs: 7 * 24 * 3_600_000 }, env),

@@ -1,6 +1,6 @@
 import { ConfigError, InvalidArgumentError, type Logger } from "@skein/runtime";
 import { GooseYamlFile, parseGooseYaml, type GooseYaml } from "../goose-yaml.js";
-import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig } from "./config.js";
+import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig } from "../model/extension-config.js";
 import { findOnPath, resolveBuiltin } from "./goose-builtins.js";
 import type { Env } from "@skein/host";
 

@@ -1,5 +1,5 @@
 import type { Logger } from "@skein/runtime";
-import { validateExtensionConfigs, type ExtensionConfig } from "../extensions/index.js";
+import { validateExtensionConfigs, type ExtensionConfig } from "./extension-config.js";
 import { isObject, type GooseMetadata } from "./goose-format.js";
 
 /**

@@ -1,4 +1,4 @@
-import { validateExtensionConfig } from "../../extensions/config.js";
+import { validateExtensionConfig } from "../../model/extension-config.js";
 import { gooseKey } from "../../extensions/service-config.js";
 import { isObject, type JsonObject } from "../../model/goose-format.js";
 
