@@ -93,7 +93,15 @@ describe("goose-sqlite store, end to end", () => {
     expect(rawMessageRows(db, GOOSE_ID).slice(0, before.length)).toEqual(before);
     const rows = expectGooseReadable(db, GOOSE_ID, { isOurs: (r) => !before.some((b) => b.id === r.id) });
     expect(rows.slice(before.length).map((r) => r.content[0]!.type)).toEqual(["text", "toolRequest", "toolResponse", "text"]);
-    expect(db.prepare("SELECT goose_mode, provider_name, model_config_json, extension_data FROM sessions WHERE id = ?").get(GOOSE_ID)).toEqual(sessionBefore);
+    // goose's settings stay as goose wrote them; extension_data gains only skein's own entry
+    // (`skein.v0`: the seq epochs this session has used), every entry of goose's unchanged.
+    const after = db.prepare("SELECT goose_mode, provider_name, model_config_json, extension_data FROM sessions WHERE id = ?").get(GOOSE_ID) as Record<string, string>;
+    const { extension_data: dataAfter, ...settingsAfter } = after;
+    const { extension_data: dataBefore, ...settingsBefore } = sessionBefore as Record<string, string>;
+    expect(settingsAfter).toEqual(settingsBefore);
+    const { ["skein.v0"]: own, ...gooseEntries } = JSON.parse(dataAfter!) as Record<string, unknown>;
+    expect(gooseEntries).toEqual(JSON.parse(dataBefore!));
+    expect(own).toEqual({ seq_epochs: 1 });
   });
 
   it("summarizes with goose's visibility flags, never a summarizationRequested row", async () => {
