@@ -9,7 +9,7 @@ import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./se
 import { Connection, type Db } from "./sqlite/connection.js";
 import { toolResultFormFor, type ToolResultForm } from "./sqlite/content.js";
 import { insertMessage, messageOfRow, metadataJson, newMessageId, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
-import { columnChanges, metadataOfRow, parseSqlTimestamp, type Row } from "./sqlite/rows.js";
+import { columnChanges, metadataOfRow, parseSqlTimestamp, sqlTimestamp, type Row } from "./sqlite/rows.js";
 import { createGooseSchema, KNOWN_SCHEMA_VERSION, hasSchemaVersionTable, schemaVersion, tableColumns } from "./sqlite/schema.js";
 
 export const DB_NAME = "sessions.db";
@@ -307,6 +307,16 @@ export class SqliteSessionStore implements SessionStore {
 
   close(): Promise<void> {
     return this.conn.close();
+  }
+
+  /** The session in the shape importSession takes (of this store or the PostgreSQL one): for export. */
+  async exportSession(id: string): Promise<ImportedSession | undefined> {
+    const loaded = await this.load(id);
+    if (!loaded) return undefined;
+    const times = await this.conn.read((db) => db.prepare("SELECT created_at, updated_at FROM sessions WHERE id = ?").get(id) as Row | undefined);
+    if (!times) return undefined;
+    const at = (v: unknown) => sqlTimestamp(parseSqlTimestamp(v));
+    return { id, metadata: loaded.metadata, messages: loaded.messages, createdAt: at(times.created_at), updatedAt: at(times.updated_at) };
   }
 
   /**
