@@ -1,4 +1,4 @@
-import { split, startSseServer, type FakeModelServer, type ScriptedCompletion, type ScriptedReply, type SseEvent } from "./sse-server.js";
+import { split, startSseServer, type FakeModelServer, type FirstByteTiming, type ScriptedCompletion, type ScriptedReply, type SseEvent } from "./sse-server.js";
 
 export interface Usage {
   readonly prompt: number;
@@ -61,12 +61,18 @@ export function openaiCompletion(text: string, usage: Usage = { prompt: 30, comp
  * from the fake model." and answers non-streaming requests "Fake model session".
  */
 export function startOpenAIServer(
-  opts: { fallback?: (body: Record<string, unknown>) => ScriptedReply; completionFallback?: (body: Record<string, unknown>) => ScriptedCompletion; keepAliveTimeoutMs?: number } = {},
+  opts: {
+    fallback?: (body: Record<string, unknown>) => ScriptedReply;
+    completionFallback?: (body: Record<string, unknown>) => ScriptedCompletion;
+    keepAliveTimeoutMs?: number;
+    onFirstByte?: (body: Record<string, unknown>, timing: FirstByteTiming) => void;
+  } = {},
 ): Promise<FakeModelServer> {
   return startSseServer({
     path: "/chat/completions",
     fallback: opts.fallback ?? (() => ({ events: openaiText("Hello from the fake model.") })),
     completionFallback: opts.completionFallback ?? (() => openaiCompletion("Fake model session")),
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
+    onFirstByte: opts.onFirstByte,
   });
 }

@@ -32,6 +32,12 @@ export interface ScriptedReply {
   readonly ending?: "end" | "cut" | "stall";
 }
 
+/** When a streamed request arrived (its handler started) and its first byte was written, performance.now() of the server's process. */
+export interface FirstByteTiming {
+  readonly arrivedAt: number;
+  readonly firstByteAt: number;
+}
+
 /** How the fake model answers one non-streaming request (`stream` not true). */
 export interface ScriptedCompletion {
   /** Non-200: answer with this status and a JSON error body. */
@@ -67,6 +73,8 @@ export async function startSseServer(opts: {
   fallback: (body: Record<string, unknown>) => ScriptedReply;
   completionFallback?: (body: Record<string, unknown>) => ScriptedCompletion;
   keepAliveTimeoutMs?: number;
+  /** Called once a streamed response's first byte is written (benchmarks: the provider's own time to first byte). */
+  onFirstByte?: (body: Record<string, unknown>, timing: FirstByteTiming) => void;
 }): Promise<FakeModelServer> {
   const queue: ScriptedReply[] = [];
   const requests: Record<string, unknown>[] = [];
@@ -88,6 +96,7 @@ export async function startSseServer(opts: {
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const arrivedAt = performance.now();
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     if (req.method !== "POST" || !req.url?.endsWith(opts.path)) {
@@ -116,21 +125,30 @@ export async function startSseServer(opts: {
     try {
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       const events = reply.events ?? [];
+      let firstByte = opts.onFirstByte && ((): void => {
+        opts.onFirstByte!(body, { arrivedAt, firstByteAt: performance.now() });
+        firstByte = undefined;
+      });
       if (reply.trickle) {
-        const body = Buffer.from(events.map(frame).join(""));
-        for (let at = 0; at < body.length && !gone; at += reply.trickle.bytes) {
+        const bytes = Buffer.from(events.map(frame).join(""));
+        for (let at = 0; at < bytes.length && !gone; at += reply.trickle.bytes) {
           if (at > 0) await new Promise((r) => setTimeout(r, reply.trickle!.delayMs));
-          if (!gone) res.write(body.subarray(at, at + reply.trickle.bytes));
+          if (!gone) res.write(bytes.subarray(at, at + reply.trickle.bytes));
+          firstByte?.();
         }
       }
       // Without delays everything goes out in one write: the fastest provider possible.
-      else if (!reply.delayMs && reply.holdAfter === undefined) res.write(events.map(frame).join(""));
+      else if (!reply.delayMs && reply.holdAfter === undefined) {
+        res.write(events.map(frame).join(""));
+        firstByte?.();
+      }
       else {
         for (let i = 0; i < events.length && !gone; i++) {
           if (i === reply.holdAfter && reply.hold) await Promise.race([reply.hold, once(res, "close")]);
           if (gone) break;
           if (reply.delayMs && i > 0) await new Promise((r) => setTimeout(r, reply.delayMs));
           res.write(frame(events[i]!));
+          firstByte?.();
         }
         if (reply.holdAfter !== undefined && reply.holdAfter >= events.length && reply.hold && !gone) await Promise.race([reply.hold, once(res, "close")]);
       }
