@@ -9,6 +9,7 @@ import { CancelSignals } from "../../src/store/postgres/cancel-signals.js";
 import { EVENTS_CHANNEL, PgEventLog, type StoredEvent } from "../../src/store/postgres/event-log.js";
 import { EventFollower } from "../../src/store/postgres/follower.js";
 import { PgListener } from "../../src/store/postgres/listener.js";
+import { LeaseKeeper } from "../../src/store/postgres/lease-keeper.js";
 import { CANCEL_CHANNEL, LeaseLostError, RunLeases, SessionBusyError } from "../../src/store/postgres/run-lease.js";
 
 const log = pino({ level: "silent" });
@@ -101,6 +102,31 @@ describe("run lease", () => {
       expect(won).toHaveLength(1);
       expect(won[0]!.value.tookOver?.requestId).toBe(`dead-${round}`);
     }
+  });
+});
+
+describe("lease keeper", () => {
+  it("keeps a replica's leases alive past their lifetime in one statement per round, and reports a lease taken over", async () => {
+    const leases = new RunLeases(a.pool, 300);
+    const keeper = new LeaseKeeper(leases, "A", log, 100);
+    cleanup.push(() => keeper.close());
+    const kept = await Promise.all(["k1", "k2", "k3"].map((s) => leases.acquire(s, `r-${s}`, "A")));
+    const lost: string[] = [];
+    const stops = kept.map(({ lease }) => keeper.keep(lease, () => lost.push(lease.sessionId)));
+    await sleep(700);
+    // Alive well past 300 ms: another replica is refused.
+    await expect(new RunLeases(b.pool, 300).acquire("k1", "x", "B")).rejects.toBeInstanceOf(SessionBusyError);
+    // A stalled replica: stop renewing k2 only, let it lapse, take it over from B.
+    stops[1]!();
+    await sleep(400);
+    await new RunLeases(b.pool, 10_000).acquire("k2", "x", "B");
+    expect(lost).toEqual([]);
+    // k3 is taken over behind the keeper's back (its owner's row replaced): reported once.
+    await b.pool.query("UPDATE session_runs SET lease_id = gen_random_uuid() WHERE session_id = 'k3'");
+    await expect.poll(() => lost).toEqual(["k3"]);
+    expect(keeper.size).toBe(1);
+    stops[0]!();
+    expect(keeper.size).toBe(0);
   });
 });
 

@@ -105,6 +105,21 @@ export class RunLeases {
     return { held: row !== undefined, cancelRequested: row?.cancel_requested ?? false };
   }
 
+  /**
+   * Renews every lease of `owner` among `leaseIds` in one statement (one round
+   * trip per replica per interval, however many runs it has). Resolves with
+   * the leases still held and whether each has a cancel pending.
+   */
+  async renewAll(owner: string, leaseIds: readonly string[]): Promise<Map<string, { cancelRequested: boolean }>> {
+    if (leaseIds.length === 0) return new Map();
+    const r = await this.pool.query<{ lease_id: string; cancel_requested: boolean }>(
+      `UPDATE session_runs SET lease_expires_at = now() + $3 * interval '1 millisecond'
+       WHERE owner = $1 AND lease_id = ANY($2::uuid[]) RETURNING lease_id, cancel_requested`,
+      [owner, leaseIds, this.leaseMs],
+    );
+    return new Map(r.rows.map((row) => [row.lease_id, { cancelRequested: row.cancel_requested }]));
+  }
+
   /** Ends the run's hold; false when it no longer held the session. */
   async release(lease: RunLease): Promise<boolean> {
     const r = await this.pool.query("DELETE FROM session_runs WHERE session_id = $1 AND lease_id = $2", [lease.sessionId, lease.leaseId]);
