@@ -5,7 +5,7 @@ import { isValidSessionId } from "./ids.js";
 import { migrate } from "./postgres/migrate.js";
 import { createPool, inTransaction, redactError } from "./postgres/pool.js";
 import { checkLease, type RunLease } from "./postgres/run-lease.js";
-import type { ImportedSession } from "./sqlite-store.js";
+import { CARRIED_COLUMNS, type ImportedSession } from "./sqlite-store.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
 import { STATE_KEY } from "./skein-metadata.js";
 import { messageOfRow, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
@@ -26,7 +26,9 @@ const SESSION_COLUMNS: ReadonlySet<string> = new Set([
   "accumulated_input_tokens",
   "accumulated_output_tokens",
 ]);
-const JSONB_COLUMNS = new Set(["extension_data"]);
+const JSONB_COLUMNS = new Set(["extension_data", "recipe_json", "user_recipe_values_json", "model_config_json"]);
+/** Timestamps arrive as sessions.db's UTC text `YYYY-MM-DD HH:MM:SS`. */
+const TIME_COLUMNS = new Set(["created_at", "updated_at", "archived_at"]);
 /** Sessions of goose's listed types; others would be goose's internals, imported along. */
 const LISTED_TYPES = ["user", "scheduled"];
 /** goose's id allocation is serialized by one transaction-level advisory lock across replicas. */
@@ -247,7 +249,7 @@ export class PostgresSessionStore implements SessionStore {
       const data = isObject(s.metadata.extension_data) ? s.metadata.extension_data : {};
       const own = STATE_KEY in s.metadata ? {} : { [STATE_KEY]: metadataOfRow({ extension_data: JSON.stringify(data) }, 0).metadata[STATE_KEY] };
       const title = s.metadata.description.split(/\s+/).filter(Boolean).join(" ");
-      const values: Row = { ...newRowValues({ ...s.metadata, ...own, description: title }, data), created_at: s.createdAt, updated_at: s.updatedAt };
+      const values: Row = { ...newRowValues({ ...s.metadata, ...own, description: title }, data), created_at: s.createdAt, updated_at: s.updatedAt, ...carriedIn(s.columns) };
       if (s.metadata.schedule_id) values.schedule_id = s.metadata.schedule_id;
       const cols = Object.keys(values);
       const r = await c.query(
@@ -264,16 +266,36 @@ export class PostgresSessionStore implements SessionStore {
   async exportSession(id: string): Promise<ImportedSession | undefined> {
     const loaded = await this.load(id);
     if (!loaded) return undefined;
-    const r = await this.pool.query<{ created_at: Date; updated_at: Date }>("SELECT created_at, updated_at FROM sessions WHERE id = $1", [id]);
-    const times = r.rows[0];
-    if (!times) return undefined;
-    return { id, metadata: loaded.metadata, messages: loaded.messages, createdAt: sqlTimestamp(times.created_at), updatedAt: sqlTimestamp(times.updated_at) };
+    const r = await this.pool.query<Row>("SELECT * FROM sessions WHERE id = $1", [id]);
+    const row = r.rows[0];
+    if (!row) return undefined;
+    const columns: Row = {};
+    for (const c of CARRIED_COLUMNS) {
+      const v = row[c];
+      if (v === null || v === undefined) continue;
+      columns[c] = v instanceof Date ? sqlTimestamp(v) : JSONB_COLUMNS.has(c) ? JSON.stringify(v) : v;
+    }
+    return { id, metadata: loaded.metadata, messages: loaded.messages, createdAt: sqlTimestamp(row.created_at as Date), updatedAt: sqlTimestamp(row.updated_at as Date), columns };
   }
 }
 
-/** `$n`, cast for JSON columns (values are JSON text). */
+/** `$n`, cast for JSON columns (values are JSON text) and sessions.db's UTC timestamps. */
 function placeholder(col: string, n: number): string {
-  return JSONB_COLUMNS.has(col) ? `$${n}::jsonb` : `$${n}`;
+  if (JSONB_COLUMNS.has(col)) return `$${n}::jsonb`;
+  if (TIME_COLUMNS.has(col)) return `($${n}::timestamp AT TIME ZONE 'UTC')`;
+  return `$${n}`;
+}
+
+/** The carried goose columns of an imported session, as this schema takes them (JSON text stays text; cast on insert). */
+function carriedIn(columns: Readonly<Row> | undefined): Row {
+  const out: Row = {};
+  for (const c of CARRIED_COLUMNS) {
+    const v = columns?.[c];
+    if (v === null || v === undefined) continue;
+    if (JSONB_COLUMNS.has(c) && typeof v !== "string") continue;
+    out[c] = v;
+  }
+  return out;
 }
 
 /** The sqlite row helpers read extension_data as JSON text and user_set_name as 0/1: a PostgreSQL row in that shape. */

@@ -7,7 +7,12 @@ import { toGooseContent } from "../../src/store/sqlite/content.js";
 import { PostgresSessionStore } from "../../src/store/postgres-store.js";
 import { LeaseLostError, RunLeases } from "../../src/store/postgres/run-lease.js";
 import { markDescriptionUserSet, sessionExtensions, withSessionExtensions } from "../../src/store/skein-metadata.js";
-import { weatherConversation } from "../support/goose-db.js";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { copySession } from "../../src/store/copy-session.js";
+import { CARRIED_COLUMNS, DB_NAME, SqliteSessionStore } from "../../src/store/sqlite-store.js";
+import { buildFreshGooseDb, insertGooseSession, openLikeGoose, weatherConversation } from "../support/goose-db.js";
 
 const log = pino({ level: "silent" });
 let cluster: PostgresCluster;
@@ -156,5 +161,61 @@ describe("PostgresSessionStore", () => {
     expect(loaded!.metadata.total_tokens).toBeNull();
     await store.withLease(taken.lease).append(s.id, message("user", [textItem("new owner")]));
     await expect(store.withLease(taken.lease).append("other", message("user", [textItem("x")]))).rejects.toThrow(/cannot write session other/);
+  });
+});
+
+describe("moving a goose session through PostgreSQL", () => {
+  it("keeps every goose column: sessions.db → PostgreSQL → another sessions.db, byte for byte where goose reads", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "skein-pg-goose-"));
+    try {
+      await mkdir(join(dir, "a"));
+      const source = buildFreshGooseDb(join(dir, "a", DB_NAME));
+      const builtin = { type: "builtin", name: "developer", description: "", display_name: "Developer", timeout: 300, bundled: true, available_tools: [] };
+      insertGooseSession(source, {
+        id: "20260101_7",
+        name: "goose wrote this",
+        extensionData: { "enabled_extensions.v0": { extensions: [builtin] }, "todo.v0": { items: ["x"] } },
+        messages: weatherConversation(),
+        columns: {
+          provider_name: "anthropic",
+          model_config_json: JSON.stringify({ model_name: "claude", context_limit: 200000 }),
+          goose_mode: "chat",
+          recipe_json: JSON.stringify({ title: "r", instructions: "do" }),
+          accumulated_cost: 0.25,
+          cache_read_tokens: 11,
+          accumulated_cache_write_tokens: 22,
+          created_at: "2026-01-01 10:00:00",
+          updated_at: "2026-01-02 11:30:00",
+        },
+      });
+      const before = source.prepare("SELECT * FROM sessions WHERE id = ?").get("20260101_7") as Record<string, unknown>;
+      const beforeMessages = source.prepare("SELECT role, content_json, created_timestamp, message_id FROM messages ORDER BY id").all();
+      source.close();
+      const a = await SqliteSessionStore.open(join(dir, "a"), log, { syncEachMessage: false });
+      await copySession(a, "20260101_7", store);
+      await a.close();
+      const [pgRow] = await sql<{ goose_mode: string; created_at: Date; extension_data: unknown }>("SELECT goose_mode, created_at, extension_data FROM sessions WHERE id = '20260101_7'");
+      expect(pgRow!.goose_mode).toBe("chat");
+      expect(pgRow!.created_at.toISOString()).toBe("2026-01-01T10:00:00.000Z");
+      expect(pgRow!.extension_data).toEqual(JSON.parse(String(before.extension_data)));
+
+      const b = await SqliteSessionStore.open(join(dir, "b"), log, { syncEachMessage: false });
+      await copySession(store, "20260101_7", b);
+      await b.close();
+      const target = openLikeGoose(join(dir, "b", DB_NAME));
+      try {
+        const after = target.prepare("SELECT * FROM sessions WHERE id = ?").get("20260101_7") as Record<string, unknown>;
+        for (const c of [...CARRIED_COLUMNS, "name", "working_dir", "created_at", "updated_at"]) {
+          const v = (x: unknown) => (typeof x === "string" && /^[[{]/.test(x) ? JSON.parse(x) : x);
+          expect(v(after[c]), c).toEqual(v(before[c]));
+        }
+        const afterMessages = target.prepare("SELECT role, content_json, created_timestamp, message_id FROM messages ORDER BY id").all() as Record<string, unknown>[];
+        expect(afterMessages.map((m) => [m.role, m.created_timestamp, m.message_id])).toEqual((beforeMessages as Record<string, unknown>[]).map((m) => [m.role, m.created_timestamp, m.message_id]));
+      } finally {
+        target.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -42,10 +42,10 @@ CREATE TABLE sessions (
   accumulated_total_tokens BIGINT,
   accumulated_input_tokens BIGINT,
   accumulated_output_tokens BIGINT,
-  cache_read_input_tokens BIGINT,
-  cache_write_input_tokens BIGINT,
-  accumulated_cache_read_input_tokens BIGINT,
-  accumulated_cache_write_input_tokens BIGINT,
+  cache_read_tokens BIGINT,
+  cache_write_tokens BIGINT,
+  accumulated_cache_read_tokens BIGINT,
+  accumulated_cache_write_tokens BIGINT,
   schedule_id TEXT,
   recipe_json JSONB,
   user_recipe_values_json JSONB,
@@ -66,6 +66,8 @@ CREATE TABLE messages (
   role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
   content_json JSONB NOT NULL,
   created_timestamp BIGINT NOT NULL,
+  timestamp TIMESTAMPTZ NOT NULL DEFAULT now(),
+  tokens BIGINT,
   metadata_json JSONB NOT NULL DEFAULT '{"userVisible": true, "agentVisible": true}'::jsonb
 );
 CREATE INDEX messages_session_idx ON messages (session_id, created_timestamp, id);
