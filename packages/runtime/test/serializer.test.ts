@@ -1,6 +1,7 @@
 import { session as pb } from "@skein/proto";
 import { describe, expect, it } from "vitest";
-import { reusedWriterSerializer, withReusedWriters } from "../src/serializer.js";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
+import { reusedWriterSerializer, stateOf, withReusedWriters } from "../src/serializer.js";
 
 const head = { seq: 7, requestId: "req-1", sessionId: "20261128_1" };
 
@@ -35,6 +36,13 @@ const everyKind: pb.ReplyResponse[] = [
 const generated = pb.SessionServiceService.reply.responseSerialize;
 
 describe("reusedWriterSerializer", () => {
+  it("finds the installed @bufbuild/protobuf writer's bytes where its fast path reads them (else it falls back to finish(): correct, slower)", () => {
+    const w = new BinaryWriter().uint32(300).string("ab");
+    const state = stateOf(w);
+    expect(state).toBeDefined();
+    expect(Buffer.from(state!.buffer.subarray(0, state!.pos))).toEqual(Buffer.from(w.finish()));
+  });
+
   it("writes the same bytes as the generated serializer for every event kind, and they decode to the message", () => {
     const serialize = reusedWriterSerializer(pb.ReplyResponse);
     for (const m of everyKind) {
