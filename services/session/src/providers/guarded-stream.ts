@@ -26,11 +26,15 @@ export interface GuardedStreamOptions {
  */
 export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator<SseMessage> {
   const idle = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => idle.abort(), opts.idleTimeoutMs);
+  // One timer for the whole stream: a read only notes the time (re-arming a timer per read showed
+  // in the reply profile); when the timer fires early because bytes came since, it waits the rest.
+  let lastActivity = performance.now();
+  const check = () => {
+    const silentFor = performance.now() - lastActivity;
+    if (silentFor >= opts.idleTimeoutMs) idle.abort();
+    else timer = setTimeout(check, opts.idleTimeoutMs - silentFor);
   };
+  let timer = setTimeout(check, opts.idleTimeoutMs);
   // Aborted once the stream is over: Node keeps an AbortSignal.any() signal that has listeners
   // (the SDK's) strongly referenced until it aborts, so a finished request must abort it to be freed.
   const finished = new AbortController();
@@ -43,18 +47,17 @@ export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator
   let opened = false;
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let drained = false;
-  arm();
   try {
     const res = await opts.open(signal);
     opened = true;
-    arm();
+    lastActivity = performance.now();
     if (!res.body) throw new ProviderError("PROVIDER_MALFORMED_STREAM", "the provider answered without a response body");
     reader = res.body.getReader();
     const decoder = new SseDecoder();
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      arm();
+      lastActivity = performance.now();
       yield* decoder.push(value);
     }
     drained = true;
