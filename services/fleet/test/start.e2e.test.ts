@@ -78,9 +78,14 @@ describe("StartAgent", () => {
     expect(newSession).toContain(
       `export PATH='${reqBin}':'${cfgBin}':"$PATH"; export GREETING='it'\\''s $(not run)'; exec sh -c 'echo "$PATH" > path.txt; echo "$GREETING" > env.txt; exec sleep 300'`,
     );
-    const path = await waitFor("path.txt", () => existsSync(join(h.work, "path.txt")) && readFileSync(join(h.work, "path.txt"), "utf8"));
-    expect(path.startsWith(`${reqBin}:${cfgBin}:`)).toBe(true);
-    expect(readFileSync(join(h.work, "env.txt"), "utf8")).toBe("it's $(not run)\n");
+    // The shell creates each file before echo writes it: wait for the whole line, not for the file.
+    const line = (file: string) =>
+      waitFor(file, () => {
+        const text = existsSync(join(h.work, file)) && readFileSync(join(h.work, file), "utf8");
+        return text && text.endsWith("\n") ? text : false;
+      });
+    expect((await line("path.txt")).startsWith(`${reqBin}:${cfgBin}:`)).toBe(true);
+    expect(await line("env.txt")).toBe("it's $(not run)\n");
   });
 
   it("runs nothing extra from metacharacters in workdir, env or command", async () => {
