@@ -14,6 +14,8 @@ COPY packages/cli/package.json packages/cli/
 COPY services/session/package.json services/session/
 COPY services/fleet/package.json services/fleet/
 COPY bench/package.json bench/
+# better-sqlite3 (allowed in package.json's allowScripts) builds from source when no prebuilt binary is reachable.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.base.json tsconfig.json buf.yaml buf.gen.yaml ./
 COPY proto proto
@@ -37,7 +39,10 @@ COPY packages/cli/package.json packages/cli/
 COPY services/session/package.json services/session/
 COPY services/fleet/package.json services/fleet/
 COPY bench/package.json bench/
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# The toolchain only lives as long as this step: it builds better-sqlite3 if no prebuilt binary is reachable.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+ && npm ci --omit=dev --no-audit --no-fund && npm cache clean --force \
+ && apt-get purge -y --auto-remove python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY --from=build /app/packages/host/dist packages/host/dist
 COPY --from=build /app/packages/proto/dist packages/proto/dist
 COPY --from=build /app/packages/proto/descriptors packages/proto/descriptors

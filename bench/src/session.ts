@@ -1,5 +1,4 @@
 import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Server, ServerCredentials, status, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
 import { call, connect, openaiText, type FakeModelServer } from "@skein/testkit";
@@ -7,36 +6,20 @@ import { heapAfterGc, pool } from "./measure.js";
 import { withSessionService, type SessionServer } from "./session-server.js";
 import { MiB, type Table } from "./table.js";
 
-/** The store, loaded from the built service (bench does not compile it), for the persistence stage. */
-interface StoreModule {
-  JsonlSessionStore: {
-    open(dir: string, log: unknown, opts: { syncEachMessage: boolean }): Promise<{
-      create(id: string, meta: unknown): Promise<unknown>;
-      append(id: string, m: unknown): Promise<void>;
-      writeMetadata(id: string, meta: unknown): Promise<void>;
-      close(): Promise<void>;
-    }>;
-  };
-}
-const serviceDist = new URL("../../services/session/dist/", import.meta.url);
-const load = <T>(p: string) => import(new URL(p, serviceDist).href) as Promise<T>;
-
 type Client = pb.SessionServiceClient;
 
 const DELTAS_PER_REPLY = 2_000;
 const THROUGHPUT_REPLIES = 10;
 const HEAP_SESSIONS = 1_000;
 const HEAP_REPLIES_PER_SESSION = 10;
-const PERSIST_MESSAGES = 5_000;
 const HANGUP_REPLIES = 200;
 const CONCURRENCY = 32;
 
 export async function run(): Promise<Table[]> {
-  return withSessionService("session", {}, async ({ dir, log, model, server, client }) => {
+  return withSessionService("session", {}, async ({ model, server, client }) => {
     const stages: Array<[string, () => Promise<Table>]> = [
       ["throughput", () => throughput(client, model)],
       ["heap", () => heap(client, model)],
-      ["persistence", () => persistence(dir, log)],
       ["hang-ups", () => hangups(client, model, server)],
     ];
     const tables: Table[] = [];
@@ -110,44 +93,7 @@ async function heap(client: Client, model: FakeModelServer): Promise<Table> {
   };
 }
 
-/** (3) Cost of persisting message 1 vs message 5,000 of one session (append is O(1)). */
-async function persistence(dir: string, log: unknown): Promise<Table> {
-  const { JsonlSessionStore } = await load<StoreModule>("store/jsonl-store.js");
-  const { defaultMetadata, message, textItem } = await load<{
-    defaultMetadata(w: string, d: string): Record<string, unknown>;
-    message(role: string, content: unknown[]): unknown;
-    textItem(t: string): unknown;
-  }>("store/goose-format.js");
-  const store = await JsonlSessionStore.open(join(dir, "persist"), log, { syncEachMessage: false });
-  const id = "bench-persist";
-  await store.create(id, defaultMetadata("/tmp", "persist bench"));
-  const times: number[] = [];
-  const text = "a typical assistant message of a few hundred characters. ".repeat(6);
-  for (let i = 0; i < PERSIST_MESSAGES; i++) {
-    const t = performance.now();
-    await store.append(id, message(i % 2 ? "assistant" : "user", [textItem(text)]));
-    times.push(performance.now() - t);
-  }
-  const t = performance.now();
-  await store.writeMetadata(id, { ...defaultMetadata("/tmp", "persist bench"), message_count: PERSIST_MESSAGES });
-  const rewriteMs = performance.now() - t;
-  await store.close();
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  return {
-    title: "session: time to persist a message",
-    columns: ["message", "ms"],
-    rows: [
-      ["message 1 (opens the append handle)", times[0]!],
-      ["message 2..101, median", median(times.slice(1, 101))],
-      [`message ${PERSIST_MESSAGES - 99}..${PERSIST_MESSAGES}, median`, median(times.slice(-100))],
-      [`message ${PERSIST_MESSAGES}`, times.at(-1)!],
-      [`metadata rewrite at ${PERSIST_MESSAGES} messages (once per run: temp, fsync, rename)`, rewriteMs],
-    ],
-    notes: ["append + flush to the OS per message (SKEIN_FSYNC_EACH_MESSAGE=false, the default); the rewrite copies the file once per run"],
-  };
-}
-
-/** (4) Provider connections left after replies whose clients hung up after the first event. */
+/** (3) Provider connections left after replies whose clients hung up after the first event. */
 async function hangups(client: Client, model: FakeModelServer, server: SessionServer): Promise<Table> {
   model.setFallback(() => ({ events: openaiText("a reply that keeps streaming for a while", { pieces: 20 }), delayMs: 5 }));
   const ids: string[] = [];

@@ -49,7 +49,8 @@ describe("skein session", () => {
     expect(created.code, created.stderr).toBe(0);
     const createdSession = (JSON.parse(created.stdout) as { session: { id: string; workingDir: string } }).session;
     const id = createdSession.id;
-    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    // The service's default store is goose's sessions.db: goose's YYYYMMDD_N ids.
+    expect(id).toMatch(/^\d{8}_\d+$/);
     // Zero and empty values are there too, for scripts.
     expect(createdSession).toMatchObject({ messageCount: 0, runningRequestId: "", extensions: [], lastSeq: 0, totalTokens: null });
 
@@ -187,7 +188,7 @@ describe("skein chat", () => {
     model.enqueue({ events: openaiText("First answer.") }, { events: openaiText("Second answer.") });
     const r = await runCli(["chat"], env, { input: "hello\n\nsecond line\n", cwd: dir });
     expect(r.code, r.stderr).toBe(0);
-    const id = /^> new session ([0-9a-f-]{36}) in (.*)$/m.exec(r.stdout);
+    const id = /^> new session (\d{8}_\d+) in (.*)$/m.exec(r.stdout);
     expect(id?.[2]).toBe(dir);
     expect(r.stdout).toContain(`in ${dir}\nFirst answer.\n> > Second answer.\n> `);
     expect(r.stdout.endsWith(`resume with: skein chat ${id![1]}\n    or goose: goose session --resume --session-id ${id![1]}\n`)).toBe(true);
@@ -290,7 +291,7 @@ describe("skein chat", () => {
     c.proc.stdin!.write("\x04");
     const r = await c.result;
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/resume with: skein chat [0-9a-f-]{36}\r?\n {4}or goose: goose session --resume --session-id [0-9a-f-]{36}/);
+    expect(r.stdout).toMatch(/resume with: skein chat \d{8}_\d+\r?\n {4}or goose: goose session --resume --session-id \d{8}_\d+/);
   });
 
   it.skipIf(!haveScript())("on a terminal: Ctrl-C cancels a reply, clears a typed line, Ctrl-D leaves", async () => {

@@ -7,12 +7,13 @@ import { healthCommands } from "./commands/health.js";
 import { metaCommands } from "./commands/meta.js";
 import { replyCommands } from "./commands/reply.js";
 import { sessionCommands } from "./commands/session.js";
+import { sessionFileCommands } from "./commands/session-files.js";
 import { CliError, describe, UsageError } from "./errors.js";
 import { commandHelp, GLOBAL_OPTIONS, overview } from "./help.js";
 import { connectionOptions, HELP_OPTION, toParseArgs, type Options } from "./options.js";
 import { VERSION } from "./version.js";
 
-export const COMMANDS: readonly Command[] = [...sessionCommands, ...chatCommands, ...replyCommands, ...fleetCommands, ...healthCommands, ...metaCommands];
+export const COMMANDS: readonly Command[] = [...sessionCommands, ...sessionFileCommands, ...chatCommands, ...replyCommands, ...fleetCommands, ...healthCommands, ...metaCommands];
 export const GROUPS = new Set(COMMANDS.filter((c) => c.name.includes(" ")).map((c) => c.name.split(" ")[0]!));
 
 /** Everything a command accepts after its words: its own options, its services' connection options, --help. */

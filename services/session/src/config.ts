@@ -2,6 +2,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, envEnum, envInt, envNumber, envOptional, envString, maxSendMessageBytes, type Logger } from "@skein/runtime";
 import { envDurationMs } from "./duration.js";
+import { gooseSessionsDir } from "./goose-paths.js";
 import { GooseYamlFile } from "./goose-yaml.js";
 import { CLIENT_RECEIVE_DEFAULT_BYTES } from "./wire-limits.js";
 
@@ -19,8 +20,12 @@ export interface ProviderSettings {
   readonly source: "environment" | "goose config";
 }
 
+/** goose-sqlite: goose ≥1.10's sessions.db; goose-jsonl: goose ≤1.9's files; postgres: not available yet. */
+export type StoreKind = "goose-sqlite" | "goose-jsonl";
+
 export interface SessionConfig {
   readonly sessionsDir: string;
+  readonly store: StoreKind;
   /** Either usable settings or the sentence Reply answers with while none are configured. */
   readonly provider: { settings: ProviderSettings } | { missing: string };
   readonly providerTimeoutMs: number;
@@ -51,7 +56,8 @@ export function loadConfig(env: Env, log: Logger): SessionConfig {
   const home = env.HOME ?? homedir();
   const gooseConfig = new GooseYamlFile(gooseConfigPath(env, home));
   return {
-    sessionsDir: envString("SKEIN_SESSIONS_DIR", join(home, ".local/share/goose/sessions"), env),
+    sessionsDir: envString("SKEIN_SESSIONS_DIR", gooseSessionsDir(env, home), env),
+    store: storeKind(env),
     provider: resolveProvider(env, home, gooseConfig, log),
     providerTimeoutMs: envInt("SKEIN_PROVIDER_TIMEOUT_MS", 60_000, { min: 100, max: 3_600_000 }, env),
     providerMaxRetries: envInt("SKEIN_PROVIDER_MAX_RETRIES", 2, { min: 0, max: 10 }, env),
@@ -71,6 +77,14 @@ export function loadConfig(env: Env, log: Logger): SessionConfig {
     contextLimit: envInt("SKEIN_CONTEXT_LIMIT", 128_000, { min: 1_000, max: 100_000_000 }, env),
     gooseConfig,
   };
+}
+
+function storeKind(env: Env): StoreKind {
+  const kind = envEnum("SKEIN_SESSION_STORE", ["goose-sqlite", "goose-jsonl", "postgres"], "goose-sqlite", env);
+  if (kind === "postgres") {
+    throw new ConfigError("SKEIN_SESSION_STORE=postgres is not available yet (it comes with the PostgreSQL replicas work); use goose-sqlite or goose-jsonl");
+  }
+  return kind;
 }
 
 const MISSING =

@@ -8,7 +8,7 @@ import { bindSessionMetrics } from "./metrics.js";
 import { createProvider } from "./providers/index.js";
 import { RunManager } from "./runs/run-manager.js";
 import { Sessions } from "./sessions.js";
-import { JsonlSessionStore } from "./store/jsonl-store.js";
+import { openSessionStore } from "./store/open-store.js";
 import { sessionExtensions } from "./store/skein-metadata.js";
 
 type Env = Record<string, string | undefined>;
@@ -17,7 +17,7 @@ type Env = Record<string, string | undefined>;
 export async function startSessionServer(env: Env, log: Logger): Promise<RunningServer & { sessions: Sessions }> {
   const config = loadConfig(env, log);
   const serviceExtensions = await loadServiceExtensions({ env, gooseConfig: config.gooseConfig, log });
-  const store = await JsonlSessionStore.open(config.sessionsDir, log, { syncEachMessage: config.syncEachMessage });
+  const store = await openSessionStore(config.store, config.sessionsDir, log, { syncEachMessage: config.syncEachMessage });
   // Before anything starts: end extension processes a killed previous instance left behind.
   const pids = await PidRegistry.open(config.sessionsDir, { log, killGraceMs: config.extensionKillGraceMs });
   const reaped = await pids.reapOrphans();
@@ -29,7 +29,7 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
       : { missing: p.missing };
   if ("settings" in p) log.info({ provider: p.settings.kind, model: p.settings.model, baseURL: p.settings.baseURL, source: p.settings.source }, "model provider");
   else log.warn({ reason: p.missing }, "no model provider: Reply will fail until one is configured");
-  log.info({ sessionsDir: config.sessionsDir, serviceExtensions: serviceExtensions.map((e) => e.name), idleTimeoutMs: config.idleTimeoutMs, maxLiveAgents: config.maxLiveAgents }, "session store");
+  log.info({ sessionsDir: config.sessionsDir, store: config.store, serviceExtensions: serviceExtensions.map((e) => e.name), idleTimeoutMs: config.idleTimeoutMs, maxLiveAgents: config.maxLiveAgents }, "session store");
 
   const runs = new RunManager({
     store,
@@ -42,7 +42,9 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
   const agents = new AgentRegistry({
     load: async (id) => {
       const info = await store.info(id);
-      return info && { workingDir: info.metadata.working_dir, extensions: sessionExtensions(info.metadata, log.child({ sessionId: id })) };
+      // A goose session can list a stdio extension skein also runs service-wide: that one runs once.
+      const own = info && sessionExtensions(info.metadata, log.child({ sessionId: id })).filter((e) => !serviceExtensions.some((s) => s.name === e.name));
+      return info && own && { workingDir: info.metadata.working_dir, extensions: own };
     },
     serviceExtensions,
     extensionOptions: { registry: pids, killGraceMs: config.extensionKillGraceMs, log },

@@ -9,7 +9,7 @@ import { compactAndStore } from "./runs/run.js";
 import type { RunManager } from "./runs/run-manager.js";
 import type { SessionEvent } from "./runs/events.js";
 import { defaultMetadata } from "./store/goose-format.js";
-import { newSessionId, validateRequestId, validateSessionId } from "./store/ids.js";
+import { validateRequestId, validateSessionId } from "./store/ids.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./store/session-store.js";
 import { markDescriptionUserSet, sessionExtensions, withSessionExtensions } from "./store/skein-metadata.js";
 
@@ -48,7 +48,7 @@ export class Sessions {
     this.agents = opts.agents;
   }
 
-  /** Starts the session's extensions first: one that cannot start fails the call and leaves no file. */
+  /** Starts the session's extensions: one that cannot start fails the call and leaves no session behind. */
   async create(workingDir: string, description: string | undefined, rawExtensions: readonly RawExtensionConfig[]): Promise<SessionInfo> {
     if (workingDir === "") throw new InvalidArgumentError("working_dir", "must not be empty");
     if (!isAbsolute(workingDir)) throw new InvalidArgumentError("working_dir", `must be an absolute path, got ${JSON.stringify(workingDir)}`);
@@ -59,18 +59,20 @@ export class Sessions {
     const extensions = validateExtensionConfigs(rawExtensions, "extensions");
     extensions.forEach((e, i) => this.checkNotServiceWide(e.name, `extensions[${i}].name`));
 
-    const id = newSessionId();
     let metadata = withSessionExtensions(defaultMetadata(workingDir, description ?? ""), extensions);
     if (description !== undefined && description !== "") metadata = markDescriptionUserSet(metadata);
-    const lease = await this.agents.acquire(id, { workingDir, extensions });
+    // The store allocates the id (goose's rule in sessions.db), so the session exists before its
+    // extensions start; one that cannot start removes the session again before the call fails.
+    const info = await this.opts.store.create(metadata);
     try {
-      return await this.opts.store.create(id, metadata);
-    } catch (err) {
-      await this.agents.drop(id);
-      throw err;
-    } finally {
+      const lease = await this.agents.acquire(info.id, { workingDir, extensions });
       lease.release();
+    } catch (err) {
+      await this.agents.drop(info.id);
+      await this.opts.store.delete(info.id).catch((e: unknown) => this.opts.log.error({ sessionId: info.id, err: e }, "could not remove a session whose extensions failed to start"));
+      throw err;
     }
+    return info;
   }
 
   async get(id: string, withMessages: boolean): Promise<SessionInfo | LoadedSession> {

@@ -2,7 +2,7 @@ import { session as pb } from "@skein/proto";
 import type { FinishKind } from "./agent/loop.js";
 import type { ExtensionConfig, ToolSpec } from "./extensions/index.js";
 import type { SessionEvent } from "./runs/events.js";
-import { isObject, isText, isToolRequest, isToolResponse, type ContentItem, type GooseMessage } from "./store/goose-format.js";
+import { isObject, isText, isToolRequest, isToolResponse, toolResultItems, type ContentItem, type GooseMessage } from "./store/goose-format.js";
 import type { SessionInfo } from "./store/session-store.js";
 
 /** Conversions between the domain (goose JSON, run events) and the proto messages. */
@@ -60,8 +60,8 @@ function contentToProto(c: ContentItem): pb.Content {
   if (isToolResponse(c)) {
     const r = c.toolResult;
     const value =
-      r.status === "success" && Array.isArray(r.value)
-        ? { id: c.id, content: r.value.filter(isObject), error: "" }
+      r.status === "success"
+        ? { id: c.id, content: toolResultItems(r.value), error: "" }
         : { id: c.id, content: [], error: str((r as { error?: unknown }).error) || "tool call failed" };
     return { kind: { $case: "toolResponse", value } };
   }

@@ -7,16 +7,22 @@ import { call, collect, openaiText, openaiToolCalls, rejection } from "@skein/te
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { alive, everythingEntry, fixtureEntry } from "./extensions/helpers.js";
 import { createWith, everythingExt, fixtureExt, listTools, processesRunning, stats } from "./support/extensions.js";
-import { expectGooseFile } from "./support/goose-file.js";
+import { STORES, storedMessages } from "./support/stored.js";
 import { finishReason, getSession, reply, startHarness, type Harness } from "./support/harness.js";
 
 const STOP = pb.FinishReason.FINISH_REASON_STOP;
 
-describe("sessions with MCP extensions", () => {
+/** The MCP content of a stored tool result: an array (JSONL, goose ≤1.16) or a CallToolResult's content (sessions.db). */
+const resultItems = (r: unknown) => {
+  const v = (r as { value?: unknown }).value;
+  return (Array.isArray(v) ? v : (v as { content: unknown[] }).content) as { type: string; text: string }[];
+};
+
+describe.each(STORES)("sessions with MCP extensions on %s", (store) => {
   let h: Harness;
   let work: string;
   beforeAll(async () => {
-    h = await startHarness({ SKEIN_EXTENSION_KILL_GRACE_MS: "500" });
+    h = await startHarness({ SKEIN_EXTENSION_KILL_GRACE_MS: "500" }, { store });
     work = await mkdtemp(join(tmpdir(), "skein-work-"));
   });
   afterAll(async () => {
@@ -48,7 +54,7 @@ describe("sessions with MCP extensions", () => {
     expect(toolMsgs.find((m) => m.tool_call_id === "call_echo")).toEqual({ role: "tool", tool_call_id: "call_echo", content: "Echo: hello skein" });
     expect(String(toolMsgs.find((m) => m.tool_call_id === "call_nope")!.content)).toMatch(/^Error: .*no_such_tool/);
 
-    const lines = await expectGooseFile(join(h.sessionsDir, `${s.id}.jsonl`));
+    const lines = await storedMessages(h, store, s.id);
     expect(lines.map((l) => l.role)).toEqual(["user", "assistant", "user", "assistant"]);
     const responses = (lines[2]!.content as Record<string, unknown>[]).map((c) => [c.type, c.id, (c.toolResult as { status: string }).status]);
     expect(responses).toEqual([
@@ -56,7 +62,8 @@ describe("sessions with MCP extensions", () => {
       ["toolResponse", "call_add", expect.any(String)],
       ["toolResponse", "call_nope", "error"],
     ]);
-    expect((lines[2]!.content as Record<string, unknown>[])[0]!.toolResult).toEqual({ status: "success", value: [{ type: "text", text: "Echo: hello skein" }] });
+    const echo = [{ type: "text", text: "Echo: hello skein" }];
+    expect((lines[2]!.content as Record<string, unknown>[])[0]!.toolResult).toEqual({ status: "success", value: store === "goose-jsonl" ? echo : { content: echo, isError: false } });
   });
 
   it("ListTools / AddExtension / RemoveExtension manage a live session's extensions and persist them", async () => {
@@ -108,11 +115,12 @@ describe("sessions with MCP extensions", () => {
     );
     const events = await collect(reply(h.client, s.id, "crash please"));
     expect(finishReason(events)).toBe(STOP);
-    const lines = await expectGooseFile(join(h.sessionsDir, `${s.id}.jsonl`));
+    const lines = await storedMessages(h, store, s.id);
     const results = lines.flatMap((l) => (l.content as Record<string, unknown>[]).filter((c) => c.type === "toolResponse"));
     expect(results[0]!.toolResult).toMatchObject({ status: "error" });
     expect(String((results[0]!.toolResult as { error: string }).error)).toMatch(/crashed during fixture__crash: process exited with code 3/);
-    expect(results[1]!.toolResult).toMatchObject({ status: "success", value: [{ type: "text", text: expect.stringMatching(/^\d+$/) }] });
+    expect(results[1]!.toolResult).toMatchObject({ status: "success" });
+    expect(resultItems(results[1]!.toolResult)).toEqual([{ type: "text", text: expect.stringMatching(/^\d+$/) }]);
   });
 
   it("GetStats counts live agents, running replies, extension processes, sessions on disk", async () => {
@@ -129,8 +137,8 @@ describe("sessions with MCP extensions", () => {
     const s = await createWith(h.client, work, [fixtureExt("solo")]);
     h.model.enqueue({ events: openaiToolCalls([{ id: "call_pid", name: "solo__pid", args: {} }]) }, { events: openaiText("ok") });
     await collect(reply(h.client, s.id, "pid?"));
-    const lines = await expectGooseFile(join(h.sessionsDir, `${s.id}.jsonl`));
-    const pid = Number(((lines[2]!.content as { toolResult: { value: { text: string }[] } }[])[0]!.toolResult.value[0]!.text));
+    const lines = await storedMessages(h, store, s.id);
+    const pid = Number(resultItems((lines[2]!.content as { toolResult: unknown }[])[0]!.toolResult)[0]!.text);
     expect(alive(pid)).toBe(true);
     await call(h.client, h.client.deleteSession, pb.DeleteSessionRequest.fromPartial({ sessionId: s.id }));
     expect(alive(pid)).toBe(false);

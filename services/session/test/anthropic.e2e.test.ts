@@ -17,6 +17,7 @@ beforeAll(async () => {
   svc = await startService("session", {
     HOME: dir,
     SKEIN_SESSIONS_DIR: join(dir, "sessions"),
+    SKEIN_SESSION_STORE: "goose-jsonl",
     SKEIN_PROVIDER: "anthropic",
     SKEIN_MODEL: "fake-claude",
     ANTHROPIC_BASE_URL: `http://127.0.0.1:${model.port}`,

@@ -49,6 +49,27 @@ describe("provider settings", () => {
   });
 });
 
+describe("session store settings", () => {
+  it("default to goose's sessions.db in goose's own sessions directory", () => {
+    const c = loadConfig({ HOME: home }, log);
+    expect(c.store).toBe("goose-sqlite");
+    expect(c.sessionsDir).toBe(join(home, ".local", "share", "goose", "sessions"));
+  });
+
+  it("follow goose's path rules: XDG_DATA_HOME when absolute, GOOSE_PATH_ROOT above both", () => {
+    expect(loadConfig({ HOME: home, XDG_DATA_HOME: "/data/xdg" }, log).sessionsDir).toBe("/data/xdg/goose/sessions");
+    expect(loadConfig({ HOME: home, XDG_DATA_HOME: "relative/xdg" }, log).sessionsDir).toBe(join(home, ".local", "share", "goose", "sessions"));
+    expect(loadConfig({ HOME: home, XDG_DATA_HOME: "/data/xdg", GOOSE_PATH_ROOT: "/srv/goose" }, log).sessionsDir).toBe("/srv/goose/data/sessions");
+    expect(loadConfig({ HOME: home, GOOSE_PATH_ROOT: "/srv/goose", SKEIN_SESSIONS_DIR: "/mine" }, log).sessionsDir).toBe("/mine");
+  });
+
+  it("accept goose-jsonl, refuse postgres for now and any other value, naming the variable", () => {
+    expect(loadConfig({ HOME: home, SKEIN_SESSION_STORE: "goose-jsonl" }, log).store).toBe("goose-jsonl");
+    expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "postgres" }, log)).toThrow(/^SKEIN_SESSION_STORE=postgres is not available yet/);
+    expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "mysql" }, log)).toThrow(/^SKEIN_SESSION_STORE="mysql" must be one of goose-sqlite, goose-jsonl, postgres$/);
+  });
+});
+
 describe("size limits", () => {
   it("default to goose's 200,000-character tool output threshold and responses default gRPC clients accept", () => {
     const c = loadConfig({ HOME: home }, log);

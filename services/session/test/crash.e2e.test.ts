@@ -4,6 +4,7 @@ import { session as pb } from "@skein/proto";
 import { collect, gate, openaiText, openaiToolCalls } from "@skein/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { expectGooseFile } from "./support/goose-file.js";
+import { STORES, storedMessages } from "./support/stored.js";
 import { cases, createSession, finishReason, getSession, hangUp, readUntil, reply, startHarness, type Harness } from "./support/harness.js";
 
 let h: Harness | undefined;
@@ -12,7 +13,7 @@ afterEach(async () => {
   h = undefined;
 });
 
-describe("crash safety", () => {
+describe("crash safety on goose-jsonl (goose-sqlite: sqlite.e2e.test.ts)", () => {
   it("kill -9 mid-reply leaves a file goose can read; the session continues after a restart", async () => {
     h = await startHarness();
     const s = await createSession(h.client);
@@ -60,9 +61,9 @@ describe("crash safety", () => {
   });
 });
 
-describe("shutdown", () => {
+describe.each(STORES)("shutdown on %s", (store) => {
   it("lets a run finish within the grace period", async () => {
-    h = await startHarness({ SKEIN_SHUTDOWN_GRACE_MS: "5000" });
+    h = await startHarness({ SKEIN_SHUTDOWN_GRACE_MS: "5000" }, { store });
     const s = await createSession(h.client);
     h.model.enqueue({ events: openaiText("finishing during shutdown", { pieces: 5 }), delayMs: 100 });
     const stream = reply(h.client, s.id, "go");
@@ -71,12 +72,12 @@ describe("shutdown", () => {
     const exit = await h.svc.stop("SIGTERM");
     expect(exit.code).toBe(0);
     expect(finishReason(await events)).toBe(pb.FinishReason.FINISH_REASON_STOP);
-    const lines = await expectGooseFile(join(h.sessionsDir, `${s.id}.jsonl`));
+    const lines = await storedMessages(h, store, s.id);
     expect(lines.map((l) => l.role)).toEqual(["user", "assistant"]);
   });
 
-  it("cancels a run still going when the grace period ends: the client gets finished{cancelled}, then the stream ends; the file is valid", async () => {
-    h = await startHarness({ SKEIN_SHUTDOWN_GRACE_MS: "300" });
+  it("cancels a run still going when the grace period ends: the client gets finished{cancelled}, then the stream ends; the store is valid", async () => {
+    h = await startHarness({ SKEIN_SHUTDOWN_GRACE_MS: "300" }, { store });
     const s = await createSession(h.client);
     const hold = gate();
     h.model.enqueue({ events: openaiText("held forever"), holdAfter: 2, hold: hold.promise });
@@ -91,7 +92,7 @@ describe("shutdown", () => {
     expect(cases(events).at(-1)).toBe("finished");
     expect(finishReason(events)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
     expect(h.svc.logs.some((l) => l.msg === "run finished" && l.reason === "cancelled")).toBe(true);
-    const lines = await expectGooseFile(join(h.sessionsDir, `${s.id}.jsonl`));
+    const lines = await storedMessages(h, store, s.id);
     expect(lines.map((l) => l.role)).toEqual(["user"]);
   });
 });

@@ -7,6 +7,7 @@ import { call, collect, gate, openaiText, openaiToolCalls, rejection } from "@sk
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { fixtureEntry } from "./extensions/helpers.js";
 import { createWith, fixtureExt, listTools, processesRunning, stats } from "./support/extensions.js";
+import { STORES } from "./support/stored.js";
 import { eventually, finishReason, isFinished, reply, readUntil, startHarness, watch, type Harness } from "./support/harness.js";
 
 const STOP = pb.FinishReason.FINISH_REASON_STOP;
@@ -17,11 +18,11 @@ function marked(id: string): pb.ExtensionConfig {
 }
 const alive = (marker: string) => processesRunning(`--skein-test=${marker}`).length;
 
-describe("idle eviction", () => {
+describe.each(STORES)("idle eviction on %s", (store) => {
   let h: Harness;
   let work: string;
   beforeAll(async () => {
-    h = await startHarness({ SKEIN_SESSION_IDLE_TIMEOUT: "1s", SKEIN_EXTENSION_KILL_GRACE_MS: "500" });
+    h = await startHarness({ SKEIN_SESSION_IDLE_TIMEOUT: "1s", SKEIN_EXTENSION_KILL_GRACE_MS: "500" }, { store });
     work = await mkdtemp(join(tmpdir(), "skein-work-"));
   });
   afterAll(async () => {
@@ -58,11 +59,11 @@ describe("idle eviction", () => {
   });
 });
 
-describe("LRU cap", () => {
+describe.each(STORES)("LRU cap on %s", (store) => {
   let h: Harness;
   let work: string;
   beforeAll(async () => {
-    h = await startHarness({ SKEIN_MAX_LIVE_AGENTS: "2", SKEIN_EXTENSION_KILL_GRACE_MS: "500" });
+    h = await startHarness({ SKEIN_MAX_LIVE_AGENTS: "2", SKEIN_EXTENSION_KILL_GRACE_MS: "500" }, { store });
     work = await mkdtemp(join(tmpdir(), "skein-work-"));
   });
   afterAll(async () => {
@@ -105,12 +106,12 @@ describe("LRU cap", () => {
   });
 });
 
-describe("kill -9 with extensions running", () => {
+describe.each(STORES)("kill -9 with extensions running on %s", (store) => {
   let h: Harness;
   let work: string;
   const marker = `orphan-${Date.now()}`;
   beforeAll(async () => {
-    h = await startHarness({ SKEIN_EXTENSION_KILL_GRACE_MS: "500" });
+    h = await startHarness({ SKEIN_EXTENSION_KILL_GRACE_MS: "500" }, { store });
     work = await mkdtemp(join(tmpdir(), "skein-work-"));
   });
   afterEach(() => {

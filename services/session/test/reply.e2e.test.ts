@@ -4,19 +4,19 @@ import { session as pb } from "@skein/proto";
 import { call, collect, gate, openaiMalformed, openaiText, openaiToolCalls, rejection } from "@skein/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectGooseFile } from "./support/goose-file.js";
+import { STORES, storedMessages } from "./support/stored.js";
 import { cases, createSession, eventually, finishReason, getSession, hangUp, isFinished, readUntil, reply, startHarness, watch, type Harness } from "./support/harness.js";
 
 const { FINISH_REASON_STOP: STOP, FINISH_REASON_CANCELLED: CANCELLED, FINISH_REASON_ERROR: ERROR } = pb.FinishReason;
 
-let h: Harness;
-beforeAll(async () => {
-  h = await startHarness({ SKEIN_PROVIDER_TIMEOUT_MS: "1000" });
-});
-afterAll(() => h?.close());
+describe.each(STORES)("Reply on %s", (store) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ SKEIN_PROVIDER_TIMEOUT_MS: "1000" }, { store });
+  });
+  afterAll(() => h?.close());
+  const stored = (id: string) => storedMessages(h, store, id);
 
-const file = (id: string) => join(h.sessionsDir, `${id}.jsonl`);
-
-describe("Reply", () => {
   it("streams a text reply and persists it in goose's format", async () => {
     const s = await createSession(h.client);
     h.model.enqueue({ events: openaiText("Hello there, friend.", { pieces: 4, usage: { prompt: 30, completion: 7 } }) });
@@ -32,11 +32,13 @@ describe("Reply", () => {
     expect(body).toMatchObject({ model: "fake-model", stream: true, stream_options: { include_usage: true } });
     expect((body.messages as { role: string }[]).map((m) => m.role)).toEqual(["system", "user"]);
 
-    const lines = await expectGooseFile(file(s.id));
+    const lines = await stored(s.id);
     expect(lines).toMatchObject([
-      { id: null, role: "user", content: [{ type: "text", text: "say hello" }] },
-      { id: null, role: "assistant", content: [{ type: "text", text: "Hello there, friend." }] },
+      { role: "user", content: [{ type: "text", text: "say hello" }] },
+      { role: "assistant", content: [{ type: "text", text: "Hello there, friend." }] },
     ]);
+    // goose ≤1.9 wrote no message ids; sessions.db rows carry goose's msg_<session>_<uuid>.
+    for (const l of lines) expect(l.id).toEqual(store === "goose-jsonl" ? null : expect.stringMatching(new RegExp(`^msg_${s.id}_`)));
     const got = await getSession(h.client, s.id);
     expect(got.session).toMatchObject({ messageCount: 2, totalTokens: 37, inputTokens: 30, outputTokens: 7, accumulatedTotalTokens: 37, runningRequestId: "", lastSeq: 8 });
     expect(got.messages.map((m) => m.role)).toEqual([pb.Role.ROLE_USER, pb.Role.ROLE_ASSISTANT]);
@@ -65,7 +67,7 @@ describe("Reply", () => {
       { role: "tool", tool_call_id: "call_a", content: "Error: tool developer__shell does not exist" },
       { role: "tool", tool_call_id: "call_b", content: "Error: tool memory__recall does not exist" },
     ]);
-    const lines = await expectGooseFile(file(s.id));
+    const lines = await stored(s.id);
     expect(lines.map((l) => l.role)).toEqual(["user", "assistant", "user", "assistant"]);
     expect(lines[1]!.content).toEqual([
       { type: "toolRequest", id: "call_a", toolCall: { status: "success", value: { name: "developer__shell", arguments: { command: "ls -la", cwd: "/tmp" } } } },
@@ -83,7 +85,7 @@ describe("Reply", () => {
     const s = await createSession(h.client);
     h.model.enqueue({ events: openaiToolCalls([{ id: "call_bad", name: "x__y", args: '{"a": 1,,' }]) }, { events: openaiText("ok") });
     expect(finishReason(await collect(reply(h.client, s.id, "go")))).toBe(STOP);
-    const lines = await expectGooseFile(file(s.id));
+    const lines = await stored(s.id);
     expect((lines[1]!.content as { toolCall: { status: string } }[])[0]!.toolCall.status).toBe("error");
     expect((lines[2]!.content as { toolResult: { status: string } }[])[0]!.toolResult.status).toBe("error");
   });
@@ -96,7 +98,7 @@ describe("Reply", () => {
     expect(cases(first)).toEqual(["message"]);
     hangUp(stream);
     await eventually(() => getSession(h.client, s.id), (g) => g.session!.runningRequestId === "" && g.messages.length === 2);
-    const lines = await expectGooseFile(file(s.id));
+    const lines = await stored(s.id);
     expect(lines[1]).toMatchObject({ role: "assistant", content: [{ type: "text", text: "a slow answer that keeps streaming" }] });
     const watcher = watch(h.client, s.id, 0);
     const replayed = await readUntil(watcher, isFinished);
@@ -131,7 +133,7 @@ describe("Reply", () => {
     expect(finishReason([...seen, ...rest])).toBe(CANCELLED);
     await eventually(() => h.model.activeResponses, (n) => n === 0);
     hold.release();
-    const lines = await expectGooseFile(file(s.id));
+    const lines = await stored(s.id);
     expect(lines.map((l) => l.role)).toEqual(["user"]);
     expect(await call(h.client, h.client.cancelReply, { sessionId: s.id, requestId: "" })).toEqual({ cancelled: false });
     expect(finishReason(await collect(reply(h.client, s.id, "again")))).toBe(STOP);
@@ -158,7 +160,7 @@ describe("Reply", () => {
       expect(finishReason(events)).toBe(ERROR);
       await eventually(() => h.model.activeResponses, (n) => n === 0);
       expect(finishReason(await collect(reply(h.client, s.id, "and now?")))).toBe(STOP);
-      const lines = await expectGooseFile(file(s.id));
+      const lines = await stored(s.id);
       expect(lines.map((l) => l.role)).toEqual(["user", "user", "assistant"]);
     });
   });

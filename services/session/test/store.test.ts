@@ -52,8 +52,8 @@ describe("goose format", () => {
 
 describe("JSONL store", () => {
   it("creates 0600 files in a 0700 directory with goose's metadata line", async () => {
-    const id = newSessionId();
-    await store.create(id, defaultMetadata("/tmp", "d"));
+    const { id } = await store.create(defaultMetadata("/tmp", "d"));
+    expect(isValidSessionId(id) && /^[0-9a-f-]{36}$/.test(id)).toBe(true);
     expect((await stat(store.dir)).mode & 0o777).toBe(0o700);
     expect((await stat(join(store.dir, `${id}.jsonl`))).mode & 0o777).toBe(0o600);
     const [meta] = await readLines(join(store.dir, `${id}.jsonl`));
@@ -61,8 +61,7 @@ describe("JSONL store", () => {
   });
 
   it("appends messages and rewrites metadata atomically without losing them", async () => {
-    const id = newSessionId();
-    await store.create(id, defaultMetadata("/tmp", ""));
+    const { id } = await store.create(defaultMetadata("/tmp", ""));
     for (let i = 0; i < 5; i++) await store.append(id, message("user", [textItem(`m${i}`)], 100 + i));
     await store.writeMetadata(id, { ...defaultMetadata("/tmp", "after"), message_count: 5 });
     await store.append(id, message("assistant", [textItem("m5")], 200));
@@ -88,8 +87,7 @@ describe("JSONL store", () => {
   });
 
   it("starts appends on a fresh line after a torn last line", async () => {
-    const id = newSessionId();
-    await store.create(id, defaultMetadata("/tmp", ""));
+    const { id } = await store.create(defaultMetadata("/tmp", ""));
     const path = join(store.dir, `${id}.jsonl`);
     await writeFile(path, '{"id":null,"role":"user","created":1,"content":[{"type":"te', { flag: "a" });
     await store.append(id, message("user", [textItem("after crash")]));
@@ -110,9 +108,8 @@ describe("JSONL store", () => {
   it("pages newest first with opaque tokens", async () => {
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const id = `s${i}`;
+      const { id } = await store.create(defaultMetadata("/tmp", ""));
       ids.push(id);
-      await store.create(id, defaultMetadata("/tmp", ""));
       const t = new Date(1_700_000_000_000 + i * 1000);
       await utimes(join(store.dir, `${id}.jsonl`), t, t);
     }
@@ -129,8 +126,7 @@ describe("JSONL store", () => {
   });
 
   it("deletes, and will not recreate a deleted file by appending", async () => {
-    const id = newSessionId();
-    await store.create(id, defaultMetadata("/tmp", ""));
+    const { id } = await store.create(defaultMetadata("/tmp", ""));
     expect(await store.delete(id)).toBe(true);
     expect(await store.delete(id)).toBe(false);
     await expect(store.append(id, message("user", [textItem("x")]))).rejects.toThrow(/ENOENT/);

@@ -2,15 +2,16 @@ import { status } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
 import { collect, gate, openaiText, rejection } from "@skein/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { STORES } from "./support/stored.js";
 import { cases, createSession, finishReason, getSession, hangUp, isFinished, readUntil, reply, startHarness, watch, type Harness } from "./support/harness.js";
 
-let h: Harness;
-beforeAll(async () => {
-  h = await startHarness({ SKEIN_EVENT_BUFFER: "8" });
-});
-afterAll(() => h?.close());
+describe.each(STORES)("WatchSession on %s", (store) => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ SKEIN_EVENT_BUFFER: "8" }, { store });
+  });
+  afterAll(() => h?.close());
 
-describe("WatchSession", () => {
   it("replays buffered events after the cursor, then follows the live run", async () => {
     const s = await createSession(h.client);
     h.model.enqueue({ events: openaiText("first", { pieces: 1, usage: null }) });

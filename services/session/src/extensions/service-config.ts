@@ -105,7 +105,7 @@ function gooseExtensions(file: GooseYaml, source: string, ctx: GooseContext): Ex
 
 // goose turns display names such as "My Tools" into tool prefixes; do the same so the
 // prefix is valid: other characters become '_' and runs of '_' collapse (no `__`).
-function gooseKey(name: string): string {
+export function gooseKey(name: string): string {
   return name.trim().replace(/[^A-Za-z0-9_-]/g, "_").replace(/_+/g, "_");
 }
 

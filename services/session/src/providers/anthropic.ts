@@ -1,6 +1,6 @@
 import Anthropic, { APIConnectionTimeoutError, APIError } from "@anthropic-ai/sdk";
 import type { MessageParam, RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
-import { isObject, isText, isToolRequest, isToolResponse, type GooseMessage } from "../store/goose-format.js";
+import { isObject, isText, isToolRequest, isToolResponse, toolResultIsError, type GooseMessage } from "../store/goose-format.js";
 import { classifySdkError, guardedCall, guardedStream, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import type { ProviderOptions } from "./openai.js";
@@ -119,7 +119,7 @@ export function toAnthropicMessages(history: readonly GooseMessage[]): MessagePa
       else if (isToolRequest(c) && m.role === "assistant" && paired.has(c.id) && c.toolCall.status === "success") {
         blocks.push({ type: "tool_use", id: c.id, name: c.toolCall.value.name, input: c.toolCall.value.arguments ?? {} });
       } else if (isToolResponse(c) && m.role === "user" && paired.has(c.id)) {
-        blocks.push({ type: "tool_result", tool_use_id: c.id, content: toolResultText(c), is_error: c.toolResult.status !== "success" });
+        blocks.push({ type: "tool_result", tool_use_id: c.id, content: toolResultText(c), is_error: toolResultIsError(c) });
       }
     }
     if (blocks.length === 0) continue;

@@ -1,4 +1,4 @@
-import { isObject, isToolRequest, isToolResponse, type GooseMessage, type ToolResponseItem } from "../store/goose-format.js";
+import { isObject, isToolRequest, isToolResponse, toolResultItems, type GooseMessage, type ToolResponseItem } from "../store/goose-format.js";
 
 /**
  * Tool call ids the providers may see: successful requests that have a
@@ -19,7 +19,7 @@ export function pairedToolCallIds(messages: readonly GooseMessage[]): Set<string
 export function toolResultText(item: ToolResponseItem): string {
   const r = item.toolResult;
   if (r.status !== "success") return `Error: ${String((r as { error?: unknown }).error)}`;
-  const parts = (Array.isArray(r.value) ? r.value : []).map(mcpContentText);
+  const parts = toolResultItems(r.value).map(mcpContentText);
   return parts.join("\n");
 }
 

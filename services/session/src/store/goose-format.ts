@@ -36,7 +36,15 @@ export interface GooseMessage extends JsonObject {
 }
 
 export type ToolCallResult = { status: "success"; value: { name: string; arguments: JsonObject } } | { status: "error"; error: string };
-export type ToolResultResult = { status: "success"; value: JsonObject[] } | { status: "error"; error: string };
+/**
+ * goose ≤1.16 stores a successful tool result as the array of MCP content; goose
+ * ≥1.17 as a CallToolResult object `{content, isError?}`. Both are read; see toolResultItems.
+ */
+export type ToolResultResult = { status: "success"; value: JsonObject[] | CallToolResult } | { status: "error"; error: string };
+export interface CallToolResult extends JsonObject {
+  content: JsonObject[];
+  isError?: boolean;
+}
 
 export interface TextItem extends ContentItem {
   type: "text";
@@ -79,6 +87,19 @@ export function isToolRequest(c: ContentItem): c is ToolRequestItem {
 
 export function isToolResponse(c: ContentItem): c is ToolResponseItem {
   return c.type === "toolResponse" && typeof c.id === "string" && isObject(c.toolResult);
+}
+
+/** The MCP content items of a successful tool result in either stored form. */
+export function toolResultItems(value: unknown): JsonObject[] {
+  if (Array.isArray(value)) return value.filter(isObject);
+  if (isObject(value) && Array.isArray(value.content)) return value.content.filter(isObject);
+  return [];
+}
+
+/** True when the tool call failed: an error status, or a CallToolResult marked isError. */
+export function toolResultIsError(item: ToolResponseItem): boolean {
+  const r = item.toolResult;
+  return r.status !== "success" || (isObject(r.value) && r.value.isError === true);
 }
 
 export function defaultMetadata(workingDir: string, description: string): GooseMetadata {

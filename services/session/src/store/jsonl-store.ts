@@ -5,7 +5,7 @@ import { AlreadyExistsError, InvalidArgumentError, type Logger } from "@skein/ru
 import { KeyedLock, TEMP_PREFIX, writeAtomic } from "@skein/host";
 import { copyTail, DIR_MODE, readFirstLine, writeAll } from "./files.js";
 import { defaultMetadata, looksLikeMetadata, normalizeMetadata, parseMessage, serializeLine, type GooseMessage, type GooseMetadata } from "./goose-format.js";
-import { isValidSessionId } from "./ids.js";
+import { isValidSessionId, newSessionId } from "./ids.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
 
 const SUFFIX = ".jsonl";
@@ -44,7 +44,9 @@ export class JsonlSessionStore implements SessionStore {
     return join(this.dir, id + SUFFIX);
   }
 
-  async create(id: string, metadata: GooseMetadata): Promise<SessionInfo> {
+  /** Ids are UUIDs: goose ≤1.9 named files by time, so a UUID never meets one of its names. */
+  async create(metadata: GooseMetadata): Promise<SessionInfo> {
+    const id = newSessionId();
     const path = this.path(id);
     return this.lock.run(id, async () => {
       if (await exists(path)) throw new AlreadyExistsError(`session ${id} already exists`);

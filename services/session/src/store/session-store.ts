@@ -20,12 +20,17 @@ export interface SessionPage {
 }
 
 /**
- * Where sessions live. The goose JSONL directory is the first backend; goose
- * ≥1.10's sessions.db or a database shared by replicas would be further ones.
+ * Where sessions live: goose ≥1.10's sessions.db (the default) or goose ≤1.9's
+ * JSONL directory; a database shared by replicas would be a further one.
  * Ids reaching a store are already validated.
  */
 export interface SessionStore {
-  create(id: string, metadata: GooseMetadata): Promise<SessionInfo>;
+  /**
+   * Creates a session under an id the store allocates: goose's `YYYYMMDD_N`
+   * in sessions.db (inside the insert's transaction, so skein's and goose's
+   * allocations never collide), a UUID in the JSONL directory.
+   */
+  create(metadata: GooseMetadata): Promise<SessionInfo>;
   info(id: string): Promise<SessionInfo | undefined>;
   load(id: string): Promise<LoadedSession | undefined>;
   list(pageSize: number, pageToken: string): Promise<SessionPage>;

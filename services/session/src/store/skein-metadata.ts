@@ -10,7 +10,7 @@ import { isObject, type GooseMetadata } from "./goose-format.js";
  *
  *   "skein": {"extensions": [{name, cmd, args, env, timeout_seconds}], "description_user_set": true}
  */
-export const SKEIN_KEY = "skein";
+export const STATE_KEY = "skein";
 
 interface SkeinState {
   extensions?: unknown;
@@ -18,12 +18,12 @@ interface SkeinState {
 }
 
 function stateOf(meta: GooseMetadata): SkeinState {
-  const v = meta[SKEIN_KEY];
+  const v = meta[STATE_KEY];
   return isObject(v) ? (v as SkeinState) : {};
 }
 
 function withState(meta: GooseMetadata, patch: SkeinState): GooseMetadata {
-  return { ...meta, [SKEIN_KEY]: { ...stateOf(meta), ...patch } };
+  return { ...meta, [STATE_KEY]: { ...stateOf(meta), ...patch } };
 }
 
 /** The session's own extensions; an entry edited into something invalid is skipped with a warning. */
@@ -31,7 +31,7 @@ export function sessionExtensions(meta: GooseMetadata, log?: Pick<Logger, "warn"
   const raw = stateOf(meta).extensions;
   if (raw === undefined) return [];
   try {
-    return validateExtensionConfigs(raw, `${SKEIN_KEY}.extensions`);
+    return validateExtensionConfigs(raw, `${STATE_KEY}.extensions`);
   } catch (err) {
     log?.warn({ reason: (err as Error).message }, "the session's stored extensions are invalid; starting none of them");
     return [];

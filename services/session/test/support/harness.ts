@@ -19,15 +19,22 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** A temp HOME and sessions dir, a fake OpenAI server and the built service pointed at them. */
-export async function startHarness(env: Record<string, string> = {}, opts: { provider?: boolean } = {}): Promise<Harness> {
+export type StoreKind = "goose-sqlite" | "goose-jsonl";
+
+/**
+ * A temp HOME and sessions dir, a fake OpenAI server and the built service
+ * pointed at them. Suites that read session files directly run on the JSONL
+ * store; `opts.store` picks the other (the service's default is goose-sqlite).
+ */
+export async function startHarness(env: Record<string, string> = {}, opts: { provider?: boolean; store?: StoreKind; sessionsDir?: string } = {}): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), "skein-session-"));
-  const sessionsDir = join(dir, "sessions");
+  const sessionsDir = opts.sessionsDir ?? join(dir, "sessions");
   const model = await startOpenAIServer();
   const fullEnv = (extra: Record<string, string>) => ({
     HOME: dir,
     XDG_CONFIG_HOME: join(dir, "config"),
     SKEIN_SESSIONS_DIR: sessionsDir,
+    SKEIN_SESSION_STORE: opts.store ?? "goose-jsonl",
     SKEIN_PROVIDER_MAX_RETRIES: "0",
     ...(opts.provider === false ? {} : { SKEIN_PROVIDER: "openai", SKEIN_MODEL: "fake-model", OPENAI_BASE_URL: model.baseURL }),
     ...env,

@@ -1,0 +1,15 @@
+import { isAbsolute, join } from "node:path";
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * goose's own sessions directory (crates/goose/src/config/paths.rs): under
+ * $GOOSE_PATH_ROOT/data when set, else the XDG data directory
+ * ($XDG_DATA_HOME/goose when it is an absolute path, else ~/.local/share/goose).
+ */
+export function gooseSessionsDir(env: Env, home: string): string {
+  const root = env.GOOSE_PATH_ROOT;
+  if (root !== undefined && root !== "") return join(root, "data", "sessions");
+  const xdg = env.XDG_DATA_HOME;
+  return join(xdg !== undefined && isAbsolute(xdg) ? xdg : join(home, ".local", "share"), "goose", "sessions");
+}

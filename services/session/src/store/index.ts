@@ -1,0 +1,6 @@
+/** The session stores for programs other than the service (the CLI's import and export). */
+export { SqliteSessionStore, DB_NAME } from "./sqlite-store.js";
+export { importJsonlFile, jsonlFilesIn, MAX_IMPORT_BYTES, type ImportOutcome } from "./legacy-import.js";
+export { exportSessionJsonl } from "./export-jsonl.js";
+export { validateSessionId } from "./ids.js";
+export { gooseSessionsDir } from "../goose-paths.js";

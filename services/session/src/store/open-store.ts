@@ -1,0 +1,25 @@
+import type { Logger } from "@skein/runtime";
+import type { StoreKind } from "../config.js";
+import { JsonlSessionStore } from "./jsonl-store.js";
+import { importJsonlFile, jsonlFilesIn } from "./legacy-import.js";
+import type { SessionStore } from "./session-store.js";
+import { SqliteSessionStore } from "./sqlite-store.js";
+
+/**
+ * The configured store. When skein is the program that creates sessions.db,
+ * it imports the directory's JSONL sessions once, as goose does when it
+ * creates the database (goose never imports into a database it did not create).
+ */
+export async function openSessionStore(kind: StoreKind, dir: string, log: Logger, opts: { syncEachMessage: boolean }): Promise<SessionStore> {
+  if (kind === "goose-jsonl") return JsonlSessionStore.open(dir, log, opts);
+  const store = await SqliteSessionStore.open(dir, log, opts);
+  log.info({ path: store.path, sqliteVersion: store.sqliteVersion, schemaVersion: store.schemaVersion, toolResultForm: store.toolResultForm, created: store.created }, "goose session database");
+  if (store.created) {
+    for (const file of await jsonlFilesIn(dir)) {
+      const r = await importJsonlFile(store, file);
+      if (r.result === "imported") log.info({ file, sessionId: r.id, messages: r.messages }, "imported a JSONL session into the new database");
+      else log.warn({ file, sessionId: r.id, result: r.result, reason: r.reason }, "JSONL session not imported");
+    }
+  }
+  return store;
+}

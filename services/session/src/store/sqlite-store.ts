@@ -1,0 +1,404 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
+import { DIR_MODE } from "./files.js";
+import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "./goose-format.js";
+import { isValidSessionId } from "./ids.js";
+import { STATE_KEY } from "./skein-metadata.js";
+import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
+import { Connection, type Db } from "./sqlite/connection.js";
+import { toolResultFormFor, type ToolResultForm } from "./sqlite/content.js";
+import { insertMessage, messageOfRow, metadataJson, newMessageId, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
+import { columnChanges, metadataOfRow, parseSqlTimestamp, type Row } from "./sqlite/rows.js";
+import { createGooseSchema, KNOWN_SCHEMA_VERSION, hasSchemaVersionTable, schemaVersion, tableColumns } from "./sqlite/schema.js";
+
+export const DB_NAME = "sessions.db";
+/** goose lists these types; sub-agent, hidden, terminal, gateway and ACP sessions are goose's internals. */
+const LISTED_TYPES = ["user", "scheduled"];
+/** Bound parameters per IN (…) query, far below SQLite's limit. */
+const IN_CHUNK = 500;
+/** Messages remembered per session for restoreLost. */
+const MAX_TRACKED = 10_000;
+
+export interface SqliteStoreOptions {
+  /** synchronous=FULL (survives power loss) instead of NORMAL (survives process death). */
+  readonly syncEachMessage: boolean;
+}
+
+/** A session goose ≤1.9 or skein wrote as JSONL, ready to be inserted under its file's id. */
+export interface ImportedSession {
+  readonly id: string;
+  readonly metadata: GooseMetadata;
+  readonly messages: readonly GooseMessage[];
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/**
+ * goose's sessions.db (goose ≥1.10), shared with running goose processes: one
+ * row per session and per message, every write one short BEGIN IMMEDIATE
+ * transaction. Tables and columns are introspected at open; skein writes only
+ * columns that exist and never changes goose's schema.
+ */
+export class SqliteSessionStore implements SessionStore {
+  /**
+   * Messages appended since the session's last metadata update (in a run: since
+   * it started). goose's compaction (replace_conversation) deletes a session's
+   * rows and re-inserts its own copy: rows skein added meanwhile vanish. The
+   * update that closes a run puts such rows back (see restoreLost).
+   */
+  private readonly sinceUpdate = new Map<string, PreparedMessage[]>();
+
+  private constructor(
+    readonly path: string,
+    private readonly conn: Connection,
+    private readonly log: Logger,
+    private readonly sessionColumns: ReadonlySet<string>,
+    private readonly messageColumns: ReadonlySet<string>,
+    readonly schemaVersion: number,
+    readonly toolResultForm: ToolResultForm,
+    /** True when this open created the database (goose then imports the directory's JSONL files once). */
+    readonly created: boolean,
+    /** The SQLite library's version (better-sqlite3's bundled one). */
+    readonly sqliteVersion: string,
+  ) {}
+
+  static async open(dir: string, log: Logger, opts: SqliteStoreOptions): Promise<SqliteSessionStore> {
+    await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    const path = join(dir, DB_NAME);
+    const conn = Connection.open(path, { fullSync: opts.syncEachMessage });
+    try {
+      // goose opens every connection in WAL mode; a no-op for a database goose made.
+      await conn.setup((db) => db.pragma("journal_mode = WAL"));
+      const created = await conn.write((db) => {
+        if (hasSchemaVersionTable(db)) return false;
+        createGooseSchema(db);
+        return true;
+      });
+      const info = await conn.read((db) => ({
+        version: schemaVersion(db),
+        sessions: tableColumns(db, "sessions"),
+        messages: tableColumns(db, "messages"),
+        latestToolValue: latestToolResultValue(db),
+        sqlite: (db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v,
+      }));
+      for (const c of ["id", "working_dir"]) if (!info.sessions.has(c)) throw new Error(`${path}: the sessions table has no ${c} column; not a goose session database`);
+      if (info.version > KNOWN_SCHEMA_VERSION) {
+        log.warn({ path, schemaVersion: info.version, known: KNOWN_SCHEMA_VERSION }, "session database is newer than the goose schema skein knows; using the columns skein knows");
+      }
+      const form = toolResultFormFor(info.version, info.latestToolValue);
+      return new SqliteSessionStore(path, conn, log, info.sessions, info.messages, info.version, form, created, info.sqlite);
+    } catch (err) {
+      await conn.close();
+      throw err;
+    }
+  }
+
+  private checkId(id: string): void {
+    // Callers validate; this guards the invariant that only valid ids reach SQL (always as bound parameters).
+    if (!isValidSessionId(id)) throw new InvalidArgumentError("session_id", "is not a valid session id");
+  }
+
+  /** Allocates goose's id (UTC `YYYYMMDD_N`, N one above the day's highest) in the insert's own transaction. */
+  async create(metadata: GooseMetadata): Promise<SessionInfo> {
+    const values = { ...this.newRowValues(metadata), session_type: "user", goose_mode: "auto" };
+    const cols = Object.keys(values).filter((c) => this.sessionColumns.has(c));
+    const row = await this.conn.write((db) => {
+      const today = new Date().toISOString().slice(0, 10).replaceAll("-", "");
+      const sql =
+        `INSERT INTO sessions (id, ${cols.join(", ")}) VALUES (` +
+        `? || '_' || CAST(COALESCE((SELECT MAX(CAST(SUBSTR(id, 10) AS INTEGER)) FROM sessions WHERE id LIKE ? || '_%'), 0) + 1 AS TEXT), ` +
+        `${cols.map(() => "?").join(", ")}) RETURNING *`;
+      return db.prepare(sql).get(today, today, ...cols.map((c) => values[c as keyof typeof values])) as Row;
+    });
+    return this.infoOf(row, 0);
+  }
+
+  async info(id: string): Promise<SessionInfo | undefined> {
+    this.checkId(id);
+    return this.conn.read((db) => {
+      const row = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
+      if (!row) return undefined;
+      return this.infoOf(row, this.messageCount(db, id));
+    });
+  }
+
+  async load(id: string): Promise<LoadedSession | undefined> {
+    this.checkId(id);
+    const read = await this.conn.read((db) => {
+      const row = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
+      if (!row) return undefined;
+      const rows = db.prepare("SELECT * FROM messages WHERE session_id = ? ORDER BY created_timestamp, id").all(id) as Row[];
+      return { row, rows };
+    });
+    if (!read) return undefined;
+    const messages: GooseMessage[] = [];
+    let corruptLines = 0;
+    for (const r of read.rows) {
+      if (r.role !== "user" && r.role !== "assistant") continue;
+      try {
+        messages.push(messageOfRow(r));
+      } catch (err) {
+        corruptLines++;
+        this.log.warn({ sessionId: id, rowId: r.id, reason: (err as Error).message }, "skipping a message row that does not parse; it stays in the database");
+      }
+    }
+    return { ...this.infoOf(read.row, read.rows.length), messages, corruptLines };
+  }
+
+  /** Newest first by goose's order: the latest message, else updated_at; ties by insertion. */
+  async list(pageSize: number, pageToken: string): Promise<SessionPage> {
+    const cursor = pageToken === "" ? undefined : decodeToken(pageToken);
+    const rows = await this.conn.read((db) => {
+      const where = this.sessionColumns.has("session_type") ? `WHERE s.session_type IN (${LISTED_TYPES.map(() => "?").join(", ")})` : "";
+      const sortTs = "COALESCE(MAX(CASE WHEN m.created_timestamp > 10000000000 THEN m.created_timestamp / 1000 ELSE m.created_timestamp END), unixepoch(s.updated_at), 0)";
+      const having = cursor ? "HAVING (sort_ts < ? OR (sort_ts = ? AND s.rowid < ?))" : "";
+      const sql =
+        `SELECT s.*, s.rowid AS skein_rowid, COUNT(m.id) AS skein_message_count, ${sortTs} AS sort_ts ` +
+        `FROM sessions s LEFT JOIN messages m ON m.session_id = s.id ${where} GROUP BY s.id ${having} ORDER BY sort_ts DESC, s.rowid DESC LIMIT ?`;
+      const params: unknown[] = [...(where ? LISTED_TYPES : []), ...(cursor ? [cursor.t, cursor.t, cursor.r] : []), pageSize + 1];
+      return db.prepare(sql).all(...params) as Row[];
+    });
+    const page = rows.slice(0, pageSize);
+    const sessions = page.map((r) => this.infoOf(r, Number(r.skein_message_count), false));
+    const last = page.at(-1);
+    return { sessions, nextPageToken: rows.length > pageSize && last ? encodeToken({ t: Number(last.sort_ts), r: Number(last.skein_rowid) }) : "" };
+  }
+
+  async count(): Promise<number> {
+    return this.conn.read((db) => {
+      const typed = this.sessionColumns.has("session_type");
+      const sql = `SELECT COUNT(*) AS n FROM sessions${typed ? ` WHERE session_type IN (${LISTED_TYPES.map(() => "?").join(", ")})` : ""}`;
+      return Number((db.prepare(sql).get(...(typed ? LISTED_TYPES : [])) as { n: number }).n);
+    });
+  }
+
+  /**
+   * One transaction: bump updated_at (the session must still exist), then insert
+   * the row with `created` raised to the session's latest, as goose's add_message
+   * does. A message without an id gets goose's `msg_<session>_<uuid>`, also on
+   * the object, so the event announcing it carries the stored id.
+   */
+  async append(id: string, message: GooseMessage): Promise<void> {
+    this.checkId(id);
+    const prepared = prepareMessage(id, message, this.toolResultForm);
+    if (!prepared) {
+      this.log.warn({ sessionId: id, types: message.content.map((c) => c.type) }, "not storing a message with only content types goose cannot read");
+      return;
+    }
+    if (prepared.dropped.length > 0) this.log.warn({ sessionId: id, types: prepared.dropped }, "left out content types goose cannot read");
+    await this.conn.write((db) => {
+      if (db.prepare("UPDATE sessions SET updated_at = datetime('now') WHERE id = ?").run(id).changes === 0) throw new NotFoundError(`session ${id} does not exist`);
+      const latest = (db.prepare("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = ?").get(id) as { t: number | null }).t;
+      insertMessage(db, this.messageColumns, id, prepared, Math.max(prepared.created, latest ?? prepared.created));
+    });
+    if (this.messageColumns.has("message_id")) {
+      const since = this.sinceUpdate.get(id) ?? [];
+      since.push(prepared);
+      // A run ends with a metadata update; this bounds what a session appended to without one keeps.
+      if (since.length > MAX_TRACKED) since.shift();
+      this.sinceUpdate.set(id, since);
+    }
+    if (message.id === null && this.messageColumns.has("message_id")) message.id = prepared.messageId;
+  }
+
+  async writeMetadata(id: string, metadata: GooseMetadata): Promise<void> {
+    await this.updateMetadata(id, () => metadata);
+  }
+
+  async updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined> {
+    this.checkId(id);
+    return this.conn.write((db) => {
+      const row = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
+      if (!row) return undefined;
+      this.restoreLost(db, id);
+      const current = metadataOfRow(row, this.messageCount(db, id)).metadata;
+      const next = update(current);
+      this.updateRow(db, id, row, current, next);
+      return next;
+    });
+  }
+
+  /**
+   * Re-inserts, in their order and after everything now stored, the messages
+   * this process appended since the last update that are no longer in the
+   * database because another process replaced the conversation meanwhile.
+   */
+  private restoreLost(db: Db, id: string): void {
+    const mine = this.sinceUpdate.get(id);
+    this.sinceUpdate.delete(id);
+    if (!mine?.length) return;
+    const present = new Set<string>();
+    for (let i = 0; i < mine.length; i += IN_CHUNK) {
+      const ids = mine.slice(i, i + IN_CHUNK).map((m) => m.messageId);
+      const rows = db.prepare(`SELECT message_id FROM messages WHERE session_id = ? AND message_id IN (${ids.map(() => "?").join(", ")})`).all(id, ...ids) as { message_id: string }[];
+      for (const r of rows) present.add(r.message_id);
+    }
+    const lost = mine.filter((m) => !present.has(m.messageId));
+    if (lost.length === 0) return;
+    let latest = (db.prepare("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = ?").get(id) as { t: number | null }).t ?? 0;
+    for (const m of lost) {
+      latest = Math.max(latest, m.created);
+      insertMessage(db, this.messageColumns, id, m, latest);
+    }
+    this.log.warn({ sessionId: id, restored: lost.length }, "another process replaced this session's conversation during the run (goose compaction); re-added the run's messages after it");
+  }
+
+  /**
+   * Compaction the way current goose records it (save_compacted_conversation):
+   * no message is deleted. Rows keep their content; only their visibility flags
+   * change. Messages new to the database are appended; a stored message that
+   * the new conversation places after a new one (the recent turn kept after the
+   * summary) is hidden where it was and appended again with the same content,
+   * so the order `created_timestamp, id` matches the conversation.
+   */
+  async rewrite(id: string, update: (current: GooseMetadata) => GooseMetadata, messages: readonly GooseMessage[]): Promise<SessionInfo> {
+    this.checkId(id);
+    const prepared = new Map<GooseMessage, PreparedMessage | undefined>();
+    for (const m of messages) prepared.set(m, prepareMessage(id, m, this.toolResultForm));
+    const row = await this.conn.write((db) => {
+      const before = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
+      if (!before) throw new NotFoundError(`session ${id} does not exist`);
+      this.restoreLost(db, id);
+      const stored = new Map<string, Row>();
+      if (this.messageColumns.has("message_id")) {
+        for (const r of db.prepare("SELECT id, message_id, content_json, metadata_json FROM messages WHERE session_id = ?").all(id) as Row[]) {
+          if (typeof r.message_id === "string") stored.set(r.message_id, r);
+        }
+      }
+      const now = Math.floor(Date.now() / 1000);
+      let latest = (db.prepare("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = ?").get(id) as { t: number | null }).t ?? now;
+      const append = (p: PreparedMessage) => {
+        latest = Math.max(latest, now);
+        insertMessage(db, this.messageColumns, id, p, latest);
+      };
+      let appending = false;
+      for (const m of messages) {
+        const old = m.id !== null ? stored.get(m.id) : undefined;
+        if (!old) {
+          appending = true;
+          const p = prepared.get(m);
+          if (p) append(p);
+          continue;
+        }
+        if (!appending) {
+          this.setVisibility(db, old, m.metadata);
+          continue;
+        }
+        this.setVisibility(db, old, { userVisible: false, agentVisible: false });
+        append({ messageId: newMessageId(id), role: m.role, contentJson: String(old.content_json), metadataJson: metadataJson(m), created: latest, dropped: [] });
+      }
+      const current = metadataOfRow(before, this.messageCount(db, id)).metadata;
+      this.updateRow(db, id, before, current, update(current), true);
+      return db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row;
+    });
+    return this.conn.read((db) => this.infoOf(row, this.messageCount(db, id)));
+  }
+
+  async delete(id: string): Promise<boolean> {
+    this.checkId(id);
+    this.sinceUpdate.delete(id);
+    return this.conn.write((db) => {
+      // Messages first (foreign key); usage_ledger rows cascade.
+      db.prepare("DELETE FROM messages WHERE session_id = ?").run(id);
+      return db.prepare("DELETE FROM sessions WHERE id = ?").run(id).changes > 0;
+    });
+  }
+
+  close(): Promise<void> {
+    return this.conn.close();
+  }
+
+  /**
+   * Inserts a JSONL session under its own id with goose's legacy-import rules;
+   * false (and nothing written) when that id is already present.
+   */
+  async importSession(s: ImportedSession): Promise<boolean> {
+    this.checkId(s.id);
+    const prepared = s.messages.map((m) => prepareMessage(s.id, m, this.toolResultForm)).filter((p): p is PreparedMessage => p !== undefined);
+    return this.conn.write((db) => {
+      if (db.prepare("SELECT 1 FROM sessions WHERE id = ?").get(s.id)) return false;
+      const title = s.metadata.description.split(/\s+/).filter(Boolean).join(" ");
+      // goose ≤1.9 kept extension_data in the metadata line; skein's extensions join it in goose's shape.
+      const data = isObject(s.metadata.extension_data) ? s.metadata.extension_data : {};
+      const own = STATE_KEY in s.metadata ? {} : { [STATE_KEY]: metadataOfRow({ extension_data: JSON.stringify(data) }, 0).metadata[STATE_KEY] };
+      const values: Row = { ...this.newRowValues({ ...s.metadata, ...own, description: title }, data), created_at: s.createdAt, updated_at: s.updatedAt, schedule_id: s.metadata.schedule_id };
+      const cols = Object.keys(values).filter((c) => this.sessionColumns.has(c));
+      db.prepare(`INSERT INTO sessions (id, ${cols.join(", ")}) VALUES (?, ${cols.map(() => "?").join(", ")})`).run(s.id, ...cols.map((c) => values[c]));
+      for (const p of prepared) insertMessage(db, this.messageColumns, s.id, p, p.created);
+      return true;
+    });
+  }
+
+  /** A new row's mapped columns: what the metadata changes from an empty row's (with goose's extension_data when importing). */
+  private newRowValues(metadata: GooseMetadata, extensionData: JsonObject = {}): Row {
+    const empty: Row = { extension_data: JSON.stringify(extensionData) };
+    const changes = columnChanges(empty, metadataOfRow(empty, 0).metadata, metadata, this.sessionColumns);
+    return { working_dir: metadata.working_dir, extension_data: empty.extension_data, ...changes };
+  }
+
+  private setVisibility(db: Db, row: Row, meta: unknown): void {
+    if (!this.messageColumns.has("metadata_json")) return;
+    const want = meta !== null && typeof meta === "object" ? (meta as Record<string, unknown>) : {};
+    let stored: Record<string, unknown> = {};
+    try {
+      const v = JSON.parse(String(row.metadata_json)) as unknown;
+      if (v !== null && typeof v === "object" && !Array.isArray(v)) stored = v as Record<string, unknown>;
+    } catch {
+      // unparsable metadata reads as both flags true in goose; replaced below only if the flags change
+    }
+    const userVisible = want.userVisible !== false;
+    const agentVisible = want.agentVisible !== false;
+    if ((stored.userVisible !== false) === userVisible && (stored.agentVisible !== false) === agentVisible) return;
+    db.prepare("UPDATE messages SET metadata_json = ? WHERE id = ?").run(JSON.stringify({ ...stored, userVisible, agentVisible }), row.id);
+  }
+
+  private updateRow(db: Db, id: string, row: Row, before: GooseMetadata, after: GooseMetadata, touch = false): void {
+    const changes = columnChanges(row, before, after, this.sessionColumns);
+    const cols = Object.keys(changes);
+    if (cols.length === 0 && !touch) return;
+    const sets = [...cols.map((c) => `${c} = ?`), "updated_at = datetime('now')"];
+    db.prepare(`UPDATE sessions SET ${sets.join(", ")} WHERE id = ?`).run(...cols.map((c) => changes[c]), id);
+  }
+
+  private messageCount(db: Db, id: string): number {
+    return Number((db.prepare("SELECT COUNT(*) AS n FROM messages WHERE session_id = ?").get(id) as { n: number }).n);
+  }
+
+  /** `warn`: say which stored extensions skein cannot run (not for every row of a listing). */
+  private infoOf(row: Row, messageCount: number, warn = true): SessionInfo {
+    const m = metadataOfRow(row, messageCount);
+    if (warn && m.skippedExtensions.length > 0) this.log.warn({ sessionId: row.id, extensions: m.skippedExtensions }, "stdio extensions in extension_data that skein cannot run; they stay stored");
+    return { id: String(row.id), metadata: m.metadata, updatedAt: parseSqlTimestamp(row.updated_at) };
+  }
+}
+
+/** The value of the newest successful toolResponse, to tell which form a schema-6 database's goose writes. */
+function latestToolResultValue(db: Db): unknown {
+  const row = db
+    .prepare(
+      "SELECT content_json FROM messages WHERE content_json LIKE '%\"toolResponse\"%' ORDER BY id DESC LIMIT 1",
+    )
+    .get() as { content_json: string } | undefined;
+  if (!row) return undefined;
+  try {
+    const content = JSON.parse(row.content_json) as { type?: string; toolResult?: { value?: unknown } }[];
+    return content.find((c) => c.type === "toolResponse" && c.toolResult?.value !== undefined)?.toolResult?.value;
+  } catch {
+    return undefined;
+  }
+}
+
+function encodeToken(c: { t: number; r: number }): string {
+  return Buffer.from(JSON.stringify(c)).toString("base64url");
+}
+
+function decodeToken(token: string): { t: number; r: number } {
+  try {
+    const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { t?: unknown; r?: unknown };
+    if (typeof v.t === "number" && typeof v.r === "number") return { t: v.t, r: v.r };
+  } catch {
+    // falls through to the error below
+  }
+  throw new InvalidArgumentError("page_token", "is not a token this service issued");
+}
