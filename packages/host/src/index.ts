@@ -5,3 +5,4 @@ export * from "./instance-lock.js";
 export * from "./end-processes.js";
 export * from "./tmux-paths.js";
 export * from "./real-path.js";
+export * from "./find-on-path.js";

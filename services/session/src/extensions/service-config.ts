@@ -1,7 +1,8 @@
 import { ConfigError, InvalidArgumentError, type Logger } from "@skein/runtime";
 import { GooseYamlFile, parseGooseYaml, type GooseYaml } from "../goose-yaml.js";
 import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig } from "./config.js";
-import { findOnPath, resolveBuiltin } from "./goose-builtins.js";
+import { findOnPath } from "@skein/host";
+import { resolveBuiltin } from "./goose-builtins.js";
 
 type Env = Record<string, string | undefined>;
 type Warn = Pick<Logger, "warn">;
