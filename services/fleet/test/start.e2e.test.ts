@@ -99,7 +99,11 @@ describe("StartAgent", () => {
       env: { E: "$(touch M7); `touch M8`" },
     });
     expect(res.agent!.workdir).toBe(evil);
-    const out = await waitFor("out.txt", () => existsSync(join(h.work, "out.txt")) && readFileSync(join(h.work, "out.txt"), "utf8"));
+    // The shell creates out.txt before printf writes to it: wait for all four lines.
+    const out = await waitFor("out.txt with four lines", () => {
+      const text = existsSync(join(h.work, "out.txt")) ? readFileSync(join(h.work, "out.txt"), "utf8") : "";
+      return text.split("\n").length > 4 && text;
+    });
     expect(out).toBe(`${evil}\n$(touch M5)\n\`echo\` is quoted\n#(touch M6) #{pane_id}\n`);
     for (const d of [h.work, evil, h.dir, "/tmp"]) for (const m of ["M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8"]) expect(existsSync(join(d, m))).toBe(false);
   });
