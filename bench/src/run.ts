@@ -5,6 +5,7 @@ const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> =
   fleet: () => import("./fleet.js"),
   session: () => import("./session.js"),
   "session-store": () => import("./session-store.js"),
+  "session-pg": () => import("./session-pg.js"),
   "session-soak": () => import("./session-soak.js"),
   sse: () => import("./sse.js"),
   // Issue 12: every server in its own process, measured from outside.

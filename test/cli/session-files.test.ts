@@ -53,7 +53,7 @@ describe("skein session import", () => {
 
   it("refuses what is neither a .jsonl file nor a directory", async () => {
     await writeFile(join(dir, "notes.txt"), "x");
-    expectError(await runCli(["session", "import", join(dir, "notes.txt"), "--to", sessionsDir], {}), 2, /notes\.txt is not a \.jsonl file or a directory/);
+    expectError(await runCli(["session", "import", join(dir, "notes.txt"), "--to", sessionsDir], {}), 2, /notes\.txt is not a \.jsonl file, a goose sessions\.db or a directory/);
   });
 });
 
@@ -62,12 +62,20 @@ describe("skein session export", () => {
     await runCli(["session", "import", jsonlDir, "--to", sessionsDir], {});
     const out = join(dir, "export");
     await mkdir(out);
-    const r = await runCli(["session", "export", "20250728_101010", "--to", out, "--from", sessionsDir], {});
+    const r = await runCli(["session", "export", "20250728_101010", "--to", out, "--format", "jsonl", "--from", sessionsDir], {});
     expect(r.code, r.stderr).toBe(0);
     const lines = (await readFile(join(out, "20250728_101010.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines[0]).toMatchObject({ working_dir: "/tmp", description: "Berlin weather", message_count: 4 });
     expect(lines.slice(1).map((l) => l.role)).toEqual(["user", "assistant", "user", "assistant"]);
-    expectError(await runCli(["session", "export", "20250728_101010", "--to", out, "--from", sessionsDir], {}), 1, /already exists/);
-    expectError(await runCli(["session", "export", "../x", "--to", out, "--from", sessionsDir], {}), 2, /ID: /);
+    expectError(await runCli(["session", "export", "20250728_101010", "--to", out, "--format", "jsonl", "--from", sessionsDir], {}), 1, /already exists/);
+    expectError(await runCli(["session", "export", "../x", "--to", out, "--format", "jsonl", "--from", sessionsDir], {}), 2, /ID: /);
+    // The default format: into another goose sessions.db, once.
+    const other = join(dir, "other-goose");
+    await mkdir(other);
+    const db = await runCli(["session", "export", "20250728_101010", "--to", other, "--from", sessionsDir], {});
+    expect(db.code, db.stderr).toBe(0);
+    expect(db.stdout).toMatch(/^wrote 20250728_101010 into .*other-goose\/sessions\.db \(4 messages\)/);
+    expectError(await runCli(["session", "export", "20250728_101010", "--to", other, "--from", sessionsDir], {}), 1, /already in the target database/);
+    expectError(await runCli(["session", "export", "20250728_101010", "--to", sessionsDir, "--from", sessionsDir], {}), 1, /--to is the database the session comes from/);
   });
 });

@@ -20,11 +20,11 @@ function childEnv(): Record<string, string> {
 }
 
 function npm(script: string) {
-  const r = spawnSync("npm", ["run", script], { cwd: dir, env: childEnv(), encoding: "utf8", timeout: 280_000 });
+  const r = spawnSync("npm", ["run", script], { cwd: dir, env: childEnv(), encoding: "utf8", timeout: 840_000 });
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
-it("npm run build, generate and lint:proto work on a fresh clone, saying what they do; install scripts are all declared", { timeout: 300_000 }, () => {
+it("npm run build, generate and lint:proto work on a fresh clone, saying what they do; install scripts are all declared", { timeout: 900_000 }, () => {
   const clone = spawnSync("git", ["clone", "--quiet", repoRoot, dir], { encoding: "utf8" });
   expect(clone.status, clone.stderr).toBe(0);
 

@@ -63,3 +63,11 @@ it("a metrics port already in use: exit 2 and one line naming the address", asyn
     `skein session: SKEIN_SESSION_METRICS_ADDR=127.0.0.1:${port}: cannot listen: address already in use (another process listens there)`,
   ]);
 });
+
+it("a unix socket in a directory that does not exist: one line saying so, not a note about privileged ports", async () => {
+  const { code, lines } = await refused("session", { SKEIN_SESSION_ADDR: "unix:/nonexistent-skein-dir/session.sock" });
+  expect(code).toBe(2);
+  expect(lines.filter((l) => !l.startsWith("{"))).toEqual([
+    "skein session: SKEIN_SESSION_ADDR=unix:/nonexistent-skein-dir/session.sock: cannot listen: the socket's directory must exist and be writable",
+  ]);
+});

@@ -6,3 +6,4 @@ export * from "./end-processes.js";
 export * from "./tmux-paths.js";
 export * from "./real-path.js";
 export * from "./env.js";
+export * from "./find-on-path.js";

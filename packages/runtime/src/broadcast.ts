@@ -1,4 +1,3 @@
-import { untilAborted } from "./abort.js";
 import { ResourceExhaustedError } from "./errors.js";
 
 /** Raised to a subscriber that fell further behind than its queue allows. */
@@ -71,16 +70,22 @@ class Subscriber<T> {
   }
 
   async *drain(signals: AbortSignal[]): AsyncGenerator<T> {
-    for (;;) {
-      if (this.overflowed) throw new SubscriberOverflowError(this.overflowMessage);
-      const batch = this.queue;
-      this.queue = [];
-      for (const event of batch) yield event;
-      if (batch.length > 0) continue;
-      if (this.closed || signals.some((s) => s.aborted)) return;
-      const woken = new Promise<void>((resolve) => (this.wake = resolve));
-      await untilAborted(woken, ...signals);
-      this.wake = undefined;
+    // One abort listener per subscription, not one per wait (a wait per event when events trickle in).
+    const onAbort = () => this.wake?.();
+    for (const s of signals) s.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (;;) {
+        if (this.overflowed) throw new SubscriberOverflowError(this.overflowMessage);
+        const batch = this.queue;
+        this.queue = [];
+        for (const event of batch) yield event;
+        if (batch.length > 0) continue;
+        if (this.closed || signals.some((s) => s.aborted)) return;
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+      }
+    } finally {
+      for (const s of signals) s.removeEventListener("abort", onAbort);
     }
   }
 }

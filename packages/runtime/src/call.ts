@@ -10,8 +10,11 @@ type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown,
 export interface CallHooks {
   /** Observes every finished call (metrics). */
   onCallEnd?(method: string, code: status, durationMs: number): void;
-  /** Observes every message written to a stream. */
-  onMessageSent?(method: string): void;
+  /**
+   * Where a stream counts the messages it writes: asked once per call, then
+   * incremented per message (a plain field, so counting costs nothing per message).
+   */
+  messageCounter?(method: string): { count: number };
 }
 
 /** Settings shared by every call of one server. */
@@ -57,6 +60,8 @@ export class CallScope {
   private readonly detach: () => void;
   /** The client cancelled, hung up or let its deadline pass. */
   private clientEnded = false;
+  /** Where sent messages are counted; looked up at the first one. */
+  private sentCount: { count: number } | undefined;
 
   constructor(
     readonly call: AnyCall,
@@ -101,7 +106,8 @@ export class CallScope {
 
   /** Counts a message written to the call's stream. */
   sent(): void {
-    this.env.hooks.onMessageSent?.(this.method);
+    this.sentCount ??= this.env.hooks.messageCounter?.(this.method) ?? { count: 0 };
+    this.sentCount.count++;
   }
 
   /** Maps a thrown value to a status, logging internals server-side only. */

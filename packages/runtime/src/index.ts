@@ -16,6 +16,7 @@ export * from "./malformed.js";
 export * from "./metrics.js";
 export * from "./reflection.js";
 export * from "./serve-settings.js";
+export * from "./serializer.js";
 export * from "./server.js";
 export * from "./service.js";
 export * from "./stream-writer.js";

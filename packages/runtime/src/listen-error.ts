@@ -15,7 +15,9 @@ export class ListenError extends Error {
   /** From grpc-js's bindAsync error, whose message lists each attempt's error. */
   static fromGrpc(variable: string, address: string, err: Error): ListenError {
     const code = /\b(EADDRINUSE|EACCES|EADDRNOTAVAIL|ENOENT|ENOTFOUND|EAI_AGAIN)\b/.exec(err.message)?.[1];
-    return new ListenError(`${variable}=${address}: cannot listen: ${describe(code, err.message)}`);
+    // A unix socket is a file: EACCES/ENOENT there is about its directory, not a privileged port.
+    const unix = address.startsWith("unix:") && (code === "EACCES" || code === "ENOENT");
+    return new ListenError(`${variable}=${address}: cannot listen: ${unix ? "the socket's directory must exist and be writable" : describe(code, err.message)}`);
   }
 }
 

@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
 import { Broadcaster, SubscriberOverflowError } from "../src/broadcast.js";
 
@@ -33,6 +34,26 @@ describe("Broadcaster", () => {
     ac.abort();
     expect((await pending).done).toBe(true);
     expect(b.size).toBe(0);
+  });
+
+  it("holds one abort listener per signal for the subscription's life, however many times it waits, and none after", async () => {
+    const b = new Broadcaster<number>();
+    const ac = new AbortController();
+    const other = new AbortController();
+    const it = b.subscribe([ac.signal, other.signal])[Symbol.asyncIterator]();
+    for (let n = 0; n < 20; n++) {
+      const next = it.next();
+      // The subscriber waits here (its queue is empty) until the publish.
+      await new Promise((r) => setImmediate(r));
+      expect(getEventListeners(ac.signal, "abort")).toHaveLength(1);
+      expect(getEventListeners(other.signal, "abort")).toHaveLength(1);
+      b.publish(n);
+      expect((await next).value).toBe(n);
+    }
+    const waiting = it.next();
+    other.abort();
+    expect((await waiting).done).toBe(true);
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
   });
 
   it("cuts off a subscriber that falls behind instead of buffering without bound", async () => {

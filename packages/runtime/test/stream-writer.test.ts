@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { pump, writeWithBackpressure } from "../src/stream-writer.js";
@@ -72,5 +73,28 @@ describe("pump", () => {
     expect(await p).toBe(false);
     await new Promise((r) => setTimeout(r, 10));
     expect(cleaned).toBe(true);
+  });
+
+  it("holds one abort listener for the whole call, whatever the number of items, and none after it", async () => {
+    const ac = new AbortController();
+    const seen: number[] = [];
+    const sink = new Writable({ objectMode: true, write: (_c, _e, cb) => (seen.push(getEventListeners(ac.signal, "abort").length), cb()) });
+    async function* source() {
+      for (let i = 0; i < 50; i++) yield i;
+    }
+    expect(await pump(source(), sink, ac.signal)).toBe(true);
+    expect(new Set(seen)).toEqual(new Set([1]));
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
+  });
+
+  it("passes on the source's error and leaves no abort listener", async () => {
+    const ac = new AbortController();
+    const sink = new Writable({ objectMode: true, write: (_c, _e, cb) => cb() });
+    async function* source() {
+      yield 1;
+      throw new Error("source failed");
+    }
+    await expect(pump(source(), sink, ac.signal)).rejects.toThrow("source failed");
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
   });
 });

@@ -9,3 +9,4 @@ export * from "./metrics.js";
 export * from "./tmux.js";
 export * from "./launcher.js";
 export * from "./faults.js";
+export * from "./postgres.js";

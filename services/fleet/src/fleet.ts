@@ -27,7 +27,7 @@ import { DEFAULT_MAX_RESTARTS } from "./restart-policy.js";
 import { lastLines } from "./screen-text.js";
 import { StateStore } from "./state-store.js";
 import { Supervisor } from "./supervisor.js";
-import { Tmux, TmuxError, type PaneInfo } from "./tmux.js";
+import { Tmux, TmuxError, TmuxMissingError, type PaneInfo } from "./tmux.js";
 import { AGENT_NAME, isDirectory } from "./validate.js";
 
 /** An agent spec as requested: interval, heartbeat dir and max restarts may be left to the defaults. */
@@ -155,6 +155,8 @@ export class Fleet {
       const removed = await this.tmux.cleanEnvironment(session);
       if (removed.length > 0) this.log.warn({ removed }, `removed variables outside SKEIN_AGENT_ENV_PASSTHROUGH from ${where}`);
     } catch (err) {
+      // Without tmux there is no environment to clean; its absence is logged once, by TmuxAvailability.
+      if (err instanceof TmuxMissingError) return;
       this.log.warn({ err }, `could not clean ${where}`);
     }
   }

@@ -1,24 +1,8 @@
-import { accessSync, constants, statSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { findOnPath } from "@skein/host";
 import type { Logger } from "pino";
 
 /** How often the PATH is looked at again: a stat per PATH entry, no process started. */
 const RECHECK_MS = 5_000;
-
-/** Where `cmd` would be found on `path`, as execFile looks it up; undefined when nowhere. */
-export function findOnPath(cmd: string, path: string | undefined): string | undefined {
-  for (const dir of (path ?? "").split(delimiter)) {
-    const candidate = join(dir === "" ? "." : dir, cmd);
-    try {
-      if (!statSync(candidate).isFile()) continue;
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 /**
  * Whether the fleet can start agents at all: tmux must be on the service's

@@ -78,6 +78,9 @@ export function commandBytes(commands: readonly (readonly string[])[]): number {
   return n;
 }
 
+/** tmux is not on the service's PATH (TmuxAvailability reports that, and health follows it). */
+export class TmuxMissingError extends FailedPreconditionError {}
+
 /**
  * The fleet's tmux server on its own socket. Every call is `tmux -L <socket> …`
  * through execFile (argv, never a shell), with tmux looked up on PATH at call
@@ -108,7 +111,7 @@ export class Tmux {
         endTimer();
         if (!err) return resolve(stdout);
         if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-          return reject(new FailedPreconditionError(`tmux is not installed or not on the fleet service's PATH; it is needed to run agents (socket ${this.socket})`));
+          return reject(new TmuxMissingError(`tmux is not installed or not on the fleet service's PATH; it is needed to run agents (socket ${this.socket})`));
         }
         reject(new TmuxError(subcommand, String(stderr).trim()));
       });

@@ -32,6 +32,8 @@ it("says NOT_SERVING (fleet and overall) while no tmux is on its PATH, logs why 
   const reasons = svc.logs.filter((l) => /tmux is not on the fleet service's PATH/.test(l.msg ?? ""));
   expect(reasons).toHaveLength(1);
   expect(reasons[0]).toMatchObject({ level: 50, path: bin });
+  // That one line is the whole story: no second warning (with a stack) about tmux's environment.
+  expect(svc.logs.filter((l) => (l.level ?? 0) >= 40 && l !== reasons[0]).map((l) => l.msg)).toEqual([]);
 
   // What an operator would see on trying anyway: a clear refusal, not a crash.
   const f = connect(fleet.FleetServiceClient, svc.address);

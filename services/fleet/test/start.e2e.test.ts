@@ -78,9 +78,14 @@ describe("StartAgent", () => {
     expect(newSession).toContain(
       `export PATH='${reqBin}':'${cfgBin}':"$PATH"; export GREETING='it'\\''s $(not run)'; exec sh -c 'echo "$PATH" > path.txt; echo "$GREETING" > env.txt; exec sleep 300'`,
     );
-    const path = await waitFor("path.txt", () => existsSync(join(h.work, "path.txt")) && readFileSync(join(h.work, "path.txt"), "utf8"));
-    expect(path.startsWith(`${reqBin}:${cfgBin}:`)).toBe(true);
-    expect(readFileSync(join(h.work, "env.txt"), "utf8")).toBe("it's $(not run)\n");
+    // The shell creates each file before echo writes it: wait for the whole line, not for the file.
+    const line = (file: string) =>
+      waitFor(file, () => {
+        const text = existsSync(join(h.work, file)) && readFileSync(join(h.work, file), "utf8");
+        return text && text.endsWith("\n") ? text : false;
+      });
+    expect((await line("path.txt")).startsWith(`${reqBin}:${cfgBin}:`)).toBe(true);
+    expect(await line("env.txt")).toBe("it's $(not run)\n");
   });
 
   it("runs nothing extra from metacharacters in workdir, env or command", async () => {
@@ -94,7 +99,11 @@ describe("StartAgent", () => {
       env: { E: "$(touch M7); `touch M8`" },
     });
     expect(res.agent!.workdir).toBe(evil);
-    const out = await waitFor("out.txt", () => existsSync(join(h.work, "out.txt")) && readFileSync(join(h.work, "out.txt"), "utf8"));
+    // The shell creates out.txt before printf writes to it: wait for all four lines.
+    const out = await waitFor("out.txt with four lines", () => {
+      const text = existsSync(join(h.work, "out.txt")) ? readFileSync(join(h.work, "out.txt"), "utf8") : "";
+      return text.split("\n").length > 4 && text;
+    });
     expect(out).toBe(`${evil}\n$(touch M5)\n\`echo\` is quoted\n#(touch M6) #{pane_id}\n`);
     for (const d of [h.work, evil, h.dir, "/tmp"]) for (const m of ["M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8"]) expect(existsSync(join(d, m))).toBe(false);
   });

@@ -1,5 +1,5 @@
 import { session } from "@skein/proto";
-import { hosted, serve, type Logger, type RunningServer } from "@skein/runtime";
+import { hosted, serve, withReusedWriters, type Logger, type RunningServer } from "@skein/runtime";
 import { loadConfig } from "./config.js";
 import { loadServiceExtensions, PidRegistry } from "./extensions/index.js";
 import { sessionHandlers } from "./handlers.js";
@@ -11,6 +11,12 @@ import { SessionSlots } from "./slots/session-slots.js";
 import { openSessionStore } from "./store/open-store.js";
 import { sessionExtensions } from "./model/skein-metadata.js";
 import type { Env } from "@skein/host";
+
+/** Reply and WatchSession stream thousands of small events a second: their encoder reuses one writer. */
+const sessionDefinition = withReusedWriters(session.SessionServiceService, {
+  reply: session.ReplyResponse,
+  watchSession: session.WatchSessionResponse,
+});
 
 /** Composes the session service (config, store, provider, agents, runs, handlers) and serves it. */
 export async function startSessionServer(env: Env, log: Logger): Promise<RunningServer> {
@@ -69,7 +75,7 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     server = await serve({
       addrVar: "SKEIN_SESSION_ADDR",
       defaultAddr: "127.0.0.1:50051",
-      services: [hosted("skein.session.v1.SessionService", session.SessionServiceService, sessionHandlers(sessions, { maxResponseBytes: config.maxResponseBytes }))],
+      services: [hosted("skein.session.v1.SessionService", sessionDefinition, sessionHandlers(sessions, { maxResponseBytes: config.maxResponseBytes }))],
       log,
       env,
       onShutdown: async ({ forced }) => {

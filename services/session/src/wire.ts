@@ -78,20 +78,20 @@ const FINISH: Record<FinishKind, pb.FinishReason> = {
   max_turns: pb.FinishReason.FINISH_REASON_MAX_TURNS,
 };
 
-/** The shared shape of ReplyResponse and WatchSessionResponse. */
+/** The shared shape of ReplyResponse and WatchSessionResponse. Built as one literal per kind: a spread of a shared head showed in the reply profile. */
 export function eventToProto(e: SessionEvent): pb.ReplyResponse {
-  const head = { seq: e.seq, requestId: e.requestId, sessionId: e.sessionId };
+  const { seq, requestId, sessionId } = e;
   const ev = e.event;
   switch (ev.kind) {
     case "textDelta":
-      return { ...head, event: { $case: "textDelta", value: { text: ev.text } } };
+      return { seq, requestId, sessionId, event: { $case: "textDelta", value: { text: ev.text } } };
     case "message":
-      return { ...head, event: { $case: "message", value: { message: messageToProto(ev.message) } } };
+      return { seq, requestId, sessionId, event: { $case: "message", value: { message: messageToProto(ev.message) } } };
     case "usage":
-      return { ...head, event: { $case: "usage", value: { inputTokens: ev.input, outputTokens: ev.output, totalTokens: ev.total } } };
+      return { seq, requestId, sessionId, event: { $case: "usage", value: { inputTokens: ev.input, outputTokens: ev.output, totalTokens: ev.total } } };
     case "finished":
-      return { ...head, event: { $case: "finished", value: { reason: FINISH[ev.reason] } } };
+      return { seq, requestId, sessionId, event: { $case: "finished", value: { reason: FINISH[ev.reason] } } };
     case "error":
-      return { ...head, event: { $case: "error", value: { code: ev.code, message: ev.message } } };
+      return { seq, requestId, sessionId, event: { $case: "error", value: { code: ev.code, message: ev.message } } };
   }
 }

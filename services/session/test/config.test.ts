@@ -65,7 +65,13 @@ describe("session store settings", () => {
 
   it("accept goose-jsonl, refuse postgres for now and any other value, naming the variable", () => {
     expect(loadConfig({ HOME: home, SKEIN_SESSION_STORE: "goose-jsonl" }, log).store).toBe("goose-jsonl");
-    expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "postgres" }, log)).toThrow(/^SKEIN_SESSION_STORE=postgres is not available yet/);
+    const pgUrl = "postgresql://skein:s3cret@db:5432/skein";
+    expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: pgUrl }, log)).toThrow(/^SKEIN_SESSION_STORE=postgres is not available yet/);
+    expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "postgres" }, log)).toThrow(/^SKEIN_DATABASE_URL must be set when SKEIN_SESSION_STORE=postgres/);
+    expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: "mysql://u:s3cret@h/db" }, log)).toThrow(
+      /^SKEIN_DATABASE_URL="mysql:\/\/u:\*\*\*@h\/db" must start with postgresql:\/\//,
+    );
+    expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: pgUrl, SKEIN_RUN_LEASE_MS: "10" }, log)).toThrow(/^SKEIN_RUN_LEASE_MS=10 is outside 500\.\.600000/);
     expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "mysql" }, log)).toThrow(/^SKEIN_SESSION_STORE="mysql" must be one of goose-sqlite, goose-jsonl, postgres$/);
   });
 });

@@ -3,8 +3,6 @@
  * servers compiled into the goose binary. goose offers them over stdio as
  * `goose mcp NAME`, so with the goose CLI on PATH skein runs them the same way.
  */
-import { accessSync, constants, statSync } from "node:fs";
-import { isAbsolute, join } from "node:path";
 
 /**
  * What `goose mcp NAME` serves (goose's crates/goose-cli/src/cli.rs, McpCommand):
@@ -17,23 +15,6 @@ export const GOOSE_MCP_SERVERS: ReadonlySet<string> = new Set(["developer", "com
 /** goose's own spelling rule for the name given to `goose mcp`: case and spaces do not matter. */
 export function gooseServerName(name: string): string {
   return name.toLowerCase().replace(/ /g, "");
-}
-
-/** The absolute path of an executable `name` on `path` (PATH's format), or undefined. */
-export function findOnPath(name: string, path: string | undefined): string | undefined {
-  for (const dir of (path ?? "").split(":")) {
-    // An empty or relative PATH entry would depend on the service's working directory.
-    if (dir === "" || !isAbsolute(dir)) continue;
-    const candidate = join(dir, name);
-    try {
-      if (!statSync(candidate).isFile()) continue;
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // Not there or not executable: keep looking.
-    }
-  }
-  return undefined;
 }
 
 export type BuiltinResolution = { readonly cmd: string; readonly args: string[] } | { readonly skipped: string };

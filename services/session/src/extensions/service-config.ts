@@ -1,8 +1,8 @@
 import { ConfigError, InvalidArgumentError, type Logger } from "@skein/runtime";
 import { GooseYamlFile, parseGooseYaml, type GooseYaml } from "../goose-yaml.js";
 import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig } from "../model/extension-config.js";
-import { findOnPath, resolveBuiltin } from "./goose-builtins.js";
-import type { Env } from "@skein/host";
+import { findOnPath, type Env } from "@skein/host";
+import { resolveBuiltin } from "./goose-builtins.js";
 
 type Warn = Pick<Logger, "warn">;
 

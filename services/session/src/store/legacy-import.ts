@@ -2,7 +2,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { looksLikeMetadata, normalizeMetadata, parseMessage, type GooseMessage } from "../model/goose-format.js";
 import { isValidSessionId } from "./ids.js";
-import type { SqliteSessionStore } from "./sqlite-store.js";
+import type { SessionImporter } from "./copy-session.js";
 import { sqlTimestamp } from "./sqlite/rows.js";
 
 /** goose's legacy import limit (crates/goose/src/session/legacy.rs). */
@@ -27,7 +27,7 @@ export async function jsonlFilesIn(dir: string): Promise<string[]> {
  * created_at is the file's birth time (else the time in a goose-style name,
  * else its mtime), updated_at its mtime.
  */
-export async function importJsonlFile(store: SqliteSessionStore, file: string): Promise<ImportOutcome> {
+export async function importJsonlFile(store: SessionImporter, file: string): Promise<ImportOutcome> {
   const id = basename(file, SUFFIX);
   if (!isValidSessionId(id)) return { file, id, result: "invalid-id", reason: "the file name is not a valid session id" };
   try {

@@ -9,7 +9,7 @@ import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./se
 import { Connection, type Db } from "./sqlite/connection.js";
 import { toolResultFormFor, type ToolResultForm } from "./sqlite/content.js";
 import { insertMessage, messageOfRow, metadataJson, newMessageId, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
-import { columnChanges, metadataOfRow, parseSqlTimestamp, type Row } from "./sqlite/rows.js";
+import { columnChanges, metadataOfRow, parseSqlTimestamp, sqlTimestamp, type Row } from "./sqlite/rows.js";
 import { createGooseSchema, KNOWN_SCHEMA_VERSION, hasSchemaVersionTable, schemaVersion, tableColumns } from "./sqlite/schema.js";
 
 export const DB_NAME = "sessions.db";
@@ -32,7 +32,33 @@ export interface ImportedSession {
   readonly messages: readonly GooseMessage[];
   readonly createdAt: string;
   readonly updatedAt: string;
+  /**
+   * goose's own session columns the domain's metadata does not carry
+   * (CARRIED_COLUMNS: the whole extension_data, recipe, mode, provider, model,
+   * cache tokens, cost, …), as sessions.db stores them (JSON as text,
+   * timestamps as `YYYY-MM-DD HH:MM:SS`): moved unchanged between databases.
+   */
+  readonly columns?: Readonly<Record<string, unknown>>;
 }
+
+/** See ImportedSession.columns. */
+export const CARRIED_COLUMNS = [
+  "extension_data",
+  "session_type",
+  "cache_read_tokens",
+  "cache_write_tokens",
+  "accumulated_cache_read_tokens",
+  "accumulated_cache_write_tokens",
+  "accumulated_cost",
+  "recipe_json",
+  "user_recipe_values_json",
+  "provider_name",
+  "model_config_json",
+  "goose_mode",
+  "archived_at",
+  "project_id",
+  "parent_session_id",
+] as const;
 
 /**
  * goose's sessions.db (goose ≥1.10), shared with running goose processes: one
@@ -309,6 +335,17 @@ export class SqliteSessionStore implements SessionStore {
     return this.conn.close();
   }
 
+  /** The session in the shape importSession takes (of this store or the PostgreSQL one): for export. */
+  async exportSession(id: string): Promise<ImportedSession | undefined> {
+    const loaded = await this.load(id);
+    if (!loaded) return undefined;
+    const row = await this.conn.read((db) => db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined);
+    if (!row) return undefined;
+    const at = (v: unknown) => sqlTimestamp(parseSqlTimestamp(v));
+    const columns = Object.fromEntries(CARRIED_COLUMNS.filter((c) => row[c] !== null && row[c] !== undefined).map((c) => [c, row[c]]));
+    return { id, metadata: loaded.metadata, messages: loaded.messages, createdAt: at(row.created_at), updatedAt: at(row.updated_at), columns };
+  }
+
   /**
    * Inserts a JSONL session under its own id with goose's legacy-import rules;
    * false (and nothing written) when that id is already present.
@@ -322,7 +359,7 @@ export class SqliteSessionStore implements SessionStore {
       // goose ≤1.9 kept extension_data in the metadata line; skein's extensions join it in goose's shape.
       const data = isObject(s.metadata.extension_data) ? s.metadata.extension_data : {};
       const own = STATE_KEY in s.metadata ? {} : { [STATE_KEY]: metadataOfRow({ extension_data: JSON.stringify(data) }, 0).metadata[STATE_KEY] };
-      const values: Row = { ...this.newRowValues({ ...s.metadata, ...own, description: title }, data), created_at: s.createdAt, updated_at: s.updatedAt, schedule_id: s.metadata.schedule_id };
+      const values: Row = { ...this.newRowValues({ ...s.metadata, ...own, description: title }, data), created_at: s.createdAt, updated_at: s.updatedAt, schedule_id: s.metadata.schedule_id, ...s.columns };
       const cols = Object.keys(values).filter((c) => this.sessionColumns.has(c));
       db.prepare(`INSERT INTO sessions (id, ${cols.join(", ")}) VALUES (?, ${cols.map(() => "?").join(", ")})`).run(s.id, ...cols.map((c) => values[c]));
       for (const p of prepared) insertMessage(db, this.messageColumns, s.id, p, p.created);

@@ -2,7 +2,8 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findOnPath, resolveBuiltin } from "../../src/extensions/goose-builtins.js";
+import { findOnPath } from "@skein/host";
+import { resolveBuiltin } from "../../src/extensions/goose-builtins.js";
 import { parseGooseExtensions } from "../../src/extensions/service-config.js";
 
 let dir: string;

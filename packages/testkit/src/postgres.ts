@@ -1,0 +1,153 @@
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+
+/**
+ * A throw-away PostgreSQL cluster for one test file: initdb in a temporary
+ * directory, a free loopback port, the unix socket in the same directory, and
+ * everything removed by stop() or, when a test worker dies first, at its exit.
+ * Tests get a fresh database each from createDatabase() (cheap: a copy of
+ * template1), so one cluster serves a whole file.
+ *
+ * initdb refuses to run as root (CI runs as root): then the cluster runs as the
+ * OS user `postgres`, which owns the directory; otherwise as the current user.
+ */
+export interface PostgresCluster {
+  readonly port: number;
+  /** The superuser's password (password authentication over TCP, so URLs carry one). */
+  readonly password: string;
+  readonly user: string;
+  /** A libpq URL of the database `name` (default: postgres). */
+  url(database?: string): string;
+  /** Creates a new empty database and returns its URL. */
+  createDatabase(): Promise<string>;
+  /** Ends every backend connected to `database` (a fault from outside: the server drops connections). */
+  terminateConnections(database: string, applicationName?: string): Promise<number>;
+  /** Fast shutdown, then the directory is removed. */
+  stop(): Promise<void>;
+}
+
+const SUPERUSER = "skein_test";
+const running = new Map<ChildProcess, string>();
+process.on("exit", () => {
+  for (const [proc, dir] of running) {
+    // Immediate shutdown: the postmaster ends its backends at once.
+    proc.kill("SIGQUIT");
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The newest installed PostgreSQL's bin directory. */
+export function postgresBinDir(): string {
+  const root = "/usr/lib/postgresql";
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  for (const v of versions) if (existsSync(join(root, v, "bin", "initdb"))) return join(root, v, "bin");
+  throw new Error("no PostgreSQL found under /usr/lib/postgresql/*/bin (apt-get install postgresql)");
+}
+
+function runAs(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
+  return { uid: id("-u"), gid: id("-g") };
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve, reject) => srv.listen(0, "127.0.0.1", resolve).once("error", reject));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+export async function startPostgres(): Promise<PostgresCluster> {
+  const bin = postgresBinDir();
+  const owner = runAs();
+  const dir = mkdtempSync(join(tmpdir(), "skein-pg-"));
+  const data = join(dir, "data");
+  const password = randomBytes(12).toString("hex");
+  const pwfile = join(dir, "pw");
+  writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+  if (owner) {
+    chownSync(dir, owner.uid, owner.gid);
+    chownSync(pwfile, owner.uid, owner.gid);
+  }
+  const asOwner = owner ? { uid: owner.uid, gid: owner.gid, env: { ...process.env, HOME: dir, USER: "postgres", LOGNAME: "postgres" } } : { env: process.env };
+  try {
+    execFileSync(
+      join(bin, "initdb"),
+      ["-D", data, "-U", SUPERUSER, `--pwfile=${pwfile}`, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+      { ...asOwner, cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
+    );
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`initdb failed: ${String((err as { stderr?: Buffer }).stderr ?? err)}`);
+  }
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const proc = spawn(
+      join(bin, "postgres"),
+      // Durability is not what these tests check: no fsync, small memory.
+      ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=300", "-c", "log_min_messages=warning"],
+      { ...asOwner, cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    running.set(proc, dir);
+    const stderr: string[] = [];
+    const started = await new Promise<boolean>((resolve) => {
+      proc.stderr!.on("data", (b: Buffer) => {
+        stderr.push(b.toString());
+        if (stderr.join("").includes("ready to accept connections")) resolve(true);
+      });
+      proc.once("exit", () => resolve(false));
+    });
+    if (started) return cluster(proc, dir, port, password);
+    running.delete(proc);
+    if (attempt >= 3) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`postgres did not start: ${stderr.join("").slice(-2000)}`);
+    }
+  }
+}
+
+function cluster(proc: ChildProcess, dir: string, port: number, password: string): PostgresCluster {
+  let n = 0;
+  const url = (database = "postgres") => `postgresql://${SUPERUSER}:${password}@127.0.0.1:${port}/${database}`;
+  const admin = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
+    const c = new pg.Client({ connectionString: url() });
+    await c.connect();
+    try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
+  };
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  return {
+    port,
+    password,
+    user: SUPERUSER,
+    url,
+    async createDatabase() {
+      const name = `t_${process.pid}_${++n}`;
+      await admin((c) => c.query(`CREATE DATABASE ${name}`));
+      return url(name);
+    },
+    async terminateConnections(database, applicationName) {
+      const r = await admin((c) =>
+        c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND ($2::text IS NULL OR application_name = $2)", [database, applicationName ?? null]),
+      );
+      return r.rowCount ?? 0;
+    },
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill("SIGINT");
+        await exited;
+      }
+      running.delete(proc);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,94 @@
+import { request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream";
+import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
+
+/**
+ * A `fetch` for the provider SDKs that sends plain requests over node:http(s),
+ * so a streamed response body can be read as a Node stream (see nodeBodyOf):
+ * fetch's web-stream body costs a promise chain through undici and web streams
+ * per network read, which the paced reply bench showed as the service's
+ * largest per-event cost when a model streams one event per read.
+ *
+ * Everything else it hands to the global fetch unchanged: a Request object, a
+ * body that is not a string, and (by sending the request again) a redirect,
+ * so fetch's redirect rules stay in force.
+ */
+export function nodeFetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+  const body = init.body ?? undefined;
+  if (input instanceof Request || (body !== undefined && typeof body !== "string")) return fetch(input, init);
+  const url = new URL(input);
+  if (url.protocol !== "http:" && url.protocol !== "https:") return fetch(input, init);
+  const headers: Record<string, string> = {};
+  new Headers(init.headers).forEach((value, name) => (headers[name] = value));
+  const method = init.method ?? "GET";
+  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+  return new Promise<Response>((resolve, reject) => {
+    const req = send(url, { method, headers, signal: init.signal ?? undefined }, (res) => {
+      if (REDIRECT.has(res.statusCode ?? 0) && res.headers.location !== undefined) {
+        res.resume();
+        resolve(fetch(input, init));
+        return;
+      }
+      resolve(toResponse(res, method));
+    });
+    req.once("error", reject);
+    req.end(body);
+  });
+}
+
+/** The response body as a Node stream, when `nodeFetch` made the response (else undefined: read `res.body`). */
+export function nodeBodyOf(res: Response): Readable | undefined {
+  return nodeBodies.get(res);
+}
+
+const nodeBodies = new WeakMap<Response, Readable>();
+const REDIRECT = new Set([301, 302, 303, 307, 308]);
+/** Statuses whose Response must have a null body (the Response constructor throws otherwise). */
+const NULL_BODY = new Set([101, 204, 205, 304]);
+
+function toResponse(res: IncomingMessage, method: string): Response {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  const status = res.statusCode ?? 0;
+  const init = { status, statusText: res.statusMessage ?? "", headers };
+  if (NULL_BODY.has(status) || method === "HEAD") {
+    res.resume();
+    return new Response(null, init);
+  }
+  const stream = decoded(res);
+  // For whoever reads `response.body` (the SDKs read an error status's body
+  // through it): pulls from the Node stream only when read. highWaterMark 0,
+  // so nothing is taken from the Node stream before a read asks for it.
+  let chunks: AsyncIterator<Buffer> | undefined;
+  const web = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        chunks ??= stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+        const next = await chunks.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      },
+      cancel() {
+        stream.destroy();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  const response = new Response(web, init);
+  nodeBodies.set(response, stream);
+  return response;
+}
+
+/** The body with its content-encoding undone, as fetch does. */
+function decoded(res: IncomingMessage): Readable {
+  const encoding = String(res.headers["content-encoding"] ?? "identity").trim().toLowerCase();
+  const decoder =
+    encoding === "gzip" || encoding === "x-gzip" ? createGunzip() : encoding === "deflate" ? createInflate() : encoding === "br" ? createBrotliDecompress() : undefined;
+  if (!decoder) return res;
+  // A cut response errors the decoder too, so a reader sees the break.
+  return pipeline(res, decoder, () => undefined);
+}

@@ -1,0 +1,371 @@
+import type pg from "pg";
+import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
+import { isObject, type GooseMessage, type GooseMetadata } from "../model/goose-format.js";
+import { isValidSessionId } from "./ids.js";
+import { migrate } from "./postgres/migrate.js";
+import { createPool, inTransaction, redactError } from "./postgres/pool.js";
+import { checkLease, type RunLease } from "./postgres/run-lease.js";
+import { CARRIED_COLUMNS, type ImportedSession } from "./sqlite-store.js";
+import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
+import { STATE_KEY } from "../model/skein-metadata.js";
+import { messageOfRow, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
+import { columnChanges, metadataOfRow, sqlTimestamp, type Row } from "./sqlite/rows.js";
+
+/** Every column the domain's metadata maps to (sqlite/rows.ts decides which change). */
+const SESSION_COLUMNS: ReadonlySet<string> = new Set([
+  "name",
+  "description",
+  "user_set_name",
+  "working_dir",
+  "extension_data",
+  "schedule_id",
+  "total_tokens",
+  "input_tokens",
+  "output_tokens",
+  "accumulated_total_tokens",
+  "accumulated_input_tokens",
+  "accumulated_output_tokens",
+]);
+const JSONB_COLUMNS = new Set(["extension_data", "recipe_json", "user_recipe_values_json", "model_config_json"]);
+/** Timestamps arrive as sessions.db's UTC text `YYYY-MM-DD HH:MM:SS`. */
+const TIME_COLUMNS = new Set(["created_at", "updated_at", "archived_at"]);
+/** Sessions of goose's listed types; others would be goose's internals, imported along. */
+const LISTED_TYPES = ["user", "scheduled"];
+/** goose's id allocation is serialized by one transaction-level advisory lock across replicas. */
+const ID_LOCK_KEY = 0x736b6964;
+const SELECT_MESSAGES =
+  "SELECT id, message_id, role, content_json::text AS content_json, created_timestamp, metadata_json::text AS metadata_json FROM messages WHERE session_id = $1 ORDER BY created_timestamp, id";
+
+export interface PostgresStoreOptions {
+  readonly applicationName?: string;
+  readonly poolSize?: number;
+}
+
+/**
+ * Sessions in PostgreSQL, shared by every replica, in goose's message model:
+ * the same sessions/messages columns as goose's sessions.db (content_json is
+ * the content array, metadata_json carries the visibility flags), so a session
+ * exports to a goose database or JSONL file unchanged.
+ *
+ * Writes during a run carry the run's lease: `withLease(lease)` gives a view of
+ * the store whose every write (append, updateMetadata, writeMetadata, rewrite)
+ * first checks, in the write's own transaction, that the lease still holds the
+ * session (see checkLease). A replica whose lease was taken over gets
+ * LeaseLostError and writes nothing.
+ */
+export class PostgresSessionStore implements SessionStore {
+  private constructor(
+    readonly pool: pg.Pool,
+    private readonly log: Logger,
+    private readonly ownsPool: boolean,
+    private readonly lease: RunLease | undefined,
+  ) {}
+
+  /** Connects, applies the schema migrations (under the advisory lock), and returns the store. */
+  static async open(url: string, log: Logger, opts: PostgresStoreOptions = {}): Promise<PostgresSessionStore> {
+    const pool = createPool(url, log, { applicationName: opts.applicationName ?? "skein-session", max: opts.poolSize });
+    try {
+      await migrate(pool, log);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw redactError(url, err);
+    }
+    return new PostgresSessionStore(pool, log, true, undefined);
+  }
+
+  /** The same store whose writes are refused once `lease` no longer holds its session. */
+  withLease(lease: RunLease): PostgresSessionStore {
+    return new PostgresSessionStore(this.pool, this.log, false, lease);
+  }
+
+  private checkId(id: string): void {
+    if (!isValidSessionId(id)) throw new InvalidArgumentError("session_id", "is not a valid session id");
+  }
+
+  private async guard(c: pg.ClientBase, id: string): Promise<void> {
+    if (!this.lease) return;
+    if (this.lease.sessionId !== id) throw new Error(`a lease on session ${this.lease.sessionId} cannot write session ${id}`);
+    await checkLease(c, this.lease);
+  }
+
+  /** goose's id: UTC `YYYYMMDD_N`, N one above the day's highest, allocated under a lock in the insert's transaction. */
+  async create(metadata: GooseMetadata): Promise<SessionInfo> {
+    const values = newRowValues(metadata);
+    const cols = Object.keys(values);
+    const row = await inTransaction(this.pool, async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1)", [ID_LOCK_KEY]);
+      const today = new Date().toISOString().slice(0, 10).replaceAll("-", "");
+      const r = await c.query<Row>(
+        `INSERT INTO sessions (id, ${cols.join(", ")}) VALUES (` +
+          `$1 || '_' || (COALESCE((SELECT MAX(SUBSTR(id, 10)::bigint) FROM sessions WHERE id ~ ('^' || $1 || '_[0-9]{1,18}$')), 0) + 1)::text, ` +
+          `${cols.map((col, i) => placeholder(col, i + 2)).join(", ")}) RETURNING *`,
+        [today, ...cols.map((col) => values[col])],
+      );
+      return r.rows[0]!;
+    });
+    return infoOf(row, 0, this.log);
+  }
+
+  async info(id: string): Promise<SessionInfo | undefined> {
+    this.checkId(id);
+    const r = await this.pool.query<Row>("SELECT s.*, (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id) AS skein_message_count FROM sessions s WHERE id = $1", [id]);
+    const row = r.rows[0];
+    return row && infoOf(row, Number(row.skein_message_count), this.log);
+  }
+
+  async load(id: string): Promise<LoadedSession | undefined> {
+    this.checkId(id);
+    const c = await this.pool.connect();
+    let read: { row: Row; rows: Row[] } | undefined;
+    try {
+      // One snapshot: the session row and its messages agree.
+      await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      try {
+        const s = await c.query<Row>("SELECT * FROM sessions WHERE id = $1", [id]);
+        if (s.rows[0]) read = { row: s.rows[0], rows: (await c.query<Row>(SELECT_MESSAGES, [id])).rows };
+      } finally {
+        await c.query("COMMIT");
+      }
+    } finally {
+      c.release();
+    }
+    if (!read) return undefined;
+    const messages: GooseMessage[] = [];
+    let corruptLines = 0;
+    for (const r of read.rows) {
+      try {
+        messages.push(messageOfRow(r));
+      } catch (err) {
+        corruptLines++;
+        this.log.warn({ sessionId: id, rowId: r.id, reason: (err as Error).message }, "skipping a message row that does not parse; it stays in the database");
+      }
+    }
+    return { ...infoOf(read.row, read.rows.length, this.log), messages, corruptLines };
+  }
+
+  /** Newest first by updated_at (bumped by every message), ties by id; the page token is the last row's position. */
+  async list(pageSize: number, pageToken: string): Promise<SessionPage> {
+    const cursor = pageToken === "" ? undefined : decodeToken(pageToken);
+    const r = await this.pool.query<Row>(
+      `SELECT s.*, (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id) AS skein_message_count, to_char(s.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS skein_pos
+       FROM sessions s WHERE s.session_type = ANY($1) AND ($2::timestamp IS NULL OR (s.updated_at AT TIME ZONE 'UTC', s.id) < ($2::timestamp, $3::text))
+       ORDER BY s.updated_at DESC, s.id DESC LIMIT $4`,
+      [LISTED_TYPES, cursor?.t ?? null, cursor?.i ?? null, pageSize + 1],
+    );
+    const page = r.rows.slice(0, pageSize);
+    const last = page.at(-1);
+    return {
+      sessions: page.map((row) => infoOf(row, Number(row.skein_message_count), this.log, false)),
+      nextPageToken: r.rows.length > pageSize && last ? encodeToken({ t: String(last.skein_pos), i: String(last.id) }) : "",
+    };
+  }
+
+  async count(): Promise<number> {
+    const r = await this.pool.query<{ n: number }>("SELECT COUNT(*) AS n FROM sessions WHERE session_type = ANY($1)", [LISTED_TYPES]);
+    return r.rows[0]?.n ?? 0;
+  }
+
+  /**
+   * One transaction: lease check, bump updated_at (the session must exist),
+   * insert the row with `created` raised to the session's latest (goose's
+   * add_message rule). A message without an id gets goose's
+   * `msg_<session>_<uuid>`, also on the object.
+   */
+  async append(id: string, message: GooseMessage): Promise<void> {
+    this.checkId(id);
+    const p = prepareMessage(id, message, "object");
+    if (!p) {
+      this.log.warn({ sessionId: id, types: message.content.map((c) => c.type) }, "not storing a message with only content types goose cannot read");
+      return;
+    }
+    if (p.dropped.length > 0) this.log.warn({ sessionId: id, types: p.dropped }, "left out content types goose cannot read");
+    await inTransaction(this.pool, async (c) => {
+      await this.guard(c, id);
+      const s = await c.query("UPDATE sessions SET updated_at = now() WHERE id = $1", [id]);
+      if (s.rowCount === 0) throw new NotFoundError(`session ${id} does not exist`);
+      await insertMessages(c, id, [p], true);
+    });
+    if (message.id === null) message.id = p.messageId;
+  }
+
+  async writeMetadata(id: string, metadata: GooseMetadata): Promise<void> {
+    await this.updateMetadata(id, () => metadata);
+  }
+
+  /** SELECT … FOR UPDATE makes the read-modify-write atomic against every replica. */
+  async updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined> {
+    this.checkId(id);
+    return inTransaction(this.pool, async (c) => {
+      await this.guard(c, id);
+      const row = await lockedRow(c, id);
+      if (!row) return undefined;
+      const current = metadataOfRow(row, await messageCount(c, id)).metadata;
+      const next = update(current);
+      await updateRow(c, id, row, current, next, false);
+      return next;
+    });
+  }
+
+  /**
+   * Compaction: the session's messages become exactly `messages` (in order,
+   * keeping their ids and visibility metadata), with the metadata derived
+   * from the current one, in one transaction.
+   */
+  async rewrite(id: string, update: (current: GooseMetadata) => GooseMetadata, messages: readonly GooseMessage[]): Promise<SessionInfo> {
+    this.checkId(id);
+    const prepared = messages.map((m) => prepareMessage(id, m, "object")).filter((p): p is PreparedMessage => p !== undefined);
+    const row = await inTransaction(this.pool, async (c) => {
+      await this.guard(c, id);
+      const before = await lockedRow(c, id);
+      if (!before) throw new NotFoundError(`session ${id} does not exist`);
+      const current = metadataOfRow(before, await messageCount(c, id)).metadata;
+      await c.query("DELETE FROM messages WHERE session_id = $1", [id]);
+      await insertMessages(c, id, prepared, true);
+      await updateRow(c, id, before, current, update(current), true);
+      return (await c.query<Row>("SELECT * FROM sessions WHERE id = $1", [id])).rows[0]!;
+    });
+    return infoOf(row, prepared.length);
+  }
+
+  /** Deletes the session and its messages (cascade); its replay window goes too, its seq counter stays. */
+  async delete(id: string): Promise<boolean> {
+    this.checkId(id);
+    return inTransaction(this.pool, async (c) => {
+      await c.query("DELETE FROM session_events WHERE session_id = $1", [id]);
+      const r = await c.query("DELETE FROM sessions WHERE id = $1", [id]);
+      return r.rowCount === 1;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsPool) await this.pool.end();
+  }
+
+  /** Inserts a session under its own id (skein session import); false, writing nothing, when the id exists. */
+  async importSession(s: ImportedSession): Promise<boolean> {
+    this.checkId(s.id);
+    const prepared = s.messages.map((m) => prepareMessage(s.id, m, "object")).filter((p): p is PreparedMessage => p !== undefined);
+    return inTransaction(this.pool, async (c) => {
+      const data = isObject(s.metadata.extension_data) ? s.metadata.extension_data : {};
+      const own = STATE_KEY in s.metadata ? {} : { [STATE_KEY]: metadataOfRow({ extension_data: JSON.stringify(data) }, 0).metadata[STATE_KEY] };
+      const title = s.metadata.description.split(/\s+/).filter(Boolean).join(" ");
+      const values: Row = { ...newRowValues({ ...s.metadata, ...own, description: title }, data), created_at: s.createdAt, updated_at: s.updatedAt, ...carriedIn(s.columns) };
+      if (s.metadata.schedule_id) values.schedule_id = s.metadata.schedule_id;
+      const cols = Object.keys(values);
+      const r = await c.query(
+        `INSERT INTO sessions (id, ${cols.join(", ")}) VALUES ($1, ${cols.map((col, i) => placeholder(col, i + 2)).join(", ")}) ON CONFLICT (id) DO NOTHING`,
+        [s.id, ...cols.map((col) => values[col])],
+      );
+      if (r.rowCount !== 1) return false;
+      await insertMessages(c, s.id, prepared, false);
+      return true;
+    });
+  }
+
+  /** The session in the shape importSession (of this or the sqlite store) takes: for export. */
+  async exportSession(id: string): Promise<ImportedSession | undefined> {
+    const loaded = await this.load(id);
+    if (!loaded) return undefined;
+    const r = await this.pool.query<Row>("SELECT * FROM sessions WHERE id = $1", [id]);
+    const row = r.rows[0];
+    if (!row) return undefined;
+    const columns: Row = {};
+    for (const c of CARRIED_COLUMNS) {
+      const v = row[c];
+      if (v === null || v === undefined) continue;
+      columns[c] = v instanceof Date ? sqlTimestamp(v) : JSONB_COLUMNS.has(c) ? JSON.stringify(v) : v;
+    }
+    return { id, metadata: loaded.metadata, messages: loaded.messages, createdAt: sqlTimestamp(row.created_at as Date), updatedAt: sqlTimestamp(row.updated_at as Date), columns };
+  }
+}
+
+/** `$n`, cast for JSON columns (values are JSON text) and sessions.db's UTC timestamps. */
+function placeholder(col: string, n: number): string {
+  if (JSONB_COLUMNS.has(col)) return `$${n}::jsonb`;
+  if (TIME_COLUMNS.has(col)) return `($${n}::timestamp AT TIME ZONE 'UTC')`;
+  return `$${n}`;
+}
+
+/** The carried goose columns of an imported session, as this schema takes them (JSON text stays text; cast on insert). */
+function carriedIn(columns: Readonly<Row> | undefined): Row {
+  const out: Row = {};
+  for (const c of CARRIED_COLUMNS) {
+    const v = columns?.[c];
+    if (v === null || v === undefined) continue;
+    if (JSONB_COLUMNS.has(c) && typeof v !== "string") continue;
+    out[c] = v;
+  }
+  return out;
+}
+
+/** The sqlite row helpers read extension_data as JSON text and user_set_name as 0/1: a PostgreSQL row in that shape. */
+function asGooseRow(row: Row): Row {
+  return { ...row, extension_data: row.extension_data === null || row.extension_data === undefined ? "{}" : JSON.stringify(row.extension_data) };
+}
+
+function fromGooseValue(col: string, v: unknown): unknown {
+  return col === "user_set_name" ? v === 1 || v === true : v;
+}
+
+function newRowValues(metadata: GooseMetadata, extensionData: Record<string, unknown> = {}): Row {
+  const empty: Row = { extension_data: JSON.stringify(extensionData) };
+  const changes = columnChanges(empty, metadataOfRow(empty, 0).metadata, metadata, SESSION_COLUMNS);
+  const out: Row = { working_dir: metadata.working_dir, extension_data: empty.extension_data, session_type: "user" };
+  for (const [col, v] of Object.entries(changes)) out[col] = fromGooseValue(col, v);
+  return out;
+}
+
+function infoOf(row: Row, messageCount: number, log?: Logger, warn = true): SessionInfo {
+  const m = metadataOfRow(asGooseRow(row), messageCount);
+  if (warn && log && m.skippedExtensions.length > 0) log.warn({ sessionId: row.id, extensions: m.skippedExtensions }, "stdio extensions in extension_data that skein cannot run; they stay stored");
+  return { id: String(row.id), metadata: m.metadata, updatedAt: row.updated_at instanceof Date ? row.updated_at : new Date(0) };
+}
+
+async function lockedRow(c: pg.ClientBase, id: string): Promise<Row | undefined> {
+  const r = await c.query<Row>("SELECT * FROM sessions WHERE id = $1 FOR UPDATE", [id]);
+  return r.rows[0] && asGooseRow(r.rows[0]);
+}
+
+async function messageCount(c: pg.ClientBase, id: string): Promise<number> {
+  const r = await c.query<{ n: number }>("SELECT COUNT(*) AS n FROM messages WHERE session_id = $1", [id]);
+  return r.rows[0]?.n ?? 0;
+}
+
+async function updateRow(c: pg.ClientBase, id: string, row: Row, before: GooseMetadata, after: GooseMetadata, touch: boolean): Promise<void> {
+  const changes = columnChanges(row, before, after, SESSION_COLUMNS);
+  const cols = Object.keys(changes);
+  if (cols.length === 0 && !touch) return;
+  const sets = [...cols.map((col, i) => `${col} = ${placeholder(col, i + 2)}`), "updated_at = now()"];
+  await c.query(`UPDATE sessions SET ${sets.join(", ")} WHERE id = $1`, [id, ...cols.map((col) => fromGooseValue(col, changes[col]))]);
+}
+
+/**
+ * Inserts messages in order in one statement. `raise`: created_timestamp is
+ * raised to the session's latest so the read order `created_timestamp, id`
+ * keeps the given order (goose's add_message rule); imports keep their times.
+ */
+async function insertMessages(c: pg.ClientBase, id: string, ps: readonly PreparedMessage[], raise: boolean): Promise<void> {
+  if (ps.length === 0) return;
+  let floor = 0;
+  if (raise) floor = (await c.query<{ t: number | null }>("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = $1", [id])).rows[0]?.t ?? 0;
+  const times = ps.map((p) => (raise ? (floor = Math.max(floor, p.created)) : p.created));
+  await c.query(
+    `INSERT INTO messages (session_id, message_id, role, content_json, created_timestamp, metadata_json)
+     SELECT $1, m, r, c::jsonb, t, md::jsonb FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY AS x(m, r, c, t, md, n) ORDER BY n`,
+    [id, ps.map((p) => p.messageId), ps.map((p) => p.role), ps.map((p) => p.contentJson), times, ps.map((p) => p.metadataJson)],
+  );
+}
+
+function encodeToken(c: { t: string; i: string }): string {
+  return Buffer.from(JSON.stringify(c)).toString("base64url");
+}
+
+function decodeToken(token: string): { t: string; i: string } {
+  try {
+    const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { t?: unknown; i?: unknown };
+    if (typeof v.t === "string" && /^\d{4}-\d{2}-\d{2}T[\d:.]+$/.test(v.t) && typeof v.i === "string") return { t: v.t, i: v.i };
+  } catch {
+    // falls through to the error below
+  }
+  throw new InvalidArgumentError("page_token", "is not a token this service issued");
+}

@@ -1,0 +1,113 @@
+import type pg from "pg";
+import { OutOfRangeError } from "@skein/runtime";
+import { inTransaction } from "./pool.js";
+import { checkLease, type RunLease } from "./run-lease.js";
+
+/** The NOTIFY channel telling listeners a session has new events; the payload is the session id only ("read again"). */
+export const EVENTS_CHANNEL = "skein_events";
+
+export interface StoredEvent {
+  readonly seq: number;
+  readonly requestId: string;
+  /** The encoded SessionEvent, as the run produced it. */
+  readonly event: Buffer;
+}
+
+/**
+ * A session's events, numbered by the database and kept for replay in a
+ * bounded window, shared by every replica. The seq counter lives in
+ * session_seq and is advanced inside the appending transaction: its row lock
+ * orders concurrent appends, so events commit in seq order (a reader never
+ * sees seq n+1 before n) and a seq is never handed out twice, across restarts too.
+ */
+export class PgEventLog {
+  constructor(
+    private readonly pool: pg.Pool,
+    /** SKEIN_EVENT_BUFFER: events kept per session. */
+    readonly window: number,
+  ) {}
+
+  /**
+   * Appends a batch (e.g. buffered text deltas) in one transaction, after
+   * checking the writer's lease; trims the window; notifies listeners after
+   * commit (NOTIFY inside a transaction is delivered on commit). Resolves with
+   * the seqs given, in order.
+   */
+  async append(sessionId: string, requestId: string, events: readonly Buffer[], lease?: RunLease): Promise<number[]> {
+    if (events.length === 0) return [];
+    return inTransaction(this.pool, async (c) => {
+      if (lease) await checkLease(c, lease);
+      const r = await c.query<{ last_seq: number }>(
+        `INSERT INTO session_seq (session_id, last_seq) VALUES ($1, $2)
+         ON CONFLICT (session_id) DO UPDATE SET last_seq = session_seq.last_seq + $2 RETURNING last_seq`,
+        [sessionId, events.length],
+      );
+      const last = r.rows[0]!.last_seq;
+      const first = last - events.length + 1;
+      const seqs = events.map((_, i) => first + i);
+      await c.query(
+        "INSERT INTO session_events (session_id, seq, request_id, event) SELECT $1, s, $2, e FROM unnest($3::bigint[], $4::bytea[]) AS t(s, e)",
+        [sessionId, requestId, seqs, events],
+      );
+      await c.query("DELETE FROM session_events WHERE session_id = $1 AND seq <= $2", [sessionId, last - this.window]);
+      await c.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, sessionId]);
+      return seqs;
+    });
+  }
+
+  /** The session's last seq (0 when it never had an event). */
+  async lastSeq(sessionId: string): Promise<number> {
+    const r = await this.pool.query<{ last_seq: number }>("SELECT last_seq FROM session_seq WHERE session_id = $1", [sessionId]);
+    return r.rows[0]?.last_seq ?? 0;
+  }
+
+  /**
+   * Events after `afterSeq`, oldest first, at most `limit`. The same cursor
+   * rules as the one-process log: a cursor ahead of the last seq, or one whose
+   * next event has left the window, gets OUT_OF_RANGE "reload". Read in one
+   * snapshot (REPEATABLE READ) so the check and the rows agree.
+   */
+  async readAfter(sessionId: string, afterSeq: number, limit = 1000): Promise<StoredEvent[]> {
+    const c = await this.pool.connect();
+    try {
+      await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      try {
+        const head = await c.query<{ last_seq: number | null; oldest: number | null }>(
+          "SELECT (SELECT last_seq FROM session_seq WHERE session_id = $1) AS last_seq, (SELECT MIN(seq) FROM session_events WHERE session_id = $1) AS oldest",
+          [sessionId],
+        );
+        const last = head.rows[0]?.last_seq ?? 0;
+        const oldest = head.rows[0]?.oldest ?? last + 1;
+        checkCursor(sessionId, afterSeq, last, oldest);
+        const rows = await c.query<{ seq: number; request_id: string; event: Buffer }>(
+          "SELECT seq, request_id, event FROM session_events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+          [sessionId, afterSeq, limit],
+        );
+        return rows.rows.map((row) => ({ seq: row.seq, requestId: row.request_id, event: row.event }));
+      } finally {
+        await c.query("COMMIT");
+      }
+    } finally {
+      c.release();
+    }
+  }
+
+  /** Forgets a deleted session's events; its seq counter stays, so a reused id never repeats a seq. */
+  async forget(sessionId: string): Promise<void> {
+    await this.pool.query("DELETE FROM session_events WHERE session_id = $1", [sessionId]);
+  }
+}
+
+/** OUT_OF_RANGE "reload" when the events after the cursor cannot all be served. */
+export function checkCursor(sessionId: string, afterSeq: number, last: number, oldest: number): void {
+  if (afterSeq > last) {
+    throw new OutOfRangeError(
+      `after_seq ${afterSeq} is ahead of session ${sessionId}'s last event ${last}; reload the session with GetSession and watch from its last_seq`,
+    );
+  }
+  if (afterSeq < last && afterSeq + 1 < oldest) {
+    throw new OutOfRangeError(
+      `events after seq ${afterSeq} of session ${sessionId} are no longer buffered (oldest kept: ${oldest}); reload the session with GetSession and watch from its last_seq`,
+    );
+  }
+}

@@ -1,0 +1,20 @@
+import { ConfigError, envInt, envOptional } from "@skein/runtime";
+import { databaseUrlProblem, redactUrl } from "./database-url.js";
+
+type Env = Record<string, string | undefined>;
+
+export interface PostgresSettings {
+  /** SKEIN_DATABASE_URL, a libpq URL. Log it only through redactUrl. */
+  readonly databaseUrl: string;
+  /** SKEIN_RUN_LEASE_MS: a run's lease lives this long unrenewed; a dead replica's runs are taken over after it. */
+  readonly runLeaseMs: number;
+}
+
+/** The settings of SKEIN_SESSION_STORE=postgres; a bad one is a ConfigError that never quotes the password. */
+export function postgresSettings(env: Env): PostgresSettings {
+  const url = envOptional("SKEIN_DATABASE_URL", env);
+  if (url === undefined) throw new ConfigError("SKEIN_DATABASE_URL must be set when SKEIN_SESSION_STORE=postgres (a libpq URL such as postgresql://user:password@host:5432/skein)");
+  const problem = databaseUrlProblem(url);
+  if (problem) throw new ConfigError(`SKEIN_DATABASE_URL=${JSON.stringify(redactUrl(url))} ${problem}`);
+  return { databaseUrl: url, runLeaseMs: envInt("SKEIN_RUN_LEASE_MS", 10_000, { min: 500, max: 600_000 }, env) };
+}

@@ -1,0 +1,221 @@
+import pg from "pg";
+import pino from "pino";
+import { startPostgres, type PostgresCluster } from "@skein/testkit";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { defaultMetadata, message, textItem, type GooseMessage } from "../../src/model/goose-format.js";
+import { toGooseContent } from "../../src/store/sqlite/content.js";
+import { PostgresSessionStore } from "../../src/store/postgres-store.js";
+import { LeaseLostError, RunLeases } from "../../src/store/postgres/run-lease.js";
+import { markDescriptionUserSet, sessionExtensions, withSessionExtensions } from "../../src/model/skein-metadata.js";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { copySession } from "../../src/store/copy-session.js";
+import { CARRIED_COLUMNS, DB_NAME, SqliteSessionStore } from "../../src/store/sqlite-store.js";
+import { buildFreshGooseDb, insertGooseSession, openLikeGoose, weatherConversation } from "../support/goose-db.js";
+
+const log = pino({ level: "silent" });
+let cluster: PostgresCluster;
+let url: string;
+let store: PostgresSessionStore;
+const extra: { end(): Promise<void> }[] = [];
+
+beforeAll(async () => {
+  cluster = await startPostgres();
+});
+afterAll(async () => {
+  await cluster?.stop();
+});
+beforeEach(async () => {
+  url = await cluster.createDatabase();
+  store = await PostgresSessionStore.open(url, log);
+});
+afterEach(async () => {
+  await store?.close();
+  for (const e of extra.splice(0)) await e.end();
+});
+
+const today = () => new Date().toISOString().slice(0, 10).replaceAll("-", "");
+const ext = { name: "notes", cmd: "node", args: ["server.js"], env: { A: "1" }, timeoutSeconds: 30 };
+async function sql<T extends pg.QueryResultRow>(text: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<T>(text, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+describe("PostgresSessionStore", () => {
+  it("allocates goose's ids YYYYMMDD_N, without collisions between replicas creating at once", async () => {
+    const other = await PostgresSessionStore.open(url, log);
+    extra.push({ end: () => other.close() });
+    const created = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? store : other).create(defaultMetadata("/w", ""))));
+    const ns = created.map((s) => s.id).sort((a, b) => Number(a.split("_")[1]) - Number(b.split("_")[1]));
+    expect(ns).toEqual(Array.from({ length: 20 }, (_, i) => `${today()}_${i + 1}`));
+  });
+
+  it("stores goose's message model: the content array, both visibility flags, message ids, seconds; reads back the same", async () => {
+    const s = await store.create(defaultMetadata("/work", "Berlin weather"));
+    const conversation = weatherConversation().map((m) => ({ ...m, id: null }) as unknown as GooseMessage);
+    for (const m of conversation) await store.append(s.id, m);
+    const loaded = await store.load(s.id);
+    // Tool results in the form current goose reads (CallToolResult objects), as in sessions.db.
+    expect(loaded!.messages.map((m) => m.content)).toEqual(conversation.map((m) => toGooseContent(m.content, "object").content));
+    expect(loaded!.messages.every((m) => typeof m.id === "string" && m.id.startsWith(`msg_${s.id}_`))).toBe(true);
+    expect(conversation.map((m) => m.id)).toEqual(loaded!.messages.map((m) => m.id));
+    const rows = await sql<{ content_json: unknown; metadata_json: unknown; created_timestamp: string; role: string }>(
+      "SELECT content_json, metadata_json, created_timestamp, role FROM messages WHERE session_id = $1 ORDER BY created_timestamp, id",
+      [s.id],
+    );
+    expect(rows.map((r) => r.metadata_json)).toEqual(rows.map(() => ({ userVisible: true, agentVisible: true })));
+    expect(Array.isArray(rows[0]!.content_json)).toBe(true);
+    expect(Number(rows[0]!.created_timestamp)).toBeLessThan(10_000_000_000);
+    expect((await store.info(s.id))!.metadata.message_count).toBe(conversation.length);
+  });
+
+  it("never stores a content type goose cannot load", async () => {
+    const s = await store.create(defaultMetadata("/w", ""));
+    await store.append(s.id, message("assistant", [textItem("kept"), { type: "madeUp", x: 1 }]));
+    await store.append(s.id, message("assistant", [{ type: "madeUp" }]));
+    const loaded = await store.load(s.id);
+    expect(loaded!.messages.map((m) => m.content)).toEqual([[{ type: "text", text: "kept" }]]);
+  });
+
+  it("keeps extensions in extension_data in goose's shape and the caller's description as a user-set name", async () => {
+    const s = await store.create(markDescriptionUserSet(withSessionExtensions(defaultMetadata("/w", "mine"), [ext])));
+    const [row] = await sql<{ name: string; user_set_name: boolean; extension_data: Record<string, { extensions: unknown[] }>; session_type: string }>(
+      "SELECT name, user_set_name, extension_data, session_type FROM sessions WHERE id = $1",
+      [s.id],
+    );
+    expect(row).toMatchObject({ name: "mine", user_set_name: true, session_type: "user" });
+    expect(row!.extension_data["enabled_extensions.v0"]!.extensions).toEqual([
+      expect.objectContaining({ type: "stdio", name: "notes", cmd: "node", args: ["server.js"], envs: { A: "1" }, timeout: 30 }),
+    ]);
+    const info = await store.info(s.id);
+    expect(sessionExtensions(info!.metadata)).toEqual([ext]);
+  });
+
+  it("updates metadata atomically: concurrent token updates from two replicas never undo each other", async () => {
+    const other = await PostgresSessionStore.open(url, log);
+    extra.push({ end: () => other.close() });
+    const s = await store.create(defaultMetadata("/w", ""));
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? store : other).updateMetadata(s.id, (m) => ({ ...m, accumulated_total_tokens: (m.accumulated_total_tokens ?? 0) + 1 })),
+      ),
+    );
+    expect((await store.info(s.id))!.metadata.accumulated_total_tokens).toBe(10);
+    expect(await store.updateMetadata("nope", (m) => m)).toBeUndefined();
+  });
+
+  it("lists newest first in pages, counts, rewrites (compaction) and deletes", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const s = await store.create(defaultMetadata("/w", `s${i}`));
+      await store.append(s.id, message("user", [textItem(`hi ${i}`)]));
+      ids.push(s.id);
+    }
+    const seen: string[] = [];
+    let token = "";
+    do {
+      const page = await store.list(2, token);
+      seen.push(...page.sessions.map((s) => s.id));
+      token = page.nextPageToken;
+    } while (token !== "");
+    expect(seen).toEqual([...ids].reverse());
+    expect(await store.count()).toBe(5);
+    await expect(store.list(2, "garbage")).rejects.toThrow(/page_token/);
+
+    const first = ids[0]!;
+    const summary = message("user", [textItem("summary")]);
+    summary.metadata = { userVisible: false, agentVisible: true };
+    const info = await store.rewrite(first, (m) => ({ ...m, description: "compacted" }), [summary, message("assistant", [textItem("ok")])]);
+    expect(info.metadata.description).toBe("compacted");
+    const loaded = await store.load(first);
+    expect(loaded!.messages.map((m) => [m.content, m.metadata])).toEqual([
+      [[{ type: "text", text: "summary" }], { userVisible: false, agentVisible: true }],
+      [[{ type: "text", text: "ok" }], { userVisible: true, agentVisible: true }],
+    ]);
+    expect(await store.delete(first)).toBe(true);
+    expect(await store.delete(first)).toBe(false);
+    expect(await store.load(first)).toBeUndefined();
+    await expect(store.append(first, message("user", [textItem("x")]))).rejects.toThrow(/does not exist/);
+  });
+
+  it("refuses every write of a run whose lease was taken over, and writes nothing", async () => {
+    const leases = new RunLeases(store.pool, 50);
+    const s = await store.create(defaultMetadata("/w", ""));
+    const { lease } = await leases.acquire(s.id, "req-a", "replica-a");
+    const mine = store.withLease(lease);
+    await mine.append(s.id, message("user", [textItem("while held")]));
+    await new Promise((r) => setTimeout(r, 120));
+    const taken = await leases.acquire(s.id, "req-b", "replica-b");
+    expect(taken.tookOver).toEqual({ requestId: "req-a", owner: "replica-a" });
+    await expect(mine.append(s.id, message("assistant", [textItem("late")]))).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(mine.updateMetadata(s.id, (m) => ({ ...m, total_tokens: 5 }))).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(mine.rewrite(s.id, (m) => m, [])).rejects.toBeInstanceOf(LeaseLostError);
+    const loaded = await store.load(s.id);
+    expect(loaded!.messages.map((m) => m.content)).toEqual([[{ type: "text", text: "while held" }]]);
+    expect(loaded!.metadata.total_tokens).toBeNull();
+    await store.withLease(taken.lease).append(s.id, message("user", [textItem("new owner")]));
+    await expect(store.withLease(taken.lease).append("other", message("user", [textItem("x")]))).rejects.toThrow(/cannot write session other/);
+  });
+});
+
+describe("moving a goose session through PostgreSQL", () => {
+  it("keeps every goose column: sessions.db → PostgreSQL → another sessions.db, byte for byte where goose reads", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "skein-pg-goose-"));
+    try {
+      await mkdir(join(dir, "a"));
+      const source = buildFreshGooseDb(join(dir, "a", DB_NAME));
+      const builtin = { type: "builtin", name: "developer", description: "", display_name: "Developer", timeout: 300, bundled: true, available_tools: [] };
+      insertGooseSession(source, {
+        id: "20260101_7",
+        name: "goose wrote this",
+        extensionData: { "enabled_extensions.v0": { extensions: [builtin] }, "todo.v0": { items: ["x"] } },
+        messages: weatherConversation(),
+        columns: {
+          provider_name: "anthropic",
+          model_config_json: JSON.stringify({ model_name: "claude", context_limit: 200000 }),
+          goose_mode: "chat",
+          recipe_json: JSON.stringify({ title: "r", instructions: "do" }),
+          accumulated_cost: 0.25,
+          cache_read_tokens: 11,
+          accumulated_cache_write_tokens: 22,
+          created_at: "2026-01-01 10:00:00",
+          updated_at: "2026-01-02 11:30:00",
+        },
+      });
+      const before = source.prepare("SELECT * FROM sessions WHERE id = ?").get("20260101_7") as Record<string, unknown>;
+      const beforeMessages = source.prepare("SELECT role, content_json, created_timestamp, message_id FROM messages ORDER BY id").all();
+      source.close();
+      const a = await SqliteSessionStore.open(join(dir, "a"), log, { syncEachMessage: false });
+      await copySession(a, "20260101_7", store);
+      await a.close();
+      const [pgRow] = await sql<{ goose_mode: string; created_at: Date; extension_data: unknown }>("SELECT goose_mode, created_at, extension_data FROM sessions WHERE id = '20260101_7'");
+      expect(pgRow!.goose_mode).toBe("chat");
+      expect(pgRow!.created_at.toISOString()).toBe("2026-01-01T10:00:00.000Z");
+      expect(pgRow!.extension_data).toEqual(JSON.parse(String(before.extension_data)));
+
+      const b = await SqliteSessionStore.open(join(dir, "b"), log, { syncEachMessage: false });
+      await copySession(store, "20260101_7", b);
+      await b.close();
+      const target = openLikeGoose(join(dir, "b", DB_NAME));
+      try {
+        const after = target.prepare("SELECT * FROM sessions WHERE id = ?").get("20260101_7") as Record<string, unknown>;
+        for (const c of [...CARRIED_COLUMNS, "name", "working_dir", "created_at", "updated_at"]) {
+          const v = (x: unknown) => (typeof x === "string" && /^[[{]/.test(x) ? JSON.parse(x) : x);
+          expect(v(after[c]), c).toEqual(v(before[c]));
+        }
+        const afterMessages = target.prepare("SELECT role, content_json, created_timestamp, message_id FROM messages ORDER BY id").all() as Record<string, unknown>[];
+        expect(afterMessages.map((m) => [m.role, m.created_timestamp, m.message_id])).toEqual((beforeMessages as Record<string, unknown>[]).map((m) => [m.role, m.created_timestamp, m.message_id]));
+      } finally {
+        target.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
