@@ -33,10 +33,22 @@ export interface PaneInfo {
   readonly startCommand: string;
 }
 
-/** pane_start_command is last: it may hold tabs. */
-const PANE_FORMAT = ["session_name", "pane_id", "pane_pid", "pane_dead", "pane_dead_status", "pane_dead_signal", "pane_current_path", "pid", "pane_start_command"]
-  .map((f) => `#{${f}}`)
-  .join("\t");
+/**
+ * pane_start_command is last: it may hold tabs. pane_current_path is read from
+ * the pane process's cwd and is empty for a moment after a pane starts (seen
+ * under load); the session's -c directory stands in for it then.
+ */
+const PANE_FORMAT = [
+  "#{session_name}",
+  "#{pane_id}",
+  "#{pane_pid}",
+  "#{pane_dead}",
+  "#{pane_dead_status}",
+  "#{pane_dead_signal}",
+  "#{?pane_current_path,#{pane_current_path},#{session_path}}",
+  "#{pid}",
+  "#{pane_start_command}",
+].join("\t");
 
 const TMUX_DEFAULT_HISTORY = 2000;
 
