@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Db } from "./connection.js";
-import { FormatError, isObject, type ContentItem, type GooseMessage, type JsonObject } from "../../model/goose-format.js";
+import { FormatError, isObject, type ContentItem, type GooseMessage } from "../../model/goose-format.js";
 import { toGooseContent, type ToolResultForm } from "./content.js";
-import { messageSeconds, type Row } from "./rows.js";
+import { messageSeconds, parseJsonObject, type Row } from "./rows.js";
 
 /** goose's rule for a message without an id. */
 export function newMessageId(sessionId: string): string {
@@ -69,18 +69,9 @@ export function messageOfRow(row: Row): GooseMessage {
     created: messageSeconds(Number(row.created_timestamp)),
     content: content as ContentItem[],
   };
-  const meta = parseMetadata(row.metadata_json);
+  // Unparsable metadata is left out, so it reads as both flags true, as in goose.
+  const meta = parseJsonObject(row.metadata_json);
   if (meta) m.metadata = meta;
   return m;
 }
 
-/** Unparsable metadata reads as both flags true, as in goose. */
-function parseMetadata(v: unknown): JsonObject | undefined {
-  if (typeof v !== "string") return undefined;
-  try {
-    const parsed = JSON.parse(v) as unknown;
-    return isObject(parsed) ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
-}

@@ -64,7 +64,11 @@ export function metadataOfRow(row: Row, messageCount: number): RowMetadata {
 }
 
 function parseData(v: unknown): JsonObject | undefined {
-  if (v === null || v === undefined) return {};
+  return v === null || v === undefined ? {} : parseJsonObject(v);
+}
+
+/** A JSON text column holding an object; anything else (not text, not JSON, not an object) is undefined. */
+export function parseJsonObject(v: unknown): JsonObject | undefined {
   if (typeof v !== "string") return undefined;
   try {
     const parsed = JSON.parse(v) as unknown;
