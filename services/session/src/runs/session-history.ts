@@ -53,7 +53,8 @@ export class SessionHistory {
    */
   async keep(store: SessionStore, opened: OpenedSession, messages: GooseMessage[], metadata: GooseMetadata): Promise<void> {
     if (opened.generation !== this.generation) return;
-    const now = await store.fingerprint(opened.session.id);
+    // A failed read only costs the next reply a load.
+    const now = await store.fingerprint(opened.session.id).catch(() => undefined);
     if (now !== opened.fingerprint || opened.generation !== this.generation) return;
     this.kept = { session: { ...opened.session, messages, metadata }, fingerprint: now };
   }
