@@ -78,6 +78,11 @@ export class SessionSlots {
     return n;
   }
 
+  /** Sessions held in memory (a live agent, running work, a watcher or a replay window); the rest keep only a last seq. */
+  get held(): number {
+    return this.slots.size;
+  }
+
   get evictions(): number {
     return this.evictionCount;
   }
@@ -326,6 +331,8 @@ export class SessionSlots {
         throw new ResourceExhaustedError(`all ${live} live agents are busy with replies (SKEIN_MAX_LIVE_AGENTS=${this.opts.maxLive}); retry when one finishes`);
       }
       this.evictAgent(victim, "cap");
+      // Its window may be gone already: then nothing of it is left to hold but its last seq.
+      this.dropIfEmpty(victim);
       live--;
     }
   }

@@ -202,6 +202,23 @@ describe("SessionSlots", () => {
     expect(slots.evictions).toBe(2);
   });
 
+  it("a session whose window was released and whose agent is then evicted at the cap is not held; it numbers on when it comes back", async () => {
+    await slots.shutdown(AbortSignal.abort());
+    slots = open({ maxLive: 2, eventBufferTotal: 1 });
+    const [a, b, c] = [await newSession(), await newSession(), await newSession()];
+    const first = await collect(await slots.reply(a, "r1", "hi", provider, []));
+    // b's run ends over the budget: a's window goes (a keeps its agent).
+    await collect(await slots.reply(b, "r1", "hi", provider, []));
+    // c needs a's agent slot: with window and agent gone, nothing of a is left to hold but its last seq.
+    await collect(await slots.reply(c, "r1", "hi", provider, []));
+    expect(slots.evictions).toBe(1);
+    expect(slots.liveAgents).toBe(2);
+    expect(slots.held).toBe(2);
+    expect(slots.lastSeq(a)).toBe(first.at(-1)!.seq);
+    const again = await collect(await slots.reply(a, "r2", "back", provider, []));
+    expect(again[0]!.seq).toBe(first.at(-1)!.seq + 1);
+  });
+
   it("over the total replay budget, idle sessions' windows go first; their cursors get OUT_OF_RANGE, never a gap", async () => {
     await slots.shutdown(AbortSignal.abort());
     slots = open({ eventBufferTotal: 10 });
