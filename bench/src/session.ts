@@ -2,22 +2,20 @@ import { tmpdir } from "node:os";
 import { Server, ServerCredentials, status, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
 import { call, connect, openaiText, type FakeModelServer } from "@skein/testkit";
-import { heapAfterGc, pool } from "./measure.js";
+import { pool } from "./measure.js";
+import { heap } from "./session-heap.js";
 import { withSessionService } from "./session-server.js";
-import { MiB, type Table } from "./table.js";
+import type { Table } from "./table.js";
 
 type Client = pb.SessionServiceClient;
 
 const DELTAS_PER_REPLY = 2_000;
 const THROUGHPUT_REPLIES = 10;
-const HEAP_SESSIONS = 1_000;
-const HEAP_REPLIES_PER_SESSION = 10;
 const HANGUP_REPLIES = 200;
-const CONCURRENCY = 32;
 
 export async function run(): Promise<Table[]> {
   return withSessionService("session", {}, async ({ model, client }) => {
-    const stages: Array<[string, () => Promise<Table>]> = [
+    const stages: Array<[string, () => Promise<Table | Table[]>]> = [
       ["throughput", () => throughput(client, model)],
       ["heap", () => heap(client, model)],
       ["hang-ups", () => hangups(client, model)],
@@ -27,7 +25,7 @@ export async function run(): Promise<Table[]> {
     const chosen = process.env.SKEIN_BENCH_SESSION_STAGES?.split(",");
     for (const [name, stage] of stages.filter(([n]) => !chosen || chosen.includes(n))) {
       process.stderr.write(`[bench]   session: ${name}…\n`);
-      tables.push(await stage());
+      tables.push(...[await stage()].flat());
     }
     return tables;
   });
@@ -66,39 +64,7 @@ async function throughput(client: Client, model: FakeModelServer): Promise<Table
   };
 }
 
-/** (2) Heap after many replies over many sessions, after GC. */
-async function heap(client: Client, model: FakeModelServer): Promise<Table> {
-  model.setFallback(() => ({ events: openaiText("Hello from the fake model.") }));
-  const before = heapAfterGc();
-  const ids: string[] = [];
-  for (let i = 0; i < HEAP_SESSIONS; i++) ids.push((await create(client)).id);
-  const t0 = performance.now();
-  const replies = HEAP_SESSIONS * HEAP_REPLIES_PER_SESSION;
-  // Replies of one session run one after another (one run per session); sessions in parallel.
-  await pool(ids, CONCURRENCY, async (id) => {
-    for (let r = 0; r < HEAP_REPLIES_PER_SESSION; r++) await readAll(client.reply(pb.ReplyRequest.fromPartial({ sessionId: id, text: `message ${r}` })));
-  });
-  const seconds = (performance.now() - t0) / 1000;
-  // The fake model server (bench scaffolding in this process) keeps every request body; not the service's memory.
-  model.requests.splice(0);
-  model.completions.splice(0);
-  const after = heapAfterGc();
-  return {
-    title: "session: heap after many replies",
-    columns: ["measure", "value"],
-    rows: [
-      ["replies", replies],
-      ["sessions", HEAP_SESSIONS],
-      [`replies/s (${CONCURRENCY} sessions in parallel)`, Math.round(replies / seconds)],
-      ["heap used before (MiB, after GC)", before / MiB],
-      ["heap used after (MiB, after GC)", after / MiB],
-      ["growth per session (KiB)", (after - before) / 1024 / HEAP_SESSIONS],
-    ],
-    notes: [
-      "replay windows of sessions nobody runs or watches are released past SKEIN_EVENT_BUFFER_TOTAL (default 4,096 events across all sessions); what stays per idle session is its last seq",
-    ],
-  };
-}
+// (2) Heap after many replies: session-heap.ts.
 
 /** (3) Provider connections left after replies whose clients hung up after the first event. */
 async function hangups(client: Client, model: FakeModelServer): Promise<Table> {
