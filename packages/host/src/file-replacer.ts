@@ -5,7 +5,9 @@ import { TEMP_PREFIX } from "./atomic-write.js";
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 
 /** `<TEMP_PREFIX><file name>-<pid>.<0|1>`, or `-<pid>` alone as the single temp name of earlier versions. */
-const TEMP_NAME = /^\.skein-tmp-.+-(\d+)(?:\.[01])?$/;
+const TEMP_NAME = new RegExp(`^${TEMP_PREFIX.replaceAll(".", "\\.")}.+-(\\d+)(?:\\.[01])?$`);
+/** A reused temp inode must be ours: the file it becomes keeps its owner. */
+const MY_UID = process.getuid?.();
 
 /**
  * Replaces small files that are rewritten every few seconds (heartbeats) so
@@ -94,16 +96,17 @@ function tempName(path: string, t: 0 | 1): string {
 
 /**
  * Opens the temp file to overwrite, or creates it. An existing one is reused
- * only when `reuse` says its inode may be and it is a plain file with no other
- * name (never a symlink's target, a FIFO, or a file hard-linked elsewhere);
- * anything else at that name is removed and the file created exclusively.
+ * only when `reuse` says its inode may be and it is a plain file of ours with no
+ * other name (never a symlink's target, a FIFO, a file hard-linked elsewhere,
+ * or another user's file that replaced ours); anything else at that name is
+ * removed and the file created exclusively.
  */
 function openTemp(tmp: string, mode: number, reuse: boolean): { fd: number; size: number } {
   if (reuse) {
     try {
       const fd = openSync(tmp, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
       const st = fstatSync(fd);
-      if (st.isFile() && st.nlink === 1) return { fd, size: st.size };
+      if (st.isFile() && st.nlink === 1 && st.uid === (MY_UID ?? st.uid)) return { fd, size: st.size };
       closeSync(fd);
     } catch {
       // missing, or not ours to write: created afresh below

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, linkSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chownSync, closeSync, linkSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
@@ -72,6 +72,28 @@ it("never writes through a symlink or into a file with another name found at its
   for (let k = 1; k <= 4; k++) files.replace(f, version(k, 200), 0o600);
   expect(readFileSync(f, "utf8")).toBe(version(4, 200));
   expect([readFileSync(victim, "utf8"), readFileSync(linked, "utf8")]).toEqual(["victim", "linked"]);
+});
+
+it.skipIf(process.getuid?.() !== 0)("never reuses another user's file found at its temp name: the file keeps its writer as owner", () => {
+  const f = join(dir, "a.hb");
+  const files = new FileReplacer(0);
+  files.replace(f, version(1, 200), 0o600);
+  files.replace(f, version(2, 200), 0o600);
+  // The inode kept for the next replace is swapped for another user's file.
+  const spare = join(dir, readdirSync(dir).find((n) => n !== "a.hb")!);
+  rmSync(spare);
+  writeFileSync(spare, "foreign");
+  chownSync(spare, 65534, 65534);
+  const fd = openSync(spare, "r");
+  try {
+    files.replace(f, version(3, 200), 0o600);
+    const buf = Buffer.alloc(100);
+    expect(buf.toString("utf8", 0, readSync(fd, buf, 0, buf.length, 0))).toBe("foreign");
+  } finally {
+    closeSync(fd);
+  }
+  expect(readFileSync(f, "utf8")).toBe(version(3, 200));
+  expect(statSync(f).uid).toBe(0);
 });
 
 it("sweeps temp files of writers that no longer run, and only those", () => {
