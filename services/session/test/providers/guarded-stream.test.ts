@@ -23,10 +23,10 @@ function response(chunks: string[], opts: { gapMs?: number; end?: boolean; signa
 
 const classify = (err: unknown, opened: boolean) => new ProviderError(opened ? "PROVIDER_STREAM_CUT" : "PROVIDER_CONNECTION_ERROR", String((err as Error).message));
 
-async function read(gen: AsyncIterable<SseMessage>): Promise<{ data: string[]; error?: unknown }> {
+async function read(gen: AsyncIterable<SseMessage[]>): Promise<{ data: string[]; error?: unknown }> {
   const data: string[] = [];
   try {
-    for await (const m of gen) data.push(m.data);
+    for await (const read of gen) data.push(...read.map((m) => m.data));
   } catch (error) {
     return { data, error };
   }
@@ -57,7 +57,7 @@ describe("guardedStream", () => {
     const stop = new AbortController();
     const gen = guardedStream({ signal: stop.signal, idleTimeoutMs: 1_000, classify, open: async (s) => response(["data: 1\n\n"], { end: false, signal: s }) });
     const it = gen[Symbol.asyncIterator]();
-    expect((await it.next()).value?.data).toBe("1");
+    expect((await it.next()).value?.map((m: SseMessage) => m.data)).toEqual(["1"]);
     stop.abort();
     await expect(it.next()).rejects.toBeInstanceOf(ProviderAbortedError);
   });
