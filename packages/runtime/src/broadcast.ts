@@ -20,11 +20,6 @@ export class Broadcaster<T> {
     for (const s of this.subscribers) s.push(event);
   }
 
-  /** Publishes events in order; each subscriber wakes once for all of them. */
-  publishAll(events: readonly T[]): void {
-    for (const s of this.subscribers) for (const e of events) s.push(e);
-  }
-
   /** Ends every subscription (its reader gets what was queued, then the end). */
   close(): void {
     for (const s of this.subscribers) s.end();

@@ -87,17 +87,6 @@ export class EventLog {
     return e;
   }
 
-  /** Publishes events in order as one batch (a provider read's deltas): followers wake once for all of them. */
-  publishAll(requestId: string, events: readonly RunEvent[]): void {
-    const out: SessionEvent[] = [];
-    for (const event of events) {
-      const e: SessionEvent = { seq: ++this.last, requestId, sessionId: this.sessionId, event };
-      this.keep(e);
-      out.push(e);
-    }
-    this.live.publishAll(out);
-  }
-
   /**
    * Events after `afterSeq`: the buffered ones, then live ones, without gap or
    * repeat. Throws OUT_OF_RANGE at once when the cursor cannot be served.
