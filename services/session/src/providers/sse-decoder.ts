@@ -43,9 +43,13 @@ export class SseDecoder {
     for (let i = start; i < s.length; i++) {
       const c = s.charCodeAt(i);
       if (c !== 0x0a && c !== 0x0d) continue;
-      this.pieces.push(s.slice(start, i));
-      const line = this.pieces.length === 1 ? this.pieces[0]! : this.pieces.join("");
-      this.pieces = [];
+      // Most lines end in the chunk they began in: no pieces to join.
+      let line = s.slice(start, i);
+      if (this.pieces.length > 0) {
+        this.pieces.push(line);
+        line = this.pieces.join("");
+        this.pieces = [];
+      }
       const e = this.line(line);
       if (e) out.push(e);
       if (c === 0x0d) {
@@ -61,7 +65,7 @@ export class SseDecoder {
   private line(line: string): SseMessage | undefined {
     if (line === "") {
       if (this.event === null && this.data.length === 0) return undefined;
-      const e = { event: this.event, data: this.data.join("\n") };
+      const e = { event: this.event, data: this.data.length === 1 ? this.data[0]! : this.data.join("\n") };
       this.event = null;
       this.data = [];
       return e;
