@@ -39,10 +39,7 @@ export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator
     else timer = setTimeout(check, opts.idleTimeoutMs - silentFor);
   };
   let timer = setTimeout(check, opts.idleTimeoutMs);
-  // Aborted once the stream is over: Node keeps an AbortSignal.any() signal that has listeners
-  // (the SDK's) strongly referenced until it aborts, so a finished request must abort it to be freed.
-  const finished = new AbortController();
-  const signal = AbortSignal.any([opts.signal, idle.signal, finished.signal]);
+  const link = linkedSignal([opts.signal, idle.signal]);
   const stopped = () => {
     if (opts.signal.aborted) return new ProviderAbortedError("the run was stopped");
     if (idle.signal.aborted) return new ProviderError("PROVIDER_TIMEOUT", `the provider sent nothing for ${opts.idleTimeoutMs} ms`);
@@ -53,7 +50,7 @@ export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator
   let nodeBody: Readable | undefined;
   let drained = false;
   try {
-    const res = await opts.open(signal);
+    const res = await opts.open(link.signal);
     opened = true;
     lastActivity = performance.now();
     if (!res.body) throw new ProviderError("PROVIDER_MALFORMED_STREAM", "the provider answered without a response body");
@@ -86,7 +83,7 @@ export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator
     // Left early (an error, or the consumer stopped): free the connection.
     if (reader && !drained) reader.cancel().catch(() => undefined);
     if (nodeBody && !drained) nodeBody.destroy();
-    finished.abort();
+    link.detach();
   }
   const why = stopped();
   if (why) throw why;
@@ -142,18 +139,45 @@ export async function guardedCall<T>(opts: {
   // A cleared timer, not AbortSignal.timeout: that one (and whatever listens to it) lives until it fires.
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort(), opts.timeoutMs);
-  const finished = new AbortController();
+  const link = linkedSignal([opts.signal, timeout.signal]);
   try {
-    return await opts.call(AbortSignal.any([opts.signal, timeout.signal, finished.signal]));
+    return await opts.call(link.signal);
   } catch (err) {
     if (opts.signal.aborted) throw new ProviderAbortedError("the request was stopped");
     if (timeout.signal.aborted) throw new ProviderError("PROVIDER_TIMEOUT", `the provider did not answer within ${opts.timeoutMs} ms`);
     throw err instanceof ProviderError ? err : opts.classify(err, false);
   } finally {
     clearTimeout(timer);
-    // See guardedStream: frees the combined signal the SDK listens on.
-    finished.abort();
+    link.detach();
   }
+}
+
+/**
+ * A signal that aborts, with the same reason, once any of `sources` does: the
+ * one the SDK listens on. Not AbortSignal.any(): Node holds such a signal while
+ * it has listeners until it aborts, so a finished request had to abort it, and
+ * each of those aborts made two DOMExceptions (ours and the SDK's own
+ * controller.abort()), each an entry in Node's process-wide DOMException
+ * WeakMap, whose table V8 does not shrink when GC clears dead entries (the
+ * session heap bench saw it grow with the replies served). `detach` once the
+ * request is over: then nothing holds the signal.
+ */
+function linkedSignal(sources: readonly AbortSignal[]): { signal: AbortSignal; detach(): void } {
+  const link = new AbortController();
+  const forwards = sources.map((source) => [source, () => link.abort(source.reason)] as const);
+  for (const [source, forward] of forwards) {
+    if (source.aborted) {
+      link.abort(source.reason);
+      break;
+    }
+    source.addEventListener("abort", forward, { once: true });
+  }
+  return {
+    signal: link.signal,
+    detach: () => {
+      for (const [source, forward] of forwards) source.removeEventListener("abort", forward);
+    },
+  };
 }
 
 type ErrorClass = abstract new (...args: never[]) => Error;

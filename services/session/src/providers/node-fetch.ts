@@ -40,10 +40,13 @@ export function nodeFetch(input: string | URL | Request, init: RequestInit = {})
 
 /** The response body as a Node stream, when `nodeFetch` made the response (else undefined: read `res.body`). */
 export function nodeBodyOf(res: Response): Readable | undefined {
-  return nodeBodies.get(res);
+  return (res as NodeBodied)[NODE_BODY];
 }
 
-const nodeBodies = new WeakMap<Response, Readable>();
+// A property of the response, not a WeakMap entry: when GC clears a WeakMap's dead entries V8 keeps the table's
+// size, so it stays as large as the most responses ever waiting for a full GC (it grew with the replies served).
+const NODE_BODY = Symbol("skein.nodeBody");
+type NodeBodied = Response & { [NODE_BODY]?: Readable };
 const REDIRECT = new Set([301, 302, 303, 307, 308]);
 /** Statuses whose Response must have a null body (the Response constructor throws otherwise). */
 const NULL_BODY = new Set([101, 204, 205, 304]);
@@ -78,8 +81,8 @@ function toResponse(res: IncomingMessage, method: string): Response {
     },
     { highWaterMark: 0 },
   );
-  const response = new Response(web, init);
-  nodeBodies.set(response, stream);
+  const response: NodeBodied = new Response(web, init);
+  response[NODE_BODY] = stream;
   return response;
 }
 

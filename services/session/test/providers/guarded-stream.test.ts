@@ -1,5 +1,6 @@
+import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
-import { chunkBatches, guardedStream } from "../../src/providers/guarded-stream.js";
+import { chunkBatches, guardedCall, guardedStream } from "../../src/providers/guarded-stream.js";
 import { ProviderAbortedError, ProviderError, type ModelChunk } from "../../src/providers/provider.js";
 import type { SseMessage } from "../../src/providers/sse-decoder.js";
 
@@ -68,6 +69,26 @@ describe("guardedStream", () => {
     const body = new ReadableStream<Uint8Array>({ pull: (c) => c.error(new Error("socket hang up")) });
     const cut = await read(guardedStream({ signal: new AbortController().signal, idleTimeoutMs: 1_000, classify, open: async () => new Response(body) }));
     expect((cut.error as ProviderError).code).toBe("PROVIDER_STREAM_CUT");
+  });
+
+  it("however a request ends, it leaves no listener on the run's signal; one that simply ends aborts nothing (no abort, no DOMException per request)", async () => {
+    const run = new AbortController();
+    const given: AbortSignal[] = [];
+    const opened = (s: AbortSignal, r: Response) => (given.push(s), r);
+    for (let i = 0; i < 3; i++) await read(guardedStream({ signal: run.signal, idleTimeoutMs: 1_000, classify, open: async (s) => opened(s, response(["data: x\n\n"])) }));
+    expect(await guardedCall({ signal: run.signal, timeoutMs: 1_000, classify, call: async (s) => (given.push(s), "answer") })).toBe("answer");
+    const failed = await read(guardedStream({ signal: run.signal, idleTimeoutMs: 1_000, classify, open: async (s) => (given.push(s), Promise.reject(new Error("refused"))) }));
+    expect((failed.error as ProviderError).code).toBe("PROVIDER_CONNECTION_ERROR");
+    expect(getEventListeners(run.signal, "abort")).toHaveLength(0);
+    expect(given.map((s) => s.aborted)).toEqual([false, false, false, false, false]);
+    // The run's stop still reaches the request, with its reason.
+    const stopped = guardedStream({ signal: run.signal, idleTimeoutMs: 1_000, classify, open: async (s) => opened(s, response(["data: 1\n\n"], { end: false, signal: s })) })[Symbol.asyncIterator]();
+    await stopped.next();
+    const reason = new Error("stop");
+    run.abort(reason);
+    await expect(stopped.next()).rejects.toBeInstanceOf(ProviderAbortedError);
+    expect(given.at(-1)!.reason).toBe(reason);
+    expect(getEventListeners(run.signal, "abort")).toHaveLength(0);
   });
 });
 
