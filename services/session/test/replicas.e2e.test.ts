@@ -98,6 +98,11 @@ describe("two replicas on one database", () => {
       const list = await call(c, c.listSessions, pb.ListSessionsRequest.fromPartial({}));
       expect(list.sessions.map((x) => x.id)).toContain(s.id);
     }
+    // A loaded the session's agent at create; its next run reads the history B wrote.
+    model.enqueue({ events: openaiText("A again") });
+    expect(finishReason(await collect(reply(a, s.id, "and on A?", "req-a-1")))).toBe(pb.FinishReason.FINISH_REASON_STOP);
+    expect(JSON.stringify(model.requests.at(-1)!.messages)).toMatch(/hi.*hello from B.*and on A\?/s);
+
     const statsA = await call(a, a.getStats, pb.GetStatsRequest.fromPartial({}));
     const statsB = await call(b, b.getStats, pb.GetStatsRequest.fromPartial({}));
     expect(statsA.replica!.id).toBe("replica-a");
@@ -122,6 +127,9 @@ describe("two replicas on one database", () => {
       const busy = await rejection(collect(reply(b, s.id, "me too", "req-b-2")));
       expect(busy.code).toBe(status.FAILED_PRECONDITION);
       expect(busy.details).toBe(`session ${s.id} is busy with request req-a-long; wait for it or cancel it with CancelReply`);
+      const summarizing = await rejection(call(b, b.summarizeSession, pb.SummarizeSessionRequest.fromPartial({ sessionId: s.id })));
+      expect(summarizing.code).toBe(status.FAILED_PRECONDITION);
+      expect(summarizing.details).toMatch(/busy with request req-a-long/);
       const shown = await getSession(b, s.id, false);
       expect(shown.session!.runningRequestId).toBe("req-a-long");
       const stats = await call(b, b.getStats, pb.GetStatsRequest.fromPartial({}));
