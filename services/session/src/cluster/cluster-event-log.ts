@@ -94,10 +94,11 @@ export class ClusterEventLog implements SlotEventLog {
   /** The window lives in the database. */
   releaseWindow(): void {}
 
+  /** Ends readers at once; events still being written (a run's last ones at shutdown) are written first, then the log is forgotten. */
   close(): void {
     this.live.close();
     this.closed.abort();
-    this.deps.onClose(this);
+    void this.drained().then(() => this.deps.onClose(this));
   }
 
   private async flush(): Promise<void> {
