@@ -222,6 +222,35 @@ describe("a replica that dies or stops", () => {
     expect(got.messages.map((m) => m.role)).toEqual([USER, USER, ASSISTANT]);
   });
 
+  it("a replica frozen past its lease: another takes over; once thawed it writes nothing more and its Reply stream shows the takeover's end", async () => {
+    const url = await db.createDatabase();
+    const [frozen, { client: other }] = await Promise.all([replica(url, "frozen"), replica(url, "other")]);
+    const s = await createSession(other, tmpdir());
+    const hold = gate();
+    model.enqueue({ events: openaiText("frozen mid-way", { pieces: 4 }), holdAfter: 2, hold: hold.promise });
+    const running = reply(frozen.client, s.id, "freeze now", "req-frozen");
+    running.on("error", () => undefined);
+    const seen = await readUntil(running, (e) => e.event?.$case === "textDelta");
+    frozen.svc.proc.kill("SIGSTOP");
+    try {
+      const watching = watch(other, s.id, Number(seen.at(-1)!.seq));
+      const tail = await readUntil(watching, (e) => e.event?.$case === "finished");
+      hangUp(watching);
+      expect(tail.map((e) => e.event?.$case === "error" && e.event.value.code)).toContain("RUN_INTERRUPTED");
+    } finally {
+      frozen.svc.proc.kill("SIGCONT");
+    }
+    const messagesBefore = (await getSession(other, s.id)).messages.length;
+    hold.release();
+    // The thawed replica learns it lost the lease and stops; its client sees the end the taker recorded.
+    const rest = await readUntil(running, (e) => e.event?.$case === "finished");
+    const error = rest.find((e) => e.event?.$case === "error");
+    expect(error?.event?.$case === "error" && error.event.value.code).toBe("RUN_INTERRUPTED");
+    expect(finishReason(rest)).toBe(pb.FinishReason.FINISH_REASON_ERROR);
+    await frozen.svc.waitForLog((l) => l.msg === "the run can no longer write to the session; it stops");
+    expect((await getSession(other, s.id)).messages.length).toBe(messagesBefore);
+  });
+
   it("graceful shutdown: the replica's run ends cancelled in the database; the other replica keeps serving", async () => {
     const url = await db.createDatabase();
     const [leaving, { client: staying }] = await Promise.all([replica(url, "leaving"), replica(url, "staying")]);
