@@ -2,17 +2,19 @@ import { CancelledError, NotFoundError, ResourceExhaustedError, untilAborted, ty
 import type { OutputLimits } from "../agent-loop/output-limits.js";
 import { ExtensionSet, type ExtensionConfig, type ExtensionSetOptions } from "../extensions/index.js";
 import type { Provider } from "../providers/provider.js";
-import { EventBudget, type EventLog } from "../runs/event-log.js";
+import { EventBudget } from "../runs/event-log.js";
 import type { RunEvent, SessionEvent } from "../runs/events.js";
 import { executeRun, type CompactionSettings } from "../runs/run.js";
 import type { SessionStore } from "../store/session-store.js";
 import { LiveAgent, type AgentSpec } from "./live-agent.js";
-import { busy, type RunOwnership } from "./run-ownership.js";
-import { SessionSlot } from "./session-slot.js";
+import { busy, type RunClaim, type RunOwnership } from "./run-ownership.js";
+import { SessionSlot, type SlotEventLog } from "./session-slot.js";
 
 export interface SessionSlotsOptions {
   readonly store: SessionStore;
   readonly ownership: RunOwnership;
+  /** Replicas on one database: each session's events live there (default: in this process). */
+  readonly eventLogs?: (sessionId: string) => SlotEventLog;
   /** Reads a session's agent spec from the store; undefined when the session does not exist. */
   readonly loadSpec: (sessionId: string) => Promise<AgentSpec | undefined>;
   /** Started for every session, before its own. */
@@ -132,8 +134,8 @@ export class SessionSlots {
       const events = slot.events(this.opts.eventBuffer, this.budget);
       events.skipTo(claim.seqAfter);
       const live = events.subscribe(signals);
-      const stop = new AbortController();
-      const done = this.drive(slot, events, { requestId, text, provider, tools: agent.extensions, signal: stop.signal });
+      const stop = stopOf(claim);
+      const done = this.drive(slot, events, { requestId, text, provider, tools: agent.extensions, signal: stop.signal, store: claim.store ?? this.opts.store });
       slot.work = { claim, stop, done };
       return untilFinished(live, requestId);
     }).catch((err: unknown) => {
@@ -146,15 +148,15 @@ export class SessionSlots {
    * Runs `work` holding the session (a Reply meanwhile is busy); `label` shows
    * as the running request. CancelReply, delete and shutdown stop it.
    */
-  async exclusive<T>(id: string, label: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async exclusive<T>(id: string, label: string, work: (signal: AbortSignal, store: SessionStore) => Promise<T>): Promise<T> {
     const slot = this.use(id);
     const started = await slot
       .locked(async () => {
         this.assertUsable(slot);
         if (slot.work) throw busy(id, slot.work.claim.label);
         const claim = await this.opts.ownership.claim(id, label, slot.lastSeq);
-        const stop = new AbortController();
-        const result = work(stop.signal);
+        const stop = stopOf(claim);
+        const result = work(stop.signal, claim.store ?? this.opts.store);
         const done = result.then(
           () => undefined,
           () => undefined,
@@ -198,7 +200,8 @@ export class SessionSlots {
           slot.work.stop.abort(new CancelledError("session deleted"));
           await slot.work.done;
         }
-        const existed = await this.opts.store.delete(id);
+        const hold = await this.opts.ownership.claimForDelete(id);
+        const existed = await this.opts.store.delete(id).finally(() => hold.release());
         await slot.agent?.extensions.close();
         slot.agent = undefined;
         slot.log?.close();
@@ -248,7 +251,7 @@ export class SessionSlots {
     if (slot) this.slots.delete(id);
     else {
       if (this.closed) throw new ResourceExhaustedError("the service is shutting down");
-      slot = new SessionSlot(id, this.keptSeq.get(id) ?? 0);
+      slot = new SessionSlot(id, this.keptSeq.get(id) ?? 0, this.opts.eventLogs);
       this.keptSeq.delete(id);
     }
     this.slots.set(id, slot);
@@ -337,8 +340,8 @@ export class SessionSlots {
   /** Runs one reply to its end and publishes `finished`; never rejects. */
   private async drive(
     slot: SessionSlot,
-    events: EventLog,
-    run: { requestId: string; text: string; provider: Provider; tools: ExtensionSet; signal: AbortSignal },
+    events: SlotEventLog,
+    run: { requestId: string; text: string; provider: Provider; tools: ExtensionSet; signal: AbortSignal; store: SessionStore },
   ): Promise<void> {
     const log = this.opts.log.child({ sessionId: slot.id, runRequestId: run.requestId });
     const publish = (e: RunEvent) => {
@@ -350,7 +353,6 @@ export class SessionSlots {
     const reason = await executeRun({
       sessionId: slot.id,
       ...run,
-      store: this.opts.store,
       maxTurns: this.opts.maxTurns,
       limits: this.opts.limits,
       compaction: this.opts.compaction,
@@ -404,6 +406,15 @@ export class SessionSlots {
 }
 
 type SlotWorkClaim = NonNullable<SessionSlot["work"]>["claim"];
+
+/** The work's stop switch; also thrown when the claim says so (lost, or cancelled on another replica). */
+function stopOf(claim: RunClaim): AbortController {
+  const stop = new AbortController();
+  const from = claim.signal;
+  if (from?.aborted) stop.abort(from.reason);
+  else from?.addEventListener("abort", () => stop.abort(from.reason), { once: true });
+  return stop;
+}
 
 async function* untilFinished(events: AsyncIterable<SessionEvent>, requestId: string): AsyncGenerator<SessionEvent> {
   for await (const e of events) {

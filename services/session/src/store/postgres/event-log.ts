@@ -31,12 +31,14 @@ export class PgEventLog {
    * Appends a batch (e.g. buffered text deltas) in one transaction, after
    * checking the writer's lease; trims the window; notifies listeners after
    * commit (NOTIFY inside a transaction is delivered on commit). Resolves with
-   * the seqs given, in order.
+   * the seqs given, in order. `release`: the lease ends in the same transaction.
    */
-  async append(sessionId: string, requestId: string, events: readonly Buffer[], lease?: RunLease): Promise<number[]> {
+  async append(sessionId: string, requestId: string, events: readonly Buffer[], lease?: RunLease, opts: { release?: boolean } = {}): Promise<number[]> {
     if (events.length === 0) return [];
     return inTransaction(this.pool, async (c) => {
       if (lease) await checkLease(c, lease);
+      // The run's last events and the end of its hold commit together: whoever sees `finished` can start the next run.
+      if (lease && opts.release) await c.query("DELETE FROM session_runs WHERE session_id = $1 AND lease_id = $2", [lease.sessionId, lease.leaseId]);
       const r = await c.query<{ last_seq: number }>(
         `INSERT INTO session_seq (session_id, last_seq) VALUES ($1, $2)
          ON CONFLICT (session_id) DO UPDATE SET last_seq = session_seq.last_seq + $2 RETURNING last_seq`,
