@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from "node:fs/promises";
+import { status } from "@grpc/grpc-js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { session as pb } from "@skein/proto";
@@ -6,7 +7,7 @@ import { openaiText, openaiToolCalls, startPostgres, startReplicaCluster, startS
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { fixtureEntry } from "../extensions/helpers.js";
 import { fixtureExt, processesRunning } from "../support/extensions.js";
-import { createOn, finishedReason, gate, getOn, hasFinished, kind, lastSeqOf, listOn, ofRequest, replyOn, say, TaggedModel, watchOn, type AnyEvent } from "../support/replicas.js";
+import { createOn, expectEventually, finishedReason, gate, getOn, hasFinished, kind, lastSeqOf, lines, listOn, ofRequest, replyOn, say, TaggedModel, watchOn, type AnyEvent } from "../support/replicas.js";
 
 /**
  * Issue 11's failure cases across three real session service processes on
@@ -70,12 +71,20 @@ describe("a replica dies mid-run (kill -9)", () => {
     // B runs a tool that never answers in time; B dies while the tool request is open.
     const tag = model.tag({ events: openaiToolCalls([{ id: "call_sleep", name: "fx__sleep", args: { ms: 120_000 } }]) });
     const w = watchOn(C.client, s.id, 0);
+    // A second watcher on the doomed replica itself: it loses its connection and resumes on A.
+    const onB = watchOn(B.client, s.id, 0);
     const run = replyOn(B.client, s.id, say(tag, "sleep please"), "req-doomed");
-    await w.until((es) => es.some((e) => e.event?.$case === "message" && e.event.value.message!.content.some((x) => x.kind?.$case === "toolRequest")));
+    const askedForTool = (es: AnyEvent[]) => es.some((e) => e.event?.$case === "message" && e.event.value.message!.content.some((x) => x.kind?.$case === "toolRequest"));
+    await w.until(askedForTool);
+    await onB.until(askedForTool);
     for (const pid of processesRunning(fixtureEntry)) orphans.add(pid);
     const seenBefore = lastSeqOf(w.events);
     await B.kill();
     void run.ended;
+    expect((await onB.ended)?.code).toBe(status.UNAVAILABLE);
+    const resumed = watchOn(A.client, s.id, lastSeqOf(onB.events));
+    await resumed.until(hasFinished, TAKEOVER_WAIT);
+    resumed.close();
 
     await w.until(hasFinished, TAKEOVER_WAIT);
     const doomed = ofRequest(w.events, "req-doomed");
@@ -85,6 +94,8 @@ describe("a replica dies mid-run (kill -9)", () => {
     expect(finishedReason(doomed)).toBe(ERROR);
     expect(isSeqIncreasing(w.events)).toBe(true);
     expect(tail[0]!.seq).toBeGreaterThan(seenBefore);
+    // Dropped by B, resumed on A: exactly the same events as C's watcher, none twice.
+    expect(lines([...onB.events, ...resumed.events])).toEqual(lines(doomed));
 
     const history = (await getOn(A.client, s.id)).messages;
     expect(unansweredToolRequests(history)).toEqual([]);
@@ -163,7 +174,9 @@ describe("a replica whose lease was taken over", () => {
     } finally {
       g.open();
     }
-    // A notices (its stream to the client ends one way or another) or at least reads the provider to the end.
+    // A had its chance: the provider's answer to A was read to the end or dropped by A, and A's Reply stream ended
+    // (or 30 s passed: a stream A never ends is not what this test is about, a write is).
+    await expectEventually(() => c.model.activeResponses === 0, "A to read or drop the rest of its provider answer");
     await Promise.race([run.ended, new Promise((r) => setTimeout(r, 30_000))]);
     // Another full run on C afterwards: whatever A still had queued had its chance to land before this one's.
     const later = replyOn(C.client, s.id, say(model.tag({ events: openaiText("C's answer") }), "last"), "req-later");
@@ -181,6 +194,7 @@ describe("a replica whose lease was taken over", () => {
     expect(after.events.filter((e) => e.seq > before.maxSeq).every((e) => e.request_id === "req-later")).toBe(true);
     const texts = w.events.filter((e) => e.requestId === "req-frozen").flatMap((e) => (e.event?.$case === "textDelta" ? [e.event.value.text] : [])).join("");
     expect(texts).not.toContain("MARKER");
+    expect(await c.rows("SELECT * FROM session_runs WHERE session_id = $1", [s.id])).toEqual([]);
   });
 });
 
@@ -207,7 +221,9 @@ describe("graceful shutdown of one replica", () => {
       expect(exit).toEqual({ code: 0, signal: null });
       await w.until((es) => ofRequest(es, "req-term").some((e) => kind(e) === "finished"));
       expect(finishedReason(ofRequest(w.events, "req-term"))).toBe(CANCELLED);
-      void run.ended;
+      // B's own client got the same end, then a clean end of the stream.
+      expect(await run.ended).toBeUndefined();
+      expect(finishedReason(run.events)).toBe(CANCELLED);
     } finally {
       g.open();
     }

@@ -28,6 +28,7 @@ const TAG = /\[\[tag:([A-Za-z0-9_-]+)\]\]/;
 /** The model's answers per tag, in order; a tag with nothing queued gets `fallback` (plain text). */
 export class TaggedModel {
   private readonly queues = new Map<string, ScriptedReply[]>();
+  private readonly asked = new Map<string, number>();
   private n = 0;
 
   constructor(
@@ -44,10 +45,16 @@ export class TaggedModel {
     return tag;
   }
 
+  /** How many provider requests runs with this tag made so far. */
+  requests(tag: string): number {
+    return this.asked.get(tag) ?? 0;
+  }
+
   private answer(body: Record<string, unknown>): ScriptedReply {
     const messages = (body.messages ?? []) as { role: string; content: unknown }[];
     const lastUser = [...messages].reverse().find((m) => m.role === "user");
     const tag = TAG.exec(JSON.stringify(lastUser?.content ?? ""))?.[1];
+    if (tag) this.asked.set(tag, (this.asked.get(tag) ?? 0) + 1);
     return (tag && this.queues.get(tag)?.shift()) || this.fallback();
   }
 }
@@ -128,3 +135,12 @@ export const statsOn = (c: Client) => call(c, c.getStats, pb.GetStatsRequest.fro
 
 /** The seq of a run's last event: the cursor for a watcher that should see only what comes next. */
 export const lastSeqOf = (events: AnyEvent[]) => events.reduce((m, e) => Math.max(m, e.seq), 0);
+
+/** Polls a condition the test cannot await directly (another process's state), for at most `timeoutMs`. */
+export async function expectEventually(ok: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
