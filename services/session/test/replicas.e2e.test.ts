@@ -262,8 +262,11 @@ describe("a replica that dies or stops", () => {
       running.on("error", () => undefined);
       const seen = await readUntil(running, (e) => e.event?.$case === "textDelta");
       const watching = watch(staying, s.id, Number(seen.at(-1)!.seq));
-      const exit = await leaving.svc.stop("SIGTERM");
-      expect(exit.code).toBe(0);
+      const stopping = leaving.svc.stop("SIGTERM");
+      // The run's own client gets its end too, as on one host.
+      const own = await readUntil(running, (e) => e.event?.$case === "finished");
+      expect(finishReason(own)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
+      expect((await stopping).code).toBe(0);
       const tail = await readUntil(watching, (e) => e.event?.$case === "finished");
       hangUp(watching);
       expect(finishReason(tail)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);

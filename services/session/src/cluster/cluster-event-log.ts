@@ -83,7 +83,7 @@ export class ClusterEventLog implements SlotEventLog {
    * the replica that took the session over records how the run ended.
    */
   subscribe(signals: AbortSignal[]): AsyncIterable<SessionEvent> {
-    const live = this.live.subscribe([...signals, this.closed.signal], FOLLOWER_QUEUE, `fell more than ${FOLLOWER_QUEUE} events behind session ${this.sessionId}; the run goes on: resume with WatchSession from the last seq received`);
+    const live = this.live.subscribe(signals, FOLLOWER_QUEUE, `fell more than ${FOLLOWER_QUEUE} events behind session ${this.sessionId}; the run goes on: resume with WatchSession from the last seq received`);
     const from = this.last;
     const self = this;
     return (async function* () {
@@ -113,11 +113,17 @@ export class ClusterEventLog implements SlotEventLog {
   /** The window lives in the database. */
   releaseWindow(): void {}
 
-  /** Ends readers at once; events still being written (a run's last ones at shutdown) are written first, then the log is forgotten. */
+  /**
+   * Ends watchers at once. Events still being written (a run's last ones,
+   * its `finished` at shutdown) are written and reach the Reply streams
+   * first; then those end and the log is forgotten.
+   */
   close(): void {
-    this.live.close();
     this.closed.abort();
-    void this.drained().then(() => this.deps.onClose(this));
+    void this.drained().then(() => {
+      this.live.close();
+      this.deps.onClose(this);
+    });
   }
 
   private async flush(): Promise<void> {
