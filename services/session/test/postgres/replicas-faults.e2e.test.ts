@@ -148,6 +148,33 @@ describe("a replica dies mid-run (kill -9)", () => {
   });
 });
 
+describe("the run's replica loses the database", () => {
+  it("every connection of B is cut mid-run: the run ends, the history stays valid, the session takes the next Reply anywhere", async () => {
+    const s = await createOn(A.client, work);
+    const g = gate();
+    const w = watchOn(C.client, s.id, 0);
+    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("cut off from the database", { pieces: 6 }), holdAfter: 3, hold: g.promise })), "req-cut-db");
+    try {
+      await w.until((es) => es.some((e) => kind(e) === "textDelta"));
+      const cut = await c.rows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE $2", [c.databaseName, `%${B.replicaId}%`]);
+      expect(cut.length, "B's connections").toBeGreaterThan(0);
+    } finally {
+      g.open();
+    }
+    // However B handles it (reconnect and finish, or give up), the run ends for watchers elsewhere.
+    await w.until((es) => ofRequest(es, "req-cut-db").some((e) => kind(e) === "finished"), TAKEOVER_WAIT);
+    expect(isSeqIncreasing(w.events)).toBe(true);
+    const next = replyOn(A.client, s.id, say(model.tag(), "still usable?"));
+    await next.until(hasFinished, TAKEOVER_WAIT);
+    expect(finishedReason(next.events)).toBe(STOP);
+    w.close();
+    run.close();
+    const history = (await getOn(C.client, s.id)).messages;
+    expect(unansweredToolRequests(history)).toEqual([]);
+    expect(history.at(-1)!.role).toBe(pb.Role.ROLE_ASSISTANT);
+  });
+});
+
 describe("a replica whose lease was taken over", () => {
   it("never writes to that session again (frozen past its lease with SIGSTOP, woken with SIGCONT after another replica took over)", async () => {
     const s = await createOn(B.client, work);

@@ -74,6 +74,7 @@ describe("one session seen from every replica", () => {
     for (const r of seen.slice(1)) expect(stripVolatile(r)).toEqual(stripVolatile(seen[0]!));
     const got = seen[2]!;
     expect(got.session!.messageCount).toBe(4);
+    expect(got.session!.lastSeq).toBe(lastSeqOf(run.events));
     expect(got.messages.map((m) => [m.role, m.content.map((x) => x.kind?.$case)])).toEqual([
       [pb.Role.ROLE_USER, ["text"]],
       [pb.Role.ROLE_ASSISTANT, ["toolRequest"]],
@@ -122,6 +123,7 @@ describe("one session seen from every replica", () => {
       // The database holds the rule, and every replica reports the running request.
       expect(await c.rows("SELECT request_id FROM session_runs WHERE session_id = $1", [s.id])).toEqual([{ request_id: "req-busy-1" }]);
       for (const r of [A, C]) expect((await getOn(r.client, s.id)).session!.runningRequestId, `GetSession on ${r.name}`).toBe("req-busy-1");
+      expect((await listOn(A.client)).sessions.find((x) => x.id === s.id)?.runningRequestId).toBe("req-busy-1");
     } finally {
       g.open();
     }
@@ -305,6 +307,61 @@ describe("cancel from any replica", () => {
     // History valid after the cancel: the user message stays, no half answer.
     const msgs = (await getOn(C.client, s.id)).messages;
     expect(msgs.at(-1)!.role).toBe(pb.Role.ROLE_ASSISTANT);
+  });
+});
+
+describe("cancel and delete from any replica, also without notifications", () => {
+  it("CancelReply on C still reaches B when every LISTEN connection was just cut (the poll fallback)", async () => {
+    const s = await createOn(A.client, work);
+    const g = gate();
+    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("never finished", { pieces: 4 }), holdAfter: 2, hold: g.promise })), "req-cancel-cut");
+    try {
+      await run.until((es) => texts(es).length > 0);
+      await c.rows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ~* '^\\s*LISTEN' AND pid <> pg_backend_pid()", [c.databaseName]);
+      expect((await cancelOn(C.client, s.id, "req-cancel-cut")).cancelled).toBe(true);
+      // Generous bound, not a timing assertion: the provider never ends this run, only the cancel does.
+      await run.until(hasFinished, 20_000);
+      expect(finishedReason(run.events)).toBe(CANCELLED);
+    } finally {
+      g.open();
+    }
+    const next = replyOn(C.client, s.id, say(model.tag(), "again"));
+    await next.until(hasFinished);
+    expect(finishedReason(next.events)).toBe(STOP);
+  });
+
+  it("DeleteSession on C while B runs the session: the run ends, the session is gone on every replica, no rows left", async () => {
+    const s = await createOn(A.client, work);
+    const g = gate();
+    const w = watchOn(A.client, s.id, 0);
+    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("deleted underway", { pieces: 4 }), holdAfter: 2, hold: g.promise })), "req-deleted");
+    try {
+      await w.until((es) => texts(es).length > 0);
+      await call(C.client, C.client.deleteSession, pb.DeleteSessionRequest.fromPartial({ sessionId: s.id }));
+      // As on one host: the run is cancelled first (its stream ends with finished{cancelled}) …
+      await run.ended;
+      expect(finishedReason(run.events)).toBe(CANCELLED);
+    } finally {
+      g.open();
+    }
+    for (const r of [A, B, C]) {
+      const err = await getOn(r.client, s.id).then(() => undefined, (e: { code: number }) => e);
+      expect(err?.code, `GetSession on ${r.name}`).toBe(status.NOT_FOUND);
+      expect((await listOn(r.client)).sessions.some((x) => x.id === s.id)).toBe(false);
+    }
+    for (const table of ["sessions WHERE id = $1", "messages WHERE session_id = $1", "session_runs WHERE session_id = $1"]) {
+      expect(await c.rows(`SELECT 1 FROM ${table}`, [s.id]), table).toEqual([]);
+    }
+    // B's run did not write after the delete (no session row came back with its answer).
+    await expectEventually(() => c.model.activeResponses === 0, "B to drop or finish its provider answer");
+    expect(await c.rows("SELECT 1 FROM sessions WHERE id = $1", [s.id])).toEqual([]);
+    // … and a follower of the deleted session on another replica is ended too.
+    try {
+      await w.until(() => false, 30_000).catch((e: Error) => expect(e.message, "the watcher on A").toMatch(/stream ended/));
+      expect(await w.ended).toBeUndefined();
+    } finally {
+      w.close();
+    }
   });
 });
 
