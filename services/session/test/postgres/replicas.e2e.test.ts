@@ -49,7 +49,9 @@ let A: SessionReplica, B: SessionReplica, C: SessionReplica;
 beforeAll(async () => {
   pgc = await startPostgres();
   work = await mkdtemp(join(tmpdir(), "skein-replicas-"));
-  c = await startReplicaCluster({ postgres: pgc, replicas: 3, env: { SKEIN_EVENT_BUFFER: String(BUFFER) } });
+  // No takeover is wanted here (those are in replicas-faults): the default lease, so no loaded-machine stall
+  // ever looks like a dead replica.
+  c = await startReplicaCluster({ postgres: pgc, replicas: 3, leaseMs: 10_000, env: { SKEIN_EVENT_BUFFER: String(BUFFER) } });
   [A, B, C] = c.replicas as [SessionReplica, SessionReplica, SessionReplica];
   model = new TaggedModel(c.model, () => ({ events: openaiText("Hello from the fake model.") }));
 });
@@ -120,6 +122,9 @@ describe("one session seen from every replica", () => {
         expect(err?.details).toMatch(/busy with request req-busy-1/);
         expect(second.events).toEqual([]);
       }
+      const summarize = await call(A.client, A.client.summarizeSession, pb.SummarizeSessionRequest.fromPartial({ sessionId: s.id })).then(() => undefined, (e: { code: number; details: string }) => e);
+      expect(summarize?.code, "SummarizeSession on A").toBe(status.FAILED_PRECONDITION);
+      expect(summarize?.details).toMatch(/busy with request req-busy-1/);
       // The database holds the rule, and every replica reports the running request.
       expect(await c.rows("SELECT request_id FROM session_runs WHERE session_id = $1", [s.id])).toEqual([{ request_id: "req-busy-1" }]);
       for (const r of [A, C]) expect((await getOn(r.client, s.id)).session!.runningRequestId, `GetSession on ${r.name}`).toBe("req-busy-1");
@@ -135,6 +140,21 @@ describe("one session seen from every replica", () => {
     // The refused Replies left nothing: two user messages, two answers.
     const roles = (await getOn(A.client, s.id)).messages.map((m) => m.role);
     expect(roles).toEqual([pb.Role.ROLE_USER, pb.Role.ROLE_ASSISTANT, pb.Role.ROLE_USER, pb.Role.ROLE_ASSISTANT]);
+  });
+
+  it("a client that got a run's finished can Reply at once on another replica (20 times): the session is free by then", async () => {
+    const s = await createOn(A.client, work);
+    const refused: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const first = replyOn(B.client, s.id, say(model.tag(), `first ${i}`));
+      await first.until(hasFinished);
+      // At the finished event, not at the end of the stream: what a client reacts to.
+      const second = replyOn(C.client, s.id, say(model.tag(), `second ${i}`));
+      const err = await second.ended;
+      if (err) refused.push(`${i}: ${err.details}`);
+      await first.ended;
+    }
+    expect(refused).toEqual([]);
   });
 
   it("two replicas racing to start a run on one session, 100 times: exactly one wins each time", async () => {
@@ -238,6 +258,23 @@ describe("live events and replay from any replica", () => {
     await w.until(hasFinished);
     w.close();
     expect(lines(w.events)).toEqual(lines(run.events));
+  });
+
+  it("a watcher hopping across all three replicas every few events of a long, fast run sees every event exactly once", async () => {
+    const s = await createOn(A.client, work);
+    // 50 deltas 10 ms apart: the whole run fits the replay window, so a hop never falls out of it.
+    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("y".repeat(50), { pieces: 50 }), delayMs: 10 })));
+    const seen: AnyEvent[] = [];
+    for (let hop = 0; !hasFinished(seen); hop++) {
+      const w = watchOn([C, A, B][hop % 3]!.client, s.id, lastSeqOf(seen));
+      await w.until((es) => es.length >= 5 || hasFinished(es));
+      w.close();
+      // Whatever arrived before the hang-up took effect counts too: the next hop starts after the last of it.
+      seen.push(...w.events);
+    }
+    await run.until(hasFinished);
+    expect(lines(seen)).toEqual(lines(run.events));
+    expect(texts(seen).join("")).toBe("y".repeat(50));
   });
 
   it("an evicted cursor gets OUT_OF_RANGE reload on any replica; the window keeps the last SKEIN_EVENT_BUFFER events", async () => {
@@ -386,6 +423,7 @@ describe("GetStats across replicas", () => {
       g.open();
     }
     await run.until(hasFinished);
+    expect((await statsOn(C.client)).cluster, "right after the run's finished").toEqual({ runningReplies: 0, replicasRunning: 0 });
   });
 });
 
