@@ -124,7 +124,8 @@ export async function startReplicaCluster(opts: ReplicaClusterOptions = {}): Pro
       let replicaId = "";
       const spawnOne = async (more: Record<string, string>) => {
         replicaId = `${name}-${++generation}`;
-        svc = await startService("session", { ...env, SKEIN_REPLICA_ID: replicaId, ...extraEnv, ...more });
+        // Several replicas start at once, on a machine shared with other jobs: give them time.
+        svc = await startService("session", { ...env, SKEIN_REPLICA_ID: replicaId, ...extraEnv, ...more }, { readyTimeoutMs: 60_000 });
         client = newClient(svc.address);
       };
       await spawnOne({});
