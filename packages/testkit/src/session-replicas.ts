@@ -101,6 +101,8 @@ export async function startReplicaCluster(opts: ReplicaClusterOptions = {}): Pro
     const databaseName = new URL(databaseUrl).pathname.slice(1);
     model ??= await startOpenAIServer();
     pool = new pg.Pool({ connectionString: databaseUrl, max: 2, application_name: "replica-cluster-checks" });
+    // A fault test may end every backend of the database: an idle check connection then just goes away.
+    pool.on("error", () => undefined);
     const env: Record<string, string> = {
       SKEIN_SESSION_STORE: "postgres",
       SKEIN_DATABASE_URL: databaseUrl,
