@@ -98,6 +98,11 @@ describe("two replicas on one database", () => {
       const list = await call(c, c.listSessions, pb.ListSessionsRequest.fromPartial({}));
       expect(list.sessions.map((x) => x.id)).toContain(s.id);
     }
+    // A loaded the session's agent at create; its next run reads the history B wrote.
+    model.enqueue({ events: openaiText("A again") });
+    expect(finishReason(await collect(reply(a, s.id, "and on A?", "req-a-1")))).toBe(pb.FinishReason.FINISH_REASON_STOP);
+    expect(JSON.stringify(model.requests.at(-1)!.messages)).toMatch(/hi.*hello from B.*and on A\?/s);
+
     const statsA = await call(a, a.getStats, pb.GetStatsRequest.fromPartial({}));
     const statsB = await call(b, b.getStats, pb.GetStatsRequest.fromPartial({}));
     expect(statsA.replica!.id).toBe("replica-a");
@@ -122,6 +127,9 @@ describe("two replicas on one database", () => {
       const busy = await rejection(collect(reply(b, s.id, "me too", "req-b-2")));
       expect(busy.code).toBe(status.FAILED_PRECONDITION);
       expect(busy.details).toBe(`session ${s.id} is busy with request req-a-long; wait for it or cancel it with CancelReply`);
+      const summarizing = await rejection(call(b, b.summarizeSession, pb.SummarizeSessionRequest.fromPartial({ sessionId: s.id })));
+      expect(summarizing.code).toBe(status.FAILED_PRECONDITION);
+      expect(summarizing.details).toMatch(/busy with request req-a-long/);
       const shown = await getSession(b, s.id, false);
       expect(shown.session!.runningRequestId).toBe("req-a-long");
       const stats = await call(b, b.getStats, pb.GetStatsRequest.fromPartial({}));
@@ -214,6 +222,35 @@ describe("a replica that dies or stops", () => {
     expect(got.messages.map((m) => m.role)).toEqual([USER, USER, ASSISTANT]);
   });
 
+  it("a replica frozen past its lease: another takes over; once thawed it writes nothing more and its Reply stream shows the takeover's end", async () => {
+    const url = await db.createDatabase();
+    const [frozen, { client: other }] = await Promise.all([replica(url, "frozen"), replica(url, "other")]);
+    const s = await createSession(other, tmpdir());
+    const hold = gate();
+    model.enqueue({ events: openaiText("frozen mid-way", { pieces: 4 }), holdAfter: 2, hold: hold.promise });
+    const running = reply(frozen.client, s.id, "freeze now", "req-frozen");
+    running.on("error", () => undefined);
+    const seen = await readUntil(running, (e) => e.event?.$case === "textDelta");
+    frozen.svc.proc.kill("SIGSTOP");
+    try {
+      const watching = watch(other, s.id, Number(seen.at(-1)!.seq));
+      const tail = await readUntil(watching, (e) => e.event?.$case === "finished");
+      hangUp(watching);
+      expect(tail.map((e) => e.event?.$case === "error" && e.event.value.code)).toContain("RUN_INTERRUPTED");
+    } finally {
+      frozen.svc.proc.kill("SIGCONT");
+    }
+    const messagesBefore = (await getSession(other, s.id)).messages.length;
+    hold.release();
+    // The thawed replica learns it lost the lease and stops; its client sees the end the taker recorded.
+    const rest = await readUntil(running, (e) => e.event?.$case === "finished");
+    const error = rest.find((e) => e.event?.$case === "error");
+    expect(error?.event?.$case === "error" && error.event.value.code).toBe("RUN_INTERRUPTED");
+    expect(finishReason(rest)).toBe(pb.FinishReason.FINISH_REASON_ERROR);
+    await frozen.svc.waitForLog((l) => l.msg === "the run can no longer write to the session; it stops");
+    expect((await getSession(other, s.id)).messages.length).toBe(messagesBefore);
+  });
+
   it("graceful shutdown: the replica's run ends cancelled in the database; the other replica keeps serving", async () => {
     const url = await db.createDatabase();
     const [leaving, { client: staying }] = await Promise.all([replica(url, "leaving"), replica(url, "staying")]);
@@ -225,8 +262,11 @@ describe("a replica that dies or stops", () => {
       running.on("error", () => undefined);
       const seen = await readUntil(running, (e) => e.event?.$case === "textDelta");
       const watching = watch(staying, s.id, Number(seen.at(-1)!.seq));
-      const exit = await leaving.svc.stop("SIGTERM");
-      expect(exit.code).toBe(0);
+      const stopping = leaving.svc.stop("SIGTERM");
+      // The run's own client gets its end too, as on one host.
+      const own = await readUntil(running, (e) => e.event?.$case === "finished");
+      expect(finishReason(own)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
+      expect((await stopping).code).toBe(0);
       const tail = await readUntil(watching, (e) => e.event?.$case === "finished");
       hangUp(watching);
       expect(finishReason(tail)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);

@@ -47,6 +47,8 @@ export class ClusterEventLog implements SlotEventLog {
   private watching = 0;
   /** The lease of a run given up: its later events (its `finished`) are dropped quietly. */
   private lostLeaseId: string | undefined;
+  /** A run gave up: its Reply streams continue from the database. */
+  private handedOver = false;
 
   constructor(
     readonly sessionId: string,
@@ -75,8 +77,25 @@ export class ClusterEventLog implements SlotEventLog {
     return this.flushing ?? Promise.resolve();
   }
 
+  /**
+   * This replica's run's events as they are written (Reply). When the run
+   * had to give up (lease lost), the stream goes on from the database, where
+   * the replica that took the session over records how the run ended.
+   */
   subscribe(signals: AbortSignal[]): AsyncIterable<SessionEvent> {
-    return this.live.subscribe([...signals, this.closed.signal], FOLLOWER_QUEUE, `fell more than ${FOLLOWER_QUEUE} events behind session ${this.sessionId}; the run goes on: resume with WatchSession from the last seq received`);
+    const live = this.live.subscribe(signals, FOLLOWER_QUEUE, `fell more than ${FOLLOWER_QUEUE} events behind session ${this.sessionId}; the run goes on: resume with WatchSession from the last seq received`);
+    const from = this.last;
+    const self = this;
+    return (async function* () {
+      let seen = from;
+      for await (const e of live) {
+        seen = e.seq;
+        yield e;
+      }
+      if (self.handedOver && !self.closed.signal.aborted && !signals.some((s) => s.aborted)) {
+        yield* followStored(self.deps.follower, self.sessionId, seen, [...signals, self.closed.signal]);
+      }
+    })();
   }
 
   follow(afterSeq: number, signals: AbortSignal[]): AsyncIterable<SessionEvent> {
@@ -94,10 +113,17 @@ export class ClusterEventLog implements SlotEventLog {
   /** The window lives in the database. */
   releaseWindow(): void {}
 
+  /**
+   * Ends watchers at once. Events still being written (a run's last ones,
+   * its `finished` at shutdown) are written and reach the Reply streams
+   * first; then those end and the log is forgotten.
+   */
   close(): void {
-    this.live.close();
     this.closed.abort();
-    this.deps.onClose(this);
+    void this.drained().then(() => {
+      this.live.close();
+      this.deps.onClose(this);
+    });
   }
 
   private async flush(): Promise<void> {
@@ -151,14 +177,16 @@ export class ClusterEventLog implements SlotEventLog {
 
   /**
    * The run may not write any more: it is stopped, its queued events dropped,
-   * and this replica's Reply streams of it end (watchers see what the replica
-   * that took the session over records: RUN_INTERRUPTED and `finished`).
+   * and this replica's Reply streams of it go on from the database, where
+   * the replica that takes the session over records RUN_INTERRUPTED and
+   * `finished`, as every watcher sees them.
    */
   private giveUp(lease: RunLease, reason: string): void {
     this.deps.log.warn({ sessionId: this.sessionId, requestId: lease.requestId, reason }, "the run can no longer write to the session; it stops");
     this.lostLeaseId = lease.leaseId;
     this.queue = this.queue.filter((q) => q.requestId !== lease.requestId);
     this.deps.lost(lease, reason);
+    this.handedOver = true;
     this.live.close();
   }
 }
