@@ -65,6 +65,35 @@ function unansweredToolRequests(messages: pb.Message[]): string[] {
   return asked.filter((id) => !answered.has(id));
 }
 
+describe("the owner renews its lease", () => {
+  it("a run that outlives its lease several times over is never taken over while its replica lives", async () => {
+    const s = await createOn(A.client, work);
+    const g = gate();
+    const w = watchOn(C.client, s.id, 0);
+    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("a slow provider", { pieces: 4 }), holdAfter: 2, hold: g.promise })), "req-long");
+    try {
+      await run.until((es) => es.some((e) => kind(e) === "textDelta"));
+      // Wait on the database, not the clock: the lease's expiry moves on (renewals) past three whole leases.
+      const first = await c.rows<{ t: Date }>("SELECT lease_expires_at AS t FROM session_runs WHERE session_id = $1", [s.id]);
+      const start = first[0]!.t.getTime();
+      for (;;) {
+        const now = await c.rows<{ t: Date; owner: string; request_id: string }>("SELECT lease_expires_at AS t, owner, request_id FROM session_runs WHERE session_id = $1", [s.id]);
+        expect(now[0], "the run's lease row").toMatchObject({ owner: B.replicaId, request_id: "req-long" });
+        if (now[0]!.t.getTime() - start >= 3 * LEASE_MS) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } finally {
+      g.open();
+    }
+    await run.until(hasFinished);
+    expect(finishedReason(run.events)).toBe(STOP);
+    await w.until(hasFinished);
+    w.close();
+    expect(w.events.some((e) => e.event?.$case === "error")).toBe(false);
+    expect(lines(w.events)).toEqual(lines(run.events));
+  });
+});
+
 describe("a replica dies mid-run (kill -9)", () => {
   it("watchers on another replica get RUN_INTERRUPTED and finished{error}, the history is made valid, the next Reply on another replica is accepted", async () => {
     const s = await createOn(A.client, work, [fixtureExt("fx")]);
@@ -148,6 +177,36 @@ describe("a replica dies mid-run (kill -9)", () => {
   });
 });
 
+describe("every replica dies", () => {
+  it("kill -9 of all three mid-run: the first replica back declares the run interrupted, numbering goes on, the session takes a Reply", async () => {
+    const s = await createOn(A.client, work);
+    const g = gate();
+    const w = watchOn(C.client, s.id, 0);
+    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("nobody left", { pieces: 4 }), holdAfter: 2, hold: g.promise })), "req-all-dead");
+    let seen: AnyEvent[] = [];
+    try {
+      await w.until((es) => es.some((e) => kind(e) === "textDelta"));
+      seen = [...w.events];
+      await Promise.all([A.kill(), B.kill(), C.kill()]);
+      void run.ended;
+      await w.ended;
+    } finally {
+      g.open();
+    }
+    await A.restart();
+    const resumed = watchOn(A.client, s.id, lastSeqOf(seen));
+    await resumed.until(hasFinished, TAKEOVER_WAIT);
+    resumed.close();
+    expect(resumed.events.map(kind).slice(-2)).toEqual(["error", "finished"]);
+    expect(finishedReason(resumed.events)).toBe(ERROR);
+    expect(isSeqIncreasing([...seen, ...resumed.events])).toBe(true);
+    const next = replyOn(A.client, s.id, say(model.tag(), "anyone?"));
+    await next.until(hasFinished);
+    expect(finishedReason(next.events)).toBe(STOP);
+    expect(Math.min(...next.events.map((e) => e.seq))).toBeGreaterThan(lastSeqOf(resumed.events));
+  });
+});
+
 describe("the run's replica loses the database", () => {
   it("every connection of B is cut mid-run: the run ends, the history stays valid, the session takes the next Reply anywhere", async () => {
     const s = await createOn(A.client, work);
@@ -201,10 +260,13 @@ describe("a replica whose lease was taken over", () => {
     } finally {
       g.open();
     }
-    // A had its chance: the provider's answer to A was read to the end or dropped by A, and A's Reply stream ended
-    // (or 30 s passed: a stream A never ends is not what this test is about, a write is).
+    // A had its chance: the provider's answer to A was read to the end or dropped by A.
     await expectEventually(() => c.model.activeResponses === 0, "A to read or drop the rest of its provider answer");
-    await Promise.race([run.ended, new Promise((r) => setTimeout(r, 30_000))]);
+    // A's own client is told how its run ended: the taker's RUN_INTERRUPTED and finished{error}, nothing of the late answer.
+    await run.until(hasFinished, TAKEOVER_WAIT);
+    expect(finishedReason(run.events)).toBe(ERROR);
+    expect(run.events.some((e) => e.event?.$case === "error" && e.event.value.code === "RUN_INTERRUPTED")).toBe(true);
+    expect(JSON.stringify(run.events)).not.toContain("MARKER");
     // Another full run on C afterwards: whatever A still had queued had its chance to land before this one's.
     const later = replyOn(C.client, s.id, say(model.tag({ events: openaiText("C's answer") }), "last"), "req-later");
     await later.until(hasFinished);
