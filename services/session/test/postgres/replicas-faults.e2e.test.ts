@@ -287,6 +287,40 @@ describe("a replica whose lease was taken over", () => {
   });
 });
 
+describe("a replica frozen during a tool call", () => {
+  it("the tool's answer arriving after the takeover is never recorded: one toolResponse per request (the taker's), no late text", async () => {
+    const s = await createOn(B.client, work, [fixtureExt("fx")]);
+    const tag = model.tag(
+      { events: openaiToolCalls([{ id: "call_late", name: "fx__sleep", args: { ms: 2_500 } }]) },
+      { events: openaiText("LATE-MARKER answer after the tool") },
+    );
+    const w = watchOn(C.client, s.id, 0);
+    const run = replyOn(A.client, s.id, say(tag, "sleep a bit"), "req-tool-frozen");
+    const askedForTool = (es: AnyEvent[]) => es.some((e) => e.event?.$case === "message" && e.event.value.message!.content.some((x) => x.kind?.$case === "toolRequest"));
+    await run.until(askedForTool);
+    // The tool (A's child, not frozen) answers while A is frozen; A reads the answer only after the takeover.
+    A.pause();
+    try {
+      await w.until((es) => ofRequest(es, "req-tool-frozen").some((e) => kind(e) === "finished"), TAKEOVER_WAIT);
+    } finally {
+      A.resume();
+    }
+    await run.until(hasFinished, TAKEOVER_WAIT);
+    expect(finishedReason(run.events)).toBe(ERROR);
+    // One more full run elsewhere: anything A still had queued had its chance to land first.
+    const later = replyOn(C.client, s.id, say(model.tag(), "after the freeze"), "req-after-freeze");
+    await later.until(hasFinished);
+    expect(finishedReason(later.events)).toBe(STOP);
+    w.close();
+    const rows = await c.rows<{ role: string; content_json: { type: string; id?: string; text?: string }[] }>("SELECT role, content_json FROM messages WHERE session_id = $1 ORDER BY created_timestamp, id", [s.id]);
+    const responses = rows.flatMap((r) => r.content_json.filter((b) => b.type === "toolResponse").map((b) => b.id));
+    expect(responses).toEqual(["call_late"]);
+    expect(JSON.stringify(rows)).not.toContain("LATE-MARKER");
+    expect(JSON.stringify(rows)).not.toContain("slept 2500");
+    expect(unansweredToolRequests((await getOn(B.client, s.id)).messages)).toEqual([]);
+  });
+});
+
 async function dbState(sessionId: string) {
   const messages = await c.rows<{ id: string; role: string; content_json: unknown }>("SELECT id, role, content_json FROM messages WHERE session_id = $1 ORDER BY id", [sessionId]);
   const events = await c.rows<{ seq: string; request_id: string }>("SELECT seq, request_id FROM session_events WHERE session_id = $1 ORDER BY seq", [sessionId]);
