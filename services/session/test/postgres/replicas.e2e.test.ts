@@ -108,6 +108,29 @@ describe("one session seen from every replica", () => {
     expect(ppid).toBe(B.pid);
   });
 
+  it("a replica that ran a session before sees what another replica added since (no stale history): B, then A, then B", async () => {
+    const s = await createOn(C.client, work);
+    const turns: [SessionReplica, string][] = [[B, "first on B"], [A, "second on A"], [B, "third on B"]];
+    const tags: string[] = [];
+    for (const [r, text] of turns) {
+      const tag = model.tag({ events: openaiText(`answer to ${text}`) });
+      tags.push(tag);
+      const run = replyOn(r.client, s.id, say(tag, text));
+      await run.until(hasFinished);
+      expect(finishedReason(run.events)).toBe(STOP);
+    }
+    // The provider request of the third turn (on B) carries the whole conversation, A's turn included.
+    const last = c.model.requests.filter((b) => JSON.stringify(b.messages).includes(`[[tag:${tags[2]}]]`)).at(-1)!;
+    const said = (last.messages as { role: string; content: unknown }[]).filter((m) => m.role !== "system").map((m) => `${m.role}: ${JSON.stringify(m.content)}`);
+    expect(said.map((x) => x.replace(/ \[\[tag:t\d+\]\]/, ""))).toEqual([
+      'user: "first on B"',
+      'assistant: "answer to first on B"',
+      'user: "second on A"',
+      'assistant: "answer to second on A"',
+      'user: "third on B"',
+    ]);
+  });
+
   it("one run per session across replicas: a Reply on any other replica (and on the run's own) is FAILED_PRECONDITION busy", async () => {
     const s = await createOn(C.client, work);
     const g = gate();
@@ -410,6 +433,9 @@ describe("GetStats across replicas", () => {
       expect(st.replica, `GetStats on ${r.name}`).toEqual({ id: r.replicaId, address: r.address });
       expect(st.cluster).toEqual({ runningReplies: 0, replicasRunning: 0 });
     });
+    // Sessions "on disk" are the database's, the same on every replica.
+    const inDb = Number((await c.rows<{ n: string }>("SELECT count(*) AS n FROM sessions"))[0]!.n);
+    expect(idle.map((st) => st.sessionsOnDisk)).toEqual([inDb, inDb, inDb]);
     const s = await createOn(A.client, work);
     const g = gate();
     const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("held", { pieces: 2 }), holdAfter: 1, hold: g.promise })));
