@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { status } from "@grpc/grpc-js";
 import { tmpdir } from "node:os";
@@ -363,6 +364,53 @@ describe("graceful shutdown of one replica", () => {
     expect((await getOn(A.client, s.id)).messages.at(-1)!.role).toBe(pb.Role.ROLE_ASSISTANT);
   });
 });
+
+describe("per-replica limits and clean-up, as on one host", () => {
+  it("SKEIN_MAX_LIVE_AGENTS counts this replica's agents only: a full replica refuses, another takes the session", async () => {
+    const D = await c.addReplica({ SKEIN_MAX_LIVE_AGENTS: "1" });
+    const s1 = await createOn(A.client, work);
+    const s2 = await createOn(A.client, work);
+    const g = gate();
+    const busy = replyOn(D.client, s1.id, say(model.tag({ events: openaiText("held on D", { pieces: 2 }), holdAfter: 1, hold: g.promise })));
+    try {
+      await busy.until((es) => es.length > 0);
+      const refused = await replyOn(D.client, s2.id, say(model.tag(), "no room on D")).ended;
+      expect(refused?.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(refused?.details).toMatch(/all 1 live agents are busy with replies \(SKEIN_MAX_LIVE_AGENTS=1\)/);
+      const elsewhere = replyOn(A.client, s2.id, say(model.tag(), "room on A"));
+      await elsewhere.until(hasFinished);
+      expect(finishedReason(elsewhere.events)).toBe(STOP);
+    } finally {
+      g.open();
+    }
+    await busy.until(hasFinished);
+  });
+
+  it("a replica restarted in place after kill -9 ends the extension processes its predecessor left", async () => {
+    const marker = `replica-orphan-${process.pid}-${Date.now()}`;
+    // FIXTURE_STAY: the fixture outlives its stdin closing, as many real servers do.
+    const ext = pb.ExtensionConfig.fromPartial({ ...fixtureExt("stay", { FIXTURE_STAY: "1" }), args: [fixtureEntry, `--skein-test=${marker}`] });
+    const s = await createOn(A.client, work, [ext]);
+    // The session's turn runs on B: B starts the extension (A may have one too, from CreateSession).
+    await replyOn(B.client, s.id, say(model.tag({ events: openaiToolCalls([{ id: "call_pid", name: "stay__pid", args: {} }]) }, { events: openaiText("ok") }), "pid")).until(hasFinished);
+    const onB = processesRunning(`--skein-test=${marker}`).filter((pid) => parentOf(pid) === B.pid);
+    expect(onB.length).toBe(1);
+    onB.forEach((pid) => orphans.add(pid));
+    await B.kill();
+    expect(processesRunning(`--skein-test=${marker}`)).toContain(onB[0]);
+    await B.restart();
+    await expectEventually(() => !processesRunning(`--skein-test=${marker}`).includes(onB[0]!), "B's predecessor's extension to be ended");
+    for (const pid of processesRunning(`--skein-test=${marker}`)) orphans.add(pid);
+  });
+});
+
+function parentOf(pid: number): number | undefined {
+  try {
+    return Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+  } catch {
+    return undefined;
+  }
+}
 
 describe("schema migrations", () => {
   it("four replicas starting at once on a fresh database migrate it once and all serve; a database newer than the code refuses to start", async () => {
