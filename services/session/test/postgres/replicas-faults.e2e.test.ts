@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { status } from "@grpc/grpc-js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { status } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
 import { openaiText, openaiToolCalls, startPostgres, startReplicaCluster, startService, type PostgresCluster, type ReplicaCluster, type SessionReplica } from "@skein/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -17,7 +17,8 @@ import { createOn, expectEventually, finishedReason, gate, getOn, hasFinished, k
  * a fresh database at once. Outcomes are awaited, never durations.
  */
 const { FINISH_REASON_STOP: STOP, FINISH_REASON_CANCELLED: CANCELLED, FINISH_REASON_ERROR: ERROR } = pb.FinishReason;
-const LEASE_MS = 2_000;
+/** Short for quick takeovers, yet renewed (every third) with room for a loaded machine's stalls. */
+const LEASE_MS = 3_000;
 /** Long enough for any takeover on a loaded machine (the contract: within SKEIN_RUN_LEASE_MS). */
 const TAKEOVER_WAIT = 60_000;
 
