@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import pg from "pg";
 import { type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
@@ -24,11 +24,13 @@ const DELAY_REPLIES = 3;
 const DELTAS = 150;
 const TRIP_REPLIES = 40;
 const KILLS = 3;
+const CANCELS = 10;
 
 type Client = pb.SessionServiceClient;
 type Ev = pb.ReplyResponse | pb.WatchSessionResponse;
 
 export async function replicaTables(): Promise<Table[]> {
+  const load0 = loadavg()[0]!;
   const postgres = await startPostgres({ settings: { shared_preload_libraries: "pg_stat_statements", "pg_stat_statements.track": "all", "pg_stat_statements.track_utility": "on" } });
   try {
     const c = await startReplicaCluster({ postgres, replicas: 2, leaseMs: LEASE_MS, env: { SKEIN_LOG_LEVEL: "info" } });
@@ -40,14 +42,17 @@ export async function replicaTables(): Promise<Table[]> {
       const delay = await watcherDelay(c, a, b);
       process.stderr.write("[bench]   session-pg: database work per reply…\n");
       const work = await databaseWork(c, postgres.url(), a);
+      process.stderr.write("[bench]   session-pg: CancelReply on B → run on A ends…\n");
+      const cancels = await cancelAcross(c, a, b);
       process.stderr.write("[bench]   session-pg: kill -9 → next Reply…\n");
       const kills = await killToNextReply(c, a, b);
+      const load = `load average (1 min) ${load0.toFixed(1)} at the start of the section, ${loadavg()[0]!.toFixed(1)} at the end`;
       return [
         {
           title: "session-pg: replies/s, one replica vs two on one database (real service processes)",
           columns: ["replicas serving", "replies", "seconds", "replies/s"],
           rows: [...rate.rows, ["ratio two / one", "", "", `${rate.ratio.toFixed(2)}×`]],
-          notes: [`${SESSIONS} sessions, ${IN_FLIGHT} replies in flight, a 3-delta text answer each; one/two alternated twice, totals per mode; both replicas run all along (one idle in the one-replica rounds); 2 cores shared by every process`],
+          notes: [`${SESSIONS} sessions, ${IN_FLIGHT} replies in flight, a 3-delta text answer each; one/two alternated twice, totals per mode; both replicas run all along (one idle in the one-replica rounds); 2 cores shared by every process`, load],
         },
         {
           title: "session-pg: delay from an event on replica A to watchers (real services)",
@@ -60,6 +65,12 @@ export async function replicaTables(): Promise<Table[]> {
           columns: ["measure", "per reply"],
           rows: work.rows,
           notes: work.notes,
+        },
+        {
+          title: "session-pg: CancelReply on replica B → the run on replica A ends cancelled",
+          columns: ["cancels", "p50 ms", "max ms"],
+          rows: [[cancels.length, quantile(cancels, 0.5), Math.max(...cancels)]],
+          notes: ["from sending CancelReply to B until A's Reply client receives finished{cancelled}; the provider holds the answer, so only the cancel ends the run (the contract: within 1 s)"],
         },
         {
           title: "session-pg: kill -9 of the run's replica → the session accepts a new Reply on the other",
@@ -223,6 +234,32 @@ async function databaseWork(c: ReplicaCluster, adminUrl: string, a: SessionRepli
   } finally {
     await admin.end();
   }
+}
+
+async function cancelAcross(c: ReplicaCluster, a: SessionReplica, b: SessionReplica): Promise<number[]> {
+  const out: number[] = [];
+  for (let k = 0; k < CANCELS; k++) {
+    let open!: () => void;
+    const hold = new Promise<void>((r) => (open = r));
+    c.model.setFallback(() => ({ events: openaiText("held until cancelled", { pieces: 4 }), holdAfter: 2, hold }));
+    const id = await create(b.client);
+    let started!: () => void;
+    const first = new Promise<void>((r) => (started = r));
+    let finishedAt = 0;
+    const ended = events(reply(a.client, id, "cancel me"), (e) => {
+      started();
+      if (e.event?.$case === "finished") finishedAt = performance.now();
+    });
+    await first;
+    const t0 = performance.now();
+    await call(b.client, b.client.cancelReply, pb.CancelReplyRequest.fromPartial({ sessionId: id }));
+    const err = await ended;
+    open();
+    if (err || !finishedAt) throw err ?? new Error("the cancelled run sent no finished");
+    out.push(finishedAt - t0);
+  }
+  c.model.setFallback(() => ({ events: openaiText("Hello from the fake model.") }));
+  return out;
 }
 
 async function killToNextReply(c: ReplicaCluster, a: SessionReplica, b: SessionReplica): Promise<number[]> {

@@ -58,7 +58,12 @@ const ADDR_VAR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as
 export async function startService(
   name: "session" | "fleet",
   env: Record<string, string | undefined> = {},
-  opts: { expectExit?: boolean; /** Node options before the script, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */ nodeArgs?: readonly string[] } = {},
+  opts: {
+    expectExit?: boolean;
+    /** Node options before the script, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */ nodeArgs?: readonly string[];
+    /** How long to wait for "listening" (default 15 s; several services starting at once on a loaded machine need more). */
+    readyTimeoutMs?: number;
+  } = {},
 ): Promise<ServiceProcess> {
   const childEnv: Record<string, string> = {};
   // A service under test never touches the machine's real goose sessions,
@@ -124,7 +129,7 @@ export async function startService(
 
   if (opts.expectExit) return { proc, port: 0, address: "", logs, output, waitForLog, stop, exited };
   const listening = await Promise.race([
-    waitForLog((l) => l.msg === "listening"),
+    waitForLog((l) => l.msg === "listening", opts.readyTimeoutMs),
     exited.then((e) => {
       throw new Error(`${name} exited (${JSON.stringify(e)}) before listening:\n${output.join("\n")}`);
     }),

@@ -1,8 +1,11 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
 import { session as pb } from "@skein/proto";
 import { startOpenAIServer } from "./openai-server.js";
 import { startPostgres, type PostgresCluster } from "./postgres.js";
-import { startService, type ServiceProcess } from "./service-process.js";
+import { isolatedDirs, startService, type ServiceProcess } from "./service-process.js";
 import type { FakeModelServer } from "./sse-server.js";
 import { connect } from "./grpc.js";
 
@@ -14,7 +17,9 @@ import { connect } from "./grpc.js";
  *   const c = await startReplicaCluster({ replicas: 3 });
  *   try { const [a, b] = c.replicas; … await c.rows("SELECT …") } finally { await c.close() }
  *
- * Every replica gets its own private HOME (startService) and a replica id
+ * Every replica gets its own private HOME and data directories, kept across its
+ * restarts (a replica restarting in place finds its pid registry and reaps the
+ * extension processes its predecessor left), and a replica id
  * `<name>-<generation>` (A-1, after a restart A-2: unique per process, like the
  * service's own default hostname:pid). close() ends every replica (SIGKILL,
  * which also ends a SIGSTOPped one), the clients, the pool, the fake provider
@@ -80,6 +85,12 @@ export interface ReplicaClusterOptions {
 
 const NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
+/** Replica homes not yet removed: removed at the worker's exit should a test die before close(). */
+const liveHomes = new Set<string>();
+process.on("exit", () => {
+  for (const home of liveHomes) rmSync(home, { recursive: true, force: true });
+});
+
 export async function startReplicaCluster(opts: ReplicaClusterOptions = {}): Promise<ReplicaCluster> {
   const ownPostgres = !opts.postgres;
   const postgres = opts.postgres ?? (await startPostgres());
@@ -87,11 +98,13 @@ export async function startReplicaCluster(opts: ReplicaClusterOptions = {}): Pro
   let model: FakeModelServer | undefined = opts.model;
   let pool: pg.Pool | undefined;
   const replicas: SessionReplica[] = [];
+  const homes: string[] = [];
   const clients = new Set<pb.SessionServiceClient>();
   const close = async () => {
     for (const c of clients) c.close();
     clients.clear();
     await Promise.all(replicas.map((r) => r.svc.stop("SIGKILL")));
+    for (const home of homes) (rmSync(home, { recursive: true, force: true }), liveHomes.delete(home));
     await pool?.end().catch(() => undefined);
     if (ownModel) await model?.close();
     if (ownPostgres) await postgres.stop();
@@ -101,6 +114,8 @@ export async function startReplicaCluster(opts: ReplicaClusterOptions = {}): Pro
     const databaseName = new URL(databaseUrl).pathname.slice(1);
     model ??= await startOpenAIServer();
     pool = new pg.Pool({ connectionString: databaseUrl, max: 2, application_name: "replica-cluster-checks" });
+    // A fault test may end every backend of the database: an idle check connection then just goes away.
+    pool.on("error", () => undefined);
     const env: Record<string, string> = {
       SKEIN_SESSION_STORE: "postgres",
       SKEIN_DATABASE_URL: databaseUrl,
@@ -118,13 +133,17 @@ export async function startReplicaCluster(opts: ReplicaClusterOptions = {}): Pro
     };
     const launch = async (index: number, extraEnv: Record<string, string>): Promise<SessionReplica> => {
       const name = NAMES[index] ?? `R${index}`;
+      const home = mkdtempSync(join(tmpdir(), `skein-replica-${name}-`));
+      homes.push(home);
+      liveHomes.add(home);
       let generation = 0;
       let svc: ServiceProcess;
       let client: pb.SessionServiceClient;
       let replicaId = "";
       const spawnOne = async (more: Record<string, string>) => {
         replicaId = `${name}-${++generation}`;
-        svc = await startService("session", { ...env, SKEIN_REPLICA_ID: replicaId, ...extraEnv, ...more });
+        // Several replicas start at once, on a machine shared with other jobs: give them time.
+        svc = await startService("session", { ...env, ...isolatedDirs(home), SKEIN_REPLICA_ID: replicaId, ...extraEnv, ...more }, { readyTimeoutMs: 60_000 });
         client = newClient(svc.address);
       };
       await spawnOne({});

@@ -49,7 +49,9 @@ let A: SessionReplica, B: SessionReplica, C: SessionReplica;
 beforeAll(async () => {
   pgc = await startPostgres();
   work = await mkdtemp(join(tmpdir(), "skein-replicas-"));
-  c = await startReplicaCluster({ postgres: pgc, replicas: 3, env: { SKEIN_EVENT_BUFFER: String(BUFFER) } });
+  // No takeover is wanted here (those are in replicas-faults): the default lease, so no loaded-machine stall
+  // ever looks like a dead replica.
+  c = await startReplicaCluster({ postgres: pgc, replicas: 3, leaseMs: 10_000, env: { SKEIN_EVENT_BUFFER: String(BUFFER) } });
   [A, B, C] = c.replicas as [SessionReplica, SessionReplica, SessionReplica];
   model = new TaggedModel(c.model, () => ({ events: openaiText("Hello from the fake model.") }));
 });
@@ -74,6 +76,7 @@ describe("one session seen from every replica", () => {
     for (const r of seen.slice(1)) expect(stripVolatile(r)).toEqual(stripVolatile(seen[0]!));
     const got = seen[2]!;
     expect(got.session!.messageCount).toBe(4);
+    expect(got.session!.lastSeq).toBe(lastSeqOf(run.events));
     expect(got.messages.map((m) => [m.role, m.content.map((x) => x.kind?.$case)])).toEqual([
       [pb.Role.ROLE_USER, ["text"]],
       [pb.Role.ROLE_ASSISTANT, ["toolRequest"]],
@@ -105,6 +108,29 @@ describe("one session seen from every replica", () => {
     expect(ppid).toBe(B.pid);
   });
 
+  it("a replica that ran a session before sees what another replica added since (no stale history): B, then A, then B", async () => {
+    const s = await createOn(C.client, work);
+    const turns: [SessionReplica, string][] = [[B, "first on B"], [A, "second on A"], [B, "third on B"]];
+    const tags: string[] = [];
+    for (const [r, text] of turns) {
+      const tag = model.tag({ events: openaiText(`answer to ${text}`) });
+      tags.push(tag);
+      const run = replyOn(r.client, s.id, say(tag, text));
+      await run.until(hasFinished);
+      expect(finishedReason(run.events)).toBe(STOP);
+    }
+    // The provider request of the third turn (on B) carries the whole conversation, A's turn included.
+    const last = c.model.requests.filter((b) => JSON.stringify(b.messages).includes(`[[tag:${tags[2]}]]`)).at(-1)!;
+    const said = (last.messages as { role: string; content: unknown }[]).filter((m) => m.role !== "system").map((m) => `${m.role}: ${JSON.stringify(m.content)}`);
+    expect(said.map((x) => x.replace(/ \[\[tag:t\d+\]\]/, ""))).toEqual([
+      'user: "first on B"',
+      'assistant: "answer to first on B"',
+      'user: "second on A"',
+      'assistant: "answer to second on A"',
+      'user: "third on B"',
+    ]);
+  });
+
   it("one run per session across replicas: a Reply on any other replica (and on the run's own) is FAILED_PRECONDITION busy", async () => {
     const s = await createOn(C.client, work);
     const g = gate();
@@ -119,9 +145,13 @@ describe("one session seen from every replica", () => {
         expect(err?.details).toMatch(/busy with request req-busy-1/);
         expect(second.events).toEqual([]);
       }
+      const summarize = await call(A.client, A.client.summarizeSession, pb.SummarizeSessionRequest.fromPartial({ sessionId: s.id })).then(() => undefined, (e: { code: number; details: string }) => e);
+      expect(summarize?.code, "SummarizeSession on A").toBe(status.FAILED_PRECONDITION);
+      expect(summarize?.details).toMatch(/busy with request req-busy-1/);
       // The database holds the rule, and every replica reports the running request.
       expect(await c.rows("SELECT request_id FROM session_runs WHERE session_id = $1", [s.id])).toEqual([{ request_id: "req-busy-1" }]);
       for (const r of [A, C]) expect((await getOn(r.client, s.id)).session!.runningRequestId, `GetSession on ${r.name}`).toBe("req-busy-1");
+      expect((await listOn(A.client)).sessions.find((x) => x.id === s.id)?.runningRequestId).toBe("req-busy-1");
     } finally {
       g.open();
     }
@@ -133,6 +163,21 @@ describe("one session seen from every replica", () => {
     // The refused Replies left nothing: two user messages, two answers.
     const roles = (await getOn(A.client, s.id)).messages.map((m) => m.role);
     expect(roles).toEqual([pb.Role.ROLE_USER, pb.Role.ROLE_ASSISTANT, pb.Role.ROLE_USER, pb.Role.ROLE_ASSISTANT]);
+  });
+
+  it("a client that got a run's finished can Reply at once on another replica (20 times): the session is free by then", async () => {
+    const s = await createOn(A.client, work);
+    const refused: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const first = replyOn(B.client, s.id, say(model.tag(), `first ${i}`));
+      await first.until(hasFinished);
+      // At the finished event, not at the end of the stream: what a client reacts to.
+      const second = replyOn(C.client, s.id, say(model.tag(), `second ${i}`));
+      const err = await second.ended;
+      if (err) refused.push(`${i}: ${err.details}`);
+      await first.ended;
+    }
+    expect(refused).toEqual([]);
   });
 
   it("two replicas racing to start a run on one session, 100 times: exactly one wins each time", async () => {
@@ -238,6 +283,23 @@ describe("live events and replay from any replica", () => {
     expect(lines(w.events)).toEqual(lines(run.events));
   });
 
+  it("a watcher hopping across all three replicas every few events of a long, fast run sees every event exactly once", async () => {
+    const s = await createOn(A.client, work);
+    // 50 deltas 10 ms apart: the whole run fits the replay window, so a hop never falls out of it.
+    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("y".repeat(50), { pieces: 50 }), delayMs: 10 })));
+    const seen: AnyEvent[] = [];
+    for (let hop = 0; !hasFinished(seen); hop++) {
+      const w = watchOn([C, A, B][hop % 3]!.client, s.id, lastSeqOf(seen));
+      await w.until((es) => es.length >= 5 || hasFinished(es));
+      w.close();
+      // Whatever arrived before the hang-up took effect counts too: the next hop starts after the last of it.
+      seen.push(...w.events);
+    }
+    await run.until(hasFinished);
+    expect(lines(seen)).toEqual(lines(run.events));
+    expect(texts(seen).join("")).toBe("y".repeat(50));
+  });
+
   it("an evicted cursor gets OUT_OF_RANGE reload on any replica; the window keeps the last SKEIN_EVENT_BUFFER events", async () => {
     const s = await createOn(A.client, work);
     let last: AnyEvent[] = [];
@@ -308,6 +370,61 @@ describe("cancel from any replica", () => {
   });
 });
 
+describe("cancel and delete from any replica, also without notifications", () => {
+  it("CancelReply on C still reaches B when every LISTEN connection was just cut (the poll fallback)", async () => {
+    const s = await createOn(A.client, work);
+    const g = gate();
+    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("never finished", { pieces: 4 }), holdAfter: 2, hold: g.promise })), "req-cancel-cut");
+    try {
+      await run.until((es) => texts(es).length > 0);
+      await c.rows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ~* '^\\s*LISTEN' AND pid <> pg_backend_pid()", [c.databaseName]);
+      expect((await cancelOn(C.client, s.id, "req-cancel-cut")).cancelled).toBe(true);
+      // Generous bound, not a timing assertion: the provider never ends this run, only the cancel does.
+      await run.until(hasFinished, 20_000);
+      expect(finishedReason(run.events)).toBe(CANCELLED);
+    } finally {
+      g.open();
+    }
+    const next = replyOn(C.client, s.id, say(model.tag(), "again"));
+    await next.until(hasFinished);
+    expect(finishedReason(next.events)).toBe(STOP);
+  });
+
+  it("DeleteSession on C while B runs the session: the run ends, the session is gone on every replica, no rows left", async () => {
+    const s = await createOn(A.client, work);
+    const g = gate();
+    const w = watchOn(A.client, s.id, 0);
+    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("deleted underway", { pieces: 4 }), holdAfter: 2, hold: g.promise })), "req-deleted");
+    try {
+      await w.until((es) => texts(es).length > 0);
+      await call(C.client, C.client.deleteSession, pb.DeleteSessionRequest.fromPartial({ sessionId: s.id }));
+      // As on one host: the run is cancelled first (its stream ends with finished{cancelled}) …
+      await run.ended;
+      expect(finishedReason(run.events)).toBe(CANCELLED);
+    } finally {
+      g.open();
+    }
+    for (const r of [A, B, C]) {
+      const err = await getOn(r.client, s.id).then(() => undefined, (e: { code: number }) => e);
+      expect(err?.code, `GetSession on ${r.name}`).toBe(status.NOT_FOUND);
+      expect((await listOn(r.client)).sessions.some((x) => x.id === s.id)).toBe(false);
+    }
+    for (const table of ["sessions WHERE id = $1", "messages WHERE session_id = $1", "session_runs WHERE session_id = $1"]) {
+      expect(await c.rows(`SELECT 1 FROM ${table}`, [s.id]), table).toEqual([]);
+    }
+    // B's run did not write after the delete (no session row came back with its answer).
+    await expectEventually(() => c.model.activeResponses === 0, "B to drop or finish its provider answer");
+    expect(await c.rows("SELECT 1 FROM sessions WHERE id = $1", [s.id])).toEqual([]);
+    // … and a follower of the deleted session on another replica is ended too.
+    try {
+      await w.until(() => false, 30_000).catch((e: Error) => expect(e.message, "the watcher on A").toMatch(/stream ended/));
+      expect(await w.ended).toBeUndefined();
+    } finally {
+      w.close();
+    }
+  });
+});
+
 describe("GetStats across replicas", () => {
   it("names the replica that answered and gives cluster totals from the database", async () => {
     const idle = await Promise.all([A, B, C].map((r) => statsOn(r.client)));
@@ -316,6 +433,9 @@ describe("GetStats across replicas", () => {
       expect(st.replica, `GetStats on ${r.name}`).toEqual({ id: r.replicaId, address: r.address });
       expect(st.cluster).toEqual({ runningReplies: 0, replicasRunning: 0 });
     });
+    // Sessions "on disk" are the database's, the same on every replica.
+    const inDb = Number((await c.rows<{ n: string }>("SELECT count(*) AS n FROM sessions"))[0]!.n);
+    expect(idle.map((st) => st.sessionsOnDisk)).toEqual([inDb, inDb, inDb]);
     const s = await createOn(A.client, work);
     const g = gate();
     const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("held", { pieces: 2 }), holdAfter: 1, hold: g.promise })));
@@ -329,6 +449,7 @@ describe("GetStats across replicas", () => {
       g.open();
     }
     await run.until(hasFinished);
+    expect((await statsOn(C.client)).cluster, "right after the run's finished").toEqual({ runningReplies: 0, replicasRunning: 0 });
   });
 });
 
