@@ -173,7 +173,7 @@ describe("two replicas on one database", () => {
     expect(evicted.details).toMatch(/no longer buffered.*reload the session with GetSession/);
   });
 
-  it("DeleteSession on one replica cancels the run on the other first", async () => {
+  it("DeleteSession on one replica cancels the run on the other first and ends watchers everywhere", async () => {
     const s = await createSession(a, tmpdir());
     const hold = gate();
     model.enqueue({ events: openaiText("doomed", { pieces: 4 }), holdAfter: 2, hold: hold.promise });
@@ -181,9 +181,13 @@ describe("two replicas on one database", () => {
       const running = reply(a, s.id, "soon deleted", "req-a-doomed");
       running.on("error", () => undefined);
       await readUntil(running, (e) => e.event?.$case === "textDelta");
+      const watching = watch(a, s.id, 0);
+      const watched = new Promise<string>((resolve) => watching.on("data", () => undefined).on("end", () => resolve("ended")).on("error", (e) => resolve(String(e))));
       await call(b, b.deleteSession, pb.DeleteSessionRequest.fromPartial({ sessionId: s.id }));
       const rest = await readUntil(running, (e) => e.event?.$case === "finished");
       expect(finishReason(rest)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
+      // A watcher on the replica that did not delete it ends too, as on one host.
+      expect(await watched).toBe("ended");
       for (const c of [a, b]) expect((await rejection(getSession(c, s.id))).code).toBe(status.NOT_FOUND);
       expect(await query(url, "SELECT 1 FROM session_runs WHERE session_id = $1", [s.id])).toEqual([]);
     } finally {

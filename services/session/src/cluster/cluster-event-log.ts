@@ -18,6 +18,8 @@ const BATCH_MAX = 256;
 export interface ClusterEventLogDeps {
   readonly events: PgEventLog;
   readonly follower: EventFollower;
+  /** Calls `fn` when the session is deleted on any replica; returns the unsubscribe. */
+  readonly onDeleted: (sessionId: string, fn: () => void) => () => void;
   /** The lease this replica holds on the session now (the run that publishes). */
   readonly leaseOf: (sessionId: string) => RunLease | undefined;
   /** The run cannot write any more (lease lost, database gone too long): stop it. */
@@ -98,12 +100,16 @@ export class ClusterEventLog implements SlotEventLog {
     })();
   }
 
+  /** WatchSession: from the database; ends, as on one host, when the session is deleted on any replica. */
   follow(afterSeq: number, signals: AbortSignal[]): AsyncIterable<SessionEvent> {
     const counted = async function* (self: ClusterEventLog): AsyncGenerator<SessionEvent> {
       self.watching++;
+      const gone = new AbortController();
+      const unsubscribe = self.deps.onDeleted(self.sessionId, () => gone.abort());
       try {
-        yield* followStored(self.deps.follower, self.sessionId, afterSeq, [...signals, self.closed.signal]);
+        yield* followStored(self.deps.follower, self.sessionId, afterSeq, [...signals, self.closed.signal, gone.signal]);
       } finally {
+        unsubscribe();
         self.watching--;
       }
     };

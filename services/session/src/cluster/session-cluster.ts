@@ -1,7 +1,7 @@
 import { ConfigError, type Logger } from "@skein/runtime";
 import { PostgresSessionStore } from "../store/postgres-store.js";
 import { redactUrl } from "../store/postgres/database-url.js";
-import { EVENTS_CHANNEL, PgEventLog } from "../store/postgres/event-log.js";
+import { DELETED_CHANNEL, EVENTS_CHANNEL, PgEventLog } from "../store/postgres/event-log.js";
 import { EventFollower } from "../store/postgres/follower.js";
 import { LeaseKeeper } from "../store/postgres/lease-keeper.js";
 import { PgListener } from "../store/postgres/listener.js";
@@ -60,7 +60,7 @@ export class SessionCluster {
     const store = await PostgresSessionStore.open(url, log, { applicationName }).catch((err: unknown) => {
       throw unusable(err);
     });
-    const listener = new PgListener(url, log, { channels: [EVENTS_CHANNEL, CANCEL_CHANNEL], applicationName: `${applicationName} listen`.slice(0, 63) });
+    const listener = new PgListener(url, log, { channels: [EVENTS_CHANNEL, CANCEL_CHANNEL, DELETED_CHANNEL], applicationName: `${applicationName} listen`.slice(0, 63) });
     try {
       await listener.start();
     } catch (err) {
@@ -85,6 +85,7 @@ export class SessionCluster {
     const log = new ClusterEventLog(sessionId, {
       events: this.events,
       follower: this.follower,
+      onDeleted: (id, fn) => this.listener.on(DELETED_CHANNEL, (payload) => payload === id && fn()),
       leaseOf: (id) => this.ownership.leaseOf(id),
       lost: (lease, reason) => this.ownership.lost(lease, reason),
       retryForMs: this.leases.leaseMs,
