@@ -133,7 +133,11 @@ export async function startService(
     exited.then((e) => {
       throw new Error(`${name} exited (${JSON.stringify(e)}) before listening:\n${output.join("\n")}`);
     }),
-  ]);
+  ]).catch(async (err: unknown) => {
+    // A service that never came up is not the caller's to stop (it never got one): end it here.
+    await stop("SIGKILL");
+    throw err;
+  });
   const port = listening.port as number;
   return { proc, port, address: `127.0.0.1:${port}`, logs, output, waitForLog, stop, exited };
 }

@@ -121,6 +121,8 @@ describe("a replica dies mid-run (kill -9)", () => {
     const doomed = ofRequest(w.events, "req-doomed");
     const tail = doomed.slice(-2);
     expect(tail.map(kind)).toEqual(["error", "finished"]);
+    // Two sweeping replicas (A and C) raced for the dead lease: exactly one declared the run interrupted.
+    expect(doomed.filter((e) => kind(e) === "error" || kind(e) === "finished").map(kind)).toEqual(["error", "finished"]);
     expect(tail[0]!.event?.$case === "error" && tail[0]!.event.value.code).toBe("RUN_INTERRUPTED");
     expect(finishedReason(doomed)).toBe(ERROR);
     expect(isSeqIncreasing(w.events)).toBe(true);
@@ -252,6 +254,7 @@ describe("a replica whose lease was taken over", () => {
       // B or C takes the lease over once it expires and declares the run interrupted.
       await w.until((es) => ofRequest(es, "req-frozen").some((e) => kind(e) === "finished"), TAKEOVER_WAIT);
       expect(finishedReason(ofRequest(w.events, "req-frozen"))).toBe(ERROR);
+      expect(ofRequest(w.events, "req-frozen").filter((e) => kind(e) === "error" || kind(e) === "finished").map(kind)).toEqual(["error", "finished"]);
       // A new run on B now holds the session, and finishes.
       const next = replyOn(B.client, s.id, say(model.tag({ events: openaiText("B's answer") }), "next"), "req-after");
       await next.until(hasFinished);
