@@ -34,7 +34,7 @@ interface Side {
   close(): Promise<void>;
 }
 
-/** "tmpfs" or "disk": heartbeats cost far more on a journaling file system (a new inode per atomic replace). */
+/** "tmpfs" or "disk": heartbeats cost more on a journaling file system (directory updates in the journal per atomic replace). */
 function fsKind(dir: string): string {
   return statfsSync(dir).type === TMPFS_MAGIC ? "tmpfs" : "disk";
 }
@@ -189,7 +189,7 @@ export async function run(): Promise<Table[]> {
       notes: [
         `agents run \`${AGENT_COMMAND}\`; starts are sequential; processes counted over the tmux server tree (+ loop sessions for bash)`,
         "heartbeat CPU, read from outside (/proc/<pid>/stat utime+stime over the window): the fleet service process (everything it does) vs every setsid loop with its reaped date/mv/sleep children",
-        "tmpfs: where $XDG_RUNTIME_DIR (the default heartbeat dir) lives; disk: the bench's temp dir (ext4 here), where each atomic replace allocates and frees an inode in the journal",
+        "tmpfs: where $XDG_RUNTIME_DIR (the default heartbeat dir) lives; disk: the bench's temp dir (ext4 here; also the default ~/.local/state/skein/heartbeats when $XDG_RUNTIME_DIR is unset)",
         "max heartbeat age: now minus the oldest heartbeat file's mtime, sampled every 250 ms over the window",
       ],
     },

@@ -1,15 +1,13 @@
 import { tmpdir } from "node:os";
-import { Server, ServerCredentials, status, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
-import { call, connect, openaiText, type FakeModelServer } from "@skein/testkit";
+import { call, openaiText, type FakeModelServer } from "@skein/testkit";
 import { heapAfterGc, pool } from "./measure.js";
 import { withSessionService } from "./session-server.js";
 import { MiB, type Table } from "./table.js";
 
 type Client = pb.SessionServiceClient;
 
-const DELTAS_PER_REPLY = 2_000;
-const THROUGHPUT_REPLIES = 10;
 const HEAP_SESSIONS = 1_000;
 const HEAP_REPLIES_PER_SESSION = 10;
 const HANGUP_REPLIES = 200;
@@ -18,7 +16,6 @@ const CONCURRENCY = 32;
 export async function run(): Promise<Table[]> {
   return withSessionService("session", {}, async ({ model, client }) => {
     const stages: Array<[string, () => Promise<Table>]> = [
-      ["throughput", () => throughput(client, model)],
       ["heap", () => heap(client, model)],
       ["hang-ups", () => hangups(client, model)],
     ];
@@ -33,40 +30,7 @@ export async function run(): Promise<Table[]> {
   });
 }
 
-/** (1) Events per second through Reply vs a bare grpc-js server stream of as many events. */
-async function throughput(client: Client, model: FakeModelServer): Promise<Table> {
-  model.setFallback(() => ({ events: openaiText("x".repeat(DELTAS_PER_REPLY), { pieces: DELTAS_PER_REPLY }) }));
-  const id = (await create(client)).id;
-  await readAll(client.reply(pb.ReplyRequest.fromPartial({ sessionId: id, text: "warm up" })));
-  let events = 0;
-  const t0 = performance.now();
-  for (let i = 0; i < THROUGHPUT_REPLIES; i++) events += await readAll(client.reply(pb.ReplyRequest.fromPartial({ sessionId: id, text: `reply ${i}` })));
-  const skeinMs = performance.now() - t0;
-
-  const raw = await rawServer(events / THROUGHPUT_REPLIES);
-  const rawClient = connect(pb.SessionServiceClient, `127.0.0.1:${raw.port}`);
-  await readAll(rawClient.reply(pb.ReplyRequest.fromPartial({ sessionId: "warm" })));
-  let rawEvents = 0;
-  const t1 = performance.now();
-  for (let i = 0; i < THROUGHPUT_REPLIES; i++) rawEvents += await readAll(rawClient.reply(pb.ReplyRequest.fromPartial({ sessionId: "raw" })));
-  const rawMs = performance.now() - t1;
-  raw.server.forceShutdown();
-
-  const skeinRate = events / (skeinMs / 1000);
-  const rawRate = rawEvents / (rawMs / 1000);
-  return {
-    title: "session: Reply event throughput",
-    columns: ["path", "events", "seconds", "events/s"],
-    rows: [
-      ["skein Reply (fake OpenAI SSE → agent loop → store → gRPC)", events, skeinMs / 1000, Math.round(skeinRate)],
-      ["bare grpc-js server stream, same events", rawEvents, rawMs / 1000, Math.round(rawRate)],
-      ["ratio skein / bare", "", "", `${((skeinRate / rawRate) * 100).toFixed(0)} %`],
-    ],
-    notes: [`${THROUGHPUT_REPLIES} replies of ${DELTAS_PER_REPLY} text deltas each, one session, client and servers in one process`],
-  };
-}
-
-/** (2) Heap after many replies over many sessions, after GC. */
+/** Heap after many replies over many sessions, after GC. */
 async function heap(client: Client, model: FakeModelServer): Promise<Table> {
   model.setFallback(() => ({ events: openaiText("Hello from the fake model.") }));
   const before = heapAfterGc();
@@ -100,7 +64,7 @@ async function heap(client: Client, model: FakeModelServer): Promise<Table> {
   };
 }
 
-/** (3) Provider connections left after replies whose clients hung up after the first event. */
+/** Provider connections left after replies whose clients hung up after the first event. */
 async function hangups(client: Client, model: FakeModelServer): Promise<Table> {
   model.setFallback(() => ({ events: openaiText("a reply that keeps streaming for a while", { pieces: 20 }), delayMs: 5 }));
   const ids: string[] = [];
@@ -164,20 +128,3 @@ function readAll(stream: AsyncIterable<unknown>): Promise<number> {
   })();
 }
 
-
-
-/** A bare grpc-js server streaming `count` text deltas per call, with backpressure. */
-async function rawServer(count: number): Promise<{ server: Server; port: number }> {
-  const server = new Server();
-  server.addService(pb.SessionServiceService, {
-    reply: async (call: ServerWritableStream<pb.ReplyRequest, pb.ReplyResponse>) => {
-      for (let i = 1; i <= count; i++) {
-        const ok = call.write(pb.ReplyResponse.fromPartial({ seq: i, requestId: "raw", sessionId: "raw", event: { $case: "textDelta", value: { text: "x" } } }));
-        if (!ok) await new Promise((r) => call.once("drain", r));
-      }
-      call.end();
-    },
-  } as never);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  return { server, port };
-}

@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
@@ -37,37 +36,6 @@ export async function writeAtomic(path: string, content: string | Uint8Array | (
     throw err;
   }
   await syncDir(dir);
-}
-
-/**
- * Replaces a small file so that readers see the old or the new content, never
- * a mix (temp file in the same directory, then rename), synchronously and
- * without fsync: for files rewritten every few seconds (heartbeats), where a
- * write lost to a power cut is rewritten at the next interval and the cost of
- * a flush and of a thread-pool round trip per file would dominate. The temp
- * file is created exclusively, so a planted symlink is never followed.
- */
-export function replaceFileSync(path: string, content: string, mode: number): void {
-  // One writer per process and file at a time (the call is synchronous): the pid makes the name unique.
-  const tmp = join(dirname(path), `${TEMP_PREFIX}${basename(path)}-${process.pid}`);
-  try {
-    writeFileSync(tmp, content, { mode, flag: "wx" });
-  } catch (err) {
-    // Left by a crashed process that had our pid: ours to replace.
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    unlinkSync(tmp);
-    writeFileSync(tmp, content, { mode, flag: "wx" });
-  }
-  try {
-    renameSync(tmp, path);
-  } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // already gone
-    }
-    throw err;
-  }
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -1,4 +1,5 @@
 export * from "./atomic-write.js";
+export * from "./file-replacer.js";
 export * from "./keyed-lock.js";
 export * from "./proc.js";
 export * from "./instance-lock.js";

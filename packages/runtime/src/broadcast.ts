@@ -1,3 +1,4 @@
+import { iterateBatches, type BatchSource } from "./batch-source.js";
 import { ResourceExhaustedError } from "./errors.js";
 
 /** Raised to a subscriber that fell further behind than its queue allows. */
@@ -9,7 +10,7 @@ export class SubscriberOverflowError extends ResourceExhaustedError {}
  * growing memory without bound, and publishing never waits for anyone.
  */
 export class Broadcaster<T> {
-  private readonly subscribers = new Set<Subscriber<T>>();
+  private readonly subscribers = new Set<Subscription<T>>();
 
   get size(): number {
     return this.subscribers.size;
@@ -19,73 +20,91 @@ export class Broadcaster<T> {
     for (const s of this.subscribers) s.push(event);
   }
 
-  /** Ends every subscription (their iterators return normally). */
+  /** Ends every subscription (its reader gets what was queued, then the end). */
   close(): void {
-    for (const s of this.subscribers) s.close();
+    for (const s of this.subscribers) s.end();
   }
 
   /**
-   * Follows events published from now on until a signal aborts or close().
-   * `maxQueued` bounds the events waiting for this subscriber.
+   * Follows events published from now on until a signal aborts, close(), or
+   * the reader closes it. `maxQueued` bounds the events waiting for this
+   * subscriber. Read it in batches (nextBatch) or as an async iterable.
    */
-  subscribe(signals: AbortSignal[], maxQueued = 1024, overflowMessage = "subscriber fell behind"): AsyncIterable<T> {
-    const sub = new Subscriber<T>(maxQueued, overflowMessage);
-    this.subscribers.add(sub);
-    const subscribers = this.subscribers;
-    return {
-      async *[Symbol.asyncIterator]() {
-        try {
-          yield* sub.drain(signals);
-        } finally {
-          subscribers.delete(sub);
-        }
-      },
-    };
+  subscribe(signals: AbortSignal[], maxQueued = 1024, overflowMessage = "subscriber fell behind"): Subscription<T> {
+    return new Subscription(this.subscribers, signals, maxQueued, overflowMessage);
   }
 }
 
-class Subscriber<T> {
+/**
+ * One follower's queue. It holds one abort listener per signal for its whole
+ * life (not one per wait), and leaves the broadcaster as soon as it ends.
+ */
+export class Subscription<T> implements BatchSource<T>, AsyncIterable<T> {
   private queue: T[] = [];
   private wake: (() => void) | undefined;
-  private closed = false;
+  /** No more events will be queued: broadcaster closed, a signal aborted, or the reader closed it. */
+  private ended = false;
   private overflowed = false;
+  private readonly onAbort = () => this.end();
 
   constructor(
+    private readonly subscribers: Set<Subscription<T>>,
+    private readonly signals: AbortSignal[],
     private readonly maxQueued: number,
     private readonly overflowMessage: string,
-  ) {}
+  ) {
+    subscribers.add(this);
+    for (const s of signals) s.addEventListener("abort", this.onAbort, { once: true });
+    if (signals.some((s) => s.aborted)) this.end();
+  }
 
+  /** @internal the broadcaster queues an event. */
   push(event: T): void {
-    if (this.closed || this.overflowed) return;
+    if (this.ended) return;
     if (this.queue.length >= this.maxQueued) {
       this.overflowed = true;
       this.queue = [];
-    } else this.queue.push(event);
-    this.wake?.();
+      this.end();
+      return;
+    }
+    this.queue.push(event);
+    const wake = this.wake;
+    if (wake) {
+      this.wake = undefined;
+      wake();
+    }
+  }
+
+  /** Everything queued, in order; waits when nothing is; undefined once ended and empty. Throws SubscriberOverflowError when cut off. */
+  nextBatch(): T[] | undefined | Promise<T[] | undefined> {
+    if (this.overflowed) throw new SubscriberOverflowError(this.overflowMessage);
+    if (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      return batch;
+    }
+    if (this.ended) return undefined;
+    return new Promise<void>((resolve) => (this.wake = resolve)).then(() => this.nextBatch());
   }
 
   close(): void {
-    this.closed = true;
-    this.wake?.();
+    this.queue = [];
+    this.end();
   }
 
-  async *drain(signals: AbortSignal[]): AsyncGenerator<T> {
-    // One abort listener per subscription, not one per wait (a wait per event when events trickle in).
-    const onAbort = () => this.wake?.();
-    for (const s of signals) s.addEventListener("abort", onAbort, { once: true });
-    try {
-      for (;;) {
-        if (this.overflowed) throw new SubscriberOverflowError(this.overflowMessage);
-        const batch = this.queue;
-        this.queue = [];
-        for (const event of batch) yield event;
-        if (batch.length > 0) continue;
-        if (this.closed || signals.some((s) => s.aborted)) return;
-        await new Promise<void>((resolve) => (this.wake = resolve));
-        this.wake = undefined;
-      }
-    } finally {
-      for (const s of signals) s.removeEventListener("abort", onAbort);
+  /** @internal stops queueing, forgets the listeners and the broadcaster, wakes a waiting reader. */
+  end(): void {
+    if (!this.ended) {
+      this.ended = true;
+      this.subscribers.delete(this);
+      for (const s of this.signals) s.removeEventListener("abort", this.onAbort);
     }
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<T> {
+    return iterateBatches(this);
   }
 }

@@ -1,5 +1,6 @@
 import type { Metadata } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import type { BatchSource } from "./batch-source.js";
 
 /** What every handler receives beside its request. */
 export interface CallContext {
@@ -20,5 +21,11 @@ export interface CallContext {
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
-export type ServerStreamHandler<Req, Res> = (request: Req, ctx: CallContext) => AsyncIterable<Res>;
+/**
+ * What a server-streaming handler gives: its messages as an async iterable,
+ * or as a batch source (written a batch at a time), or a promise of either
+ * (a handler that must do work before it can stream, and may fail with a status).
+ */
+export type StreamSource<Res> = AsyncIterable<Res> | BatchSource<Res>;
+export type ServerStreamHandler<Req, Res> = (request: Req, ctx: CallContext) => StreamSource<Res> | Promise<StreamSource<Res>>;
 export type BidiStreamHandler<Req, Res> = (requests: AsyncIterable<Req>, ctx: CallContext) => AsyncIterable<Res>;

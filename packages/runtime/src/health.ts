@@ -66,16 +66,16 @@ export class HealthRegistry {
 
   private async *watch(service: string, ctx: CallContext): AsyncGenerator<health.HealthCheckResponse> {
     // Subscribe before reading the current status so no change falls between.
-    const changes = this.changes.subscribe([ctx.signal, ctx.draining], 16)[Symbol.asyncIterator]();
+    const changes = this.changes.subscribe([ctx.signal, ctx.draining], 16);
     let last = this.statuses.get(service) ?? Status.SERVICE_UNKNOWN;
-    yield { status: last };
     try {
-      while (!(await changes.next()).done) {
+      yield { status: last };
+      while ((await changes.nextBatch()) !== undefined) {
         const current = this.statuses.get(service) ?? Status.SERVICE_UNKNOWN;
         if (current !== last) yield { status: (last = current) };
       }
     } finally {
-      await changes.return?.();
+      changes.close();
     }
   }
 }

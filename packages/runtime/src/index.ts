@@ -1,6 +1,7 @@
 export * from "./abort.js";
 export * from "./address.js";
 export * from "./auth.js";
+export * from "./batch-source.js";
 export * from "./broadcast.js";
 export * from "./config.js";
 export * from "./context.js";

@@ -1,8 +1,10 @@
 import { status, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
+import { untilAborted } from "./abort.js";
+import { batchesOf, isBatchSource } from "./batch-source.js";
 import { CallScope, type CallEnvironment } from "./call.js";
-import type { CallContext, ServerStreamHandler } from "./context.js";
+import type { CallContext, ServerStreamHandler, StreamSource } from "./context.js";
 import { parsedRequest } from "./malformed.js";
-import { pump } from "./stream-writer.js";
+import { pumpBatches } from "./stream-writer.js";
 
 type ResponseStream = ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>;
 
@@ -20,8 +22,8 @@ export function selfEndingStream<Req, Res>(handler: ServerStreamHandler<Req, Res
 }
 
 /**
- * Server-streaming calls: the handler yields messages; they are written with
- * backpressure; cancel, deadline or forced shutdown stop the handler's
+ * Server-streaming calls: the handler yields messages (or hands out batches of
+ * them); they are written with backpressure; cancel, deadline or forced shutdown stop the handler's
  * iterator (its finally blocks run) and leave no listener behind.
  */
 export function adaptServerStream<Req, Res>(method: string, handler: ServerStreamHandler<Req, Res>, env: CallEnvironment) {
@@ -34,14 +36,14 @@ export function streamResponses(
   call: ResponseStream,
   method: string,
   env: CallEnvironment,
-  produce: (ctx: CallContext) => AsyncIterable<unknown>,
+  produce: (ctx: CallContext) => StreamSource<unknown> | Promise<StreamSource<unknown>>,
   selfEnding = false,
 ): void {
   const scope = new CallScope(call, method, env, selfEnding);
   scope.run(async () => {
     try {
       scope.authorize();
-      const completed = await pump(produce(scope.ctx), call, scope.ctx.signal, () => scope.sent());
+      const completed = await write(produce(scope.ctx), call, scope.ctx.signal, () => scope.sent());
       if (completed) {
         call.end();
         scope.finish(status.OK);
@@ -55,6 +57,22 @@ export function streamResponses(
       scope.finish(s.code, s.details);
     }
   });
+}
+
+/** Waits for the handler's source (unless the call stops first: then the source is closed once it comes) and pumps it. */
+async function write(produced: StreamSource<unknown> | Promise<StreamSource<unknown>>, call: ResponseStream, signal: AbortSignal, onWrite: () => void): Promise<boolean> {
+  const asBatches = (s: StreamSource<unknown>) => (isBatchSource(s) ? s : batchesOf(s));
+  let source = produced;
+  if (source instanceof Promise) {
+    const pending = source;
+    const ready = await untilAborted(pending, signal);
+    if (ready === undefined) {
+      pending.then((s) => asBatches(s).close(), () => undefined);
+      return false;
+    }
+    source = ready;
+  }
+  return pumpBatches(asBatches(source), call, signal, onWrite);
 }
 
 function endWithStatus(call: ResponseStream, code: status, details: string): void {

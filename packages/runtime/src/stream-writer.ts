@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import type { Writable } from "node:stream";
+import { batchesOf, type BatchSource } from "./batch-source.js";
 
 /**
  * Writes one message, waiting for `drain` when the transport buffer is full.
@@ -20,39 +21,60 @@ export async function writeWithBackpressure(stream: Writable, message: unknown, 
 }
 
 /**
- * Pumps an async iterable into a writable stream with backpressure, stopping
- * (and closing the iterator, so its finally blocks run) when the signal aborts.
- * Returns true when the source was exhausted, false when the signal stopped it.
- * One abort listener serves the whole call (not one per message: adding and
- * removing it per message showed in the reply profile).
+ * Pumps an async iterable into a writable stream with backpressure (see
+ * pumpBatches), one item at a time.
  */
-export async function pump(source: AsyncIterable<unknown>, stream: Writable, signal: AbortSignal, onWrite?: () => void): Promise<boolean> {
-  const it = source[Symbol.asyncIterator]();
-  let finished = false;
-  /** Ends the current wait for the next item; set per wait. */
+export function pump(source: AsyncIterable<unknown>, stream: Writable, signal: AbortSignal, onWrite?: () => void): Promise<boolean> {
+  return pumpBatches(batchesOf(source), stream, signal, onWrite);
+}
+
+/**
+ * Writes a batch source into a writable stream: each batch synchronously
+ * while `write()` accepts, waiting for `drain` only when the transport is
+ * full. Stops when the signal aborts, and always closes the source.
+ * Returns true when the source ended, false when the signal stopped it.
+ * One abort listener serves the whole call, for the waits on the source and
+ * on `drain` alike (adding and removing one per message showed in the reply
+ * profile).
+ */
+export async function pumpBatches(source: BatchSource<unknown>, stream: Writable, signal: AbortSignal, onWrite?: () => void): Promise<boolean> {
+  /** Ends the current wait (for the source or for drain); set per wait. */
   let stopWaiting: (() => void) | undefined;
   const onAbort = () => stopWaiting?.();
   signal.addEventListener("abort", onAbort, { once: true });
   try {
     for (;;) {
       if (signal.aborted) return false;
-      const next = await new Promise<IteratorResult<unknown> | undefined>((resolve, reject) => {
-        stopWaiting = () => resolve(undefined);
-        it.next().then(resolve, reject);
-      });
-      stopWaiting = undefined;
-      if (next === undefined) return false;
-      if (next.done) {
-        finished = true;
-        return true;
+      let batch = source.nextBatch();
+      if (batch instanceof Promise) {
+        const pending = batch;
+        batch = await new Promise<readonly unknown[] | undefined>((resolve, reject) => {
+          stopWaiting = () => resolve(undefined);
+          pending.then(resolve, reject);
+        });
+        stopWaiting = undefined;
+        if (signal.aborted) return false;
       }
-      if (!(await writeWithBackpressure(stream, next.value, signal))) return false;
-      onWrite?.();
+      if (batch === undefined) return true;
+      for (const message of batch) {
+        if (signal.aborted) return false;
+        if (!stream.write(message)) {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              stream.off("drain", done);
+              resolve();
+            };
+            stopWaiting = done;
+            stream.on("drain", done);
+          });
+          stopWaiting = undefined;
+          if (signal.aborted) return false;
+        }
+        onWrite?.();
+      }
     }
   } finally {
     signal.removeEventListener("abort", onAbort);
-    // Not awaited: a generator still waiting inside next() only returns once
-    // that wait ends, and the handler's own signal handling ends it.
-    if (!finished) it.return?.()?.catch(() => undefined);
+    source.close();
   }
 }

@@ -71,4 +71,29 @@ describe("Broadcaster", () => {
     b.close();
     expect((await pending).done).toBe(true);
   });
+
+  it("hands a batch reader everything queued at once, synchronously, and a waiting one what comes next in one batch", async () => {
+    const b = new Broadcaster<number>();
+    const ac = new AbortController();
+    const sub = b.subscribe([ac.signal]);
+    [1, 2, 3].forEach((n) => b.publish(n));
+    expect(sub.nextBatch()).toEqual([1, 2, 3]);
+    const waiting = sub.nextBatch();
+    expect(waiting).toBeInstanceOf(Promise);
+    [4, 5].forEach((n) => b.publish(n));
+    expect(await waiting).toEqual([4, 5]);
+    sub.close();
+    expect(b.size).toBe(0);
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
+    expect(sub.nextBatch()).toBeUndefined();
+  });
+
+  it("a subscription made with an aborted signal ends at once and is not kept", () => {
+    const b = new Broadcaster<number>();
+    const ac = new AbortController();
+    ac.abort();
+    const sub = b.subscribe([ac.signal]);
+    expect(b.size).toBe(0);
+    expect(sub.nextBatch()).toBeUndefined();
+  });
 });

@@ -1,7 +1,9 @@
 import { getEventListeners } from "node:events";
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { pump, writeWithBackpressure } from "../src/stream-writer.js";
+import { Broadcaster, SubscriberOverflowError } from "../src/broadcast.js";
+import type { BatchSource } from "../src/batch-source.js";
+import { pump, pumpBatches, writeWithBackpressure } from "../src/stream-writer.js";
 
 /** An object stream that accepts `capacity` messages, then reports a full buffer until released. */
 function slowSink(capacity: number) {
@@ -96,5 +98,132 @@ describe("pump", () => {
     }
     await expect(pump(source(), sink, ac.signal)).rejects.toThrow("source failed");
     expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
+  });
+});
+
+/** A batch source fed by hand: `give` queues a batch (or the end), the reader takes it. */
+function handSource<T>() {
+  const batches: Array<T[] | undefined> = [];
+  let wake: (() => void) | undefined;
+  let closed = 0;
+  let reads = 0;
+  const source: BatchSource<T> = {
+    nextBatch() {
+      reads++;
+      if (batches.length > 0) return batches.shift();
+      return new Promise<void>((r) => (wake = r)).then(() => batches.shift());
+    },
+    close: () => void closed++,
+  };
+  return {
+    source,
+    give(b: T[] | undefined) {
+      batches.push(b);
+      wake?.();
+      wake = undefined;
+    },
+    get closed() {
+      return closed;
+    },
+    get reads() {
+      return reads;
+    },
+  };
+}
+
+describe("pumpBatches", () => {
+  it("writes a ready batch synchronously, in order, one read per batch, and closes the source at its end", async () => {
+    const out: number[] = [];
+    const sink = new Writable({ objectMode: true, highWaterMark: 1000, write: (c, _e, cb) => (out.push(c as number), cb()) });
+    const h = handSource<number>();
+    h.give([1, 2, 3]);
+    const done = pumpBatches(h.source, sink, new AbortController().signal);
+    // The first batch is taken and written before pumpBatches even returns its promise.
+    expect(sink.writableLength + out.length).toBe(3);
+    h.give([4, 5]);
+    h.give(undefined);
+    expect(await done).toBe(true);
+    expect(out).toEqual([1, 2, 3, 4, 5]);
+    expect(h.reads).toBe(3);
+    expect(h.closed).toBe(1);
+  });
+
+  it("stops writing a batch when the transport is full and goes on, in order, after drain", async () => {
+    const { sink, written, release } = slowSink(2);
+    const h = handSource<number>();
+    h.give([1, 2, 3, 4, 5]);
+    h.give(undefined);
+    let counted = 0;
+    const done = pumpBatches(h.source, sink, new AbortController().signal, () => counted++);
+    await new Promise((r) => setImmediate(r));
+    // Two messages fill the buffer: the rest of the batch waits for drain.
+    expect(written).toEqual([1]);
+    expect(sink.writableLength).toBe(2);
+    for (let i = 0; i < 5; i++) {
+      release();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(await done).toBe(true);
+    expect(written).toEqual([1, 2, 3, 4, 5]);
+    expect(counted).toBe(5);
+  });
+
+  it("a cancel while waiting for drain ends the pump with no drain or abort listener left and the source closed", async () => {
+    const { sink } = slowSink(1);
+    const ac = new AbortController();
+    const h = handSource<number>();
+    h.give([1, 2, 3]);
+    const done = pumpBatches(h.source, sink, ac.signal);
+    await new Promise((r) => setImmediate(r));
+    expect(sink.listenerCount("drain")).toBe(1);
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(1);
+    ac.abort();
+    expect(await done).toBe(false);
+    expect(sink.listenerCount("drain")).toBe(0);
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
+    expect(h.closed).toBe(1);
+  });
+
+  it("a cancel while the source has nothing ends the pump at once, even if the source never answers", async () => {
+    const sink = new Writable({ objectMode: true, write: (_c, _e, cb) => cb() });
+    const ac = new AbortController();
+    const never: BatchSource<number> = { nextBatch: () => new Promise(() => undefined), close: () => undefined };
+    const done = pumpBatches(never, sink, ac.signal);
+    await new Promise((r) => setImmediate(r));
+    ac.abort();
+    expect(await done).toBe(false);
+    expect(getEventListeners(ac.signal, "abort")).toHaveLength(0);
+  });
+
+  it("passes on a source's error (a subscriber cut off for falling behind) and closes it", async () => {
+    const { sink, release } = slowSink(1);
+    const b = new Broadcaster<number>();
+    const sub = b.subscribe([new AbortController().signal], 3, "too slow");
+    const done = pumpBatches(sub, sink, new AbortController().signal).catch((err: unknown) => err);
+    // The client reads nothing: the first message fills the transport, the queue overflows behind it.
+    b.publish(0);
+    await new Promise((r) => setImmediate(r));
+    expect(sink.listenerCount("drain")).toBe(1);
+    for (let i = 1; i < 10; i++) b.publish(i);
+    release();
+    expect(await done).toBeInstanceOf(SubscriberOverflowError);
+    expect(b.size).toBe(0);
+  });
+
+  it("delivers a broadcaster's events in order through bursts and waits, as published", async () => {
+    const out: number[] = [];
+    const sink = new Writable({ objectMode: true, highWaterMark: 4, write: (c, _e, cb) => (out.push(c as number), setImmediate(cb)) });
+    const b = new Broadcaster<number>();
+    const ac = new AbortController();
+    const done = pumpBatches(b.subscribe([ac.signal], 1000), sink, ac.signal);
+    let n = 0;
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < round; i++) b.publish(n++);
+      await new Promise((r) => setImmediate(r));
+    }
+    while (out.length < n) await new Promise((r) => setImmediate(r));
+    b.close();
+    expect(await done).toBe(true);
+    expect(out).toEqual(Array.from({ length: n }, (_, i) => i));
   });
 });

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
-import { replaceFileSync } from "@skein/host";
+import { FileReplacer } from "@skein/host";
 
 /** `unknown`: the pane is alive but its pid is not the process started at launch. */
 export type HeartbeatStatus = "ok" | "unknown" | "exited" | "stopped";
@@ -44,28 +44,32 @@ export function formatHeartbeat(h: Heartbeat): string {
 }
 
 const madeDirs = new Set<string>();
+const files = new FileReplacer();
 
 /**
  * Replaces the heartbeat file atomically (monitors never read half a file).
  * Beats are rewritten every interval for every agent, so this is the cheapest
- * write that keeps that promise: synchronous (a couple of hundred bytes into
- * the page cache, no thread-pool round trips), no fsync (a beat lost to a power
- * cut is rewritten within one interval), the directory created once.
+ * write that keeps that promise (see FileReplacer): synchronous, no fsync (a
+ * beat lost to a power cut is rewritten within one interval), the directory
+ * created and swept of dead writers' temp files once. A final beat (exited,
+ * stopped) removes the agent's temp files: no beat follows until it runs again.
  */
 export function writeHeartbeat(file: string, h: Heartbeat): void {
   const dir = dirname(file);
   if (!madeDirs.has(dir)) {
     // Readable by fleet monitors running as other users, like the files themselves.
     mkdirSync(dir, { recursive: true, mode: 0o755 });
+    FileReplacer.sweep(dir);
     madeDirs.add(dir);
   }
   try {
-    replaceFileSync(file, formatHeartbeat(h), 0o644);
+    files.replace(file, formatHeartbeat(h), 0o644);
   } catch (err) {
     // The directory may have been removed since: forget it so the next beat recreates it.
     madeDirs.delete(dir);
     throw err;
   }
+  if (h.status === "exited" || h.status === "stopped") files.forget(file);
 }
 
 /**
@@ -73,6 +77,7 @@ export function writeHeartbeat(file: string, h: Heartbeat): void {
  * agent: a file another writer put at that path is not ours to delete.
  */
 export async function removeHeartbeat(file: string, agent: string): Promise<void> {
+  files.forget(file);
   let content: string;
   try {
     content = await readFile(file, "utf8");

@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { lastLines } from "../src/screen-text.js";
-import { formatHeartbeat, isoSeconds, removeHeartbeat } from "../src/heartbeat.js";
+import { formatHeartbeat, isoSeconds, removeHeartbeat, writeHeartbeat, type HeartbeatStatus } from "../src/heartbeat.js";
 import { backoffMs, decideRestart, HEALTHY_RUN_MS } from "../src/restart-policy.js";
 
 describe("restart policy", () => {
@@ -72,5 +72,31 @@ describe("lastLines (CaptureOutput)", () => {
     expect(lastLines(dead, 5)).toBe("hello\nworld\nPane is dead (status 3, Sat Nov 28 05:29:42 2026)\n");
     expect(lastLines(dead, 1)).toBe("Pane is dead (status 3, Sat Nov 28 05:29:42 2026)\n");
     expect(lastLines(`\n\nPane is dead (signal 9, x)\n\n`, 3)).toBe("Pane is dead (signal 9, x)\n");
+  });
+});
+
+describe("writeHeartbeat", () => {
+  it("keeps one temp file (the inode the next beat overwrites) while beating, none after a final beat or RemoveAgent", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "skein-hb-"));
+    try {
+      const file = join(dir, "sub", "a.hb");
+      const beat = (status: HeartbeatStatus, agent = "a") => writeHeartbeat(join(dir, "sub", `${agent}.hb`), { at: new Date(), pid: 7, status, runtime: "pi", agent, paneId: "%1", socket: "s", restarts: 0 });
+      // A dead writer's temp file (no pid reaches 999999999) is swept when the directory is first written.
+      mkdirSync(join(dir, "sub"));
+      writeFileSync(join(dir, "sub", ".skein-tmp-a.hb-999999999.0"), "left by a crash");
+      beat("ok");
+      beat("ok");
+      expect(readFileSync(file, "utf8").split("\n").slice(0, 3)).toEqual([expect.stringMatching(/^ts=/), "pid=7", "status=ok"]);
+      expect(readdirSync(join(dir, "sub")).sort()).toEqual([`.skein-tmp-a.hb-${process.pid}.0`, "a.hb"]);
+      beat("stopped");
+      expect(readdirSync(join(dir, "sub"))).toEqual(["a.hb"]);
+      expect(readFileSync(file, "utf8")).toContain("status=stopped\n");
+      beat("ok", "b");
+      beat("ok", "b");
+      await removeHeartbeat(join(dir, "sub", "b.hb"), "b");
+      expect(readdirSync(join(dir, "sub"))).toEqual(["a.hb"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,10 +1,11 @@
 import { session as pb } from "@skein/proto";
-import { selfEndingStream, type ServiceImplementation } from "@skein/runtime";
+import { batchesOf, isBatchSource, mapBatches, selfEndingStream, type BatchSource, type ServiceImplementation, type StreamSource } from "@skein/runtime";
 import type { RawExtensionConfig } from "./extensions/index.js";
 import type { Sessions } from "./sessions.js";
 import { messagePageRequest, messagePageToken } from "./message-pages.js";
 import { eventToProto, sessionToProto, toolToProto } from "./wire.js";
 import { fitEvent, messagePage } from "./wire-limits.js";
+import type { SessionEvent } from "./runs/events.js";
 
 type Impl = ServiceImplementation<typeof pb.SessionServiceService>;
 
@@ -16,7 +17,9 @@ function rawExtension(e: pb.ExtensionConfig): RawExtensionConfig {
 }
 
 export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: number }): Impl {
-  const event = (e: Parameters<typeof eventToProto>[0]) => fitEvent(eventToProto(e), limits.maxResponseBytes);
+  const event = (e: SessionEvent) => fitEvent(eventToProto(e), limits.maxResponseBytes);
+  // Batches of events straight to the call (from the event log, or any async iterable of events).
+  const stream = (events: StreamSource<SessionEvent>): BatchSource<pb.ReplyResponse> => mapBatches(isBatchSource(events) ? events : batchesOf(events), event);
   const toProto = async (info: Parameters<typeof sessionToProto>[0], messageCount?: number) =>
     sessionToProto(info, (await sessions.live([info.id])).get(info.id) ?? NOT_LIVE, sessions.extensionsOf(info), messageCount);
   return {
@@ -48,15 +51,9 @@ export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: 
     },
 
     // Ends with its run's `finished`, also at shutdown (the run is stopped, then the stream ends).
-    reply: selfEndingStream(async function* (req, ctx) {
-      const events = await sessions.reply(req.sessionId, req.text, req.requestId || ctx.requestId, [ctx.signal]);
-      for await (const e of events) yield event(e);
-    }),
+    reply: selfEndingStream(async (req, ctx) => stream(await sessions.reply(req.sessionId, req.text, req.requestId || ctx.requestId, [ctx.signal]))),
 
-    watchSession: async function* (req, ctx) {
-      const events = await sessions.watch(req.sessionId, req.afterSeq, [ctx.signal, ctx.draining]);
-      for await (const e of events) yield event(e) as pb.WatchSessionResponse;
-    },
+    watchSession: async (req, ctx) => stream(await sessions.watch(req.sessionId, req.afterSeq, [ctx.signal, ctx.draining])),
 
     cancelReply: async (req) => pb.CancelReplyResponse.fromPartial({ cancelled: await sessions.cancel(req.sessionId, req.requestId) }),
 

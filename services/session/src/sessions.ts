@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { isAbsolute } from "node:path";
-import { CancelledError, FailedPreconditionError, InvalidArgumentError, NotFoundError, SkeinError, type Logger } from "@skein/runtime";
+import { CancelledError, FailedPreconditionError, InvalidArgumentError, NotFoundError, SkeinError, type Feed, type Logger } from "@skein/runtime";
 import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig, type RawExtensionConfig, type ToolSpec } from "./extensions/index.js";
 import { ProviderError, type Provider } from "./providers/provider.js";
 import { compactAndStore } from "./runs/run.js";
@@ -97,7 +97,7 @@ export class Sessions {
   }
 
   /** Validates, then the session's slot starts the run (loading the agent if evicted). */
-  async reply(id: string, text: string, requestId: string, signals: AbortSignal[]): Promise<AsyncIterable<SessionEvent>> {
+  async reply(id: string, text: string, requestId: string, signals: AbortSignal[]): Promise<Feed<SessionEvent>> {
     validateSessionId(id);
     if (text === "") throw new InvalidArgumentError("text", "must not be empty");
     if (text.length > this.opts.maxMessageChars) {
@@ -107,7 +107,7 @@ export class Sessions {
     return this.slots.reply(id, requestId, text, this.provider(), signals);
   }
 
-  async watch(id: string, afterSeq: number, signals: AbortSignal[]): Promise<AsyncIterable<SessionEvent>> {
+  async watch(id: string, afterSeq: number, signals: AbortSignal[]): Promise<Feed<SessionEvent>> {
     validateSessionId(id);
     if (!(await this.opts.store.info(id))) throw notFound(id);
     return this.slots.watch(id, afterSeq, signals);

@@ -53,15 +53,18 @@ export async function runAgent(input: AgentTurnInput): Promise<FinishKind> {
     let textChars = 0;
     const requests: ToolRequestItem[] = [];
     try {
-      for await (const chunk of provider.stream({ system: input.system, messages: history, tools: tools.list(), signal })) {
-        if (chunk.type === "text") {
-          // Beyond the cap the text is counted, not kept: the note below says how much there was.
-          const kept = text.length < maxText ? chunk.text.slice(0, maxText - text.length) : "";
-          textChars += chunk.text.length;
-          text += kept;
-          textDelta(kept);
-        } else if (chunk.type === "toolCall") requests.push({ type: "toolRequest", id: chunk.id, toolCall: capToolCall(chunk.call, maxText) });
-        else if (chunk.type === "usage") sink.usage(chunk);
+      // A batch per provider read: its chunks are handled in one go.
+      for await (const chunks of provider.stream({ system: input.system, messages: history, tools: tools.list(), signal })) {
+        for (const chunk of chunks) {
+          if (chunk.type === "text") {
+            // Beyond the cap the text is counted, not kept: the note below says how much there was.
+            const kept = text.length < maxText ? chunk.text.slice(0, maxText - text.length) : "";
+            textChars += chunk.text.length;
+            text += kept;
+            textDelta(kept);
+          } else if (chunk.type === "toolCall") requests.push({ type: "toolRequest", id: chunk.id, toolCall: capToolCall(chunk.call, maxText) });
+          else if (chunk.type === "usage") sink.usage(chunk);
+        }
       }
     } catch (err) {
       if (signal.aborted || err instanceof ProviderAbortedError) return "cancelled";

@@ -1,4 +1,4 @@
-import { Broadcaster, type Logger } from "@skein/runtime";
+import { batchesOf, Broadcaster, feedOf, type BatchSource, type Feed, type Logger } from "@skein/runtime";
 import { FOLLOWER_QUEUE } from "../runs/event-log.js";
 import type { RunEvent, SessionEvent } from "../runs/events.js";
 import type { SlotEventLog } from "../slots/session-slot.js";
@@ -84,24 +84,36 @@ export class ClusterEventLog implements SlotEventLog {
    * had to give up (lease lost), the stream goes on from the database, where
    * the replica that took the session over records how the run ended.
    */
-  subscribe(signals: AbortSignal[]): AsyncIterable<SessionEvent> {
+  subscribe(signals: AbortSignal[]): Feed<SessionEvent> {
     const live = this.live.subscribe(signals, FOLLOWER_QUEUE, `fell more than ${FOLLOWER_QUEUE} events behind session ${this.sessionId}; the run goes on: resume with WatchSession from the last seq received`);
-    const from = this.last;
-    const self = this;
-    return (async function* () {
-      let seen = from;
-      for await (const e of live) {
-        seen = e.seq;
-        yield e;
+    let seen = this.last;
+    let source: BatchSource<SessionEvent> = live;
+    let fromDatabase = false;
+    const next = (): ReturnType<BatchSource<SessionEvent>["nextBatch"]> => {
+      const batch = source.nextBatch();
+      return batch instanceof Promise ? batch.then(after) : after(batch);
+    };
+    const after = (batch: readonly SessionEvent[] | undefined): ReturnType<BatchSource<SessionEvent>["nextBatch"]> => {
+      if (batch !== undefined) {
+        if (batch.length > 0) seen = batch[batch.length - 1]!.seq;
+        return batch;
       }
-      if (self.handedOver && !self.closed.signal.aborted && !signals.some((s) => s.aborted)) {
-        yield* followStored(self.deps.follower, self.sessionId, seen, [...signals, self.closed.signal]);
-      }
-    })();
+      if (fromDatabase || !this.handedOver || this.closed.signal.aborted || signals.some((s) => s.aborted)) return undefined;
+      fromDatabase = true;
+      source = batchesOf(followStored(this.deps.follower, this.sessionId, seen, [...signals, this.closed.signal]));
+      return next();
+    };
+    return feedOf({
+      nextBatch: next,
+      close: () => {
+        live.close();
+        source.close();
+      },
+    });
   }
 
   /** WatchSession: from the database; ends, as on one host, when the session is deleted on any replica. */
-  follow(afterSeq: number, signals: AbortSignal[]): AsyncIterable<SessionEvent> {
+  follow(afterSeq: number, signals: AbortSignal[]): Feed<SessionEvent> {
     const counted = async function* (self: ClusterEventLog): AsyncGenerator<SessionEvent> {
       self.watching++;
       const gone = new AbortController();
@@ -113,7 +125,7 @@ export class ClusterEventLog implements SlotEventLog {
         self.watching--;
       }
     };
-    return counted(this);
+    return feedOf(batchesOf(counted(this)));
   }
 
   /** The window lives in the database. */

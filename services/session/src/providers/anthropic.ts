@@ -1,7 +1,7 @@
 import Anthropic, { APIConnectionTimeoutError, APIError } from "@anthropic-ai/sdk";
 import type { MessageParam, RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
 import { isObject, isText, isToolRequest, isToolResponse, toolResultIsError, type GooseMessage } from "../model/goose-format.js";
-import { classifySdkError, guardedCall, guardedStream, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
+import { chunkBatches, classifySdkError, guardedCall, guardedStream, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import type { ProviderOptions } from "./openai.js";
 import { ProviderError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
@@ -35,7 +35,7 @@ export class AnthropicProvider implements Provider {
     return { text, usage: { input, output, total: input + output } };
   }
 
-  async *stream(req: ModelRequest): AsyncGenerator<ModelChunk> {
+  async *stream(req: ModelRequest): AsyncGenerator<ModelChunk[]> {
     const body = {
       model: this.model,
       max_tokens: this.opts.maxTokens,
@@ -57,14 +57,14 @@ export class AnthropicProvider implements Provider {
       open: (signal) => this.client.messages.create(body, { signal }).asResponse(),
       classify,
     });
-    for await (const sse of events) {
+    yield* chunkBatches(events, (sse, out) => {
       // What the SDK's own stream does: pings and unnamed events are skipped, `error` is a failure.
-      if (sse.event === null || sse.event === "ping") continue;
+      if (sse.event === null || sse.event === "ping") return;
       if (sse.event === "error") {
         const body = safeParse(sse.data);
         throw streamedError(isObject(body) && isObject(body.error) ? body.error : (body ?? sse.data));
       }
-      if (sse.data === "") continue;
+      if (sse.data === "") return;
       const ev = parseEventData(sse.data) as RawMessageStreamEvent;
       if (!isObject(ev)) throw new ProviderError("PROVIDER_MALFORMED_STREAM", `the provider sent a ${sse.event} event that is not a JSON object`);
       switch (ev.type) {
@@ -73,11 +73,11 @@ export class AnthropicProvider implements Provider {
           output = ev.message.usage.output_tokens ?? 0;
           break;
         case "content_block_start":
-          if (ev.content_block.type === "text" && ev.content_block.text) yield { type: "text", text: ev.content_block.text };
+          if (ev.content_block.type === "text" && ev.content_block.text) out.push({ type: "text", text: ev.content_block.text });
           if (ev.content_block.type === "tool_use") calls.add(ev.index, { id: ev.content_block.id, name: ev.content_block.name });
           break;
         case "content_block_delta":
-          if (ev.delta.type === "text_delta") yield { type: "text", text: ev.delta.text };
+          if (ev.delta.type === "text_delta") out.push({ type: "text", text: ev.delta.text });
           else if (ev.delta.type === "input_json_delta") calls.add(ev.index, { args: ev.delta.partial_json });
           break;
         case "message_delta":
@@ -90,11 +90,13 @@ export class AnthropicProvider implements Provider {
         default:
           break;
       }
-    }
+    });
     if (!stopped) throw new ProviderError("PROVIDER_STREAM_CUT", "the provider's stream ended before message_stop");
-    yield { type: "usage", input, output, total: input + output };
-    for (const c of calls.finish()) yield { type: "toolCall", id: c.id, call: c.call };
-    yield { type: "done", stopReason: stop ?? "end_turn" };
+    yield [
+      { type: "usage", input, output, total: input + output },
+      ...calls.finish().map((c): ModelChunk => ({ type: "toolCall", id: c.id, call: c.call })),
+      { type: "done", stopReason: stop ?? "end_turn" },
+    ];
   }
 }
 

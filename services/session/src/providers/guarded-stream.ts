@@ -1,4 +1,4 @@
-import { ProviderAbortedError, ProviderError } from "./provider.js";
+import { ProviderAbortedError, ProviderError, type ModelChunk } from "./provider.js";
 import type { Readable } from "node:stream";
 import { nodeBodyOf, nodeFetch } from "./node-fetch.js";
 import { SseDecoder, type SseMessage } from "./sse-decoder.js";
@@ -24,9 +24,11 @@ export interface GuardedStreamOptions {
  * was stopped) or a classified ProviderError. The watchdog is re-armed by
  * every chunk of bytes, not by parsed events: a provider slowly sending one
  * huge event is alive, not stalled. The body is parsed by skein's SseDecoder,
- * linear in the bytes received however long a line is.
+ * linear in the bytes received however long a line is. The events of one
+ * network read come out together (one resumption per read, not per event:
+ * a fast provider packs hundreds of deltas into one read).
  */
-export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator<SseMessage> {
+export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator<SseMessage[]> {
   const idle = new AbortController();
   // One timer for the whole stream: a read only notes the time (re-arming a timer per read showed
   // in the reply profile); when the timer fires early because bytes came since, it waits the rest.
@@ -61,7 +63,8 @@ export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator
     if (nodeBody) {
       for await (const chunk of nodeBody) {
         lastActivity = performance.now();
-        yield* decoder.push(chunk as Buffer);
+        const events = decoder.push(chunk as Buffer);
+        if (events.length > 0) yield events;
       }
     } else {
       reader = res.body.getReader();
@@ -69,11 +72,13 @@ export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator
         const { done, value } = await reader.read();
         if (done) break;
         lastActivity = performance.now();
-        yield* decoder.push(value);
+        const events = decoder.push(value);
+        if (events.length > 0) yield events;
       }
     }
     drained = true;
-    yield* decoder.end();
+    const rest = decoder.end();
+    if (rest.length > 0) yield rest;
   } catch (err) {
     throw stopped() ?? (err instanceof ProviderError ? err : opts.classify(err, opened));
   } finally {
@@ -85,6 +90,26 @@ export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator
   }
   const why = stopped();
   if (why) throw why;
+}
+
+/**
+ * A provider's chunks a network read at a time: `handle` turns each SSE event
+ * into chunks (pushed to `out`). The chunks of one read come out as one batch;
+ * when an event fails, the chunks before it still come out first, as they
+ * would one by one.
+ */
+export async function* chunkBatches(reads: AsyncIterable<SseMessage[]>, handle: (sse: SseMessage, out: ModelChunk[]) => void): AsyncGenerator<ModelChunk[]> {
+  for await (const events of reads) {
+    const out: ModelChunk[] = [];
+    let failure: { err: unknown } | undefined;
+    try {
+      for (const sse of events) handle(sse, out);
+    } catch (err) {
+      failure = { err };
+    }
+    if (out.length > 0) yield out;
+    if (failure) throw failure.err;
+  }
 }
 
 /** The JSON of one SSE event's data; a parse failure is the provider's malformed stream. */

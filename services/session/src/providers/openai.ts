@@ -1,7 +1,7 @@
 import OpenAI, { APIConnectionTimeoutError, APIError } from "openai";
 import type { ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
 import { isObject, isText, isToolRequest, isToolResponse, textOf, type GooseMessage } from "../model/goose-format.js";
-import { classifySdkError, guardedCall, guardedStream, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
+import { chunkBatches, classifySdkError, guardedCall, guardedStream, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import { ProviderError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
 import { ToolCallAssembler } from "./tool-call-assembler.js";
@@ -41,7 +41,7 @@ export class OpenAIProvider implements Provider {
     return { text: typeof choice.message.content === "string" ? choice.message.content : "", usage: { input, output, total: u?.total_tokens ?? input + output } };
   }
 
-  async *stream(req: ModelRequest): AsyncGenerator<ModelChunk> {
+  async *stream(req: ModelRequest): AsyncGenerator<ModelChunk[]> {
     const body = {
       model: this.model,
       messages: toOpenAIMessages(req.system, req.messages),
@@ -60,12 +60,12 @@ export class OpenAIProvider implements Provider {
       classify,
     });
     let doneSeen = false;
-    for await (const sse of events) {
+    yield* chunkBatches(events, (sse, out) => {
       // What the SDK's own stream does: nothing after [DONE] counts, `data.error` is a failure.
-      if (doneSeen) continue;
+      if (doneSeen) return;
       if (sse.data.startsWith("[DONE]")) {
         doneSeen = true;
-        continue;
+        return;
       }
       const chunk = parseEventData(sse.data) as ChatCompletionChunk & { error?: unknown };
       if (isObject(chunk) && chunk.error) throw streamedError(chunk.error);
@@ -74,18 +74,17 @@ export class OpenAIProvider implements Provider {
       }
       for (const choice of chunk.choices ?? []) {
         const delta = choice.delta ?? {};
-        if (typeof delta.content === "string" && delta.content !== "") yield { type: "text", text: delta.content };
+        if (typeof delta.content === "string" && delta.content !== "") out.push({ type: "text", text: delta.content });
         for (const tc of delta.tool_calls ?? []) calls.add(tc.index ?? 0, { id: tc.id, name: tc.function?.name, args: tc.function?.arguments });
         if (choice.finish_reason) finish = choice.finish_reason;
       }
       if (chunk.usage) {
         const u = chunk.usage;
-        yield { type: "usage", input: u.prompt_tokens ?? 0, output: u.completion_tokens ?? 0, total: u.total_tokens ?? (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0) };
+        out.push({ type: "usage", input: u.prompt_tokens ?? 0, output: u.completion_tokens ?? 0, total: u.total_tokens ?? (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0) });
       }
-    }
+    });
     if (finish === undefined) throw new ProviderError("PROVIDER_STREAM_CUT", "the provider's stream ended before a finish_reason");
-    for (const c of calls.finish()) yield { type: "toolCall", id: c.id, call: c.call };
-    yield { type: "done", stopReason: finish };
+    yield [...calls.finish().map((c): ModelChunk => ({ type: "toolCall", id: c.id, call: c.call })), { type: "done", stopReason: finish }];
   }
 }
 

@@ -34,10 +34,11 @@ export interface Provider {
   /** One non-streaming model call; throws ProviderError, or ProviderAbortedError when the signal aborts. */
   complete(req: CompletionRequest): Promise<Completion>;
   /**
-   * Streams one model call. Ends with `done`, or throws ProviderError; when the
-   * request's signal aborts it throws ProviderAbortedError.
+   * Streams one model call, in batches: the chunks of one network read come
+   * together (a batch is never empty). Ends with `done`, or throws
+   * ProviderError; when the request's signal aborts it throws ProviderAbortedError.
    */
-  stream(req: ModelRequest): AsyncIterable<ModelChunk>;
+  stream(req: ModelRequest): AsyncIterable<readonly ModelChunk[]>;
 }
 
 export type ProviderErrorCode =

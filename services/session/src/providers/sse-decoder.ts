@@ -40,12 +40,17 @@ export class SseDecoder {
     let start = 0;
     if (this.afterCR && s.charCodeAt(0) === 0x0a) start = 1;
     this.afterCR = false;
-    for (let i = start; i < s.length; i++) {
+    // Providers end lines with LF: then the engine's indexOf finds each end (far cheaper than a loop over every character).
+    const lfOnly = s.indexOf("\r", start) < 0;
+    for (let i = lineEnd(s, start, lfOnly); i >= 0; i = lineEnd(s, start, lfOnly)) {
       const c = s.charCodeAt(i);
-      if (c !== 0x0a && c !== 0x0d) continue;
-      this.pieces.push(s.slice(start, i));
-      const line = this.pieces.length === 1 ? this.pieces[0]! : this.pieces.join("");
-      this.pieces = [];
+      // Most lines end in the chunk they began in: no pieces to join.
+      let line = s.slice(start, i);
+      if (this.pieces.length > 0) {
+        this.pieces.push(line);
+        line = this.pieces.join("");
+        this.pieces = [];
+      }
       const e = this.line(line);
       if (e) out.push(e);
       if (c === 0x0d) {
@@ -61,7 +66,7 @@ export class SseDecoder {
   private line(line: string): SseMessage | undefined {
     if (line === "") {
       if (this.event === null && this.data.length === 0) return undefined;
-      const e = { event: this.event, data: this.data.join("\n") };
+      const e = { event: this.event, data: this.data.length === 1 ? this.data[0]! : this.data.join("\n") };
       this.event = null;
       this.data = [];
       return e;
@@ -75,4 +80,14 @@ export class SseDecoder {
     else if (field === "data") this.data.push(value);
     return undefined;
   }
+}
+
+/** Where the next line ending (CR or LF) at or after `from` is, or -1. */
+function lineEnd(s: string, from: number, lfOnly: boolean): number {
+  if (lfOnly) return s.indexOf("\n", from);
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x0a || c === 0x0d) return i;
+  }
+  return -1;
 }

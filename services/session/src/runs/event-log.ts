@@ -1,4 +1,4 @@
-import { Broadcaster, OutOfRangeError } from "@skein/runtime";
+import { Broadcaster, feedOf, OutOfRangeError, type Feed } from "@skein/runtime";
 import type { RunEvent, SessionEvent } from "./events.js";
 
 /** How far a follower may fall behind before it is cut off with a resumable error. */
@@ -82,13 +82,7 @@ export class EventLog {
 
   publish(requestId: string, event: RunEvent): SessionEvent {
     const e: SessionEvent = { seq: ++this.last, requestId, sessionId: this.sessionId, event };
-    if (this.ring.length < this.capacity) {
-      this.ring.push(e);
-      this.budget.add(1);
-    } else {
-      this.ring[this.head] = e;
-      this.head = (this.head + 1) % this.capacity;
-    }
+    this.keep(e);
     this.live.publish(e);
     return e;
   }
@@ -97,13 +91,34 @@ export class EventLog {
    * Events after `afterSeq`: the buffered ones, then live ones, without gap or
    * repeat. Throws OUT_OF_RANGE at once when the cursor cannot be served.
    */
-  follow(afterSeq: number, signals: AbortSignal[]): AsyncIterable<SessionEvent> {
+  follow(afterSeq: number, signals: AbortSignal[]): Feed<SessionEvent> {
     this.checkCursor(afterSeq);
-    return this.iterate(afterSeq, signals);
+    // Snapshot and subscription in one synchronous step: nothing can slip between them.
+    const live = this.subscribe(signals);
+    let buffered: SessionEvent[] | undefined = this.window().filter((e) => e.seq > afterSeq);
+    let sent = afterSeq;
+    // Defensive, as seqs only grow: never hand out an event at or before one already sent.
+    const fresh = (batch: readonly SessionEvent[] | undefined) => (batch === undefined || batch.length === 0 || batch[0]!.seq > sent ? batch : batch.filter((e) => e.seq > sent));
+    const sentUpTo = (batch: readonly SessionEvent[] | undefined) => {
+      if (batch !== undefined && batch.length > 0) sent = batch[batch.length - 1]!.seq;
+      return batch;
+    };
+    return feedOf({
+      nextBatch: () => {
+        if (buffered !== undefined) {
+          const first = buffered;
+          buffered = undefined;
+          if (first.length > 0) return sentUpTo(first);
+        }
+        const next = live.nextBatch();
+        return next instanceof Promise ? next.then((b) => sentUpTo(fresh(b))) : sentUpTo(fresh(next));
+      },
+      close: () => live.close(),
+    });
   }
 
-  /** Live events only (Reply subscribes before its run starts). Subscribed now, not at first next(). */
-  subscribe(signals: AbortSignal[]): AsyncIterable<SessionEvent> {
+  /** Live events only (Reply subscribes before its run starts). Subscribed now, not at first read. */
+  subscribe(signals: AbortSignal[]): Feed<SessionEvent> {
     return this.live.subscribe(signals, FOLLOWER_QUEUE, this.overflowMessage());
   }
 
@@ -113,19 +128,14 @@ export class EventLog {
     this.releaseWindow();
   }
 
-  private async *iterate(afterSeq: number, signals: AbortSignal[]): AsyncGenerator<SessionEvent> {
-    // Snapshot and subscription in one synchronous step: nothing can slip between them.
-    const sub = this.live.subscribe(signals, FOLLOWER_QUEUE, this.overflowMessage());
-    const buffered = this.window().filter((e) => e.seq > afterSeq);
-    let sent = afterSeq;
-    for (const e of buffered) {
-      sent = e.seq;
-      yield e;
-    }
-    for await (const e of sub) {
-      if (e.seq <= sent) continue;
-      sent = e.seq;
-      yield e;
+  /** Into the replay ring (the oldest event makes room once it is full). */
+  private keep(e: SessionEvent): void {
+    if (this.ring.length < this.capacity) {
+      this.ring.push(e);
+      this.budget.add(1);
+    } else {
+      this.ring[this.head] = e;
+      this.head = (this.head + 1) % this.capacity;
     }
   }
 

@@ -24,7 +24,7 @@ export function startedBeforePersisted(provider: Provider, persisted: Promise<vo
       const firstChunk = inner.next();
       firstChunk.then(answered, answered);
       let handed = false;
-      const iterator: AsyncIterator<ModelChunk> = {
+      const iterator: AsyncIterator<readonly ModelChunk[]> = {
         next() {
           if (handed) return inner.next();
           handed = true;

@@ -1,3 +1,4 @@
+import type { Feed } from "@skein/runtime";
 import { EventLog, type EventBudget } from "../runs/event-log.js";
 import type { RunEvent, SessionEvent } from "../runs/events.js";
 import type { LiveAgent } from "./live-agent.js";
@@ -20,8 +21,8 @@ export interface SlotEventLog {
   readonly followers: number;
   skipTo(seq: number): void;
   publish(requestId: string, event: RunEvent): void;
-  subscribe(signals: AbortSignal[]): AsyncIterable<SessionEvent>;
-  follow(afterSeq: number, signals: AbortSignal[]): AsyncIterable<SessionEvent>;
+  subscribe(signals: AbortSignal[]): Feed<SessionEvent>;
+  follow(afterSeq: number, signals: AbortSignal[]): Feed<SessionEvent>;
   releaseWindow(): void;
   close(): void;
 }

@@ -1,4 +1,4 @@
-import { CancelledError, NotFoundError, ResourceExhaustedError, untilAborted, type Logger } from "@skein/runtime";
+import { CancelledError, feedOf, NotFoundError, ResourceExhaustedError, untilAborted, type Feed, type Logger } from "@skein/runtime";
 import type { OutputLimits } from "../agent-loop/output-limits.js";
 import { ExtensionSet, type ExtensionConfig, type ExtensionSetOptions } from "../extensions/index.js";
 import type { Provider } from "../providers/provider.js";
@@ -132,7 +132,7 @@ export class SessionSlots {
    * aborts; the run goes on regardless until it ends, is cancelled, the
    * session is deleted or the service shuts down.
    */
-  async reply(id: string, requestId: string, text: string, provider: Provider, signals: AbortSignal[]): Promise<AsyncIterable<SessionEvent>> {
+  async reply(id: string, requestId: string, text: string, provider: Provider, signals: AbortSignal[]): Promise<Feed<SessionEvent>> {
     const slot = this.use(id);
     return slot.locked(async () => {
       this.assertUsable(slot);
@@ -228,7 +228,7 @@ export class SessionSlots {
   }
 
   /** WatchSession: buffered events after `afterSeq`, then live ones (OUT_OF_RANGE when the cursor cannot be served). */
-  watch(id: string, afterSeq: number, signals: AbortSignal[]): AsyncIterable<SessionEvent> {
+  watch(id: string, afterSeq: number, signals: AbortSignal[]): Feed<SessionEvent> {
     const slot = this.use(id);
     try {
       return slot.events(this.opts.eventBuffer, this.budget).follow(afterSeq, signals);
@@ -427,10 +427,29 @@ function stopOf(claim: RunClaim): AbortController {
   return stop;
 }
 
-async function* untilFinished(events: AsyncIterable<SessionEvent>, requestId: string): AsyncGenerator<SessionEvent> {
-  for await (const e of events) {
-    if (e.requestId !== requestId) continue;
-    yield e;
-    if (e.event.kind === "finished") return;
-  }
+/** The events of one request, ending with its `finished` (read a batch at a time: see BatchSource). */
+function untilFinished(events: Feed<SessionEvent>, requestId: string): Feed<SessionEvent> {
+  let over = false;
+  const mine = (batch: readonly SessionEvent[] | undefined): SessionEvent[] | undefined => {
+    if (batch === undefined || over) return undefined;
+    const out: SessionEvent[] = [];
+    for (const e of batch) {
+      if (e.requestId !== requestId) continue;
+      out.push(e);
+      if (e.event.kind === "finished") {
+        over = true;
+        events.close();
+        break;
+      }
+    }
+    return out;
+  };
+  return feedOf({
+    nextBatch: () => {
+      if (over) return undefined;
+      const next = events.nextBatch();
+      return next instanceof Promise ? next.then(mine) : mine(next);
+    },
+    close: () => events.close(),
+  });
 }

@@ -96,3 +96,29 @@ describe("EventLog cursor rules", () => {
     expect(() => log.skipTo(2 ** 33)).toThrow(/cannot jump/);
   });
 });
+
+describe("EventLog followers in batches", () => {
+  it("a follower gets the buffered window as one batch, then each run of live events as one batch, in order and without repeats", async () => {
+    const log = filled(8, 5);
+    const stop = new AbortController();
+    const f = log.follow(2, [stop.signal]);
+    const seqs = (b: readonly SessionEvent[] | undefined) => b?.map((e) => e.seq);
+    expect(seqs(await f.nextBatch())).toEqual([3, 4, 5]);
+    const waiting = f.nextBatch();
+    expect(waiting).toBeInstanceOf(Promise);
+    // A provider read's deltas, published one after another in one go, reach the follower together.
+    for (let i = 0; i < 4; i++) log.publish("r1", delta(`live ${i}`));
+    expect(seqs(await waiting)).toEqual([6, 7, 8, 9]);
+    stop.abort();
+    expect(await f.nextBatch()).toBeUndefined();
+    expect(log.followers).toBe(0);
+  });
+
+  it("closing a follower frees its place at once", () => {
+    const log = filled(4, 2);
+    const f = log.follow(0, []);
+    expect(log.followers).toBe(1);
+    f.close();
+    expect(log.followers).toBe(0);
+  });
+});

@@ -35,7 +35,7 @@ class RecordingProvider implements Provider {
     throw new Error("no completions here");
   }
 
-  async *stream(req: ModelRequest): AsyncIterable<ModelChunk> {
+  async *stream(req: ModelRequest): AsyncIterable<ModelChunk[]> {
     this.requests.push(req.messages.map((m) => textOf(m.content)));
     this.requested.release();
     if (this.hold) {
@@ -46,8 +46,8 @@ class RecordingProvider implements Provider {
         throw new ProviderAbortedError("aborted");
       }
     }
-    yield { type: "text", text: "ok" };
-    yield { type: "done", stopReason: "stop" };
+    yield [{ type: "text", text: "ok" }];
+    yield [{ type: "done", stopReason: "stop" }];
   }
 }
 

@@ -27,7 +27,7 @@ class ScriptedProvider implements Provider {
     throw new Error("no completions here");
   }
 
-  async *stream(req: ModelRequest): AsyncIterable<ModelChunk> {
+  async *stream(req: ModelRequest): AsyncIterable<ModelChunk[]> {
     this.started++;
     if (this.hold) {
       const aborted = new Promise<void>((r) => req.signal.addEventListener("abort", () => r(), { once: true }));
@@ -37,8 +37,8 @@ class ScriptedProvider implements Provider {
         throw new ProviderAbortedError("aborted");
       }
     }
-    yield { type: "text", text: "ok" };
-    yield { type: "done", stopReason: "stop" };
+    yield [{ type: "text", text: "ok" }];
+    yield [{ type: "done", stopReason: "stop" }];
   }
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { guardedStream } from "../../src/providers/guarded-stream.js";
-import { ProviderAbortedError, ProviderError } from "../../src/providers/provider.js";
+import { chunkBatches, guardedStream } from "../../src/providers/guarded-stream.js";
+import { ProviderAbortedError, ProviderError, type ModelChunk } from "../../src/providers/provider.js";
 import type { SseMessage } from "../../src/providers/sse-decoder.js";
 
 const enc = new TextEncoder();
@@ -23,10 +23,10 @@ function response(chunks: string[], opts: { gapMs?: number; end?: boolean; signa
 
 const classify = (err: unknown, opened: boolean) => new ProviderError(opened ? "PROVIDER_STREAM_CUT" : "PROVIDER_CONNECTION_ERROR", String((err as Error).message));
 
-async function read(gen: AsyncIterable<SseMessage>): Promise<{ data: string[]; error?: unknown }> {
+async function read(gen: AsyncIterable<SseMessage[]>): Promise<{ data: string[]; error?: unknown }> {
   const data: string[] = [];
   try {
-    for await (const m of gen) data.push(m.data);
+    for await (const read of gen) data.push(...read.map((m) => m.data));
   } catch (error) {
     return { data, error };
   }
@@ -57,7 +57,7 @@ describe("guardedStream", () => {
     const stop = new AbortController();
     const gen = guardedStream({ signal: stop.signal, idleTimeoutMs: 1_000, classify, open: async (s) => response(["data: 1\n\n"], { end: false, signal: s }) });
     const it = gen[Symbol.asyncIterator]();
-    expect((await it.next()).value?.data).toBe("1");
+    expect((await it.next()).value?.map((m: SseMessage) => m.data)).toEqual(["1"]);
     stop.abort();
     await expect(it.next()).rejects.toBeInstanceOf(ProviderAbortedError);
   });
@@ -68,5 +68,33 @@ describe("guardedStream", () => {
     const body = new ReadableStream<Uint8Array>({ pull: (c) => c.error(new Error("socket hang up")) });
     const cut = await read(guardedStream({ signal: new AbortController().signal, idleTimeoutMs: 1_000, classify, open: async () => new Response(body) }));
     expect((cut.error as ProviderError).code).toBe("PROVIDER_STREAM_CUT");
+  });
+});
+
+describe("chunkBatches", () => {
+  async function* reads(...batches: string[][]): AsyncGenerator<SseMessage[]> {
+    for (const b of batches) yield b.map((data) => ({ event: null, data }));
+  }
+  const text = (sse: SseMessage, out: ModelChunk[]) => {
+    if (sse.data === "bad") throw new ProviderError("PROVIDER_MALFORMED_STREAM", "bad event");
+    if (sse.data !== "skip") out.push({ type: "text", text: sse.data });
+  };
+
+  it("hands on the chunks of one read as one batch, skipping reads that made none", async () => {
+    const out: string[][] = [];
+    for await (const b of chunkBatches(reads(["a", "b", "c"], ["skip"], ["d"]), text)) out.push(b.map((c) => (c as { text: string }).text));
+    expect(out).toEqual([["a", "b", "c"], ["d"]]);
+  });
+
+  it("a failing event still lets the chunks before it in the same read out first", async () => {
+    const out: string[] = [];
+    let error: unknown;
+    try {
+      for await (const b of chunkBatches(reads(["a"], ["b", "bad", "c"]), text)) out.push(...b.map((c) => (c as { text: string }).text));
+    } catch (err) {
+      error = err;
+    }
+    expect(out).toEqual(["a", "b"]);
+    expect((error as ProviderError).code).toBe("PROVIDER_MALFORMED_STREAM");
   });
 });
