@@ -430,8 +430,10 @@ describe("schema migrations", () => {
       await fresh.rows("INSERT INTO schema_version (version) VALUES (9999)");
       const refused = await startService("session", { ...fresh.env, SKEIN_REPLICA_ID: "too-old" }, { expectExit: true });
       const exit = await refused.exited;
-      expect(exit.code).not.toBe(0);
-      expect([...refused.output, ...refused.logs.map((l) => JSON.stringify(l))].join("\n")).toMatch(/newer than this skein knows/);
+      // Like any unusable setting: exit 2 with one line saying why (and no password in it).
+      expect(exit.code).toBe(2);
+      expect(refused.output).toEqual([expect.stringMatching(/newer than this skein knows/)]);
+      expect(refused.output[0]).not.toContain(pgc.password);
       // The replicas already running keep serving.
       expect((await listOn(fresh.replicas[0]!.client)).sessions.length).toBe(4);
     } finally {
@@ -441,6 +443,16 @@ describe("schema migrations", () => {
 });
 
 describe("secrets", () => {
+  it("a replica whose database is unreachable exits 2 with one line, the password masked", async () => {
+    const url = new URL(c.databaseUrl);
+    url.port = "1"; // nothing listens there
+    const down = await startService("session", { ...c.env, SKEIN_DATABASE_URL: url.toString(), SKEIN_REPLICA_ID: "unreachable" }, { expectExit: true });
+    expect((await down.exited).code).toBe(2);
+    expect(down.output).toEqual([expect.stringMatching(/postgresql:\/\/skein_test:\*+@127\.0\.0\.1:1\//)]);
+    expect(down.output[0]).not.toContain(pgc.password);
+  });
+
+
   it("no replica (killed, frozen, restarted or refused) ever logs the database password", () => {
     for (const r of c.replicas) {
       const text = [...r.svc.output, ...r.svc.logs.map((l) => JSON.stringify(l))].join("\n");
