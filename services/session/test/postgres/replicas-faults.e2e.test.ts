@@ -8,7 +8,7 @@ import { openaiText, openaiToolCalls, startPostgres, startReplicaCluster, startS
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { fixtureEntry } from "../extensions/helpers.js";
 import { fixtureExt, processesRunning } from "../support/extensions.js";
-import { createOn, expectEventually, finishedReason, gate, getOn, hasFinished, kind, lastSeqOf, lines, listOn, ofRequest, replyOn, say, TaggedModel, watchOn, type AnyEvent } from "../support/replicas.js";
+import { createOn, expectEventually, finishedReason, gate, getOn, hasFinished, kind, lastSeqOf, lines, listOn, ofRequest, replyOn, say, statsOn, TaggedModel, watchOn, type AnyEvent } from "../support/replicas.js";
 
 /**
  * Issue 11's failure cases across three real session service processes on
@@ -388,6 +388,29 @@ describe("per-replica limits and clean-up, as on one host", () => {
       g.open();
     }
     await busy.until(hasFinished);
+  });
+
+  it("idle eviction is per replica: an idle agent's extensions end by the replica's own timer; a watcher elsewhere follows the next run", async () => {
+    const E = await c.addReplica({ SKEIN_SESSION_IDLE_TIMEOUT: "1s", SKEIN_EXTENSION_KILL_GRACE_MS: "500" });
+    const marker = `replica-idle-${process.pid}-${Date.now()}`;
+    const ext = pb.ExtensionConfig.fromPartial({ ...fixtureExt("idle"), args: [fixtureEntry, `--skein-test=${marker}`] });
+    const s = await createOn(E.client, work, [ext]);
+    const first = replyOn(E.client, s.id, say(model.tag({ events: openaiToolCalls([{ id: "call_pid", name: "idle__pid", args: {} }]) }, { events: openaiText("ok") }), "first"));
+    await first.until(hasFinished);
+    const onE = processesRunning(`--skein-test=${marker}`).filter((pid) => parentOf(pid) === E.pid);
+    expect(onE.length).toBe(1);
+    onE.forEach((pid) => orphans.add(pid));
+    const w = watchOn(C.client, s.id, lastSeqOf(first.events));
+    // Nobody calls E: its timer alone evicts the agent.
+    await expectEventually(() => !processesRunning(`--skein-test=${marker}`).includes(onE[0]!), "E to evict the idle agent");
+    expect((await statsOn(E.client)).evictions).toBeGreaterThanOrEqual(1);
+    const next = replyOn(A.client, s.id, say(model.tag(), "after the eviction"));
+    await next.until(hasFinished);
+    expect(finishedReason(next.events)).toBe(STOP);
+    await w.until(hasFinished);
+    w.close();
+    expect(lines(w.events)).toEqual(lines(next.events));
+    for (const pid of processesRunning(`--skein-test=${marker}`)) orphans.add(pid);
   });
 
   it("a replica restarted in place after kill -9 ends the extension processes its predecessor left", async () => {
