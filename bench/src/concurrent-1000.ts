@@ -1,6 +1,8 @@
+import { tmpdir } from "node:os";
 import type { StreamsResult } from "./procs/one-reply.js";
 import { startReplyRig } from "./bench-service.js";
 import { cpuDuring, memory } from "./proc-usage.js";
+import { freePort, sampleAtPeak } from "./service-memory.js";
 import { quantile } from "./stats.js";
 import { MiB, type Table } from "./table.js";
 
@@ -15,13 +17,21 @@ const SCRIPT = "deltas=200 delay=0";
 const MAX_LIVE_AGENTS = String(STREAMS);
 
 export async function run(): Promise<Table[]> {
-  const rig = await startReplyRig({ SKEIN_MAX_LIVE_AGENTS: MAX_LIVE_AGENTS });
+  const metricsPort = await freePort();
+  // SKEIN_BENCH_HEAP_SNAPSHOT=1: the service writes one heap snapshot (into SKEIN_BENCH_HEAP_SNAPSHOT_DIR or the temp dir) near its peak (see snapshotAtPeak).
+  const snapshotDir = process.env.SKEIN_BENCH_HEAP_SNAPSHOT === "1" ? (process.env.SKEIN_BENCH_HEAP_SNAPSHOT_DIR ?? tmpdir()) : undefined;
+  const rig = await startReplyRig(
+    { SKEIN_MAX_LIVE_AGENTS: MAX_LIVE_AGENTS, SKEIN_SESSION_METRICS_ADDR: `127.0.0.1:${metricsPort}` },
+    snapshotDir ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${snapshotDir}`] : [],
+  );
   const pid = rig.service.proc.pid!;
   try {
     const [warmId] = await rig.client.call<string[]>("create", { n: 1, width: 1 });
     await rig.client.call("streams", { sessionIds: [warmId], replies: 5, text: SCRIPT });
     const ids = await rig.client.call<string[]>("create", { n: STREAMS, width: 16 });
     const before = memory(pid);
+    const sampler = sampleAtPeak(`http://127.0.0.1:${metricsPort}/metrics`, 500);
+    const snapshot = snapshotDir ? snapshotAtPeak(pid, before.rss) : undefined;
     const { result: r, cpu } = await cpuDuring([pid, rig.provider.pid, rig.client.pid], () =>
       rig.client.call<StreamsResult>("streams", { sessionIds: ids, replies: 1, text: SCRIPT, tag: true }),
     );
@@ -30,6 +40,8 @@ export async function run(): Promise<Table[]> {
     const fromProvider = r.replies.flatMap((x, i) => (timings[i] && x.firstDeltaAt !== undefined ? [x.firstDeltaAt - timings[i]!.firstByteAt] : []));
     const ttfd = r.replies.filter((x) => x.firstDeltaAt !== undefined).map((x) => x.firstDeltaAt! - x.sentAt);
     const after = memory(pid);
+    const peak = await sampler.stop();
+    snapshot?.stop();
     const failed = r.replies.filter((x) => x.error !== undefined || x.finish !== "FINISH_REASON_STOP");
     const reasons = new Map<string, number>();
     for (const f of failed) {
@@ -59,16 +71,33 @@ export async function run(): Promise<Table[]> {
           ["service RSS before the streams (MiB)", before.rss / MiB],
           ["service RSS after (MiB)", after.rss / MiB],
           ["service peak RSS, VmHWM (MiB)", after.peakRss / MiB],
+          ...(peak
+            ? [
+                ["at the highest RSS sampled (MiB): RSS / V8 heap used / heap total / external (Buffers)", [peak.rss, peak.heapUsed, peak.heapTotal, peak.external].map((b) => (b / MiB).toFixed(0)).join(" / ")] as [string, string],
+              ]
+            : []),
         ],
         notes: [
           `SKEIN_MAX_LIVE_AGENTS=${MAX_LIVE_AGENTS} for this scenario (default 100 would refuse replies beyond 100 live agents with RESOURCE_EXHAUSTED)`,
           "the sessions were created beforehand; each stream is its session's first reply, so each loads its agent",
           "first event: the user's message, sent once persisted; first text delta: the model's first piece",
           "provider, service and client in their own processes on a shared 2-core machine",
+          "memory at the peak: the service's own prom-client figures, sampled every 500 ms from its metrics endpoint",
         ],
       },
     ];
   } finally {
     await rig.stop();
   }
+}
+
+/** Sends SIGUSR2 (a heap snapshot, see --heapsnapshot-signal) once, when RSS has grown by SKEIN_BENCH_HEAP_SNAPSHOT_GROWTH_MIB (default 220) over the start. */
+function snapshotAtPeak(pid: number, startRss: number): { stop(): void } {
+  const target = startRss + Number(process.env.SKEIN_BENCH_HEAP_SNAPSHOT_GROWTH_MIB ?? 220) * MiB;
+  const timer = setInterval(() => {
+    if (memory(pid).rss < target) return;
+    clearInterval(timer);
+    process.kill(pid, "SIGUSR2");
+  }, 100);
+  return { stop: () => clearInterval(timer) };
 }

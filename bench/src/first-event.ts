@@ -1,5 +1,6 @@
 import type { StreamsResult } from "./procs/one-reply.js";
 import { startReplyRig } from "./bench-service.js";
+import { forkChild } from "./child.js";
 import { quantile } from "./stats.js";
 import type { Table } from "./table.js";
 
@@ -21,11 +22,19 @@ interface Timing {
 
 export async function run(): Promise<Table[]> {
   const rig = await startReplyRig();
+  const bare = await forkChild("bare-server");
+  const bareClient = await forkChild("reply-client");
   try {
+    await bareClient.call("connect", { address: await bare.call<string>("address") });
     const [warmId] = await rig.client.call<string[]>("create", { n: 1, width: 1 });
     await rig.client.call("streams", { sessionIds: [warmId], replies: 20, text: SCRIPT, pauseMs: PAUSE_MS });
     const ids = await rig.client.call<string[]>("create", { n: SESSIONS, width: 1 });
     const r = await rig.client.call<StreamsResult>("streams", { sessionIds: ids, replies: REPLIES_PER_SESSION, text: SCRIPT, tag: true, pauseMs: PAUSE_MS, oneAtATime: true });
+    // The transport floor at this moment: a bare grpc-js server's first message, same client, same pacing.
+    const bareIds = Array.from({ length: SESSIONS }, (_, i) => `bare-${i}`);
+    await bareClient.call("streams", { sessionIds: bareIds.slice(0, 1), replies: 20, text: "count=20", pauseMs: PAUSE_MS });
+    const b = await bareClient.call<StreamsResult>("streams", { sessionIds: bareIds, replies: REPLIES_PER_SESSION, text: "count=20", pauseMs: PAUSE_MS, oneAtATime: true });
+    const bareFirst = b.replies.filter((x) => x.firstAt !== undefined).map((x) => x.firstAt! - x.sentAt);
     const timings = await rig.provider.call<Array<Timing | null>>("timings", r.replies.map((x) => x.tag));
     const rows = r.replies.map((x, i) => {
       const t = timings[i];
@@ -61,16 +70,20 @@ export async function run(): Promise<Table[]> {
           line("  of which: provider first byte → first text delta at the client", (x) => x.after),
           line(`added to the first delta, first reply of a session (${cold.length}: agent loaded, empty history)`, (x) => x.delta - x.ttfb, cold),
           line(`added to the first delta, later replies (${warm.length})`, (x) => x.delta - x.ttfb, warm),
+          ["bare grpc-js server in its own process: Reply → first message (the transport floor now)", quantile(bareFirst, 0.5), quantile(bareFirst, 0.99), Math.max(...bareFirst)],
         ],
         notes: [
           `${SESSIONS} sessions × ${REPLIES_PER_SESSION} replies, one reply at a time, round robin, ${PAUSE_MS} ms pause after each; each reply ${SCRIPT.replace(" delay=0", "")} text deltas; after 20 warm-up replies on another session`,
           "skein's first event is the user's message, sent once it is persisted and before the provider is called; the first text delta is what the model said first",
           "timestamps on CLOCK_MONOTONIC in the client and provider processes; the split before/after includes the HTTP request's way to the provider and the SSE bytes' way back",
+          "the bare row is two process hops (client → server → client) with no work between: on a loaded machine each hop waits for a core, which the added rows pay too",
           "goal (issue 12): added ≤ 1 ms at p50; measured on a shared, loaded 2-core machine",
         ],
       },
     ];
   } finally {
+    await bareClient.stop();
+    await bare.stop();
     await rig.stop();
   }
 }

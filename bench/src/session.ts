@@ -23,7 +23,9 @@ export async function run(): Promise<Table[]> {
       ["hang-ups", () => hangups(client, model)],
     ];
     const tables: Table[] = [];
-    for (const [name, stage] of stages) {
+    // SKEIN_BENCH_SESSION_STAGES=heap (comma-separated) runs only those stages.
+    const chosen = process.env.SKEIN_BENCH_SESSION_STAGES?.split(",");
+    for (const [name, stage] of stages.filter(([n]) => !chosen || chosen.includes(n))) {
       process.stderr.write(`[bench]   session: ${name}…\n`);
       tables.push(await stage());
     }

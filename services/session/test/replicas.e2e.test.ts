@@ -1,53 +1,42 @@
 import { tmpdir } from "node:os";
 import { status } from "@grpc/grpc-js";
-import pg from "pg";
 import { session as pb } from "@skein/proto";
-import { call, closeClients, collect, connect, gate, openaiText, rejection, startOpenAIServer, startPostgres, startService, type FakeModelServer, type PostgresCluster, type ServiceProcess } from "@skein/testkit";
+import {
+  call,
+  closeClients,
+  collect,
+  gate,
+  openaiText,
+  rejection,
+  startOpenAIServer,
+  startPostgres,
+  startReplicaCluster,
+  startService,
+  type FakeModelServer,
+  type PostgresCluster,
+  type ReplicaCluster,
+  type SessionReplica,
+} from "@skein/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cases, createSession, eventually, finishReason, getSession, hangUp, readUntil, reply, watch, type Client, type Event } from "./support/harness.js";
 
 /**
- * Two (or three) real session service processes on one test PostgreSQL:
+ * Two real session service processes on one test PostgreSQL (testkit startReplicaCluster):
  * every RPC on any replica sees the same sessions, one run per session
  * across replicas, events numbered by the database, cancel from anywhere,
  * a killed replica's run taken over.
  */
 let db: PostgresCluster;
 let model: FakeModelServer;
-const started: ServiceProcess[] = [];
+const clusters: ReplicaCluster[] = [];
 
 const LEASE_MS = 1_500;
 
-function replicaEnv(url: string, id: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    SKEIN_SESSION_STORE: "postgres",
-    SKEIN_DATABASE_URL: url,
-    SKEIN_REPLICA_ID: id,
-    SKEIN_RUN_LEASE_MS: String(LEASE_MS),
-    SKEIN_EVENT_BUFFER: "128",
-    SKEIN_PROVIDER: "openai",
-    SKEIN_MODEL: "fake-model",
-    OPENAI_BASE_URL: model.baseURL,
-    SKEIN_PROVIDER_MAX_RETRIES: "0",
-    SKEIN_SHUTDOWN_GRACE_MS: "300",
-    ...extra,
-  };
-}
-
-async function replica(url: string, id: string, extra: Record<string, string> = {}): Promise<{ svc: ServiceProcess; client: Client }> {
-  const svc = await startService("session", replicaEnv(url, id, extra));
-  started.push(svc);
-  return { svc, client: connect(pb.SessionServiceClient, svc.address) };
-}
-
-async function query<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql, params)).rows;
-  } finally {
-    await c.end();
-  }
+/** `n` replicas on a fresh database of this file's PostgreSQL (testkit's replica harness). */
+async function cluster(n: number): Promise<ReplicaCluster> {
+  const c = await startReplicaCluster({ replicas: n, postgres: db, model, leaseMs: LEASE_MS, env: { SKEIN_EVENT_BUFFER: "128", SKEIN_SHUTDOWN_GRACE_MS: "300" } });
+  clusters.push(c);
+  return c;
 }
 
 const USER = pb.Role.ROLE_USER;
@@ -60,20 +49,21 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (process.env.SKEIN_TEST_DUMP_LOGS) for (const s of started) console.log(s.logs.map((l) => JSON.stringify(l)).join("\n"), s.output.join("\n"));
   closeClients();
-  await Promise.all(started.map((s) => s.stop("SIGKILL")));
+  for (const c of clusters) await c.close();
   await model?.close();
   await db?.stop();
 });
 
 describe("two replicas on one database", () => {
-  let url: string;
+  let c: ReplicaCluster;
+  let A: SessionReplica;
   let a: Client;
   let b: Client;
   beforeAll(async () => {
-    url = await db.createDatabase();
-    [{ client: a }, { client: b }] = await Promise.all([replica(url, "replica-a"), replica(url, "replica-b")]);
+    c = await cluster(2);
+    [A] = c.replicas;
+    [a, b] = c.replicas.map((r) => r.client);
   });
 
   it("create on A, reply on B, get and list on A and B: the same session, messages and seqs; GetStats names the replica", async () => {
@@ -90,12 +80,12 @@ describe("two replicas on one database", () => {
     expect(cases(watched)).toEqual(cases(events));
     for (let i = 1; i < events.length; i++) expect(Number(events[i]!.seq)).toBe(Number(events[i - 1]!.seq) + 1);
 
-    for (const c of [a, b]) {
-      const got = await getSession(c, s.id);
+    for (const client of [a, b]) {
+      const got = await getSession(client, s.id);
       expect(got.messages.map((m) => m.role)).toEqual([USER, ASSISTANT]);
       expect(got.session!.lastSeq).toBe(events.at(-1)!.seq);
       expect(got.session!.runningRequestId).toBe("");
-      const list = await call(c, c.listSessions, pb.ListSessionsRequest.fromPartial({}));
+      const list = await call(client, client.listSessions, pb.ListSessionsRequest.fromPartial({}));
       expect(list.sessions.map((x) => x.id)).toContain(s.id);
     }
     // A loaded the session's agent at create; its next run reads the history B wrote.
@@ -105,8 +95,8 @@ describe("two replicas on one database", () => {
 
     const statsA = await call(a, a.getStats, pb.GetStatsRequest.fromPartial({}));
     const statsB = await call(b, b.getStats, pb.GetStatsRequest.fromPartial({}));
-    expect(statsA.replica!.id).toBe("replica-a");
-    expect(statsB.replica!.id).toBe("replica-b");
+    expect(statsA.replica!.id).toBe(c.replicas[0]!.replicaId);
+    expect(statsB.replica!.id).toBe(c.replicas[1]!.replicaId);
     expect(statsA.replica!.address).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(statsA.cluster).toEqual({ runningReplies: 0, replicasRunning: 0 });
     expect(statsA.sessionsOnDisk).toBe(statsB.sessionsOnDisk);
@@ -121,8 +111,8 @@ describe("two replicas on one database", () => {
       running.on("error", () => undefined);
       const first = await readUntil(running, (e) => e.event?.$case === "textDelta");
       expect(first.length).toBeGreaterThan(0);
-      const lease = await query<{ owner: string; request_id: string }>(url, "SELECT owner, request_id FROM session_runs WHERE session_id = $1", [s.id]);
-      expect(lease).toEqual([{ owner: "replica-a", request_id: "req-a-long" }]);
+      const lease = await c.rows("SELECT owner, request_id FROM session_runs WHERE session_id = $1", [s.id]);
+      expect(lease).toEqual([{ owner: A.replicaId, request_id: "req-a-long" }]);
 
       const busy = await rejection(collect(reply(b, s.id, "me too", "req-b-2")));
       expect(busy.code).toBe(status.FAILED_PRECONDITION);
@@ -139,7 +129,7 @@ describe("two replicas on one database", () => {
       expect(cancelled.cancelled).toBe(true);
       const rest = await readUntil(running, (e) => e.event?.$case === "finished");
       expect(finishReason(rest)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
-      expect(await query(url, "SELECT 1 FROM session_runs WHERE session_id = $1", [s.id])).toEqual([]);
+      expect(await c.rows("SELECT 1 FROM session_runs WHERE session_id = $1", [s.id])).toEqual([]);
     } finally {
       hold.release();
     }
@@ -188,8 +178,8 @@ describe("two replicas on one database", () => {
       expect(finishReason(rest)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
       // A watcher on the replica that did not delete it ends too, as on one host.
       expect(await watched).toBe("ended");
-      for (const c of [a, b]) expect((await rejection(getSession(c, s.id))).code).toBe(status.NOT_FOUND);
-      expect(await query(url, "SELECT 1 FROM session_runs WHERE session_id = $1", [s.id])).toEqual([]);
+      for (const client of [a, b]) expect((await rejection(getSession(client, s.id))).code).toBe(status.NOT_FOUND);
+      expect(await c.rows("SELECT 1 FROM session_runs WHERE session_id = $1", [s.id])).toEqual([]);
     } finally {
       hold.release();
     }
@@ -198,8 +188,8 @@ describe("two replicas on one database", () => {
 
 describe("a replica that dies or stops", () => {
   it("kill -9 of the run's replica: another replica declares it interrupted within the lease, and the session takes the next Reply", async () => {
-    const url = await db.createDatabase();
-    const [doomed, { client: survivor }] = await Promise.all([replica(url, "doomed"), replica(url, "survivor")]);
+    const c = await cluster(2);
+    const [doomed, { client: survivor }] = c.replicas as [SessionReplica, SessionReplica];
     const s = await createSession(survivor, tmpdir());
     const hold = gate();
     model.enqueue({ events: openaiText("never finishes", { pieces: 4 }), holdAfter: 2, hold: hold.promise });
@@ -208,7 +198,7 @@ describe("a replica that dies or stops", () => {
       running.on("error", () => undefined);
       const seen = await readUntil(running, (e) => e.event?.$case === "textDelta");
       const watching = watch(survivor, s.id, Number(seen.at(-1)!.seq));
-      await doomed.svc.stop("SIGKILL");
+      await doomed.kill();
       const tail = await readUntil(watching, (e) => e.event?.$case === "finished");
       hangUp(watching);
       const error = tail.find((e) => e.event?.$case === "error");
@@ -218,7 +208,7 @@ describe("a replica that dies or stops", () => {
     } finally {
       hold.release();
     }
-    await eventually(async () => (await query(url, "SELECT 1 FROM session_runs WHERE session_id = $1", [s.id])).length === 0);
+    await eventually(async () => (await c.rows("SELECT 1 FROM session_runs WHERE session_id = $1", [s.id])).length === 0);
     model.enqueue({ events: openaiText("alive again") });
     const next = await collect(reply(survivor, s.id, "still there?", "req-next"));
     expect(finishReason(next)).toBe(pb.FinishReason.FINISH_REASON_STOP);
@@ -227,22 +217,22 @@ describe("a replica that dies or stops", () => {
   });
 
   it("a replica frozen past its lease: another takes over; once thawed it writes nothing more and its Reply stream shows the takeover's end", async () => {
-    const url = await db.createDatabase();
-    const [frozen, { client: other }] = await Promise.all([replica(url, "frozen"), replica(url, "other")]);
+    const c = await cluster(2);
+    const [frozen, { client: other }] = c.replicas as [SessionReplica, SessionReplica];
     const s = await createSession(other, tmpdir());
     const hold = gate();
     model.enqueue({ events: openaiText("frozen mid-way", { pieces: 4 }), holdAfter: 2, hold: hold.promise });
     const running = reply(frozen.client, s.id, "freeze now", "req-frozen");
     running.on("error", () => undefined);
     const seen = await readUntil(running, (e) => e.event?.$case === "textDelta");
-    frozen.svc.proc.kill("SIGSTOP");
+    frozen.pause();
     try {
       const watching = watch(other, s.id, Number(seen.at(-1)!.seq));
       const tail = await readUntil(watching, (e) => e.event?.$case === "finished");
       hangUp(watching);
       expect(tail.map((e) => e.event?.$case === "error" && e.event.value.code)).toContain("RUN_INTERRUPTED");
     } finally {
-      frozen.svc.proc.kill("SIGCONT");
+      frozen.resume();
     }
     const messagesBefore = (await getSession(other, s.id)).messages.length;
     hold.release();
@@ -256,8 +246,8 @@ describe("a replica that dies or stops", () => {
   });
 
   it("graceful shutdown: the replica's run ends cancelled in the database; the other replica keeps serving", async () => {
-    const url = await db.createDatabase();
-    const [leaving, { client: staying }] = await Promise.all([replica(url, "leaving"), replica(url, "staying")]);
+    const c = await cluster(2);
+    const [leaving, { client: staying }] = c.replicas as [SessionReplica, SessionReplica];
     const s = await createSession(staying, tmpdir());
     const hold = gate();
     model.enqueue({ events: openaiText("cut short", { pieces: 4 }), holdAfter: 2, hold: hold.promise });
@@ -266,7 +256,7 @@ describe("a replica that dies or stops", () => {
       running.on("error", () => undefined);
       const seen = await readUntil(running, (e) => e.event?.$case === "textDelta");
       const watching = watch(staying, s.id, Number(seen.at(-1)!.seq));
-      const stopping = leaving.svc.stop("SIGTERM");
+      const stopping = leaving.stop();
       // The run's own client gets its end too, as on one host.
       const own = await readUntil(running, (e) => e.event?.$case === "finished");
       expect(finishReason(own)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
@@ -274,7 +264,7 @@ describe("a replica that dies or stops", () => {
       const tail = await readUntil(watching, (e) => e.event?.$case === "finished");
       hangUp(watching);
       expect(finishReason(tail)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
-      expect(await query(url, "SELECT 1 FROM session_runs")).toEqual([]);
+      expect(await c.rows("SELECT 1 FROM session_runs")).toEqual([]);
     } finally {
       hold.release();
     }
@@ -283,11 +273,10 @@ describe("a replica that dies or stops", () => {
   });
 
   it("a database whose schema is newer than the code refuses to start with one line", async () => {
-    const url = await db.createDatabase();
-    const first = await replica(url, "first");
-    await first.svc.stop("SIGTERM");
-    await query(url, "INSERT INTO schema_version (version) VALUES (999)");
-    const refused = await startService("session", replicaEnv(url, "second"), { expectExit: true });
+    const c = await cluster(1);
+    await c.replicas[0]!.stop();
+    await c.rows("INSERT INTO schema_version (version) VALUES (999)");
+    const refused = await startService("session", { ...c.env, SKEIN_REPLICA_ID: "second" }, { expectExit: true });
     expect((await refused.exited).code).toBe(2);
     expect(refused.output).toHaveLength(1);
     expect(refused.output[0]).toMatch(/schema is version 999, newer than this skein knows/);

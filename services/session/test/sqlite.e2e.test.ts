@@ -104,6 +104,36 @@ describe("goose-sqlite store, end to end", () => {
     expect(own).toEqual({ seq_epochs: 1 });
   });
 
+  it("the kept history is reloaded when goose adds a message or compacts between replies: the next model request holds goose's version", async () => {
+    const s = await createSession(h.client);
+    const streamed = () => h.model.requests.filter((r) => (r as { stream?: unknown }).stream === true);
+    const sentTexts = () => (streamed().at(-1)!.messages as { role: string; content: unknown }[]).filter((m) => m.role !== "system").map((m) => m.content);
+    const gooseRow = (text: string, role: string, n: number) =>
+      db
+        .prepare("INSERT INTO messages (message_id, session_id, role, content_json, created_timestamp, metadata_json) VALUES (?, ?, ?, ?, ?, ?)")
+        .run(`msg_${s.id}_goose${n}`, s.id, role, JSON.stringify([{ type: "text", text }]), Math.floor(Date.now() / 1000), '{"userVisible":true,"agentVisible":true}');
+    for (let i = 0; i < 3; i++) h.model.enqueueCompletion(openaiCompletion("Desc"));
+    h.model.enqueue({ events: openaiText("first answer") });
+    expect(finishReason(await collect(reply(h.client, s.id, "one")))).toBe(STOP);
+    // goose's add_message from its own connection.
+    db.transaction(() => {
+      db.prepare("UPDATE sessions SET updated_at = datetime('now') WHERE id = ?").run(s.id);
+      gooseRow("added by goose", "user", 1);
+    }).immediate();
+    h.model.enqueue({ events: openaiText("second answer") });
+    expect(finishReason(await collect(reply(h.client, s.id, "two")))).toBe(STOP);
+    expect(sentTexts()).toEqual(["one", "first answer", "added by goose", "two"]);
+    // goose's replace_conversation: every row deleted, its compacted conversation inserted.
+    db.transaction(() => {
+      db.prepare("DELETE FROM messages WHERE session_id = ?").run(s.id);
+      gooseRow("summary by goose", "user", 2);
+      gooseRow("noted", "assistant", 3);
+    }).immediate();
+    h.model.enqueue({ events: openaiText("third answer") });
+    expect(finishReason(await collect(reply(h.client, s.id, "three")))).toBe(STOP);
+    expect(sentTexts()).toEqual(["summary by goose", "noted", "three"]);
+  });
+
   it("summarizes with goose's visibility flags, never a summarizationRequested row", async () => {
     const s = await createSession(h.client);
     h.model.enqueue({ events: openaiText("one") }, { events: openaiText("two") });

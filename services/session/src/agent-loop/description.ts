@@ -15,8 +15,11 @@ function userTexts(messages: readonly GooseMessage[]): string[] {
   return messages.filter((m) => m.role === "user").map((m) => textOf(m.content)).filter((t) => t !== "");
 }
 
+/** Stops counting at the limit: a long history is not walked to its end at every reply. */
 export function wantsDescription(messages: readonly GooseMessage[]): boolean {
-  return userTexts(messages).length < DESCRIBE_BELOW;
+  let n = 0;
+  for (const m of messages) if (m.role === "user" && textOf(m.content) !== "" && ++n >= DESCRIBE_BELOW) return false;
+  return true;
 }
 
 export function descriptionPrompt(messages: readonly GooseMessage[]): string {

@@ -1,5 +1,5 @@
 import type { Logger } from "@skein/runtime";
-import { SessionBusyError, type RunLeases } from "../store/postgres/run-lease.js";
+import type { RunLeases } from "../store/postgres/run-lease.js";
 import { declareInterrupted, type InterruptDeps } from "./interrupt.js";
 
 /** The label a sweeper's short hold shows (a Reply meanwhile is busy with it for a moment). */
@@ -42,15 +42,11 @@ export class LeaseSweeper {
   }
 
   private async takeOver(sessionId: string): Promise<void> {
-    let acquired;
+    // Undefined: another replica (or a Reply) was first, or the run ended meanwhile.
+    const acquired = await this.leases.takeOverExpired(sessionId, TAKEOVER_LABEL, this.owner);
+    if (!acquired?.tookOver) return;
     try {
-      acquired = await this.leases.acquire(sessionId, TAKEOVER_LABEL, this.owner);
-    } catch (err) {
-      if (err instanceof SessionBusyError) return; // another replica (or a new Reply) was first
-      throw err;
-    }
-    try {
-      if (acquired.tookOver) await declareInterrupted(this.deps, acquired.lease, acquired.tookOver);
+      await declareInterrupted(this.deps, acquired.lease, acquired.tookOver);
     } catch (err) {
       this.log.error({ sessionId, reason: (err as Error).message }, "declaring an interrupted run failed");
     } finally {

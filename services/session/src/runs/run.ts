@@ -17,6 +17,8 @@ import {
 import type { LoadedSession, SessionStore } from "../store/session-store.js";
 import { descriptionUserSet } from "../model/skein-metadata.js";
 import type { RunEvent } from "./events.js";
+import { startedBeforePersisted } from "./first-call.js";
+import type { SessionHistory } from "./session-history.js";
 
 export interface CompactionSettings {
   /** Share of contextLimit the last usage may reach; 0 (or ≥ 1) turns auto-compaction off, as in goose. */
@@ -29,6 +31,8 @@ export interface RunInput {
   readonly requestId: string;
   readonly text: string;
   readonly store: SessionStore;
+  /** The live agent's copy of the session (see SessionHistory). */
+  readonly history: SessionHistory;
   readonly provider: Provider;
   readonly tools: ToolSource;
   readonly maxTurns: number;
@@ -51,23 +55,30 @@ interface Tokens {
  * with the returned reason.
  */
 export async function executeRun(r: RunInput): Promise<FinishKind> {
-  let loaded = await r.store.load(r.sessionId).catch((err: unknown) => {
+  const opened = await r.history.open(r.store, r.sessionId).catch((err: unknown) => {
     r.log.error({ err }, "could not read the session");
     return undefined;
   });
-  if (!loaded) {
+  if (!opened) {
     r.emit({ kind: "error", code: "SESSION_UNREADABLE", message: `session ${r.sessionId} could not be read` });
     return "error";
   }
-  loaded = await autoCompact(r, loaded);
-  // Every message of the file (for message_count) and what the model is sent.
-  let fileMessages = loaded.messages.length;
-  const history = agentView(loaded.messages);
+  const loaded = await autoCompact(r, opened.session);
+  // Kept for the next reply only when every write went through as the run saw it (not after a compaction rewrite).
+  let keepable = loaded === opened.session;
+  // Every message of the session as stored (its length is message_count); `history` is what the model is sent.
+  const stored = loaded.messages;
+  const history = agentView(stored);
   let last: Tokens | undefined;
   const sum: Tokens = { input: 0, output: 0, total: 0 };
   const persist = async (m: GooseMessage) => {
-    await r.store.append(r.sessionId, m);
-    fileMessages++;
+    try {
+      await r.store.append(r.sessionId, m);
+    } catch (err) {
+      keepable = false;
+      throw err;
+    }
+    stored.push(m);
     r.emit({ kind: "message", message: m });
   };
   let reason: FinishKind = "error";
@@ -79,12 +90,17 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
       history.push(repair);
     }
     const user = message("user", [textItem(r.text)]);
-    await persist(user);
     history.push(user);
-    const all = [...loaded.messages, ...(repair ? [repair] : []), user];
-    if (!descriptionUserSet(loaded.metadata) && wantsDescription(all)) description = describe(r, all);
+    // The model call starts while the user's message is being stored (its event waits for the store).
+    const saving = persist(user);
+    saving.catch(() => undefined);
+    const describeAfterAnswer = !descriptionUserSet(loaded.metadata) && wantsDescription([...stored, user]);
+    const all = describeAfterAnswer ? [...stored, user] : [];
+    const provider = startedBeforePersisted(r.provider, saving, () => {
+      if (describeAfterAnswer) description = describe(r, all);
+    });
     reason = await runAgent({
-      provider: r.provider,
+      provider,
       tools: r.tools,
       system: systemPrompt(loaded.metadata.working_dir),
       history,
@@ -104,6 +120,8 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
         error: (code, message) => r.emit({ kind: "error", code, message }),
       },
     });
+    // A run stopped before its first model call still reports a failed store of its message.
+    await saving;
   } catch (err) {
     r.log.error({ err }, "reply failed");
     r.emit({ kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
@@ -111,11 +129,12 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
   }
   const described = await description;
   try {
-    await r.store.updateMetadata(r.sessionId, (current) => {
-      const next = nextMetadata(current, fileMessages, last, sum);
+    const written = await r.store.updateMetadata(r.sessionId, (current) => {
+      const next = nextMetadata(current, stored.length, last, sum);
       // Checked again: a caller could not have set one meanwhile, but a goose CLI edit could.
       return described !== undefined && !descriptionUserSet(current) ? { ...next, description: described } : next;
     });
+    if (keepable && written) await r.history.keep(r.store, opened, stored, written);
   } catch (err) {
     r.log.error({ err }, "could not refresh the session metadata");
   }

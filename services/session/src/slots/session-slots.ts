@@ -5,6 +5,7 @@ import type { Provider } from "../providers/provider.js";
 import { EventBudget } from "../runs/event-log.js";
 import type { RunEvent, SessionEvent } from "../runs/events.js";
 import { executeRun, type CompactionSettings } from "../runs/run.js";
+import type { SessionHistory } from "../runs/session-history.js";
 import type { SessionStore } from "../store/session-store.js";
 import { LiveAgent, type AgentSpec } from "./live-agent.js";
 import { busy, type RunClaim, type RunOwnership } from "./run-ownership.js";
@@ -115,7 +116,14 @@ export class SessionSlots {
   /** Runs `fn` with the session's agent (loaded when evicted), under the session's lock. */
   withAgent<T>(id: string, fn: (agent: LiveAgent) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const slot = this.use(id);
-    return slot.locked(async () => fn(await this.agentOf(slot, undefined, signal))).finally(() => this.dropIfEmpty(slot));
+    return slot
+      .locked(async () => {
+        const agent = await this.agentOf(slot, undefined, signal);
+        // `fn` may change the stored session (an extension edit): the kept history is reloaded.
+        agent.history.invalidate();
+        return fn(agent);
+      })
+      .finally(() => this.dropIfEmpty(slot));
   }
 
   /**
@@ -135,7 +143,8 @@ export class SessionSlots {
       events.skipTo(claim.seqAfter);
       const live = events.subscribe(signals);
       const stop = stopOf(claim);
-      const done = this.drive(slot, events, { requestId, text, provider, tools: agent.extensions, signal: stop.signal, store: claim.store ?? this.opts.store });
+      const store = claim.store ?? this.opts.store;
+      const done = this.drive(slot, events, { requestId, text, provider, tools: agent.extensions, history: agent.history, signal: stop.signal, store });
       slot.work = { claim, stop, done };
       return untilFinished(live, requestId);
     }).catch((err: unknown) => {
@@ -155,6 +164,8 @@ export class SessionSlots {
         this.assertUsable(slot);
         if (slot.work) throw busy(id, slot.work.claim.label);
         const claim = await this.opts.ownership.claim(id, label, slot.lastSeq);
+        // The work (a summary) rewrites the stored session: the kept history is reloaded.
+        slot.agent?.history.invalidate();
         const stop = stopOf(claim);
         const result = work(stop.signal, claim.store ?? this.opts.store);
         const done = result.then(
@@ -341,7 +352,7 @@ export class SessionSlots {
   private async drive(
     slot: SessionSlot,
     events: SlotEventLog,
-    run: { requestId: string; text: string; provider: Provider; tools: ExtensionSet; signal: AbortSignal; store: SessionStore },
+    run: { requestId: string; text: string; provider: Provider; tools: ExtensionSet; history: SessionHistory; signal: AbortSignal; store: SessionStore },
   ): Promise<void> {
     const log = this.opts.log.child({ sessionId: slot.id, runRequestId: run.requestId });
     const publish = (e: RunEvent) => {

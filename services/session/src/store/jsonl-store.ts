@@ -6,6 +6,7 @@ import { KeyedLock, TEMP_PREFIX, writeAtomic } from "@skein/host";
 import { copyTail, DIR_MODE, readFirstLine, writeAll } from "./files.js";
 import { defaultMetadata, looksLikeMetadata, normalizeMetadata, parseMessage, serializeLine, type GooseMessage, type GooseMetadata } from "../model/goose-format.js";
 import { isValidSessionId, newSessionId } from "./ids.js";
+import { OwnWrites } from "./own-writes.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
 
 const SUFFIX = ".jsonl";
@@ -24,6 +25,7 @@ export class JsonlSessionStore implements SessionStore {
   private readonly lock = new KeyedLock();
   /** Append handles of sessions being written to, closed at the metadata rewrite. */
   private readonly appenders = new Map<string, FileHandle>();
+  private readonly ownWrites = new OwnWrites();
 
   private constructor(
     readonly dir: string,
@@ -103,6 +105,20 @@ export class JsonlSessionStore implements SessionStore {
     return { id, metadata, updatedAt, messages, corruptLines };
   }
 
+  /** The file's inode, size and mtime, kept across this store's own writes (see OwnWrites). */
+  async fingerprint(id: string): Promise<string | undefined> {
+    const path = this.path(id);
+    return this.lock.run(id, async () => {
+      try {
+        return this.ownWrites.fingerprint(id, await stat(path, { bigint: true }));
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        this.ownWrites.forget(id);
+        return undefined;
+      }
+    });
+  }
+
   async list(pageSize: number, pageToken: string): Promise<SessionPage> {
     const cursor = pageToken === "" ? undefined : decodeToken(pageToken);
     const entries = await this.entries();
@@ -130,6 +146,7 @@ export class JsonlSessionStore implements SessionStore {
       const fh = await this.appender(id);
       await writeAll(fh, line);
       if (this.opts.syncEachMessage) await fh.datasync();
+      this.ownWrites.appended(id, line.length, await fh.stat({ bigint: true }));
     });
   }
 
@@ -155,10 +172,11 @@ export class JsonlSessionStore implements SessionStore {
         // Files without a metadata line (old goose) keep every line as a message.
         const tailStart = current.isMetadataLine ? first.end : 0;
         const head = Buffer.from(serializeLine(metadata));
+        const before = await src.stat({ bigint: true });
         await writeAtomic(path, async (dst) => {
           await writeAll(dst, head, 0);
-          if (tailStart === first.end && !first.hasNewline) return;
-          await copyTail(src, tailStart, dst, head.length);
+          if (tailStart !== first.end || first.hasNewline) await copyTail(src, tailStart, dst, head.length);
+          this.ownWrites.replaced(id, before, await dst.stat({ bigint: true }));
         });
         return metadata;
       } finally {
@@ -179,6 +197,7 @@ export class JsonlSessionStore implements SessionStore {
       } finally {
         await src.close();
       }
+      this.ownWrites.forget(id);
       await writeAtomic(path, serializeLine(metadata) + body);
       return { id, metadata, updatedAt: (await stat(path)).mtime };
     });
@@ -188,6 +207,7 @@ export class JsonlSessionStore implements SessionStore {
     const path = this.path(id);
     return this.lock.run(id, async () => {
       await this.closeAppender(id);
+      this.ownWrites.forget(id);
       try {
         await unlink(path);
         return true;

@@ -144,7 +144,21 @@ export class PostgresSessionStore implements SessionStore {
     return { ...infoOf(read.row, read.rows.length, this.log), messages, corruptLines };
   }
 
-  /** Newest first by updated_at (bumped by every message), ties by id; the page token is the last row's position. */
+  /**
+   * The session row's xmin (every write of this store, on any replica, updates
+   * the row in the write's transaction) with the messages' count and highest id.
+   * It changes with this replica's own writes too.
+   */
+  async fingerprint(id: string): Promise<string | undefined> {
+    this.checkId(id);
+    const r = await this.pool.query<{ v: string }>(
+      "SELECT s.xmin::text || ':' || (SELECT COUNT(*) || ':' || COALESCE(MAX(m.id), 0) FROM messages m WHERE m.session_id = s.id) AS v FROM sessions s WHERE s.id = $1",
+      [id],
+    );
+    return r.rows[0]?.v;
+  }
+
+    /** Newest first by updated_at (bumped by every message), ties by id; the page token is the last row's position. */
   async list(pageSize: number, pageToken: string): Promise<SessionPage> {
     const cursor = pageToken === "" ? undefined : decodeToken(pageToken);
     const r = await this.pool.query<Row>(

@@ -33,6 +33,15 @@ export interface SessionStore {
   create(metadata: GooseMetadata): Promise<SessionInfo>;
   info(id: string): Promise<SessionInfo | undefined>;
   load(id: string): Promise<LoadedSession | undefined>;
+  /**
+   * A cheap fingerprint of the stored session, to tell whether a copy kept in
+   * memory may be reused: when two reads give the same string, no other writer
+   * (goose, another process, another replica) changed the session in between.
+   * This store's own writes may keep it (sqlite, JSONL) or change it (then the
+   * copy is only reloaded more often). A reader that wants a copy takes the
+   * fingerprint BEFORE loading. Undefined when the session does not exist.
+   */
+  fingerprint(id: string): Promise<string | undefined>;
   list(pageSize: number, pageToken: string): Promise<SessionPage>;
   count(): Promise<number>;
   /** Durably adds one message; resolves once it would survive the process dying. */

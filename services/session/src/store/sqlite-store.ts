@@ -74,6 +74,12 @@ export class SqliteSessionStore implements SessionStore {
    * update that closes a run puts such rows back (see restoreLost).
    */
   private readonly sinceUpdate = new Map<string, PreparedMessage[]>();
+  /**
+   * Bumped when this store stored something other than what it was given (a
+   * message left out or cut down) or rewrote a conversation: a copy kept in
+   * memory would then differ from the database although no one else wrote.
+   */
+  private altered = 0;
 
   private constructor(
     readonly path: string,
@@ -172,6 +178,20 @@ export class SqliteSessionStore implements SessionStore {
     return { ...this.infoOf(read.row, read.rows.length), messages, corruptLines };
   }
 
+  /**
+   * PRAGMA data_version changes with every commit of another connection (goose,
+   * another skein process) and never with this connection's own: database-wide,
+   * so another process's write to any session gives every session a new fingerprint.
+   */
+  async fingerprint(id: string): Promise<string | undefined> {
+    this.checkId(id);
+    return this.conn.read((db) => {
+      if (db.prepare("SELECT 1 FROM sessions WHERE id = ?").get(id) === undefined) return undefined;
+      const { data_version: v } = db.prepare("PRAGMA data_version").get() as { data_version: number };
+      return `${v}:${this.altered}`;
+    });
+  }
+
   /** Newest first by goose's order: the latest message, else updated_at; ties by insertion. */
   async list(pageSize: number, pageToken: string): Promise<SessionPage> {
     const cursor = pageToken === "" ? undefined : decodeToken(pageToken);
@@ -209,10 +229,14 @@ export class SqliteSessionStore implements SessionStore {
     this.checkId(id);
     const prepared = prepareMessage(id, message, this.toolResultForm);
     if (!prepared) {
+      this.altered++;
       this.log.warn({ sessionId: id, types: message.content.map((c) => c.type) }, "not storing a message with only content types goose cannot read");
       return;
     }
-    if (prepared.dropped.length > 0) this.log.warn({ sessionId: id, types: prepared.dropped }, "left out content types goose cannot read");
+    if (prepared.dropped.length > 0) {
+      this.altered++;
+      this.log.warn({ sessionId: id, types: prepared.dropped }, "left out content types goose cannot read");
+    }
     await this.conn.write((db) => {
       if (db.prepare("UPDATE sessions SET updated_at = datetime('now') WHERE id = ?").run(id).changes === 0) throw new NotFoundError(`session ${id} does not exist`);
       const latest = (db.prepare("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = ?").get(id) as { t: number | null }).t;
@@ -282,6 +306,7 @@ export class SqliteSessionStore implements SessionStore {
     this.checkId(id);
     const prepared = new Map<GooseMessage, PreparedMessage | undefined>();
     for (const m of messages) prepared.set(m, prepareMessage(id, m, this.toolResultForm));
+    this.altered++;
     const row = await this.conn.write((db) => {
       const before = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
       if (!before) throw new NotFoundError(`session ${id} does not exist`);

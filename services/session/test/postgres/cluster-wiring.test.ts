@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { SessionCluster } from "../../src/cluster/session-cluster.js";
 import { defaultMetadata } from "../../src/model/goose-format.js";
 import type { RunEvent, SessionEvent } from "../../src/runs/events.js";
+import { RunLeases } from "../../src/store/postgres/run-lease.js";
 
 /**
  * The wiring of replicas on one database, in process: two SessionClusters
@@ -103,5 +104,23 @@ describe("ownership across replicas", () => {
     claim.release();
     taken.release();
     stop.abort();
+  });
+});
+
+describe("the sweeper's takeover", () => {
+  it("takes only an expired lease, never creates a hold, and of concurrent takers exactly one wins", async () => {
+    const leasesA = new RunLeases(A.store.pool, 600);
+    const leasesB = new RunLeases(B.store.pool, 600);
+    expect(await leasesA.takeOverExpired("s-none", "takeover", "A")).toBeUndefined();
+    expect(await rows("SELECT 1 FROM session_runs WHERE session_id = 's-none'")).toEqual([]);
+    const { lease } = await leasesA.acquire("s-1", "req-dead", "dead");
+    expect(await leasesB.takeOverExpired("s-1", "takeover", "B")).toBeUndefined();
+    await rows("UPDATE session_runs SET lease_expires_at = now() - interval '1 second' WHERE session_id = 's-1'");
+    const takers = await Promise.all([leasesA.takeOverExpired("s-1", "takeover", "A"), leasesB.takeOverExpired("s-1", "takeover", "B")]);
+    const won = takers.filter((t) => t !== undefined);
+    expect(won).toHaveLength(1);
+    expect(won[0]!.tookOver).toEqual({ requestId: "req-dead", owner: "dead" });
+    expect(await leasesA.release(lease)).toBe(false);
+    expect(await leasesA.release(won[0]!.lease)).toBe(true);
   });
 });
