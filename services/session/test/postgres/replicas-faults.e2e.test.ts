@@ -8,7 +8,7 @@ import { openaiText, openaiToolCalls, startPostgres, startReplicaCluster, startS
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { fixtureEntry } from "../extensions/helpers.js";
 import { fixtureExt, processesRunning } from "../support/extensions.js";
-import { createOn, expectEventually, finishedReason, gate, getOn, hasFinished, kind, lastSeqOf, lines, listOn, ofRequest, replyOn, say, TaggedModel, watchOn, type AnyEvent } from "../support/replicas.js";
+import { createOn, expectEventually, finishedReason, gate, getOn, hasFinished, kind, lastSeqOf, lines, listOn, ofRequest, replyOn, say, statsOn, TaggedModel, watchOn, type AnyEvent } from "../support/replicas.js";
 
 /**
  * Issue 11's failure cases across three real session service processes on
@@ -390,6 +390,29 @@ describe("per-replica limits and clean-up, as on one host", () => {
     await busy.until(hasFinished);
   });
 
+  it("idle eviction is per replica: an idle agent's extensions end by the replica's own timer; a watcher elsewhere follows the next run", async () => {
+    const E = await c.addReplica({ SKEIN_SESSION_IDLE_TIMEOUT: "1s", SKEIN_EXTENSION_KILL_GRACE_MS: "500" });
+    const marker = `replica-idle-${process.pid}-${Date.now()}`;
+    const ext = pb.ExtensionConfig.fromPartial({ ...fixtureExt("idle"), args: [fixtureEntry, `--skein-test=${marker}`] });
+    const s = await createOn(E.client, work, [ext]);
+    const first = replyOn(E.client, s.id, say(model.tag({ events: openaiToolCalls([{ id: "call_pid", name: "idle__pid", args: {} }]) }, { events: openaiText("ok") }), "first"));
+    await first.until(hasFinished);
+    const onE = processesRunning(`--skein-test=${marker}`).filter((pid) => parentOf(pid) === E.pid);
+    expect(onE.length).toBe(1);
+    onE.forEach((pid) => orphans.add(pid));
+    const w = watchOn(C.client, s.id, lastSeqOf(first.events));
+    // Nobody calls E: its timer alone evicts the agent.
+    await expectEventually(() => !processesRunning(`--skein-test=${marker}`).includes(onE[0]!), "E to evict the idle agent");
+    expect((await statsOn(E.client)).evictions).toBeGreaterThanOrEqual(1);
+    const next = replyOn(A.client, s.id, say(model.tag(), "after the eviction"));
+    await next.until(hasFinished);
+    expect(finishedReason(next.events)).toBe(STOP);
+    await w.until(hasFinished);
+    w.close();
+    expect(lines(w.events)).toEqual(lines(next.events));
+    for (const pid of processesRunning(`--skein-test=${marker}`)) orphans.add(pid);
+  });
+
   it("a replica restarted in place after kill -9 ends the extension processes its predecessor left", async () => {
     const marker = `replica-orphan-${process.pid}-${Date.now()}`;
     // FIXTURE_STAY: the fixture outlives its stdin closing, as many real servers do.
@@ -430,8 +453,10 @@ describe("schema migrations", () => {
       await fresh.rows("INSERT INTO schema_version (version) VALUES (9999)");
       const refused = await startService("session", { ...fresh.env, SKEIN_REPLICA_ID: "too-old" }, { expectExit: true });
       const exit = await refused.exited;
-      expect(exit.code).not.toBe(0);
-      expect([...refused.output, ...refused.logs.map((l) => JSON.stringify(l))].join("\n")).toMatch(/newer than this skein knows/);
+      // Like any unusable setting: exit 2 with one line saying why (and no password in it).
+      expect(exit.code).toBe(2);
+      expect(refused.output).toEqual([expect.stringMatching(/newer than this skein knows/)]);
+      expect(refused.output[0]).not.toContain(pgc.password);
       // The replicas already running keep serving.
       expect((await listOn(fresh.replicas[0]!.client)).sessions.length).toBe(4);
     } finally {
@@ -441,6 +466,16 @@ describe("schema migrations", () => {
 });
 
 describe("secrets", () => {
+  it("a replica whose database is unreachable exits 2 with one line, the password masked", async () => {
+    const url = new URL(c.databaseUrl);
+    url.port = "1"; // nothing listens there
+    const down = await startService("session", { ...c.env, SKEIN_DATABASE_URL: url.toString(), SKEIN_REPLICA_ID: "unreachable" }, { expectExit: true });
+    expect((await down.exited).code).toBe(2);
+    expect(down.output).toEqual([expect.stringMatching(/postgresql:\/\/skein_test:\*+@127\.0\.0\.1:1\//)]);
+    expect(down.output[0]).not.toContain(pgc.password);
+  });
+
+
   it("no replica (killed, frozen, restarted or refused) ever logs the database password", () => {
     for (const r of c.replicas) {
       const text = [...r.svc.output, ...r.svc.logs.map((l) => JSON.stringify(l))].join("\n");
