@@ -72,7 +72,10 @@ export class CallScope {
   ) {
     const given = call.metadata.get("x-request-id")[0];
     const requestId = typeof given === "string" && isValidRequestId(given) ? given : randomUUID();
-    const log = env.log.child({ requestId, method });
+    // Built at first use (pino's child() costs more than the rest of the call's setup):
+    // a call's start need not wait for it; the call's end log line always builds it.
+    let log: Logger | undefined;
+    const childLog = () => (log ??= env.log.child({ requestId, method }));
     const onCancel = () => {
       this.clientEnded = true;
       this.abort.abort(new Error("client cancelled or deadline exceeded"));
@@ -89,7 +92,16 @@ export class CallScope {
     const md = new Metadata();
     md.set("x-request-id", requestId);
     call.sendMetadata(md);
-    this.ctx = { requestId, method, log, signal: this.abort.signal, draining: env.draining, metadata: call.metadata };
+    this.ctx = {
+      requestId,
+      method,
+      get log() {
+        return childLog();
+      },
+      signal: this.abort.signal,
+      draining: env.draining,
+      metadata: call.metadata,
+    };
   }
 
   /** Throws UNAUTHENTICATED when a token is configured and the call lacks it. */

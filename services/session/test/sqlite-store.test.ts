@@ -288,6 +288,25 @@ describe("a goose 1.47 session skein continues", () => {
   });
 });
 
+describe("units of work on the connection (one shared transaction wrapper)", () => {
+  it("a write whose work throws is rolled back whole; later reads and writes run in their own transactions", async () => {
+    await open();
+    const { id } = await store!.create(defaultMetadata("/w", "before"));
+    await store!.append(id, message("user", [textItem("one")]));
+    const fingerprint = await store!.fingerprint(id);
+    await expect(
+      store!.updateMetadata(id, () => {
+        throw new Error("refused");
+      }),
+    ).rejects.toThrow("refused");
+    await expect(store!.fingerprint(id)).resolves.toBe(fingerprint);
+    await store!.append(id, message("user", [textItem("two")]));
+    const loaded = (await store!.load(id))!;
+    expect(loaded.metadata.description).toBe("before");
+    expect(loaded.messages.map((m) => m.content)).toEqual([[{ type: "text", text: "one" }], [{ type: "text", text: "two" }]]);
+  });
+});
+
 describe("a second process holding the write lock", () => {
   let holder: ChildProcess | undefined;
   afterEach(() => {

@@ -1,4 +1,4 @@
-import { request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream";
@@ -20,12 +20,15 @@ export function nodeFetch(input: string | URL | Request, init: RequestInit = {})
   if (input instanceof Request || (body !== undefined && typeof body !== "string")) return fetch(input, init);
   const url = new URL(input);
   if (url.protocol !== "http:" && url.protocol !== "https:") return fetch(input, init);
+  const signal = init.signal ?? undefined;
+  if (signal?.aborted) return Promise.reject(abortError(signal));
   const headers: Record<string, string> = {};
-  new Headers(init.headers).forEach((value, name) => (headers[name] = value));
+  // The SDKs hand a Headers object: read as it is (copying it validated every header again).
+  (init.headers instanceof Headers ? init.headers : new Headers(init.headers)).forEach((value, name) => (headers[name] = value));
   const method = init.method ?? "GET";
   const send = url.protocol === "https:" ? httpsRequest : httpRequest;
   return new Promise<Response>((resolve, reject) => {
-    const req = send(url, { method, headers, signal: init.signal ?? undefined }, (res) => {
+    const req = send(url, { method, headers }, (res) => {
       if (REDIRECT.has(res.statusCode ?? 0) && res.headers.location !== undefined) {
         res.resume();
         resolve(fetch(input, init));
@@ -33,9 +36,26 @@ export function nodeFetch(input: string | URL | Request, init: RequestInit = {})
       }
       resolve(toResponse(res, method));
     });
+    if (signal) stopOnAbort(req, signal);
     req.once("error", reject);
     req.end(body);
   });
+}
+
+/**
+ * What http.request's `signal` option does (the request, and with it a
+ * response being read, is destroyed with an AbortError), with one listener
+ * that goes once the request closes: the option's own bookkeeping cost about
+ * as much as building the rest of the request.
+ */
+function stopOnAbort(req: ClientRequest, signal: AbortSignal): void {
+  const onAbort = () => req.destroy(abortError(signal));
+  signal.addEventListener("abort", onAbort, { once: true });
+  req.once("close", () => signal.removeEventListener("abort", onAbort));
+}
+
+function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error("The operation was aborted", { cause: signal.reason }), { name: "AbortError", code: "ABORT_ERR" });
 }
 
 /** The response body as a Node stream, when `nodeFetch` made the response (else undefined: read `res.body`). */

@@ -2,12 +2,14 @@ import type { ModelChunk, Provider } from "../providers/provider.js";
 
 /**
  * The provider for a run whose user message is still being stored: its first
- * stream call sends the request at once, but hands on its first chunk only
- * once `persisted` resolved, so the message's event (sent after it is stored)
- * comes before any delta. When `persisted` rejects, the call is aborted and
- * the loop gets that error. `answered` runs once the first call has answered
- * (first chunk or failure): work that should not compete with the request
- * (the session description) starts there. Later calls pass straight through.
+ * stream call sends the request one turn of the event loop later (see
+ * nextLoopTurn), but hands on its first chunk only once `persisted` resolved,
+ * so the message's event (sent after it is stored) comes before any delta.
+ * When `persisted` rejects, the call is aborted (or, when the store failed
+ * before the request went out, never sent) and the loop gets that error.
+ * `answered` runs once the first call has answered (first chunk or failure):
+ * work that should not compete with the request (the session description)
+ * starts there. Later calls pass straight through.
  */
 export function startedBeforePersisted(provider: Provider, persisted: Promise<void>, answered: () => void): Provider {
   let first = true;
@@ -19,28 +21,51 @@ export function startedBeforePersisted(provider: Provider, persisted: Promise<vo
       if (!first) return provider.stream(req);
       first = false;
       const stop = new AbortController();
-      const inner = provider.stream({ ...req, signal: AbortSignal.any([req.signal, stop.signal]) })[Symbol.asyncIterator]();
-      // Starts the request now (an async generator runs to its first await).
-      const firstChunk = inner.next();
+      let storeFailed = false;
+      let closed = false;
+      persisted.catch(() => (storeFailed = true));
+      let inner: AsyncIterator<readonly ModelChunk[]> | undefined;
+      const firstChunk = nextLoopTurn().then(() => {
+        if (storeFailed || closed) return undefined;
+        inner = provider.stream({ ...req, signal: AbortSignal.any([req.signal, stop.signal]) })[Symbol.asyncIterator]();
+        return inner.next();
+      });
       firstChunk.then(answered, answered);
       let handed = false;
       const iterator: AsyncIterator<readonly ModelChunk[]> = {
         next() {
-          if (handed) return inner.next();
+          if (handed) return inner!.next();
           handed = true;
           return persisted.then(
-            () => firstChunk,
+            // Not started (undefined) only when the store failed or the loop closed the stream first.
+            () => firstChunk.then((r): IteratorResult<readonly ModelChunk[]> => r ?? { done: true, value: undefined }),
             async (err: unknown) => {
               stop.abort(err);
               await firstChunk.catch(() => undefined);
-              await inner.return?.();
+              await inner?.return?.();
               throw err;
             },
           );
         },
-        return: (value?: unknown) => inner.return?.(value) ?? Promise.resolve({ done: true, value: undefined }),
+        return: (value?: unknown) => {
+          closed = true;
+          return inner?.return?.(value) ?? Promise.resolve({ done: true, value: undefined });
+        },
       };
       return { [Symbol.asyncIterator]: () => iterator };
     },
   };
+}
+
+/**
+ * Resolves in the event loop's next check phase. What this turn queued goes
+ * first: the user message's store when it is synchronous (SQLite) and its
+ * event's HTTP/2 write, which Node flushes in a native immediate, run before
+ * any JS immediate. So the model request's building (the SDK's work, the
+ * larger part of a reply's start) no longer sits in front of the first event's
+ * bytes; with an asynchronous store (a file append, PostgreSQL) the request
+ * still goes out while the message is being stored.
+ */
+function nextLoopTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

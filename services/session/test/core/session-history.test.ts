@@ -1,7 +1,8 @@
 // The live agent's copy of the session history: reused between replies only while no one else
 // wrote to the session (goose on the same sessions.db or JSONL file), and a reply's start: the model
-// call goes out while the user's message is stored, its deltas wait for that message's event, and a
-// failed store aborts the call. Real stores in a temp dir, goose's writes from a second connection.
+// call goes out while the user's message is stored (one event-loop turn later: a synchronous store's
+// write and the message's event go first), its deltas wait for that message's event, and a failed
+// store aborts the call or keeps it from being sent. Real stores in a temp dir, goose's writes from a second connection.
 import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +31,8 @@ class RecordingProvider implements Provider {
   /** When set, the first chunk waits for it (or the request's abort). */
   hold: Promise<void> | undefined;
   aborted = false;
+  /** Called as each request is made. */
+  onRequest: (() => void) | undefined;
 
   async complete(): Promise<never> {
     throw new Error("no completions here");
@@ -37,6 +40,7 @@ class RecordingProvider implements Provider {
 
   async *stream(req: ModelRequest): AsyncIterable<ModelChunk[]> {
     this.requests.push(req.messages.map((m) => textOf(m.content)));
+    this.onRequest?.();
     this.requested.release();
     if (this.hold) {
       const abort = new Promise<void>((r) => req.signal.addEventListener("abort", () => r(), { once: true }));
@@ -287,6 +291,34 @@ describe("a reply's start", () => {
     const kinds = (await events).map((e) => (e.kind === "message" ? `message:${e.message.role}` : e.kind));
     expect(kinds).toEqual(["message:user", "textDelta", "message:assistant", "finished"]);
     expect((await store.load(id))!.messages.map((m) => m.role)).toEqual(["user", "assistant"]);
+  });
+
+  it("with a synchronous store (SQLite) the user's message event reaches the reply stream before the model request is built", async () => {
+    const store = await sqliteStore();
+    const s = openSlots(store);
+    const provider = new RecordingProvider();
+    const id = await newSession(store);
+    const seen: string[] = [];
+    let seenAtRequest: string[] | undefined;
+    provider.onRequest = () => (seenAtRequest ??= [...seen]);
+    for await (const e of await s.reply(id, "r1", "hello", provider, [])) seen.push(e.event.kind === "message" ? `message:${e.event.message.role}` : e.event.kind);
+    // The request's building (the SDK's work) comes after the first event's write, not in front of it.
+    expect(seenAtRequest).toEqual(["message:user"]);
+    expect(seen).toEqual(["message:user", "textDelta", "message:assistant", "finished"]);
+  });
+
+  it("a store that fails before the model request went out: no request is sent, the reply reports the error", async () => {
+    const { store, append } = instrumented(await sqliteStore());
+    const s = openSlots(store);
+    const provider = new RecordingProvider();
+    const id = await newSession(store);
+    append.override = async () => {
+      throw new Error("disk full");
+    };
+    const got = await collect(await s.reply(id, "r1", "hello", provider, []));
+    expect(got.map((e) => e.kind)).toEqual(["error", "finished"]);
+    expect(got[0]).toMatchObject({ kind: "error", code: "INTERNAL" });
+    expect(provider.requests).toEqual([]);
   });
 
   it("a failed store of the user's message aborts the model call and the reply reports the error", async () => {

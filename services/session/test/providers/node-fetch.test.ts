@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { getEventListeners } from "node:events";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nodeBodyOf, nodeFetch } from "../../src/providers/node-fetch.js";
@@ -100,6 +101,14 @@ describe("nodeFetch", () => {
     const pending = it.next();
     ac.abort();
     await expect(pending).rejects.toThrow();
+  });
+
+  it("leaves no abort listener on the signal once the exchange is over", async () => {
+    const ac = new AbortController();
+    const res = await nodeFetch(`${base}/echo`, { method: "POST", body: "x", signal: ac.signal });
+    for await (const _ of nodeBodyOf(res)!) void _;
+    await new Promise((r) => setImmediate(r));
+    expect(getEventListeners(ac.signal, "abort")).toEqual([]);
   });
 
   it("rejects when the server cannot be reached, and with an abort before the answer", async () => {

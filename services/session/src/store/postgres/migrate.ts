@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { Logger } from "@skein/runtime";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, type Migration } from "./migrations.js";
+import { isConnectionError } from "./pool.js";
 
 /** One advisory lock key for skein's schema ("skein" in ASCII); held only while migrating. */
 export const MIGRATION_LOCK_KEY = 0x736b65696e;
@@ -55,7 +56,8 @@ export async function migrate(pool: pg.Pool, log: Logger, migrations: readonly M
       await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
     }
   } catch (err) {
-    broken = !(err instanceof SchemaTooNewError);
+    // A SQL error was rolled back and the lock released: the connection is fine.
+    broken = !(err instanceof SchemaTooNewError) && isConnectionError(err);
     throw err;
   } finally {
     // A connection left in an unknown state is not handed back to the pool.

@@ -56,7 +56,7 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => 
 }
 
 /** Errors that leave the connection unusable (not SQL errors, which carry a SQLSTATE code). */
-function isConnectionError(err: unknown): boolean {
+export function isConnectionError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return typeof code !== "string" || !/^[0-9A-Z]{5}$/.test(code);
 }

@@ -38,8 +38,15 @@ export class Connection {
   private closed = false;
   private readonly statements = new Map<string, Database.Statement<unknown[]>>();
   private readonly facade: Db;
+  /**
+   * One transaction wrapper for every unit of work (better-sqlite3 passes the
+   * arguments through): building one per call cost more than the two
+   * statements of a fingerprint read.
+   */
+  private readonly tx: Database.Transaction<(work: (db: Db) => unknown, db: Db) => unknown>;
 
   private constructor(private readonly db: Database.Database) {
+    this.tx = db.transaction((work: (db: Db) => unknown, facade: Db) => work(facade));
     this.facade = {
       prepare: (sql) => {
         let st = this.statements.get(sql);
@@ -74,8 +81,7 @@ export class Connection {
    * may commit between its statements), retried while a lock blocks it (rare in WAL mode).
    */
   read<T>(work: (db: Db) => T): Promise<T> {
-    const tx = this.db.transaction(work);
-    return retryBusy(() => tx.deferred(this.facade));
+    return retryBusy(() => this.tx.deferred(work, this.facade) as T);
   }
 
   /** Outside any transaction (journal_mode cannot change inside one), retried while busy. */
@@ -85,8 +91,7 @@ export class Connection {
 
   /** `work` inside one BEGIN IMMEDIATE transaction, after this process's earlier writes. */
   write<T>(work: (db: Db) => T): Promise<T> {
-    const tx = this.db.transaction(work);
-    const run = this.writeChain.then(() => retryBusy(() => tx.immediate(this.facade)));
+    const run = this.writeChain.then(() => retryBusy(() => this.tx.immediate(work, this.facade) as T));
     this.writeChain = run.catch(() => undefined);
     return run;
   }
