@@ -2,13 +2,14 @@ import { performance } from "node:perf_hooks";
 import pg from "pg";
 import pino from "pino";
 import { startPostgres } from "@skein/testkit";
+import { replicaTables } from "./session-pg-replicas.js";
 import type { Table } from "./table.js";
 
 /**
  * The PostgreSQL cluster primitives on a throw-away local cluster (fsync off:
  * this measures the round trips and the signalling, not the disk). Two pools
- * stand for two replicas. The service does not run on PostgreSQL yet (phase 2
- * wires runs across replicas), so replies/s rows come later.
+ * stand for two replicas. The rows through the real replicas (replies/s, delay
+ * between replicas, work per reply, kill -9) are in session-pg-replicas.ts.
  */
 const serviceDist = new URL("../../services/session/dist/store/", import.meta.url);
 const load = <T>(p: string) => import(new URL(p, serviceDist).href) as Promise<T>;
@@ -42,6 +43,10 @@ const LEASES = 500;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 
 export async function run(): Promise<Table[]> {
+  return [...(await replicaTables()), ...(await primitiveTables())];
+}
+
+async function primitiveTables(): Promise<Table[]> {
   const mods: Mods = {
     store: await load("postgres-store.js"),
     events: await load("postgres/event-log.js"),

@@ -10,3 +10,4 @@ export * from "./tmux.js";
 export * from "./launcher.js";
 export * from "./faults.js";
 export * from "./postgres.js";
+export * from "./session-replicas.js";

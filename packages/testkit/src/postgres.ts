@@ -63,7 +63,11 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startPostgres(): Promise<PostgresCluster> {
+/**
+ * `settings`: extra server settings (`-c name=value`), e.g. shared_preload_libraries
+ * for pg_stat_statements in a benchmark.
+ */
+export async function startPostgres(opts: { settings?: Record<string, string> } = {}): Promise<PostgresCluster> {
   const bin = postgresBinDir();
   const owner = runAs();
   const dir = mkdtempSync(join(tmpdir(), "skein-pg-"));
@@ -91,7 +95,7 @@ export async function startPostgres(): Promise<PostgresCluster> {
     const proc = spawn(
       join(bin, "postgres"),
       // Durability is not what these tests check: no fsync, small memory.
-      ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=300", "-c", "log_min_messages=warning"],
+      ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=300", "-c", "log_min_messages=warning", ...Object.entries(opts.settings ?? {}).flatMap(([k, v]) => ["-c", `${k}=${v}`])],
       { ...asOwner, cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
     );
     running.set(proc, dir);

@@ -58,7 +58,12 @@ const ADDR_VAR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as
 export async function startService(
   name: "session" | "fleet",
   env: Record<string, string | undefined> = {},
-  opts: { expectExit?: boolean; /** Node options before the script, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */ nodeArgs?: readonly string[] } = {},
+  opts: {
+    expectExit?: boolean;
+    /** Node options before the script, e.g. --cpu-prof (not allowed in NODE_OPTIONS). */ nodeArgs?: readonly string[];
+    /** How long to wait for "listening" (default 15 s; several services starting at once on a loaded machine need more). */
+    readyTimeoutMs?: number;
+  } = {},
 ): Promise<ServiceProcess> {
   const childEnv: Record<string, string> = {};
   // A service under test never touches the machine's real goose sessions,
@@ -124,11 +129,15 @@ export async function startService(
 
   if (opts.expectExit) return { proc, port: 0, address: "", logs, output, waitForLog, stop, exited };
   const listening = await Promise.race([
-    waitForLog((l) => l.msg === "listening"),
+    waitForLog((l) => l.msg === "listening", opts.readyTimeoutMs),
     exited.then((e) => {
       throw new Error(`${name} exited (${JSON.stringify(e)}) before listening:\n${output.join("\n")}`);
     }),
-  ]);
+  ]).catch(async (err: unknown) => {
+    // A service that never came up is not the caller's to stop (it never got one): end it here.
+    await stop("SIGKILL");
+    throw err;
+  });
   const port = listening.port as number;
   return { proc, port, address: `127.0.0.1:${port}`, logs, output, waitForLog, stop, exited };
 }

@@ -3,7 +3,8 @@ import { ConfigError, envEnum, envInt, envNumber, envOptional, envString, maxSen
 import { envDurationMs } from "./duration.js";
 import { gooseConfigPath, gooseSecretsPath, gooseSessionsDir } from "./goose-paths.js";
 import { GooseYamlFile } from "./goose-yaml.js";
-import { postgresSettings } from "./store/postgres/settings.js";
+import { postgresSettings, type PostgresSettings } from "./store/postgres/settings.js";
+import { replicaIdentity, type ReplicaIdentity } from "./cluster/replica.js";
 import { CLIENT_RECEIVE_DEFAULT_BYTES } from "./wire-limits.js";
 import type { Env } from "@skein/host";
 
@@ -19,12 +20,15 @@ export interface ProviderSettings {
   readonly source: "environment" | "goose config";
 }
 
-/** goose-sqlite: goose ≥1.10's sessions.db; goose-jsonl: goose ≤1.9's files; postgres: not available yet. */
-export type StoreKind = "goose-sqlite" | "goose-jsonl";
+/** goose-sqlite: goose ≥1.10's sessions.db; goose-jsonl: goose ≤1.9's files; postgres: one database shared by replicas. */
+export type StoreKind = "goose-sqlite" | "goose-jsonl" | "postgres";
 
 export interface SessionConfig {
   readonly sessionsDir: string;
   readonly store: StoreKind;
+  /** Set when store is postgres. */
+  readonly postgres: PostgresSettings | undefined;
+  readonly replica: ReplicaIdentity;
   /** Either usable settings or the sentence Reply answers with while none are configured. */
   readonly provider: { settings: ProviderSettings } | { missing: string };
   readonly providerTimeoutMs: number;
@@ -59,6 +63,8 @@ export function loadConfig(env: Env, log: Logger): SessionConfig {
   return {
     sessionsDir: envString("SKEIN_SESSIONS_DIR", gooseSessionsDir(env, home), env),
     store: storeKind(env),
+    postgres: storeKind(env) === "postgres" ? postgresSettings(env) : undefined,
+    replica: replicaIdentity(env),
     provider: resolveProvider(env, home, gooseConfig, log),
     providerTimeoutMs: envInt("SKEIN_PROVIDER_TIMEOUT_MS", 60_000, { min: 100, max: 3_600_000 }, env),
     providerMaxRetries: envInt("SKEIN_PROVIDER_MAX_RETRIES", 2, { min: 0, max: 10 }, env),
@@ -82,14 +88,7 @@ export function loadConfig(env: Env, log: Logger): SessionConfig {
 }
 
 function storeKind(env: Env): StoreKind {
-  const kind = envEnum("SKEIN_SESSION_STORE", ["goose-sqlite", "goose-jsonl", "postgres"], "goose-sqlite", env);
-  if (kind === "postgres") {
-    // The settings are checked first, so a bad URL is named now; the store exists, but runs, watches and
-    // cancels are not wired across replicas yet, and a half-working mode is not offered.
-    postgresSettings(env);
-    throw new ConfigError("SKEIN_SESSION_STORE=postgres is not available yet: replicas are not wired into the session service (use skein session import/export with --store postgres meanwhile); use goose-sqlite or goose-jsonl");
-  }
-  return kind;
+  return envEnum("SKEIN_SESSION_STORE", ["goose-sqlite", "goose-jsonl", "postgres"], "goose-sqlite", env);
 }
 
 const MISSING =

@@ -9,6 +9,8 @@ import type { SessionEvent } from "./runs/events.js";
 
 type Impl = ServiceImplementation<typeof pb.SessionServiceService>;
 
+const NOT_LIVE = { runningRequestId: "", lastSeq: 0 };
+
 /** proto ExtensionConfig → the extension layer's raw input (it validates). */
 function rawExtension(e: pb.ExtensionConfig): RawExtensionConfig {
   return { name: e.name, cmd: e.cmd, args: e.args, env: e.env, timeout_seconds: e.timeoutSeconds };
@@ -18,19 +20,19 @@ export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: 
   const event = (e: SessionEvent) => fitEvent(eventToProto(e), limits.maxResponseBytes);
   // Batches of events straight to the call (from the event log, or any async iterable of events).
   const stream = (events: StreamSource<SessionEvent>): BatchSource<pb.ReplyResponse> => mapBatches(isBatchSource(events) ? events : batchesOf(events), event);
-  const toProto = (info: Parameters<typeof sessionToProto>[0], messageCount?: number) =>
-    sessionToProto(info, sessions.live(info.id), sessions.extensionsOf(info), messageCount);
+  const toProto = async (info: Parameters<typeof sessionToProto>[0], messageCount?: number) =>
+    sessionToProto(info, (await sessions.live([info.id])).get(info.id) ?? NOT_LIVE, sessions.extensionsOf(info), messageCount);
   return {
     createSession: async (req, ctx) => {
       const info = await sessions.create(req.workingDir, req.description, req.extensions.map(rawExtension), ctx.signal);
-      return pb.CreateSessionResponse.fromPartial({ session: toProto(info) });
+      return pb.CreateSessionResponse.fromPartial({ session: await toProto(info) });
     },
 
     getSession: async (req) => {
       const s = await sessions.get(req.sessionId, req.includeMessages);
-      if (!("messages" in s)) return pb.GetSessionResponse.fromPartial({ session: toProto(s) });
+      if (!("messages" in s)) return pb.GetSessionResponse.fromPartial({ session: await toProto(s) });
       const { start, size } = messagePageRequest(req.messagePageSize, req.messagePageToken, s.messages.length);
-      const session = toProto(s, s.messages.length);
+      const session = await toProto(s, s.messages.length);
       const page = messagePage(s.messages, start, size, limits.maxResponseBytes, pb.Session.encode(session).finish().length);
       const nextMessagePageToken = page.next === undefined ? "" : messagePageToken(page.next);
       return pb.GetSessionResponse.fromPartial({ session, messages: page.messages, nextMessagePageToken });
@@ -38,7 +40,9 @@ export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: 
 
     listSessions: async (req) => {
       const page = await sessions.list(req.pageSize, req.pageToken);
-      return pb.ListSessionsResponse.fromPartial({ sessions: page.sessions.map((s) => toProto(s)), nextPageToken: page.nextPageToken });
+      const live = await sessions.live(page.sessions.map((s) => s.id));
+      const list = page.sessions.map((s) => sessionToProto(s, live.get(s.id) ?? NOT_LIVE, sessions.extensionsOf(s)));
+      return pb.ListSessionsResponse.fromPartial({ sessions: list, nextPageToken: page.nextPageToken });
     },
 
     deleteSession: async (req) => {
@@ -67,7 +71,7 @@ export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: 
 
     summarizeSession: async (req, ctx) => {
       const { session, summary } = await sessions.summarize(req.sessionId, ctx.signal);
-      return pb.SummarizeSessionResponse.fromPartial({ session: toProto(session), summary });
+      return pb.SummarizeSessionResponse.fromPartial({ session: await toProto(session), summary });
     },
 
     getStats: async () => pb.GetStatsResponse.fromPartial(await sessions.stats()),

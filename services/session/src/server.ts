@@ -6,6 +6,7 @@ import { sessionHandlers } from "./handlers.js";
 import { bindSessionMetrics } from "./metrics.js";
 import { createProvider } from "./providers/index.js";
 import { Sessions } from "./sessions.js";
+import { SessionCluster } from "./cluster/session-cluster.js";
 import { LocalRunOwnership } from "./slots/run-ownership.js";
 import { SessionSlots } from "./slots/session-slots.js";
 import { openSessionStore } from "./store/open-store.js";
@@ -22,7 +23,9 @@ const sessionDefinition = withReusedWriters(session.SessionServiceService, {
 export async function startSessionServer(env: Env, log: Logger): Promise<RunningServer> {
   const config = loadConfig(env, log);
   const serviceExtensions = await loadServiceExtensions({ env, gooseConfig: config.gooseConfig, log });
-  const store = await openSessionStore(config.store, config.sessionsDir, log, { syncEachMessage: config.syncEachMessage });
+  // Replicas share one PostgreSQL database: its store, leases and event log (cluster/session-cluster.ts).
+  const cluster = config.postgres && (await SessionCluster.open(config.postgres, config.eventBuffer, config.replica, log));
+  const store = cluster ? cluster.store : await openSessionStore(config.store, config.sessionsDir, log, { syncEachMessage: config.syncEachMessage });
   // Before anything starts: end extension processes a killed previous instance left behind.
   const pids = await PidRegistry.open(config.sessionsDir, { log, killGraceMs: config.extensionKillGraceMs });
   const reaped = await pids.reapOrphans();
@@ -38,7 +41,8 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
 
   const slots = new SessionSlots({
     store,
-    ownership: new LocalRunOwnership(store),
+    ownership: cluster ? cluster.ownership : new LocalRunOwnership(store),
+    eventLogs: cluster && ((id) => cluster.eventLog(id)),
     loadSpec: async (id) => {
       const info = await store.info(id);
       // A goose session can list a stdio extension skein also runs service-wide: that one runs once.
@@ -56,7 +60,7 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     compaction: { threshold: config.autoCompactThreshold, contextLimit: config.contextLimit },
     log,
   });
-  const sessions = new Sessions({ store, provider, slots, serviceExtensions, maxMessageChars: config.maxMessageChars, log });
+  const sessions = new Sessions({ store, provider, slots, serviceExtensions, maxMessageChars: config.maxMessageChars, replica: config.replica, cluster, log });
   bindSessionMetrics({
     runningReplies: () => slots.running,
     liveAgents: () => slots.liveAgents,
@@ -68,7 +72,8 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
   const closeDomain = async (forced: AbortSignal) => {
     await slots.shutdown(forced);
     await pids.close();
-    await store.close();
+    if (cluster) await cluster.close();
+    else await store.close();
   };
   let server: RunningServer;
   try {
@@ -86,5 +91,6 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     await closeDomain(AbortSignal.abort());
     throw err;
   }
+  config.replica.address ||= server.boundAddress;
   return server;
 }

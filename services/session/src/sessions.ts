@@ -9,6 +9,8 @@ import type { SessionSlots } from "./slots/session-slots.js";
 import { defaultMetadata } from "./model/goose-format.js";
 import { validateRequestId, validateSessionId } from "./store/ids.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./store/session-store.js";
+import type { ClusterStats, LiveState, SessionCluster } from "./cluster/session-cluster.js";
+import type { ReplicaIdentity } from "./cluster/replica.js";
 import { markDescriptionUserSet, sessionExtensions, withSessionExtensions } from "./model/skein-metadata.js";
 
 export interface SessionsOptions {
@@ -19,6 +21,9 @@ export interface SessionsOptions {
   /** Started for every session; a session's own extension may not take one of their names. */
   readonly serviceExtensions: readonly ExtensionConfig[];
   readonly maxMessageChars: number;
+  readonly replica: ReplicaIdentity;
+  /** Replicas on one PostgreSQL database: live state, cancels and totals come from there. */
+  readonly cluster?: SessionCluster;
   readonly log: Logger;
 }
 
@@ -28,6 +33,8 @@ export interface Stats {
   readonly extensionProcesses: number;
   readonly sessionsOnDisk: number;
   readonly evictions: number;
+  readonly replica: { id: string; address: string };
+  readonly cluster?: ClusterStats;
 }
 
 const MAX_DESCRIPTION = 1000;
@@ -111,7 +118,7 @@ export class Sessions {
     if (requestId !== "") validateRequestId(requestId);
     if (await this.slots.cancel(id, requestId)) return true;
     if (!(await this.opts.store.info(id))) throw notFound(id);
-    return false;
+    return (await this.opts.cluster?.cancel(id, requestId)) ?? false;
   }
 
   /** Starts an extension on the session's agent and persists it; returns the new tools. */
@@ -170,11 +177,11 @@ export class Sessions {
   async summarize(id: string, signal?: AbortSignal): Promise<{ session: SessionInfo; summary: string }> {
     validateSessionId(id);
     const provider = this.provider();
-    return this.slots.exclusive(id, "summarize", async (stop) => {
+    return this.slots.exclusive(id, "summarize", async (stop, store) => {
       const both = signal ? AbortSignal.any([stop, signal]) : stop;
-      const loaded = await this.opts.store.load(id);
+      const loaded = await store.load(id);
       if (!loaded) throw notFound(id);
-      const result = await compactAndStore(this.opts.store, id, provider, loaded, both).catch((err: unknown) => {
+      const result = await compactAndStore(store, id, provider, loaded, both).catch((err: unknown) => {
         if (both.aborted) throw new CancelledError(`summarizing session ${id} was cancelled`);
         if (err instanceof SkeinError) throw err;
         if (err instanceof ProviderError) throw new FailedPreconditionError(`summarizing session ${id} failed: the model provider answered: ${err.message}`);
@@ -193,11 +200,15 @@ export class Sessions {
       extensionProcesses: this.slots.extensionProcesses,
       sessionsOnDisk: await this.opts.store.count(),
       evictions: this.slots.evictions,
+      replica: { id: this.opts.replica.id, address: this.opts.replica.address },
+      cluster: await this.opts.cluster?.stats(),
     };
   }
 
-  live(id: string): { runningRequestId: string; lastSeq: number } {
-    return { runningRequestId: this.slots.runningRequest(id) ?? "", lastSeq: this.slots.lastSeq(id) };
+  /** Each session's running request and last seq: this process's, or the database's with replicas. */
+  async live(ids: readonly string[]): Promise<Map<string, LiveState>> {
+    if (this.opts.cluster) return this.opts.cluster.liveStates(ids);
+    return new Map(ids.map((id) => [id, { runningRequestId: this.slots.runningRequest(id) ?? "", lastSeq: this.slots.lastSeq(id) }]));
   }
 
   /** The session's own extensions as persisted (for Session.extensions). */

@@ -63,10 +63,15 @@ describe("session store settings", () => {
     expect(loadConfig({ HOME: home, GOOSE_PATH_ROOT: "/srv/goose", SKEIN_SESSIONS_DIR: "/mine" }, log).sessionsDir).toBe("/mine");
   });
 
-  it("accept goose-jsonl, refuse postgres for now and any other value, naming the variable", () => {
+  it("accept goose-jsonl and postgres (with its settings), refuse any other value, naming the variable", () => {
     expect(loadConfig({ HOME: home, SKEIN_SESSION_STORE: "goose-jsonl" }, log).store).toBe("goose-jsonl");
     const pgUrl = "postgresql://skein:s3cret@db:5432/skein";
-    expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: pgUrl }, log)).toThrow(/^SKEIN_SESSION_STORE=postgres is not available yet/);
+    const pgConfig = loadConfig({ HOME: home, SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: pgUrl, SKEIN_REPLICA_ID: "replica-a" }, log);
+    expect(pgConfig.store).toBe("postgres");
+    expect(pgConfig.postgres).toEqual({ databaseUrl: pgUrl, runLeaseMs: 10_000 });
+    expect(pgConfig.replica.id).toBe("replica-a");
+    expect(loadConfig({ HOME: home }, log).replica.id).toMatch(/^.+:\d+$/);
+    expect(() => loadConfig({ HOME: home, SKEIN_REPLICA_ID: "a b" }, log)).toThrow(/^SKEIN_REPLICA_ID="a b" must be/);
     expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "postgres" }, log)).toThrow(/^SKEIN_DATABASE_URL must be set when SKEIN_SESSION_STORE=postgres/);
     expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: "mysql://u:s3cret@h/db" }, log)).toThrow(
       /^SKEIN_DATABASE_URL="mysql:\/\/u:\*\*\*@h\/db" must start with postgresql:\/\//,

@@ -208,7 +208,7 @@ export async function compactAndStore(
  * answered; providers refuse such a history, so answer them with an error
  * first, as goose does.
  */
-function repairTail(history: readonly GooseMessage[]): GooseMessage | undefined {
+export function repairTail(history: readonly GooseMessage[]): GooseMessage | undefined {
   const i = history.findLastIndex((m) => m.role === "assistant");
   if (i < 0) return undefined;
   const open = unansweredToolRequests(history[i]!, history.slice(i + 1));

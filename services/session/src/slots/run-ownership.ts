@@ -17,6 +17,10 @@ export interface RunClaim {
    * no earlier instance used.
    */
   readonly seqAfter: number;
+  /** Where the work writes when not the shared store: one bound to the claim (replicas: its lease). */
+  readonly store?: SessionStore;
+  /** Aborts when the claim is lost or the work is cancelled from elsewhere (another replica). */
+  readonly signal?: AbortSignal;
   release(): void;
 }
 
@@ -33,6 +37,11 @@ export interface RunOwnership {
    * session (0: none yet).
    */
   claim(sessionId: string, label: string, lastSeq: number): Promise<RunClaim>;
+  /**
+   * Holds the session while it is deleted (this process's own work is
+   * already stopped); with replicas, work elsewhere is asked to stop first.
+   */
+  claimForDelete(sessionId: string): Promise<RunClaim>;
 }
 
 /**
@@ -63,6 +72,11 @@ export class LocalRunOwnership implements RunOwnership {
       release();
       throw err;
     }
+  }
+
+  /** The caller stopped this process's work on the session: nothing else can hold it. */
+  async claimForDelete(): Promise<RunClaim> {
+    return { label: "delete", seqAfter: 0, release: () => undefined };
   }
 
   /** Takes the session's next unused epoch and returns where its numbering starts. */

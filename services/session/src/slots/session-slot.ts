@@ -1,4 +1,6 @@
+import type { Feed } from "@skein/runtime";
 import { EventLog, type EventBudget } from "../runs/event-log.js";
+import type { RunEvent, SessionEvent } from "../runs/events.js";
 import type { LiveAgent } from "./live-agent.js";
 import type { RunClaim } from "./run-ownership.js";
 
@@ -8,6 +10,21 @@ export interface SlotWork {
   readonly stop: AbortController;
   /** Settles once the work has ended (for a reply: after `finished` was published). */
   readonly done: Promise<void>;
+}
+
+/**
+ * What the slot needs of its event log: this process's EventLog, or, with
+ * replicas on one database, the database's (cluster/cluster-event-log.ts).
+ */
+export interface SlotEventLog {
+  readonly lastSeq: number;
+  readonly followers: number;
+  skipTo(seq: number): void;
+  publish(requestId: string, event: RunEvent): void;
+  subscribe(signals: AbortSignal[]): Feed<SessionEvent>;
+  follow(afterSeq: number, signals: AbortSignal[]): Feed<SessionEvent>;
+  releaseWindow(): void;
+  close(): void;
 }
 
 /**
@@ -25,7 +42,7 @@ export class SessionSlot {
   /** Set while the agent is starting (counts toward the live-agent cap). */
   loadingAgent = false;
   work: SlotWork | undefined;
-  log: EventLog | undefined;
+  log: SlotEventLog | undefined;
   releasedSeq: number;
   deleted = false;
   lastUsed = Date.now();
@@ -37,6 +54,8 @@ export class SessionSlot {
     readonly id: string,
     /** The last seq of this session's previous slot in this process (0: none). */
     keptSeq: number,
+    /** Makes the shared log when replicas share the events; default: one in this process. */
+    private readonly makeLog?: (sessionId: string) => SlotEventLog,
   ) {
     this.releasedSeq = keptSeq;
   }
@@ -76,8 +95,8 @@ export class SessionSlot {
     }
   }
 
-  events(capacity: number, budget: EventBudget): EventLog {
-    this.log ??= new EventLog(this.id, capacity, this.releasedSeq, budget);
+  events(capacity: number, budget: EventBudget): SlotEventLog {
+    this.log ??= this.makeLog?.(this.id) ?? new EventLog(this.id, capacity, this.releasedSeq, budget);
     return this.log;
   }
 

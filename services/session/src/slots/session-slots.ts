@@ -2,18 +2,20 @@ import { CancelledError, feedOf, NotFoundError, ResourceExhaustedError, untilAbo
 import type { OutputLimits } from "../agent-loop/output-limits.js";
 import { ExtensionSet, type ExtensionConfig, type ExtensionSetOptions } from "../extensions/index.js";
 import type { Provider } from "../providers/provider.js";
-import { EventBudget, type EventLog } from "../runs/event-log.js";
+import { EventBudget } from "../runs/event-log.js";
 import type { RunEvent, SessionEvent } from "../runs/events.js";
 import { executeRun, type CompactionSettings } from "../runs/run.js";
 import type { SessionHistory } from "../runs/session-history.js";
 import type { SessionStore } from "../store/session-store.js";
 import { LiveAgent, type AgentSpec } from "./live-agent.js";
-import { busy, type RunOwnership } from "./run-ownership.js";
-import { SessionSlot } from "./session-slot.js";
+import { busy, type RunClaim, type RunOwnership } from "./run-ownership.js";
+import { SessionSlot, type SlotEventLog } from "./session-slot.js";
 
 export interface SessionSlotsOptions {
   readonly store: SessionStore;
   readonly ownership: RunOwnership;
+  /** Replicas on one database: each session's events live there (default: in this process). */
+  readonly eventLogs?: (sessionId: string) => SlotEventLog;
   /** Reads a session's agent spec from the store; undefined when the session does not exist. */
   readonly loadSpec: (sessionId: string) => Promise<AgentSpec | undefined>;
   /** Started for every session, before its own. */
@@ -145,8 +147,9 @@ export class SessionSlots {
       const events = slot.events(this.opts.eventBuffer, this.budget);
       events.skipTo(claim.seqAfter);
       const live = events.subscribe(signals);
-      const stop = new AbortController();
-      const done = this.drive(slot, events, { requestId, text, provider, tools: agent.extensions, history: agent.history, signal: stop.signal });
+      const stop = stopOf(claim);
+      const store = claim.store ?? this.opts.store;
+      const done = this.drive(slot, events, { requestId, text, provider, tools: agent.extensions, history: agent.history, signal: stop.signal, store });
       slot.work = { claim, stop, done };
       return untilFinished(live, requestId);
     }).catch((err: unknown) => {
@@ -159,7 +162,7 @@ export class SessionSlots {
    * Runs `work` holding the session (a Reply meanwhile is busy); `label` shows
    * as the running request. CancelReply, delete and shutdown stop it.
    */
-  async exclusive<T>(id: string, label: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async exclusive<T>(id: string, label: string, work: (signal: AbortSignal, store: SessionStore) => Promise<T>): Promise<T> {
     const slot = this.use(id);
     const started = await slot
       .locked(async () => {
@@ -168,8 +171,8 @@ export class SessionSlots {
         const claim = await this.opts.ownership.claim(id, label, slot.lastSeq);
         // The work (a summary) rewrites the stored session: the kept history is reloaded.
         slot.agent?.history.invalidate();
-        const stop = new AbortController();
-        const result = work(stop.signal);
+        const stop = stopOf(claim);
+        const result = work(stop.signal, claim.store ?? this.opts.store);
         const done = result.then(
           () => undefined,
           () => undefined,
@@ -213,7 +216,8 @@ export class SessionSlots {
           slot.work.stop.abort(new CancelledError("session deleted"));
           await slot.work.done;
         }
-        const existed = await this.opts.store.delete(id);
+        const hold = await this.opts.ownership.claimForDelete(id);
+        const existed = await this.opts.store.delete(id).finally(() => hold.release());
         await slot.agent?.extensions.close();
         slot.agent = undefined;
         slot.log?.close();
@@ -263,7 +267,7 @@ export class SessionSlots {
     if (slot) this.slots.delete(id);
     else {
       if (this.closed) throw new ResourceExhaustedError("the service is shutting down");
-      slot = new SessionSlot(id, this.keptSeq.get(id) ?? 0);
+      slot = new SessionSlot(id, this.keptSeq.get(id) ?? 0, this.opts.eventLogs);
       this.keptSeq.delete(id);
     }
     this.slots.set(id, slot);
@@ -354,8 +358,8 @@ export class SessionSlots {
   /** Runs one reply to its end and publishes `finished`; never rejects. */
   private async drive(
     slot: SessionSlot,
-    events: EventLog,
-    run: { requestId: string; text: string; provider: Provider; tools: ExtensionSet; history: SessionHistory; signal: AbortSignal },
+    events: SlotEventLog,
+    run: { requestId: string; text: string; provider: Provider; tools: ExtensionSet; history: SessionHistory; signal: AbortSignal; store: SessionStore },
   ): Promise<void> {
     const log = this.opts.log.child({ sessionId: slot.id, runRequestId: run.requestId });
     const publish = (e: RunEvent) => {
@@ -367,7 +371,6 @@ export class SessionSlots {
     const reason = await executeRun({
       sessionId: slot.id,
       ...run,
-      store: this.opts.store,
       maxTurns: this.opts.maxTurns,
       limits: this.opts.limits,
       compaction: this.opts.compaction,
@@ -421,6 +424,15 @@ export class SessionSlots {
 }
 
 type SlotWorkClaim = NonNullable<SessionSlot["work"]>["claim"];
+
+/** The work's stop switch; also thrown when the claim says so (lost, or cancelled on another replica). */
+function stopOf(claim: RunClaim): AbortController {
+  const stop = new AbortController();
+  const from = claim.signal;
+  if (from?.aborted) stop.abort(from.reason);
+  else from?.addEventListener("abort", () => stop.abort(from.reason), { once: true });
+  return stop;
+}
 
 /** The events of one request, ending with its `finished` (read a batch at a time: see BatchSource). */
 function untilFinished(events: Feed<SessionEvent>, requestId: string): Feed<SessionEvent> {

@@ -5,6 +5,7 @@ import { isValidSessionId } from "./ids.js";
 import { migrate } from "./postgres/migrate.js";
 import { createPool, inTransaction, redactError } from "./postgres/pool.js";
 import { checkLease, type RunLease } from "./postgres/run-lease.js";
+import { DELETED_CHANNEL } from "./postgres/event-log.js";
 import { CARRIED_COLUMNS, type ImportedSession } from "./sqlite-store.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
 import { STATE_KEY } from "../model/skein-metadata.js";
@@ -247,6 +248,8 @@ export class PostgresSessionStore implements SessionStore {
     return inTransaction(this.pool, async (c) => {
       await c.query("DELETE FROM session_events WHERE session_id = $1", [id]);
       const r = await c.query("DELETE FROM sessions WHERE id = $1", [id]);
+      // Watchers on every replica end (delivered on commit).
+      if (r.rowCount === 1) await c.query("SELECT pg_notify($1, $2)", [DELETED_CHANNEL, id]);
       return r.rowCount === 1;
     });
   }

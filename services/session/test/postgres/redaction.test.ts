@@ -61,14 +61,25 @@ describe("against a real server", () => {
     expect(text()).not.toContain(cluster.password);
   });
 
-  it("the service exits 2 naming the setting, without the password (start-up refusal until replicas are wired)", async () => {
+  it("the service exits 2 with one line naming the setting, without the password, when the database is unusable", async () => {
     const url = await cluster.createDatabase();
-    const svc = await startService("session", { SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: url }, { expectExit: true });
+    const wrong = url.replace(cluster.password, "Wr0ngPassw0rd");
+    const svc = await startService("session", { SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: wrong }, { expectExit: true });
     const exit = await svc.exited;
     expect(exit.code).toBe(2);
+    expect(svc.output).toHaveLength(1);
+    expect(svc.output[0]).toMatch(/^skein session: SKEIN_DATABASE_URL=".*\*\*\*.*" cannot be used: .*password authentication failed/);
     const all = [...svc.output, ...svc.logs.map((l) => JSON.stringify(l))].join("\n");
-    expect(all).toMatch(/SKEIN_SESSION_STORE=postgres is not available yet/);
+    expect(all).not.toContain("Wr0ngPassw0rd");
     expect(all).not.toContain(cluster.password);
+
+    // Nobody listens on this port: refused at once, one line.
+    const closedPort = url.replace(/:(\d+)\//, ":1/");
+    const down = await startService("session", { SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: closedPort }, { expectExit: true });
+    expect((await down.exited).code).toBe(2);
+    expect(down.output).toHaveLength(1);
+    expect(down.output[0]).toMatch(/cannot be used: .*ECONNREFUSED/);
+    expect(down.output[0]).not.toContain(cluster.password);
 
     const bad = await startService("session", { SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: url.replace("postgresql:", "mysql:") }, { expectExit: true });
     expect((await bad.exited).code).toBe(2);

@@ -5,6 +5,8 @@ import { checkLease, type RunLease } from "./run-lease.js";
 
 /** The NOTIFY channel telling listeners a session has new events; the payload is the session id only ("read again"). */
 export const EVENTS_CHANNEL = "skein_events";
+/** The NOTIFY channel telling watchers a session was deleted (payload: its id), so they end as on one host. */
+export const DELETED_CHANNEL = "skein_session_deleted";
 
 export interface StoredEvent {
   readonly seq: number;
@@ -31,12 +33,14 @@ export class PgEventLog {
    * Appends a batch (e.g. buffered text deltas) in one transaction, after
    * checking the writer's lease; trims the window; notifies listeners after
    * commit (NOTIFY inside a transaction is delivered on commit). Resolves with
-   * the seqs given, in order.
+   * the seqs given, in order. `release`: the lease ends in the same transaction.
    */
-  async append(sessionId: string, requestId: string, events: readonly Buffer[], lease?: RunLease): Promise<number[]> {
+  async append(sessionId: string, requestId: string, events: readonly Buffer[], lease?: RunLease, opts: { release?: boolean } = {}): Promise<number[]> {
     if (events.length === 0) return [];
     return inTransaction(this.pool, async (c) => {
       if (lease) await checkLease(c, lease);
+      // The run's last events and the end of its hold commit together: whoever sees `finished` can start the next run.
+      if (lease && opts.release) await c.query("DELETE FROM session_runs WHERE session_id = $1 AND lease_id = $2", [lease.sessionId, lease.leaseId]);
       const r = await c.query<{ last_seq: number }>(
         `INSERT INTO session_seq (session_id, last_seq) VALUES ($1, $2)
          ON CONFLICT (session_id) DO UPDATE SET last_seq = session_seq.last_seq + $2 RETURNING last_seq`,

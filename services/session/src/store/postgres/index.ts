@@ -16,7 +16,7 @@
 export { PostgresSessionStore, type PostgresStoreOptions } from "../postgres-store.js";
 export { RunLeases, SessionBusyError, LeaseLostError, checkLease, CANCEL_CHANNEL, type RunLease, type Acquired, type TakenOver, type RenewResult } from "./run-lease.js";
 export { LeaseKeeper } from "./lease-keeper.js";
-export { PgEventLog, EVENTS_CHANNEL, checkCursor, type StoredEvent } from "./event-log.js";
+export { PgEventLog, EVENTS_CHANNEL, DELETED_CHANNEL, checkCursor, type StoredEvent } from "./event-log.js";
 export { PgListener, type ListenerOptions } from "./listener.js";
 export { EventFollower } from "./follower.js";
 export { CancelSignals } from "./cancel-signals.js";

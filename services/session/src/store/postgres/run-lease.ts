@@ -94,6 +94,24 @@ export class RunLeases {
     }
   }
 
+  /**
+   * The sweeper's step: takes the session over only when its lease expired,
+   * never creating a hold where there is none (so a Reply arriving meanwhile
+   * is not refused because of a sweep). Of concurrent takers exactly one gets
+   * the row (the row lock, and the expiry re-checked after it); undefined for the others.
+   */
+  async takeOverExpired(sessionId: string, requestId: string, owner: string): Promise<Acquired | undefined> {
+    const leaseId = randomUUID();
+    const r = await this.pool.query<{ request_id: string; owner: string }>(
+      `WITH old AS (SELECT request_id, owner FROM session_runs WHERE session_id = $1 AND lease_expires_at <= now() FOR UPDATE)
+       UPDATE session_runs r SET request_id = $2, lease_id = $3, owner = $4, started_at = now(), cancel_requested = FALSE,
+       lease_expires_at = now() + $5 * interval '1 millisecond' FROM old WHERE r.session_id = $1 RETURNING old.request_id, old.owner`,
+      [sessionId, requestId, leaseId, owner, this.leaseMs],
+    );
+    const old = r.rows[0];
+    return old && { lease: { sessionId, requestId, leaseId, owner }, tookOver: { requestId: old.request_id, owner: old.owner } };
+  }
+
   /** Extends the lease; also reports a cancel request, so renewal doubles as the cancel poll. */
   async renew(lease: RunLease): Promise<RenewResult> {
     const r = await this.pool.query<{ cancel_requested: boolean }>(
