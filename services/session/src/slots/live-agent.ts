@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import type { ExtensionConfig, ExtensionSet } from "../extensions/index.js";
 import { SessionHistory } from "../runs/session-history.js";
 
@@ -13,7 +14,21 @@ export class LiveAgent {
   constructor(
     readonly extensions: ExtensionSet,
     public sessionExtensions: ExtensionConfig[],
+    readonly workingDir: string,
+    /** The store's fingerprint when `sessionExtensions` last matched it (see SessionSlots.refreshAgent). */
+    public checkedAt: string | undefined,
   ) {}
+
+  /** Whether it runs what `spec` says (another replica or the goose CLI may have edited the session). */
+  matches(spec: AgentSpec): boolean {
+    return spec.workingDir === this.workingDir && sameConfigs(spec.extensions, this.sessionExtensions);
+  }
+}
+
+/** Equal as sets by name, field by field (a config read back from the store may order its keys differently). */
+function sameConfigs(a: readonly ExtensionConfig[], b: readonly ExtensionConfig[]): boolean {
+  const canonical = (list: readonly ExtensionConfig[]) => [...list].sort((x, y) => x.name.localeCompare(y.name)).map((c) => JSON.parse(JSON.stringify(c)) as unknown);
+  return isDeepStrictEqual(canonical(a), canonical(b));
 }
 
 /** What an agent is built from: the session's working dir and its own extensions. */

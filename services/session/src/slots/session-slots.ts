@@ -280,14 +280,27 @@ export class SessionSlots {
     if (this.closed) throw new ResourceExhaustedError("the service is shutting down");
   }
 
-  /** The slot's agent, started when it has none. Called under the slot's lock. */
+  /**
+   * The slot's agent, started when it has none, and started again from the
+   * store when the session's extensions were edited elsewhere (another
+   * replica, the goose CLI) since it was. Called under the slot's lock.
+   */
   private async agentOf(slot: SessionSlot, given?: AgentSpec, signal?: AbortSignal): Promise<LiveAgent> {
     this.assertUsable(slot);
+    // A running reply uses the agent as it is; the check comes with the next use.
+    if (slot.agent && !slot.work && (await this.outdated(slot, slot.agent))) {
+      this.opts.log.info({ sessionId: slot.id }, "the session's extensions changed in the store; restarting its agent");
+      const agent = slot.agent;
+      slot.agent = undefined;
+      await agent.extensions.close();
+    }
     if (slot.agent) return slot.agent;
     this.makeRoom(slot);
     slot.loadingAgent = true;
     try {
       if (signal?.aborted) throw new CancelledError(`session ${slot.id}: the call was cancelled`);
+      // Read before the spec: a write in between only costs one more check.
+      const checkedAt = await this.opts.store.fingerprint(slot.id);
       const spec = given ?? (await this.opts.loadSpec(slot.id));
       if (!spec) throw new NotFoundError(`session ${slot.id} does not exist`);
       const set = new ExtensionSet({ ...this.opts.extensionOptions, cwd: spec.workingDir || undefined });
@@ -298,11 +311,26 @@ export class SessionSlots {
         if (signal?.aborted) throw new CancelledError(`starting session ${slot.id}'s extensions was cancelled`);
         this.assertUsable(slot);
       }
-      slot.agent = new LiveAgent(set, [...spec.extensions]);
+      slot.agent = new LiveAgent(set, [...spec.extensions], spec.workingDir, checkedAt);
       return slot.agent;
     } finally {
       slot.loadingAgent = false;
     }
+  }
+
+  /**
+   * Whether the stored session asks for other extensions (or another working
+   * dir) than `agent` runs. One fingerprint read while nothing was written
+   * since the last check; the stored spec is read only when something was.
+   */
+  private async outdated(slot: SessionSlot, agent: LiveAgent): Promise<boolean> {
+    const fingerprint = await this.opts.store.fingerprint(slot.id);
+    if (fingerprint !== undefined && fingerprint === agent.checkedAt) return false;
+    const spec = await this.opts.loadSpec(slot.id);
+    if (!spec) throw new NotFoundError(`session ${slot.id} does not exist`);
+    if (!agent.matches(spec)) return true;
+    agent.checkedAt = fingerprint;
+    return false;
   }
 
   /** A new session's extensions must all start; a reloaded one goes on without those that fail. */
