@@ -15,7 +15,7 @@ export class LiveAgent {
     readonly extensions: ExtensionSet,
     public sessionExtensions: ExtensionConfig[],
     readonly workingDir: string,
-    /** The store's fingerprint when `sessionExtensions` last matched it (see SessionSlots.refreshAgent). */
+    /** The store's fingerprint when `sessionExtensions` last matched it (see SessionSlots.outdated). */
     public checkedAt: string | undefined,
   ) {}
 
