@@ -10,7 +10,7 @@ import { CARRIED_COLUMNS, type ImportedSession } from "./sqlite-store.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
 import { STATE_KEY } from "../model/skein-metadata.js";
 import { messageOfRow, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
-import { columnChanges, metadataOfRow, sqlTimestamp, type Row } from "./sqlite/rows.js";
+import { columnChanges, metadataOfRow, sqlTimestamp, TOKEN_COLUMNS, type Row } from "./sqlite/rows.js";
 
 /** Every column the domain's metadata maps to (sqlite/rows.ts decides which change). */
 const SESSION_COLUMNS: ReadonlySet<string> = new Set([
@@ -20,12 +20,7 @@ const SESSION_COLUMNS: ReadonlySet<string> = new Set([
   "working_dir",
   "extension_data",
   "schedule_id",
-  "total_tokens",
-  "input_tokens",
-  "output_tokens",
-  "accumulated_total_tokens",
-  "accumulated_input_tokens",
-  "accumulated_output_tokens",
+  ...TOKEN_COLUMNS,
 ]);
 const JSONB_COLUMNS = new Set(["extension_data", "recipe_json", "user_recipe_values_json", "model_config_json"]);
 /** Timestamps arrive as sessions.db's UTC text `YYYY-MM-DD HH:MM:SS`. */

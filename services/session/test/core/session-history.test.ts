@@ -7,6 +7,7 @@ import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type Database from "better-sqlite3";
+import { gate } from "@skein/testkit";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultMetadata, textOf } from "../../src/model/goose-format.js";
@@ -53,12 +54,6 @@ class RecordingProvider implements Provider {
     yield [{ type: "text", text: "ok" }];
     yield [{ type: "done", stopReason: "stop" }];
   }
-}
-
-function gate(): { promise: Promise<void>; release: () => void } {
-  let release!: () => void;
-  const promise = new Promise<void>((r) => (release = r));
-  return { promise, release };
 }
 
 async function collect(events: AsyncIterable<SessionEvent>): Promise<RunEvent[]> {

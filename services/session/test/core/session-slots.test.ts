@@ -4,6 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
+import { gate } from "@skein/testkit";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultMetadata } from "../../src/model/goose-format.js";
@@ -40,12 +41,6 @@ class ScriptedProvider implements Provider {
     yield [{ type: "text", text: "ok" }];
     yield [{ type: "done", stopReason: "stop" }];
   }
-}
-
-function gate(): { promise: Promise<void>; release: () => void } {
-  let release!: () => void;
-  const promise = new Promise<void>((r) => (release = r));
-  return { promise, release };
 }
 
 async function collect(events: AsyncIterable<SessionEvent>): Promise<SessionEvent[]> {

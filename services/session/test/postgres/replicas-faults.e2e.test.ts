@@ -85,7 +85,7 @@ describe("the owner renews its lease", () => {
         await new Promise((r) => setTimeout(r, 200));
       }
     } finally {
-      g.open();
+      g.release();
     }
     await run.until(hasFinished);
     expect(finishedReason(run.events)).toBe(STOP);
@@ -166,7 +166,7 @@ describe("a replica dies mid-run (kill -9)", () => {
       held.events.forEach((e) => seen.add(e.seq));
       await A.restart();
     } finally {
-      g.open();
+      g.release();
     }
     await w.until((es) => ofRequest(es, "req-cut").some((e) => kind(e) === "finished"), TAKEOVER_WAIT);
     for (const e of ofRequest(w.events, "req-cut")) {
@@ -195,7 +195,7 @@ describe("every replica dies", () => {
       void run.ended;
       await w.ended;
     } finally {
-      g.open();
+      g.release();
     }
     await A.restart();
     const resumed = watchOn(A.client, s.id, lastSeqOf(seen));
@@ -222,7 +222,7 @@ describe("the run's replica loses the database", () => {
       const cut = await c.rows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE $2", [c.databaseName, `%${B.replicaId}%`]);
       expect(cut.length, "B's connections").toBeGreaterThan(0);
     } finally {
-      g.open();
+      g.release();
     }
     // However B handles it (reconnect and finish, or give up), the run ends for watchers elsewhere.
     await w.until((es) => ofRequest(es, "req-cut-db").some((e) => kind(e) === "finished"), TAKEOVER_WAIT);
@@ -263,7 +263,7 @@ describe("a replica whose lease was taken over", () => {
       // Wake A and let its provider stream finish: A now holds an answer for a session it no longer owns.
       A.resume();
     } finally {
-      g.open();
+      g.release();
     }
     // A had its chance: the provider's answer to A was read to the end or dropped by A.
     await expectEventually(() => c.model.activeResponses === 0, "A to read or drop the rest of its provider answer");
@@ -353,7 +353,7 @@ describe("graceful shutdown of one replica", () => {
       expect(await run.ended).toBeUndefined();
       expect(finishedReason(run.events)).toBe(CANCELLED);
     } finally {
-      g.open();
+      g.release();
     }
     expect(await c.rows("SELECT * FROM session_runs WHERE session_id = $1", [s.id])).toEqual([]);
     // The others serve the same session and new ones.
@@ -385,7 +385,7 @@ describe("per-replica limits and clean-up, as on one host", () => {
       await elsewhere.until(hasFinished);
       expect(finishedReason(elsewhere.events)).toBe(STOP);
     } finally {
-      g.open();
+      g.release();
     }
     await busy.until(hasFinished);
   });

@@ -153,7 +153,7 @@ describe("one session seen from every replica", () => {
       for (const r of [A, C]) expect((await getOn(r.client, s.id)).session!.runningRequestId, `GetSession on ${r.name}`).toBe("req-busy-1");
       expect((await listOn(A.client)).sessions.find((x) => x.id === s.id)?.runningRequestId).toBe("req-busy-1");
     } finally {
-      g.open();
+      g.release();
     }
     await run.until(hasFinished);
     expect(finishedReason(run.events)).toBe(STOP);
@@ -196,7 +196,7 @@ describe("one session seen from every replica", () => {
         // Decided: one Reply was refused, or both reached the provider (both accepted: the rule broken).
         await expectEventually(() => decided || tags.every((t) => model.requests(t) > 0), `round ${i} to be decided`);
       } finally {
-        g.open();
+        g.release();
       }
       const ends = await Promise.all(runs.map((r) => r.ended));
       const won = runs.filter((r, j) => ends[j] === undefined && finishedReason(r.events) === STOP).length;
@@ -221,7 +221,7 @@ describe("live events and replay from any replica", () => {
       await w.until((es) => texts(es).length > 0);
       expect(hasFinished(w.events)).toBe(false);
     } finally {
-      g.open();
+      g.release();
     }
     await run.until(hasFinished);
     await w.until(hasFinished);
@@ -242,7 +242,7 @@ describe("live events and replay from any replica", () => {
       w1.close();
       seen.push(...w1.events);
     } finally {
-      g.open();
+      g.release();
     }
     // Second hop while the rest streams: C from the last seq A delivered.
     const w2 = watchOn(C.client, s.id, lastSeqOf(seen));
@@ -275,7 +275,7 @@ describe("live events and replay from any replica", () => {
       );
       expect(cut.length, "LISTEN connections found").toBeGreaterThanOrEqual(c.replicas.length);
     } finally {
-      g.open();
+      g.release();
     }
     await run.until(hasFinished);
     await w.until(hasFinished);
@@ -352,7 +352,7 @@ describe("cancel from any replica", () => {
       // B really stopped: it dropped the provider's stream.
       await expectEventually(() => c.model.activeResponses === 0, "the held provider response to be abandoned");
     } finally {
-      g.open();
+      g.release();
     }
     expect((await cancelOn(C.client, s.id, "")).cancelled).toBe(false);
     // Nothing of the cancelled request after its finished; the session takes the next Reply.
@@ -383,7 +383,7 @@ describe("cancel and delete from any replica, also without notifications", () =>
       await run.until(hasFinished, 20_000);
       expect(finishedReason(run.events)).toBe(CANCELLED);
     } finally {
-      g.open();
+      g.release();
     }
     const next = replyOn(C.client, s.id, say(model.tag(), "again"));
     await next.until(hasFinished);
@@ -402,7 +402,7 @@ describe("cancel and delete from any replica, also without notifications", () =>
       await run.ended;
       expect(finishedReason(run.events)).toBe(CANCELLED);
     } finally {
-      g.open();
+      g.release();
     }
     for (const r of [A, B, C]) {
       const err = await getOn(r.client, s.id).then(() => undefined, (e: { code: number }) => e);
@@ -446,7 +446,7 @@ describe("GetStats across replicas", () => {
       expect(onA.cluster).toEqual({ runningReplies: 1, replicasRunning: 1 });
       expect((await statsOn(B.client)).runningReplies).toBe(1);
     } finally {
-      g.open();
+      g.release();
     }
     await run.until(hasFinished);
     expect((await statsOn(C.client)).cluster, "right after the run's finished").toEqual({ runningReplies: 0, replicasRunning: 0 });

@@ -12,16 +12,8 @@ import type { Client } from "./harness.js";
 
 export type AnyEvent = pb.ReplyResponse | pb.WatchSessionResponse;
 
-/** A promise a test opens when it decides: holds a provider stream mid-reply. */
-export interface Gate {
-  readonly promise: Promise<void>;
-  open(): void;
-}
-export function gate(): Gate {
-  let open!: () => void;
-  const promise = new Promise<void>((r) => (open = r));
-  return { promise, open };
-}
+/** Holds a provider stream mid-reply until the test releases it. */
+export { gate } from "@skein/testkit";
 
 const TAG = /\[\[tag:([A-Za-z0-9_-]+)\]\]/;
 

@@ -5,7 +5,7 @@ import { skeinExtensionsOf, withSkeinExtensions, type SkeinExtensionEntry } from
 export type Row = Record<string, unknown>;
 
 /** Columns skein maps from the metadata the domain works with; every other column is left as goose wrote it. */
-const TOKEN_COLUMNS = [
+export const TOKEN_COLUMNS = [
   "total_tokens",
   "input_tokens",
   "output_tokens",
