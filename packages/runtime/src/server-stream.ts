@@ -1,6 +1,7 @@
 import { status, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
 import { untilAborted } from "./abort.js";
 import { batchesOf, isBatchSource } from "./batch-source.js";
+import { writeInBatches } from "./batched-writes.js";
 import { CallScope, type CallEnvironment } from "./call.js";
 import type { CallContext, ServerStreamHandler, StreamSource } from "./context.js";
 import { parsedRequest } from "./malformed.js";
@@ -40,6 +41,7 @@ export function streamResponses(
   selfEnding = false,
 ): void {
   const scope = new CallScope(call, method, env, selfEnding);
+  writeInBatches(call);
   scope.run(async () => {
     try {
       scope.authorize();

@@ -10,7 +10,7 @@ import { HealthRegistry } from "./health.js";
 import { grpcMetricsHooks, serveMetrics } from "./metrics.js";
 import { reflectionServices } from "./reflection.js";
 import { readServeSettings } from "./serve-settings.js";
-import { bindService, tolerantDefinition, type HostedService } from "./service.js";
+import { bindService, servedDefinition, type HostedService } from "./service.js";
 import type { Env } from "@skein/host";
 
 export interface ShutdownContext {
@@ -93,7 +93,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   }
 
   const server = new Server(channelOptions);
-  for (const s of all) server.addService(tolerantDefinition(s.definition), bindService(s, callEnv));
+  const maxSendBytes = channelOptions["grpc.max_send_message_length"] as number;
+  for (const s of all) server.addService(servedDefinition(s.definition, maxSendBytes), bindService(s, callEnv));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, credentials, (err, p) => (err ? reject(ListenError.fromGrpc(opts.addrVar, address, err)) : resolve(p))),
   );

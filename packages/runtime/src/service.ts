@@ -2,6 +2,7 @@ import type { ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc
 import { adaptBidiStream } from "./bidi-stream.js";
 import type { CallEnvironment } from "./call.js";
 import type { BidiStreamHandler, ServerStreamHandler, UnaryHandler } from "./context.js";
+import { refusalAwareSerializer } from "./batched-writes.js";
 import { tolerantDeserializer } from "./malformed.js";
 import { adaptServerStream } from "./server-stream.js";
 import { adaptUnary } from "./unary.js";
@@ -45,11 +46,14 @@ export function hosted<D extends ServiceDefinition>(name: string, definition: D,
 
 /**
  * The definition grpc-js is given: requests that do not parse reach the
- * handler as a marker (see MalformedRequest) instead of failing before it.
+ * handler as a marker (see MalformedRequest) instead of failing before it,
+ * and responses grpc-js will refuse are known to the batched writes.
  */
-export function tolerantDefinition(definition: ServiceDefinition): ServiceDefinition {
+export function servedDefinition(definition: ServiceDefinition, maxSendBytes: number): ServiceDefinition {
   const out: Record<string, ServiceDefinition[string]> = {};
-  for (const [key, def] of Object.entries(definition)) out[key] = { ...def, requestDeserialize: tolerantDeserializer(def.requestDeserialize) };
+  for (const [key, def] of Object.entries(definition)) {
+    out[key] = { ...def, requestDeserialize: tolerantDeserializer(def.requestDeserialize), responseSerialize: refusalAwareSerializer(def.responseSerialize, maxSendBytes) };
+  }
   return out as ServiceDefinition;
 }
 
