@@ -12,6 +12,7 @@ export * from "./health.js";
 export * from "./lifeline.js";
 export * from "./listen-error.js";
 export * from "./logger.js";
+export * from "./loop-turn.js";
 export * from "./main.js";
 export * from "./malformed.js";
 export * from "./metrics.js";

@@ -1,4 +1,4 @@
-import { untilAborted } from "@skein/runtime";
+import { afterQueuedWrites, untilAborted } from "@skein/runtime";
 import { ProviderAbortedError, ProviderError, type Provider, type ProviderErrorCode } from "../providers/provider.js";
 import {
   message,
@@ -81,6 +81,10 @@ export async function runAgent(input: AgentTurnInput): Promise<FinishKind> {
     }
     const content = [...(text !== "" ? [textItem(text)] : []), ...requests];
     if (content.length === 0) return "stop";
+    // The streamed text reaches the client before the message's store: a
+    // provider that sends its whole answer in one read would otherwise have
+    // every delta wait behind the synchronous SQLite write and what follows it.
+    await afterQueuedWrites();
     await append(message("assistant", content));
     if (requests.length === 0) return "stop";
 

@@ -1,9 +1,14 @@
+import { afterQueuedWrites } from "@skein/runtime";
 import type { ModelChunk, Provider } from "../providers/provider.js";
 
 /**
  * The provider for a run whose user message is still being stored: its first
- * stream call sends the request one turn of the event loop later (see
- * nextLoopTurn), but hands on its first chunk only once `persisted` resolved,
+ * stream call sends the request one turn of the event loop later, once the
+ * user message's store (when synchronous: SQLite) and its event's bytes are
+ * done (the model request's building, the SDK's work and the larger part of a
+ * reply's start, no longer sits in front of the first event; with an
+ * asynchronous store the request still goes out while the message is being
+ * stored), but hands on its first chunk only once `persisted` resolved,
  * so the message's event (sent after it is stored) comes before any delta.
  * When `persisted` rejects, the call is aborted (or, when the store failed
  * before the request went out, never sent) and the loop gets that error.
@@ -25,7 +30,7 @@ export function startedBeforePersisted(provider: Provider, persisted: Promise<vo
       let closed = false;
       persisted.catch(() => (storeFailed = true));
       let inner: AsyncIterator<readonly ModelChunk[]> | undefined;
-      const firstChunk = nextLoopTurn().then(() => {
+      const firstChunk = afterQueuedWrites().then(() => {
         if (storeFailed || closed) return undefined;
         inner = provider.stream({ ...req, signal: AbortSignal.any([req.signal, stop.signal]) })[Symbol.asyncIterator]();
         return inner.next();
@@ -55,17 +60,4 @@ export function startedBeforePersisted(provider: Provider, persisted: Promise<vo
       return { [Symbol.asyncIterator]: () => iterator };
     },
   };
-}
-
-/**
- * Resolves in the event loop's next check phase. What this turn queued goes
- * first: the user message's store when it is synchronous (SQLite) and its
- * event's HTTP/2 write, which Node flushes in a native immediate, run before
- * any JS immediate. So the model request's building (the SDK's work, the
- * larger part of a reply's start) no longer sits in front of the first event's
- * bytes; with an asynchronous store (a file append, PostgreSQL) the request
- * still goes out while the message is being stored.
- */
-function nextLoopTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
