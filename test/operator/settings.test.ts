@@ -30,6 +30,10 @@ it.each([
   ["fleet", { SKEIN_METRICS_PUBLIC: "sometimes" }, 'SKEIN_METRICS_PUBLIC="sometimes" must be true or false'],
   ["session", { SKEIN_REFLECTION_AUTH: "maybe" }, 'SKEIN_REFLECTION_AUTH="maybe" must be one of public, token'],
   ["session", { SKEIN_SHUTDOWN_GRACE_MS: "soon" }, 'SKEIN_SHUTDOWN_GRACE_MS="soon" is not a whole number'],
+  // Node's own mkdir -p never returns here (it spins): the service hung at 100 % CPU and ignored SIGTERM.
+  ["fleet", { SKEIN_FLEET_STATE_DIR: "/proc/skein-no-such-dir/state" }, `SKEIN_FLEET_STATE_DIR="/proc/skein-no-such-dir/state" cannot be created: ENOENT: no such file or directory, mkdir '/proc/skein-no-such-dir'`],
+  ["session", { SKEIN_SESSIONS_DIR: "/proc/skein-no-such-dir/sessions" }, `SKEIN_SESSIONS_DIR="/proc/skein-no-such-dir/sessions" cannot be created: ENOENT: no such file or directory, mkdir '/proc/skein-no-such-dir'`],
+  ["fleet", { SKEIN_HEARTBEAT_DIR: "/proc/skein-no-such-dir/beats" }, `SKEIN_HEARTBEAT_DIR="/proc/skein-no-such-dir/beats" cannot be created: ENOENT: no such file or directory, mkdir '/proc/skein-no-such-dir'`],
 ] as const)("%s with %j: exit 2 and exactly one line naming the variable, the value and the rule", async (name, env, message) => {
   const { code, lines } = await refused(name, env);
   expect(code).toBe(2);

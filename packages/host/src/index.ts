@@ -1,6 +1,7 @@
 export * from "./atomic-write.js";
 export * from "./file-replacer.js";
 export * from "./keyed-lock.js";
+export * from "./make-dir.js";
 export * from "./proc.js";
 export * from "./instance-lock.js";
 export * from "./end-processes.js";

@@ -1,4 +1,3 @@
-import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
   acquireInstanceLock,
@@ -7,6 +6,7 @@ import {
   InstanceLockedError,
   isSameProcess,
   KeyedLock,
+  makeDirectory,
   readProcStat,
   readProcStatSync,
   sessionMembers,
@@ -90,6 +90,7 @@ export class Fleet {
 
   /** Adopts every session already on the socket, then starts supervising; a failure half way gives the socket back. */
   async open(): Promise<void> {
+    await makeConfiguredDirectories(this.config);
     const release = await claimSocket(this.socket);
     try {
       await this.adoptAndSupervise();
@@ -492,13 +493,30 @@ async function signalAgentProcesses(panePid: number, sig: NodeJS.Signals): Promi
 }
 
 /**
+ * The state and heartbeat directories, made at start: one that cannot be made
+ * is a bad setting (exit 2, one line), not a service whose every write fails.
+ */
+async function makeConfiguredDirectories(config: FleetConfig): Promise<void> {
+  const dirs = [
+    ["SKEIN_FLEET_STATE_DIR", config.stateDir, 0o700],
+    // Readable by fleet monitors running as other users, like the heartbeat files.
+    ["SKEIN_HEARTBEAT_DIR", config.heartbeatDir, 0o755],
+  ] as const;
+  for (const [variable, dir, mode] of dirs) {
+    await makeDirectory(dir, mode).catch((err: unknown) => {
+      throw new ConfigError(`${variable}=${JSON.stringify(dir)} cannot be created: ${(err as Error).message}`);
+    });
+  }
+}
+
+/**
  * One fleet service per tmux socket: two would both adopt every agent, write
  * every heartbeat and race on restarts. The lock lives beside the socket
  * (where tmux keeps it), so it holds whatever state directories they use.
  */
 async function claimSocket(socket: string): Promise<() => Promise<void>> {
   // tmux requires this directory to be private; create it the way tmux would.
-  await mkdir(tmuxSocketDir(), { recursive: true, mode: 0o700 });
+  await makeDirectory(tmuxSocketDir(), 0o700);
   try {
     return await acquireInstanceLock(
       fleetSocketLockPath(socket),

@@ -1,7 +1,6 @@
-import { mkdirSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import { dirname } from "node:path";
-import { FileReplacer } from "@skein/host";
+import { FileReplacer, makeDirectorySync } from "@skein/host";
 
 /** `unknown`: the pane is alive but its pid is not the process started at launch. */
 export type HeartbeatStatus = "ok" | "unknown" | "exited" | "stopped";
@@ -58,7 +57,7 @@ export function writeHeartbeat(file: string, h: Heartbeat): void {
   const dir = dirname(file);
   if (!madeDirs.has(dir)) {
     // Readable by fleet monitors running as other users, like the files themselves.
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    makeDirectorySync(dir, 0o755);
     FileReplacer.sweep(dir);
     madeDirs.add(dir);
   }

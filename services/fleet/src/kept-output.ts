@@ -1,6 +1,6 @@
-import { mkdir, readFile, rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { writeAtomic } from "@skein/host";
+import { makeDirectory, writeAtomic } from "@skein/host";
 import { sleep } from "@skein/runtime";
 import type { Logger } from "pino";
 import { endsWithDeadPaneLine, lastLines } from "./screen-text.js";
@@ -51,7 +51,7 @@ export class KeptOutput {
         if (endsWithDeadPaneLine(text) || look >= DEAD_LINE_LOOKS) break;
         await sleep(LOOK_EVERY_MS);
       }
-      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await makeDirectory(this.dir, 0o700);
       await writeAtomic(this.path(name), text);
     } catch (err) {
       if (err instanceof TmuxError && err.isMissing) return;

@@ -1,6 +1,6 @@
-import { mkdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { writeAtomic } from "@skein/host";
+import { makeDirectory, writeAtomic } from "@skein/host";
 import type { Logger } from "pino";
 import type { AgentRecord } from "./agent.js";
 
@@ -59,7 +59,7 @@ export class StateStore {
         this.dirty = false;
         const file: StateFile = { version: 1, socket: this.socket, agents: records() };
         try {
-          await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+          await makeDirectory(dirname(this.path), 0o700);
           await writeAtomic(this.path, `${JSON.stringify(file, null, 2)}\n`);
         } catch (err) {
           this.log.error({ err, path: this.path }, "could not write the state file");

@@ -1,8 +1,8 @@
-import { mkdir, readdir, readFile, unlink } from "node:fs/promises";
+import { readdir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "@skein/runtime";
 import { DEFAULT_KILL_GRACE_MS, endProcessGroup } from "./end-group.js";
-import { groupMembers, isLive, isSameProcess, liveStartTicks, readProcStatSync, TEMP_PREFIX, writeAtomic } from "@skein/host";
+import { groupMembers, isLive, isSameProcess, liveStartTicks, makeDirectory, readProcStatSync, TEMP_PREFIX, writeAtomic } from "@skein/host";
 import { DIR_MODE } from "../file-modes.js";
 
 /** One extension process group this instance started; pid == pgid (the child calls setsid). */
@@ -45,7 +45,7 @@ export class PidRegistry {
 
   static async open(sessionsDir: string, opts: { log?: Log; killGraceMs?: number } = {}): Promise<PidRegistry> {
     const dir = join(sessionsDir, REGISTRY_DIR);
-    await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    await makeDirectory(dir, DIR_MODE);
     return new PidRegistry(dir, opts.log, opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
   }
 

@@ -1,8 +1,8 @@
 import { constants as fsConstants } from "node:fs";
-import { mkdir, open, readdir, stat, unlink, type FileHandle } from "node:fs/promises";
+import { open, readdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, type Logger } from "@skein/runtime";
-import { KeyedLock, TEMP_PREFIX, writeAtomic } from "@skein/host";
+import { KeyedLock, makeDirectory, TEMP_PREFIX, writeAtomic } from "@skein/host";
 import { copyTail, DIR_MODE, readFirstLine, writeAll } from "./files.js";
 import { defaultMetadata, looksLikeMetadata, normalizeMetadata, parseMessage, serializeLine, type GooseMessage, type GooseMetadata } from "../model/goose-format.js";
 import { isValidSessionId, newSessionId } from "./ids.js";
@@ -34,7 +34,7 @@ export class JsonlSessionStore implements SessionStore {
   ) {}
 
   static async open(dir: string, log: Logger, opts: JsonlStoreOptions): Promise<JsonlSessionStore> {
-    await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    await makeDirectory(dir, DIR_MODE);
     const store = new JsonlSessionStore(dir, log, opts);
     await store.sweepTempFiles();
     return store;

@@ -1,4 +1,6 @@
-import type { Logger } from "@skein/runtime";
+import { makeDirectory } from "@skein/host";
+import { ConfigError, type Logger } from "@skein/runtime";
+import { DIR_MODE } from "./files.js";
 import type { StoreKind } from "../config.js";
 import { JsonlSessionStore } from "./jsonl-store.js";
 import { importJsonlFile, jsonlFilesIn } from "./legacy-import.js";
@@ -11,6 +13,10 @@ import { SqliteSessionStore } from "./sqlite-store.js";
  * creates the database (goose never imports into a database it did not create).
  */
 export async function openSessionStore(kind: StoreKind, dir: string, log: Logger, opts: { syncEachMessage: boolean }): Promise<SessionStore> {
+  // A directory that cannot be made is a bad setting (exit 2, one line), not a failed start's stack.
+  await makeDirectory(dir, DIR_MODE).catch((err: unknown) => {
+    throw new ConfigError(`SKEIN_SESSIONS_DIR=${JSON.stringify(dir)} cannot be created: ${(err as Error).message}`);
+  });
   if (kind === "goose-jsonl") return JsonlSessionStore.open(dir, log, opts);
   const store = await SqliteSessionStore.open(dir, log, opts);
   log.info({ path: store.path, sqliteVersion: store.sqliteVersion, schemaVersion: store.schemaVersion, toolResultForm: store.toolResultForm, created: store.created }, "goose session database");

@@ -1,4 +1,3 @@
-import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
 import { DIR_MODE } from "./files.js";
@@ -11,6 +10,7 @@ import { toolResultFormFor, type ToolResultForm } from "./sqlite/content.js";
 import { insertMessage, messageOfRow, metadataJson, newMessageId, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
 import { columnChanges, metadataOfRow, parseSqlTimestamp, sqlTimestamp, type Row } from "./sqlite/rows.js";
 import { createGooseSchema, KNOWN_SCHEMA_VERSION, hasSchemaVersionTable, schemaVersion, tableColumns } from "./sqlite/schema.js";
+import { makeDirectory } from "@skein/host";
 
 export const DB_NAME = "sessions.db";
 /** goose lists these types; sub-agent, hidden, terminal, gateway and ACP sessions are goose's internals. */
@@ -96,7 +96,7 @@ export class SqliteSessionStore implements SessionStore {
   ) {}
 
   static async open(dir: string, log: Logger, opts: SqliteStoreOptions): Promise<SqliteSessionStore> {
-    await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    await makeDirectory(dir, DIR_MODE);
     const path = join(dir, DB_NAME);
     const conn = Connection.open(path, { fullSync: opts.syncEachMessage });
     try {
