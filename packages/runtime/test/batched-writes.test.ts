@@ -1,3 +1,5 @@
+import { once } from "node:events";
+import http2 from "node:http2";
 import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
@@ -11,6 +13,7 @@ import { refusalAwareSerializer, writeInBatches } from "../src/batched-writes.js
 function transportLike(opts: { refuse?: number; highWaterMark?: number } = {}) {
   const taken: number[] = [];
   const refused: number[] = [];
+  const done = { count: 0 };
   let inFlight = 0;
   let mostInFlight = 0;
   const serialize = refusalAwareSerializer((v: { n: number }) => {
@@ -32,11 +35,12 @@ function transportLike(opts: { refuse?: number; highWaterMark?: number } = {}) {
       mostInFlight = Math.max(mostInFlight, inFlight);
       setImmediate(() => {
         inFlight--;
+        done.count++;
         cb();
       });
     },
   });
-  return { stream, taken, refused, mostInFlight: () => mostInFlight };
+  return { stream, taken, refused, done, mostInFlight: () => mostInFlight };
 }
 
 const finished = (s: Writable) => new Promise<void>((resolve, reject) => s.end(() => resolve()).once("error", reject));
@@ -66,7 +70,8 @@ describe("writeInBatches", () => {
     writeInBatches(t.stream);
     const accepted = [1, 2, 3, 4].map((n) => t.stream.write({ n }));
     expect(accepted).toEqual([true, true, false, false]);
-    await new Promise<void>((resolve) => t.stream.once("drain", resolve));
+    const doneAtDrain = await new Promise<number>((resolve) => t.stream.once("drain", () => resolve(t.done.count)));
+    expect(doneAtDrain).toBe(4);
     expect(t.taken).toEqual([1, 2, 3, 4]);
     expect(t.stream.writableLength).toBe(0);
     await finished(t.stream);
@@ -162,5 +167,73 @@ describe("writeInBatches on a real grpc-js server stream", () => {
     const { got, status } = await streamOf([{ n: 0 }, { n: 1 }, { n: 123 }, { n: 4 }], 64);
     expect(got).toEqual(["0", "1"]);
     expect(status.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+  });
+
+  it("holds back while the client does not read (HTTP/2 flow control reaches the writer), then delivers everything in order", async () => {
+    const total = 4000;
+    const body = "x".repeat(1024);
+    const method = {
+      path: "/test.Batched/Big",
+      requestStream: false,
+      responseStream: true,
+      requestSerialize: (b: Buffer) => b,
+      requestDeserialize: (b: Buffer) => b,
+      responseSerialize: refusalAwareSerializer((v: { n: number }) => Buffer.from(`${v.n} ${body}`), 1 << 20),
+      responseDeserialize: (b: Buffer) => b,
+    } as const;
+    const server = new grpc.Server();
+    const progress = { written: 0, waiting: false, mostBuffered: 0, done: false };
+    server.addService({ Big: method }, {
+      Big: async (call: grpc.ServerWritableStream<Buffer, { n: number }>) => {
+        writeInBatches(call);
+        for (let n = 0; n < total; n++) {
+          const more = call.write({ n });
+          progress.written++;
+          progress.mostBuffered = Math.max(progress.mostBuffered, call.writableLength);
+          if (!more) {
+            progress.waiting = true;
+            await once(call, "drain");
+            progress.waiting = false;
+          }
+        }
+        call.end();
+        progress.done = true;
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    // A plain HTTP/2 client: grpc-js's own client keeps reading into memory while paused; this one stops.
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on("error", () => undefined);
+    stop = () => {
+      session.destroy();
+      server.forceShutdown();
+    };
+    const stream = session.request({ ":method": "POST", ":path": method.path, "content-type": "application/grpc", te: "trailers" });
+    stream.on("error", () => undefined);
+    stream.pause();
+    stream.end(Buffer.from([0, 0, 0, 0, 2, 0x67, 0x6f]));
+    // The writer stalls for good while nobody reads: wait until it has sat waiting for drain, unmoved, for a while.
+    let still = 0;
+    let last = -1;
+    while (still < 20 && !progress.done) {
+      await new Promise((r) => setTimeout(r, 10));
+      still = progress.waiting && progress.written === last ? still + 1 : 0;
+      last = progress.written;
+    }
+    expect(progress.done).toBe(false);
+    expect(progress.written).toBeLessThan(total / 2);
+    let bytes = Buffer.alloc(0);
+    stream.on("data", (d: Buffer) => (bytes = Buffer.concat([bytes, d])));
+    stream.resume();
+    await once(stream, "end");
+    const got: number[] = [];
+    for (let at = 0; at < bytes.length; ) {
+      const len = bytes.readUInt32BE(at + 1);
+      got.push(Number(bytes.subarray(at + 5, at + 5 + len).toString().split(" ")[0]));
+      at += 5 + len;
+    }
+    expect(got).toEqual(Array.from({ length: total }, (_, n) => n));
+    // Never more than a Writable's worth (grpc-js: 16 messages) held in the process at once.
+    expect(progress.mostBuffered).toBeLessThanOrEqual(16);
   });
 });
