@@ -109,20 +109,24 @@ describe("writeInBatches on a real grpc-js server stream", () => {
   let stop: (() => void) | undefined;
   afterEach(() => stop?.());
 
+  /** A server-streaming method of raw buffers in, `serialize`d values out. */
+  const streamMethod = <T, Out>(path: string, serialize: (v: T) => Buffer, deserialize: (b: Buffer) => Out) =>
+    ({
+      path,
+      requestStream: false,
+      responseStream: true,
+      requestSerialize: (b: Buffer) => b,
+      requestDeserialize: (b: Buffer) => b,
+      responseSerialize: serialize,
+      responseDeserialize: deserialize,
+    }) as const;
+
   async function streamOf(messages: Msg[], maxSendBytes = 1024): Promise<{ got: string[]; status: grpc.StatusObject | grpc.ServiceError }> {
     const plain = (v: Msg) => {
       if ("bad" in v) throw new Error("does not encode");
       return Buffer.from(String(v.n).repeat(v.n >= 100 ? 50 : 1));
     };
-    const method = {
-      path: "/test.Batched/Stream",
-      requestStream: false,
-      responseStream: true,
-      requestSerialize: (b: Buffer) => b,
-      requestDeserialize: (b: Buffer) => b,
-      responseSerialize: refusalAwareSerializer(plain, maxSendBytes),
-      responseDeserialize: (b: Buffer) => b.toString(),
-    } as const;
+    const method = streamMethod("/test.Batched/Stream", refusalAwareSerializer(plain, maxSendBytes), (b) => b.toString());
     const server = new grpc.Server({ "grpc.max_send_message_length": maxSendBytes });
     server.addService({ Stream: method }, {
       Stream: (call: grpc.ServerWritableStream<Buffer, Msg>) => {
@@ -172,15 +176,7 @@ describe("writeInBatches on a real grpc-js server stream", () => {
   it("holds back while the client does not read (HTTP/2 flow control reaches the writer), then delivers everything in order", async () => {
     const total = 4000;
     const body = "x".repeat(1024);
-    const method = {
-      path: "/test.Batched/Big",
-      requestStream: false,
-      responseStream: true,
-      requestSerialize: (b: Buffer) => b,
-      requestDeserialize: (b: Buffer) => b,
-      responseSerialize: refusalAwareSerializer((v: { n: number }) => Buffer.from(`${v.n} ${body}`), 1 << 20),
-      responseDeserialize: (b: Buffer) => b,
-    } as const;
+    const method = streamMethod("/test.Batched/Big", refusalAwareSerializer((v: { n: number }) => Buffer.from(`${v.n} ${body}`), 1 << 20), (b) => b);
     const server = new grpc.Server();
     const progress = { written: 0, waiting: false, mostBuffered: 0, done: false };
     server.addService({ Big: method }, {
