@@ -12,14 +12,15 @@ import { dirname } from "node:path";
  * Directories created get `mode`.
  */
 export async function makeDirectory(path: string, mode: number): Promise<void> {
-  const first = await mkdir(path, { mode }).then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  if (first === undefined || (await existingDirectory(path, first))) return;
-  const parent = dirname(path);
-  if (code(first) !== "ENOENT" || parent === path) throw first;
-  await makeDirectory(parent, mode);
+  try {
+    await mkdir(path, { mode });
+    return;
+  } catch (err) {
+    if (await existingDirectory(path, err)) return;
+    const parent = dirname(path);
+    if (code(err) !== "ENOENT" || parent === path) throw err;
+  }
+  await makeDirectory(dirname(path), mode);
   try {
     await mkdir(path, { mode });
   } catch (err) {

@@ -2,16 +2,18 @@ import { afterQueuedWrites } from "@skein/runtime";
 import type { ModelChunk, Provider } from "../providers/provider.js";
 
 /**
- * The provider for a run whose user message is still being stored: its first
- * stream call sends the request one turn of the event loop later, once the
- * user message's store (when synchronous: SQLite) and its event's bytes are
- * done (the model request's building, the SDK's work and the larger part of a
- * reply's start, no longer sits in front of the first event; with an
- * asynchronous store the request still goes out while the message is being
- * stored), but hands on its first chunk only once `persisted` resolved,
- * so the message's event (sent after it is stored) comes before any delta.
- * When `persisted` rejects, the call is aborted (or, when the store failed
- * before the request went out, never sent) and the loop gets that error.
+ * The provider for a run whose user message is still being stored.
+ *
+ * Its first stream call sends the request one turn of the event loop later
+ * (afterQueuedWrites): a synchronous store (SQLite) and the message's event
+ * go out first, and the SDK's request building no longer sits in front of
+ * that first event. With an asynchronous store the request still goes out
+ * while the message is being stored.
+ *
+ * The first chunk is handed on only once `persisted` resolved, so the
+ * message's event (sent after it is stored) comes before any delta. When
+ * `persisted` rejects, the call is aborted (or, when the store failed before
+ * the request went out, never sent) and the loop gets that error.
  * `answered` runs once the first call has answered (first chunk or failure):
  * work that should not compete with the request (the session description)
  * starts there. Later calls pass straight through.

@@ -1,7 +1,7 @@
 import { makeDirectory } from "@skein/host";
 import { ConfigError, type Logger } from "@skein/runtime";
-import { DIR_MODE } from "./files.js";
 import type { StoreKind } from "../config.js";
+import { DIR_MODE } from "./files.js";
 import { JsonlSessionStore } from "./jsonl-store.js";
 import { importJsonlFile, jsonlFilesIn } from "./legacy-import.js";
 import type { SessionStore } from "./session-store.js";
