@@ -4,7 +4,7 @@ import { repoRoot } from "@skein/testkit";
 import { describe, expect, it } from "vitest";
 
 /**
- * The README's configuration tables are the complete list of environment
+ * The configuration tables (docs/configuration.md) are the complete list of environment
  * variables skein reads: this test scans the shipped code (services, packages,
  * the CLI, the npm scripts) for every variable name it mentions or reads and
  * compares with the tables, both ways.
@@ -50,14 +50,9 @@ function namesInCode(): Map<string, string> {
   return found;
 }
 
-/** The configuration section's table rows: the names in each row's first cell, and its cells. */
-function readmeRows(): { names: string[]; cells: string[] }[] {
-  const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
-  const start = readme.indexOf("\n## Configuration\n");
-  expect(start).toBeGreaterThan(-1);
-  const end = readme.indexOf("\n## ", start + 1);
-  const section = readme.slice(start, end === -1 ? undefined : end);
-  return section
+/** The configuration page's table rows: the names in each row's first cell, and its cells. */
+function tableRows(): { names: string[]; cells: string[] }[] {
+  return readFileSync(join(repoRoot, "docs", "configuration.md"), "utf8")
     .split("\n")
     .filter((l) => /^\|\s*`/.test(l))
     .map((l) => {
@@ -67,14 +62,14 @@ function readmeRows(): { names: string[]; cells: string[] }[] {
     });
 }
 
-describe("the README's configuration tables", () => {
-  const rows = readmeRows();
+describe("the configuration tables (docs/configuration.md)", () => {
+  const rows = tableRows();
   const documented = new Set(rows.flatMap((r) => r.names));
   const inCode = namesInCode();
 
   it("list every variable the code reads", () => {
     const missing = [...inCode].filter(([name]) => !documented.has(name)).map(([name, file]) => `${name} (${file})`);
-    expect(missing, "add a row to the README's Configuration section").toEqual([]);
+    expect(missing, "add a row to docs/configuration.md").toEqual([]);
   });
 
   it("list only variables the code reads", () => {

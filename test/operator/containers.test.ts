@@ -22,7 +22,8 @@ const compose = parse(readFileSync(join(repoRoot, "docker-compose.yml"), "utf8")
   volumes: Record<string, unknown>;
 };
 const stages = parseDockerfile(join(repoRoot, "Dockerfile"));
-const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+/** What a user reads about containers and settings: the container and configuration pages. */
+const docs = ["docs/containers.md", "docs/configuration.md"].map((p) => readFileSync(join(repoRoot, p), "utf8")).join("\n");
 const ADDR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as const;
 const inRepo = (p: string) => join(repoRoot, p.replace(/^\/app\//, ""));
 
@@ -111,14 +112,14 @@ describe("docker-compose.yml", () => {
     for (const svc of Object.values(compose.services)) expect(svc.extra_hosts).toContain("host.docker.internal:host-gateway");
   });
 
-  it("mounts a configurable workspace in the fleet container, which the image prepares and the README maps", () => {
+  it("mounts a configurable workspace in the fleet container, which the image prepares and the docs map", () => {
     const fleet = compose.services.fleet!;
     expect(fleet.volumes).toContain("${SKEIN_WORKSPACE:-./workspace}:${SKEIN_WORKSPACE_MOUNT:-/workspace}");
     expect(readFileSync(join(repoRoot, "Dockerfile"), "utf8")).toMatch(/mkdir -p [^\n]*\/workspace/);
     const example = readFileSync(join(repoRoot, ".env.example"), "utf8");
     expect(example).toMatch(/^SKEIN_WORKSPACE=/m);
     expect(example).toMatch(/^SKEIN_WORKSPACE_MOUNT=/m);
-    expect(readme).toContain("SKEIN_WORKSPACE_MOUNT");
+    expect(docs).toContain("SKEIN_WORKSPACE_MOUNT");
   });
 
   it("serves metrics beyond loopback only inside the compose network, saying so explicitly, and publishes no metrics port", () => {
@@ -130,10 +131,10 @@ describe("docker-compose.yml", () => {
     }
   });
 
-  it("uses only settings the README documents", () => {
-    const documented = new Set([...readme.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]));
+  it("uses only settings the docs document", () => {
+    const documented = new Set([...docs.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]));
     for (const svc of Object.values(compose.services))
-      for (const key of Object.keys(svc.environment)) expect(documented.has(key), `${key} in README`).toBe(true);
+      for (const key of Object.keys(svc.environment)) expect(documented.has(key), `${key} in docs/`).toBe(true);
   });
 
   it("healthchecks with the skein CLI, as the images do", () => {

@@ -25,7 +25,7 @@ const manifests = readdirSync(k8sDir)
     return d.toJS() as Obj & { kind: string; metadata: { name: string } };
   }));
 const byKind = (kind: string) => manifests.filter((m) => m.kind === kind);
-const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+const docs = readFileSync(join(repoRoot, "docs", "containers.md"), "utf8");
 
 describe("docker-compose.replicas.yml", () => {
   const replicas = Object.entries(compose.services).filter(([, s]) => s.build?.target === "session");
@@ -94,9 +94,9 @@ describe("deploy/k8s", () => {
     expect(kustomization.resources.sort()).toEqual(readdirSync(k8sDir).filter((f) => f.endsWith(".yaml") && f !== "kustomization.yaml").sort());
   });
 
-  it("the README says how to run the replicas and how a gRPC client balances", () => {
-    expect(readme).toContain("docker compose -f docker-compose.replicas.yml");
-    expect(readme).toContain("kubectl apply -k deploy/k8s");
-    expect(readme).toMatch(/round_robin/);
+  it("the docs say how to run the replicas and how a gRPC client balances", () => {
+    expect(docs).toContain("docker compose -f docker-compose.replicas.yml");
+    expect(docs).toContain("kubectl apply -k deploy/k8s");
+    expect(docs).toMatch(/round_robin/);
   });
 });

@@ -141,7 +141,7 @@ function settingsFor(
   return { kind, model, baseURL: envOptional(vars.baseURL, env) ?? fallbackBase, apiKey, source };
 }
 
-/** Spelled out (not built from a prefix) so the README's configuration test finds every variable read. */
+/** Spelled out (not built from a prefix) so the configuration-table test (docs/configuration.md) finds every variable read. */
 const PROVIDER_VARS = {
   openai: { apiKey: "OPENAI_API_KEY", baseURL: "OPENAI_BASE_URL" },
   anthropic: { apiKey: "ANTHROPIC_API_KEY", baseURL: "ANTHROPIC_BASE_URL" },
