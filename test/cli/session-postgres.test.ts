@@ -2,7 +2,8 @@ import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
-import { startPostgres, type PostgresCluster } from "@skein/testkit";
+import { type PostgresCluster } from "@skein/testkit";
+import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { PostgresSessionStore } from "../../services/session/src/store/postgres-store.js";
 import { expectGooseReadable, openLikeGoose } from "../../services/session/test/support/goose-db.js";
@@ -16,7 +17,7 @@ const log = pino({ level: "silent" });
 const IDS = ["20250728_101010", "20250801_093000"];
 
 beforeAll(async () => {
-  cluster = await startPostgres();
+  cluster = await testPostgres();
   dir = await mkdtemp(join(tmpdir(), "skein-cli-pg-"));
   jsonlDir = join(dir, "old");
   await mkdir(jsonlDir);

@@ -7,11 +7,13 @@ import { join } from "node:path";
 import pg from "pg";
 
 /**
- * A throw-away PostgreSQL cluster for one test file: initdb in a temporary
+ * A throw-away PostgreSQL cluster: initdb in a temporary
  * directory, a free loopback port, the unix socket in the same directory, and
  * everything removed by stop() or, when a test worker dies first, at its exit.
  * Tests get a fresh database each from createDatabase() (cheap: a copy of
- * template1), so one cluster serves a whole file.
+ * template1), so one cluster serves a whole run: the suite starts one in its
+ * vitest globalSetup and test files attach to it (testPostgres(), from
+ * `@skein/testkit/vitest`); a test that stops or breaks its server starts its own.
  *
  * initdb refuses to run as root (CI runs as root): then the cluster runs as the
  * OS user `postgres`, which owns the directory; otherwise as the current user.
@@ -107,7 +109,7 @@ export async function startPostgres(opts: { settings?: Record<string, string> } 
       });
       proc.once("exit", () => resolve(false));
     });
-    if (started) return cluster(proc, dir, port, password);
+    if (started) return cluster({ proc, dir }, port, password);
     running.delete(proc);
     if (attempt >= 3) {
       rmSync(dir, { recursive: true, force: true });
@@ -116,8 +118,23 @@ export async function startPostgres(opts: { settings?: Record<string, string> } 
   }
 }
 
-function cluster(proc: ChildProcess, dir: string, port: number, password: string): PostgresCluster {
+/** Where a running cluster is: what a vitest globalSetup hands its test files. */
+export interface PostgresAddress {
+  readonly port: number;
+  readonly password: string;
+}
+
+/**
+ * A handle on a cluster another process started (the suite's shared one): each
+ * database it creates is dropped by stop(), which leaves the cluster running.
+ */
+export function attachPostgres(address: PostgresAddress): PostgresCluster {
+  return cluster(undefined, address.port, address.password);
+}
+
+function cluster(owned: { proc: ChildProcess; dir: string } | undefined, port: number, password: string): PostgresCluster {
   let n = 0;
+  const created: string[] = [];
   const url = (database = "postgres") => `postgresql://${SUPERUSER}:${password}@127.0.0.1:${port}/${database}`;
   const admin = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
     const c = new pg.Client({ connectionString: url() });
@@ -128,15 +145,16 @@ function cluster(proc: ChildProcess, dir: string, port: number, password: string
       await c.end();
     }
   };
-  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
   return {
     port,
     password,
     user: SUPERUSER,
     url,
     async createDatabase() {
+      // Unique across the worker processes that share one cluster.
       const name = `t_${process.pid}_${++n}`;
       await admin((c) => c.query(`CREATE DATABASE ${name}`));
+      created.push(name);
       return url(name);
     },
     async terminateConnections(database, applicationName) {
@@ -146,7 +164,16 @@ function cluster(proc: ChildProcess, dir: string, port: number, password: string
       return r.rowCount ?? 0;
     },
     async stop() {
+      if (!owned) {
+        // FORCE ends what a test left connected (PostgreSQL 13+).
+        await admin(async (c) => {
+          for (const name of created.splice(0)) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        });
+        return;
+      }
+      const { proc, dir } = owned;
       if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
         proc.kill("SIGINT");
         await exited;
       }

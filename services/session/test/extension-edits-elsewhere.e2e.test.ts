@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type Database from "better-sqlite3";
 import { session as pb } from "@skein/proto";
-import { call, closeClients, collect, openaiText, openaiToolCalls, startOpenAIServer, startPostgres, startReplicaCluster, type FakeModelServer, type PostgresCluster, type ReplicaCluster } from "@skein/testkit";
+import { call, closeClients, collect, openaiText, openaiToolCalls, startOpenAIServer, startReplicaCluster, type FakeModelServer, type PostgresCluster, type ReplicaCluster } from "@skein/testkit";
+import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { alive, fixtureEntry } from "./extensions/helpers.js";
 import { buildFreshGooseDb } from "./support/goose-db.js";
@@ -56,7 +57,7 @@ describe("two replicas on one database", () => {
   let model: FakeModelServer;
   let cluster: ReplicaCluster | undefined;
   beforeAll(async () => {
-    db = await startPostgres();
+    db = await testPostgres();
     model = await startOpenAIServer();
     cluster = await startReplicaCluster({ replicas: 2, postgres: db, model, env: { SKEIN_EXTENSION_KILL_GRACE_MS: "500" } });
   });

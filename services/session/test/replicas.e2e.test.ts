@@ -9,7 +9,6 @@ import {
   openaiText,
   rejection,
   startOpenAIServer,
-  startPostgres,
   startReplicaCluster,
   startService,
   type FakeModelServer,
@@ -17,6 +16,7 @@ import {
   type ReplicaCluster,
   type SessionReplica,
 } from "@skein/testkit";
+import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cases, createSession, eventually, finishReason, getSession, hangUp, readUntil, reply, watch, type Client, type Event } from "./support/harness.js";
 
@@ -44,7 +44,7 @@ const ASSISTANT = pb.Role.ROLE_ASSISTANT;
 const seqs = (events: Event[]) => events.map((e) => Number(e.seq));
 
 beforeAll(async () => {
-  db = await startPostgres();
+  db = await testPostgres();
   model = await startOpenAIServer();
 });
 

@@ -1,5 +1,6 @@
 import pino from "pino";
-import { startPostgres, type PostgresCluster } from "@skein/testkit";
+import { type PostgresCluster } from "@skein/testkit";
+import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { SessionCluster } from "../../src/cluster/session-cluster.js";
 import { defaultMetadata } from "../../src/model/goose-format.js";
@@ -18,7 +19,7 @@ let A: SessionCluster;
 let B: SessionCluster;
 
 beforeAll(async () => {
-  pg = await startPostgres();
+  pg = await testPostgres();
 });
 afterAll(async () => {
   await pg?.stop();

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
-import { startPostgres, type PostgresCluster } from "@skein/testkit";
+import { type PostgresCluster } from "@skein/testkit";
+import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { OutOfRangeError } from "@skein/runtime";
 import { defaultMetadata } from "../../src/model/goose-format.js";
@@ -22,7 +23,7 @@ let b: PostgresSessionStore;
 const cleanup: (() => unknown)[] = [];
 
 beforeAll(async () => {
-  cluster = await startPostgres();
+  cluster = await testPostgres();
 });
 afterAll(async () => {
   await cluster?.stop();

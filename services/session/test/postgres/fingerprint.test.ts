@@ -1,7 +1,8 @@
 // PostgresSessionStore.fingerprint: changes with every write to the session, by this replica or
 // another one (a second store on the same database); undefined for a session that does not exist.
 import pino from "pino";
-import { startPostgres, type PostgresCluster } from "@skein/testkit";
+import { type PostgresCluster } from "@skein/testkit";
+import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { defaultMetadata, message, textItem } from "../../src/model/goose-format.js";
 import { PostgresSessionStore } from "../../src/store/postgres-store.js";
@@ -10,7 +11,7 @@ const log = pino({ level: "silent" });
 let cluster: PostgresCluster;
 
 beforeAll(async () => {
-  cluster = await startPostgres();
+  cluster = await testPostgres();
 });
 afterAll(async () => {
   await cluster?.stop();

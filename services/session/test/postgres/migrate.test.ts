@@ -1,6 +1,7 @@
 import pg from "pg";
 import pino from "pino";
-import { startPostgres, type PostgresCluster } from "@skein/testkit";
+import { type PostgresCluster } from "@skein/testkit";
+import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from "../../src/store/postgres/migrate.js";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.js";
@@ -9,7 +10,7 @@ import { PostgresSessionStore } from "../../src/store/postgres-store.js";
 const log = pino({ level: "silent" });
 let cluster: PostgresCluster;
 beforeAll(async () => {
-  cluster = await startPostgres();
+  cluster = await testPostgres();
 });
 afterAll(async () => {
   await cluster?.stop();

@@ -1,6 +1,7 @@
 import { Writable } from "node:stream";
 import pino from "pino";
-import { startPostgres, startService, type PostgresCluster } from "@skein/testkit";
+import { startService, type PostgresCluster } from "@skein/testkit";
+import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { passwordOf, redactorFor, redactUrl } from "../../src/store/postgres/database-url.js";
 import { EVENTS_CHANNEL } from "../../src/store/postgres/event-log.js";
@@ -34,7 +35,7 @@ describe("redacting the database URL", () => {
 describe("against a real server", () => {
   let cluster: PostgresCluster;
   beforeAll(async () => {
-    cluster = await startPostgres();
+    cluster = await testPostgres();
   });
   afterAll(async () => {
     await cluster?.stop();

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
-import { openaiText, openaiToolCalls, startPostgres, startReplicaCluster, startService, type PostgresCluster, type ReplicaCluster, type SessionReplica } from "@skein/testkit";
+import { openaiText, openaiToolCalls, startReplicaCluster, startService, type PostgresCluster, type ReplicaCluster, type SessionReplica } from "@skein/testkit";
+import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { fixtureEntry } from "../extensions/helpers.js";
 import { fixtureExt, processesRunning } from "../support/extensions.js";
@@ -31,7 +32,7 @@ let A: SessionReplica, B: SessionReplica, C: SessionReplica;
 const orphans = new Set<number>();
 
 beforeAll(async () => {
-  pgc = await startPostgres();
+  pgc = await testPostgres();
   work = await mkdtemp(join(tmpdir(), "skein-replica-faults-"));
   c = await startReplicaCluster({ postgres: pgc, replicas: 3, leaseMs: LEASE_MS, env: { SKEIN_SHUTDOWN_GRACE_MS: "1000" } });
   [A, B, C] = c.replicas as [SessionReplica, SessionReplica, SessionReplica];

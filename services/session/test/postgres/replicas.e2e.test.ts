@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
-import { call, openaiText, repoRoot, openaiToolCalls, startPostgres, startReplicaCluster, type PostgresCluster, type ReplicaCluster, type SessionReplica } from "@skein/testkit";
+import { call, openaiText, repoRoot, openaiToolCalls, startReplicaCluster, type PostgresCluster, type ReplicaCluster, type SessionReplica } from "@skein/testkit";
+import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fixtureExt } from "../support/extensions.js";
 import { expectGooseReadable, openLikeGoose } from "../support/goose-db.js";
@@ -47,7 +48,7 @@ let work: string;
 let A: SessionReplica, B: SessionReplica, C: SessionReplica;
 
 beforeAll(async () => {
-  pgc = await startPostgres();
+  pgc = await testPostgres();
   work = await mkdtemp(join(tmpdir(), "skein-replicas-"));
   // No takeover is wanted here (those are in replicas-faults): the default lease, so no loaded-machine stall
   // ever looks like a dead replica.

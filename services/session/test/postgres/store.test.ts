@@ -1,6 +1,7 @@
 import pg from "pg";
 import pino from "pino";
-import { startPostgres, type PostgresCluster } from "@skein/testkit";
+import { type PostgresCluster } from "@skein/testkit";
+import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { defaultMetadata, message, textItem, type GooseMessage } from "../../src/model/goose-format.js";
 import { toGooseContent } from "../../src/store/sqlite/content.js";
@@ -21,7 +22,7 @@ let store: PostgresSessionStore;
 const extra: { end(): Promise<void> }[] = [];
 
 beforeAll(async () => {
-  cluster = await startPostgres();
+  cluster = await testPostgres();
 });
 afterAll(async () => {
   await cluster?.stop();
