@@ -12,7 +12,7 @@ import { COMPACTION_MARKER } from "../src/agent-loop/compaction.js";
 import { defaultMetadata, message, textItem, toolRequestItem, toolResponseItem, type GooseMessage } from "../src/model/goose-format.js";
 import { importJsonlFile, jsonlFilesIn } from "../src/store/legacy-import.js";
 import { openSessionStore } from "../src/store/open-store.js";
-import { DB_NAME, SqliteSessionStore } from "../src/store/sqlite-store.js";
+import { DB_NAME, SqliteSessionStore } from "../src/store/sqlite/sqlite-store.js";
 import { markDescriptionUserSet, sessionExtensions, withSessionExtensions } from "../src/model/skein-metadata.js";
 import {
   buildFreshGooseDb,

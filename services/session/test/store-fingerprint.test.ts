@@ -6,8 +6,8 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultMetadata, message, textItem } from "../src/model/goose-format.js";
-import { JsonlSessionStore } from "../src/store/jsonl-store.js";
-import { SqliteSessionStore } from "../src/store/sqlite-store.js";
+import { JsonlSessionStore } from "../src/store/jsonl/jsonl-store.js";
+import { SqliteSessionStore } from "../src/store/sqlite/sqlite-store.js";
 import { openLikeGoose } from "./support/goose-db.js";
 
 const log = pino({ level: "silent" });

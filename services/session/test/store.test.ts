@@ -5,7 +5,7 @@ import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultMetadata, message, parseMessage, textItem, toolRequestItem, toolResponseItem, unansweredToolRequests } from "../src/model/goose-format.js";
 import { isValidSessionId, newSessionId, validateSessionId } from "../src/store/ids.js";
-import { JsonlSessionStore } from "../src/store/jsonl-store.js";
+import { JsonlSessionStore } from "../src/store/jsonl/jsonl-store.js";
 import { fixturesDir, readLines } from "./support/goose-file.js";
 
 const log = pino({ level: "silent" });

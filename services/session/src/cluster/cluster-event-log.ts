@@ -2,9 +2,9 @@ import { batchesOf, Broadcaster, feedOf, type BatchSource, type Feed, type Logge
 import { FOLLOWER_QUEUE } from "../runs/event-log.js";
 import type { RunEvent, SessionEvent } from "../runs/events.js";
 import type { SlotEventLog } from "../slots/session-slot.js";
-import type { PgEventLog } from "../store/postgres/event-log.js";
-import type { EventFollower } from "../store/postgres/follower.js";
-import { LeaseLostError, type RunLease } from "../store/postgres/run-lease.js";
+import type { PgEventLog } from "./postgres/event-log.js";
+import type { EventFollower } from "./postgres/follower.js";
+import { LeaseLostError, type RunLease } from "./postgres/run-lease.js";
 import { encodeEvent } from "./event-codec.js";
 import { followStored } from "./follow-stream.js";
 

@@ -1,5 +1,5 @@
 import type { SessionEvent } from "../runs/events.js";
-import type { EventFollower } from "../store/postgres/follower.js";
+import type { EventFollower } from "./postgres/follower.js";
 import { decodeEvent } from "./event-codec.js";
 
 /** Events read ahead of a slow watcher before the follower waits for it (backpressure). */

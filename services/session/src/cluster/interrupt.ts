@@ -2,9 +2,9 @@ import type { Logger } from "@skein/runtime";
 import { agentView } from "../agent-loop/compaction.js";
 import type { RunEvent } from "../runs/events.js";
 import { repairTail } from "../runs/run.js";
-import type { PostgresSessionStore } from "../store/postgres-store.js";
-import type { PgEventLog } from "../store/postgres/event-log.js";
-import type { RunLease, TakenOver } from "../store/postgres/run-lease.js";
+import type { PostgresSessionStore } from "../store/postgres/postgres-store.js";
+import type { PgEventLog } from "./postgres/event-log.js";
+import type { RunLease, TakenOver } from "./postgres/run-lease.js";
 import { encodeEvent } from "./event-codec.js";
 
 export interface InterruptDeps {

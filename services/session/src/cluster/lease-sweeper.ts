@@ -1,5 +1,5 @@
 import type { Logger } from "@skein/runtime";
-import type { RunLeases } from "../store/postgres/run-lease.js";
+import type { RunLeases } from "./postgres/run-lease.js";
 import { declareInterrupted, type InterruptDeps } from "./interrupt.js";
 
 /** The label a sweeper's short hold shows (a Reply meanwhile is busy with it for a moment). */

@@ -1,9 +1,9 @@
 import { CancelledError, FailedPreconditionError, type Logger } from "@skein/runtime";
 import type { RunClaim, RunOwnership } from "../slots/run-ownership.js";
-import type { PostgresSessionStore } from "../store/postgres-store.js";
-import type { LeaseKeeper } from "../store/postgres/lease-keeper.js";
-import type { CancelSignals } from "../store/postgres/cancel-signals.js";
-import { SessionBusyError, type RunLease, type RunLeases } from "../store/postgres/run-lease.js";
+import type { PostgresSessionStore } from "../store/postgres/postgres-store.js";
+import type { LeaseKeeper } from "./postgres/lease-keeper.js";
+import type { CancelSignals } from "./postgres/cancel-signals.js";
+import { SessionBusyError, type RunLease, type RunLeases } from "./postgres/run-lease.js";
 import { declareInterrupted, type InterruptDeps } from "./interrupt.js";
 
 export interface LeasedOwnershipDeps extends InterruptDeps {

@@ -1,13 +1,13 @@
 import { ConfigError, type Logger } from "@skein/runtime";
-import { PostgresSessionStore } from "../store/postgres-store.js";
+import { PostgresSessionStore } from "../store/postgres/postgres-store.js";
 import { redactUrl } from "../store/postgres/database-url.js";
-import { DELETED_CHANNEL, EVENTS_CHANNEL, PgEventLog } from "../store/postgres/event-log.js";
-import { EventFollower } from "../store/postgres/follower.js";
-import { LeaseKeeper } from "../store/postgres/lease-keeper.js";
-import { PgListener } from "../store/postgres/listener.js";
+import { DELETED_CHANNEL, EVENTS_CHANNEL, PgEventLog } from "./postgres/event-log.js";
+import { EventFollower } from "./postgres/follower.js";
+import { LeaseKeeper } from "./postgres/lease-keeper.js";
+import { PgListener } from "./postgres/listener.js";
 import { redactError } from "../store/postgres/pool.js";
-import { CANCEL_CHANNEL, RunLeases } from "../store/postgres/run-lease.js";
-import { CancelSignals } from "../store/postgres/cancel-signals.js";
+import { CANCEL_CHANNEL, RunLeases } from "./postgres/run-lease.js";
+import { CancelSignals } from "./postgres/cancel-signals.js";
 import type { PostgresSettings } from "../store/postgres/settings.js";
 import { ClusterEventLog } from "./cluster-event-log.js";
 import { LeasedRunOwnership } from "./leased-ownership.js";
@@ -29,7 +29,13 @@ export interface ClusterStats {
  * Everything a replica needs to share sessions with the others on one
  * PostgreSQL database: the store, run leases (with keeper, cancel signals and
  * the sweeper that takes over dead replicas' runs), the database event log and
- * its LISTEN connection. The session slots use it through `ownership` and
+ * its LISTEN connection. The primitives are in `./postgres/`: a run acquires
+ * its lease (RunLeases), the LeaseKeeper renews it and CancelSignals watches
+ * for a CancelReply from any replica; writes go through store.withLease(lease)
+ * and PgEventLog.append(…, lease); then release. A lease not renewed for
+ * SKEIN_RUN_LEASE_MS is taken over by the next acquire (any replica), which
+ * reports the interrupted run. Watchers follow PgEventLog through the
+ * EventFollower, woken by the PgListener's LISTEN connection. The session slots use it through `ownership` and
  * `eventLog`; the domain through `liveStates`, `cancel` and `stats`.
  */
 export class SessionCluster {

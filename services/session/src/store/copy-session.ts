@@ -1,5 +1,40 @@
 import { AlreadyExistsError, NotFoundError } from "@skein/runtime";
-import type { ImportedSession } from "./sqlite-store.js";
+import type { GooseMessage, GooseMetadata } from "../model/goose-format.js";
+
+/** A session goose ≤1.9 or skein wrote as JSONL, ready to be inserted under its file's id. */
+export interface ImportedSession {
+  readonly id: string;
+  readonly metadata: GooseMetadata;
+  readonly messages: readonly GooseMessage[];
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  /**
+   * goose's own session columns the domain's metadata does not carry
+   * (CARRIED_COLUMNS: the whole extension_data, recipe, mode, provider, model,
+   * cache tokens, cost, …), as sessions.db stores them (JSON as text,
+   * timestamps as `YYYY-MM-DD HH:MM:SS`): moved unchanged between databases.
+   */
+  readonly columns?: Readonly<Record<string, unknown>>;
+}
+
+/** See ImportedSession.columns. */
+export const CARRIED_COLUMNS = [
+  "extension_data",
+  "session_type",
+  "cache_read_tokens",
+  "cache_write_tokens",
+  "accumulated_cache_read_tokens",
+  "accumulated_cache_write_tokens",
+  "accumulated_cost",
+  "recipe_json",
+  "user_recipe_values_json",
+  "provider_name",
+  "model_config_json",
+  "goose_mode",
+  "archived_at",
+  "project_id",
+  "parent_session_id",
+] as const;
 
 /** A store that inserts a whole session under its own id (sessions.db or PostgreSQL); false when the id exists. */
 export interface SessionImporter {

@@ -4,7 +4,7 @@ import { AlreadyExistsError, NotFoundError } from "@skein/runtime";
 import { writeAtomic } from "@skein/host";
 import { serializeLine } from "../model/goose-format.js";
 import type { SessionStore } from "./session-store.js";
-import { toGooseContent } from "./sqlite/content.js";
+import { toGooseContent } from "./goose-rows/content.js";
 
 /**
  * Writes a session as `<dir>/<id>.jsonl` in goose ≤1.9's format (metadata line,

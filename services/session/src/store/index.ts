@@ -1,6 +1,6 @@
 /** The session stores for programs other than the service (the CLI's import and export). */
-export { SqliteSessionStore, DB_NAME } from "./sqlite-store.js";
-export { PostgresSessionStore } from "./postgres-store.js";
+export { SqliteSessionStore, DB_NAME } from "./sqlite/sqlite-store.js";
+export { PostgresSessionStore } from "./postgres/postgres-store.js";
 export { postgresSettings } from "./postgres/settings.js";
 export { redactUrl } from "./postgres/database-url.js";
 export { copySession, allSessionIds, type SessionImporter, type SessionExporter } from "./copy-session.js";

@@ -3,7 +3,7 @@ import { basename, join } from "node:path";
 import { looksLikeMetadata, normalizeMetadata, parseMessage, type GooseMessage } from "../model/goose-format.js";
 import { isValidSessionId } from "./ids.js";
 import type { SessionImporter } from "./copy-session.js";
-import { sqlTimestamp } from "./sqlite/rows.js";
+import { sqlTimestamp } from "./goose-rows/rows.js";
 
 /** goose's legacy import limit (crates/goose/src/session/legacy.rs). */
 export const MAX_IMPORT_BYTES = 50 * 1024 * 1024;

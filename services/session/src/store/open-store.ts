@@ -2,10 +2,10 @@ import { makeDirectory } from "@skein/host";
 import { ConfigError, type Logger } from "@skein/runtime";
 import type { StoreKind } from "../config.js";
 import { DIR_MODE } from "./files.js";
-import { JsonlSessionStore } from "./jsonl-store.js";
+import { JsonlSessionStore } from "./jsonl/jsonl-store.js";
 import { importJsonlFile, jsonlFilesIn } from "./legacy-import.js";
 import type { SessionStore } from "./session-store.js";
-import { SqliteSessionStore } from "./sqlite-store.js";
+import { SqliteSessionStore } from "./sqlite/sqlite-store.js";
 
 /**
  * The configured store. When skein is the program that creates sessions.db,

@@ -20,9 +20,10 @@ export interface SessionPage {
 }
 
 /**
- * Where sessions live: goose ≥1.10's sessions.db (the default) or goose ≤1.9's
- * JSONL directory; a database shared by replicas would be a further one.
- * Ids reaching a store are already validated.
+ * Where sessions live: goose ≥1.10's sessions.db (the default, `sqlite/`),
+ * goose ≤1.9's JSONL directory (`jsonl/`) or PostgreSQL shared by replicas
+ * (`postgres/`); the goose row code sessions.db and PostgreSQL share is in
+ * `goose-rows/`. Ids reaching a store are already validated.
  */
 export interface SessionStore {
   /**

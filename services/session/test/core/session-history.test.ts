@@ -15,9 +15,9 @@ import { ProviderAbortedError, type ModelChunk, type ModelRequest, type Provider
 import type { RunEvent, SessionEvent } from "../../src/runs/events.js";
 import { LocalRunOwnership } from "../../src/slots/run-ownership.js";
 import { SessionSlots } from "../../src/slots/session-slots.js";
-import { JsonlSessionStore } from "../../src/store/jsonl-store.js";
+import { JsonlSessionStore } from "../../src/store/jsonl/jsonl-store.js";
 import type { SessionStore } from "../../src/store/session-store.js";
-import { SqliteSessionStore } from "../../src/store/sqlite-store.js";
+import { SqliteSessionStore } from "../../src/store/sqlite/sqlite-store.js";
 import { openLikeGoose } from "../support/goose-db.js";
 
 const log = pino({ level: "silent" });

@@ -12,7 +12,7 @@ import { ProviderAbortedError, type ModelChunk, type ModelRequest, type Provider
 import type { SessionEvent } from "../../src/runs/events.js";
 import { LocalRunOwnership } from "../../src/slots/run-ownership.js";
 import { SessionSlots, type SessionSlotsOptions } from "../../src/slots/session-slots.js";
-import { JsonlSessionStore } from "../../src/store/jsonl-store.js";
+import { JsonlSessionStore } from "../../src/store/jsonl/jsonl-store.js";
 
 const log = pino({ level: "silent" });
 

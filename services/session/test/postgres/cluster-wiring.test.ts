@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { SessionCluster } from "../../src/cluster/session-cluster.js";
 import { defaultMetadata } from "../../src/model/goose-format.js";
 import type { RunEvent, SessionEvent } from "../../src/runs/events.js";
-import { RunLeases } from "../../src/store/postgres/run-lease.js";
+import { RunLeases } from "../../src/cluster/postgres/run-lease.js";
 
 /**
  * The wiring of replicas on one database, in process: two SessionClusters

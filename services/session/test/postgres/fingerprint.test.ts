@@ -5,7 +5,7 @@ import { type PostgresCluster } from "@skein/testkit";
 import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { defaultMetadata, message, textItem } from "../../src/model/goose-format.js";
-import { PostgresSessionStore } from "../../src/store/postgres-store.js";
+import { PostgresSessionStore } from "../../src/store/postgres/postgres-store.js";
 
 const log = pino({ level: "silent" });
 let cluster: PostgresCluster;

@@ -5,7 +5,7 @@ import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from "../../src/store/postgres/migrate.js";
 import { MIGRATIONS } from "../../src/store/postgres/migrations.js";
-import { PostgresSessionStore } from "../../src/store/postgres-store.js";
+import { PostgresSessionStore } from "../../src/store/postgres/postgres-store.js";
 
 const log = pino({ level: "silent" });
 let cluster: PostgresCluster;

@@ -4,9 +4,9 @@ import { startService, type PostgresCluster } from "@skein/testkit";
 import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { passwordOf, redactorFor, redactUrl } from "../../src/store/postgres/database-url.js";
-import { EVENTS_CHANNEL } from "../../src/store/postgres/event-log.js";
-import { PgListener } from "../../src/store/postgres/listener.js";
-import { PostgresSessionStore } from "../../src/store/postgres-store.js";
+import { EVENTS_CHANNEL } from "../../src/cluster/postgres/event-log.js";
+import { PgListener } from "../../src/cluster/postgres/listener.js";
+import { PostgresSessionStore } from "../../src/store/postgres/postgres-store.js";
 
 /** A logger whose every line is kept, to search for the password. */
 function capturingLogger(): { log: pino.Logger; text: () => string } {

@@ -3,11 +3,12 @@ import { open, readdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { AlreadyExistsError, InvalidArgumentError, type Logger } from "@skein/runtime";
 import { KeyedLock, makeDirectory, TEMP_PREFIX, writeAtomic } from "@skein/host";
-import { copyTail, DIR_MODE, readFirstLine, writeAll } from "./files.js";
-import { defaultMetadata, looksLikeMetadata, normalizeMetadata, parseMessage, serializeLine, type GooseMessage, type GooseMetadata } from "../model/goose-format.js";
-import { isValidSessionId, newSessionId } from "./ids.js";
-import { OwnWrites } from "./own-writes.js";
-import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
+import { copyTail, DIR_MODE, readFirstLine, writeAll } from "../files.js";
+import { defaultMetadata, looksLikeMetadata, normalizeMetadata, parseMessage, serializeLine, type GooseMessage, type GooseMetadata } from "../../model/goose-format.js";
+import { isValidSessionId, newSessionId } from "../ids.js";
+import { OwnWrites } from "../own-writes.js";
+import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
+import { decodePageToken, encodePageToken } from "../page-token.js";
 
 const SUFFIX = ".jsonl";
 
@@ -321,19 +322,6 @@ function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === "ENOENT";
 }
 
-function encodeToken(c: { m: number; id: string }): string {
-  return Buffer.from(JSON.stringify(c)).toString("base64url");
-}
-
-function decodeToken(token: string): { m: number; id: string } {
-  try {
-    const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown;
-    if (typeof v === "object" && v !== null && typeof (v as { m: unknown }).m === "number" && typeof (v as { id: unknown }).id === "string") {
-      return v as { m: number; id: string };
-    }
-  } catch {
-    // falls through to the error below
-  }
-  throw new InvalidArgumentError("page_token", "is not a token this service issued");
-}
+const encodeToken = (c: { m: number; id: string }) => encodePageToken(c);
+const decodeToken = (token: string) => decodePageToken<{ m: number; id: string }>(token, (v) => typeof v.m === "number" && typeof v.id === "string");
 

@@ -1,6 +1,6 @@
 import pg from "pg";
 import type { Logger } from "@skein/runtime";
-import { redactUrl, redactorFor } from "./database-url.js";
+import { redactUrl, redactorFor } from "../../store/postgres/database-url.js";
 
 export interface ListenerOptions {
   readonly channels: readonly string[];

@@ -1,16 +1,18 @@
 import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
-import { DIR_MODE } from "./files.js";
-import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "../model/goose-format.js";
-import { isValidSessionId } from "./ids.js";
-import { STATE_KEY } from "../model/skein-metadata.js";
-import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
-import { Connection, type Db } from "./sqlite/connection.js";
-import { toolResultFormFor, type ToolResultForm } from "./sqlite/content.js";
-import { insertMessage, messageOfRow, metadataJson, newMessageId, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
-import { columnChanges, metadataOfRow, parseSqlTimestamp, sqlTimestamp, type Row } from "./sqlite/rows.js";
-import { createGooseSchema, KNOWN_SCHEMA_VERSION, hasSchemaVersionTable, schemaVersion, tableColumns } from "./sqlite/schema.js";
+import { DIR_MODE } from "../files.js";
+import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "../../model/goose-format.js";
+import { isValidSessionId } from "../ids.js";
+import { STATE_KEY } from "../../model/skein-metadata.js";
+import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
+import { Connection, type Db } from "./connection.js";
+import { CARRIED_COLUMNS, type ImportedSession } from "../copy-session.js";
+import { toolResultFormFor, type ToolResultForm } from "../goose-rows/content.js";
+import { insertMessage, messageOfRow, metadataJson, newMessageId, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
+import { columnChanges, metadataOfRow, parseSqlTimestamp, sqlTimestamp, type Row } from "../goose-rows/rows.js";
+import { createGooseSchema, KNOWN_SCHEMA_VERSION, hasSchemaVersionTable, schemaVersion, tableColumns } from "./schema.js";
 import { makeDirectory } from "@skein/host";
+import { decodePageToken, encodePageToken } from "../page-token.js";
 
 export const DB_NAME = "sessions.db";
 /** goose lists these types; sub-agent, hidden, terminal, gateway and ACP sessions are goose's internals. */
@@ -25,40 +27,6 @@ export interface SqliteStoreOptions {
   readonly syncEachMessage: boolean;
 }
 
-/** A session goose ≤1.9 or skein wrote as JSONL, ready to be inserted under its file's id. */
-export interface ImportedSession {
-  readonly id: string;
-  readonly metadata: GooseMetadata;
-  readonly messages: readonly GooseMessage[];
-  readonly createdAt: string;
-  readonly updatedAt: string;
-  /**
-   * goose's own session columns the domain's metadata does not carry
-   * (CARRIED_COLUMNS: the whole extension_data, recipe, mode, provider, model,
-   * cache tokens, cost, …), as sessions.db stores them (JSON as text,
-   * timestamps as `YYYY-MM-DD HH:MM:SS`): moved unchanged between databases.
-   */
-  readonly columns?: Readonly<Record<string, unknown>>;
-}
-
-/** See ImportedSession.columns. */
-export const CARRIED_COLUMNS = [
-  "extension_data",
-  "session_type",
-  "cache_read_tokens",
-  "cache_write_tokens",
-  "accumulated_cache_read_tokens",
-  "accumulated_cache_write_tokens",
-  "accumulated_cost",
-  "recipe_json",
-  "user_recipe_values_json",
-  "provider_name",
-  "model_config_json",
-  "goose_mode",
-  "archived_at",
-  "project_id",
-  "parent_session_id",
-] as const;
 
 /**
  * goose's sessions.db (goose ≥1.10), shared with running goose processes: one
@@ -451,16 +419,5 @@ function latestToolResultValue(db: Db): unknown {
   }
 }
 
-function encodeToken(c: { t: number; r: number }): string {
-  return Buffer.from(JSON.stringify(c)).toString("base64url");
-}
-
-function decodeToken(token: string): { t: number; r: number } {
-  try {
-    const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { t?: unknown; r?: unknown };
-    if (typeof v.t === "number" && typeof v.r === "number") return { t: v.t, r: v.r };
-  } catch {
-    // falls through to the error below
-  }
-  throw new InvalidArgumentError("page_token", "is not a token this service issued");
-}
+const encodeToken = (c: { t: number; r: number }) => encodePageToken(c);
+const decodeToken = (token: string) => decodePageToken<{ t: number; r: number }>(token, (v) => typeof v.t === "number" && typeof v.r === "number");

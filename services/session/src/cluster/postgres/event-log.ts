@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { OutOfRangeError } from "@skein/runtime";
-import { inTransaction } from "./pool.js";
+import { inTransaction } from "../../store/postgres/pool.js";
 import { checkLease, type RunLease } from "./run-lease.js";
 
 /** The NOTIFY channel telling listeners a session has new events; the payload is the session id only ("read again"). */

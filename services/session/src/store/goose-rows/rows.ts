@@ -1,6 +1,6 @@
 import { defaultMetadata, isObject, type GooseMetadata, type JsonObject } from "../../model/goose-format.js";
 import { STATE_KEY } from "../../model/skein-metadata.js";
-import { skeinExtensionsOf, withSkeinExtensions, type SkeinExtensionEntry } from "./extension-data.js";
+import { skeinExtensionsOf, withSkeinExtensions, type SkeinExtensionEntry } from "../sqlite/extension-data.js";
 
 export type Row = Record<string, unknown>;
 

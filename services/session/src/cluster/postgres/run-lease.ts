@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { FailedPreconditionError } from "@skein/runtime";
-import { inTransaction } from "./pool.js";
+import { inTransaction } from "../../store/postgres/pool.js";
 
 /**
  * The one-run-per-session rule across replicas, held by the database: a run

@@ -1,16 +1,17 @@
 import type pg from "pg";
 import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
-import { isObject, type GooseMessage, type GooseMetadata } from "../model/goose-format.js";
-import { isValidSessionId } from "./ids.js";
-import { migrate } from "./postgres/migrate.js";
-import { createPool, inTransaction, redactError } from "./postgres/pool.js";
-import { checkLease, type RunLease } from "./postgres/run-lease.js";
-import { DELETED_CHANNEL } from "./postgres/event-log.js";
-import { CARRIED_COLUMNS, type ImportedSession } from "./sqlite-store.js";
-import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
-import { STATE_KEY } from "../model/skein-metadata.js";
-import { messageOfRow, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
-import { columnChanges, metadataOfRow, sqlTimestamp, TOKEN_COLUMNS, type Row } from "./sqlite/rows.js";
+import { isObject, type GooseMessage, type GooseMetadata } from "../../model/goose-format.js";
+import { isValidSessionId } from "../ids.js";
+import { migrate } from "./migrate.js";
+import { createPool, inTransaction, redactError } from "./pool.js";
+import { checkLease, type RunLease } from "../../cluster/postgres/run-lease.js";
+import { DELETED_CHANNEL } from "../../cluster/postgres/event-log.js";
+import { CARRIED_COLUMNS, type ImportedSession } from "../copy-session.js";
+import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
+import { STATE_KEY } from "../../model/skein-metadata.js";
+import { messageOfRow, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
+import { columnChanges, metadataOfRow, sqlTimestamp, TOKEN_COLUMNS, type Row } from "../goose-rows/rows.js";
+import { decodePageToken, encodePageToken } from "../page-token.js";
 
 /** Every column the domain's metadata maps to (sqlite/rows.ts decides which change). */
 const SESSION_COLUMNS: ReadonlySet<string> = new Set([
@@ -368,16 +369,6 @@ async function insertMessages(c: pg.ClientBase, id: string, ps: readonly Prepare
   );
 }
 
-function encodeToken(c: { t: string; i: string }): string {
-  return Buffer.from(JSON.stringify(c)).toString("base64url");
-}
-
-function decodeToken(token: string): { t: string; i: string } {
-  try {
-    const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as { t?: unknown; i?: unknown };
-    if (typeof v.t === "string" && /^\d{4}-\d{2}-\d{2}T[\d:.]+$/.test(v.t) && typeof v.i === "string") return { t: v.t, i: v.i };
-  } catch {
-    // falls through to the error below
-  }
-  throw new InvalidArgumentError("page_token", "is not a token this service issued");
-}
+const encodeToken = (c: { t: string; i: string }) => encodePageToken(c);
+const decodeToken = (token: string) =>
+  decodePageToken<{ t: string; i: string }>(token, (v) => typeof v.t === "string" && /^\d{4}-\d{2}-\d{2}T[\d:.]+$/.test(v.t) && typeof v.i === "string");
