@@ -11,7 +11,7 @@ import type { Table } from "./table.js";
  * stand for two replicas. The rows through the real replicas (replies/s, delay
  * between replicas, work per reply, kill -9) are in session-pg-replicas.ts.
  */
-const serviceDist = new URL("../../services/session/dist/store/", import.meta.url);
+const serviceDist = new URL("../../services/session/dist/", import.meta.url);
 const load = <T>(p: string) => import(new URL(p, serviceDist).href) as Promise<T>;
 
 interface EventLog {
@@ -48,11 +48,11 @@ export async function run(): Promise<Table[]> {
 
 async function primitiveTables(): Promise<Table[]> {
   const mods: Mods = {
-    store: await load("postgres-store.js"),
-    events: await load("postgres/event-log.js"),
-    listener: await load("postgres/listener.js"),
-    follower: await load("postgres/follower.js"),
-    leases: await load("postgres/run-lease.js"),
+    store: await load("store/postgres/postgres-store.js"),
+    events: await load("cluster/postgres/event-log.js"),
+    listener: await load("cluster/postgres/listener.js"),
+    follower: await load("cluster/postgres/follower.js"),
+    leases: await load("cluster/postgres/run-lease.js"),
   };
   const cluster = await startPostgres();
   const log = pino({ level: "silent" });

@@ -47,9 +47,9 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 /** (1) Persisting message 1 vs message 5,000 of one session, each store. */
 async function persistence(): Promise<Table> {
-  const { SqliteSessionStore } = await load<{ SqliteSessionStore: Opener }>("store/sqlite-store.js");
-  const { JsonlSessionStore } = await load<{ JsonlSessionStore: Opener }>("store/jsonl-store.js");
-  const fmt = await load<{ defaultMetadata(w: string, d: string): unknown; message(role: string, content: unknown[]): unknown; textItem(t: string): unknown }>("model/goose-format.js");
+  const { SqliteSessionStore } = await load<{ SqliteSessionStore: Opener }>("store/sqlite/sqlite-store.js");
+  const { JsonlSessionStore } = await load<{ JsonlSessionStore: Opener }>("store/jsonl/jsonl-store.js");
+  const fmt = await load<{ defaultMetadata(w: string, d: string): unknown; message(role: string, content: unknown[]): unknown; textItem(t: string): unknown }>("goose-format/messages.js");
   const text = "a typical assistant message of a few hundred characters. ".repeat(6);
   const rows: (string | number)[][] = [];
   await withSessionService("persist", {}, async ({ dir, log }) => {

@@ -10,16 +10,11 @@ import { sessionCommands } from "./commands/session.js";
 import { sessionFileCommands } from "./commands/session-files.js";
 import { CliError, describe, UsageError } from "./errors.js";
 import { commandHelp, GLOBAL_OPTIONS, overview } from "./help.js";
-import { connectionOptions, HELP_OPTION, toParseArgs, type Options } from "./options.js";
+import { commandOptions, toParseArgs, type Options } from "./options.js";
 import { VERSION } from "./version.js";
 
-export const COMMANDS: readonly Command[] = [...sessionCommands, ...sessionFileCommands, ...chatCommands, ...replyCommands, ...fleetCommands, ...healthCommands, ...metaCommands];
+export const COMMANDS: readonly Command[] = [...sessionCommands, ...sessionFileCommands, ...chatCommands, ...replyCommands, ...fleetCommands, ...healthCommands, ...metaCommands(() => COMMANDS)];
 export const GROUPS = new Set(COMMANDS.filter((c) => c.name.includes(" ")).map((c) => c.name.split(" ")[0]!));
-
-/** Everything a command accepts after its words: its own options, its services' connection options, --help. */
-export function commandOptions(c: Command): Options {
-  return { ...c.options, ...connectionOptions(c.services), ...HELP_OPTION };
-}
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
 

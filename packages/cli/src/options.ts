@@ -4,6 +4,7 @@
  */
 import type { ParseArgsConfig } from "node:util";
 import type { ServiceName } from "./clients.js";
+import type { Command } from "./command.js";
 
 export interface OptionDef {
   readonly type: "string" | "boolean";
@@ -69,4 +70,9 @@ export function optionLines(options: Options): string[] {
   const labels = entries.map(([n, o]) => optionLabel(n, o, indentLong));
   const width = Math.max(...labels.map((l) => l.length));
   return entries.map(([, o], i) => `  ${labels[i]!.padEnd(width)}  ${o.help}${o.multiple ? " (repeatable)" : ""}`);
+}
+
+/** Everything a command accepts after its words: its own options, its services' connection options, --help. */
+export function commandOptions(c: Command): Options {
+  return { ...c.options, ...connectionOptions(c.services), ...HELP_OPTION };
 }

@@ -2,7 +2,7 @@ import { fleet } from "@skein/proto";
 import { hosted, runMain, serve } from "@skein/runtime";
 import { loadConfig } from "./config.js";
 import { Fleet } from "./fleet.js";
-import { fleetHandlers } from "./handlers.js";
+import { fleetHandlers } from "./grpc/handlers.js";
 import { registerFleetGauges } from "./metrics.js";
 import { TmuxAvailability } from "./tmux-availability.js";
 

@@ -5,8 +5,14 @@ import { gooseConfigPath, gooseSecretsPath, gooseSessionsDir } from "./goose-pat
 import { GooseYamlFile } from "./goose-yaml.js";
 import { postgresSettings, type PostgresSettings } from "./store/postgres/settings.js";
 import { replicaIdentity, type ReplicaIdentity } from "./cluster/replica.js";
-import { CLIENT_RECEIVE_DEFAULT_BYTES } from "./wire-limits.js";
 import type { Env } from "@skein/host";
+
+/**
+ * gRPC clients refuse a message over 4 MiB unless configured otherwise
+ * (grpc-js, grpc-go, grpcurl): no response of the session service is larger,
+ * whatever the sessions hold, so no session can lock a default client out.
+ */
+export const CLIENT_RECEIVE_DEFAULT_BYTES = 4 * 1024 * 1024;
 
 export type ProviderKind = "openai" | "anthropic";
 

@@ -2,7 +2,7 @@ import { session } from "@skein/proto";
 import { hosted, serve, withReusedWriters, type Logger, type RunningServer } from "@skein/runtime";
 import { loadConfig } from "./config.js";
 import { loadServiceExtensions, PidRegistry } from "./extensions/index.js";
-import { sessionHandlers } from "./handlers.js";
+import { sessionHandlers } from "./grpc/handlers.js";
 import { bindSessionMetrics } from "./metrics.js";
 import { createProvider } from "./providers/index.js";
 import { Sessions } from "./sessions.js";
@@ -10,7 +10,7 @@ import { SessionCluster } from "./cluster/session-cluster.js";
 import { LocalRunOwnership } from "./slots/run-ownership.js";
 import { SessionSlots } from "./slots/session-slots.js";
 import { openSessionStore } from "./store/open-store.js";
-import { sessionExtensions } from "./model/skein-metadata.js";
+import { sessionExtensions } from "./goose-format/skein-metadata.js";
 import type { Env } from "@skein/host";
 
 /** Reply and WatchSession stream thousands of small events a second: their encoder reuses one writer. */

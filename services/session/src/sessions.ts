@@ -6,12 +6,13 @@ import { ProviderError, type Provider } from "./providers/provider.js";
 import { compactAndStore } from "./runs/run.js";
 import type { SessionEvent } from "./runs/events.js";
 import type { SessionSlots } from "./slots/session-slots.js";
-import { defaultMetadata } from "./model/goose-format.js";
+import { defaultMetadata } from "./goose-format/messages.js";
 import { validateRequestId, validateSessionId } from "./store/ids.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./store/session-store.js";
-import type { ClusterStats, LiveState, SessionCluster } from "./cluster/session-cluster.js";
+import type { ClusterStats, SessionCluster } from "./cluster/session-cluster.js";
+import type { LiveState } from "./runs/events.js";
 import type { ReplicaIdentity } from "./cluster/replica.js";
-import { markDescriptionUserSet, sessionExtensions, withSessionExtensions } from "./model/skein-metadata.js";
+import { markDescriptionUserSet, sessionExtensions, withSessionExtensions } from "./goose-format/skein-metadata.js";
 
 export interface SessionsOptions {
   readonly store: SessionStore;

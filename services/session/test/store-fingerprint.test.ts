@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultMetadata, message, textItem } from "../src/model/goose-format.js";
+import { defaultMetadata, message, textItem } from "../src/goose-format/messages.js";
 import { JsonlSessionStore } from "../src/store/jsonl/jsonl-store.js";
 import { SqliteSessionStore } from "../src/store/sqlite/sqlite-store.js";
 import { openLikeGoose } from "./support/goose-db.js";

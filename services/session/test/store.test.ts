@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultMetadata, message, parseMessage, textItem, toolRequestItem, toolResponseItem, unansweredToolRequests } from "../src/model/goose-format.js";
+import { defaultMetadata, message, parseMessage, textItem, toolRequestItem, toolResponseItem, unansweredToolRequests } from "../src/goose-format/messages.js";
 import { isValidSessionId, newSessionId, validateSessionId } from "../src/store/ids.js";
 import { JsonlSessionStore } from "../src/store/jsonl/jsonl-store.js";
 import { fixturesDir, readLines } from "./support/goose-file.js";

@@ -1,7 +1,7 @@
 import { say, type Command } from "../command.js";
 import { completionScript, SHELLS, type Shell } from "../completion.js";
 import { GLOBAL_OPTIONS } from "../help.js";
-import { commandOptions, COMMANDS } from "../main.js";
+import { commandOptions } from "../options.js";
 import { VERSION } from "../version.js";
 
 const version: Command = {
@@ -16,7 +16,8 @@ const version: Command = {
   },
 };
 
-const completion: Command = {
+/** The completion command, over every command there is (handed in by the registry that holds it). */
+const completion = (commands: () => readonly Command[]): Command => ({
   name: "completion",
   synopsis: "bash|zsh",
   summary: "print a shell completion script for commands, subcommands and options",
@@ -27,10 +28,9 @@ const completion: Command = {
     const shell = inv.arg(0, "shell (bash or zsh)");
     inv.atMost(1);
     if (!(SHELLS as readonly string[]).includes(shell)) throw inv.usage(`shell must be bash or zsh, got ${JSON.stringify(shell)}`);
-    // COMMANDS is read when the command runs, after main.js has finished loading.
-    process.stdout.write(completionScript(shell as Shell, { commands: COMMANDS, globalOptions: GLOBAL_OPTIONS, optionsOf: commandOptions }, VERSION));
+    process.stdout.write(completionScript(shell as Shell, { commands: commands(), globalOptions: GLOBAL_OPTIONS, optionsOf: commandOptions }, VERSION));
     return 0;
   },
-};
+});
 
-export const metaCommands: readonly Command[] = [version, completion];
+export const metaCommands = (commands: () => readonly Command[]): readonly Command[] => [version, completion(commands)];

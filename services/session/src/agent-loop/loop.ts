@@ -7,7 +7,7 @@ import {
   type GooseMessage,
   type ToolRequestItem,
   type ToolResponseItem,
-} from "../model/goose-format.js";
+} from "../goose-format/messages.js";
 import type { ToolSource } from "../extensions/tool-source.js";
 import { capToolCall, capToolContent, capToolError, modelOutputNote, type OutputLimits } from "./output-limits.js";
 

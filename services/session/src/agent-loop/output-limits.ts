@@ -1,4 +1,4 @@
-import type { ToolCallResult } from "../model/goose-format.js";
+import type { ToolCallResult } from "../goose-format/messages.js";
 
 /**
  * Caps on what one run writes into the history. Without them one huge tool

@@ -13,12 +13,7 @@ import { ClusterEventLog } from "./cluster-event-log.js";
 import { LeasedRunOwnership } from "./leased-ownership.js";
 import { LeaseSweeper } from "./lease-sweeper.js";
 import type { ReplicaIdentity } from "./replica.js";
-
-/** What GetSession and ListSessions show of a session's live state, from the database. */
-export interface LiveState {
-  readonly runningRequestId: string;
-  readonly lastSeq: number;
-}
+import type { LiveState } from "../runs/events.js";
 
 export interface ClusterStats {
   readonly runningReplies: number;

@@ -1,6 +1,6 @@
 import { ConfigError, InvalidArgumentError, type Logger } from "@skein/runtime";
 import { GooseYamlFile, parseGooseYaml, type GooseYaml } from "../goose-yaml.js";
-import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig } from "../model/extension-config.js";
+import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig } from "../goose-format/extension-config.js";
 import { findOnPath, type Env } from "@skein/host";
 import { resolveBuiltin } from "./goose-builtins.js";
 

@@ -1,5 +1,5 @@
 import type { ToolSpec } from "../extensions/tool-source.js";
-import type { GooseMessage, ToolCallResult } from "../model/goose-format.js";
+import type { GooseMessage, ToolCallResult } from "../goose-format/messages.js";
 
 export interface ModelRequest {
   readonly system: string;

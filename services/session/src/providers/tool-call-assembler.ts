@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { isObject, type ToolCallResult } from "../model/goose-format.js";
+import { isObject, type ToolCallResult } from "../goose-format/messages.js";
 
 /** A tool call still arriving: its pieces so far. */
 interface PendingToolCall {

@@ -1,5 +1,5 @@
 import type { FinishKind } from "../agent-loop/loop.js";
-import type { GooseMessage } from "../model/goose-format.js";
+import type { GooseMessage } from "../goose-format/messages.js";
 
 /** What happens in a run, in domain terms; the handlers turn it into proto. */
 export type RunEvent =
@@ -15,4 +15,10 @@ export interface SessionEvent {
   readonly requestId: string;
   readonly sessionId: string;
   readonly event: RunEvent;
+}
+
+/** What GetSession and ListSessions show of a session's live state (this host's slots, or the cluster's database). */
+export interface LiveState {
+  readonly runningRequestId: string;
+  readonly lastSeq: number;
 }

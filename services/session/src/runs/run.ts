@@ -13,9 +13,9 @@ import {
   unansweredToolRequests,
   type GooseMessage,
   type GooseMetadata,
-} from "../model/goose-format.js";
+} from "../goose-format/messages.js";
 import type { LoadedSession, SessionStore } from "../store/session-store.js";
-import { descriptionUserSet } from "../model/skein-metadata.js";
+import { descriptionUserSet } from "../goose-format/skein-metadata.js";
 import type { RunEvent } from "./events.js";
 import { startedBeforePersisted } from "./first-call.js";
 import type { SessionHistory } from "./session-history.js";

@@ -1,4 +1,4 @@
-import type { GooseMessage, GooseMetadata } from "../model/goose-format.js";
+import type { GooseMessage, GooseMetadata } from "../goose-format/messages.js";
 import type { LoadedSession, SessionStore } from "../store/session-store.js";
 
 /** A session as a run starts from it, with what tells whether a kept copy may be reused. */

@@ -1,6 +1,6 @@
 import { FailedPreconditionError, NotFoundError } from "@skein/runtime";
 import type { SessionStore } from "../store/session-store.js";
-import { seqEpochsUsed, withSeqEpochsUsed } from "../model/skein-metadata.js";
+import { seqEpochsUsed, withSeqEpochsUsed } from "../goose-format/skein-metadata.js";
 
 /**
  * Events of one epoch are numbered inside [epoch × EPOCH_SPAN, (epoch + 1) × EPOCH_SPAN):
@@ -46,7 +46,7 @@ export interface RunOwnership {
 
 /**
  * In-process ownership. Seq epochs are persisted in the session's metadata
- * (skein's record, see model/skein-metadata.ts) before the first event of
+ * (skein's record, see goose-format/skein-metadata.ts) before the first event of
  * an instance is numbered, so numbering after a restart starts above every
  * seq an earlier instance could have sent.
  */

@@ -1,4 +1,4 @@
-import type { GooseMessage, GooseMetadata } from "../model/goose-format.js";
+import type { GooseMessage, GooseMetadata } from "../goose-format/messages.js";
 
 /** What a listing shows of a session without reading its messages. */
 export interface SessionInfo {

@@ -10,7 +10,7 @@ import type Database from "better-sqlite3";
 import { gate } from "@skein/testkit";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultMetadata, textOf } from "../../src/model/goose-format.js";
+import { defaultMetadata, textOf } from "../../src/goose-format/messages.js";
 import { ProviderAbortedError, type ModelChunk, type ModelRequest, type Provider } from "../../src/providers/provider.js";
 import type { RunEvent, SessionEvent } from "../../src/runs/events.js";
 import { LocalRunOwnership } from "../../src/slots/run-ownership.js";

@@ -7,7 +7,7 @@ import { status } from "@grpc/grpc-js";
 import { gate } from "@skein/testkit";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultMetadata } from "../../src/model/goose-format.js";
+import { defaultMetadata } from "../../src/goose-format/messages.js";
 import { ProviderAbortedError, type ModelChunk, type ModelRequest, type Provider } from "../../src/providers/provider.js";
 import type { SessionEvent } from "../../src/runs/events.js";
 import { LocalRunOwnership } from "../../src/slots/run-ownership.js";

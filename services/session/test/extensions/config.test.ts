@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, InvalidArgumentError } from "@skein/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { validateExtensionConfig, validateExtensionConfigs } from "../../src/model/extension-config.js";
+import { validateExtensionConfig, validateExtensionConfigs } from "../../src/goose-format/extension-config.js";
 import { gooseKey, loadServiceExtensions, parseGooseExtensions, parseSkeinExtensions } from "../../src/extensions/service-config.js";
 
 const ok = { name: "dev-tools_1", cmd: "npx", args: ["-y", "x"], env: { API_TOKEN: "t" }, timeout_seconds: 0 };

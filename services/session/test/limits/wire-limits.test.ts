@@ -1,8 +1,8 @@
 import { session as pb } from "@skein/proto";
 import { describe, expect, it } from "vitest";
-import { messagePageRequest, messagePageToken } from "../../src/message-pages.js";
-import type { GooseMessage } from "../../src/model/goose-format.js";
-import { fitEvent, fitMessage, messagePage } from "../../src/wire-limits.js";
+import { messagePageRequest, messagePageToken } from "../../src/grpc/message-pages.js";
+import type { GooseMessage } from "../../src/goose-format/messages.js";
+import { fitEvent, fitMessage, messagePage } from "../../src/grpc/wire-limits.js";
 
 const bytes = (m: pb.Message) => pb.Message.encode(m).finish().length;
 const text = (t: string): pb.Content => ({ kind: { $case: "text", value: { text: t } } });

@@ -4,7 +4,7 @@ import { type PostgresCluster } from "@skein/testkit";
 import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { OutOfRangeError } from "@skein/runtime";
-import { defaultMetadata } from "../../src/model/goose-format.js";
+import { defaultMetadata } from "../../src/goose-format/messages.js";
 import { PostgresSessionStore } from "../../src/store/postgres/postgres-store.js";
 import { CancelSignals } from "../../src/cluster/postgres/cancel-signals.js";
 import { EVENTS_CHANNEL, PgEventLog, type StoredEvent } from "../../src/cluster/postgres/event-log.js";

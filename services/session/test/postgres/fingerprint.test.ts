@@ -4,7 +4,7 @@ import pino from "pino";
 import { type PostgresCluster } from "@skein/testkit";
 import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { defaultMetadata, message, textItem } from "../../src/model/goose-format.js";
+import { defaultMetadata, message, textItem } from "../../src/goose-format/messages.js";
 import { PostgresSessionStore } from "../../src/store/postgres/postgres-store.js";
 
 const log = pino({ level: "silent" });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { message, textItem, toolRequestItem, toolResponseItem, type GooseMessage } from "../../src/model/goose-format.js";
+import { message, textItem, toolRequestItem, toolResponseItem, type GooseMessage } from "../../src/goose-format/messages.js";
 import { toAnthropicMessages } from "../../src/providers/anthropic.js";
 import { toOpenAIMessages } from "../../src/providers/openai.js";
 import { ToolCallAssembler } from "../../src/providers/tool-call-assembler.js";

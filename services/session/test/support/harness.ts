@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
 import { call, closeClients, connect, startOpenAIServer, startService, type FakeModelServer, type ServiceProcess } from "@skein/testkit";
+import type { StoreKind as ConfigStoreKind } from "../../src/config.js";
 
 export type Client = pb.SessionServiceClient;
 export type Event = pb.ReplyResponse;
@@ -19,7 +20,8 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export type StoreKind = "goose-sqlite" | "goose-jsonl";
+/** The stores a single host runs on (PostgreSQL has its own harness: testkit startReplicaCluster). */
+export type StoreKind = Exclude<ConfigStoreKind, "postgres">;
 
 /**
  * A temp HOME and sessions dir, a fake OpenAI server and the built service

@@ -1,5 +1,5 @@
-import { defaultMetadata, isObject, type GooseMetadata, type JsonObject } from "../../model/goose-format.js";
-import { STATE_KEY } from "../../model/skein-metadata.js";
+import { defaultMetadata, isObject, type GooseMetadata, type JsonObject } from "../../goose-format/messages.js";
+import { STATE_KEY } from "../../goose-format/skein-metadata.js";
 import { skeinExtensionsOf, withSkeinExtensions, type SkeinExtensionEntry } from "../sqlite/extension-data.js";
 
 export type Row = Record<string, unknown>;
@@ -81,7 +81,7 @@ export function parseJsonObject(v: unknown): JsonObject | undefined {
 /**
  * skein's own entry in goose's extension_data (goose keys entries `name.version`
  * and keeps ones it does not know): what has no column of its own, today the
- * event-numbering epochs (model/skein-metadata.ts).
+ * event-numbering epochs (goose-format/skein-metadata.ts).
  */
 export const SKEIN_DATA_KEY = "skein.v0";
 

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
-import { isObject, type GooseMessage, type GooseMetadata } from "../../model/goose-format.js";
+import { isObject, type GooseMessage, type GooseMetadata } from "../../goose-format/messages.js";
 import { isValidSessionId } from "../ids.js";
 import { migrate } from "./migrate.js";
 import { createPool, inTransaction, redactError } from "./pool.js";
@@ -8,7 +8,7 @@ import { checkLease, type RunLease } from "../../cluster/postgres/run-lease.js";
 import { DELETED_CHANNEL } from "../../cluster/postgres/event-log.js";
 import { CARRIED_COLUMNS, type ImportedSession } from "../copy-session.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
-import { STATE_KEY } from "../../model/skein-metadata.js";
+import { STATE_KEY } from "../../goose-format/skein-metadata.js";
 import { messageOfRow, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
 import { columnChanges, metadataOfRow, sqlTimestamp, TOKEN_COLUMNS, type Row } from "../goose-rows/rows.js";
 import { decodePageToken, encodePageToken } from "../page-token.js";

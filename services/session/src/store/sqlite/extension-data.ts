@@ -1,6 +1,6 @@
-import { validateExtensionConfig } from "../../model/extension-config.js";
+import { validateExtensionConfig } from "../../goose-format/extension-config.js";
 import { gooseKey } from "../../extensions/service-config.js";
-import { isObject, type JsonObject } from "../../model/goose-format.js";
+import { isObject, type JsonObject } from "../../goose-format/messages.js";
 
 /**
  * goose keeps a session's extensions in `extension_data` under

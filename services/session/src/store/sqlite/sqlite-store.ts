@@ -1,9 +1,9 @@
 import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
 import { DIR_MODE } from "../files.js";
-import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "../../model/goose-format.js";
+import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "../../goose-format/messages.js";
 import { isValidSessionId } from "../ids.js";
-import { STATE_KEY } from "../../model/skein-metadata.js";
+import { STATE_KEY } from "../../goose-format/skein-metadata.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
 import { Connection, type Db } from "./connection.js";
 import { CARRIED_COLUMNS, type ImportedSession } from "../copy-session.js";

@@ -1,8 +1,8 @@
 import { fleet } from "@skein/proto";
 import { FailedPreconditionError, InvalidArgumentError, type ServiceImplementation } from "@skein/runtime";
 import { restartPolicyName, toProtoAgent, toProtoEvent } from "./agent-proto.js";
-import type { Fleet } from "./fleet.js";
-import * as v from "./validate.js";
+import type { Fleet } from "../fleet.js";
+import * as v from "../validate.js";
 
 const DEFAULT_GRACE_SECONDS = 10;
 const DEFAULT_CAPTURE_LINES = 100;

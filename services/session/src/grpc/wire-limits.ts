@@ -1,13 +1,6 @@
 import { session as pb } from "@skein/proto";
-import type { GooseMessage } from "./model/goose-format.js";
+import type { GooseMessage } from "../goose-format/messages.js";
 import { messageToProto } from "./wire.js";
-
-/**
- * gRPC clients refuse a message over 4 MiB unless configured otherwise
- * (grpc-js, grpc-go, grpcurl): no response of the session service is larger,
- * whatever the sessions hold, so no session can lock a default client out.
- */
-export const CLIENT_RECEIVE_DEFAULT_BYTES = 4 * 1024 * 1024;
 
 /** Room left for a response's other fields (event header, Session) and the length prefixes. */
 const envelope = (maxBytes: number): number => Math.min(16 * 1024, Math.floor(maxBytes / 4));

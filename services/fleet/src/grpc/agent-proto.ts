@@ -1,6 +1,6 @@
 import { fleet } from "@skein/proto";
-import type { AgentSnapshot, AgentStateName, FleetEvent, FleetEventType } from "./agent.js";
-import type { RestartPolicyName } from "./restart-policy.js";
+import type { AgentSnapshot, AgentStateName, FleetEvent, FleetEventType } from "../agent.js";
+import type { RestartPolicyName } from "../restart-policy.js";
 
 const STATE: Record<AgentStateName, fleet.AgentState> = {
   running: fleet.AgentState.AGENT_STATE_RUNNING,

@@ -1,16 +1,11 @@
 import { session as pb } from "@skein/proto";
-import type { FinishKind } from "./agent-loop/loop.js";
-import type { ExtensionConfig, ToolSpec } from "./extensions/index.js";
-import type { SessionEvent } from "./runs/events.js";
-import { isObject, isText, isToolRequest, isToolResponse, toolResultItems, type ContentItem, type GooseMessage } from "./model/goose-format.js";
-import type { SessionInfo } from "./store/session-store.js";
+import type { FinishKind } from "../agent-loop/loop.js";
+import type { ExtensionConfig, ToolSpec } from "../extensions/index.js";
+import type { LiveState, SessionEvent } from "../runs/events.js";
+import { isObject, isText, isToolRequest, isToolResponse, toolResultItems, type ContentItem, type GooseMessage } from "../goose-format/messages.js";
+import type { SessionInfo } from "../store/session-store.js";
 
 /** Conversions between the domain (goose JSON, run events) and the proto messages. */
-
-export interface LiveState {
-  readonly runningRequestId: string;
-  readonly lastSeq: number;
-}
 
 export function sessionToProto(info: SessionInfo, live: LiveState, extensions: readonly ExtensionConfig[], messageCount?: number): pb.Session {
   const m = info.metadata;

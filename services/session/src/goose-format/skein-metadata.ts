@@ -1,6 +1,6 @@
 import type { Logger } from "@skein/runtime";
 import { validateExtensionConfigs, type ExtensionConfig } from "./extension-config.js";
-import { isObject, type GooseMetadata } from "./goose-format.js";
+import { isObject, type GooseMetadata } from "./messages.js";
 
 /**
  * skein's own state in a session's metadata line, under one key goose does not

@@ -1,11 +1,11 @@
 import { session as pb } from "@skein/proto";
 import { batchesOf, isBatchSource, mapBatches, selfEndingStream, type BatchSource, type ServiceImplementation, type StreamSource } from "@skein/runtime";
-import type { RawExtensionConfig } from "./extensions/index.js";
-import type { Sessions } from "./sessions.js";
+import type { RawExtensionConfig } from "../extensions/index.js";
+import type { Sessions } from "../sessions.js";
 import { messagePageRequest, messagePageToken } from "./message-pages.js";
 import { eventToProto, sessionToProto, toolToProto } from "./wire.js";
 import { fitEvent, messagePage } from "./wire-limits.js";
-import type { SessionEvent } from "./runs/events.js";
+import type { SessionEvent } from "../runs/events.js";
 
 type Impl = ServiceImplementation<typeof pb.SessionServiceService>;
 
