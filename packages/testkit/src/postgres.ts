@@ -27,6 +27,10 @@ export interface PostgresCluster {
   createDatabase(): Promise<string>;
   /** Ends every backend connected to `database` (a fault from outside: the server drops connections). */
   terminateConnections(database: string, applicationName?: string): Promise<number>;
+  /** Fast shutdown keeping the data and the port (a database outage); resume() starts it again. */
+  halt(): Promise<void>;
+  /** Starts a halted cluster again on the same port with the same data. */
+  resume(): Promise<void>;
   /** Fast shutdown, then the directory is removed. */
   stop(): Promise<void>;
 }
@@ -90,33 +94,51 @@ export async function startPostgres(opts: { settings?: Record<string, string> } 
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`initdb failed: ${String((err as { stderr?: Buffer }).stderr ?? err)}`);
   }
+  const launch = (port: number) => launchPostgres({ bin, data, dir, port, asOwner, settings: opts.settings ?? {} });
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
-    const proc = spawn(
-      join(bin, "postgres"),
-      // Durability is not what these tests check: no fsync, small memory.
-      ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=300", "-c", "log_min_messages=warning", ...Object.entries(opts.settings ?? {}).flatMap(([k, v]) => ["-c", `${k}=${v}`])],
-      { ...asOwner, cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
-    );
-    running.set(proc, dir);
-    const stderr: string[] = [];
-    const started = await new Promise<boolean>((resolve) => {
-      proc.stderr!.on("data", (b: Buffer) => {
-        stderr.push(b.toString());
-        if (stderr.join("").includes("ready to accept connections")) resolve(true);
-      });
-      proc.once("exit", () => resolve(false));
-    });
-    if (started) return cluster(proc, dir, port, password);
-    running.delete(proc);
+    const started = await launch(port);
+    if ("proc" in started) return cluster(started.proc, dir, port, password, launch);
     if (attempt >= 3) {
       rmSync(dir, { recursive: true, force: true });
-      throw new Error(`postgres did not start: ${stderr.join("").slice(-2000)}`);
+      throw new Error(`postgres did not start: ${started.stderr.slice(-2000)}`);
     }
   }
 }
 
-function cluster(proc: ChildProcess, dir: string, port: number, password: string): PostgresCluster {
+interface LaunchSpec {
+  bin: string;
+  data: string;
+  dir: string;
+  port: number;
+  asOwner: { uid?: number; gid?: number; env: NodeJS.ProcessEnv };
+  settings: Record<string, string>;
+}
+
+/** Starts the postmaster on `port`; resolves once it accepts connections, or with its stderr when it exited instead. */
+async function launchPostgres(l: LaunchSpec): Promise<{ proc: ChildProcess } | { stderr: string }> {
+  const proc = spawn(
+    join(l.bin, "postgres"),
+    // Durability is not what these tests check: no fsync, small memory.
+    ["-D", l.data, "-p", String(l.port), "-k", l.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=300", "-c", "log_min_messages=warning", ...Object.entries(l.settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])],
+    { ...l.asOwner, cwd: l.dir, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  running.set(proc, l.dir);
+  const stderr: string[] = [];
+  const started = await new Promise<boolean>((resolve) => {
+    proc.stderr!.on("data", (b: Buffer) => {
+      stderr.push(b.toString());
+      if (stderr.join("").includes("ready to accept connections")) resolve(true);
+    });
+    proc.once("exit", () => resolve(false));
+  });
+  if (started) return { proc };
+  running.delete(proc);
+  return { stderr: stderr.join("") };
+}
+
+function cluster(first: ChildProcess, dir: string, port: number, password: string, launch: (port: number) => Promise<{ proc: ChildProcess } | { stderr: string }>): PostgresCluster {
+  let proc = first;
   let n = 0;
   const url = (database = "postgres") => `postgresql://${SUPERUSER}:${password}@127.0.0.1:${port}/${database}`;
   const admin = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
@@ -128,7 +150,14 @@ function cluster(proc: ChildProcess, dir: string, port: number, password: string
       await c.end();
     }
   };
-  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  const exited = () => new Promise<void>((resolve) => (proc.exitCode !== null || proc.signalCode !== null ? resolve() : proc.once("exit", () => resolve())));
+  const shutDown = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill("SIGINT");
+      await exited();
+    }
+    running.delete(proc);
+  };
   return {
     port,
     password,
@@ -145,12 +174,17 @@ function cluster(proc: ChildProcess, dir: string, port: number, password: string
       );
       return r.rowCount ?? 0;
     },
+    async halt() {
+      await shutDown();
+    },
+    async resume() {
+      if (proc.exitCode === null && proc.signalCode === null) return;
+      const started = await launch(port);
+      if (!("proc" in started)) throw new Error(`postgres did not start again: ${started.stderr.slice(-2000)}`);
+      proc = started.proc;
+    },
     async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill("SIGINT");
-        await exited;
-      }
-      running.delete(proc);
+      await shutDown();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -13,6 +13,7 @@ import { ClusterEventLog } from "./cluster-event-log.js";
 import { LeasedRunOwnership } from "./leased-ownership.js";
 import { LeaseSweeper } from "./lease-sweeper.js";
 import type { ReplicaIdentity } from "./replica.js";
+import { whileUnreachable } from "./database-wait.js";
 
 /** What GetSession and ListSessions show of a session's live state, from the database. */
 export interface LiveState {
@@ -57,7 +58,8 @@ export class SessionCluster {
     const url = settings.databaseUrl;
     const applicationName = `skein-session ${replica.id}`.slice(0, 63);
     const unusable = (err: unknown) => new ConfigError(`SKEIN_DATABASE_URL=${JSON.stringify(redactUrl(url))} cannot be used: ${redactError(url, err).message.replace(/\s+/g, " ")}`);
-    const store = await PostgresSessionStore.open(url, log, { applicationName }).catch((err: unknown) => {
+    // Compose and Kubernetes may start the replica before its database: it waits SKEIN_DATABASE_WAIT_MS for it.
+    const store = await whileUnreachable(() => PostgresSessionStore.open(url, log, { applicationName }), url, settings.databaseWaitMs, log).catch((err: unknown) => {
       throw unusable(err);
     });
     const listener = new PgListener(url, log, { channels: [EVENTS_CHANNEL, CANCEL_CHANNEL, DELETED_CHANNEL], applicationName: `${applicationName} listen`.slice(0, 63) });

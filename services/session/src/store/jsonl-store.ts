@@ -8,6 +8,7 @@ import { defaultMetadata, looksLikeMetadata, normalizeMetadata, parseMessage, se
 import { isValidSessionId, newSessionId } from "./ids.js";
 import { OwnWrites } from "./own-writes.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
+import type { StoreTarget } from "./store-faults.js";
 
 const SUFFIX = ".jsonl";
 
@@ -27,11 +28,15 @@ export class JsonlSessionStore implements SessionStore {
   private readonly appenders = new Map<string, FileHandle>();
   private readonly ownWrites = new OwnWrites();
 
+  readonly target: StoreTarget;
+
   private constructor(
     readonly dir: string,
     private readonly log: Logger,
     private readonly opts: JsonlStoreOptions,
-  ) {}
+  ) {
+    this.target = { kind: "jsonl", location: dir };
+  }
 
   static async open(dir: string, log: Logger, opts: JsonlStoreOptions): Promise<JsonlSessionStore> {
     await makeDirectory(dir, DIR_MODE);

@@ -8,6 +8,8 @@ import { checkLease, type RunLease } from "./postgres/run-lease.js";
 import { DELETED_CHANNEL } from "./postgres/event-log.js";
 import { CARRIED_COLUMNS, type ImportedSession } from "./sqlite-store.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
+import type { StoreTarget } from "./store-faults.js";
+import { redactUrl } from "./postgres/database-url.js";
 import { STATE_KEY } from "../model/skein-metadata.js";
 import { messageOfRow, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
 import { columnChanges, metadataOfRow, sqlTimestamp, TOKEN_COLUMNS, type Row } from "./sqlite/rows.js";
@@ -52,6 +54,7 @@ export interface PostgresStoreOptions {
 export class PostgresSessionStore implements SessionStore {
   private constructor(
     readonly pool: pg.Pool,
+    readonly target: StoreTarget,
     private readonly log: Logger,
     private readonly ownsPool: boolean,
     private readonly lease: RunLease | undefined,
@@ -66,12 +69,12 @@ export class PostgresSessionStore implements SessionStore {
       await pool.end().catch(() => undefined);
       throw redactError(url, err);
     }
-    return new PostgresSessionStore(pool, log, true, undefined);
+    return new PostgresSessionStore(pool, { kind: "postgres", location: redactUrl(url) }, log, true, undefined);
   }
 
   /** The same store whose writes are refused once `lease` no longer holds its session. */
   withLease(lease: RunLease): PostgresSessionStore {
-    return new PostgresSessionStore(this.pool, this.log, false, lease);
+    return new PostgresSessionStore(this.pool, this.target, this.log, false, lease);
   }
 
   private checkId(id: string): void {

@@ -1,10 +1,11 @@
 import { join } from "node:path";
-import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
+import { ConfigError, InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
 import { DIR_MODE } from "./files.js";
 import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "../model/goose-format.js";
 import { isValidSessionId } from "./ids.js";
 import { STATE_KEY } from "../model/skein-metadata.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./session-store.js";
+import type { StoreTarget } from "./store-faults.js";
 import { Connection, type Db } from "./sqlite/connection.js";
 import { toolResultFormFor, type ToolResultForm } from "./sqlite/content.js";
 import { insertMessage, messageOfRow, metadataJson, newMessageId, prepareMessage, type PreparedMessage } from "./sqlite/messages.js";
@@ -81,6 +82,8 @@ export class SqliteSessionStore implements SessionStore {
    */
   private altered = 0;
 
+  readonly target: StoreTarget;
+
   private constructor(
     readonly path: string,
     private readonly conn: Connection,
@@ -93,7 +96,9 @@ export class SqliteSessionStore implements SessionStore {
     readonly created: boolean,
     /** The SQLite library's version (better-sqlite3's bundled one). */
     readonly sqliteVersion: string,
-  ) {}
+  ) {
+    this.target = { kind: "sqlite", location: path };
+  }
 
   static async open(dir: string, log: Logger, opts: SqliteStoreOptions): Promise<SqliteSessionStore> {
     await makeDirectory(dir, DIR_MODE);
@@ -114,7 +119,7 @@ export class SqliteSessionStore implements SessionStore {
         latestToolValue: latestToolResultValue(db),
         sqlite: (db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v,
       }));
-      for (const c of ["id", "working_dir"]) if (!info.sessions.has(c)) throw new Error(`${path}: the sessions table has no ${c} column; not a goose session database`);
+      for (const c of ["id", "working_dir"]) if (!info.sessions.has(c)) throw new ConfigError(`${path}: the sessions table has no ${c} column; not a goose session database`);
       if (info.version > KNOWN_SCHEMA_VERSION) {
         log.warn({ path, schemaVersion: info.version, known: KNOWN_SCHEMA_VERSION }, "session database is newer than the goose schema skein knows; using the columns skein knows");
       }
