@@ -52,7 +52,7 @@ export class RepeatedFaults {
   /** `subject` worked; once none is failing, one line says so. */
   succeeded(subject: string): void {
     if (!this.failing.delete(subject) || this.failing.size > 0) return;
-    this.log.info({ failures: this.failures, sinceMs: this.now() - this.since }, `${this.kind} work again after ${this.failures} failures`);
+    this.log.info({ failures: this.failures, sinceMs: this.now() - this.since }, `${this.kind}: working again after ${this.failures} failures`);
     this.failures = 0;
   }
 

@@ -1,4 +1,4 @@
-import { ConfigError, type Logger } from "@skein/runtime";
+import { ConfigError, RepeatedFaults, type Logger } from "@skein/runtime";
 import { PostgresSessionStore } from "../store/postgres-store.js";
 import { redactUrl } from "../store/postgres/database-url.js";
 import { DELETED_CHANNEL, EVENTS_CHANNEL, PgEventLog } from "../store/postgres/event-log.js";
@@ -35,6 +35,7 @@ export interface ClusterStats {
  */
 export class SessionCluster {
   private readonly logs = new Map<string, ClusterEventLog>();
+  private readonly appendFaults: RepeatedFaults;
 
   private constructor(
     readonly store: PostgresSessionStore,
@@ -47,7 +48,9 @@ export class SessionCluster {
     private readonly listener: PgListener,
     private readonly sweeper: LeaseSweeper,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.appendFaults = new RepeatedFaults(log, "appending run events", "sessions");
+  }
 
   /**
    * Connects (migrating the schema under the advisory lock) and starts
@@ -92,6 +95,7 @@ export class SessionCluster {
       lost: (lease, reason) => this.ownership.lost(lease, reason),
       retryForMs: this.leases.leaseMs,
       log: this.log,
+      appendFaults: this.appendFaults,
       onClose: (closed) => {
         if (this.logs.get(sessionId) === closed) this.logs.delete(sessionId);
       },

@@ -1,4 +1,4 @@
-import { RepeatedFaults, StorageUnavailableError, type Logger } from "@skein/runtime";
+import { StorageUnavailableError, type Logger } from "@skein/runtime";
 import { storeFault, type StoreTarget } from "./store-faults.js";
 
 export interface StoreHealthOptions {
@@ -25,12 +25,10 @@ export class StoreHealth {
   private probing: Promise<void> | undefined;
   private serving = true;
   private closed = false;
-  private readonly faults: RepeatedFaults;
   private readonly everyMs: number;
   private readonly whileDownMs: number;
 
   constructor(private readonly opts: StoreHealthOptions) {
-    this.faults = new RepeatedFaults(opts.log, "session database probes", "probes");
     this.everyMs = opts.everyMs ?? 3_000;
     this.whileDownMs = opts.whileDownMs ?? 500;
     this.schedule(this.everyMs);
@@ -72,12 +70,12 @@ export class StoreHealth {
       else this.opts.log.debug({ reason: (err as Error).message }, "session database probe failed without the database being unreachable");
     }
     if (this.closed) return;
-    if (unreachable) this.faults.failed("database", unreachable, { database: this.opts.target.location });
-    else this.faults.succeeded("database");
     const serving = unreachable === undefined;
     if (serving === this.serving) return;
     this.serving = serving;
-    this.opts.log[serving ? "info" : "warn"]({ database: this.opts.target.location }, serving ? "the session database answers again: SERVING" : "the session database is unreachable: NOT_SERVING");
+    // One line per change (never one per failed probe).
+    if (unreachable) this.opts.log.warn({ database: this.opts.target.location, reason: unreachable.message }, "the session database is unreachable: NOT_SERVING");
+    else this.opts.log.info({ database: this.opts.target.location }, "the session database answers again: SERVING");
     this.opts.report(serving);
   }
 
