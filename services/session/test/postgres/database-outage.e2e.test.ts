@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { health, session as pb } from "@skein/proto";
 import { call, connect, openaiText, rejection, startPostgres, startReplicaCluster, startService, type PostgresCluster, type ReplicaCluster, type SessionReplica } from "@skein/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createOn, finishedReason, gate, getOn, hasFinished, listOn, replyOn, say, TaggedModel, type AnyEvent } from "../support/replicas.js";
+import { createOn, finishedReason, gate, getOn, hasFinished, listOn, replyOn, say, TaggedModel, watchOn, type AnyEvent } from "../support/replicas.js";
 
 /**
  * Issue 20 against a real PostgreSQL that is stopped and started again
@@ -163,6 +163,43 @@ describe("PostgreSQL restarted under a running reply", () => {
     const events = await replyAccepted(s.id);
     expect(finishedReason(events)).toBe(STOP);
     const after = (await getOn(A.client, s.id));
+    expect(after.messages.slice(0, before.messages.length)).toEqual(before.messages);
+  });
+});
+
+describe("PostgreSQL down under a running reply until the stream gives up", () => {
+  it("the stream ends UNAVAILABLE naming the database; once it is back, WatchSession shows the run's error and finished, and a new reply is accepted", async () => {
+    const s = await createOn(A.client, work);
+    await answeredReply(s.id);
+    const before = (await getOn(A.client, s.id));
+    const g = gate();
+    const r = replyOn(A.client, s.id, say(model.tag({ events: openaiText("cut by a long outage", { pieces: 4 }), holdAfter: 2, hold: g.promise })));
+    let ended;
+    try {
+      await r.until((es) => es.some((e) => e.event?.$case === "textDelta"));
+      await pgc.halt();
+      g.release();
+      ended = await r.ended;
+    } finally {
+      g.release();
+      await pgc.resume();
+    }
+    if (ended) {
+      expect(ended.code, ended.details).toBe(status.UNAVAILABLE);
+      expect(ended.details).toMatch(UNREACHABLE);
+    } else {
+      expect(finishedReason(r.events)).toBe(ERROR);
+    }
+    const w = watchOn(A.client, s.id, 0);
+    await w.until((es) => es.some((e) => e.requestId === r.events[0]!.requestId && e.event?.$case === "finished"), 60_000);
+    w.close();
+    const ofRun = w.events.filter((e) => e.requestId === r.events[0]!.requestId);
+    const errors = ofRun.flatMap((e) => (e.event?.$case === "error" ? [e.event.value.code] : []));
+    expect(errors.length, JSON.stringify(errors)).toBeGreaterThan(0);
+    expect(errors.every((code) => code === "RUN_INTERRUPTED" || code === "STORE_UNAVAILABLE"), JSON.stringify(errors)).toBe(true);
+    expect(finishedReason(ofRun)).toBe(ERROR);
+    expect(finishedReason(await replyAccepted(s.id))).toBe(STOP);
+    const after = await getOn(A.client, s.id);
     expect(after.messages.slice(0, before.messages.length)).toEqual(before.messages);
   });
 });
