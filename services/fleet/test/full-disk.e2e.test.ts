@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
-import { mountTmpfs, rejection, tmpfsUnavailable, type Tmpfs } from "@skein/testkit";
+import { call, mountTmpfs, rejection, tmpfsUnavailable, type Tmpfs } from "@skein/testkit";
 import { afterEach, expect, it } from "vitest";
 import { FleetHarness, waitFor } from "./harness.js";
 
@@ -59,6 +59,8 @@ it.skipIf(noTmpfs !== undefined)("state and heartbeats on a full disk: StartAgen
   await new Promise((r) => setTimeout(r, 3_000));
   expect(beatWarnings()).toHaveLength(1);
   expect(beatWarnings()[0]).toMatchObject({ level: 40, reason: expect.stringContaining("ENOSPC") });
+  // The service keeps answering meanwhile.
+  expect((await call(h.client, h.client.listAgents, {})).agents.map((a) => a.name).sort()).toEqual(names);
 
   // A change while the disk is full: the stop happens, its record waits for space (retried by a timer).
   await h.stopAgent("a5", 0);
