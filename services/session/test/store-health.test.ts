@@ -48,6 +48,19 @@ describe("StoreHealth", () => {
     }
   });
 
+  it("one failed probe alone (a stall on a loaded host) does not flip health", async () => {
+    const h = harness(20);
+    try {
+      // Fails exactly once: the fault clears itself as it is thrown.
+      h.set(() => (h.set(undefined), refused()));
+      const before = h.probes();
+      await expect.poll(() => h.probes()).toBeGreaterThan(before + 3);
+      expect(h.reports).toEqual([]);
+    } finally {
+      await h.health.close();
+    }
+  });
+
   it("a full database is not unreachable: it keeps serving", async () => {
     const h = harness(20);
     try {

@@ -20,7 +20,7 @@ export interface StoreTarget {
 const PG_UNAVAILABLE = /^(08...|57P0[1-4]|53300|53200|40P01|55P03)$/;
 /** Errors of node-postgres and Node for a connection that is gone, refused or never came up. */
 const CONNECTION_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
-const CONNECTION_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed and is not queryable|Connection ended|terminating connection/i;
+const CONNECTION_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed and is not queryable|Connection ended|terminating connection|Query read timeout/i;
 
 /**
  * The one mapping of storage failures to what callers are told, used for

@@ -1,6 +1,9 @@
 import { StorageUnavailableError, type Logger } from "@skein/runtime";
 import { storeFault, type StoreTarget } from "./store-faults.js";
 
+/** Unreachable in this many probes in a row (whileDownMs apart) makes the service NOT_SERVING. */
+const TRIP_AFTER = 2;
+
 export interface StoreHealthOptions {
   /** A light check that the database answers (SELECT 1 on a connection of its own). */
   readonly probe: () => Promise<void>;
@@ -17,7 +20,8 @@ export interface StoreHealthOptions {
 /**
  * The session service's health follows its database: a probe every few
  * seconds (never one per request), and at once when a call met an
- * unreachable database (`suspect`). Only UNAVAILABLE faults make it
+ * unreachable database (`suspect`); two failed probes in a row, half a second
+ * apart, make it NOT_SERVING, one that answers makes it SERVING again. Only UNAVAILABLE faults make it
  * NOT_SERVING: a full or read-only database still serves reads.
  */
 export class StoreHealth {
@@ -25,6 +29,8 @@ export class StoreHealth {
   private probing: Promise<void> | undefined;
   private serving = true;
   private closed = false;
+  /** Probes in a row that found the database unreachable: one alone (a stall on a loaded host) does not flip health. */
+  private failures = 0;
   private readonly everyMs: number;
   private readonly whileDownMs: number;
 
@@ -54,7 +60,7 @@ export class StoreHealth {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.check().then(() => this.schedule(this.serving ? this.everyMs : this.whileDownMs));
+      void this.check().then(() => this.schedule(this.serving && this.failures === 0 ? this.everyMs : this.whileDownMs));
     }, ms);
     this.timer.unref();
   }
@@ -70,7 +76,8 @@ export class StoreHealth {
       else this.opts.log.debug({ reason: (err as Error).message }, "session database probe failed without the database being unreachable");
     }
     if (this.closed) return;
-    const serving = unreachable === undefined;
+    this.failures = unreachable ? this.failures + 1 : 0;
+    const serving = unreachable === undefined || this.failures < TRIP_AFTER;
     if (serving === this.serving) return;
     this.serving = serving;
     // One line per change (never one per failed probe).
