@@ -38,6 +38,9 @@ describe("error lines", () => {
       "fleet service not reachable at 10.0.0.1:50052 (is it running? set SKEIN_FLEET_ADDR)",
     );
     expect(describeServiceError(err(status.UNAVAILABLE, "the service is shutting down"), t)).toBe("UNAVAILABLE: the service is shutting down");
+    // The session service's database refused it: the service was reached, its message is kept.
+    const db = "the session database is unreachable: connect ECONNREFUSED 10.0.0.9:5432 (retry)";
+    expect(describeServiceError(err(status.UNAVAILABLE, db), t)).toBe(`UNAVAILABLE: ${db}`);
   });
 
   it("names the variable for auth problems and keeps other codes' details", () => {

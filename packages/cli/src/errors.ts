@@ -33,6 +33,8 @@ export function isServiceError(err: unknown): err is ServiceError {
 }
 
 const CONNECT_FAILURE = /No connection established|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|getaddrinfo|Name resolution failed|Failed to connect|Connection dropped/i;
+/** UNAVAILABLE a service sent about its own storage ("the session database is unreachable: … (retry)"). */
+const SERVICE_SENT = /^the session database is unreachable: /;
 const TLS_FAILURE = /certificate|ssl|tls|handshake|self.signed|unable to verify/i;
 
 /** The status code's name, e.g. NOT_FOUND. */
@@ -52,7 +54,8 @@ export function describeServiceError(err: ServiceError, t: Target): string {
       if (TLS_FAILURE.test(details) && CONNECT_FAILURE.test(details)) {
         return `TLS connection to the ${t.service} service at ${t.address} failed: ${lastError(details)} (check SKEIN_TLS_CA, SKEIN_TLS_CERT, SKEIN_TLS_KEY)`;
       }
-      if (CONNECT_FAILURE.test(details)) {
+      // The service's own UNAVAILABLE may quote its database's refused connection: that is not the CLI's.
+      if (CONNECT_FAILURE.test(details) && !SERVICE_SENT.test(details)) {
         return `${t.service} service not reachable at ${t.address} (is it running? set ${t.addrVar})`;
       }
       break;

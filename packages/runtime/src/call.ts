@@ -3,7 +3,7 @@ import { Metadata, status, type ServerWritableStream, type ServerUnaryCall, type
 import type { Logger } from "pino";
 import { checkBearer, isPublicMethod, type ReflectionAuth } from "./auth.js";
 import type { CallContext } from "./context.js";
-import { statusOf } from "./errors.js";
+import { statusOf, type SkeinError } from "./errors.js";
 
 type AnyCall = ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>;
 
@@ -35,6 +35,8 @@ export interface CallEnvironment {
   readonly hooks: CallHooks;
   /** Calls in flight, so shutdown can wait for them. */
   readonly inFlight: Set<Promise<unknown>>;
+  /** The service's own naming of failures it knows (e.g. storage faults); see ServeOptions.classifyError. */
+  readonly classifyError?: (err: unknown) => SkeinError | undefined;
 }
 
 function isReflection(method: string): boolean {
@@ -124,7 +126,8 @@ export class CallScope {
 
   /** Maps a thrown value to a status, logging internals server-side only. */
   errorStatus(err: unknown): { code: status; details: string } {
-    const s = statusOf(err, this.ctx.requestId, this.abort.signal.aborted);
+    const known = err instanceof Error && !this.abort.signal.aborted ? this.env.classifyError?.(err) : undefined;
+    const s = statusOf(known ?? err, this.ctx.requestId, this.abort.signal.aborted);
     if (s.internal) this.ctx.log.error({ err }, "unexpected error");
     return s;
   }

@@ -3,6 +3,7 @@ import { Server, setLogger } from "@grpc/grpc-js";
 import { descriptorSetPath } from "@skein/proto";
 import type { Logger } from "pino";
 import { untilAborted } from "./abort.js";
+import type { SkeinError } from "./errors.js";
 import { ListenError } from "./listen-error.js";
 import type { CallEnvironment } from "./call.js";
 import { DescriptorIndex } from "./descriptors.js";
@@ -31,6 +32,12 @@ export interface ServeOptions {
   /** Called before the server listens, so a service that cannot work is NOT_SERVING from its first health check. */
   readonly onHealth?: (health: HealthControl) => void;
   readonly env?: Env;
+  /**
+   * Names failures the service knows that are not SkeinErrors where they are
+   * thrown (a driver's error for an unreachable database, a full disk): the
+   * status they get instead of INTERNAL.
+   */
+  readonly classifyError?: (err: unknown) => SkeinError | undefined;
 }
 
 /** What a service may say about its own health. */
@@ -82,6 +89,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     stopped: stopped.signal,
     hooks: grpcMetricsHooks,
     inFlight: new Set(),
+    ...(opts.classifyError ? { classifyError: opts.classifyError } : {}),
   };
   const health = new HealthRegistry(opts.services.map((s) => s.name));
   opts.onHealth?.({ setServing: (service, serving) => health.setServing(service, serving) });

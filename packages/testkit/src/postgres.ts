@@ -29,6 +29,10 @@ export interface PostgresCluster {
   createDatabase(): Promise<string>;
   /** Ends every backend connected to `database` (a fault from outside: the server drops connections). */
   terminateConnections(database: string, applicationName?: string): Promise<number>;
+  /** Fast shutdown keeping the data and the port (a database outage); resume() starts it again. */
+  halt(): Promise<void>;
+  /** Starts a halted cluster again on the same port with the same data. */
+  resume(): Promise<void>;
   /** Fast shutdown, then the directory is removed. */
   stop(): Promise<void>;
 }
@@ -92,30 +96,47 @@ export async function startPostgres(opts: { settings?: Record<string, string> } 
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`initdb failed: ${String((err as { stderr?: Buffer }).stderr ?? err)}`);
   }
+  const launch = (port: number) => launchPostgres({ bin, data, dir, port, asOwner, settings: opts.settings ?? {} });
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
-    const proc = spawn(
-      join(bin, "postgres"),
-      // Durability is not what these tests check: no fsync, small memory.
-      ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=300", "-c", "log_min_messages=warning", ...Object.entries(opts.settings ?? {}).flatMap(([k, v]) => ["-c", `${k}=${v}`])],
-      { ...asOwner, cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
-    );
-    running.set(proc, dir);
-    const stderr: string[] = [];
-    const started = await new Promise<boolean>((resolve) => {
-      proc.stderr!.on("data", (b: Buffer) => {
-        stderr.push(b.toString());
-        if (stderr.join("").includes("ready to accept connections")) resolve(true);
-      });
-      proc.once("exit", () => resolve(false));
-    });
-    if (started) return cluster({ proc, dir }, port, password);
-    running.delete(proc);
+    const started = await launch(port);
+    if ("proc" in started) return cluster({ first: started.proc, dir, launch }, port, password);
     if (attempt >= 3) {
       rmSync(dir, { recursive: true, force: true });
-      throw new Error(`postgres did not start: ${stderr.join("").slice(-2000)}`);
+      throw new Error(`postgres did not start: ${started.stderr.slice(-2000)}`);
     }
   }
+}
+
+interface LaunchSpec {
+  bin: string;
+  data: string;
+  dir: string;
+  port: number;
+  asOwner: { uid?: number; gid?: number; env: NodeJS.ProcessEnv };
+  settings: Record<string, string>;
+}
+
+/** Starts the postmaster on `port`; resolves once it accepts connections, or with its stderr when it exited instead. */
+async function launchPostgres(l: LaunchSpec): Promise<{ proc: ChildProcess } | { stderr: string }> {
+  const proc = spawn(
+    join(l.bin, "postgres"),
+    // Durability is not what these tests check: no fsync, small memory.
+    ["-D", l.data, "-p", String(l.port), "-k", l.dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=300", "-c", "log_min_messages=warning", ...Object.entries(l.settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])],
+    { ...l.asOwner, cwd: l.dir, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  running.set(proc, l.dir);
+  const stderr: string[] = [];
+  const started = await new Promise<boolean>((resolve) => {
+    proc.stderr!.on("data", (b: Buffer) => {
+      stderr.push(b.toString());
+      if (stderr.join("").includes("ready to accept connections")) resolve(true);
+    });
+    proc.once("exit", () => resolve(false));
+  });
+  if (started) return { proc };
+  running.delete(proc);
+  return { stderr: stderr.join("") };
 }
 
 /** Where a running cluster is: what a vitest globalSetup hands its test files. */
@@ -127,12 +148,20 @@ export interface PostgresAddress {
 /**
  * A handle on a cluster another process started (the suite's shared one): each
  * database it creates is dropped by stop(), which leaves the cluster running.
+ * It cannot be halted: a test that takes its server down starts its own.
  */
 export function attachPostgres(address: PostgresAddress): PostgresCluster {
   return cluster(undefined, address.port, address.password);
 }
 
-function cluster(owned: { proc: ChildProcess; dir: string } | undefined, port: number, password: string): PostgresCluster {
+interface Owned {
+  readonly first: ChildProcess;
+  readonly dir: string;
+  readonly launch: (port: number) => Promise<{ proc: ChildProcess } | { stderr: string }>;
+}
+
+function cluster(owned: Owned | undefined, port: number, password: string): PostgresCluster {
+  let proc = owned?.first;
   let n = 0;
   const created: string[] = [];
   const url = (database = "postgres") => `postgresql://${SUPERUSER}:${password}@127.0.0.1:${port}/${database}`;
@@ -144,6 +173,19 @@ function cluster(owned: { proc: ChildProcess; dir: string } | undefined, port: n
     } finally {
       await c.end();
     }
+  };
+  const ownProcess = (what: string): ChildProcess => {
+    if (!proc) throw new Error(`${what}: this is the suite's shared PostgreSQL; a test that takes its server down starts its own (startPostgres)`);
+    return proc;
+  };
+  const shutDown = async () => {
+    const p = ownProcess("halt");
+    if (p.exitCode === null && p.signalCode === null) {
+      const exited = new Promise<void>((resolve) => p.once("exit", () => resolve()));
+      p.kill("SIGINT");
+      await exited;
+    }
+    running.delete(p);
   };
   return {
     port,
@@ -163,6 +205,16 @@ function cluster(owned: { proc: ChildProcess; dir: string } | undefined, port: n
       );
       return r.rowCount ?? 0;
     },
+    async halt() {
+      await shutDown();
+    },
+    async resume() {
+      const p = ownProcess("resume");
+      if (p.exitCode === null && p.signalCode === null) return;
+      const started = await owned!.launch(port);
+      if (!("proc" in started)) throw new Error(`postgres did not start again: ${started.stderr.slice(-2000)}`);
+      proc = started.proc;
+    },
     async stop() {
       if (!owned) {
         // FORCE ends what a test left connected (PostgreSQL 13+).
@@ -171,14 +223,8 @@ function cluster(owned: { proc: ChildProcess; dir: string } | undefined, port: n
         });
         return;
       }
-      const { proc, dir } = owned;
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-        proc.kill("SIGINT");
-        await exited;
-      }
-      running.delete(proc);
-      rmSync(dir, { recursive: true, force: true });
+      await shutDown();
+      rmSync(owned.dir, { recursive: true, force: true });
     },
   };
 }

@@ -56,6 +56,8 @@ export interface AgentRuntime {
   /** The process runs on without its pane (state "unknown"): only its end, or StopAgent, changes that. */
   paneLost: boolean;
   restartTimer: NodeJS.Timeout | undefined;
+  /** A last beat (stopped, exited) that could not be written (a full disk): retried until it is, so no stale status=ok stays behind. */
+  finalBeat: "stopped" | "exited" | undefined;
 }
 
 export type Agent = AgentRecord & { rt: AgentRuntime };
@@ -91,6 +93,7 @@ export function newRuntime(): AgentRuntime {
     paneLostAt: undefined,
     paneLost: false,
     restartTimer: undefined,
+    finalBeat: undefined,
   };
 }
 

@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   acquireInstanceLock,
   endProcesses,
@@ -15,7 +15,7 @@ import {
   tmuxSocketDir,
   waitUntil,
 } from "@skein/host";
-import { Broadcaster, ConfigError, FailedPreconditionError, NotFoundError, sleep } from "@skein/runtime";
+import { Broadcaster, ConfigError, FailedPreconditionError, fileSystemFault, NotFoundError, sleep } from "@skein/runtime";
 import type { Logger } from "pino";
 import { newAgent, newRuntime, snapshot, type Agent, type AgentRecord, type AgentSnapshot, type AgentSpec, type FleetEvent } from "./agent.js";
 import type { FleetConfig } from "./config.js";
@@ -202,10 +202,26 @@ export class Fleet {
     this.supervisor.stop();
     this.events.close();
     await this.persist();
+    this.store.close();
     await this.releaseSocket?.();
   }
 
-  private persist(): Promise<void> {
+  /**
+   * A started agent the state file cannot record (a full disk) is not left
+   * running unknown to it: its session is ended, the previous record put back,
+   * and StartAgent answers with the fault (RESOURCE_EXHAUSTED for no space).
+   */
+  private async recordOrUndo(a: Agent, previous: Agent | undefined): Promise<void> {
+    const failed = await this.persist();
+    if (!failed) return;
+    await this.tmux.killSession(a.spec.name).catch((err: unknown) => this.log.warn({ err, agent: a.spec.name }, "could not end an agent that was not recorded"));
+    if (previous) this.agents.set(a.spec.name, previous);
+    else this.agents.delete(a.spec.name);
+    this.log.warn({ agent: a.spec.name, path: this.store.path, reason: failed.message }, "agent not started: the state file cannot record it");
+    throw fileSystemFault(failed, "the fleet state", dirname(this.store.path)) ?? failed;
+  }
+
+  private persist(): Promise<Error | undefined> {
     return this.store.save(() =>
       [...this.agents.values()].map(({ rt: _rt, ...rec }) => rec),
     );
@@ -274,9 +290,9 @@ export class Fleet {
         throw err;
       }
       this.agents.set(req.name, a);
+      await this.recordOrUndo(a, old);
       this.supervisor.beat(a, "ok");
       this.supervisor.publish("started", a, `started in pane ${a.paneId} (pid ${a.panePid})`);
-      await this.persist();
       this.log.info({ agent: req.name, pane: a.paneId, panePid: a.panePid }, "agent started");
       return { agent: this.view(a), alreadyRunning: false };
     });
@@ -411,6 +427,7 @@ export class Fleet {
       this.supervisor.cancelRestart(a);
       if (pane) await this.tmux.killSession(name);
       this.agents.delete(name);
+      this.supervisor.forget(a);
       await this.persist();
       await this.kept.remove(name);
       await removeHeartbeat(a.spec.heartbeatFile, name).catch((err: unknown) => this.log.warn({ err, agent: name, file: a.spec.heartbeatFile }, "could not remove the heartbeat file"));

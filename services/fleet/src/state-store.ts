@@ -1,8 +1,12 @@
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { makeDirectory, writeAtomic } from "@skein/host";
+import { RepeatedFaults } from "@skein/runtime";
 import type { Logger } from "pino";
 import type { AgentRecord } from "./agent.js";
+
+/** A failed state write is tried again after this long (and with every change meanwhile). */
+const RETRY_WRITE_MS = 2_000;
 
 interface StateFile {
   version: 1;
@@ -16,8 +20,12 @@ interface StateFile {
  */
 export class StateStore {
   readonly path: string;
-  private writing: Promise<void> | undefined;
+  private writing: Promise<Error | undefined> | undefined;
   private dirty = false;
+  private latest: (() => AgentRecord[]) | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly faults: RepeatedFaults;
 
   constructor(
     stateDir: string,
@@ -25,6 +33,7 @@ export class StateStore {
     private readonly log: Logger,
   ) {
     this.path = join(stateDir, `fleet-${socket}.json`);
+    this.faults = new RepeatedFaults(log, "state file writes", "files");
   }
 
   async load(): Promise<Map<string, AgentRecord>> {
@@ -50,25 +59,48 @@ export class StateStore {
   /**
    * Writes the current records. Calls while a write is in flight coalesce
    * into one more write, so the file always ends with the latest state.
+   * Resolves with the error of the write that carried the caller's state
+   * (undefined when it was written): the file then keeps its previous
+   * content (writes replace it atomically) and a timer retries until a write
+   * succeeds, so nothing is lost once space returns.
    */
-  save(records: () => AgentRecord[]): Promise<void> {
+  save(records: () => AgentRecord[]): Promise<Error | undefined> {
     this.dirty = true;
+    this.latest = records;
     if (this.writing) return this.writing;
-    const loop = async () => {
+    clearTimeout(this.retry);
+    this.retry = undefined;
+    const loop = async (): Promise<Error | undefined> => {
+      let failed: Error | undefined;
       while (this.dirty) {
         this.dirty = false;
         const file: StateFile = { version: 1, socket: this.socket, agents: records() };
         try {
           await makeDirectory(dirname(this.path), 0o700);
           await writeAtomic(this.path, `${JSON.stringify(file, null, 2)}\n`);
+          failed = undefined;
+          this.faults.succeeded(this.path);
         } catch (err) {
-          this.log.error({ err, path: this.path }, "could not write the state file");
+          failed = err as Error;
+          this.faults.failed(this.path, err, { path: this.path });
         }
       }
       this.writing = undefined;
+      if (failed && !this.closed) {
+        this.retry = setTimeout(() => void this.save(this.latest ?? records), RETRY_WRITE_MS);
+        this.retry.unref();
+      }
+      return failed;
     };
     this.writing = loop();
     return this.writing;
+  }
+
+  /** No more retries (the service stops; its last save has been awaited). */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retry);
+    this.retry = undefined;
   }
 }
 

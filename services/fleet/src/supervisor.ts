@@ -1,4 +1,4 @@
-import type { Broadcaster } from "@skein/runtime";
+import { RepeatedFaults, type Broadcaster } from "@skein/runtime";
 import type { Logger } from "pino";
 import { snapshot, type Agent, type FleetEvent, type FleetEventType } from "./agent.js";
 import { writeHeartbeat, type HeartbeatStatus } from "./heartbeat.js";
@@ -49,9 +49,17 @@ const PANE_LOST_GRACE_MS = 1_000;
 export class Supervisor {
   private timer: NodeJS.Timeout | undefined;
   private readonly tickMs: number;
+  /** A failed beat is retried at every tick: logged once, then summed up at most once a minute (a full disk, many agents). */
+  private readonly beatFaults: RepeatedFaults;
 
   constructor(private readonly d: SupervisorDeps) {
     this.tickMs = d.tickMs ?? 250;
+    this.beatFaults = new RepeatedFaults(d.log, "heartbeat writes", "agents");
+  }
+
+  /** The agent is gone (removed): its failing beats no longer count. */
+  forget(a: Agent): void {
+    this.beatFaults.forget(a.spec.name);
   }
 
   start(): void {
@@ -88,9 +96,12 @@ export class Supervisor {
         restarts: a.restarts,
       });
     } catch (err) {
-      this.d.log.warn({ err, agent: a.spec.name, file: a.spec.heartbeatFile }, "heartbeat write failed");
+      this.beatFaults.failed(a.spec.name, err, { agent: a.spec.name, file: a.spec.heartbeatFile });
+      a.rt.finalBeat = status === "stopped" || status === "exited" ? status : undefined;
       return;
     }
+    a.rt.finalBeat = undefined;
+    this.beatFaults.succeeded(a.spec.name);
     a.lastHeartbeatAt = at;
     a.rt.staleReported = false;
     a.rt.nextBeatAt = now + a.spec.heartbeatIntervalSeconds * 1000;
@@ -105,6 +116,10 @@ export class Supervisor {
   private tick(): void {
     const now = Date.now();
     for (const a of this.d.agents()) {
+      if (a.rt.finalBeat && a.state !== "running" && a.state !== "unknown" && now >= a.rt.nextCheckAt) {
+        a.rt.nextCheckAt = now + CHECK_EVERY_MS;
+        this.beat(a, a.rt.finalBeat, now);
+      }
       if (a.state !== "running" && a.state !== "unknown") continue;
       this.reportStale(a, now);
       if (a.rt.visiting || (now < a.rt.nextCheckAt && now < a.rt.nextBeatAt)) continue;

@@ -1,5 +1,5 @@
 import { session } from "@skein/proto";
-import { hosted, serve, withReusedWriters, type Logger, type RunningServer } from "@skein/runtime";
+import { hosted, serve, StorageUnavailableError, withReusedWriters, type Logger, type RunningServer } from "@skein/runtime";
 import { loadConfig } from "./config.js";
 import { loadServiceExtensions, PidRegistry } from "./extensions/index.js";
 import { sessionHandlers } from "./grpc/handlers.js";
@@ -11,6 +11,9 @@ import { LocalRunOwnership } from "./slots/run-ownership.js";
 import { SessionSlots } from "./slots/session-slots.js";
 import { openSessionStore } from "./store/open-store.js";
 import { sessionExtensions } from "./goose-format/skein-metadata.js";
+import { postgresProbe } from "./store/postgres/probe.js";
+import { storeFault } from "./store/store-faults.js";
+import { StoreHealth } from "./store/store-health.js";
 import type { Env } from "@skein/host";
 
 /** Reply and WatchSession stream thousands of small events a second: their encoder reuses one writer. */
@@ -18,6 +21,8 @@ const sessionDefinition = withReusedWriters(session.SessionServiceService, {
   reply: session.ReplyResponse,
   watchSession: session.WatchSessionResponse,
 });
+
+const SESSION_SERVICE = "skein.session.v1.SessionService";
 
 /** Composes the session service (config, store, provider, agents, runs, handlers) and serves it. */
 export async function startSessionServer(env: Env, log: Logger): Promise<RunningServer> {
@@ -69,7 +74,9 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     streamEvents: () => slots.published,
   });
   // Ends every session's work and extension processes, then the records of them, then the store.
+  let storeHealth: { suspect(): void; close(): Promise<void> } | undefined;
   const closeDomain = async (forced: AbortSignal) => {
+    await storeHealth?.close();
     await slots.shutdown(forced);
     await pids.close();
     if (cluster) await cluster.close();
@@ -80,11 +87,24 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     server = await serve({
       addrVar: "SKEIN_SESSION_ADDR",
       defaultAddr: "127.0.0.1:50051",
-      services: [hosted("skein.session.v1.SessionService", sessionDefinition, sessionHandlers(sessions, { maxResponseBytes: config.maxResponseBytes }))],
+      services: [hosted(SESSION_SERVICE, sessionDefinition, sessionHandlers(sessions, { maxResponseBytes: config.maxResponseBytes }))],
       log,
       env,
       onShutdown: async ({ forced }) => {
         await closeDomain(forced);
+      },
+      // Storage faults answer as what they are (UNAVAILABLE, RESOURCE_EXHAUSTED, …), not INTERNAL.
+      classifyError: (err) => {
+        const fault = storeFault(err, store.target);
+        if (fault instanceof StorageUnavailableError) storeHealth?.suspect();
+        return fault;
+      },
+      // A replica whose database is unreachable is NOT_SERVING, so load balancers route around it.
+      onHealth: (health) => {
+        if (!config.postgres) return;
+        const probe = postgresProbe(config.postgres.databaseUrl, `skein-session ${config.replica.id}`, log);
+        const watcher = new StoreHealth({ probe: probe.probe, target: store.target, log, report: (serving) => health.setServing(SESSION_SERVICE, serving) });
+        storeHealth = { suspect: () => watcher.suspect(), close: async () => (await watcher.close(), await probe.close()) };
       },
     });
   } catch (err) {

@@ -1,4 +1,4 @@
-import { batchesOf, Broadcaster, feedOf, type BatchSource, type Feed, type Logger } from "@skein/runtime";
+import { batchesOf, Broadcaster, feedOf, type BatchSource, type Feed, type Logger, type RepeatedFaults } from "@skein/runtime";
 import { FOLLOWER_QUEUE } from "../runs/event-log.js";
 import type { RunEvent, SessionEvent } from "../runs/events.js";
 import type { SlotEventLog } from "../slots/session-slot.js";
@@ -27,6 +27,8 @@ export interface ClusterEventLogDeps {
   /** How long a failing append is retried before the run is given up. */
   readonly retryForMs: number;
   readonly log: Logger;
+  /** Shared by every session's log: failing appends are logged boundedly, not once per retry per session. */
+  readonly appendFaults: RepeatedFaults;
   readonly onClose: (log: ClusterEventLog) => void;
 }
 
@@ -183,10 +185,11 @@ export class ClusterEventLog implements SlotEventLog {
           this.giveUp(lease, lostLease ? "its lease was taken over" : `the database refused its events: ${(err as Error).message}`);
           return;
         }
-        log.warn({ sessionId: this.sessionId, reason: (err as Error).message, retryInMs: delay }, "appending run events failed; retrying");
+        this.deps.appendFaults.failed(this.sessionId, err, { sessionId: this.sessionId, retryInMs: delay });
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
+    this.deps.appendFaults.succeeded(this.sessionId);
     for (let i = 0; i < seqs.length; i++) {
       this.last = seqs[i]!;
       this.live.publish({ seq: seqs[i]!, requestId: batch.requestId, sessionId: this.sessionId, event: batch.events[i]! });

@@ -1,4 +1,4 @@
-import type { Logger } from "@skein/runtime";
+import { RepeatedFaults, type Logger } from "@skein/runtime";
 import type { RunLeases } from "./postgres/run-lease.js";
 import { declareInterrupted, type InterruptDeps } from "./interrupt.js";
 
@@ -16,6 +16,7 @@ export class LeaseSweeper {
   private readonly timer: NodeJS.Timeout;
   private running: Promise<void> | undefined;
   private closed = false;
+  private readonly faults: RepeatedFaults;
 
   constructor(
     private readonly leases: RunLeases,
@@ -24,6 +25,7 @@ export class LeaseSweeper {
     private readonly log: Logger,
     everyMs = Math.max(100, Math.floor(leases.leaseMs / 4)),
   ) {
+    this.faults = new RepeatedFaults(log, "sweeps for expired run leases", "sweeps");
     this.timer = setInterval(() => {
       this.running ??= this.sweep().finally(() => (this.running = undefined));
     }, everyMs);
@@ -36,8 +38,10 @@ export class LeaseSweeper {
         if (this.closed) return;
         await this.takeOver(run.sessionId);
       }
+      this.faults.succeeded("sweep");
     } catch (err) {
-      this.log.warn({ reason: (err as Error).message }, "looking for expired run leases failed; the next sweep tries again");
+      // Every quarter lease while the database is down: the first failure, then a summary a minute.
+      this.faults.failed("sweep", err);
     }
   }
 

@@ -1,4 +1,4 @@
-import { ConfigError, type Logger } from "@skein/runtime";
+import { ConfigError, type Logger, RepeatedFaults } from "@skein/runtime";
 import { PostgresSessionStore } from "../store/postgres/postgres-store.js";
 import { redactUrl } from "../store/postgres/database-url.js";
 import { DELETED_CHANNEL, EVENTS_CHANNEL, PgEventLog } from "./postgres/event-log.js";
@@ -14,6 +14,7 @@ import { LeasedRunOwnership } from "./leased-ownership.js";
 import { LeaseSweeper } from "./lease-sweeper.js";
 import type { ReplicaIdentity } from "./replica.js";
 import type { LiveState } from "../runs/events.js";
+import { whileUnreachable } from "./database-wait.js";
 
 export interface ClusterStats {
   readonly runningReplies: number;
@@ -35,6 +36,7 @@ export interface ClusterStats {
  */
 export class SessionCluster {
   private readonly logs = new Map<string, ClusterEventLog>();
+  private readonly appendFaults: RepeatedFaults;
 
   private constructor(
     readonly store: PostgresSessionStore,
@@ -47,7 +49,9 @@ export class SessionCluster {
     private readonly listener: PgListener,
     private readonly sweeper: LeaseSweeper,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.appendFaults = new RepeatedFaults(log, "appending run events", "sessions");
+  }
 
   /**
    * Connects (migrating the schema under the advisory lock) and starts
@@ -58,7 +62,8 @@ export class SessionCluster {
     const url = settings.databaseUrl;
     const applicationName = `skein-session ${replica.id}`.slice(0, 63);
     const unusable = (err: unknown) => new ConfigError(`SKEIN_DATABASE_URL=${JSON.stringify(redactUrl(url))} cannot be used: ${redactError(url, err).message.replace(/\s+/g, " ")}`);
-    const store = await PostgresSessionStore.open(url, log, { applicationName }).catch((err: unknown) => {
+    // Compose and Kubernetes may start the replica before its database: it waits SKEIN_DATABASE_WAIT_MS for it.
+    const store = await whileUnreachable(() => PostgresSessionStore.open(url, log, { applicationName }), url, settings.databaseWaitMs, log).catch((err: unknown) => {
       throw unusable(err);
     });
     const listener = new PgListener(url, log, { channels: [EVENTS_CHANNEL, CANCEL_CHANNEL, DELETED_CHANNEL], applicationName: `${applicationName} listen`.slice(0, 63) });
@@ -91,6 +96,7 @@ export class SessionCluster {
       lost: (lease, reason) => this.ownership.lost(lease, reason),
       retryForMs: this.leases.leaseMs,
       log: this.log,
+      appendFaults: this.appendFaults,
       onClose: (closed) => {
         if (this.logs.get(sessionId) === closed) this.logs.delete(sessionId);
       },

@@ -16,6 +16,7 @@ import {
 } from "../goose-format/messages.js";
 import type { LoadedSession, SessionStore } from "../store/session-store.js";
 import { descriptionUserSet } from "../goose-format/skein-metadata.js";
+import { storeFault } from "../store/store-faults.js";
 import type { RunEvent } from "./events.js";
 import { startedBeforePersisted } from "./first-call.js";
 import type { SessionHistory } from "./session-history.js";
@@ -56,11 +57,17 @@ interface Tokens {
  */
 export async function executeRun(r: RunInput): Promise<FinishKind> {
   const opened = await r.history.open(r.store, r.sessionId).catch((err: unknown) => {
+    const fault = storeFault(err, r.store.target);
+    if (fault) return { fault };
     r.log.error({ err }, "could not read the session");
     return undefined;
   });
   if (!opened) {
     r.emit({ kind: "error", code: "SESSION_UNREADABLE", message: `session ${r.sessionId} could not be read` });
+    return "error";
+  }
+  if ("fault" in opened) {
+    r.emit({ kind: "error", code: opened.fault.eventCode, message: opened.fault.message });
     return "error";
   }
   const loaded = await autoCompact(r, opened.session);
@@ -123,8 +130,15 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
     // A run stopped before its first model call still reports a failed store of its message.
     await saving;
   } catch (err) {
-    r.log.error({ err }, "reply failed");
-    r.emit({ kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
+    // A storage fault is named as the gRPC status would name it (STORE_FULL, STORE_UNAVAILABLE, …).
+    const fault = storeFault(err, r.store.target);
+    if (fault) {
+      r.log.warn({ reason: fault.message }, "reply stopped by a storage fault");
+      r.emit({ kind: "error", code: fault.eventCode, message: fault.message });
+    } else {
+      r.log.error({ err }, "reply failed");
+      r.emit({ kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
+    }
     reason = "error";
   }
   const described = await description;
@@ -136,7 +150,9 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
     });
     if (keepable && written) await r.history.keep(r.store, opened, stored, written);
   } catch (err) {
-    r.log.error({ err }, "could not refresh the session metadata");
+    const fault = storeFault(err, r.store.target);
+    if (fault) r.log.warn({ reason: fault.message }, "could not refresh the session metadata");
+    else r.log.error({ err }, "could not refresh the session metadata");
   }
   return reason;
 }

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { makeDirectory } from "@skein/host";
 import { ConfigError, type Logger } from "@skein/runtime";
 import type { StoreKind } from "../config.js";
@@ -5,7 +6,8 @@ import { DIR_MODE } from "./files.js";
 import { JsonlSessionStore } from "./jsonl/jsonl-store.js";
 import { importJsonlFile, jsonlFilesIn } from "./legacy-import.js";
 import type { SessionStore } from "./session-store.js";
-import { SqliteSessionStore } from "./sqlite/sqlite-store.js";
+import { SqliteSessionStore, DB_NAME } from "./sqlite/sqlite-store.js";
+import { startupProblem, type StoreTarget } from "./store-faults.js";
 
 /**
  * The configured store. When skein is the program that creates sessions.db,
@@ -17,8 +19,8 @@ export async function openSessionStore(kind: StoreKind, dir: string, log: Logger
   await makeDirectory(dir, DIR_MODE).catch((err: unknown) => {
     throw new ConfigError(`SKEIN_SESSIONS_DIR=${JSON.stringify(dir)} cannot be created: ${(err as Error).message}`);
   });
-  if (kind === "goose-jsonl") return JsonlSessionStore.open(dir, log, opts);
-  const store = await SqliteSessionStore.open(dir, log, opts);
+  if (kind === "goose-jsonl") return JsonlSessionStore.open(dir, log, opts).catch(asStartupProblem({ kind: "jsonl", location: dir }));
+  const store = await SqliteSessionStore.open(dir, log, opts).catch(asStartupProblem({ kind: "sqlite", location: join(dir, DB_NAME) }));
   log.info({ path: store.path, sqliteVersion: store.sqliteVersion, schemaVersion: store.schemaVersion, toolResultForm: store.toolResultForm, created: store.created }, "goose session database");
   if (store.created) {
     for (const file of await jsonlFilesIn(dir)) {
@@ -28,4 +30,15 @@ export async function openSessionStore(kind: StoreKind, dir: string, log: Logger
     }
   }
   return store;
+}
+
+/**
+ * A damaged, read-only or full store at start-up exits 2 with one line naming
+ * the file and what is wrong with it (nothing was written to it), not a stack.
+ */
+function asStartupProblem(target: StoreTarget): (err: unknown) => never {
+  return (err) => {
+    const problem = startupProblem(err, target);
+    throw problem ? new ConfigError(problem) : err;
+  };
 }

@@ -1,4 +1,5 @@
 import type { GooseMessage, GooseMetadata } from "../goose-format/messages.js";
+import type { StoreTarget } from "./store-faults.js";
 
 /** What a listing shows of a session without reading its messages. */
 export interface SessionInfo {
@@ -26,6 +27,8 @@ export interface SessionPage {
  * `goose-rows/`. Ids reaching a store are already validated.
  */
 export interface SessionStore {
+  /** What storage faults name (store-faults.ts): the file, directory or database. */
+  readonly target: StoreTarget;
   /**
    * Creates a session under an id the store allocates: goose's `YYYYMMDD_N`
    * in sessions.db (inside the insert's transaction, so skein's and goose's

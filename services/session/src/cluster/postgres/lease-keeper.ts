@@ -1,4 +1,4 @@
-import type { Logger } from "@skein/runtime";
+import { RepeatedFaults, type Logger } from "@skein/runtime";
 import type { RunLease, RunLeases } from "./run-lease.js";
 
 interface Kept {
@@ -17,13 +17,17 @@ export class LeaseKeeper {
   private readonly kept = new Map<string, Kept>();
   private timer: NodeJS.Timeout | undefined;
   private renewing = false;
+  /** Renewals fail every third of a lease while the database is down: logged boundedly. */
+  private readonly faults: RepeatedFaults;
 
   constructor(
     private readonly leases: RunLeases,
     private readonly owner: string,
     private readonly log: Logger,
     private readonly renewMs = Math.max(100, Math.floor(leases.leaseMs / 3)),
-  ) {}
+  ) {
+    this.faults = new RepeatedFaults(log, "renewing run leases", "rounds");
+  }
 
   /** Starts renewing `lease`; the returned function stops (call it before releasing the lease). */
   keep(lease: RunLease, onLost: () => void): () => void {
@@ -52,6 +56,7 @@ export class LeaseKeeper {
     try {
       const ids = [...this.kept.keys()];
       const held = await this.leases.renewAll(this.owner, ids);
+      this.faults.succeeded("renew");
       for (const id of ids) {
         const k = this.kept.get(id);
         if (!k || held.has(id)) continue;
@@ -61,7 +66,7 @@ export class LeaseKeeper {
       }
     } catch (err) {
       // The database is unreachable for a moment: the next round tries again; the lease lapses only after leaseMs.
-      this.log.warn({ reason: (err as Error).message }, "renewing run leases failed; retrying");
+      this.faults.failed("renew", err);
     } finally {
       this.renewing = false;
     }

@@ -1,5 +1,5 @@
 import pg from "pg";
-import type { Logger } from "@skein/runtime";
+import { RepeatedFaults, type Logger } from "@skein/runtime";
 import { redactUrl, redactorFor } from "../../store/postgres/database-url.js";
 
 export interface ListenerOptions {
@@ -25,6 +25,8 @@ export class PgListener {
   private readonly handlers = new Map<string, Set<(payload: string) => void>>();
   private readonly reconnectHandlers = new Set<() => void>();
   private readonly redact: (s: string) => string;
+  /** Reconnects retry with backoff while the database is down: logged boundedly. */
+  private readonly faults: RepeatedFaults;
   /** Connections made so far (1 after start; more after each reconnect). */
   connections = 0;
 
@@ -35,6 +37,7 @@ export class PgListener {
   ) {
     this.delay = opts.reconnectDelayMs ?? 100;
     this.redact = redactorFor(url);
+    this.faults = new RepeatedFaults(log, "reconnecting the LISTEN connection", "connections");
   }
 
   /** Connects and listens; rejects when the first connection fails. */
@@ -96,11 +99,13 @@ export class PgListener {
       this.connect().then(
         () => {
           if (this.closed) return;
+          // This line is the recovery line of the failures counted below.
+          this.faults.forget("listen");
           this.log.info({ database: redactUrl(this.url) }, "the LISTEN connection is back; subscribers catch up");
           for (const fn of this.reconnectHandlers) fn();
         },
         (err: Error) => {
-          this.log.warn({ database: redactUrl(this.url), reason: this.redact(err.message), retryInMs: this.delay }, "reconnecting the LISTEN connection failed");
+          this.faults.failed("listen", new Error(this.redact(err.message)), { database: redactUrl(this.url), retryInMs: this.delay });
           this.delay = Math.min(this.delay * 2, this.opts.maxReconnectDelayMs ?? 5_000);
           this.schedule();
         },

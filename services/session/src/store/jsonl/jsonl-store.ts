@@ -9,6 +9,7 @@ import { isValidSessionId, newSessionId } from "../ids.js";
 import { OwnWrites } from "../own-writes.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
 import { decodePageToken, encodePageToken } from "../page-token.js";
+import type { StoreTarget } from "../store-faults.js";
 
 const SUFFIX = ".jsonl";
 
@@ -28,11 +29,15 @@ export class JsonlSessionStore implements SessionStore {
   private readonly appenders = new Map<string, FileHandle>();
   private readonly ownWrites = new OwnWrites();
 
+  readonly target: StoreTarget;
+
   private constructor(
     readonly dir: string,
     private readonly log: Logger,
     private readonly opts: JsonlStoreOptions,
-  ) {}
+  ) {
+    this.target = { kind: "jsonl", location: dir };
+  }
 
   static async open(dir: string, log: Logger, opts: JsonlStoreOptions): Promise<JsonlSessionStore> {
     await makeDirectory(dir, DIR_MODE);

@@ -9,6 +9,10 @@ export interface PoolOptions {
   /** application_name the server shows for these connections (pg_stat_activity). */
   readonly applicationName: string;
   readonly max?: number;
+  /** How long getting a connection may take (default 10 s). */
+  readonly connectTimeoutMs?: number;
+  /** How long one query may take on the client side (default: no limit). */
+  readonly queryTimeoutMs?: number;
 }
 
 /**
@@ -18,7 +22,13 @@ export interface PoolOptions {
  */
 export function createPool(url: string, log: Logger, opts: PoolOptions): pg.Pool {
   const redact = redactorFor(url);
-  const pool = new pg.Pool({ connectionString: url, application_name: opts.applicationName, max: opts.max ?? 10, connectionTimeoutMillis: 10_000 });
+  const pool = new pg.Pool({
+    connectionString: url,
+    application_name: opts.applicationName,
+    max: opts.max ?? 10,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
+    ...(opts.queryTimeoutMs ? { query_timeout: opts.queryTimeoutMs } : {}),
+  });
   pool.on("error", (err) => log.warn({ database: redactUrl(url), reason: redact(err.message) }, "an idle database connection failed; the pool replaces it"));
   return pool;
 }
@@ -28,6 +38,9 @@ export function redactError(url: string, err: unknown): Error {
   const e = err instanceof Error ? err : new Error(String(err));
   const out = new Error(redactorFor(url)(e.message));
   out.name = e.name;
+  // The code (SQLSTATE or errno) says what kind of failure it was (store-faults.ts).
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === "string") Object.assign(out, { code });
   return out;
 }
 

@@ -12,6 +12,8 @@ import { STATE_KEY } from "../../goose-format/skein-metadata.js";
 import { messageOfRow, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
 import { columnChanges, metadataOfRow, sqlTimestamp, TOKEN_COLUMNS, type Row } from "../goose-rows/rows.js";
 import { decodePageToken, encodePageToken } from "../page-token.js";
+import type { StoreTarget } from "../store-faults.js";
+import { redactUrl } from "./database-url.js";
 
 /** Every column the domain's metadata maps to (sqlite/rows.ts decides which change). */
 const SESSION_COLUMNS: ReadonlySet<string> = new Set([
@@ -53,6 +55,7 @@ export interface PostgresStoreOptions {
 export class PostgresSessionStore implements SessionStore {
   private constructor(
     readonly pool: pg.Pool,
+    readonly target: StoreTarget,
     private readonly log: Logger,
     private readonly ownsPool: boolean,
     private readonly lease: RunLease | undefined,
@@ -67,12 +70,12 @@ export class PostgresSessionStore implements SessionStore {
       await pool.end().catch(() => undefined);
       throw redactError(url, err);
     }
-    return new PostgresSessionStore(pool, log, true, undefined);
+    return new PostgresSessionStore(pool, { kind: "postgres", location: redactUrl(url) }, log, true, undefined);
   }
 
   /** The same store whose writes are refused once `lease` no longer holds its session. */
   withLease(lease: RunLease): PostgresSessionStore {
-    return new PostgresSessionStore(this.pool, this.log, false, lease);
+    return new PostgresSessionStore(this.pool, this.target, this.log, false, lease);
   }
 
   private checkId(id: string): void {

@@ -8,6 +8,8 @@ export interface PostgresSettings {
   readonly databaseUrl: string;
   /** SKEIN_RUN_LEASE_MS: a run's lease lives this long unrenewed; a dead replica's runs are taken over after it. */
   readonly runLeaseMs: number;
+  /** SKEIN_DATABASE_WAIT_MS: how long a replica starting up waits for an unreachable database before it exits 2. */
+  readonly databaseWaitMs: number;
 }
 
 /** The settings of SKEIN_SESSION_STORE=postgres; a bad one is a ConfigError that never quotes the password. */
@@ -16,5 +18,9 @@ export function postgresSettings(env: Env): PostgresSettings {
   if (url === undefined) throw new ConfigError("SKEIN_DATABASE_URL must be set when SKEIN_SESSION_STORE=postgres (a libpq URL such as postgresql://user:password@host:5432/skein)");
   const problem = databaseUrlProblem(url);
   if (problem) throw new ConfigError(`SKEIN_DATABASE_URL=${JSON.stringify(redactUrl(url))} ${problem}`);
-  return { databaseUrl: url, runLeaseMs: envInt("SKEIN_RUN_LEASE_MS", 10_000, { min: 500, max: 600_000 }, env) };
+  return {
+    databaseUrl: url,
+    runLeaseMs: envInt("SKEIN_RUN_LEASE_MS", 10_000, { min: 500, max: 600_000 }, env),
+    databaseWaitMs: envInt("SKEIN_DATABASE_WAIT_MS", 30_000, { min: 0, max: 3_600_000 }, env),
+  };
 }

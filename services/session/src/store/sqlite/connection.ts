@@ -1,6 +1,5 @@
-import { status } from "@grpc/grpc-js";
 import Database from "better-sqlite3";
-import { SkeinError } from "@skein/runtime";
+import { StorageUnavailableError } from "@skein/runtime";
 
 /** goose waits up to 30 s for a lock; so does skein, but without blocking the event loop. */
 export const LOCK_WAIT_MS = 30_000;
@@ -18,9 +17,10 @@ export interface Db {
   pragma(sql: string): unknown;
 }
 
-export class DatabaseBusyError extends SkeinError {
+/** SQLITE_BUSY past its retry window: UNAVAILABLE (STORE_UNAVAILABLE in a Reply), as store-faults.ts maps it. */
+export class DatabaseBusyError extends StorageUnavailableError {
   constructor(ms: number) {
-    super(status.UNAVAILABLE, `the session database stayed locked by another process for ${Math.round(ms / 1000)} s; try again`);
+    super(`the session database stayed locked by another process for ${Math.round(ms / 1000)} s; try again`);
   }
 }
 

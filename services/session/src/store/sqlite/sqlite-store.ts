@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
+import { InvalidArgumentError, NotFoundError, type Logger, ConfigError } from "@skein/runtime";
 import { DIR_MODE } from "../files.js";
 import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "../../goose-format/messages.js";
 import { isValidSessionId } from "../ids.js";
@@ -11,6 +11,7 @@ import { toolResultFormFor, type ToolResultForm } from "../goose-rows/content.js
 import { insertMessage, messageOfRow, metadataJson, newMessageId, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
 import { columnChanges, metadataOfRow, parseSqlTimestamp, sqlTimestamp, type Row } from "../goose-rows/rows.js";
 import { createGooseSchema, KNOWN_SCHEMA_VERSION, hasSchemaVersionTable, schemaVersion, tableColumns } from "./schema.js";
+import type { StoreTarget } from "../store-faults.js";
 import { makeDirectory } from "@skein/host";
 import { decodePageToken, encodePageToken } from "../page-token.js";
 
@@ -49,6 +50,8 @@ export class SqliteSessionStore implements SessionStore {
    */
   private altered = 0;
 
+  readonly target: StoreTarget;
+
   private constructor(
     readonly path: string,
     private readonly conn: Connection,
@@ -61,7 +64,9 @@ export class SqliteSessionStore implements SessionStore {
     readonly created: boolean,
     /** The SQLite library's version (better-sqlite3's bundled one). */
     readonly sqliteVersion: string,
-  ) {}
+  ) {
+    this.target = { kind: "sqlite", location: path };
+  }
 
   static async open(dir: string, log: Logger, opts: SqliteStoreOptions): Promise<SqliteSessionStore> {
     await makeDirectory(dir, DIR_MODE);
@@ -82,7 +87,7 @@ export class SqliteSessionStore implements SessionStore {
         latestToolValue: latestToolResultValue(db),
         sqlite: (db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v,
       }));
-      for (const c of ["id", "working_dir"]) if (!info.sessions.has(c)) throw new Error(`${path}: the sessions table has no ${c} column; not a goose session database`);
+      for (const c of ["id", "working_dir"]) if (!info.sessions.has(c)) throw new ConfigError(`${path}: the sessions table has no ${c} column; not a goose session database`);
       if (info.version > KNOWN_SCHEMA_VERSION) {
         log.warn({ path, schemaVersion: info.version, known: KNOWN_SCHEMA_VERSION }, "session database is newer than the goose schema skein knows; using the columns skein knows");
       }
