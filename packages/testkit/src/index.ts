@@ -11,3 +11,4 @@ export * from "./launcher.js";
 export * from "./faults.js";
 export * from "./postgres.js";
 export * from "./session-replicas.js";
+export * from "./sealed-env.js";
