@@ -12,3 +12,4 @@ export * from "./faults.js";
 export * from "./postgres.js";
 export * from "./session-replicas.js";
 export * from "./sealed-env.js";
+export * from "./programs.js";
