@@ -1,6 +1,8 @@
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
 import { fleetSocketLockPath } from "@skein/host";
-import { processesEnd, startLauncher, type Launcher } from "@skein/testkit";
+import { processesEnd, repoRoot, startLauncher, type Launcher } from "@skein/testkit";
 import { afterEach, expect, it } from "vitest";
 
 let launcher: Launcher | undefined;
@@ -10,6 +12,11 @@ afterEach(async () => {
 });
 
 const banner = (l: string) => l.startsWith("Ctrl-C stops the services");
+
+/** This PATH without any directory holding a `skein` (npm test's own adds the checkout's node_modules/.bin). */
+function pathWithoutSkein(): string {
+  return (process.env.PATH ?? "").split(delimiter).filter((d) => d && !existsSync(join(d, "skein"))).join(delimiter);
+}
 
 it("npm start: when the launcher's process group is SIGKILLed, both services shut down on their own", async () => {
   launcher = startLauncher({ npmScript: "start" });
@@ -52,7 +59,7 @@ it("Ctrl-C stops each service exactly once, gracefully, and says the agents keep
 });
 
 it("prints where each service listens and what to try next", async () => {
-  launcher = startLauncher({ env: { SKEIN_AUTH_TOKEN: "s3cret-token" } });
+  launcher = startLauncher({ env: { SKEIN_AUTH_TOKEN: "s3cret-token", PATH: pathWithoutSkein() } });
   await launcher.waitForLine(banner, 60_000);
   const ports = new Map<string, number>();
   for (const l of launcher.stdout) {
@@ -62,7 +69,9 @@ it("prints where each service listens and what to try next", async () => {
   const text = launcher.stderr.join("\n");
   expect(text).toMatch(new RegExp(`session\\s+127\\.0\\.0\\.1:${ports.get("session")}`));
   expect(text).toMatch(new RegExp(`fleet\\s+127\\.0\\.0\\.1:${ports.get("fleet")}`));
-  expect(text).toContain("npx skein chat");
+  // No skein on the PATH: the hints say npx; no provider set: the banner says replies will fail, and what to set.
+  expect(text).toMatch(/^ {2}npx skein chat +# talk to an agent$/m);
+  expect(text).toMatch(/^Replies will fail until a model provider is set: set SKEIN_PROVIDER \(openai or anthropic\) and SKEIN_MODEL/m);
   expect(text).toContain(`grpcurl -plaintext -H "authorization: Bearer $SKEIN_AUTH_TOKEN" 127.0.0.1:${ports.get("session")} list`);
   // The token itself is never printed.
   expect(text).not.toContain("s3cret-token");
@@ -94,4 +103,19 @@ it.each([
   expect(code).toBe(2);
   expect(launcher.stderr).toEqual([line]);
   expect(launcher.stdout).toEqual([]);
+});
+
+it("with skein on the PATH and a provider set, the banner says `skein chat` and nothing about providers", async () => {
+  const bin = mkdtempSync(join(tmpdir(), "skein-linked-"));
+  try {
+    symlinkSync(join(repoRoot, "packages/cli/bin/skein.js"), join(bin, "skein"));
+    const provider = { SKEIN_PROVIDER: "openai", SKEIN_MODEL: "gpt-test", OPENAI_BASE_URL: "http://127.0.0.1:9/v1" };
+    launcher = startLauncher({ services: ["session"], env: { ...provider, PATH: `${bin}${delimiter}${pathWithoutSkein()}` } });
+    await launcher.waitForLine(banner, 60_000);
+    const text = launcher.stderr.join("\n");
+    expect(text).toMatch(/^ {2}skein chat +# talk to an agent$/m);
+    expect(text).not.toContain("model provider");
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
 });
