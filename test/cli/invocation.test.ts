@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { repoRoot } from "@skein/testkit";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { skeinCommand } from "../../packages/cli/src/invocation.js";
@@ -15,8 +15,10 @@ afterEach(killClis);
 const linked = join(dir, "linked");
 mkdirSync(linked);
 symlinkSync(CLI, join(linked, "skein"));
-/** A PATH with node only: a checkout that is not linked. */
-const nodeOnly = dirname(process.execPath);
+/** A PATH with node only: a checkout that is not linked (node's own directory may hold a linked skein). */
+const nodeOnly = join(dir, "node-only");
+mkdirSync(nodeOnly);
+symlinkSync(process.execPath, join(nodeOnly, "node"));
 
 describe("the command the CLI's hints name", () => {
   it("is `skein` when a skein is on the PATH, `npx skein` when not", () => {
