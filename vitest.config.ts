@@ -11,6 +11,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // The caller's SKEIN_*/provider/goose/tmux variables never reach a test.
+    setupFiles: ["./test/support/seal-env.ts"],
     reporters: ["default", "./test/support/summary-reporter.ts"],
   },
 });

@@ -2,13 +2,18 @@
 // Makes a checkout runnable: installs dependencies when they are missing or
 // older than the lock file, regenerates contracts when protos changed, and
 // builds incrementally. Node built-ins only: it runs before anything is installed.
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot } from "./lib/files.mjs";
 
 const root = repoRoot();
-const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+// Each step reports its own failure (npm's output and a line of advice, generate's
+// or tsc's errors): end with its exit code rather than add a stack trace.
+const run = (cmd, args) => {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+};
 
 run(process.execPath, [join(root, "scripts/ensure-installed.mjs")]);
 run(process.execPath, [join(root, "scripts/generate.mjs"), "--if-stale"]);

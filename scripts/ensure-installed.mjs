@@ -5,7 +5,8 @@
 // not reinstall. Node built-ins only: it runs before anything is installed.
 // Which dependencies may run install scripts is declared in package.json's
 // allowScripts (npm 11).
-import { execFileSync } from "node:child_process";
+import { spawn } from "node:child_process";
+import { installAdvice } from "./lib/install-advice.mjs";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
@@ -20,10 +21,32 @@ const hiddenLock = join(root, "node_modules/.package-lock.json");
 const want = installHash();
 const have = existsSync(stamp) ? readFileSync(stamp, "utf8") : adoptedInstall();
 if (have !== want) {
-  const lock = existsSync(join(root, "package-lock.json"));
-  console.error(`[skein] installing dependencies (npm ${lock ? "ci" : "install"})`);
-  execFileSync(npm, [lock ? "ci" : "install", "--prefer-offline", "--no-audit", "--no-fund"], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  const command = existsSync(join(root, "package-lock.json")) ? "ci" : "install";
+  console.error(`[skein] installing dependencies (npm ${command})`);
+  const { code, output } = await runNpm([command, "--prefer-offline", "--no-audit", "--no-fund"]);
+  if (code !== 0) {
+    // npm has said what went wrong at length: add one line saying what to do, and no stack trace.
+    console.error(`skein: npm ${command} failed (exit ${code}): ${installAdvice(output)}`);
+    process.exit(code);
+  }
   writeFileSync(stamp, want);
+}
+
+/** Runs npm with its output shown as it comes (on stderr) and kept, for installAdvice. */
+async function runNpm(args) {
+  const child = spawn(npm, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.on("data", (chunk) => {
+      process.stderr.write(chunk);
+      output += chunk;
+    });
+  }
+  const code = await new Promise((resolve) => {
+    child.once("error", (err) => resolve((output += String(err), 127)));
+    child.once("close", (c, signal) => resolve(c ?? (signal ? 128 : 1)));
+  });
+  return { code, output };
 }
 
 /** One hash over the lock file and every manifest's dependency fields. */

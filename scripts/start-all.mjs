@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { startedBanner, stoppingNote } from "./lib/banner.mjs";
 import { repoRoot } from "./lib/files.mjs";
-import { preflight } from "./lib/preflight.mjs";
+import { missingProvider, preflight } from "./lib/preflight.mjs";
 
 const root = repoRoot();
 const known = ["session", "fleet"];
@@ -36,6 +36,10 @@ if (problem) {
   console.error(`skein: ${problem}`);
   process.exit(2);
 }
+
+// What the banner suggests: the CLI as the user's shell runs it, and a missing model provider.
+const { skeinCommand } = await import(pathToFileURL(join(root, "packages/cli/dist/invocation.js")).href);
+const hints = { skein: skeinCommand(), noProvider: services.includes("session") ? await missingProvider(root, process.env, runtime) : undefined };
 
 const pretty = process.stdout.isTTY ? { SKEIN_LOG_FORMAT: process.env.SKEIN_LOG_FORMAT || "pretty" } : {};
 const width = Math.max(...services.map((s) => s.length));
@@ -79,7 +83,7 @@ function onReady(name, line) {
     return;
   }
   if (readies.size === services.length && !stopping) {
-    process.stderr.write(startedBanner(services.map((s) => readies.get(s)), process.env) + "\n");
+    process.stderr.write(startedBanner(services.map((s) => readies.get(s)), process.env, hints) + "\n");
   }
 }
 
@@ -93,7 +97,7 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
   process.on(sig, () => {
     // A second Ctrl-C forwards a second signal, which ends the services' grace period.
     signals++;
-    if (signals === 1 && firstCode === undefined) process.stderr.write(stoppingNote(services, process.env) + "\n");
+    if (signals === 1 && firstCode === undefined) process.stderr.write(stoppingNote(services, process.env, hints.skein) + "\n");
     stopAll(signals > 1 ? "SIGINT" : "SIGTERM");
   });
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: build when needed, check for tmux, then vitest with any
+// `npm test`: build when needed, check the OS programs the tests drive, then vitest with any
 // arguments given (`npm test -- path/to/file.test.ts`). Output that is not a
 // terminal gets no colour codes (vitest colours whenever TERM is set).
 import { spawnSync } from "node:child_process";
@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { repoRoot } from "./lib/files.mjs";
 
 const root = repoRoot();
-for (const script of ["ensure-built.mjs", "check-tmux.mjs"]) {
+for (const script of ["ensure-built.mjs", "check-test-tools.mjs"]) {
   const r = spawnSync(process.execPath, [join(root, "scripts", script)], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }

@@ -1,26 +1,46 @@
 import { formatTable, type Table } from "./table.js";
 
+type Section = { what: string; load: () => Promise<{ run: () => Promise<Table[]> }> };
+
 /** Each section is one module with a run() that measures and returns its tables. */
-const sections: Record<string, () => Promise<{ run: () => Promise<Table[]> }>> = {
-  fleet: () => import("./fleet.js"),
-  session: () => import("./session.js"),
-  "session-store": () => import("./session-store.js"),
-  "session-pg": () => import("./session-pg.js"),
-  "session-soak": () => import("./session-soak.js"),
-  sse: () => import("./sse.js"),
+const sections: Record<string, Section> = {
+  fleet: { what: "fleet service: start/stop, heartbeats, capture (tmux)", load: () => import("./fleet.js") },
+  session: { what: "session service: replies, hang-ups, heap after many replies", load: () => import("./session.js") },
+  "session-store": { what: "goose SQLite vs JSONL store: message writes, replies per second", load: () => import("./session-store.js") },
+  "session-pg": { what: "PostgreSQL replicas: cluster primitives on a throw-away cluster", load: () => import("./session-pg.js") },
+  "session-soak": { what: "live-agent bounds: many sessions with stdio MCP extensions", load: () => import("./session-soak.js") },
+  sse: { what: "SSE decoder vs the OpenAI SDK's parser", load: () => import("./sse.js") },
   // Issue 12: every server in its own process, measured from outside.
-  "reply-cpu": () => import("./reply-cpu.js"),
-  "first-event": () => import("./first-event.js"),
-  "concurrent-1000": () => import("./concurrent-1000.js"),
-  soak: () => import("./soak.js"),
-  "reply-profile": () => import("./reply-profile.js"),
+  "reply-cpu": { what: "server CPU per streamed event, against a bare grpc-js stream", load: () => import("./reply-cpu.js") },
+  "first-event": { what: "time from Reply to its first event", load: () => import("./first-event.js") },
+  "concurrent-1000": { what: "1,000 Reply streams at once", load: () => import("./concurrent-1000.js") },
+  soak: { what: "heap, RSS and open files under mixed traffic (SKEIN_BENCH_SOAK_MINUTES)", load: () => import("./soak.js") },
+  "reply-profile": { what: "CPU profile of one reply stream (only when named)", load: () => import("./reply-profile.js") },
 };
 /** Diagnostics that run only when named (they write a profile file). */
 const onDemand = new Set(["reply-profile"]);
 
-const only = process.argv.slice(2);
-for (const [name, load] of Object.entries(sections)) {
-  if (only.length ? !only.includes(name) : onDemand.has(name)) continue;
+const args = process.argv.slice(2);
+if (args.includes("--help") || args.includes("-h")) {
+  const width = Math.max(...Object.keys(sections).map((n) => n.length));
+  process.stdout.write(
+    [
+      "usage: npm run bench [-- SECTION...]   (no section: all but reply-profile)",
+      "",
+      ...Object.entries(sections).map(([name, s]) => `  ${name.padEnd(width)}  ${s.what}`),
+      "",
+    ].join("\n"),
+  );
+  process.exit(0);
+}
+const unknown = args.filter((a) => !(a in sections));
+if (unknown.length > 0) {
+  process.stderr.write(`bench: unknown section ${unknown.map((u) => JSON.stringify(u)).join(", ")}; sections: ${Object.keys(sections).join(", ")}\n`);
+  process.exit(2);
+}
+
+for (const [name, { load }] of Object.entries(sections)) {
+  if (args.length ? !args.includes(name) : onDemand.has(name)) continue;
   process.stderr.write(`[bench] ${name}…\n`);
   const t0 = performance.now();
   const { run } = await load();

@@ -56,6 +56,17 @@ const DOMAIN_CHECKS = {
   },
 };
 
+/**
+ * Why the session service will have no model provider (the same message its
+ * Reply answers with), or undefined when one is configured. It starts without
+ * one, so `npm start`'s banner says so rather than leave it to the first reply.
+ */
+export async function missingProvider(root, env, runtime) {
+  const config = await load(root, "services/session/dist/config.js");
+  const loaded = config?.loadConfig({ ...env }, runtime.createLogger("preflight", { level: "silent" }));
+  return loaded?.provider.missing;
+}
+
 /** A module of a service's build; undefined if it moved (the service then reports its own settings). */
 async function load(root, path) {
   try {

@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { delimiter } from "node:path";
 import { repoRoot } from "@skein/testkit";
 import { shellQuote } from "../../packages/cli/src/format.js";
 
@@ -30,10 +31,16 @@ export function killClis(): void {
   children.clear();
 }
 
-/** The test's own SKEIN_* settings must not leak into the CLI: each test says what it means. */
+/**
+ * The test's own SKEIN_* settings must not leak into the CLI: each test says
+ * what it means. The CLI runs as from a shell with `skein` on its PATH (as
+ * after `npm link`), whether vitest runs under npm or not, so its hints read
+ * `skein ...`; a test may give its own PATH.
+ */
 function cliEnv(env: Record<string, string | undefined>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("SKEIN_")) out[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("SKEIN_") && !k.startsWith("npm_")) out[k] = v;
+  out.PATH = `${repoRoot}node_modules/.bin${delimiter}${process.env.PATH ?? ""}`;
   for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
   return out;
 }

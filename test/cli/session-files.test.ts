@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startService, type ServiceProcess } from "@skein/testkit";
@@ -77,5 +77,29 @@ describe("skein session export", () => {
     expect(db.stdout).toMatch(/^wrote 20250728_101010 into .*other-goose\/sessions\.db \(4 messages\)/);
     expectError(await runCli(["session", "export", "20250728_101010", "--to", other, "--from", sessionsDir], {}), 1, /already in the target database/);
     expectError(await runCli(["session", "export", "20250728_101010", "--to", sessionsDir, "--from", sessionsDir], {}), 1, /--to is the database the session comes from/);
+  });
+
+  it("creates DIR (0700, with its parents) when missing, and every file it writes is 0600, as are the service's sessions.db and its -wal/-shm", async () => {
+    await runCli(["session", "import", jsonlDir, "--to", sessionsDir], {});
+    const mode = async (p: string) => (await stat(p)).mode & 0o777;
+    const nested = join(dir, "new", "exports");
+    const r = await runCli(["session", "export", "20250728_101010", "--to", nested, "--format", "jsonl", "--from", sessionsDir], {});
+    expect(r.code, r.stderr).toBe(0);
+    expect(await mode(nested)).toBe(0o700);
+    expect(await mode(join(nested, "20250728_101010.jsonl"))).toBe(0o600);
+    const db = join(dir, "new", "goose");
+    const d = await runCli(["session", "export", "20250728_101010", "--to", db, "--from", sessionsDir], {});
+    expect(d.code, d.stderr).toBe(0);
+    for (const f of await readdir(db)) expect([f, await mode(join(db, f))]).toEqual([f, 0o600]);
+    // The running service made this one; SQLite gives -wal and -shm the database's mode.
+    const served = (await readdir(sessionsDir)).filter((f) => f.startsWith("sessions.db"));
+    expect(served).toContain("sessions.db-wal");
+    for (const f of served) expect([f, await mode(join(sessionsDir, f))]).toEqual([f, 0o600]);
+    // Nothing is made for a session that does not exist, and a file is not a directory.
+    const never = join(dir, "never");
+    expectError(await runCli(["session", "export", "20990101_1", "--to", never, "--from", sessionsDir], {}), 1, /^skein: session 20990101_1 does not exist$/);
+    await expect(stat(never)).rejects.toThrow(/ENOENT/);
+    await writeFile(join(dir, "a-file"), "x");
+    expectError(await runCli(["session", "export", "20250728_101010", "--to", join(dir, "a-file"), "--from", sessionsDir], {}), 1, /a-file is not a directory$/);
   });
 });

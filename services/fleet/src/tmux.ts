@@ -164,13 +164,14 @@ export class Tmux {
    * update-environment). Resolves with the names removed.
    */
   async cleanEnvironment(session?: string): Promise<string[]> {
+    // (PWD in the global environment is tmux's own: it adds it at every server start.)
     const scope = session === undefined ? ["-g"] : ["-t", sessionTarget(session)];
     const out = await this.unlessMissing(["show-environment", ...scope], (o) => o, "");
     const extra = out
       .split("\n")
       .filter((l) => l !== "" && !l.startsWith("-"))
       .map((l) => (l.includes("=") ? l.slice(0, l.indexOf("=")) : l))
-      .filter((name) => !(name in this.env));
+      .filter((name) => !(name in this.env) && !(session === undefined && name === TMUX_OWN_GLOBAL));
     let batch: string[][] = [];
     for (const name of extra) {
       const cmd = ["set-environment", ...scope, "-u", name];
@@ -252,23 +253,48 @@ export function pieces(text: string, n: number): string[] {
 }
 
 /**
- * What newSession sends: the session and, in the same call, remain-on-exit on
- * its window. A pane's history-limit is fixed when the pane is made: when
- * `keepLines` needs more than tmux's default, the server-wide limit is raised
- * first, in the same call (it may be the one that starts the server).
+ * tmux sets PWD (its working directory at start) in every new server's global
+ * environment itself: not something a server of ours was started with, but
+ * not foreign either, so removing it would warn on every restart beside a
+ * running server and change nothing.
+ */
+const TMUX_OWN_GLOBAL = "PWD";
+
+/**
+ * Keeps an agent's last output when it exits right after writing it. tmux
+ * before 3.7 (fixed upstream in 9e3653a, GitHub issue 4807) marks a pane dead as
+ * soon as it reaps the process, discarding output still unread in the pty
+ * (an agent's `echo error; exit 1` lost its error line about once in 40
+ * under load), unless a pipe-pane is open: then it first reads the pty dry
+ * (FIONREAD) and hands everything to the pipe. So every agent pane gets a
+ * pipe whose reader discards it (one `cat` per pane; it ends when the pane is removed).
+ */
+function drainPipeCommand(name: string): string[] {
+  return ["pipe-pane", "-O", "-t", paneTarget(name), "exec cat >/dev/null"];
+}
+
+/**
+ * What newSession sends: the session and, in the same call (before tmux can
+ * notice the command exiting), remain-on-exit on its window and the pipe
+ * that keeps its last output (drainPipeCommand). A pane's history-limit is
+ * fixed when the pane is made: when `keepLines` needs more than tmux's
+ * default, the server-wide limit is raised first, in the same call (it may be
+ * the one that starts the server).
  */
 export function newSessionCommands(name: string, workdir: string, shellCommand: string, keepLines = 0): string[][] {
   return [
     ...(keepLines > TMUX_DEFAULT_HISTORY ? [["set-option", "-g", "history-limit", String(keepLines)]] : []),
     ["new-session", "-d", "-s", name, "-c", escapeFormat(workdir), "-P", "-F", "#{pane_id} #{pane_pid}", shellCommand],
     ["set-option", "-w", "-t", paneTarget(name), "remain-on-exit", "on"],
+    drainPipeCommand(name),
   ];
 }
 
-/** What respawn sends: the new run and, in the same call, its pane id and pid. */
+/** What respawn sends: the new run, its output pipe (replacing the last run's) and, in the same call, its pane id and pid. */
 export function respawnCommands(name: string, workdir: string, shellCommand: string): string[][] {
   return [
     ["respawn-pane", "-k", "-t", paneTarget(name), "-c", escapeFormat(workdir), shellCommand],
+    drainPipeCommand(name),
     ["display-message", "-p", "-t", paneTarget(name), "#{pane_id} #{pane_pid}"],
   ];
 }

@@ -77,4 +77,14 @@ describe("agent environment", () => {
     expectNoSecrets(env, "the adopted agent's new run");
     expect(env.AGAIN).toBe("1");
   });
+
+  it("a restart beside the server a fleet service started removes nothing and warns of nothing (tmux's own PWD included)", async () => {
+    h = new FleetHarness();
+    await h.start();
+    await h.startAgent({ name: "kept", command: "sleep 300" });
+    expect(Object.keys(tmuxGlobalEnv(h.socket))).toContain("PWD");
+    await h.restart();
+    expect((await h.getAgent("kept")).state).toBe(fleet.AgentState.AGENT_STATE_RUNNING);
+    expect(h.svc!.logs.filter((l) => /removed variables/.test(l.msg ?? ""))).toEqual([]);
+  });
 });

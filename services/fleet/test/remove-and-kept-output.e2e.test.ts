@@ -157,6 +157,20 @@ describe("kept output", () => {
     expect(await capture("brief", 5)).toBe(live);
   });
 
+  it("keeps the last line of agents that exit right after printing it (tmux < 3.7 drops a dead pane's unread output unless piped)", async () => {
+    h = await new FleetHarness().start();
+    const names = Array.from({ length: 12 }, (_, i) => `quick${i}`);
+    await Promise.all(names.map((name) => h.startAgent({ name, command: `sh -c 'echo last-words-${name}; exit 3'` })));
+    for (const name of names) {
+      await waitFor(`${name} exited`, async () => (await h.getAgent(name)).state === AGENT_STATE_EXITED);
+      expect(await capture(name, 5)).toMatch(new RegExp(`^last-words-${name}\nPane is dead \\(status 3,`));
+    }
+    // What keeps it: each agent pane is piped from its start, and again after a restart into the same pane.
+    expect(h.tmux("display-message", "-p", "-t", "=quick0:", "#{pane_pipe}").trim()).toBe("1");
+    await h.startAgent({ name: "quick0", command: "sleep 300" });
+    expect(h.tmux("display-message", "-p", "-t", "=quick0:", "#{pane_pipe} #{pane_dead}").trim()).toBe("1 0");
+  });
+
   it("keeps SKEIN_FLEET_KEEP_LINES lines at most, and a new run drops the old run's screen", async () => {
     h = new FleetHarness();
     h.extraEnv.SKEIN_FLEET_KEEP_LINES = "5";

@@ -5,6 +5,7 @@ import type { ClientReadableStream } from "@grpc/grpc-js";
 import { session } from "@skein/proto";
 import type { Endpoint } from "../clients.js";
 import { say, type Command } from "../command.js";
+import { skeinCommand } from "../invocation.js";
 import { describe } from "../errors.js";
 import { EventPrinter, renderMessage } from "../render.js";
 import { WaitingIndicator } from "../waiting.js";
@@ -149,7 +150,7 @@ class Repl {
       else if (problem !== undefined) writeErr(`skein: ${problem}\n`);
     } catch (err) {
       this.printer.endLine();
-      if (r.stoppedWaiting) say("(stopped waiting; the reply may still run in the service — `skein watch` follows it)");
+      if (r.stoppedWaiting) say(`(stopped waiting; the reply may still run in the service — \`${skeinCommand()} watch\` follows it)`);
       else writeErr(`skein: ${describe(err)}\n`);
     } finally {
       this.waiting.stop();
@@ -185,14 +186,14 @@ async function recent(s: SessionEndpoint, id: string, exchanges: number): Promis
 
 function showRecent(id: string, tail: readonly session.Message[], earlier: number): void {
   if (tail.length === 0) return;
-  if (earlier > 0) say(`(${earlier} earlier messages: \`skein session show ${id}\` shows all)`);
+  if (earlier > 0) say(`(${earlier} earlier messages: \`${skeinCommand()} session show ${id}\` shows all)`);
   const names = new Map<string, string>();
   for (const m of tail) for (const line of renderMessage(m, names)) say(line);
 }
 
 /** How to continue this session later, with skein and with the goose CLI (same session store format). */
 function sayHowToResume(id: string): void {
-  say(`resume with: skein chat ${id}`);
+  say(`resume with: ${skeinCommand()} chat ${id}`);
   say(`    or goose: goose session --resume --session-id ${id}`);
 }
 

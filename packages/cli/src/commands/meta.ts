@@ -1,5 +1,5 @@
 import { say, type Command } from "../command.js";
-import { completionScript, SHELLS, type Shell } from "../completion.js";
+import { completionScript, completionSetup, SHELLS, type Shell } from "../completion.js";
 import { GLOBAL_OPTIONS } from "../help.js";
 import { commandOptions } from "../options.js";
 import { VERSION } from "../version.js";
@@ -21,7 +21,10 @@ const completion = (commands: () => readonly Command[]): Command => ({
   name: "completion",
   synopsis: "bash|zsh",
   summary: "print a shell completion script for commands, subcommands and options",
-  details: ["bash: add `source <(skein completion bash)` to ~/.bashrc", "zsh:  add `source <(skein completion zsh)` to ~/.zshrc"],
+  // A getter: whether `skein` is on the user's PATH is known only when help is shown.
+  get details() {
+    return [`bash: ${completionSetup("bash")}`, `zsh:  ${completionSetup("zsh")}`];
+  },
   argChoices: SHELLS,
   services: [],
   async run(inv) {

@@ -2,6 +2,7 @@ import { stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, resolve } from "node:path";
 import pino from "pino";
+import { makeDirectory } from "@skein/host";
 import type { ImportOutcome, PostgresSessionStore, SqliteSessionStore } from "@skein/session-service/store";
 import { say, type Command, type Invocation } from "../command.js";
 import { CliError } from "../errors.js";
@@ -148,7 +149,7 @@ const exportCmd: Command = {
     "Reads the source database directly, not through the service.",
   ],
   options: {
-    to: { type: "string", value: "DIR", help: "the sessions directory to write into (its sessions.db is created when missing)", complete: "directory" },
+    to: { type: "string", value: "DIR", help: "the sessions directory to write into (created when missing, as is its sessions.db)", complete: "directory" },
     format: { type: "string", value: "F", help: "sqlite (goose ≥1.10's sessions.db, the default) or jsonl (goose ≤1.9)", choices: ["sqlite", "jsonl"] },
     from: { type: "string", value: "DIR", help: "the sessions directory holding sessions.db (default: SKEIN_SESSIONS_DIR, else goose's)", complete: "directory" },
     ...storeOptions,
@@ -158,7 +159,7 @@ const exportCmd: Command = {
   async run(inv) {
     const id = inv.arg(0, "session ID");
     inv.atMost(1);
-    const { exportSessionJsonl, validateSessionId, copySession } = await stores();
+    const { exportSessionJsonl, validateSessionId, copySession, DIR_MODE } = await stores();
     try {
       validateSessionId(id, "ID");
     } catch (err) {
@@ -170,9 +171,13 @@ const exportCmd: Command = {
     if (format !== "jsonl" && format !== "sqlite") throw inv.usage(`--format must be sqlite or jsonl, got ${JSON.stringify(format)}`);
     const postgres = wantsPostgres(inv);
     if (postgres && inv.string("from") !== undefined) throw inv.usage("--from DIR and --store postgres name two sources; give one");
-    if (!(await stat(to).then((s) => s.isDirectory(), () => false))) throw new CliError(`${to} is not an existing directory`);
     const from = postgres ? await openPostgres(inv) : await openStore(await sessionsDir(inv, "from"));
     try {
+      // DIR is made (0700, with its parents) once there is something to write into it, not for a mistyped id.
+      if (!(await from.info(id))) throw new CliError(`session ${id} does not exist`);
+      await makeDirectory(resolve(to), DIR_MODE).catch((err: NodeJS.ErrnoException) => {
+        throw new CliError(err.code === "EEXIST" || err.code === "ENOTDIR" ? `${to} is not a directory` : `cannot create ${to}: ${err.message}`);
+      });
       if (format === "jsonl") {
         const out = await exportSessionJsonl(from, id, resolve(to));
         say(inv.json ? json(out) : `wrote ${out.path} (${out.messages} messages)`);

@@ -1,6 +1,21 @@
-import type { FileHandle } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
+import { FILE_MODE } from "../file-modes.js";
 
-export { DIR_MODE } from "../file-modes.js";
+export { DIR_MODE, FILE_MODE } from "../file-modes.js";
+
+/**
+ * Creates an empty file with FILE_MODE unless one exists (whatever its mode:
+ * a database goose made stays as goose made it). SQLite would create a missing
+ * database world-readable (0644 under the usual umask), and its -wal and -shm
+ * files copy the database's mode; an empty file is a new database to it.
+ */
+export async function createPrivateFile(path: string): Promise<void> {
+  try {
+    await (await open(path, "wx", FILE_MODE)).close();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  }
+}
 
 /** Writes the whole buffer (fs writes may be partial). */
 export async function writeAll(fh: FileHandle, data: Buffer, position?: number): Promise<void> {

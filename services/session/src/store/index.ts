@@ -7,4 +7,5 @@ export { copySession, allSessionIds, type SessionImporter, type SessionExporter 
 export { importJsonlFile, jsonlFilesIn, MAX_IMPORT_BYTES, type ImportOutcome } from "./legacy-import.js";
 export { exportSessionJsonl } from "./export-jsonl.js";
 export { validateSessionId } from "./ids.js";
+export { DIR_MODE } from "./files.js";
 export { gooseSessionsDir } from "../goose-paths.js";

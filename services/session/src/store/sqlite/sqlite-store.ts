@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError, type Logger, ConfigError } from "@skein/runtime";
-import { DIR_MODE } from "../files.js";
+import { DIR_MODE, createPrivateFile } from "../files.js";
 import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "../../goose-format/messages.js";
 import { isValidSessionId } from "../ids.js";
 import { STATE_KEY } from "../../goose-format/skein-metadata.js";
@@ -71,6 +71,7 @@ export class SqliteSessionStore implements SessionStore {
   static async open(dir: string, log: Logger, opts: SqliteStoreOptions): Promise<SqliteSessionStore> {
     await makeDirectory(dir, DIR_MODE);
     const path = join(dir, DB_NAME);
+    await createPrivateFile(path);
     const conn = Connection.open(path, { fullSync: opts.syncEachMessage });
     try {
       // goose opens every connection in WAL mode; a no-op for a database goose made.
