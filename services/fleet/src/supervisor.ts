@@ -86,6 +86,7 @@ export class Supervisor {
         paneId: a.paneId,
         socket: this.d.tmux.socket,
         restarts: a.restarts,
+        activity: a.activity,
       });
     } catch (err) {
       this.d.log.warn({ err, agent: a.spec.name, file: a.spec.heartbeatFile }, "heartbeat write failed");

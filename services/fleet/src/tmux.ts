@@ -224,11 +224,63 @@ export class Tmux {
     await this.run(["send-keys", "-t", paneTarget(name), "Enter"]);
   }
 
+  /**
+   * tmux's last-output time (window_activity, epoch seconds) of every
+   * session's first pane, in one call: what the activity tracker asks each
+   * interval for the whole fleet.
+   */
+  async activityTimes(): Promise<Map<string, { activity: number; dead: boolean }>> {
+    const out = await this.unlessMissing(["list-panes", "-a", "-F", "#{session_name}\t#{window_activity}\t#{pane_dead}"], (o) => o, "");
+    const times = new Map<string, { activity: number; dead: boolean }>();
+    for (const line of out.split("\n")) {
+      const [session, activity, dead] = line.split("\t");
+      if (session && activity !== undefined && !times.has(session)) times.set(session, { activity: Number(activity), dead: dead === "1" });
+    }
+    return times;
+  }
+
+  /**
+   * The visible screens of these agents' panes, in as few tmux calls as fit
+   * (each screen followed by a marker line). A pane missing is left out.
+   */
+  async screens(names: readonly string[]): Promise<Map<string, string>> {
+    const screens = new Map<string, string>();
+    let batch: string[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const names = batch;
+      batch = [];
+      try {
+        const out = await this.runSequence(names.flatMap((n) => [["capture-pane", "-p", "-t", paneTarget(n)], ["display-message", "-p", SCREEN_END]]));
+        const parts = out.split(`${SCREEN_END}\n`);
+        names.forEach((n, i) => parts[i] !== undefined && screens.set(n, parts[i]!));
+      } catch (err) {
+        if (!(err instanceof TmuxError && err.isMissing)) throw err;
+        // One pane went away since it was listed (the sequence stops there): ask the others one by one.
+        for (const n of names) {
+          const screen = await this.unlessMissing(["capture-pane", "-p", "-t", paneTarget(n)], (o) => o, undefined);
+          if (screen !== undefined) screens.set(n, screen);
+        }
+      }
+    };
+    for (const n of names) {
+      batch.push(n);
+      if (batch.length >= SCREENS_PER_CALL) await flush();
+    }
+    await flush();
+    return screens;
+  }
+
   /** The last `lines` lines of the pane, wrapped lines joined. */
   async capture(name: string, lines: number): Promise<string> {
     return this.run(["capture-pane", "-p", "-J", "-S", `-${lines}`, "-t", paneTarget(name)]);
   }
 }
+
+/** Ends each screen in screens()' output; no program prints it by chance. */
+const SCREEN_END = `@@skein-screen-end-${process.pid}-${Math.random().toString(36).slice(2)}@@`;
+/** Screens per tmux call: well inside MAX_COMMAND_BYTES (names are at most 64 bytes). */
+const SCREENS_PER_CALL = 50;
 
 /** Characters per send-keys call: at most 4 bytes each in UTF-8, so a piece stays below MAX_COMMAND_BYTES. */
 const SEND_PIECE_CHARS = 4_000;
