@@ -86,7 +86,8 @@ export class Supervisor {
         paneId: a.paneId,
         socket: this.d.tmux.socket,
         restarts: a.restarts,
-        activity: a.activity,
+        // An agent that ended (or cannot be vouched for) does nothing the file could claim.
+        activity: status === "ok" ? a.activity : "unknown",
       });
     } catch (err) {
       this.d.log.warn({ err, agent: a.spec.name, file: a.spec.heartbeatFile }, "heartbeat write failed");

@@ -8,6 +8,7 @@ import { ActivityTracker } from "../src/activity-tracker.js";
 import { newAgent, type Agent } from "../src/agent.js";
 import { formatHeartbeat } from "../src/heartbeat.js";
 import { PromptTable } from "../src/prompts.js";
+import { signalSocketPath } from "../src/signal-server.js";
 import { notifiable, signBody, webhookBody } from "../src/webhook.js";
 
 describe("prompt table", () => {
@@ -137,5 +138,14 @@ describe("heartbeat and webhook formats", () => {
     expect(webhookBody(snap, "h")).toEqual({ agent: "a", host: "h", activity: "waiting", since: "1970-01-01T00:00:00.000Z", waiting_for: "Proceed?", state: "running", exit_status: null });
     // What a receiver computes to check it (RFC 4231-style HMAC over the raw body).
     expect(signBody('{"agent":"a"}', "k")).toBe(`sha256=${createHmac("sha256", "k").update('{"agent":"a"}').digest("hex")}`);
+  });
+});
+
+describe("signal socket", () => {
+  it("stays within a Unix socket path's 107 bytes for the longest tmux socket name, one path per name", () => {
+    const long = signalSocketPath("s".repeat(100));
+    expect(Buffer.byteLength(long)).toBeLessThanOrEqual(107);
+    expect(long).not.toBe(signalSocketPath(`${"s".repeat(99)}t`));
+    expect(signalSocketPath("skein-fleet").endsWith("/skein-fleet.skein-signal")).toBe(true);
   });
 });

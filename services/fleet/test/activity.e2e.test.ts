@@ -115,4 +115,16 @@ describe("activity", () => {
     expect(screen).toContain("refused: wrong SKEIN_FLEET_SIGNAL_SECRET for agent says");
     expect(screen).toContain("right=0");
   });
+
+  it("an agent adopted by a restarted service still signals with its secret", async () => {
+    h = await new FleetHarness().start();
+    await h.startAgent({ name: "lasts", command: `sh -c 'read x; skein-fleet-signal waiting --message "after the restart"; echo "rc=$?"; exec sleep 100000'` });
+    await h.restart();
+    await call(h.client, h.client.sendInput, { name: "lasts", text: "go", pressEnter: true });
+    const a = await waitFor("signalled waiting", async () => {
+      const g = await h.getAgent("lasts");
+      return g.activity === A.ACTIVITY_WAITING && g;
+    });
+    expect(a.waitingFor).toBe("after the restart");
+  });
 });
