@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { fleetSocketLockPath, isLive, readProcStatSync } from "@skein/host";
+import { fleetSignalSocketPath, fleetSocketLockPath, isLive, readProcStatSync } from "@skein/host";
 import { killTmuxServer } from "./tmux.js";
 import { isolatedDirs, repoRoot } from "./service-process.js";
 
@@ -125,6 +125,7 @@ export function startLauncher(
       }
       killTmuxServer(tmuxSocket, env);
       rmSync(fleetSocketLockPath(tmuxSocket, env), { force: true });
+      rmSync(fleetSignalSocketPath(tmuxSocket, env), { force: true });
       rmSync(home, { recursive: true, force: true });
     },
   };

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { fleetSignalSocketPath } from "@skein/host";
 import { join } from "node:path";
 import { SubscriberOverflowError, type Broadcaster } from "@skein/runtime";
 import type { Logger } from "pino";
@@ -6,7 +7,7 @@ import { ActivityTracker } from "./activity-tracker.js";
 import type { Agent, FleetEvent } from "./agent.js";
 import type { FleetConfig } from "./config.js";
 import { PromptTable } from "./prompts.js";
-import { installSignalCommand, SIGNAL_AGENT_VAR, SIGNAL_SECRET_VAR, SIGNAL_SOCKET_VAR, SignalServer, signalSocketPath, type SignalVerdict } from "./signal-server.js";
+import { installSignalCommand, SIGNAL_AGENT_VAR, SIGNAL_SECRET_VAR, SIGNAL_SOCKET_VAR, SignalServer, type SignalVerdict } from "./signal-server.js";
 import type { Tmux } from "./tmux.js";
 import { WebhookNotifier } from "./webhook.js";
 
@@ -44,7 +45,7 @@ export class Attention {
       agents: d.agents,
       changed: d.changed,
     });
-    this.signals = new SignalServer(signalSocketPath(d.config.socket), (...args) => this.onSignal(...args), d.log);
+    this.signals = new SignalServer(fleetSignalSocketPath(d.config.socket), (...args) => this.onSignal(...args), d.log);
     this.notifier = new WebhookNotifier({ defaultUrl: d.config.webhookUrl, secret: d.config.webhookSecret, log: d.log });
     this.binDir = join(d.config.stateDir, `fleet-${d.config.socket}-bin`);
   }

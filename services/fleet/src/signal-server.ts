@@ -1,9 +1,9 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { chmod, mkdir, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { tmuxSocketDir, writeAtomic } from "@skein/host";
+import { writeAtomic } from "@skein/host";
 import type { Logger } from "pino";
 import type { ActivityName } from "./agent.js";
 
@@ -24,21 +24,6 @@ export interface SignalRequest {
 
 export type SignalVerdict = "ok" | "refused" | "no-agent";
 
-/**
- * Where the signal socket lives: beside the tmux socket (a private directory
- * tmux made, and a path short enough for a Unix socket), so agents that
- * outlive a service restart still reach the next one.
- */
-export function signalSocketPath(tmuxSocket: string): string {
-  const path = join(tmuxSocketDir(), `${tmuxSocket}.skein-signal`);
-  if (Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES) return path;
-  // A long socket name (up to 100 characters) would pass the kernel's limit: shorten it, still one per tmux socket.
-  const digest = createHash("sha256").update(tmuxSocket).digest("hex").slice(0, 16);
-  return join(tmuxSocketDir(), `${tmuxSocket.slice(0, 32)}-${digest}.skein-signal`);
-}
-
-/** sun_path holds 108 bytes, its NUL included. */
-const MAX_SOCKET_PATH_BYTES = 107;
 
 const MAX_BODY_BYTES = 16 * 1024;
 

@@ -8,7 +8,7 @@ import { ActivityTracker } from "../src/activity-tracker.js";
 import { newAgent, type Agent } from "../src/agent.js";
 import { formatHeartbeat } from "../src/heartbeat.js";
 import { PromptTable } from "../src/prompts.js";
-import { signalSocketPath } from "../src/signal-server.js";
+import { fleetSignalSocketPath as signalSocketPath } from "@skein/host";
 import { notifiable, signBody, webhookBody } from "../src/webhook.js";
 
 describe("prompt table", () => {
