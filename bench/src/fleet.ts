@@ -79,7 +79,9 @@ async function grpcSide(dir: string, hbRoot: string): Promise<Side> {
     activityOutsideCpuTicks: () => {
       const t = processTable();
       const server = tmuxServerPid(socket);
-      return (t.get(svcPid)?.childTicks ?? 0) + (server === undefined ? 0 : (t.get(server)?.cpuTicks ?? 0));
+      // The control client lives as long as the service: its CPU is read live, not when reaped.
+      const clients = [...t.values()].filter((p) => p.ppid === svcPid && p.pid !== server).reduce((n, p) => n + p.cpuTicks, 0);
+      return (t.get(svcPid)?.childTicks ?? 0) + clients + (server === undefined ? 0 : (t.get(server)?.cpuTicks ?? 0));
     },
     close: async () => {
       // SIGTERM lets a profiled service write its profile; agents stay in tmux until the server is killed.
@@ -216,7 +218,7 @@ export async function run(): Promise<Table[]> {
       notes: [
         `agents run \`${AGENT_COMMAND}\`; starts are sequential; processes counted over the tmux server tree (+ loop sessions for bash)`,
         "heartbeat CPU, read from outside (/proc/<pid>/stat utime+stime over the window): the fleet service process (everything it does: heartbeats and the activity tracker's one list-panes a second) vs every setsid loop with its reaped date/mv/sleep children",
-        "activity tmux CPU: what the activity tracker costs outside the service process: the tmux clients it forks (the service's cutime+cstime) and the tmux server answering them; the agents print nothing, so no capture-pane is needed (a pane whose output moves costs one more batched capture a second)",
+        "activity tmux CPU: what the activity tracker costs outside the service process: its tmux control-mode client and any tmux client it forks (the service's cutime+cstime once reaped), and the tmux server answering them; the agents print nothing, so no capture-pane is needed (a pane whose output moves costs one more batched capture a second)",
         "tmpfs: where $XDG_RUNTIME_DIR (the default heartbeat dir) lives; disk: the bench's temp dir (ext4 here; also the default ~/.local/state/skein/heartbeats when $XDG_RUNTIME_DIR is unset)",
         "max heartbeat age: now minus the oldest heartbeat file's mtime, sampled every 250 ms over the window",
       ],

@@ -55,7 +55,7 @@ export class ActivityTracker {
     if (this.checking) return;
     this.checking = true;
     try {
-      const times = await this.d.tmux.activityTimes();
+      const times = await this.d.tmux.activityTimes(() => this.anyRunning());
       const toCapture: Agent[] = [];
       for (const a of this.d.agents()) {
         if (a.state !== "running") {
@@ -82,6 +82,12 @@ export class ActivityTracker {
     } finally {
       this.checking = false;
     }
+  }
+
+  /** A session a tmux control client may attach to. */
+  private anyRunning(): string | undefined {
+    for (const a of this.d.agents()) if (a.state === "running") return a.spec.name;
+    return undefined;
   }
 
   /** What one check saw of one agent; `screen` when it was captured. */

@@ -60,6 +60,7 @@ export class Attention {
 
   async close(): Promise<void> {
     this.tracker.stop();
+    this.d.tmux.closeControl();
     this.following.abort();
     this.notifier.close();
     await this.signals.close();

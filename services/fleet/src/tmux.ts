@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { tmuxCallSeconds } from "./metrics.js";
 import { signalProcess } from "@skein/host";
 import { FailedPreconditionError } from "@skein/runtime";
+import { TmuxControl } from "./tmux-control.js";
 
 /** A tmux call that ran but failed; `stderr` is tmux's own message. */
 export class TmuxError extends Error {
@@ -107,7 +108,16 @@ export class Tmux {
     readonly socket: string,
     private readonly env: Readonly<Record<string, string>>,
     private readonly keepLines = 0,
-  ) {}
+  ) {
+    this.control = new TmuxControl(socket, env);
+  }
+
+  private readonly control: TmuxControl;
+
+  /** Ends the control client, if one runs. */
+  closeControl(): void {
+    this.control.close();
+  }
 
   run(args: readonly string[]): Promise<string> {
     return this.runSequence([args]);
@@ -227,10 +237,13 @@ export class Tmux {
   /**
    * tmux's last-output time (window_activity, epoch seconds) of every
    * session's first pane, in one call: what the activity tracker asks each
-   * interval for the whole fleet.
+   * interval for the whole fleet. `attachTo` names a session a control
+   * client may attach to (see TmuxControl).
    */
-  async activityTimes(): Promise<Map<string, { activity: number; dead: boolean }>> {
-    const out = await this.unlessMissing(["list-panes", "-a", "-F", "#{session_name}\t#{window_activity}\t#{pane_dead}"], (o) => o, "");
+  async activityTimes(attachTo?: () => string | undefined): Promise<Map<string, { activity: number; dead: boolean }>> {
+    // Through the control client when one can be had (no fork a second); a failed try forks as before.
+    const viaControl = attachTo && (await this.control.run(`list-panes -a -F '${ACTIVITY_FORMAT}'`, attachTo).catch(() => undefined));
+    const out = viaControl ?? (await this.unlessMissing(["list-panes", "-a", "-F", ACTIVITY_FORMAT], (o) => o, ""));
     const times = new Map<string, { activity: number; dead: boolean }>();
     for (const line of out.split("\n")) {
       const [session, activity, dead] = line.split("\t");
@@ -276,6 +289,8 @@ export class Tmux {
     return this.run(["capture-pane", "-p", "-J", "-S", `-${lines}`, "-t", paneTarget(name)]);
   }
 }
+
+const ACTIVITY_FORMAT = "#{session_name}\t#{window_activity}\t#{pane_dead}";
 
 /** Ends each screen in screens()' output; no program prints it by chance. */
 const SCREEN_END = `@@skein-screen-end-${process.pid}-${Math.random().toString(36).slice(2)}@@`;

@@ -107,6 +107,13 @@ describe("activity", () => {
       return g.activity === A.ACTIVITY_WAITING && g;
     });
     expect(a.waitingFor).toBe("needs an API key");
+    // The fleet's look at its panes goes through one control-mode client (no tmux fork a second), read-only and without a say in sizes.
+    const clients = await waitFor("the control client", () => {
+      const out = h.tmux("list-clients", "-F", "#{client_control_mode} #{client_readonly} #{client_flags}").trim();
+      return out !== "" && out;
+    });
+    expect(clients).toMatch(/^1 1 .*ignore-size/);
+    expect(clients).toMatch(/no-output/);
     const screen = await waitFor("both results on screen", async () => {
       const t = (await call(h.client, h.client.captureOutput, { name: "says", lines: 50 })).text;
       return t.includes("right=") && t;
