@@ -1,20 +1,17 @@
-import { createServer, type Server } from "node:http";
-import { type AddressInfo } from "node:net";
 import { fleet } from "@skein/proto";
 import { call } from "@skein/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { signBody, SIGNATURE_HEADER } from "../src/webhook.js";
-import { FleetHarness, readHeartbeat, waitFor } from "./harness.js";
+import { FleetHarness, readHeartbeat, waitFor, webhookReceiver } from "./harness.js";
 
 const A = fleet.Activity;
 const E = fleet.AgentEventType;
 
 let h: FleetHarness;
-let receiver: Server | undefined;
+let receiver: Awaited<ReturnType<typeof webhookReceiver>> | undefined;
 afterEach(async () => {
   await h?.cleanup();
-  receiver?.closeAllConnections();
-  await new Promise((r) => (receiver ? receiver.close(r) : r(undefined)));
+  await receiver?.close();
   receiver = undefined;
 });
 
@@ -29,30 +26,10 @@ printf "Do you want to proceed? (y/n) "; read ans; echo "answer: $ans"
 i=0; while [ $i -lt 12 ]; do echo "editing $i"; i=$((i+1)); sleep 0.25; done
 read last; exit 3'`;
 
-interface Hook {
-  body: Record<string, unknown>;
-  signature: string | undefined;
-  raw: string;
-}
-
-async function webhookReceiver(): Promise<{ url: string; hooks: Hook[] }> {
-  const hooks: Hook[] = [];
-  receiver = createServer((req, res) => {
-    let raw = "";
-    req.setEncoding("utf8");
-    req.on("data", (c: string) => (raw += c));
-    req.on("end", () => {
-      hooks.push({ body: JSON.parse(raw) as Record<string, unknown>, signature: req.headers[SIGNATURE_HEADER] as string | undefined, raw });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => receiver!.listen(0, "127.0.0.1", r));
-  return { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, hooks };
-}
-
 describe("activity", () => {
   it("working → waiting at the prompt → working once answered → idle; events, heartbeat and webhooks follow", async () => {
-    const hook = await webhookReceiver();
+    const hook = (receiver = await webhookReceiver());
+    const bodies = () => hook.posts.map((p) => JSON.parse(p.raw) as Record<string, unknown>);
     h = new FleetHarness();
     Object.assign(h.extraEnv, { SKEIN_FLEET_IDLE_AFTER_S: "2", SKEIN_FLEET_WEBHOOK_URL: hook.url, SKEIN_FLEET_WEBHOOK_SECRET: "s3cret" });
     await h.start();
@@ -78,7 +55,7 @@ describe("activity", () => {
     expect(readHeartbeat(started.heartbeatFile).activity).toBe("idle");
 
     await call(h.client, h.client.sendInput, { name: "asks", text: "q", pressEnter: true });
-    await waitFor("exit webhook", () => hook.hooks.some((x) => x.body.state === "exited"));
+    await waitFor("exit webhook", () => bodies().some((b) => b.state === "exited"));
 
     const activities = events.filter((e) => e.type === E.AGENT_EVENT_TYPE_ACTIVITY).map((e) => e.agent!.activity);
     // The last "working": the answer to the bare read (an answer always means working until seen otherwise).
@@ -86,16 +63,17 @@ describe("activity", () => {
     stream.cancel();
 
     // Each transition a person cares about, once, signed.
-    expect(hook.hooks.map((x) => [x.body.activity, x.body.state])).toEqual([
+    const sent = bodies();
+    expect(sent.map((b) => [b.activity, b.state])).toEqual([
       ["waiting", "running"],
       ["idle", "running"],
       ["unknown", "exited"],
     ]);
-    for (const x of hook.hooks) expect(x.signature).toBe(signBody(x.raw, "s3cret"));
-    expect(hook.hooks[0]!.body).toMatchObject({ agent: "asks", exit_status: null });
-    expect(hook.hooks[0]!.body.waiting_for).toContain("Do you want to proceed?");
-    expect(typeof hook.hooks[0]!.body.host).toBe("string");
-    expect(hook.hooks[2]!.body.exit_status).toBe(3);
+    for (const p of hook.posts) expect(p.headers[SIGNATURE_HEADER]).toBe(signBody(p.raw, "s3cret"));
+    expect(sent[0]).toMatchObject({ agent: "asks", exit_status: null });
+    expect(sent[0]!.waiting_for).toContain("Do you want to proceed?");
+    expect(typeof sent[0]!.host).toBe("string");
+    expect(sent[2]!.exit_status).toBe(3);
   });
 
   it("skein-fleet-signal from inside the pane is taken; with another secret it is refused", async () => {

@@ -111,4 +111,19 @@ describe("worktrees", () => {
     expect((await call(h.client, h.client.listAgents, {})).agents).toEqual([]);
     expect(h.sessions()).toEqual([]);
   });
+
+  it("SKEIN_FLEET_WORKTREES_DIR puts worktrees under one root, as <root>/<name>; a path already there is refused", async () => {
+    const root = join(h.dir, "trees");
+    h.extraEnv.SKEIN_FLEET_WORKTREES_DIR = root;
+    await h.restart();
+    const a = (await h.startAgent({ name: "rooted", workdir: "", command: "sleep 100000", worktree: fleet.WorktreeRequest.fromPartial({ repo }) })).agent!;
+    expect(a.workdir).toBe(join(root, "rooted"));
+    expect(worktreePaths()).toContain(join(root, "rooted"));
+
+    mkdirSync(join(root, "taken"));
+    const e = await rejection(h.startAgent({ name: "taken", workdir: "", command: "sleep 1", worktree: fleet.WorktreeRequest.fromPartial({ repo }) }));
+    expect(e.code).toBe(status.FAILED_PRECONDITION);
+    expect(e.details).toContain(`${join(root, "taken")} already exists`);
+    expect(branchExists("skein/taken")).toBe(false);
+  });
 });
