@@ -434,6 +434,7 @@ export class Fleet {
    * Forgets a stopped or exited agent: its record, its dead session, its kept
    * screen and its heartbeat file (nothing would ever update that file again,
    * and monitors would list the agent forever). A pending restart is cancelled.
+   * Its worktree goes too when clean (or `force`); a dirty one refuses first.
    */
   async remove(name: string, force = false): Promise<AgentSnapshot> {
     return this.lock.run(name, async () => {

@@ -21,7 +21,7 @@ afterEach(async () => {
  * anyone recognises) and exits 3 when that read gets a line.
  */
 const FAKE_AGENT = `sh -c '
-i=0; while [ $i -lt 12 ]; do echo "thinking $i"; i=$((i+1)); sleep 0.25; done
+i=0; while [ $i -lt 20 ]; do echo "thinking $i"; i=$((i+1)); sleep 0.25; done
 printf "Do you want to proceed? (y/n) "; read ans; echo "answer: $ans"
 i=0; while [ $i -lt 12 ]; do echo "editing $i"; i=$((i+1)); sleep 0.25; done
 read last; exit 3'`;
