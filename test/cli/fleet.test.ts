@@ -152,7 +152,7 @@ describe("skein fleet", () => {
       waiting = (await runCli(["fleet", "ls", "--waiting"], env)).stdout;
       await new Promise((r) => setTimeout(r, 150));
     }
-    expect(waiting).toMatch(/^asker\s+running\s+waiting \d+s\s+-\s+\d+\s+0\s+/m);
+    expect(waiting).toMatch(/^asker\s+running\s+waiting \d+s\s+-\s+\d+\s+0\s+\S+\s+Do you want to proceed\? \(y\/n\)$/m);
     expect(waiting).not.toMatch(/^quiet/m);
     expect((await runCli(["fleet", "send", "asker", "y"], env)).code).toBe(0);
     expect((await runCli(["fleet", "ls"], env)).stdout).toMatch(/^asker\s+running\s+working\s+/m);

@@ -43,6 +43,13 @@ function activityLabel(a: fleet.Agent, now: number): string {
   }
 }
 
+/** The last line of a waiting agent's prompt, shortened to fit a table row. */
+function promptLine(waitingFor: string): string {
+  const line = waitingFor.trimEnd().split("\n").pop()?.trim() ?? "";
+  if (line === "") return "-";
+  return line.length > 60 ? `${line.slice(0, 59)}…` : line;
+}
+
 /** `REPO[:BRANCH]`: split at the last ':', unless the whole is a directory (a path with a ':' in it). */
 function worktreeOption(spec: string): { repo: string; branch: string } {
   const colon = spec.lastIndexOf(":");
@@ -127,7 +134,7 @@ const ls: Command = {
   synopsis: "",
   summary: "list agents (name, state and since when it ended, activity, runtime, pid, restarts, heartbeat age)",
   details: ["activity: working, waiting 3m (for a person, for 3 minutes), idle 10m (no output for 10 minutes)"],
-  options: { waiting: { type: "boolean", help: "only agents waiting for a person, longest waiting first" }, ...jsonOption() },
+  options: { waiting: { type: "boolean", help: "only agents waiting for a person, longest waiting first, with the last line of what they ask" }, ...jsonOption() },
   services: ["fleet"],
   async run(inv) {
     inv.atMost(0);
@@ -155,6 +162,12 @@ const ls: Command = {
       String(a.restarts),
       ended(a) ? "-" : age(a.lastHeartbeatAt, now),
     ]);
+    if (inv.flag("waiting")) {
+      // What each waits for: the prompt's last line, as the agent shows it.
+      res.agents.forEach((a, i) => rows[i]!.push(promptLine(a.waitingFor)));
+      say(table(["name", "state", "activity", "runtime", "pid", "restarts", "heartbeat", "waiting for"], rows));
+      return 0;
+    }
     say(table(["name", "state", "activity", "runtime", "pid", "restarts", "heartbeat"], rows));
     return 0;
   },
