@@ -2,10 +2,10 @@ import { createHash } from "node:crypto";
 import type { Logger } from "pino";
 import type { ActivityName, Agent } from "./agent.js";
 import type { PromptTable } from "./prompts.js";
-import type { Tmux } from "./tmux.js";
+import type { PaneWatch } from "./pane-watch.js";
 
 export interface ActivityDeps {
-  readonly tmux: Pick<Tmux, "activityTimes" | "screens">;
+  readonly tmux: Pick<PaneWatch, "activityTimes" | "screens">;
   readonly prompts: PromptTable;
   /** No output change for this long (and no prompt) is idle. */
   readonly idleAfterMs: number;

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { ActivityTracker } from "./activity-tracker.js";
 import type { Agent, FleetEvent } from "./agent.js";
 import type { FleetConfig } from "./config.js";
+import { PaneWatch } from "./pane-watch.js";
 import { PromptTable } from "./prompts.js";
 import { installSignalCommand, SIGNAL_AGENT_VAR, SIGNAL_SECRET_VAR, SIGNAL_SOCKET_VAR, SignalServer, type SignalVerdict } from "./signal-server.js";
 import type { Tmux } from "./tmux.js";
@@ -30,6 +31,7 @@ const newSecret = () => randomBytes(24).toString("base64url");
  */
 export class Attention {
   readonly tracker: ActivityTracker;
+  private readonly panes: PaneWatch;
   private readonly signals: SignalServer;
   private readonly notifier: WebhookNotifier;
   private readonly following = new AbortController();
@@ -37,8 +39,9 @@ export class Attention {
   readonly binDir: string;
 
   constructor(private readonly d: AttentionDeps) {
+    this.panes = new PaneWatch(d.tmux);
     this.tracker = new ActivityTracker({
-      tmux: d.tmux,
+      tmux: this.panes,
       prompts: PromptTable.load(d.config.promptsFile),
       idleAfterMs: d.config.idleAfterMs,
       log: d.log,
@@ -52,6 +55,8 @@ export class Attention {
 
   /** After the socket lock is held (the signal socket lies beside it). */
   async open(): Promise<void> {
+    const swept = await this.panes.sweepControlClients().catch(() => []);
+    if (swept.length > 0) this.d.log.warn({ pids: swept }, "ended tmux control clients a previous fleet service left behind");
     await installSignalCommand(this.binDir);
     await this.signals.listen();
     void this.follow();
@@ -60,7 +65,7 @@ export class Attention {
 
   async close(): Promise<void> {
     this.tracker.stop();
-    this.d.tmux.closeControl();
+    this.panes.close();
     this.following.abort();
     this.notifier.close();
     await this.signals.close();

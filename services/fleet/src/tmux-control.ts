@@ -1,5 +1,12 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
+
+/** How the control client attaches: read-only, none of the panes' output, no say in window sizes. */
+export const CONTROL_FLAGS = "no-output,ignore-size";
+
+/** util-linux's setpriv, for --pdeathsig (absent: the client is left to close() and to sweepControlClients()). */
+const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
 
 interface Pending {
   resolve(out: string): void;
@@ -46,10 +53,10 @@ export class TmuxControl {
 
   /** Starts a client on `session`; false when it could not attach (the session went away meanwhile). */
   private async attach(session: string): Promise<boolean> {
-    const proc = spawn("tmux", ["-L", this.socket, "-C", "attach-session", "-r", "-f", "no-output,ignore-size", "-t", `=${session}`], {
-      env: this.env,
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    const tmux = ["tmux", "-L", this.socket, "-C", "attach-session", "-r", "-f", CONTROL_FLAGS, "-t", `=${session}`];
+    // Ends with the service, even a killed one: an orphaned control client keeps the tmux server from exiting on kill-server.
+    const [file, ...args] = SETPRIV ? [SETPRIV, "--pdeathsig", "TERM", "--", ...tmux] : tmux;
+    const proc = spawn(file!, args, { env: this.env, stdio: ["pipe", "pipe", "pipe"] });
     this.proc = proc;
     this.block = undefined;
     const attached = new Promise<boolean>((resolve) => this.pending.push({ resolve: () => resolve(true), reject: () => resolve(false) }));

@@ -2,7 +2,6 @@ import { execFile } from "node:child_process";
 import { tmuxCallSeconds } from "./metrics.js";
 import { signalProcess } from "@skein/host";
 import { FailedPreconditionError } from "@skein/runtime";
-import { TmuxControl } from "./tmux-control.js";
 
 /** A tmux call that ran but failed; `stderr` is tmux's own message. */
 export class TmuxError extends Error {
@@ -55,7 +54,7 @@ const TMUX_DEFAULT_HISTORY = 2000;
 
 /** `-t =name` is an exact match; a bare name would also hit every session it prefixes. */
 const sessionTarget = (name: string) => `=${name}`;
-const paneTarget = (name: string) => `=${name}:`;
+export const paneTarget = (name: string) => `=${name}:`;
 
 /**
  * tmux expands formats (including `#(shell command)`) in -c directories: a
@@ -106,18 +105,10 @@ export class Tmux {
    */
   constructor(
     readonly socket: string,
-    private readonly env: Readonly<Record<string, string>>,
+    /** The environment every tmux call (and a server it starts) gets. */
+    readonly env: Readonly<Record<string, string>>,
     private readonly keepLines = 0,
-  ) {
-    this.control = new TmuxControl(socket, env);
-  }
-
-  private readonly control: TmuxControl;
-
-  /** Ends the control client, if one runs. */
-  closeControl(): void {
-    this.control.close();
-  }
+  ) {}
 
   run(args: readonly string[]): Promise<string> {
     return this.runSequence([args]);
@@ -195,7 +186,7 @@ export class Tmux {
   }
 
   /** Runs a call whose target may not exist: then `missing` is the answer instead of an error. */
-  private async unlessMissing<T>(args: readonly string[], ok: (stdout: string) => T, missing: T): Promise<T> {
+  async unlessMissing<T>(args: readonly string[], ok: (stdout: string) => T, missing: T): Promise<T> {
     try {
       return ok(await this.run(args));
     } catch (err) {
@@ -234,68 +225,11 @@ export class Tmux {
     await this.run(["send-keys", "-t", paneTarget(name), "Enter"]);
   }
 
-  /**
-   * tmux's last-output time (window_activity, epoch seconds) of every
-   * session's first pane, in one call: what the activity tracker asks each
-   * interval for the whole fleet. `attachTo` names a session a control
-   * client may attach to (see TmuxControl).
-   */
-  async activityTimes(attachTo?: () => string | undefined): Promise<Map<string, { activity: number; dead: boolean }>> {
-    // Through the control client when one can be had (no fork a second); a failed try forks as before.
-    const viaControl = attachTo && (await this.control.run(`list-panes -a -F '${ACTIVITY_FORMAT}'`, attachTo).catch(() => undefined));
-    const out = viaControl ?? (await this.unlessMissing(["list-panes", "-a", "-F", ACTIVITY_FORMAT], (o) => o, ""));
-    const times = new Map<string, { activity: number; dead: boolean }>();
-    for (const line of out.split("\n")) {
-      const [session, activity, dead] = line.split("\t");
-      if (session && activity !== undefined && !times.has(session)) times.set(session, { activity: Number(activity), dead: dead === "1" });
-    }
-    return times;
-  }
-
-  /**
-   * The visible screens of these agents' panes, in as few tmux calls as fit
-   * (each screen followed by a marker line). A pane missing is left out.
-   */
-  async screens(names: readonly string[]): Promise<Map<string, string>> {
-    const screens = new Map<string, string>();
-    let batch: string[] = [];
-    const flush = async () => {
-      if (batch.length === 0) return;
-      const names = batch;
-      batch = [];
-      try {
-        const out = await this.runSequence(names.flatMap((n) => [["capture-pane", "-p", "-t", paneTarget(n)], ["display-message", "-p", SCREEN_END]]));
-        const parts = out.split(`${SCREEN_END}\n`);
-        names.forEach((n, i) => parts[i] !== undefined && screens.set(n, parts[i]!));
-      } catch (err) {
-        if (!(err instanceof TmuxError && err.isMissing)) throw err;
-        // One pane went away since it was listed (the sequence stops there): ask the others one by one.
-        for (const n of names) {
-          const screen = await this.unlessMissing(["capture-pane", "-p", "-t", paneTarget(n)], (o) => o, undefined);
-          if (screen !== undefined) screens.set(n, screen);
-        }
-      }
-    };
-    for (const n of names) {
-      batch.push(n);
-      if (batch.length >= SCREENS_PER_CALL) await flush();
-    }
-    await flush();
-    return screens;
-  }
-
   /** The last `lines` lines of the pane, wrapped lines joined. */
   async capture(name: string, lines: number): Promise<string> {
     return this.run(["capture-pane", "-p", "-J", "-S", `-${lines}`, "-t", paneTarget(name)]);
   }
 }
-
-const ACTIVITY_FORMAT = "#{session_name}\t#{window_activity}\t#{pane_dead}";
-
-/** Ends each screen in screens()' output; no program prints it by chance. */
-const SCREEN_END = `@@skein-screen-end-${process.pid}-${Math.random().toString(36).slice(2)}@@`;
-/** Screens per tmux call: well inside MAX_COMMAND_BYTES (names are at most 64 bytes). */
-const SCREENS_PER_CALL = 50;
 
 /** Characters per send-keys call: at most 4 bytes each in UTF-8, so a piece stays below MAX_COMMAND_BYTES. */
 const SEND_PIECE_CHARS = 4_000;

@@ -1,8 +1,9 @@
+import { spawn } from "node:child_process";
 import { fleet } from "@skein/proto";
 import { call } from "@skein/testkit";
 import { afterEach, describe, expect, it } from "vitest";
 import { signBody, SIGNATURE_HEADER } from "../src/webhook.js";
-import { FleetHarness, readHeartbeat, waitFor, webhookReceiver } from "./harness.js";
+import { FleetHarness, pidAlive, readHeartbeat, TMUX, waitFor, webhookReceiver } from "./harness.js";
 
 const A = fleet.Activity;
 const E = fleet.AgentEventType;
@@ -111,5 +112,32 @@ describe("activity", () => {
       return g.activity === A.ACTIVITY_WAITING && g;
     });
     expect(a.waitingFor).toBe("after the restart");
+  });
+
+  it("the control client ends with a killed service; a restarted one ends those left behind, never a person's", async () => {
+    h = await new FleetHarness().start();
+    await h.startAgent({ name: "watched", command: "sleep 100000" });
+    const controlPid = async () => {
+      const line = h.tmux("list-clients", "-F", "#{client_pid} #{client_readonly}").split("\n").find((l) => l.endsWith(" 1"));
+      return line === undefined ? undefined : Number(line.split(" ")[0]);
+    };
+    const first = await waitFor("the control client", controlPid);
+    await h.svc!.stop("SIGKILL");
+    await waitFor("the control client to end with the service", () => !pidAlive(first));
+
+    // Left behind (as by a service without setpriv), beside a person's own control client.
+    const attach = (...flags: string[]) => spawn(TMUX, ["-L", h.socket, "-C", "attach-session", ...flags, "-t", "=watched"], { stdio: ["pipe", "ignore", "ignore"] });
+    const leftover = attach("-r", "-f", "no-output,ignore-size");
+    const person = attach();
+    try {
+      await waitFor("both attached", () => h.tmux("list-clients").trim().split("\n").length === 2);
+      await h.start();
+      await waitFor("the leftover ended", () => leftover.exitCode !== null || leftover.signalCode !== null);
+      expect(person.exitCode).toBeNull();
+      expect(h.svc!.logs.some((l) => l.msg === "ended tmux control clients a previous fleet service left behind")).toBe(true);
+    } finally {
+      leftover.kill();
+      person.kill();
+    }
   });
 });
