@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { ActivityName, Agent } from "./agent.js";
 import type { PromptTable } from "./prompts.js";
 import type { PaneWatch } from "./pane-watch.js";
+import { TmuxMissingError } from "./tmux.js";
 
 export interface ActivityDeps {
   readonly tmux: Pick<PaneWatch, "activityTimes" | "screens">;
@@ -180,6 +181,8 @@ export class ActivityTracker {
   }
 
   private logFailure(err: unknown): void {
+    // No tmux on PATH is the health check's to say (once), not this loop's every minute.
+    if (err instanceof TmuxMissingError) return;
     this.failuresSinceLog++;
     const now = Date.now();
     if (now - this.lastFailureLogAt < FAILURE_LOG_EVERY_MS) return;
