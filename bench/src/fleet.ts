@@ -30,6 +30,12 @@ interface Side {
   processes(): number;
   /** CPU ticks of what keeps heartbeats going (service, or every loop with its reaped children). */
   heartbeatCpuTicks(): number;
+  /**
+   * CPU ticks the activity tracking costs outside the service's own process:
+   * the tmux clients it forks (reaped: its cutime/cstime) and the tmux server
+   * answering them. Undefined where nothing tracks activity.
+   */
+  activityOutsideCpuTicks(): number | undefined;
   readonly hbDir: string;
   close(): Promise<void>;
 }
@@ -70,6 +76,13 @@ async function grpcSide(dir: string, hbRoot: string): Promise<Side> {
       return server === undefined ? 0 : treeOf(processTable(), [server]).length;
     },
     heartbeatCpuTicks: () => processTable().get(svcPid)?.cpuTicks ?? 0,
+    activityOutsideCpuTicks: () => {
+      const t = processTable();
+      const server = tmuxServerPid(socket);
+      // The control client lives as long as the service: its CPU is read live, not when reaped.
+      const clients = [...t.values()].filter((p) => p.ppid === svcPid && p.pid !== server).reduce((n, p) => n + p.cpuTicks, 0);
+      return (t.get(svcPid)?.childTicks ?? 0) + clients + (server === undefined ? 0 : (t.get(server)?.cpuTicks ?? 0));
+    },
     close: async () => {
       // SIGTERM lets a profiled service write its profile; agents stay in tmux until the server is killed.
       await svc.stop(PROFILE_DIR ? "SIGTERM" : "SIGKILL");
@@ -108,6 +121,7 @@ async function legacySide(dir: string, hbRoot: string): Promise<Side> {
       const t = processTable();
       return loopPids.reduce((sum, pid) => sum + (t.get(pid) ? t.get(pid)!.cpuTicks + t.get(pid)!.childTicks : 0), 0) + loops().filter((p) => !loopPids.includes(p.pid)).reduce((s, p) => s + p.cpuTicks, 0);
     },
+    activityOutsideCpuTicks: () => undefined,
     close: async () => {
       for (const pid of loopPids) {
         try {
@@ -149,12 +163,16 @@ async function measure(side: Side): Promise<(string | number)[]> {
   for (let i = START_AGENTS; i < CPU_AGENTS; i++) await side.start(i);
   await new Promise((r) => setTimeout(r, 2_000));
   const cpu0 = side.heartbeatCpuTicks();
+  const outside0 = side.activityOutsideCpuTicks();
   const w0 = performance.now();
   const maxAge = await maxHeartbeatAge(side.hbDir, CPU_AGENTS, CPU_WINDOW_MS);
   const cpuMs = (side.heartbeatCpuTicks() - cpu0) * TICK_MS;
+  const outside1 = side.activityOutsideCpuTicks();
   const wallMs = performance.now() - w0;
   const beats = (CPU_AGENTS * wallMs) / (INTERVAL_S * 1000);
-  return [side.label, side.hbWhere, msPerAgent, procsPerAgent, (cpuMs / wallMs) * 100, cpuMs / (wallMs / 1000), (cpuMs * 1000) / beats, maxAge / 1000];
+  const outsidePct = outside0 === undefined || outside1 === undefined ? undefined : (((outside1 - outside0) * TICK_MS) / wallMs) * 100;
+  const pct = (cpuMs / wallMs) * 100;
+  return [side.label, side.hbWhere, msPerAgent, procsPerAgent, pct, outsidePct ?? "-", outsidePct === undefined ? pct : pct + outsidePct, cpuMs / (wallMs / 1000), (cpuMs * 1000) / beats, maxAge / 1000];
 }
 
 export async function run(): Promise<Table[]> {
@@ -184,11 +202,23 @@ export async function run(): Promise<Table[]> {
   return [
     {
       title: `fleet: ${START_AGENTS} agent starts, then ${CPU_AGENTS} agents at ${INTERVAL_S} s heartbeat for ${CPU_WINDOW_MS / 1000} s`,
-      columns: ["launcher", "heartbeat dir on", "ms per agent start", "processes added per agent", "heartbeat CPU % of a core", "heartbeat CPU ms/s", "CPU µs per beat", "max heartbeat age s"],
+      columns: [
+        "launcher",
+        "heartbeat dir on",
+        "ms per agent start",
+        "processes added per agent",
+        "heartbeat CPU % of a core",
+        "activity tmux CPU % of a core",
+        "heartbeats + activity % of a core",
+        "heartbeat CPU ms/s",
+        "CPU µs per beat",
+        "max heartbeat age s",
+      ],
       rows,
       notes: [
         `agents run \`${AGENT_COMMAND}\`; starts are sequential; processes counted over the tmux server tree (+ loop sessions for bash)`,
-        "heartbeat CPU, read from outside (/proc/<pid>/stat utime+stime over the window): the fleet service process (everything it does) vs every setsid loop with its reaped date/mv/sleep children",
+        "heartbeat CPU, read from outside (/proc/<pid>/stat utime+stime over the window): the fleet service process (everything it does: heartbeats and the activity tracker's one list-panes a second) vs every setsid loop with its reaped date/mv/sleep children",
+        "activity tmux CPU: what the activity tracker costs outside the service process: its tmux control-mode client and any tmux client it forks (the service's cutime+cstime once reaped), and the tmux server answering them; the agents print nothing, so no capture-pane is needed (a pane whose output moves costs one more batched capture a second)",
         "tmpfs: where $XDG_RUNTIME_DIR (the default heartbeat dir) lives; disk: the bench's temp dir (ext4 here; also the default ~/.local/state/skein/heartbeats when $XDG_RUNTIME_DIR is unset)",
         "max heartbeat age: now minus the oldest heartbeat file's mtime, sampled every 250 ms over the window",
       ],

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -55,8 +56,8 @@ describe("skein fleet", () => {
 
     const ls = await runCli(["fleet", "ls"], env);
     const [header, row] = ls.stdout.split("\n");
-    expect(header).toMatch(/^NAME\s+STATE\s+RUNTIME\s+PID\s+RESTARTS\s+HEARTBEAT$/);
-    expect(row).toMatch(/^cli-agent\s+running\s+sh\s+\d+\s+0\s+(\d+s|-)$/);
+    expect(header).toMatch(/^NAME\s+STATE\s+ACTIVITY\s+RUNTIME\s+PID\s+RESTARTS\s+HEARTBEAT$/);
+    expect(row).toMatch(/^cli-agent\s+running\s+(unknown|working)\s+sh\s+\d+\s+0\s+(\d+s|-)$/);
     const listed = JSON.parse((await runCli(["fleet", "ls", "--json"], env)).stdout) as { agents: { name: string; state: string; runtimeBinDirs: string[] }[] };
     expect(listed.agents).toHaveLength(1);
     expect(listed.agents[0]).toMatchObject({ name: "cli-agent", state: "AGENT_STATE_RUNNING", runtimeBinDirs: [bin] });
@@ -141,6 +142,33 @@ describe("skein fleet", () => {
     expect(expectOneLineError(stopped)).toMatch(/^skein: agent quiet is stopped: it has no tmux session to attach to/);
   });
 
+  it("ls shows who waits and since when, --waiting only them; send answers; start --worktree gives an agent its own checkout", async () => {
+    const ask = "printf 'Do you want to proceed? (y/n) '; read a; echo \"got $a\"; exec sleep 300";
+    expect((await runCli(["fleet", "start", "asker", "--dir", dir, "--", "sh", "-c", ask], env)).code).toBe(0);
+    expect((await runCli(["fleet", "start", "quiet", "--dir", dir, "--", "sleep", "300"], env)).code).toBe(0);
+    const deadline = Date.now() + 15_000;
+    let waiting = "";
+    while (Date.now() < deadline && !/^asker\s+running\s+waiting \d+s/m.test(waiting)) {
+      waiting = (await runCli(["fleet", "ls", "--waiting"], env)).stdout;
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    expect(waiting).toMatch(/^asker\s+running\s+waiting \d+s\s+-\s+\d+\s+0\s+\S+\s+Do you want to proceed\? \(y\/n\)$/m);
+    expect(waiting).not.toMatch(/^quiet/m);
+    expect((await runCli(["fleet", "send", "asker", "y"], env)).code).toBe(0);
+    expect((await runCli(["fleet", "ls"], env)).stdout).toMatch(/^asker\s+running\s+working\s+/m);
+    expect((await runCli(["fleet", "ls", "--waiting"], env)).stdout).toBe("no agent is waiting\n");
+
+    const repo = join(dir, "repo");
+    mkdirSync(repo);
+    const git = (...args: string[]) => execFileSync("git", ["-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.com", ...args], { stdio: "ignore" });
+    git("init", "-q", "-b", "main");
+    git("commit", "-q", "--allow-empty", "-m", "first");
+    const started = await runCli(["fleet", "start", "coder", "--worktree", `${repo}:feature-x`, "--setup", "echo set up", "--", "sleep", "300"], env);
+    expect(started.code, started.stderr).toBe(0);
+    expect(started.stdout).toMatch(new RegExp(`in worktree ${join(dir, ".skein-worktrees", "coder")} \\(branch feature-x\\)`));
+    expect((await runCli(["fleet", "start", "bad", "--dir", dir, "--worktree", repo, "--", "sleep", "1"], env)).code).toBe(2);
+  });
+
   it("ls says when stopped and exited agents ended; rm removes them, refuses a running one and reports each failure", async () => {
     expect((await runCli(["fleet", "start", "done", "--dir", dir, "--", "sleep", "30"], env)).code).toBe(0);
     expect((await runCli(["fleet", "start", "failed", "--dir", dir, "--", "sh", "-c", "exit 3"], env)).code).toBe(0);
@@ -152,10 +180,10 @@ describe("skein fleet", () => {
       ls = (await runCli(["fleet", "ls"], env)).stdout;
       await new Promise((r) => setTimeout(r, 150));
     }
-    expect(ls).toMatch(/^busy\s+running\s+-\s+\d+\s+0\s+(\d+s|-)$/m);
-    // Ended: when, in the state column; no pid, no heartbeat age.
-    expect(ls).toMatch(/^done\s+stopped \d+s ago\s+-\s+-\s+0\s+-$/m);
-    expect(ls).toMatch(/^failed\s+exited\(3\) \d+s ago\s+-\s+-\s+0\s+-$/m);
+    expect(ls).toMatch(/^busy\s+running\s+(unknown|working)\s+-\s+\d+\s+0\s+(\d+s|-)$/m);
+    // Ended: when, in the state column; no activity, no pid, no heartbeat age.
+    expect(ls).toMatch(/^done\s+stopped \d+s ago\s+-\s+-\s+-\s+0\s+-$/m);
+    expect(ls).toMatch(/^failed\s+exited\(3\) \d+s ago\s+-\s+-\s+-\s+0\s+-$/m);
 
     const rm = await runCli(["fleet", "rm", "done", "busy", "failed", "nobody"], env);
     expect(rm.code).toBe(1);

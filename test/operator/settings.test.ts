@@ -33,6 +33,9 @@ it.each([
   // Node's own mkdir -p never returns here (it spins): the service hung at 100 % CPU and ignored SIGTERM.
   ["fleet", { SKEIN_FLEET_STATE_DIR: "/proc/skein-no-such-dir/state" }, `SKEIN_FLEET_STATE_DIR="/proc/skein-no-such-dir/state" cannot be created: ENOENT: no such file or directory, mkdir '/proc/skein-no-such-dir'`],
   ["session", { SKEIN_SESSIONS_DIR: "/proc/skein-no-such-dir/sessions" }, `SKEIN_SESSIONS_DIR="/proc/skein-no-such-dir/sessions" cannot be created: ENOENT: no such file or directory, mkdir '/proc/skein-no-such-dir'`],
+  ["fleet", { SKEIN_FLEET_IDLE_AFTER_S: "0" }, "SKEIN_FLEET_IDLE_AFTER_S=0 is outside 1..86400"],
+  ["fleet", { SKEIN_FLEET_WEBHOOK_URL: "ftp://example.com/x" }, 'SKEIN_FLEET_WEBHOOK_URL="ftp://example.com/x" must be an http:// or https:// URL'],
+  ["fleet", { SKEIN_FLEET_PROMPTS: "/proc/skein-no-such-file.json" }, `SKEIN_FLEET_PROMPTS="/proc/skein-no-such-file.json": ENOENT: no such file or directory, open '/proc/skein-no-such-file.json'`],
   ["fleet", { SKEIN_HEARTBEAT_DIR: "/proc/skein-no-such-dir/beats" }, `SKEIN_HEARTBEAT_DIR="/proc/skein-no-such-dir/beats" cannot be created: ENOENT: no such file or directory, mkdir '/proc/skein-no-such-dir'`],
 ] as const)("%s with %j: exit 2 and exactly one line naming the variable, the value and the rule", async (name, env, message) => {
   const { code, lines } = await refused(name, env);

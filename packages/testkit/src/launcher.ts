@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { fleetSocketLockPath, isLive, readProcStatSync } from "@skein/host";
+import { fleetSignalSocketPath, fleetSocketLockPath, isLive, readProcStatSync } from "@skein/host";
 import { killTmuxServer } from "./tmux.js";
 import { isolatedDirs, repoRoot } from "./service-process.js";
 import { sealedEnv } from "./sealed-env.js";
@@ -123,6 +123,7 @@ export function startLauncher(
       }
       killTmuxServer(tmuxSocket, env);
       rmSync(fleetSocketLockPath(tmuxSocket, env), { force: true });
+      rmSync(fleetSignalSocketPath(tmuxSocket, env), { force: true });
       rmSync(home, { recursive: true, force: true });
     },
   };

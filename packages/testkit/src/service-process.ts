@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { fleetSocketLockPath } from "@skein/host";
+import { fleetSignalSocketPath, fleetSocketLockPath } from "@skein/host";
 import { fileURLToPath } from "node:url";
 import { sealedEnv } from "./sealed-env.js";
 
@@ -85,7 +85,10 @@ export async function startService(
   // fleet service, its socket lock (its shutdown or exit hook would remove it).
   const cleanUp = (killed: boolean) => {
     rmSync(home, { recursive: true, force: true });
-    if (name === "fleet" && killed) rmSync(fleetSocketLockPath(childEnv.SKEIN_TMUX_SOCKET!, childEnv), { force: true });
+    if (name === "fleet" && killed) {
+      rmSync(fleetSocketLockPath(childEnv.SKEIN_TMUX_SOCKET!, childEnv), { force: true });
+      rmSync(fleetSignalSocketPath(childEnv.SKEIN_TMUX_SOCKET!, childEnv), { force: true });
+    }
   };
   running.set(proc, () => cleanUp(true));
   const exited = once(proc, "exit").then(([code, signal]) => {

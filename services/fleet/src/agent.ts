@@ -1,6 +1,8 @@
 import type { RestartPolicyName } from "./restart-policy.js";
+import type { Worktree } from "./worktrees.js";
 
 export type AgentStateName = "running" | "exited" | "stopped" | "unknown";
+export type ActivityName = "unknown" | "working" | "waiting" | "idle";
 
 /** What the caller asked for; fixed for the agent's life (restarts reuse it). */
 export interface AgentSpec {
@@ -15,6 +17,10 @@ export interface AgentSpec {
   readonly heartbeatFile: string;
   readonly restartPolicy: RestartPolicyName;
   readonly maxRestarts: number;
+  /** Where webhooks about this agent go ("" for the service's SKEIN_FLEET_WEBHOOK_URL). */
+  readonly notifyUrl?: string | undefined;
+  /** The worktree the fleet made for the agent (its workdir), if any. */
+  readonly worktree?: Worktree | undefined;
 }
 
 /** An agent as the service tracks it. The persisted part is written to the state file. */
@@ -38,6 +44,12 @@ export interface AgentRecord {
   gaveUp: boolean;
   /** When a scheduled restart is due (kept across service restarts). */
   restartDueAt: Date | undefined;
+  activity: ActivityName;
+  activitySince: Date;
+  /** While waiting: the prompt's last lines, or the agent's own message. */
+  waitingFor: string;
+  /** What `skein-fleet-signal` in the agent's pane must present (kept so adopted agents can still signal). */
+  signalSecret: string;
 }
 
 /** Bookkeeping of the supervisor that is never persisted. */
@@ -58,6 +70,26 @@ export interface AgentRuntime {
   restartTimer: NodeJS.Timeout | undefined;
   /** A last beat (stopped, exited) that could not be written (a full disk): retried until it is, so no stale status=ok stays behind. */
   finalBeat: "stopped" | "exited" | undefined;
+  /** The activity tracker's observations (see activity-tracker.ts). */
+  seen: PaneObservation;
+}
+
+/** What the activity tracker remembers of an agent's pane between checks. */
+export interface PaneObservation {
+  /** tmux's window_activity (epoch seconds) at the last check. */
+  activityTime: number;
+  /** When the screen was last captured (ms), and its hash. */
+  capturedAt: number;
+  screenHash: string;
+  /** When the screen was last seen to change (ms). */
+  changedAt: number;
+  /** The activity the last check observed, and in how many checks in a row. */
+  candidate: ActivityName;
+  candidateChecks: number;
+  /** When the candidate was first seen (ms). */
+  candidateSince: number;
+  /** An activity the agent reported itself holds until its screen changes after it (-1: none). */
+  signalledAt: number;
 }
 
 export type Agent = AgentRecord & { rt: AgentRuntime };
@@ -78,6 +110,10 @@ export function newAgent(spec: AgentSpec, pane: { paneId: string; panePid: numbe
     consecutiveRestarts: 0,
     gaveUp: false,
     restartDueAt: undefined,
+    activity: "unknown",
+    activitySince: new Date(),
+    waitingFor: "",
+    signalSecret: "",
     rt: newRuntime(),
   };
 }
@@ -94,17 +130,24 @@ export function newRuntime(): AgentRuntime {
     paneLost: false,
     restartTimer: undefined,
     finalBeat: undefined,
+    seen: newObservation(),
   };
+}
+
+export function newObservation(): PaneObservation {
+  return { activityTime: -1, capturedAt: 0, screenHash: "", changedAt: 0, candidate: "unknown", candidateChecks: 0, candidateSince: 0, signalledAt: -1 };
 }
 
 /** A copy safe to hand out (events and responses must not change under the reader). */
 export type AgentSnapshot = Readonly<AgentRecord> & { readonly tmuxSocket: string };
 
 export function snapshot(a: AgentRecord, tmuxSocket: string): AgentSnapshot {
-  return { ...a, spec: { ...a.spec }, tmuxSocket };
+  // An agent that does not run does nothing: its activity is unknown from the moment it ended.
+  const quiet = a.state === "running" ? {} : { activity: "unknown" as const, activitySince: a.endedAt ?? a.activitySince, waitingFor: "" };
+  return { ...a, ...quiet, spec: { ...a.spec }, tmuxSocket };
 }
 
-export type FleetEventType = "started" | "exited" | "restarted" | "stopped" | "heartbeat-stale" | "gave-up" | "adopted" | "removed";
+export type FleetEventType = "started" | "exited" | "restarted" | "stopped" | "heartbeat-stale" | "gave-up" | "adopted" | "removed" | "activity";
 
 export interface FleetEvent {
   readonly type: FleetEventType;

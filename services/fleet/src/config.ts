@@ -20,11 +20,32 @@ export interface FleetConfig {
   readonly home: string;
   /** Lines of an agent's screen kept when its pane ends (0: none), served by CaptureOutput afterwards. */
   readonly keepLines: number;
+  /** SKEIN_FLEET_IDLE_AFTER_S: no output change this long (and no prompt) is idle. */
+  readonly idleAfterMs: number;
+  /** SKEIN_FLEET_PROMPTS: the operator's additions to the prompt table. */
+  readonly promptsFile: string | undefined;
+  readonly webhookUrl: string | undefined;
+  readonly webhookSecret: string | undefined;
+  /** SKEIN_FLEET_WORKTREES_DIR: root of the agents' worktrees (default: beside each repository). */
+  readonly worktreesDir: string | undefined;
 }
 
 export const HEARTBEAT_INTERVAL_RANGE = { min: 1, max: 3600 } as const;
 /** Up to what CaptureOutput can ask for at once. */
 export const KEEP_LINES_RANGE = { min: 0, max: 10_000 } as const;
+
+export const IDLE_AFTER_RANGE = { min: 1, max: 86_400 } as const;
+
+/** The URL when it is one a webhook can be POSTed to (http or https), else undefined. */
+export function webhookUrl(raw: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return undefined;
+  }
+  return url.protocol === "http:" || url.protocol === "https:" ? url.toString() : undefined;
+}
 
 export function loadConfig(env: Env = process.env): FleetConfig {
   const home = envOptional("HOME", env) ?? homedir();
@@ -53,6 +74,11 @@ export function loadConfig(env: Env = process.env): FleetConfig {
   const xdgState = envOptional("XDG_STATE_HOME", env);
   const stateDir = envString("SKEIN_FLEET_STATE_DIR", join(xdgState ?? join(home, ".local", "state"), "skein"), env);
   if (!stateDir.startsWith("/")) throw new ConfigError(`SKEIN_FLEET_STATE_DIR=${JSON.stringify(stateDir)} must be absolute`);
+  const hook = envOptional("SKEIN_FLEET_WEBHOOK_URL", env);
+  const webhook = hook === undefined ? undefined : webhookUrl(hook);
+  if (hook !== undefined && webhook === undefined) throw new ConfigError(`SKEIN_FLEET_WEBHOOK_URL=${JSON.stringify(hook)} must be an http:// or https:// URL`);
+  const worktreesDir = envOptional("SKEIN_FLEET_WORKTREES_DIR", env);
+  if (worktreesDir !== undefined && !worktreesDir.startsWith("/")) throw new ConfigError(`SKEIN_FLEET_WORKTREES_DIR=${JSON.stringify(worktreesDir)} must be absolute`);
   return {
     socket,
     runtimeBinDirs,
@@ -63,5 +89,10 @@ export function loadConfig(env: Env = process.env): FleetConfig {
     home,
     tmuxEnv: tmuxClientEnv(env, allowed),
     keepLines: envInt("SKEIN_FLEET_KEEP_LINES", 1000, KEEP_LINES_RANGE, env),
+    idleAfterMs: envInt("SKEIN_FLEET_IDLE_AFTER_S", 30, IDLE_AFTER_RANGE, env) * 1000,
+    promptsFile: envOptional("SKEIN_FLEET_PROMPTS", env),
+    webhookUrl: webhook,
+    webhookSecret: envOptional("SKEIN_FLEET_WEBHOOK_SECRET", env),
+    worktreesDir,
   };
 }

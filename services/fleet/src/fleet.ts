@@ -17,7 +17,8 @@ import {
 } from "@skein/host";
 import { Broadcaster, ConfigError, FailedPreconditionError, fileSystemFault, NotFoundError, sleep } from "@skein/runtime";
 import type { Logger } from "pino";
-import { newAgent, newRuntime, snapshot, type Agent, type AgentRecord, type AgentSnapshot, type AgentSpec, type FleetEvent } from "./agent.js";
+import { newAgent, newObservation, newRuntime, snapshot, type Agent, type AgentRecord, type AgentSnapshot, type AgentSpec, type FleetEvent } from "./agent.js";
+import { Attention } from "./attention.js";
 import type { FleetConfig } from "./config.js";
 import { removeHeartbeat } from "./heartbeat.js";
 import { KeptOutput } from "./kept-output.js";
@@ -29,9 +30,12 @@ import { StateStore } from "./state-store.js";
 import { Supervisor } from "./supervisor.js";
 import { Tmux, TmuxError, TmuxMissingError, type PaneInfo } from "./tmux.js";
 import { AGENT_NAME, isDirectory } from "./validate.js";
+import { Worktrees, type WorktreeRequest } from "./worktrees.js";
 
 /** An agent spec as requested: interval, heartbeat dir and max restarts may be left to the defaults. */
-export type StartRequest = Omit<AgentSpec, "heartbeatIntervalSeconds" | "heartbeatFile" | "maxRestarts"> & {
+export type StartRequest = Omit<AgentSpec, "heartbeatIntervalSeconds" | "heartbeatFile" | "maxRestarts" | "worktree"> & {
+  /** Run in a new worktree of this repository (then `workdir` is its path). */
+  readonly worktree?: WorktreeRequest | undefined;
   readonly heartbeatIntervalSeconds?: number | undefined;
   readonly heartbeatDir?: string | undefined;
   readonly maxRestarts?: number | undefined;
@@ -59,6 +63,8 @@ export class Fleet {
   private readonly store: StateStore;
   private readonly kept: KeptOutput;
   private readonly supervisor: Supervisor;
+  private readonly attention: Attention;
+  private readonly worktrees: Worktrees;
 
   constructor(
     private readonly config: FleetConfig,
@@ -77,6 +83,20 @@ export class Fleet {
       keepScreen: (a) => this.kept.keep(a.spec.name),
       relaunch: (a) => this.launch(a, "respawn"),
     });
+    this.attention = new Attention({
+      config,
+      log,
+      tmux: this.tmux,
+      events: this.events,
+      agents: () => this.agents.values(),
+      find: (name) => this.agents.get(name),
+      changed: (a, message) => {
+        this.supervisor.publish("activity", a, message);
+        if (a.state === "running") this.supervisor.beat(a, "ok");
+        void this.persist();
+      },
+    });
+    this.worktrees = new Worktrees(config.worktreesDir, join(config.stateDir, `fleet-${config.socket}-setup`));
   }
 
   get socket(): string {
@@ -94,8 +114,10 @@ export class Fleet {
     const release = await claimSocket(this.socket);
     try {
       await this.adoptAndSupervise();
+      await this.attention.open();
     } catch (err) {
       this.supervisor.stop();
+      await this.attention.close();
       await release();
       throw err;
     }
@@ -200,6 +222,7 @@ export class Fleet {
   /** Service shutdown: supervision ends, agents keep running in tmux. */
   async close(): Promise<void> {
     this.supervisor.stop();
+    await this.attention.close();
     this.events.close();
     await this.persist();
     this.store.close();
@@ -246,7 +269,7 @@ export class Fleet {
   }
 
   async start(req: StartRequest): Promise<{ agent: AgentSnapshot; alreadyRunning: boolean }> {
-    checkLaunchFits({ ...req, binDirs: this.binDirCandidates(req.runtimeBinDirs) });
+    checkLaunchFits({ ...req, env: { ...req.env, ...this.attention.launchEnvShape(req.name) }, binDirs: [...this.binDirCandidates(req.runtimeBinDirs), this.attention.binDir] });
     return this.lock.run(req.name, async () => {
       const pane = await this.tmux.pane(req.name);
       if (pane && !pane.dead) {
@@ -268,10 +291,13 @@ export class Fleet {
       // A dead pane kept by remain-on-exit is not "running": replace the session.
       if (pane) await this.tmux.killSession(req.name);
       if (old) this.supervisor.cancelRestart(old);
+      // The same agent started again keeps its worktree; a new one (or a name reused after removal) gets a fresh one.
+      const worktree = old?.spec.worktree ?? (req.worktree ? await this.worktrees.create(req.name, req.worktree) : undefined);
+      const made = worktree !== undefined && worktree !== old?.spec.worktree;
 
       const a = newAgent({
         name: req.name,
-        workdir: req.workdir,
+        workdir: worktree?.path ?? req.workdir,
         command: req.command,
         runtime: req.runtime,
         runtimeBinDirs: [...req.runtimeBinDirs],
@@ -280,10 +306,14 @@ export class Fleet {
         heartbeatFile: join(req.heartbeatDir ?? this.config.heartbeatDir, `${req.name}.hb`),
         restartPolicy: req.restartPolicy,
         maxRestarts: req.maxRestarts || DEFAULT_MAX_RESTARTS,
+        notifyUrl: req.notifyUrl,
+        worktree,
       });
       try {
         await this.launch(a, "new");
       } catch (err) {
+        // Nothing half-made: a worktree made for this start goes with it.
+        if (made) await this.worktrees.discard(worktree).catch((e: unknown) => this.log.warn({ err: e, agent: req.name }, "could not remove the worktree of a failed start"));
         if (err instanceof TmuxError && /duplicate session/.test(err.stderr)) {
           throw new FailedPreconditionError(`a tmux session named ${req.name} appeared on socket ${this.socket} while starting; retry`);
         }
@@ -306,7 +336,8 @@ export class Fleet {
   /** Runs the agent's command in a new session, or again in its existing pane. */
   private async launch(a: Agent, how: "new" | "respawn"): Promise<void> {
     const binDirs = resolveBinDirs({ request: a.spec.runtimeBinDirs, configured: this.config.runtimeBinDirs, home: this.config.home }, isDirectory);
-    const shell = launchCommand({ binDirs, env: a.spec.env, command: a.spec.command });
+    // skein-fleet-signal on PATH (after the requested dirs: the old launcher's PATH prefix stays), the agent's name and secret in its environment.
+    const shell = launchCommand({ binDirs: [...binDirs, this.attention.binDir], env: { ...a.spec.env, ...this.attention.launchEnv(a) }, command: a.spec.command });
     // What was kept of an earlier run must not pass for this one's output.
     await this.kept.remove(a.spec.name);
     const created = how === "respawn" ? await this.respawnOrCreate(a.spec, shell) : await this.tmux.newSession(a.spec.name, a.spec.workdir, shell);
@@ -323,6 +354,8 @@ export class Fleet {
     a.rt.pidMismatchVisits = 0;
     a.rt.statusWaitVisits = 0;
     a.rt.nextCheckAt = 0;
+    a.rt.seen = newObservation();
+    Object.assign(a, { activity: "unknown", activitySince: new Date(), waitingFor: "" });
   }
 
   /** Again in the agent's pane; in a new session when the old one is gone. */
@@ -417,13 +450,16 @@ export class Fleet {
    * Forgets a stopped or exited agent: its record, its dead session, its kept
    * screen and its heartbeat file (nothing would ever update that file again,
    * and monitors would list the agent forever). A pending restart is cancelled.
+   * Its worktree goes too when clean (or `force`); a dirty one refuses first.
    */
-  async remove(name: string): Promise<AgentSnapshot> {
+  async remove(name: string, force = false): Promise<AgentSnapshot> {
     return this.lock.run(name, async () => {
       const a = this.tracked(name);
       if (a.state === "running" || a.state === "unknown") throw new FailedPreconditionError(`agent ${name} is ${a.state}; stop it first`);
       const pane = await this.tmux.pane(name);
       if (pane && !pane.dead) throw new FailedPreconditionError(`agent ${name} has a live tmux session on socket ${this.socket}; stop it first`);
+      // First: a dirty worktree refuses the removal before anything is gone.
+      if (a.spec.worktree) await this.worktrees.remove(name, a.spec.worktree, force);
       this.supervisor.cancelRestart(a);
       if (pane) await this.tmux.killSession(name);
       this.agents.delete(name);
@@ -450,6 +486,7 @@ export class Fleet {
       } catch (err) {
         throw this.paneGone(name, err);
       }
+      this.attention.tracker.answered(a);
     });
   }
 

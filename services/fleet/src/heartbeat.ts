@@ -15,6 +15,8 @@ export interface Heartbeat {
   readonly paneId: string;
   readonly socket: string;
   readonly restarts: number;
+  /** working, waiting, idle or unknown (a line old readers skip like any other key=value). */
+  readonly activity?: string | undefined;
 }
 
 let lastSecond = Number.NaN;
@@ -38,7 +40,9 @@ export function isoSeconds(d: Date): string {
 export function formatHeartbeat(h: Heartbeat): string {
   const lines = [`ts=${isoSeconds(h.at)}`, `pid=${h.pid}`, `status=${h.status}`, `runtime=${h.runtime}`, `agent=${h.agent}`];
   if (h.status === "exited") lines.push(`exit_code=${h.exitCode ?? ""}`);
-  lines.push(`pane=${h.paneId}`, `tmux_socket=${h.socket}`, `restarts=${h.restarts}`, "writer=skein-fleet");
+  lines.push(`pane=${h.paneId}`, `tmux_socket=${h.socket}`, `restarts=${h.restarts}`);
+  if (h.activity !== undefined) lines.push(`activity=${h.activity}`);
+  lines.push("writer=skein-fleet");
   return `${lines.join("\n")}\n`;
 }
 

@@ -113,5 +113,10 @@ function revive(a: AgentRecord): AgentRecord {
     endedAt: date(a.endedAt),
     restartDueAt: date(a.restartDueAt),
     exitStatus: typeof a.exitStatus === "number" ? a.exitStatus : undefined,
+    // Files written before activity was tracked lack these.
+    activity: a.activity ?? "unknown",
+    activitySince: date(a.activitySince) ?? new Date(),
+    waitingFor: a.waitingFor ?? "",
+    signalSecret: a.signalSecret ?? "",
   };
 }

@@ -94,6 +94,8 @@ export class Supervisor {
         paneId: a.paneId,
         socket: this.d.tmux.socket,
         restarts: a.restarts,
+        // An agent that ended (or cannot be vouched for) does nothing the file could claim.
+        activity: status === "ok" ? a.activity : "unknown",
       });
     } catch (err) {
       this.beatFaults.failed(a.spec.name, err, { agent: a.spec.name, file: a.spec.heartbeatFile });

@@ -54,7 +54,7 @@ const TMUX_DEFAULT_HISTORY = 2000;
 
 /** `-t =name` is an exact match; a bare name would also hit every session it prefixes. */
 const sessionTarget = (name: string) => `=${name}`;
-const paneTarget = (name: string) => `=${name}:`;
+export const paneTarget = (name: string) => `=${name}:`;
 
 /**
  * tmux expands formats (including `#(shell command)`) in -c directories: a
@@ -105,7 +105,8 @@ export class Tmux {
    */
   constructor(
     readonly socket: string,
-    private readonly env: Readonly<Record<string, string>>,
+    /** The environment every tmux call (and a server it starts) gets. */
+    readonly env: Readonly<Record<string, string>>,
     private readonly keepLines = 0,
   ) {}
 
@@ -186,7 +187,7 @@ export class Tmux {
   }
 
   /** Runs a call whose target may not exist: then `missing` is the answer instead of an error. */
-  private async unlessMissing<T>(args: readonly string[], ok: (stdout: string) => T, missing: T): Promise<T> {
+  async unlessMissing<T>(args: readonly string[], ok: (stdout: string) => T, missing: T): Promise<T> {
     try {
       return ok(await this.run(args));
     } catch (err) {

@@ -1,7 +1,8 @@
 import { statSync } from "node:fs";
 import { ENV_KEY, ENV_KEY_RULE, isWithin, resolveReal } from "@skein/host";
 import { InvalidArgumentError } from "@skein/runtime";
-import { HEARTBEAT_INTERVAL_RANGE } from "./config.js";
+import { HEARTBEAT_INTERVAL_RANGE, webhookUrl } from "./config.js";
+import type { WorktreeRequest } from "./worktrees.js";
 
 /** tmux rewrites "." and ":" in session names, and names are file names of heartbeats: keep them plain. */
 export const AGENT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -96,4 +97,20 @@ export function intInRange(field: string, v: number, min: number, max: number): 
 
 export function heartbeatInterval(field: string, v: number | undefined): number | undefined {
   return v === undefined ? undefined : intInRange(field, v, HEARTBEAT_INTERVAL_RANGE.min, HEARTBEAT_INTERVAL_RANGE.max);
+}
+
+export function notifyUrl(field: string, v: string): string {
+  if (v === "") return v;
+  const url = webhookUrl(v);
+  if (url === undefined) throw new InvalidArgumentError(field, "must be an http:// or https:// URL");
+  return url;
+}
+
+/** Git checks the branch and base itself (FAILED_PRECONDITION with its message); here only what git cannot take. */
+export function worktree(field: string, w: { repo: string; branch: string; base: string; setupCommand: string }): WorktreeRequest {
+  existingDirectory(`${field}.repo`, w.repo);
+  for (const [k, value] of [["branch", w.branch], ["base", w.base]] as const) {
+    if (/[\0\s]/.test(value) || value.startsWith("-")) throw new InvalidArgumentError(`${field}.${k}`, "must not contain whitespace or NUL, nor start with '-'");
+  }
+  return { repo: w.repo, branch: w.branch, base: w.base, setupCommand: w.setupCommand === "" ? "" : text(`${field}.setup_command`, w.setupCommand) };
 }

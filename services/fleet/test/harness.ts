@@ -1,4 +1,6 @@
 import { execFileSync } from "node:child_process";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -120,4 +122,35 @@ export function sessionPids(sid: number): number[] {
 /** A heartbeat file as key → value. */
 export function readHeartbeat(file: string): Record<string, string> {
   return Object.fromEntries(readFileSync(file, "utf8").trim().split("\n").map((l) => l.split(/=(.*)/s).slice(0, 2) as [string, string]));
+}
+
+export interface ReceivedPost {
+  readonly raw: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
+/**
+ * A local HTTP server standing in for a webhook receiver: it records each
+ * POST and answers the i-th with status(i). close() ends it and its connections.
+ */
+export async function webhookReceiver(status: (i: number) => number = () => 204): Promise<{ url: string; posts: ReceivedPost[]; close(): Promise<void> }> {
+  const posts: ReceivedPost[] = [];
+  const server = createServer((req, res) => {
+    let raw = "";
+    req.setEncoding("utf8");
+    req.on("data", (c: string) => (raw += c));
+    req.on("end", () => {
+      posts.push({ raw, headers: req.headers });
+      res.writeHead(status(posts.length - 1)).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    posts,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }

@@ -15,7 +15,7 @@ afterEach(async () => {
 });
 
 const capture = (name: string, lines = 100) => call(h.client, h.client.captureOutput, { name, lines }).then((r) => r.text);
-const remove = (name: string) => call(h.client, h.client.removeAgent, { name });
+const remove = (name: string) => call(h.client, h.client.removeAgent, fleet.RemoveAgentRequest.fromPartial({ name }));
 const stop = (name: string) => call(h.client, h.client.stopAgent, { name, graceSeconds: 1 });
 const list = () => call(h.client, h.client.listAgents, {}).then((r) => r.agents.map((a) => a.name));
 const stateFile = () => JSON.parse(readFileSync(join(h.stateDir, `fleet-${h.socket}.json`), "utf8")) as { agents: { spec: { name: string } }[] };

@@ -75,8 +75,13 @@ describe("StartAgent", () => {
     const calls = readFileSync(argvLog, "utf8").split("\n").filter(Boolean).map((l) => l.split("\0").slice(0, -1));
     const newSession = calls.find((c) => c.includes("new-session"))!;
     expect(newSession.slice(0, 3)).toEqual(["-L", h.socket, "new-session"]);
-    expect(newSession).toContain(
-      `export PATH='${reqBin}':'${cfgBin}':"$PATH"; export GREETING='it'\\''s $(not run)'; exec sh -c 'echo "$PATH" > path.txt; echo "$GREETING" > env.txt; exec sleep 300'`,
+    // skein-fleet-signal's directory after the requested ones, and after the request's env the agent's name, secret and signal socket.
+    const signalBin = join(h.stateDir, `fleet-${h.socket}-bin`);
+    const launch = newSession.find((a) => a.startsWith("export PATH="));
+    expect(launch).toMatch(
+      new RegExp(
+        `^${escapeRegExp(`export PATH='${reqBin}':'${cfgBin}':'${signalBin}':"$PATH"; export GREETING='it'\\''s $(not run)'; export SKEIN_FLEET_AGENT='path'; export SKEIN_FLEET_SIGNAL_SECRET='`)}[A-Za-z0-9_-]{32}'; export SKEIN_FLEET_SIGNAL_SOCKET='[^']+'; ${escapeRegExp(`exec sh -c 'echo "$PATH" > path.txt; echo "$GREETING" > env.txt; exec sleep 300'`)}$`,
+      ),
     );
     // The shell creates each file before echo writes it: wait for the whole line, not for the file.
     const line = (file: string) =>
@@ -84,7 +89,7 @@ describe("StartAgent", () => {
         const text = existsSync(join(h.work, file)) && readFileSync(join(h.work, file), "utf8");
         return text && text.endsWith("\n") ? text : false;
       });
-    expect((await line("path.txt")).startsWith(`${reqBin}:${cfgBin}:`)).toBe(true);
+    expect((await line("path.txt")).startsWith(`${reqBin}:${cfgBin}:${signalBin}:`)).toBe(true);
     expect(await line("env.txt")).toBe("it's $(not run)\n");
   });
 
@@ -174,3 +179,7 @@ describe("bad input", () => {
     expect((await rejection(call(c, c.sendInput, { name: "nobody", text: "hi", pressEnter: false }))).code).toBe(status.NOT_FOUND);
   });
 });
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

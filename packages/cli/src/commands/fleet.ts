@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { statSync } from "node:fs";
 import { once } from "node:events";
 import { resolve } from "node:path";
 import { constants } from "node:os";
@@ -28,9 +29,45 @@ function stateLabel(a: fleet.Agent, now: number): string {
   return `${state}${exit}${when}${a.gaveUp ? " gave-up" : ""}`;
 }
 
+/** e.g. "waiting 3m", "working", "idle 10m", "-" for an agent that does not run. */
+function activityLabel(a: fleet.Agent, now: number): string {
+  switch (a.activity) {
+    case fleet.Activity.ACTIVITY_WAITING:
+      return `waiting ${age(a.activitySince, now)}`;
+    case fleet.Activity.ACTIVITY_IDLE:
+      return `idle ${age(a.activitySince, now)}`;
+    case fleet.Activity.ACTIVITY_WORKING:
+      return "working";
+    default:
+      return ended(a) ? "-" : "unknown";
+  }
+}
+
+/** The last line of a waiting agent's prompt, shortened to fit a table row. */
+function promptLine(waitingFor: string): string {
+  const line = waitingFor.trimEnd().split("\n").pop()?.trim() ?? "";
+  if (line === "") return "-";
+  return line.length > 60 ? `${line.slice(0, 59)}…` : line;
+}
+
+/** `REPO[:BRANCH]`: split at the last ':', unless the whole is a directory (a path with a ':' in it). */
+function worktreeOption(spec: string): { repo: string; branch: string } {
+  const colon = spec.lastIndexOf(":");
+  if (colon <= 0 || isDirectory(spec)) return { repo: resolve(spec), branch: "" };
+  return { repo: resolve(spec.slice(0, colon)), branch: spec.slice(colon + 1) };
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 const start: Command = {
   name: "fleet start",
-  synopsis: "NAME [--dir D] [--runtime R] [--bin DIR]… [--env K=V]… [--restart never|on-failure|always] -- COMMAND…",
+  synopsis: "NAME [--dir D | --worktree REPO[:BRANCH] [--base REF] [--setup CMD]] [--runtime R] [--bin DIR]… [--env K=V]… [--restart never|on-failure|always] [--notify URL] -- COMMAND…",
   summary: "start an agent in its own tmux session (idempotent)",
   details: [
     "COMMAND…  one word is taken as a shell command line as is (`-- 'pi --model x'`);",
@@ -42,6 +79,10 @@ const start: Command = {
     bin: { type: "string", value: "DIR", multiple: true, help: "put DIR first on the pane's PATH", complete: "directory" },
     env: { type: "string", value: "K=V", multiple: true, help: "export K=V in the pane before the command" },
     restart: { type: "string", value: "P", help: "restart policy: never (default), on-failure, always", choices: Object.keys(RESTART) },
+    worktree: { type: "string", value: "REPO[:BRANCH]", help: "run in a new git worktree of REPO, on BRANCH (default skein/NAME; made from --base when new)", complete: "directory" },
+    base: { type: "string", value: "REF", help: "with --worktree: where a new branch starts (default: REPO's HEAD)" },
+    setup: { type: "string", value: "CMD", help: "with --worktree: shell command run in the worktree first (copy .env, install dependencies)" },
+    notify: { type: "string", value: "URL", help: "POST a JSON webhook here when the agent waits, goes idle, exits or fails (default: the service's SKEIN_FLEET_WEBHOOK_URL)" },
     ...jsonOption(),
   },
   services: ["fleet"],
@@ -60,12 +101,18 @@ const start: Command = {
     const restartRaw = inv.string("restart");
     const restartPolicy = restartRaw === undefined ? fleet.RestartPolicy.RESTART_POLICY_UNSPECIFIED : RESTART[restartRaw];
     if (restartPolicy === undefined) throw inv.usage(`--restart must be never, on-failure or always, got ${JSON.stringify(restartRaw)}`);
+    const worktreeRaw = inv.string("worktree");
+    if (worktreeRaw !== undefined && inv.string("dir") !== undefined) throw inv.usage("--dir and --worktree exclude each other: the worktree is the agent's directory");
+    if (worktreeRaw === undefined && (inv.string("base") !== undefined || inv.string("setup") !== undefined)) throw inv.usage("--base and --setup go with --worktree");
+    const worktree = worktreeRaw === undefined ? undefined : { ...worktreeOption(worktreeRaw), base: inv.string("base") ?? "", setupCommand: inv.string("setup") ?? "" };
     const f = inv.conn.fleet();
     const res = await f.call(
       f.client.startAgent,
       fleet.StartAgentRequest.fromPartial({
         name,
-        workdir: resolve(inv.string("dir") ?? "."),
+        workdir: worktree ? "" : resolve(inv.string("dir") ?? "."),
+        worktree,
+        notifyUrl: inv.string("notify"),
         command,
         runtime: inv.string("runtime") ?? "",
         runtimeBinDirs: inv.strings("bin").map((d) => resolve(d)),
@@ -77,7 +124,7 @@ const start: Command = {
     const a = res.agent!;
     if (inv.json) say(json(completeJson(fleet, "StartAgentResponse", res)));
     else if (res.alreadyRunning) say(`${a.name} already running`);
-    else say(`started ${a.name} (pane ${a.paneId}, pid ${a.panePid})`);
+    else say(`started ${a.name} (pane ${a.paneId}, pid ${a.panePid})${a.worktree ? ` in worktree ${a.worktree.path} (branch ${a.worktree.branch})` : ""}`);
     return 0;
   },
 };
@@ -85,19 +132,23 @@ const start: Command = {
 const ls: Command = {
   name: "fleet ls",
   synopsis: "",
-  summary: "list agents (name, state and since when it ended, runtime, pid, restarts, heartbeat age)",
-  options: jsonOption(),
+  summary: "list agents (name, state and since when it ended, activity, runtime, pid, restarts, heartbeat age)",
+  details: ["activity: working, waiting 3m (for a person, for 3 minutes), idle 10m (no output for 10 minutes)"],
+  options: { waiting: { type: "boolean", help: "only agents waiting for a person, longest waiting first, with the last line of what they ask" }, ...jsonOption() },
   services: ["fleet"],
   async run(inv) {
     inv.atMost(0);
     const f = inv.conn.fleet();
     const res = await f.call(f.client.listAgents, fleet.ListAgentsRequest.fromPartial({}));
+    if (inv.flag("waiting")) {
+      res.agents = res.agents.filter((a) => a.activity === fleet.Activity.ACTIVITY_WAITING).sort((x, y) => (x.activitySince?.getTime() ?? 0) - (y.activitySince?.getTime() ?? 0));
+    }
     if (inv.json) {
       say(json(completeJson(fleet, "ListAgentsResponse", res)));
       return 0;
     }
     if (res.agents.length === 0) {
-      say("no agents");
+      say(inv.flag("waiting") ? "no agent is waiting" : "no agents");
       return 0;
     }
     const now = Date.now();
@@ -105,12 +156,19 @@ const ls: Command = {
     const rows = res.agents.map((a) => [
       a.name,
       stateLabel(a, now),
+      activityLabel(a, now),
       a.runtime || "-",
       a.panePid > 0 && !ended(a) ? String(a.panePid) : "-",
       String(a.restarts),
       ended(a) ? "-" : age(a.lastHeartbeatAt, now),
     ]);
-    say(table(["name", "state", "runtime", "pid", "restarts", "heartbeat"], rows));
+    if (inv.flag("waiting")) {
+      // What each waits for: the prompt's last line, as the agent shows it.
+      res.agents.forEach((a, i) => rows[i]!.push(promptLine(a.waitingFor)));
+      say(table(["name", "state", "activity", "runtime", "pid", "restarts", "heartbeat", "waiting for"], rows));
+      return 0;
+    }
+    say(table(["name", "state", "activity", "runtime", "pid", "restarts", "heartbeat"], rows));
     return 0;
   },
 };
@@ -137,9 +195,9 @@ const stop: Command = {
 const rm: Command = {
   name: "fleet rm",
   synopsis: "NAME…",
-  summary: "remove stopped or exited agents, with their kept output and heartbeat files",
-  details: ["Each NAME is tried; any failure makes the exit status 1."],
-  options: jsonOption('print {"removed": [agent, …]} with every field of each removed agent'),
+  summary: "remove stopped or exited agents, with their kept output, heartbeat files and clean worktrees",
+  details: ["Each NAME is tried; any failure makes the exit status 1.", "A worktree with changes is refused (the changed files are listed) unless --force; its branch stays."],
+  options: { force: { type: "boolean", help: "remove agents' worktrees even with changes (their branches stay)" }, ...jsonOption('print {"removed": [agent, …]} with every field of each removed agent') },
   services: ["fleet"],
   async run(inv) {
     inv.arg(0, "NAME");
@@ -148,7 +206,7 @@ const rm: Command = {
     let failed = false;
     for (const name of inv.positionals) {
       try {
-        removed.push((await f.call(f.client.removeAgent, fleet.RemoveAgentRequest.fromPartial({ name }))).agent!);
+        removed.push((await f.call(f.client.removeAgent, fleet.RemoveAgentRequest.fromPartial({ name, force: inv.flag("force") }))).agent!);
         if (!inv.json) say(`removed ${name}`);
       } catch (err) {
         failed = true;
@@ -242,7 +300,7 @@ const attach: Command = {
 const watch: Command = {
   name: "fleet watch",
   synopsis: "[NAME…]",
-  summary: "follow agent state changes (started, exited, restarted, stopped, stale heartbeat, removed)",
+  summary: "follow agent state changes (started, exited, restarted, stopped, stale heartbeat, removed, activity)",
   details: ["NAME…  only these agents (default: all)", "Ctrl-C stops watching."],
   options: jsonOption("print each event as one JSON object per line"),
   services: ["fleet"],

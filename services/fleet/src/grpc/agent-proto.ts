@@ -1,5 +1,5 @@
 import { fleet } from "@skein/proto";
-import type { AgentSnapshot, AgentStateName, FleetEvent, FleetEventType } from "../agent.js";
+import type { ActivityName, AgentSnapshot, AgentStateName, FleetEvent, FleetEventType } from "../agent.js";
 import type { RestartPolicyName } from "../restart-policy.js";
 
 const STATE: Record<AgentStateName, fleet.AgentState> = {
@@ -7,6 +7,13 @@ const STATE: Record<AgentStateName, fleet.AgentState> = {
   exited: fleet.AgentState.AGENT_STATE_EXITED,
   stopped: fleet.AgentState.AGENT_STATE_STOPPED,
   unknown: fleet.AgentState.AGENT_STATE_UNKNOWN,
+};
+
+const ACTIVITY: Record<ActivityName, fleet.Activity> = {
+  unknown: fleet.Activity.ACTIVITY_UNKNOWN,
+  working: fleet.Activity.ACTIVITY_WORKING,
+  waiting: fleet.Activity.ACTIVITY_WAITING,
+  idle: fleet.Activity.ACTIVITY_IDLE,
 };
 
 const POLICY: Record<RestartPolicyName, fleet.RestartPolicy> = {
@@ -24,6 +31,7 @@ const EVENT: Record<FleetEventType, fleet.AgentEventType> = {
   "gave-up": fleet.AgentEventType.AGENT_EVENT_TYPE_GAVE_UP,
   adopted: fleet.AgentEventType.AGENT_EVENT_TYPE_ADOPTED,
   removed: fleet.AgentEventType.AGENT_EVENT_TYPE_REMOVED,
+  activity: fleet.AgentEventType.AGENT_EVENT_TYPE_ACTIVITY,
 };
 
 export function restartPolicyName(p: fleet.RestartPolicy): RestartPolicyName | undefined {
@@ -61,6 +69,17 @@ export function toProtoAgent(a: AgentSnapshot): fleet.Agent {
     tmuxSocket: a.tmuxSocket,
     runtimeBinDirs: [...a.spec.runtimeBinDirs],
     endedAt: a.state === "exited" || a.state === "stopped" ? a.endedAt : undefined,
+    activity: ACTIVITY[a.activity],
+    activitySince: a.activitySince,
+    waitingFor: a.activity === "waiting" ? a.waitingFor : "",
+    notifyUrl: a.spec.notifyUrl ?? "",
+    worktree: a.spec.worktree && {
+      repo: a.spec.worktree.repo,
+      branch: a.spec.worktree.branch,
+      path: a.spec.worktree.path,
+      setupCommand: a.spec.worktree.setupCommand,
+      setupLog: a.spec.worktree.setupLog,
+    },
   });
 }
 

@@ -19,9 +19,13 @@ export function fleetHandlers(f: Fleet): ServiceImplementation<typeof fleet.Flee
       }
       const restartPolicy = restartPolicyName(req.restartPolicy);
       if (!restartPolicy) throw new InvalidArgumentError("restart_policy", "unknown value");
+      const worktree = req.worktree && v.worktree("worktree", req.worktree);
       const { agent, alreadyRunning } = await f.start({
         name,
-        workdir: v.existingDirectory("workdir", req.workdir),
+        // A worktree is the agent's workdir.
+        workdir: worktree && req.workdir === "" ? "" : v.existingDirectory("workdir", req.workdir),
+        worktree,
+        notifyUrl: req.notifyUrl === undefined ? undefined : v.notifyUrl("notify_url", req.notifyUrl),
         command: v.command("command", req.command),
         runtime: v.label("runtime", req.runtime),
         runtimeBinDirs: v.binDirs("runtime_bin_dirs", req.runtimeBinDirs),
@@ -41,7 +45,7 @@ export function fleetHandlers(f: Fleet): ServiceImplementation<typeof fleet.Flee
     },
 
     async removeAgent(req) {
-      return fleet.RemoveAgentResponse.fromPartial({ agent: toProtoAgent(await f.remove(v.agentName("name", req.name))) });
+      return fleet.RemoveAgentResponse.fromPartial({ agent: toProtoAgent(await f.remove(v.agentName("name", req.name), req.force)) });
     },
 
     async getAgent(req) {
