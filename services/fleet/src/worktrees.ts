@@ -78,6 +78,7 @@ export class Worktrees {
       () => false,
     );
     if (exists && req.base) throw new FailedPreconditionError(`branch ${branch} already exists; base ${req.base} applies only to a new branch`);
+    if (!exists && !req.base) await refuseDirtyBase(top);
     await mkdir(dirname(path), { recursive: true });
     const add = exists ? ["worktree", "add", path, branch] : ["worktree", "add", "-b", branch, path, ...(req.base ? [req.base] : [])];
     await git(repo, add);
@@ -126,6 +127,21 @@ export class Worktrees {
     else await git(wt.repo, ["worktree", "prune"]);
     if (wt.setupLog) await rm(wt.setupLog, { force: true });
   }
+}
+
+/**
+ * A new branch without a base starts from the checkout's HEAD: uncommitted
+ * changes there would silently stay behind, so the agent would not work on
+ * what its person sees. Refused, naming the files; an explicit base says which
+ * commit is meant. Untracked files (build output, notes) do not count.
+ */
+async function refuseDirtyBase(checkout: string): Promise<void> {
+  const changed = (await git(checkout, ["status", "--porcelain", "--untracked-files=no"])).split("\n").filter((l) => l !== "").map((l) => l.slice(3));
+  if (changed.length === 0) return;
+  const shown = changed.slice(0, 20).join(", ");
+  throw new FailedPreconditionError(
+    `the base checkout ${checkout} has uncommitted changes in ${changed.length} file(s): ${shown}${changed.length > 20 ? ", …" : ""}; a new worktree starts from HEAD without them: commit or stash them, or name the base (--base REF)`,
+  );
 }
 
 /** Runs the setup command with `sh -c` in the worktree, its output (stdout and stderr) into `logFile`. */

@@ -105,6 +105,20 @@ describe("worktrees", () => {
     expect(e4.details).toContain("boom");
     expect(branchExists("skein/a4")).toBe(false);
 
+    // A dirty base: uncommitted changes in the checkout a new branch would start from.
+    writeFileSync(join(repo, "README"), "edited, not committed\n");
+    writeFileSync(join(repo, "scratch.txt"), "untracked files do not count\n");
+    const e5 = await start("a5", { repo });
+    expect(e5.code).toBe(status.FAILED_PRECONDITION);
+    expect(e5.details).toMatch(/uncommitted changes in 1 file\(s\): README/);
+    expect(branchExists("skein/a5")).toBe(false);
+    // Naming the base says which commit is meant.
+    await h.startAgent({ name: "a6", workdir: "", command: "sleep 100000", worktree: fleet.WorktreeRequest.fromPartial({ repo, base: "main" }) });
+    expect(readFileSync(join(h.dir, ".skein-worktrees", "a6", "README"), "utf8")).toBe("hello\n");
+    await stop("a6");
+    await remove("a6");
+    git(repo, "checkout", "--", "README");
+
     expect(existsSync(join(h.dir, ".skein-worktrees", "a1"))).toBe(false);
     expect(existsSync(join(h.dir, ".skein-worktrees", "a4"))).toBe(false);
     expect(worktreePaths()).toEqual([repo]);
