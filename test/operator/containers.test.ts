@@ -22,7 +22,8 @@ const compose = parse(readFileSync(join(repoRoot, "docker-compose.yml"), "utf8")
   volumes: Record<string, unknown>;
 };
 const stages = parseDockerfile(join(repoRoot, "Dockerfile"));
-const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+// The README's Containers section points to docs/containers.md: both are the user's documentation.
+const readme = readFileSync(join(repoRoot, "README.md"), "utf8") + readFileSync(join(repoRoot, "docs", "containers.md"), "utf8");
 const ADDR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as const;
 const inRepo = (p: string) => join(repoRoot, p.replace(/^\/app\//, ""));
 
@@ -47,14 +48,21 @@ describe("Dockerfile", () => {
     }
   });
 
-  it.each(["session", "fleet"] as const)("%s target: non-root, SIGTERM, healthcheck, production deps, a start command that exists", (target) => {
+  it.each(["session", "fleet"] as const)("%s target: non-root, an init, SIGTERM, healthcheck, production deps, a start command that exists", (target) => {
     const line = lineage(stages, target);
     expect(line.length).toBeGreaterThan(1);
     const all = line.flatMap((s) => s.instructions);
     const users = all.filter((i) => i.op === "USER");
-    expect(users.at(-1)?.args).toBe("node");
+    // Numeric: Kubernetes' runAsNonRoot can check a uid, not a user name.
+    expect(users.at(-1)?.args).toBe("1000:1000");
+    expect(execForm(line, "ENTRYPOINT")).toEqual(["/usr/bin/tini", "--"]);
+    expect(all.some((i) => i.op === "RUN" && /apt-get install .*\btini\b/.test(i.args))).toBe(true);
     expect(all.some((i) => i.op === "STOPSIGNAL" && i.args === "SIGTERM")).toBe(true);
-    expect(all.some((i) => i.op === "RUN" && i.args.includes("npm ci --omit=dev"))).toBe(true);
+    expect(all.some((i) => i.op === "VOLUME"), "no VOLUME: anonymous volumes nobody uses").toBe(false);
+    // node_modules comes from a stage that installs production dependencies only, without install scripts.
+    const modules = all.find((i) => i.op === "COPY" && / \/app\/node_modules node_modules$/.test(i.args))!;
+    const from = stages.find((s) => s.name === /--from=(\S+)/.exec(modules.args)![1])!;
+    expect(from.instructions.some((i) => i.op === "RUN" && /npm(-with-secrets)? ci --omit=dev --ignore-scripts/.test(i.args))).toBe(true);
     const cmd = execForm(line, "CMD");
     expect(existsSync(join(repoRoot, cmd[1]!)), cmd.join(" ")).toBe(true);
     const health = execForm(line, "HEALTHCHECK");
@@ -108,13 +116,17 @@ describe("docker-compose.yml", () => {
 
   it("resolves host.docker.internal on Linux too (.env.example points Ollama there)", () => {
     expect(readFileSync(join(repoRoot, ".env.example"), "utf8")).toContain("host.docker.internal");
-    for (const svc of Object.values(compose.services)) expect(svc.extra_hosts).toContain("host.docker.internal:host-gateway");
+    for (const svc of Object.values(compose.services)) expect(svc.extra_hosts).toContain("host.docker.internal:${SKEIN_HOST_GATEWAY:-host-gateway}");
   });
 
   it("mounts a configurable workspace in the fleet container, which the image prepares and the README maps", () => {
     const fleet = compose.services.fleet!;
-    expect(fleet.volumes).toContain("${SKEIN_WORKSPACE:-./workspace}:${SKEIN_WORKSPACE_MOUNT:-/workspace}");
+    // By default a named volume: it starts owned by the image's /workspace owner, the agents' user.
+    expect(fleet.volumes).toContain("${SKEIN_WORKSPACE:-workspace}:${SKEIN_WORKSPACE_MOUNT:-/workspace}");
+    expect(Object.keys(compose.volumes)).toContain("workspace");
     expect(readFileSync(join(repoRoot, "Dockerfile"), "utf8")).toMatch(/mkdir -p [^\n]*\/workspace/);
+    expect(readFileSync(join(repoRoot, "Dockerfile"), "utf8")).toMatch(/chown -R node:node [^\n]*\/workspace/);
+    for (const ignore of [".gitignore", ".dockerignore"]) expect(readFileSync(join(repoRoot, ignore), "utf8"), ignore).toMatch(/^\/?workspace\/?$/m);
     const example = readFileSync(join(repoRoot, ".env.example"), "utf8");
     expect(example).toMatch(/^SKEIN_WORKSPACE=/m);
     expect(example).toMatch(/^SKEIN_WORKSPACE_MOUNT=/m);
