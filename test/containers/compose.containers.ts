@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { fleet, health, session as pb } from "@skein/proto";
 import { call, collect, md, openaiText, repoRoot, startOpenAIServer, type FakeModelServer } from "@skein/testkit";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ComposeProject, detectEngine, hostGateway, must, run, type Engine } from "./engine.js";
 
 /**
@@ -97,9 +97,15 @@ beforeAll(async () => {
   model = await startOpenAIServer({ host: "0.0.0.0" });
 }, 45 * 60_000);
 
+// A failed step shows what the containers said (CI keeps nothing else of them).
+afterEach((ctx) => {
+  if (ctx.task.result?.state !== "fail") return;
+  for (const p of projects.filter((x) => !x.removed)) console.log(`[containers] logs of ${p.project}:\n${p.logs()}`);
+});
+
 afterAll(async () => {
   for (const c of clients) c.close();
-  for (const p of projects) p.remove();
+  for (const p of projects.filter((x) => !x.removed)) p.remove();
   await model?.close();
   if (engine) console.log(`[containers] removed the test's containers, networks and volumes; kept images skein-session:latest and skein-fleet:latest (${engine.name} rmi them to free the space)`);
 }, 10 * 60_000);

@@ -89,6 +89,7 @@ export function hostGateway(engine: Engine): string | undefined {
 export class ComposeProject {
   private readonly dir = mkdtempSync(join(tmpdir(), "skein-containers-"));
   readonly file: string;
+  removed = false;
 
   constructor(
     private readonly engine: Engine,
@@ -133,6 +134,12 @@ export class ComposeProject {
     return { ...state, status: state.stdout.trim() === "healthy" ? 0 : 1 };
   }
 
+  /** The last lines of every container's log, for a failed step's report. */
+  logs(lines = 40): string {
+    const names = run([this.engine.name, "ps", "-a", "--filter", `label=com.docker.compose.project=${this.project}`, "--format", "{{.Names}}"]).stdout.split("\n").filter(Boolean);
+    return names.map((n) => { const r = run([this.engine.name, "logs", "--tail", String(lines), n]); return `--- ${n}\n${r.stdout}${r.stderr}`; }).join("\n");
+  }
+
   /** Down with volumes, then whatever still carries the project's label. */
   remove(): void {
     run(this.composeCmd(["down", "-v", "-t", "5"]), { env: this.env, timeoutMs: 180_000 });
@@ -146,5 +153,6 @@ export class ComposeProject {
     const nets = left("network");
     if (nets.length) run([this.engine.name, "network", "rm", ...nets]);
     rmSync(this.dir, { recursive: true, force: true });
+    this.removed = true;
   }
 }
