@@ -22,8 +22,8 @@ const compose = parse(readFileSync(join(repoRoot, "docker-compose.yml"), "utf8")
   volumes: Record<string, unknown>;
 };
 const stages = parseDockerfile(join(repoRoot, "Dockerfile"));
-/** What a user reads about containers and settings: the container and configuration pages. */
-const docs = ["docs/containers.md", "docs/configuration.md"].map((p) => readFileSync(join(repoRoot, p), "utf8")).join("\n");
+// The user's documentation of containers and settings: the README, docs/containers.md and docs/configuration.md.
+const readme = ["README.md", "docs/containers.md", "docs/configuration.md"].map((p) => readFileSync(join(repoRoot, p), "utf8")).join("\n");
 const ADDR = { session: "SKEIN_SESSION_ADDR", fleet: "SKEIN_FLEET_ADDR" } as const;
 const inRepo = (p: string) => join(repoRoot, p.replace(/^\/app\//, ""));
 
@@ -48,14 +48,21 @@ describe("Dockerfile", () => {
     }
   });
 
-  it.each(["session", "fleet"] as const)("%s target: non-root, SIGTERM, healthcheck, production deps, a start command that exists", (target) => {
+  it.each(["session", "fleet"] as const)("%s target: non-root, an init, SIGTERM, healthcheck, production deps, a start command that exists", (target) => {
     const line = lineage(stages, target);
     expect(line.length).toBeGreaterThan(1);
     const all = line.flatMap((s) => s.instructions);
     const users = all.filter((i) => i.op === "USER");
-    expect(users.at(-1)?.args).toBe("node");
+    // Numeric: Kubernetes' runAsNonRoot can check a uid, not a user name.
+    expect(users.at(-1)?.args).toBe("1000:1000");
+    expect(execForm(line, "ENTRYPOINT")).toEqual(["/usr/bin/tini", "--"]);
+    expect(all.some((i) => i.op === "RUN" && /apt-get install .*\btini\b/.test(i.args))).toBe(true);
     expect(all.some((i) => i.op === "STOPSIGNAL" && i.args === "SIGTERM")).toBe(true);
-    expect(all.some((i) => i.op === "RUN" && i.args.includes("npm ci --omit=dev"))).toBe(true);
+    expect(all.some((i) => i.op === "VOLUME"), "no VOLUME: anonymous volumes nobody uses").toBe(false);
+    // node_modules comes from a stage that installs production dependencies only, without install scripts.
+    const modules = all.find((i) => i.op === "COPY" && / \/app\/node_modules node_modules$/.test(i.args))!;
+    const from = stages.find((s) => s.name === /--from=(\S+)/.exec(modules.args)![1])!;
+    expect(from.instructions.some((i) => i.op === "RUN" && /npm(-with-secrets)? ci --omit=dev --ignore-scripts/.test(i.args))).toBe(true);
     const cmd = execForm(line, "CMD");
     expect(existsSync(join(repoRoot, cmd[1]!)), cmd.join(" ")).toBe(true);
     const health = execForm(line, "HEALTHCHECK");
@@ -109,17 +116,21 @@ describe("docker-compose.yml", () => {
 
   it("resolves host.docker.internal on Linux too (.env.example points Ollama there)", () => {
     expect(readFileSync(join(repoRoot, ".env.example"), "utf8")).toContain("host.docker.internal");
-    for (const svc of Object.values(compose.services)) expect(svc.extra_hosts).toContain("host.docker.internal:host-gateway");
+    for (const svc of Object.values(compose.services)) expect(svc.extra_hosts).toContain("host.docker.internal:${SKEIN_HOST_GATEWAY:-host-gateway}");
   });
 
-  it("mounts a configurable workspace in the fleet container, which the image prepares and the docs map", () => {
+  it("mounts a configurable workspace in the fleet container, which the image prepares and the README maps", () => {
     const fleet = compose.services.fleet!;
-    expect(fleet.volumes).toContain("${SKEIN_WORKSPACE:-./workspace}:${SKEIN_WORKSPACE_MOUNT:-/workspace}");
+    // By default a named volume: it starts owned by the image's /workspace owner, the agents' user.
+    expect(fleet.volumes).toContain("${SKEIN_WORKSPACE:-workspace}:${SKEIN_WORKSPACE_MOUNT:-/workspace}");
+    expect(Object.keys(compose.volumes)).toContain("workspace");
     expect(readFileSync(join(repoRoot, "Dockerfile"), "utf8")).toMatch(/mkdir -p [^\n]*\/workspace/);
+    expect(readFileSync(join(repoRoot, "Dockerfile"), "utf8")).toMatch(/chown -R node:node [^\n]*\/workspace/);
+    for (const ignore of [".gitignore", ".dockerignore"]) expect(readFileSync(join(repoRoot, ignore), "utf8"), ignore).toMatch(/^\/?workspace\/?$/m);
     const example = readFileSync(join(repoRoot, ".env.example"), "utf8");
     expect(example).toMatch(/^SKEIN_WORKSPACE=/m);
     expect(example).toMatch(/^SKEIN_WORKSPACE_MOUNT=/m);
-    expect(docs).toContain("SKEIN_WORKSPACE_MOUNT");
+    expect(readme).toContain("SKEIN_WORKSPACE_MOUNT");
   });
 
   it("serves metrics beyond loopback only inside the compose network, saying so explicitly, and publishes no metrics port", () => {
@@ -131,10 +142,10 @@ describe("docker-compose.yml", () => {
     }
   });
 
-  it("uses only settings the docs document", () => {
-    const documented = new Set([...docs.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]));
+  it("uses only settings the README documents", () => {
+    const documented = new Set([...readme.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]));
     for (const svc of Object.values(compose.services))
-      for (const key of Object.keys(svc.environment)) expect(documented.has(key), `${key} in docs/`).toBe(true);
+      for (const key of Object.keys(svc.environment)) expect(documented.has(key), `${key} in README`).toBe(true);
   });
 
   it("healthchecks with the skein CLI, as the images do", () => {

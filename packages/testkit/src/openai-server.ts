@@ -66,6 +66,7 @@ export function startOpenAIServer(
     completionFallback?: (body: Record<string, unknown>) => ScriptedCompletion;
     keepAliveTimeoutMs?: number;
     onFirstByte?: (body: Record<string, unknown>, timing: FirstByteTiming) => void;
+    host?: string;
   } = {},
 ): Promise<FakeModelServer> {
   return startSseServer({
@@ -74,5 +75,6 @@ export function startOpenAIServer(
     completionFallback: opts.completionFallback ?? (() => openaiCompletion("Fake model session")),
     keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
     onFirstByte: opts.onFirstByte,
+    host: opts.host,
   });
 }

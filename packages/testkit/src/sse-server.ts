@@ -77,6 +77,8 @@ export async function startSseServer(opts: {
   keepAliveTimeoutMs?: number;
   /** Called once a streamed response's first byte is written (benchmarks: the provider's own time to first byte). */
   onFirstByte?: (body: Record<string, unknown>, timing: FirstByteTiming) => void;
+  /** Listen address (default 127.0.0.1); 0.0.0.0 for clients in containers (the container test). */
+  host?: string;
 }): Promise<FakeModelServer> {
   const queue: ScriptedReply[] = [];
   const requests: Record<string, unknown>[] = [];
@@ -175,7 +177,7 @@ export async function startSseServer(opts: {
     }
   }
 
-  server.listen(0, "127.0.0.1");
+  server.listen(0, opts.host ?? "127.0.0.1");
   await once(server, "listening");
   const port = (server.address() as AddressInfo).port;
   return {

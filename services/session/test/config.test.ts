@@ -82,6 +82,22 @@ describe("session store settings", () => {
     expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: pgUrl, SKEIN_RUN_LEASE_MS: "10" }, log)).toThrow(/^SKEIN_RUN_LEASE_MS=10 is outside 500\.\.600000/);
     expect(() => loadConfig({ HOME: home, SKEIN_SESSION_STORE: "mysql" }, log)).toThrow(/^SKEIN_SESSION_STORE="mysql" must be one of goose-sqlite, goose-jsonl, postgres$/);
   });
+
+  it("SKEIN_DATABASE_CA becomes the URL's sslrootcert (verify-full unless the URL says otherwise); a missing or non-PEM file is refused", () => {
+    const pg = { HOME: home, SKEIN_SESSION_STORE: "postgres" };
+    const ca = join(home, "ca.pem");
+    writeFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+    const url = (u: string) => loadConfig({ ...pg, SKEIN_DATABASE_URL: u, SKEIN_DATABASE_CA: ca }, log).postgres!.databaseUrl;
+    expect(new URL(url("postgresql://skein:s3cret@db:5432/skein?sslmode=require")).searchParams.get("sslrootcert")).toBe(ca);
+    expect(new URL(url("postgresql://skein:s3cret@db:5432/skein?sslmode=require")).searchParams.get("sslmode")).toBe("require");
+    expect(new URL(url("postgresql://skein:s3cret@db:5432/skein")).searchParams.get("sslmode")).toBe("verify-full");
+    expect(() => url("postgresql://skein:s3cret@db/skein?sslrootcert=/other.pem")).toThrow(/^SKEIN_DATABASE_CA=.* and sslrootcert in SKEIN_DATABASE_URL both name a CA file/);
+    const db = "postgresql://skein:s3cret@db:5432/skein";
+    expect(() => loadConfig({ ...pg, SKEIN_DATABASE_URL: db, SKEIN_DATABASE_CA: join(home, "missing.pem") }, log)).toThrow(/^SKEIN_DATABASE_CA=".*missing\.pem" cannot be read \(ENOENT\)/);
+    writeFileSync(join(home, "not.pem"), "hello");
+    expect(() => loadConfig({ ...pg, SKEIN_DATABASE_URL: db, SKEIN_DATABASE_CA: join(home, "not.pem") }, log)).toThrow(/^SKEIN_DATABASE_CA=.* must be a PEM file/);
+    expect(loadConfig({ ...pg, SKEIN_DATABASE_URL: db }, log).postgres!.databaseUrl).toBe(db);
+  });
 });
 
 describe("size limits", () => {
