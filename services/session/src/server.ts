@@ -9,6 +9,7 @@ import { Sessions } from "./sessions.js";
 import { SessionCluster } from "./cluster/session-cluster.js";
 import { LocalRunOwnership } from "./slots/run-ownership.js";
 import { SessionSlots } from "./slots/session-slots.js";
+import { PermissionFile } from "./permission-file.js";
 import { openSessionStore } from "./store/open-store.js";
 import { sessionExtensions } from "./model/skein-metadata.js";
 import type { Env } from "@skein/host";
@@ -58,15 +59,28 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     maxTurns: config.maxTurns,
     limits: { maxToolResultChars: config.maxToolResultChars, maxModelOutputChars: config.maxModelOutputChars },
     compaction: { threshold: config.autoCompactThreshold, contextLimit: config.contextLimit },
+    permissions: new PermissionFile(config.permissionFile, log),
+    approvalTimeoutMs: config.approvalTimeoutMs,
     log,
   });
-  const sessions = new Sessions({ store, provider, slots, serviceExtensions, maxMessageChars: config.maxMessageChars, replica: config.replica, cluster, log });
+  const sessions = new Sessions({
+    store,
+    provider,
+    slots,
+    serviceExtensions,
+    maxMessageChars: config.maxMessageChars,
+    defaultMode: config.defaultMode,
+    replica: config.replica,
+    cluster,
+    log,
+  });
   bindSessionMetrics({
     runningReplies: () => slots.running,
     liveAgents: () => slots.liveAgents,
     extensionProcesses: () => slots.extensionProcesses,
     evictions: () => slots.evictions,
     streamEvents: () => slots.published,
+    pendingApprovals: () => slots.pendingApprovals,
   });
   // Ends every session's work and extension processes, then the records of them, then the store.
   const closeDomain = async (forced: AbortSignal) => {

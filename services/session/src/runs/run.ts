@@ -1,5 +1,7 @@
 import type { Logger } from "@skein/runtime";
-import { runAgent, type FinishKind } from "../agent-loop/loop.js";
+import { runAgent, type ApprovalGate, type TurnEnd, type TurnResume } from "../agent-loop/loop.js";
+import { DECLINED_RESPONSE, verdictFor, type ToolPermissions } from "../agent-loop/tool-policy.js";
+import { allows, approvalDecisionMessage, approvalRequestMessage, approvalState, type ApprovalAsk } from "../model/approval-format.js";
 import type { OutputLimits } from "../agent-loop/output-limits.js";
 import { agentView, compact } from "../agent-loop/compaction.js";
 import { describeSession, wantsDescription } from "../agent-loop/description.js";
@@ -15,10 +17,10 @@ import {
   type GooseMetadata,
 } from "../model/goose-format.js";
 import type { LoadedSession, SessionStore } from "../store/session-store.js";
-import { descriptionUserSet } from "../model/skein-metadata.js";
+import { descriptionUserSet, keptDecisions, pausedRun, sessionMode, withPausedRun, type GooseMode, type PendingApproval } from "../model/skein-metadata.js";
 import type { RunEvent } from "./events.js";
 import { startedBeforePersisted } from "./first-call.js";
-import type { SessionHistory } from "./session-history.js";
+import type { OpenedSession, SessionHistory } from "./session-history.js";
 
 export interface CompactionSettings {
   /** Share of contextLimit the last usage may reach; 0 (or ≥ 1) turns auto-compaction off, as in goose. */
@@ -41,6 +43,18 @@ export interface RunInput {
   readonly signal: AbortSignal;
   readonly emit: (e: RunEvent) => void;
   readonly log: Logger;
+  /** goose's per-tool permissions (approve / smart_approve). */
+  readonly permissions: ToolPermissions;
+  /**
+   * Set when this run continues a turn paused for approvals instead of adding
+   * a user message: asks still undecided are denied with `deny` (a cancel, a
+   * timeout); `stop` ends the turn once every tool call is answered.
+   */
+  readonly resume?: { readonly deny?: string; readonly stop: boolean };
+  /** Told what waits when the turn pauses; the caller announces it once the run has let go of the session. */
+  readonly paused: (pending: readonly PendingApproval[]) => void;
+  /** The session as the caller already opened it (Reply checks it for a paused turn). */
+  readonly opened?: OpenedSession;
 }
 
 interface Tokens {
@@ -54,8 +68,8 @@ interface Tokens {
  * every way it ends is reported as events, and the caller emits `finished`
  * with the returned reason.
  */
-export async function executeRun(r: RunInput): Promise<FinishKind> {
-  const opened = await r.history.open(r.store, r.sessionId).catch((err: unknown) => {
+export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
+  const opened = r.opened ?? await r.history.open(r.store, r.sessionId).catch((err: unknown) => {
     r.log.error({ err }, "could not read the session");
     return undefined;
   });
@@ -63,7 +77,9 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
     r.emit({ kind: "error", code: "SESSION_UNREADABLE", message: `session ${r.sessionId} could not be read` });
     return "error";
   }
-  const loaded = await autoCompact(r, opened.session);
+  // A paused turn goes on with its history as it is (no compaction between a tool call and its result).
+  const loaded = r.resume ? opened.session : await autoCompact(r, opened.session);
+  const mode = sessionMode(loaded.metadata);
   // Kept for the next reply only when every write went through as the run saw it (not after a compaction rewrite).
   let keepable = loaded === opened.session;
   // Every message of the session as stored (its length is message_count); `history` is what the model is sent.
@@ -81,9 +97,37 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
     stored.push(m);
     r.emit({ kind: "message", message: m });
   };
-  let reason: FinishKind = "error";
+  // Messages no model sees (approval asks and decisions): stored, never in `history`.
+  const record = (m: GooseMessage) => persist(m);
+  const sink = {
+    message: persist,
+    textDelta: (text: string) => r.emit({ kind: "textDelta", text }),
+    usage: (u: Tokens) => {
+      last = { input: u.input, output: u.output, total: u.total };
+      sum.input += u.input;
+      sum.output += u.output;
+      sum.total += u.total;
+      r.emit({ kind: "usage", ...u });
+    },
+    error: (code: string, message: string) => r.emit({ kind: "error", code, message }),
+  };
+  const approvals = mode === "approve" || mode === "smart_approve" ? approvalGate(r, mode, record) : undefined;
+  // goose's chat mode: the model is offered no tools, and none runs.
+  const tools = mode === "chat" ? NO_TOOLS : r.tools;
+  let reason: TurnEnd = "error";
   let description: Promise<string | undefined> = Promise.resolve(undefined);
-  try {
+  if (r.resume) {
+    try {
+      const resume = await resumeOf(r, mode, loaded, record);
+      // Resumed already (another ConfirmToolCall, another replica): nothing to do or to report.
+      if (!resume) return "noop";
+      reason = await runAgent({ provider: r.provider, tools, system: systemPrompt(loaded.metadata.working_dir), history, maxTurns: r.maxTurns, limits: r.limits, signal: r.signal, sink, approvals, resume });
+    } catch (err) {
+      r.log.error({ err }, "resuming the reply failed");
+      r.emit({ kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
+      reason = "error";
+    }
+  } else try {
     const repair = repairTail(history);
     if (repair) {
       await persist(repair);
@@ -101,24 +145,14 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
     });
     reason = await runAgent({
       provider,
-      tools: r.tools,
+      tools,
       system: systemPrompt(loaded.metadata.working_dir),
       history,
       maxTurns: r.maxTurns,
       limits: r.limits,
       signal: r.signal,
-      sink: {
-        message: persist,
-        textDelta: (text) => r.emit({ kind: "textDelta", text }),
-        usage: (u) => {
-          last = { input: u.input, output: u.output, total: u.total };
-          sum.input += u.input;
-          sum.output += u.output;
-          sum.total += u.total;
-          r.emit({ kind: "usage", ...u });
-        },
-        error: (code, message) => r.emit({ kind: "error", code, message }),
-      },
+      sink,
+      approvals,
     });
     // A run stopped before its first model call still reports a failed store of its message.
     await saving;
@@ -130,7 +164,9 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
   const described = await description;
   try {
     const written = await r.store.updateMetadata(r.sessionId, (current) => {
-      const next = nextMetadata(current, stored.length, last, sum);
+      let next = nextMetadata(current, stored.length, last, sum);
+      // The approval gate recorded the pause before announcing it; any other end clears it.
+      if (reason !== "paused" && pausedRun(next)) next = withPausedRun(next, undefined);
       // Checked again: a caller could not have set one meanwhile, but a goose CLI edit could.
       return described !== undefined && !descriptionUserSet(current) ? { ...next, description: described } : next;
     });
@@ -231,4 +267,67 @@ function nextMetadata(meta: GooseMetadata, messageCount: number, last: Tokens | 
     accumulated_input_tokens: (meta.accumulated_input_tokens ?? 0) + sum.input,
     accumulated_output_tokens: (meta.accumulated_output_tokens ?? 0) + sum.output,
   };
+}
+
+const NO_TOOLS: ToolSource = {
+  list: () => [],
+  call: async (name) => ({ content: [{ type: "text", text: `tool ${name} does not exist` }], isError: true, error: `tool ${name} does not exist` }),
+  close: async () => undefined,
+};
+
+/**
+ * approve / smart_approve: each tool call the policy does not let through is
+ * asked for. The asks are stored as goose stores them, then recorded as the
+ * session's paused run (what GetSession and a second Reply see); the caller
+ * announces them once the run has ended and let go of the session, so
+ * whoever hears of one can decide it at once, on any replica.
+ */
+function approvalGate(r: RunInput, mode: GooseMode, record: (m: GooseMessage) => Promise<void>): ApprovalGate {
+  return {
+    review: async (requests) => {
+      const denied = new Map<string, string>();
+      const asks: ApprovalAsk[] = [];
+      for (const req of requests) {
+        const call = req.toolCall;
+        if (call.status !== "success") continue;
+        const verdict = await verdictFor(mode, call.value.name, r.tools.list(), r.permissions);
+        if (verdict === "deny") denied.set(req.id, DECLINED_RESPONSE);
+        else if (verdict === "ask") asks.push({ id: req.id, toolName: call.value.name, arguments: call.value.arguments ?? {}, prompt: null });
+      }
+      if (asks.length === 0) return { paused: false, denied };
+      for (const a of asks) await record(approvalRequestMessage(a, r.store.approvalForm === "legacy"));
+      const pending = asks.map((a) => ({ id: a.id, toolName: a.toolName, arguments: a.arguments, prompt: a.prompt ?? "" }));
+      await r.store.updateMetadata(r.sessionId, (m) => withPausedRun(m, { requestId: r.requestId, pending }));
+      for (const p of pending) r.log.info({ toolName: p.toolName, toolCallId: p.id }, "tool call waits for approval");
+      r.paused(pending);
+      return { paused: true };
+    },
+  };
+}
+
+/**
+ * What a paused turn answers first, rebuilt from the stored history as goose
+ * does: decided calls by their decision, calls never asked by the policy
+ * (always-deny, or let through), undecided ones denied when the resume says
+ * so. Undefined when nothing is left to answer (another resume did it).
+ */
+async function resumeOf(r: RunInput, mode: GooseMode, loaded: LoadedSession, record: (m: GooseMessage) => Promise<void>): Promise<TurnResume | undefined> {
+  const state = approvalState(loaded.messages, keptDecisions(loaded.metadata));
+  if (state.unanswered.length === 0) return undefined;
+  const deny = r.resume?.deny;
+  const denied = new Map<string, string>();
+  for (const req of state.unanswered) {
+    const decided = state.decided.get(req.id);
+    if (decided !== undefined) {
+      if (!allows(decided)) denied.set(req.id, DECLINED_RESPONSE);
+    } else if (state.asked.has(req.id) || r.resume?.stop) {
+      if (deny === undefined) return undefined;
+      // goose ≤ 1.9's files keep no decisions: the tool result says why.
+      if (state.asked.has(req.id) && r.store.approvalForm !== "legacy") await record(approvalDecisionMessage(req.id, "deny_once"));
+      denied.set(req.id, deny);
+    } else if (req.toolCall.status === "success" && (await verdictFor(mode, req.toolCall.value.name, r.tools.list(), r.permissions)) === "deny") {
+      denied.set(req.id, DECLINED_RESPONSE);
+    }
+  }
+  return { requests: state.unanswered, denied, stop: r.resume?.stop ?? false };
 }
