@@ -1,6 +1,6 @@
 // Tool approvals end to end: the built service, a real stdio MCP server (approval-server.mjs,
 // which appends to a file so a test counts real runs), the fake OpenAI server, real stores.
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
@@ -10,6 +10,7 @@ import { session as pb } from "@skein/proto";
 import { call, collect, connect, metricSample, openaiText, openaiToolCalls, rejection, scrapeMetrics } from "@skein/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { approvalEntry } from "./extensions/helpers.js";
+import { buildFreshGooseDb, expectGooseReadable, insertGooseSession, openLikeGoose } from "./support/goose-db.js";
 import { STORES, storedMessages } from "./support/stored.js";
 import { eventually, finishReason, getSession, hangUp, readUntil, reply, startHarness, watch, type Client, type Event, type Harness } from "./support/harness.js";
 
@@ -204,5 +205,44 @@ describe("approval timeout and defaults", () => {
     expect(String(toolMessages(h.model.requests[before + 1]!)[0]!.content)).toMatch(/SKEIN_APPROVAL_TIMEOUT_MS/);
     expect(await lines(log)).toEqual([]);
     await eventually(async () => (await getSession(h.client, res.session!.id, false)).session!.pendingApprovals.length === 0);
+  });
+});
+
+describe("a session goose made, in goose's approve mode", () => {
+  let h: Harness;
+  let root: string;
+  const GOOSE_ID = "20250101_9";
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), "skein-goose-approve-"));
+    const sessionsDir = join(root, "sessions");
+    await mkdir(sessionsDir);
+    const db = buildFreshGooseDb(join(sessionsDir, "sessions.db"));
+    const stdio = { type: "stdio", name: "fx", description: "", cmd: process.execPath, args: [approvalEntry], envs: { APPROVAL_LOG: join(root, "log") }, env_keys: [], timeout: 300, bundled: null, available_tools: [] };
+    insertGooseSession(db, { id: GOOSE_ID, extensionData: { "enabled_extensions.v0": { extensions: [stdio] } }, columns: { goose_mode: "approve" } });
+    db.close();
+    h = await startHarness({}, { store: "goose-sqlite", sessionsDir });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("is honoured as goose stored it: the call asks; a deny is stored as goose's decision and the rows pass goose's read rules", async () => {
+    expect((await getSession(h.client, GOOSE_ID, false)).session!.mode).toBe(M.PERMISSION_MODE_APPROVE);
+    h.model.enqueue({ events: openaiToolCalls([{ id: "call_g", name: "fx__append", args: { line: "g" } }]) }, { events: openaiText("not run") });
+    const stream = reply(h.client, GOOSE_ID, "append");
+    await readUntil(stream, (e) => e.event?.$case === "approvalRequired");
+    await confirm(h.client, GOOSE_ID, "call_g", P.TOOL_PERMISSION_DENY_ONCE);
+    expect(finishReason(await readUntil(stream, (e) => e.event?.$case === "finished"))).toBe(pb.FinishReason.FINISH_REASON_STOP);
+    expect(await lines(join(root, "log"))).toEqual([]);
+    const db = openLikeGoose(join(root, "sessions", "sessions.db"));
+    try {
+      const rows = expectGooseReadable(db, GOOSE_ID);
+      const decision = rows.flatMap((r) => r.content).find((c) => (c as { data?: { actionType?: string } }).data?.actionType === "toolConfirmationResponse");
+      expect(decision).toEqual({ type: "actionRequired", data: { actionType: "toolConfirmationResponse", id: "call_g", permission: "deny_once" } });
+      expect(db.prepare("SELECT goose_mode FROM sessions WHERE id = ?").get(GOOSE_ID)).toEqual({ goose_mode: "approve" });
+    } finally {
+      db.close();
+    }
   });
 });

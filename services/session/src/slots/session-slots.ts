@@ -179,7 +179,7 @@ export class SessionSlots {
       const stop = stopOf(claim);
       const done = this.drive(slot, events, { requestId, text, provider, tools: agent.extensions, history: agent.history, signal: stop.signal, store, opened });
       slot.work = { claim, stop, done };
-      return untilFinished(live, requestId);
+      return untilFinished(live, requestId, this.opts.eventLogs && ((after) => events.follow(after, signals)));
     }).catch((err: unknown) => {
       this.dropIfEmpty(slot);
       throw err;
@@ -574,8 +574,13 @@ function stopOf(claim: RunClaim): AbortController {
   return stop;
 }
 
-/** The events of one request, ending with its `finished` (read a batch at a time: see BatchSource). */
-function untilFinished(events: Feed<SessionEvent>, requestId: string): Feed<SessionEvent> {
+/**
+ * The events of one request, ending with its `finished` (read a batch at a
+ * time: see BatchSource). With `reopen` (replicas), a pause for approvals
+ * switches to following the database: any replica may resume the run.
+ */
+function untilFinished(first: Feed<SessionEvent>, requestId: string, reopen?: (afterSeq: number) => Feed<SessionEvent>): Feed<SessionEvent> {
+  let events = first;
   let over = false;
   const mine = (batch: readonly SessionEvent[] | undefined): SessionEvent[] | undefined => {
     if (batch === undefined || over) return undefined;
@@ -586,6 +591,12 @@ function untilFinished(events: Feed<SessionEvent>, requestId: string): Feed<Sess
       if (e.event.kind === "finished") {
         over = true;
         events.close();
+        break;
+      }
+      if (reopen && e.event.kind === "approval") {
+        events.close();
+        events = reopen(e.seq);
+        reopen = undefined;
         break;
       }
     }
