@@ -141,6 +141,8 @@ export class Sessions {
       return next;
     });
     if (!written) throw notFound(id);
+    // The store's own write may keep its fingerprint: the next reply must not reuse the old mode.
+    this.slots.invalidateHistory(id);
     const info = await this.opts.store.info(id);
     if (!info) throw notFound(id);
     return info;

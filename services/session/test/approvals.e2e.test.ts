@@ -56,9 +56,16 @@ describe.each(STORES)("tool approvals on %s", (store) => {
     expect(finishReason(await collect(reply(h.client, s.id, "hi")))).toBe(pb.FinishReason.FINISH_REASON_STOP);
     expect(h.model.requests[before]!.tools ?? []).toEqual([]);
     expect((await getSession(h.client, s.id, false)).session!.mode).toBe(M.PERMISSION_MODE_CHAT);
-    const updated = await call(h.client, h.client.updateSession, pb.UpdateSessionRequest.fromPartial({ sessionId: s.id, mode: M.PERMISSION_MODE_AUTO, description: "renamed" }));
-    expect(updated.session).toMatchObject({ mode: M.PERMISSION_MODE_AUTO, description: "renamed" });
-    expect((await getSession(h.client, s.id, false)).session!.mode).toBe(M.PERMISSION_MODE_AUTO);
+    const updated = await call(h.client, h.client.updateSession, pb.UpdateSessionRequest.fromPartial({ sessionId: s.id, mode: M.PERMISSION_MODE_APPROVE, description: "renamed" }));
+    expect(updated.session).toMatchObject({ mode: M.PERMISSION_MODE_APPROVE, description: "renamed" });
+    expect((await getSession(h.client, s.id, false)).session!.mode).toBe(M.PERMISSION_MODE_APPROVE);
+    // The next reply of the same live agent runs in the new mode.
+    h.model.enqueue({ events: openaiToolCalls([{ id: "call_m", name: `${s.fx}__append`, args: { line: "m" } }]) });
+    const stream = reply(h.client, s.id, "now with tools");
+    await readUntil(stream, (e) => e.event?.$case === "approvalRequired");
+    await call(h.client, h.client.cancelReply, pb.CancelReplyRequest.fromPartial({ sessionId: s.id }));
+    expect(finishReason(await readUntil(stream, (e) => e.event?.$case === "finished"))).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
+    expect(await lines(s.log)).toEqual([]);
     const missing = await rejection(call(h.client, h.client.updateSession, pb.UpdateSessionRequest.fromPartial({ sessionId: "20990101_1", mode: M.PERMISSION_MODE_AUTO })));
     expect(missing.code).toBe(status.NOT_FOUND);
   });

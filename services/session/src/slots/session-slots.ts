@@ -128,6 +128,11 @@ export class SessionSlots {
     return this.slots.get(id)?.lastSeq ?? this.keptSeq.get(id) ?? 0;
   }
 
+  /** The session's metadata changed outside a run (UpdateSession): the agent's kept copy is stale. */
+  invalidateHistory(id: string): void {
+    this.slots.get(id)?.agent?.history.invalidate();
+  }
+
   /** A new session's agent, from `spec`: an extension that cannot start fails the call (and `signal` stops the start). */
   async startAgent(id: string, spec: AgentSpec, signal?: AbortSignal): Promise<void> {
     const slot = this.use(id);
