@@ -74,6 +74,10 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     cluster,
     log,
   });
+  // Timeouts of replies paused before this start; a failure only costs those timeouts (CancelReply still ends them).
+  if (provider.provider) {
+    slots.rearmPausedReplies(provider.provider).catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not re-arm the approval timeouts of paused replies"));
+  }
   bindSessionMetrics({
     runningReplies: () => slots.running,
     liveAgents: () => slots.liveAgents,

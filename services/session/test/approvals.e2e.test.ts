@@ -186,6 +186,21 @@ describe.each(STORES)("tool approvals on %s", (store) => {
     expect(await lines(s.log)).toEqual(["k"]);
     expect(toolMessages(h.model.requests[before]!)).toEqual([{ role: "tool", tool_call_id: "call_k", content: "appended k" }]);
   });
+
+  it("a reply paused before a restart gets its SKEIN_APPROVAL_TIMEOUT_MS back: the restarted process denies it and the turn goes on", async () => {
+    const s = await session(M.PERMISSION_MODE_APPROVE);
+    h.model.enqueue({ events: openaiToolCalls([{ id: "call_r", name: `${s.fx}__append`, args: { line: "r" } }]) }, { events: openaiText("refused after restart") });
+    const stream = reply(h.client, s.id, "append later");
+    await readUntil(stream, (e) => e.event?.$case === "approvalRequired");
+    hangUp(stream);
+    const before = h.model.requests.length;
+    await h.restart({ SKEIN_APPROVAL_TIMEOUT_MS: "300" });
+    await eventually(async () => (await getSession(h.client, s.id, false)).session!.pendingApprovals.length === 0 && h.model.requests.length > before);
+    expect(String(toolMessages(h.model.requests[before]!)[0]!.content)).toMatch(/SKEIN_APPROVAL_TIMEOUT_MS/);
+    expect(await lines(s.log)).toEqual([]);
+    // user, tool request, ask, (decision: not in goose ≤ 1.9 files), tool result, answer
+    await eventually(async () => (await storedMessages(h, store, s.id)).length === (store === "goose-jsonl" ? 5 : 6));
+  });
 });
 
 describe("approval timeout and defaults", () => {

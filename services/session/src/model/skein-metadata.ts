@@ -104,6 +104,8 @@ export interface PendingApproval {
 export interface PausedRun {
   readonly requestId: string;
   readonly pending: readonly PendingApproval[];
+  /** When it paused (ms since the epoch): a restarted process re-arms SKEIN_APPROVAL_TIMEOUT_MS from it. */
+  readonly pausedAt?: number;
 }
 
 /** The paused reply recorded in the metadata (kept in step with the history by the run), if any. */
@@ -116,13 +118,15 @@ export function pausedRun(meta: GooseMetadata): PausedRun | undefined {
     arguments: isObject(p.arguments) ? p.arguments : {},
     prompt: typeof p.prompt === "string" ? p.prompt : "",
   }));
-  return pending.length > 0 ? { requestId: a.request_id, pending } : undefined;
+  if (pending.length === 0) return undefined;
+  return { requestId: a.request_id, pending, ...(typeof a.paused_at === "number" ? { pausedAt: a.paused_at } : {}) };
 }
 
 export function withPausedRun(meta: GooseMetadata, run: PausedRun | undefined): GooseMetadata {
   const approvals = run && {
     request_id: run.requestId,
     pending: run.pending.map((p) => ({ id: p.id, tool_name: p.toolName, arguments: p.arguments, prompt: p.prompt })),
+    ...(run.pausedAt !== undefined ? { paused_at: run.pausedAt } : {}),
   };
   return withState(meta, { approvals });
 }

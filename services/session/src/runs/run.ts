@@ -297,7 +297,7 @@ function approvalGate(r: RunInput, mode: GooseMode, record: (m: GooseMessage) =>
       if (asks.length === 0) return { paused: false, denied };
       for (const a of asks) await record(approvalRequestMessage(a, r.store.approvalForm === "legacy"));
       const pending = asks.map((a) => ({ id: a.id, toolName: a.toolName, arguments: a.arguments, prompt: a.prompt ?? "" }));
-      await r.store.updateMetadata(r.sessionId, (m) => withPausedRun(m, { requestId: r.requestId, pending }));
+      await r.store.updateMetadata(r.sessionId, (m) => withPausedRun(m, { requestId: r.requestId, pending, pausedAt: Date.now() }));
       for (const p of pending) r.log.info({ toolName: p.toolName, toolCallId: p.id }, "tool call waits for approval");
       r.paused(pending);
       return { paused: true };

@@ -21,11 +21,14 @@ export class PausedReplies {
     return n;
   }
 
-  /** `onTimeout` denies what still waits, once SKEIN_APPROVAL_TIMEOUT_MS has passed. */
-  mark(sessionId: string, waiting: number, onTimeout: (timeoutMs: number) => void): void {
+  /**
+   * `onTimeout` denies what still waits once SKEIN_APPROVAL_TIMEOUT_MS has
+   * passed since `pausedAt` (a reply paused before a restart: what is left of it).
+   */
+  mark(sessionId: string, waiting: number, onTimeout: (timeoutMs: number) => void, pausedAt = Date.now()): void {
     this.clear(sessionId);
     const ms = this.timeoutMs;
-    const timer = ms > 0 ? setTimeout(() => onTimeout(ms), ms) : undefined;
+    const timer = ms > 0 ? setTimeout(() => onTimeout(ms), Math.max(0, pausedAt + ms - Date.now())) : undefined;
     timer?.unref();
     this.paused.set(sessionId, { timer, waiting });
   }

@@ -128,6 +128,39 @@ export class SessionSlots {
     return this.slots.get(id)?.lastSeq ?? this.keptSeq.get(id) ?? 0;
   }
 
+  /**
+   * After a start: the replies paused before it (by this process or, with
+   * replicas, any) get their SKEIN_APPROVAL_TIMEOUT_MS back, counted from when
+   * they paused. Reads the session list once, in the background.
+   */
+  async rearmPausedReplies(provider: Provider): Promise<void> {
+    if (this.opts.approvalTimeoutMs <= 0) return;
+    let pageToken = "";
+    do {
+      const page = await this.opts.store.list(1000, pageToken);
+      for (const s of page.sessions) {
+        const paused = pausedRun(s.metadata);
+        if (paused && !this.closed) this.armTimeout(s.id, paused.requestId, paused.pending.length, provider, paused.pausedAt);
+      }
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "" && !this.closed);
+  }
+
+  private armTimeout(id: string, requestId: string, waiting: number, provider: Provider, pausedAt?: number): void {
+    const log = this.opts.log.child({ sessionId: id, runRequestId: requestId });
+    this.paused.mark(
+      id,
+      waiting,
+      (ms) => {
+        log.info({ timeoutMs: ms }, "approval timed out; denying what waits");
+        this.resume(id, requestId, provider, { deny: timedOutApproval(ms) }).catch((err: unknown) =>
+          log.warn({ err: (err as Error).message }, "could not deny the approvals that timed out"),
+        );
+      },
+      pausedAt,
+    );
+  }
+
   /** The session's metadata changed outside a run (UpdateSession): the agent's kept copy is stale. */
   invalidateHistory(id: string): void {
     this.slots.get(id)?.agent?.history.invalidate();
@@ -517,12 +550,7 @@ export class SessionSlots {
     this.endWork(slot, slot.work?.claim);
     // Paused: no lease is held while nobody runs; whoever decides resumes it (see confirm).
     if (reason === "paused") {
-      this.paused.mark(slot.id, waiting.length, (ms) => {
-        log.info({ timeoutMs: ms }, "approval timed out; denying what waits");
-        this.resume(slot.id, run.requestId, run.provider, { deny: timedOutApproval(ms) }).catch((err: unknown) =>
-          log.warn({ err: (err as Error).message }, "could not deny the approvals that timed out"),
-        );
-      });
+      this.armTimeout(slot.id, run.requestId, waiting.length, run.provider);
       log.info({ waiting: waiting.length }, "run paused for tool approvals");
       for (const approval of waiting) publish({ kind: "approval", approval });
     }
