@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { status } from "@grpc/grpc-js";
+import { status, type ClientReadableStream } from "@grpc/grpc-js";
 import { parse as parseYaml } from "yaml";
 import { session as pb } from "@skein/proto";
 import { call, collect, connect, metricSample, openaiText, openaiToolCalls, rejection, scrapeMetrics } from "@skein/testkit";
@@ -24,6 +24,12 @@ function approvalExt(log: string, name = "fx"): pb.ExtensionConfig {
 const approvals = (events: Event[]) => events.flatMap((e) => (e.event?.$case === "approvalRequired" ? [e.event.value] : []));
 const confirm = (c: Client, sessionId: string, toolCallId: string, permission: pb.ToolPermission) =>
   call(c, c.confirmToolCall, pb.ConfirmToolCallRequest.fromPartial({ sessionId, toolCallId, permission }));
+/** The stream's events up to its `finished`; then the call is let go (its status never reaches an unlistened stream). */
+const rest = async (stream: ClientReadableStream<Event>) => {
+  const events = await readUntil(stream, (e) => e.event?.$case === "finished");
+  hangUp(stream);
+  return events;
+};
 const lines = async (path: string) => (existsSync(path) ? (await readFile(path, "utf8")).split("\n").filter(Boolean) : []);
 const toolMessages = (req: Record<string, unknown>) => (req.messages as Record<string, unknown>[]).filter((m) => m.role === "tool");
 
@@ -64,7 +70,7 @@ describe.each(STORES)("tool approvals on %s", (store) => {
     const stream = reply(h.client, s.id, "now with tools");
     await readUntil(stream, (e) => e.event?.$case === "approvalRequired");
     await call(h.client, h.client.cancelReply, pb.CancelReplyRequest.fromPartial({ sessionId: s.id }));
-    expect(finishReason(await readUntil(stream, (e) => e.event?.$case === "finished"))).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
+    expect(finishReason(await rest(stream))).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
     expect(await lines(s.log)).toEqual([]);
     const missing = await rejection(call(h.client, h.client.updateSession, pb.UpdateSessionRequest.fromPartial({ sessionId: "20990101_1", mode: M.PERMISSION_MODE_AUTO })));
     expect(missing.code).toBe(status.NOT_FOUND);
@@ -141,8 +147,8 @@ describe.each(STORES)("tool approvals on %s", (store) => {
     const first = await readUntil(stream, (e) => e.event?.$case === "approvalRequired");
     expect(approvals(first).map((a) => a.toolCallId)).toEqual(["call_w"]);
     await confirm(h.client, s.id, "call_w", P.TOOL_PERMISSION_ALWAYS_ALLOW);
-    const rest = await readUntil(stream, (e) => e.event?.$case === "finished");
-    expect(finishReason(rest)).toBe(pb.FinishReason.FINISH_REASON_STOP);
+    const after = await rest(stream);
+    expect(finishReason(after)).toBe(pb.FinishReason.FINISH_REASON_STOP);
     const perms = parseYaml(await readFile(join(h.dir, "config", "goose", "permission.yaml"), "utf8")) as Record<string, Record<string, string[]>>;
     expect(perms.user).toEqual({ always_allow: [`${s.fx}__append`], ask_before: [], never_allow: [] });
 
@@ -159,9 +165,9 @@ describe.each(STORES)("tool approvals on %s", (store) => {
     await readUntil(stream, (e) => e.event?.$case === "approvalRequired");
     const res = await call(h.client, h.client.cancelReply, pb.CancelReplyRequest.fromPartial({ sessionId: s.id }));
     expect(res.cancelled).toBe(true);
-    const rest = await readUntil(stream, (e) => e.event?.$case === "finished");
-    expect(finishReason(rest)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
-    expect(rest.every((e) => e.requestId === "req-cancel")).toBe(true);
+    const after = await rest(stream);
+    expect(finishReason(after)).toBe(pb.FinishReason.FINISH_REASON_CANCELLED);
+    expect(after.every((e) => e.requestId === "req-cancel")).toBe(true);
     expect(await lines(s.log)).toEqual([]);
     expect((await getSession(h.client, s.id, false)).session!.pendingApprovals).toEqual([]);
     await storedMessages(h, store, s.id);
@@ -255,7 +261,7 @@ describe("a session goose made, in goose's approve mode", () => {
     const stream = reply(h.client, GOOSE_ID, "append");
     await readUntil(stream, (e) => e.event?.$case === "approvalRequired");
     await confirm(h.client, GOOSE_ID, "call_g", P.TOOL_PERMISSION_DENY_ONCE);
-    expect(finishReason(await readUntil(stream, (e) => e.event?.$case === "finished"))).toBe(pb.FinishReason.FINISH_REASON_STOP);
+    expect(finishReason(await rest(stream))).toBe(pb.FinishReason.FINISH_REASON_STOP);
     expect(await lines(join(root, "log"))).toEqual([]);
     const db = openLikeGoose(join(root, "sessions", "sessions.db"));
     try {

@@ -97,8 +97,6 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
     stored.push(m);
     r.emit({ kind: "message", message: m });
   };
-  // Messages no model sees (approval asks and decisions): stored, never in `history`.
-  const record = (m: GooseMessage) => persist(m);
   const sink = {
     message: persist,
     textDelta: (text: string) => r.emit({ kind: "textDelta", text }),
@@ -111,14 +109,14 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
     },
     error: (code: string, message: string) => r.emit({ kind: "error", code, message }),
   };
-  const approvals = mode === "approve" || mode === "smart_approve" ? approvalGate(r, mode, record) : undefined;
+  const approvals = mode === "approve" || mode === "smart_approve" ? approvalGate(r, mode, persist) : undefined;
   // goose's chat mode: the model is offered no tools, and none runs.
   const tools = mode === "chat" ? NO_TOOLS : r.tools;
   let reason: TurnEnd = "error";
   let description: Promise<string | undefined> = Promise.resolve(undefined);
   if (r.resume) {
     try {
-      const resume = await resumeOf(r, mode, loaded, record);
+      const resume = await resumeOf(r, mode, loaded, persist);
       // Resumed already (another ConfirmToolCall, another replica): nothing to do or to report.
       if (!resume) return "noop";
       reason = await runAgent({ provider: r.provider, tools, system: systemPrompt(loaded.metadata.working_dir), history, maxTurns: r.maxTurns, limits: r.limits, signal: r.signal, sink, approvals, resume });
@@ -127,39 +125,41 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
       r.emit({ kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
       reason = "error";
     }
-  } else try {
-    const repair = repairTail(history);
-    if (repair) {
-      await persist(repair);
-      history.push(repair);
+  } else {
+    try {
+      const repair = repairTail(history);
+      if (repair) {
+        await persist(repair);
+        history.push(repair);
+      }
+      const user = message("user", [textItem(r.text)]);
+      history.push(user);
+      // The model call starts while the user's message is being stored (its event waits for the store).
+      const saving = persist(user);
+      saving.catch(() => undefined);
+      const describeAfterAnswer = !descriptionUserSet(loaded.metadata) && wantsDescription([...stored, user]);
+      const all = describeAfterAnswer ? [...stored, user] : [];
+      const provider = startedBeforePersisted(r.provider, saving, () => {
+        if (describeAfterAnswer) description = describe(r, all);
+      });
+      reason = await runAgent({
+        provider,
+        tools,
+        system: systemPrompt(loaded.metadata.working_dir),
+        history,
+        maxTurns: r.maxTurns,
+        limits: r.limits,
+        signal: r.signal,
+        sink,
+        approvals,
+      });
+      // A run stopped before its first model call still reports a failed store of its message.
+      await saving;
+    } catch (err) {
+      r.log.error({ err }, "reply failed");
+      r.emit({ kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
+      reason = "error";
     }
-    const user = message("user", [textItem(r.text)]);
-    history.push(user);
-    // The model call starts while the user's message is being stored (its event waits for the store).
-    const saving = persist(user);
-    saving.catch(() => undefined);
-    const describeAfterAnswer = !descriptionUserSet(loaded.metadata) && wantsDescription([...stored, user]);
-    const all = describeAfterAnswer ? [...stored, user] : [];
-    const provider = startedBeforePersisted(r.provider, saving, () => {
-      if (describeAfterAnswer) description = describe(r, all);
-    });
-    reason = await runAgent({
-      provider,
-      tools,
-      system: systemPrompt(loaded.metadata.working_dir),
-      history,
-      maxTurns: r.maxTurns,
-      limits: r.limits,
-      signal: r.signal,
-      sink,
-      approvals,
-    });
-    // A run stopped before its first model call still reports a failed store of its message.
-    await saving;
-  } catch (err) {
-    r.log.error({ err }, "reply failed");
-    r.emit({ kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
-    reason = "error";
   }
   const described = await description;
   try {
@@ -277,7 +277,7 @@ const NO_TOOLS: ToolSource = {
 
 /**
  * approve / smart_approve: each tool call the policy does not let through is
- * asked for. The asks are stored as goose stores them, then recorded as the
+ * asked for (the asks are stored, never sent to the model: see agentView). The asks are stored as goose stores them, then recorded as the
  * session's paused run (what GetSession and a second Reply see); the caller
  * announces them once the run has ended and let go of the session, so
  * whoever hears of one can decide it at once, on any replica.
