@@ -85,7 +85,7 @@ export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: 
     },
 
     confirmToolCall: async (req, ctx) => {
-      await sessions.confirm(req.sessionId, req.toolCallId, permissionFromProto(req.permission), ctx.requestId);
+      await sessions.confirm(req.sessionId, req.toolCallId, permissionFromProto(req.permission), { requestId: ctx.requestId, peer: ctx.peer });
       return pb.ConfirmToolCallResponse.fromPartial({});
     },
   };

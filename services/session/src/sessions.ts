@@ -148,8 +148,8 @@ export class Sessions {
     return info;
   }
 
-  /** ConfirmToolCall: `decidedBy` (request id, peer) goes to the log line. */
-  async confirm(id: string, toolCallId: string, permission: Permission | undefined, decidedBy: string): Promise<void> {
+  /** ConfirmToolCall: `decidedBy` (the deciding call's request id and peer) goes to the log line. */
+  async confirm(id: string, toolCallId: string, permission: Permission | undefined, decidedBy: { requestId: string; peer: string }): Promise<void> {
     validateSessionId(id);
     if (toolCallId === "") throw new InvalidArgumentError("tool_call_id", "must not be empty");
     if (permission === undefined) throw new InvalidArgumentError("permission", "must be one of ALLOW_ONCE, ALWAYS_ALLOW, DENY_ONCE, ALWAYS_DENY");

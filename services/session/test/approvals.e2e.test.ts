@@ -128,6 +128,11 @@ describe.each(STORES)("tool approvals on %s", (store) => {
     expect(String(tools.find((m) => m.tool_call_id === "call_b")!.content)).toMatch(/The user has declined to run this tool/);
     expect((await getSession(h.client, s.id, false)).session!.pendingApprovals).toEqual([]);
     expect(await pendingGauge()).toBe(0);
+    // A log line per request and per decision (who decided: request id and peer), never the arguments.
+    const logs = h.svc.logs as Record<string, unknown>[];
+    expect(logs.filter((l) => l.msg === "tool call waits for approval" && l.sessionId === s.id).map((l) => l.toolCallId)).toEqual(["call_a", "call_b"]);
+    expect(logs.find((l) => l.msg === "tool call decided" && l.toolCallId === "call_b")).toMatchObject({ toolName: `${s.fx}__append`, permission: "deny_once", decidedBy: expect.any(String), peer: expect.stringMatching(/127\.0\.0\.1/) });
+    expect(JSON.stringify(logs)).not.toContain('"line":"two"');
 
     const stored = await storedMessages(h, store, s.id);
     const types = stored.flatMap((m) => (m.content as { type: string; data?: { actionType?: string } }[]).map((c) => c.data?.actionType ?? c.type));

@@ -279,7 +279,7 @@ export class SessionSlots {
    * stored; once nothing of the turn waits, the paused reply goes on here,
    * whichever process paused it. Resolves once it has started.
    */
-  async confirm(id: string, toolCallId: string, permission: Permission, provider: Provider, decidedBy: string): Promise<void> {
+  async confirm(id: string, toolCallId: string, permission: Permission, provider: Provider, decidedBy: { requestId: string; peer: string }): Promise<void> {
     const slot = this.use(id);
     const d = await slot
       .locked(async () => {
@@ -291,7 +291,7 @@ export class SessionSlots {
       })
       .finally(() => this.dropIfEmpty(slot));
     if (d.recorded) {
-      this.opts.log.info({ sessionId: id, toolName: d.toolName, toolCallId, permission, decidedBy }, "tool call decided");
+      this.opts.log.info({ sessionId: id, toolName: d.toolName, toolCallId, permission, decidedBy: decidedBy.requestId, peer: decidedBy.peer }, "tool call decided");
       this.paused.decided(id);
     }
     if (d.resumeAs !== undefined) await this.resume(id, d.resumeAs || randomUUID(), provider, {});
