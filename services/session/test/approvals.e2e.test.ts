@@ -83,6 +83,8 @@ describe.each(STORES)("tool approvals on %s", (store) => {
         events: openaiToolCalls([
           { id: "call_a", name: `${s.fx}__append`, args: { line: "one" } },
           { id: "call_b", name: `${s.fx}__append`, args: { line: "two" } },
+          // Made up by the model: answered "does not exist", never asked.
+          { id: "call_x", name: `${s.fx}__nope`, args: {} },
         ]),
       },
       { events: openaiText("done") },
@@ -126,6 +128,7 @@ describe.each(STORES)("tool approvals on %s", (store) => {
     const tools = toolMessages(h.model.requests[before]!);
     expect(tools.find((m) => m.tool_call_id === "call_a")!.content).toBe("appended one");
     expect(String(tools.find((m) => m.tool_call_id === "call_b")!.content)).toMatch(/The user has declined to run this tool/);
+    expect(String(tools.find((m) => m.tool_call_id === "call_x")!.content)).toMatch(/does not exist/);
     expect((await getSession(h.client, s.id, false)).session!.pendingApprovals).toEqual([]);
     expect(await pendingGauge()).toBe(0);
     // A log line per request and per decision (who decided: request id and peer), never the arguments.
@@ -136,7 +139,8 @@ describe.each(STORES)("tool approvals on %s", (store) => {
 
     const stored = await storedMessages(h, store, s.id);
     const types = stored.flatMap((m) => (m.content as { type: string; data?: { actionType?: string } }[]).map((c) => c.data?.actionType ?? c.type));
-    expect(types).toEqual(["text", "toolRequest", "toolRequest", ...(store === "goose-jsonl" ? ["toolConfirmationRequest", "toolConfirmationRequest"] : ["toolConfirmation", "toolConfirmation", "toolConfirmationResponse", "toolConfirmationResponse"]), "toolResponse", "toolResponse", "text"]);
+    const asks = store === "goose-jsonl" ? ["toolConfirmationRequest", "toolConfirmationRequest"] : ["toolConfirmation", "toolConfirmation", "toolConfirmationResponse", "toolConfirmationResponse"];
+    expect(types).toEqual(["text", "toolRequest", "toolRequest", "toolRequest", ...asks, "toolResponse", "toolResponse", "toolResponse", "text"]);
     expect((await rejection(confirm(h.client, s.id, "call_b", P.TOOL_PERMISSION_ALLOW_ONCE))).code).toBe(status.FAILED_PRECONDITION);
   });
 

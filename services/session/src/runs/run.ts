@@ -287,9 +287,11 @@ function approvalGate(r: RunInput, mode: GooseMode, record: (m: GooseMessage) =>
     review: async (requests) => {
       const denied = new Map<string, string>();
       const asks: ApprovalAsk[] = [];
+      const known = new Set(r.tools.list().map((t) => t.name));
       for (const req of requests) {
         const call = req.toolCall;
-        if (call.status !== "success") continue;
+        // A call that cannot run (unparseable, or a tool that does not exist) is answered with its error, never asked.
+        if (call.status !== "success" || !known.has(call.value.name)) continue;
         const verdict = await verdictFor(mode, call.value.name, r.tools.list(), r.permissions);
         if (verdict === "deny") denied.set(req.id, DECLINED_RESPONSE);
         else if (verdict === "ask") asks.push({ id: req.id, toolName: call.value.name, arguments: call.value.arguments ?? {}, prompt: null });
