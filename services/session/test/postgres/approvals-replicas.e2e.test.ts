@@ -54,6 +54,13 @@ it("a turn paused on A is approved on B: B runs the tool once, and A's open Repl
   expect(linesOf(s.log)).toEqual(["ab"]);
   expect(model.requests(tag)).toBe(2);
   expect((await getOn(A.client, s.id)).session!.pendingApprovals).toEqual([]);
+  // Stored as goose keeps it: the goose_mode column, the ask and the decision as goose's messages.
+  expect(await c.rows("SELECT goose_mode FROM sessions WHERE id = $1", [s.id])).toEqual([{ goose_mode: "approve" }]);
+  const kinds = await c.rows<{ t: string }>(
+    "SELECT c->'data'->>'actionType' AS t FROM messages m, jsonb_array_elements(m.content_json) c WHERE m.session_id = $1 AND c->>'type' = 'actionRequired' ORDER BY m.id",
+    [s.id],
+  );
+  expect(kinds.map((k) => k.t)).toEqual(["toolConfirmation", "toolConfirmationResponse"]);
 });
 
 it("A dies while a turn waits; B approves and continues it from the stored history, the tool running once", async () => {
