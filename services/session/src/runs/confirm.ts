@@ -12,7 +12,7 @@ export interface RecordedDecision {
   readonly toolName: string;
   /** False when the same decision was stored already (a replay, answered OK as goose does). */
   readonly recorded: boolean;
-  /** Set when no ask of the turn waits any more: the paused reply's request id, to resume it under. */
+  /** Set when no ask of the turn waits any more: the paused reply's request id, to resume it under ("" when none is recorded). */
   readonly resumeAs: string | undefined;
 }
 
@@ -38,7 +38,11 @@ export async function recordDecision(
   if (!ask) throw new NotFoundError(`no tool call ${toolCallId} waits for approval in session ${sessionId}`);
   const resumeAs = (left: number) => (left === 0 ? (pausedRun(loaded.metadata)?.requestId ?? "") : undefined);
   const before = state.decided.get(toolCallId);
-  if (before === permission) return { toolName: ask.toolName, recorded: false, resumeAs: undefined };
+  // A replay resumes too while the reply is still recorded as paused (the first call's resume may have failed).
+  if (before === permission) {
+    const stillPaused = pausedRun(loaded.metadata) !== undefined && !state.answered.has(toolCallId);
+    return { toolName: ask.toolName, recorded: false, resumeAs: stillPaused ? resumeAs(waiting(state).length) : undefined };
+  }
   if (before !== undefined) throw new FailedPreconditionError(`tool call ${toolCallId} was already decided (${before})`);
   if (state.answered.has(toolCallId)) throw new FailedPreconditionError(`tool call ${toolCallId} already has its result`);
   if (permission === "always_allow") await permissions.setUser(ask.toolName, "always_allow");

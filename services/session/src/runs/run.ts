@@ -119,6 +119,8 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
       const resume = await resumeOf(r, mode, loaded, persist);
       // Resumed already (another ConfirmToolCall, another replica): nothing to do or to report.
       if (!resume) return "noop";
+      // Going on now: no longer shown as waiting (a replayed decision then resumes nothing).
+      await r.store.updateMetadata(r.sessionId, (m) => withPausedRun(m, undefined));
       reason = await runAgent({ provider: r.provider, tools, system: systemPrompt(loaded.metadata.working_dir), history, maxTurns: r.maxTurns, limits: r.limits, signal: r.signal, sink, approvals, resume });
     } catch (err) {
       r.log.error({ err }, "resuming the reply failed");
