@@ -4,7 +4,7 @@ import type { ExtensionConfig, ToolSpec } from "./extensions/index.js";
 import type { SessionEvent } from "./runs/events.js";
 import { isObject, isText, isToolRequest, isToolResponse, toolResultItems, type ContentItem, type GooseMessage } from "./model/goose-format.js";
 import type { SessionInfo } from "./store/session-store.js";
-import { pausedRun, sessionMode, type GooseMode, type PendingApproval } from "./model/skein-metadata.js";
+import { keptDecisions, pausedRun, sessionMode, type GooseMode, type PendingApproval } from "./model/skein-metadata.js";
 import type { Permission } from "./model/approval-format.js";
 
 /** Conversions between the domain (goose JSON, run events) and the proto messages. */
@@ -33,8 +33,16 @@ export function sessionToProto(info: SessionInfo, live: LiveState, extensions: r
     lastSeq: live.lastSeq,
     extensions: extensions.map((e) => ({ name: e.name, cmd: e.cmd, args: e.args, env: e.env, timeoutSeconds: e.timeoutSeconds })),
     mode: modeToProto(sessionMode(m)),
-    pendingApprovals: (pausedRun(m)?.pending ?? []).map(approvalToProto),
+    pendingApprovals: undecided(m).map(approvalToProto),
   });
+}
+
+/** The paused reply's tool calls nobody has decided yet. */
+function undecided(m: SessionInfo["metadata"]): readonly PendingApproval[] {
+  const paused = pausedRun(m);
+  if (!paused) return [];
+  const decided = keptDecisions(m);
+  return paused.pending.filter((p) => !(p.id in decided));
 }
 
 export function approvalToProto(p: PendingApproval): pb.ToolApprovalRequest {

@@ -115,6 +115,7 @@ describe.each(STORES)("tool approvals on %s", (store) => {
     expect(await pendingGauge()).toBe(2);
     const watcher = watch(other, s.id, lastSeq);
     await confirm(other, s.id, "call_a", P.TOOL_PERMISSION_ALLOW_ONCE);
+    expect((await getSession(h.client, s.id, false)).session!.pendingApprovals.map((p) => p.toolCallId)).toEqual(["call_b"]);
     // The same decision again is fine; another one is not.
     await confirm(other, s.id, "call_a", P.TOOL_PERMISSION_ALLOW_ONCE);
     expect((await rejection(confirm(other, s.id, "call_a", P.TOOL_PERMISSION_DENY_ONCE))).code).toBe(status.FAILED_PRECONDITION);

@@ -132,8 +132,9 @@ export function withPausedRun(meta: GooseMetadata, run: PausedRun | undefined): 
 }
 
 /**
- * Decisions of the paused turn where the history cannot hold them (goose ≤ 1.9's
- * JSONL knows no decision message): tool call id → goose's Permission.
+ * Decisions of the paused turn, tool call id → goose's Permission: what
+ * Session.pending_approvals leaves out, and the only record of them where
+ * the history cannot hold one (goose ≤ 1.9's JSONL knows no decision message).
  */
 export function keptDecisions(meta: GooseMetadata): Record<string, unknown> {
   const a = stateOf(meta).approvals;

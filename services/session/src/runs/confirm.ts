@@ -47,8 +47,10 @@ export async function recordDecision(
   if (state.answered.has(toolCallId)) throw new FailedPreconditionError(`tool call ${toolCallId} already has its result`);
   if (permission === "always_allow") await permissions.setUser(ask.toolName, "always_allow");
   if (permission === "always_deny") await permissions.setUser(ask.toolName, "never_allow");
-  if (store.approvalForm === "legacy") await store.updateMetadata(sessionId, (m) => withKeptDecision(m, toolCallId, permission));
-  else await store.append(sessionId, approvalDecisionMessage(toolCallId, permission));
+  // goose's message first (what any process resumes from; goose ≤ 1.9's files have none), then
+  // skein's record, so Session.pending_approvals drops the call at once.
+  if (store.approvalForm !== "legacy") await store.append(sessionId, approvalDecisionMessage(toolCallId, permission));
+  await store.updateMetadata(sessionId, (m) => withKeptDecision(m, toolCallId, permission));
   const left = waiting(state).filter((a) => a.id !== toolCallId).length;
   return { toolName: ask.toolName, recorded: true, resumeAs: resumeAs(left) };
 }
