@@ -81,7 +81,7 @@ describe("skein completion", () => {
     // A session command offers no fleet option.
     expect(await bashComplete(src, ["skein", "session", "ls", "--fl"])).toEqual([]);
     // Global options before the command do not hide the command words.
-    expect(await bashComplete(src, ["skein", "--session-addr", "127.0.0.1:1", "session", ""])).toEqual(["new", "ls", "show", "rm", "import", "export"]);
+    expect(await bashComplete(src, ["skein", "--session-addr", "127.0.0.1:1", "session", ""])).toEqual(["new", "ls", "show", "rm", "mode", "approvals", "approve", "deny", "import", "export"]);
     expect(await bashComplete(src, ["skein", "completion", ""])).toEqual(["bash", "zsh"]);
     expect(await bashComplete(src, ["skein", "help", "fleet", "l"])).toEqual(["ls", "logs"]);
     // --dir completes directories.

@@ -24,6 +24,8 @@ describe("--json output keeps zero and empty values", () => {
           runningRequestId: "",
           extensions: [],
           lastSeq: 0,
+          mode: "PERMISSION_MODE_UNSPECIFIED",
+          pendingApprovals: [],
         },
       ],
       nextPageToken: "",

@@ -23,3 +23,15 @@ export async function wholeSession(s: Endpoint<session.SessionServiceClient>, se
   }
   return whole!;
 }
+
+/** Every session, newest first, reading ListSessions page by page. */
+export async function allSessions(s: Endpoint<session.SessionServiceClient>): Promise<session.Session[]> {
+  const all: session.Session[] = [];
+  let pageToken = "";
+  do {
+    const page = await s.call(s.client.listSessions, session.ListSessionsRequest.fromPartial({ pageSize: 1000, pageToken }));
+    all.push(...page.sessions);
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "");
+  return all;
+}

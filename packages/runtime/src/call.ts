@@ -103,6 +103,10 @@ export class CallScope {
       signal: this.abort.signal,
       draining: env.draining,
       metadata: call.metadata,
+      // Read only by the calls that log who asked (a getter: no cost for the others).
+      get peer() {
+        return call.getPeer();
+      },
     };
   }
 

@@ -18,6 +18,8 @@ export interface CallContext {
    */
   readonly draining: AbortSignal;
   readonly metadata: Metadata;
+  /** The client's address as grpc-js reports it (e.g. ipv4:127.0.0.1:53211). */
+  readonly peer: string;
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;

@@ -6,6 +6,8 @@ import { GooseYamlFile } from "./goose-yaml.js";
 import { postgresSettings, type PostgresSettings } from "./store/postgres/settings.js";
 import { replicaIdentity, type ReplicaIdentity } from "./cluster/replica.js";
 import type { Env } from "@skein/host";
+import { dirname, join } from "node:path";
+import { MODE_NAMES, isGooseMode, type GooseMode } from "./goose-format/skein-metadata.js";
 
 /**
  * gRPC clients refuse a message over 4 MiB unless configured otherwise
@@ -61,6 +63,12 @@ export interface SessionConfig {
   readonly contextLimit: number;
   /** goose's config.yaml (read once), also the source of service-wide extensions. */
   readonly gooseConfig: GooseYamlFile;
+  /** The mode of sessions created without one: SKEIN_PERMISSION_MODE, else goose's GOOSE_MODE. */
+  readonly defaultMode: GooseMode;
+  /** How long a tool call waits for a decision before it is denied; 0 waits forever. */
+  readonly approvalTimeoutMs: number;
+  /** goose's permission.yaml (always allow / never allow per tool), beside its config.yaml. */
+  readonly permissionFile: string;
 }
 
 export function loadConfig(env: Env, log: Logger): SessionConfig {
@@ -90,6 +98,9 @@ export function loadConfig(env: Env, log: Logger): SessionConfig {
     autoCompactThreshold: envNumber("SKEIN_AUTO_COMPACT_THRESHOLD", 0.8, { min: 0, max: 1 }, env),
     contextLimit: envInt("SKEIN_CONTEXT_LIMIT", 128_000, { min: 1_000, max: 100_000_000 }, env),
     gooseConfig,
+    defaultMode: defaultMode(env, gooseConfig, log),
+    approvalTimeoutMs: envInt("SKEIN_APPROVAL_TIMEOUT_MS", 3_600_000, { min: 0, max: 2_147_483_647 }, env),
+    permissionFile: join(dirname(gooseConfigPath(env, home)), "permission.yaml"),
   };
 }
 
@@ -180,4 +191,18 @@ function gooseMap(file: GooseYamlFile, log: Logger): Record<string, unknown> {
     return {};
   }
   return "doc" in r && r.doc !== null && typeof r.doc === "object" ? (r.doc as Record<string, unknown>) : {};
+}
+
+/**
+ * As goose reads GOOSE_MODE (environment first, then config.yaml), under
+ * skein's own SKEIN_PERMISSION_MODE. A bad SKEIN_PERMISSION_MODE stops the
+ * service; a bad goose value is goose's to reject, so it is warned about and auto used.
+ */
+function defaultMode(env: Env, gooseConfig: GooseYamlFile, log: Logger): GooseMode {
+  if (envOptional("SKEIN_PERMISSION_MODE", env) !== undefined) return envEnum("SKEIN_PERMISSION_MODE", MODE_NAMES, "auto", env);
+  const goose = envOptional("GOOSE_MODE", env) ?? gooseMap(gooseConfig, log).GOOSE_MODE;
+  if (goose === undefined) return "auto";
+  if (isGooseMode(goose)) return goose;
+  log.warn({ GOOSE_MODE: goose }, `GOOSE_MODE is not one of ${MODE_NAMES.join(", ")}; using auto`);
+  return "auto";
 }

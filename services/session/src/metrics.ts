@@ -8,6 +8,7 @@ export interface SessionMetricsSource {
   readonly extensionProcesses: () => number;
   readonly evictions: () => number;
   readonly streamEvents: () => number;
+  readonly pendingApprovals: () => number;
 }
 
 let source: SessionMetricsSource | undefined;
@@ -43,6 +44,7 @@ export function bindSessionMetrics(s: SessionMetricsSource): void {
       },
     });
   gauge("skein_session_running_replies", "replies running now", (x) => x.runningReplies());
+  gauge("skein_pending_approvals", "tool calls of replies paused by this process that wait for ConfirmToolCall", (x) => x.pendingApprovals());
   gauge("skein_session_live_agents", "session agents in memory (with their extension processes)", (x) => x.liveAgents());
   gauge("skein_session_extension_processes", "MCP extension processes of live agents", (x) => x.extensionProcesses());
   counter("skein_session_evictions_total", "live agents evicted (idle timeout or SKEIN_MAX_LIVE_AGENTS)", (x) => x.evictions());

@@ -9,6 +9,7 @@ import { Sessions } from "./sessions.js";
 import { SessionCluster } from "./cluster/session-cluster.js";
 import { LocalRunOwnership } from "./slots/run-ownership.js";
 import { SessionSlots } from "./slots/session-slots.js";
+import { PermissionFile } from "./permission-file.js";
 import { openSessionStore } from "./store/open-store.js";
 import { sessionExtensions } from "./goose-format/skein-metadata.js";
 import { postgresProbe } from "./store/postgres/probe.js";
@@ -63,15 +64,32 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     maxTurns: config.maxTurns,
     limits: { maxToolResultChars: config.maxToolResultChars, maxModelOutputChars: config.maxModelOutputChars },
     compaction: { threshold: config.autoCompactThreshold, contextLimit: config.contextLimit },
+    permissions: new PermissionFile(config.permissionFile, log),
+    approvalTimeoutMs: config.approvalTimeoutMs,
     log,
   });
-  const sessions = new Sessions({ store, provider, slots, serviceExtensions, maxMessageChars: config.maxMessageChars, replica: config.replica, cluster, log });
+  const sessions = new Sessions({
+    store,
+    provider,
+    slots,
+    serviceExtensions,
+    maxMessageChars: config.maxMessageChars,
+    defaultMode: config.defaultMode,
+    replica: config.replica,
+    cluster,
+    log,
+  });
+  // Timeouts of replies paused before this start; a failure only costs those timeouts (CancelReply still ends them).
+  if (provider.provider) {
+    slots.rearmPausedReplies(provider.provider).catch((err: unknown) => log.warn({ err: (err as Error).message }, "could not re-arm the approval timeouts of paused replies"));
+  }
   bindSessionMetrics({
     runningReplies: () => slots.running,
     liveAgents: () => slots.liveAgents,
     extensionProcesses: () => slots.extensionProcesses,
     evictions: () => slots.evictions,
     streamEvents: () => slots.published,
+    pendingApprovals: () => slots.pendingApprovals,
   });
   // Ends every session's work and extension processes, then the records of them, then the store.
   let storeHealth: { suspect(): void; close(): Promise<void> } | undefined;

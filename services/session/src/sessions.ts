@@ -12,7 +12,8 @@ import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./st
 import type { ClusterStats, SessionCluster } from "./cluster/session-cluster.js";
 import type { LiveState } from "./runs/events.js";
 import type { ReplicaIdentity } from "./cluster/replica.js";
-import { markDescriptionUserSet, sessionExtensions, withSessionExtensions } from "./goose-format/skein-metadata.js";
+import { markDescriptionUserSet, sessionExtensions, withSessionExtensions, withSessionMode, type GooseMode } from "./goose-format/skein-metadata.js";
+import type { Permission } from "./goose-format/approval-format.js";
 
 export interface SessionsOptions {
   readonly store: SessionStore;
@@ -22,6 +23,8 @@ export interface SessionsOptions {
   /** Started for every session; a session's own extension may not take one of their names. */
   readonly serviceExtensions: readonly ExtensionConfig[];
   readonly maxMessageChars: number;
+  /** The mode of sessions created without one (SKEIN_PERMISSION_MODE, goose's GOOSE_MODE, auto). */
+  readonly defaultMode: GooseMode;
   readonly replica: ReplicaIdentity;
   /** Replicas on one PostgreSQL database: live state, cancels and totals come from there. */
   readonly cluster?: SessionCluster;
@@ -56,7 +59,13 @@ export class Sessions {
   }
 
   /** Starts the session's extensions: one that cannot start (or a caller that gives up) fails the call and leaves no session behind. */
-  async create(workingDir: string, description: string | undefined, rawExtensions: readonly RawExtensionConfig[], signal?: AbortSignal): Promise<SessionInfo> {
+  async create(
+    workingDir: string,
+    description: string | undefined,
+    rawExtensions: readonly RawExtensionConfig[],
+    mode: GooseMode | undefined,
+    signal?: AbortSignal,
+  ): Promise<SessionInfo> {
     if (workingDir === "") throw new InvalidArgumentError("working_dir", "must not be empty");
     if (!isAbsolute(workingDir)) throw new InvalidArgumentError("working_dir", `must be an absolute path, got ${JSON.stringify(workingDir)}`);
     const isDir = await stat(workingDir).then((s) => s.isDirectory(), () => false);
@@ -66,7 +75,7 @@ export class Sessions {
     const extensions = validateExtensionConfigs(rawExtensions, "extensions");
     extensions.forEach((e, i) => this.checkNotServiceWide(e.name, `extensions[${i}].name`));
 
-    let metadata = withSessionExtensions(defaultMetadata(workingDir, description ?? ""), extensions);
+    let metadata = withSessionMode(withSessionExtensions(defaultMetadata(workingDir, description ?? ""), extensions), mode ?? this.opts.defaultMode);
     if (description !== undefined && description !== "") metadata = markDescriptionUserSet(metadata);
     // The store allocates the id (goose's rule in sessions.db), so the session exists before its
     // extensions start; one that cannot start removes the session again before the call fails.
@@ -117,9 +126,37 @@ export class Sessions {
   async cancel(id: string, requestId: string): Promise<boolean> {
     validateSessionId(id);
     if (requestId !== "") validateRequestId(requestId);
-    if (await this.slots.cancel(id, requestId)) return true;
+    const p = this.opts.provider;
+    if (await this.slots.cancel(id, requestId, "provider" in p ? p.provider : undefined)) return true;
     if (!(await this.opts.store.info(id))) throw notFound(id);
     return (await this.opts.cluster?.cancel(id, requestId)) ?? false;
+  }
+
+  /** UpdateSession: the mode (goose's goose_mode) and/or a caller's description; a running reply keeps the mode it started with. */
+  async update(id: string, mode: GooseMode | undefined, description: string | undefined): Promise<SessionInfo> {
+    validateSessionId(id);
+    if (description !== undefined && description.length > MAX_DESCRIPTION) throw new InvalidArgumentError("description", `must be at most ${MAX_DESCRIPTION} characters`);
+    const written = await this.opts.store.updateMetadata(id, (m) => {
+      let next = mode === undefined ? m : withSessionMode(m, mode);
+      if (description !== undefined) next = markDescriptionUserSet({ ...next, description });
+      return next;
+    });
+    if (!written) throw notFound(id);
+    // The store's own write may keep its fingerprint: the next reply must not reuse the old mode.
+    this.slots.invalidateHistory(id);
+    const info = await this.opts.store.info(id);
+    if (!info) throw notFound(id);
+    return info;
+  }
+
+  /** ConfirmToolCall: `decidedBy` (the deciding call's request id and peer) goes to the log line. */
+  async confirm(id: string, toolCallId: string, permission: Permission | undefined, decidedBy: { requestId: string; peer: string }): Promise<void> {
+    validateSessionId(id);
+    if (toolCallId === "") throw new InvalidArgumentError("tool_call_id", "must not be empty");
+    if (permission === undefined) throw new InvalidArgumentError("permission", "must be one of ALLOW_ONCE, ALWAYS_ALLOW, DENY_ONCE, ALWAYS_DENY");
+    const provider = this.provider();
+    if (!(await this.opts.store.info(id))) throw notFound(id);
+    await this.slots.confirm(id, toolCallId, permission, provider, decidedBy);
   }
 
   /** Starts an extension on the session's agent and persists it; returns the new tools. */

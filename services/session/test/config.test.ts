@@ -112,3 +112,26 @@ describe("size limits", () => {
     expect(() => loadConfig({ HOME: home, SKEIN_MAX_MODEL_OUTPUT_CHARS: "lots" }, log)).toThrow(/SKEIN_MAX_MODEL_OUTPUT_CHARS/);
   });
 });
+
+describe("the default permission mode", () => {
+  it("is SKEIN_PERMISSION_MODE, else GOOSE_MODE from the environment, else from goose's config.yaml, else auto", () => {
+    expect(loadConfig({ HOME: home }, log).defaultMode).toBe("auto");
+    goose("config.yaml", "GOOSE_MODE: smart_approve\n");
+    expect(loadConfig({ HOME: home }, log).defaultMode).toBe("smart_approve");
+    expect(loadConfig({ HOME: home, GOOSE_MODE: "chat" }, log).defaultMode).toBe("chat");
+    expect(loadConfig({ HOME: home, GOOSE_MODE: "chat", SKEIN_PERMISSION_MODE: "approve" }, log).defaultMode).toBe("approve");
+  });
+
+  it("refuses a bad SKEIN_PERMISSION_MODE naming the variable; a bad goose value falls back to auto", () => {
+    expect(() => loadConfig({ HOME: home, SKEIN_PERMISSION_MODE: "sometimes" }, log)).toThrow(/SKEIN_PERMISSION_MODE="sometimes" must be one of auto, approve, smart_approve, chat/);
+    goose("config.yaml", "GOOSE_MODE: sometimes\n");
+    expect(loadConfig({ HOME: home }, log).defaultMode).toBe("auto");
+  });
+
+  it("keeps goose's permission.yaml beside its config.yaml; the approval timeout defaults to one hour", () => {
+    const c = loadConfig({ HOME: home }, log);
+    expect(c.permissionFile).toBe(join(home, ".config", "goose", "permission.yaml"));
+    expect(c.approvalTimeoutMs).toBe(3_600_000);
+    expect(loadConfig({ HOME: home, SKEIN_APPROVAL_TIMEOUT_MS: "0" }, log).approvalTimeoutMs).toBe(0);
+  });
+});

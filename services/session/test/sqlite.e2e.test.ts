@@ -87,7 +87,10 @@ describe("goose-sqlite store, end to end", () => {
     const got = await getSession(h.client, GOOSE_ID);
     expect(got.messages.map((m) => m.role)).toEqual([pb.Role.ROLE_USER, pb.Role.ROLE_ASSISTANT, pb.Role.ROLE_USER, pb.Role.ROLE_ASSISTANT]);
     h.model.enqueue({ events: openaiToolCalls([{ id: "call_p", name: "fixture__pid", args: {} }]) }, { events: openaiText("done") });
-    expect(finishReason(await collect(reply(h.client, GOOSE_ID, "and now the pid?")))).toBe(STOP);
+    // goose's smart_approve is honoured: fixture__pid is annotated read-only, so it runs without asking.
+    const events = await collect(reply(h.client, GOOSE_ID, "and now the pid?"));
+    expect(events.some((e) => e.event?.$case === "approvalRequired")).toBe(false);
+    expect(finishReason(events)).toBe(STOP);
     const sent = h.model.requests.at(-2)!.messages as { role: string }[];
     expect(sent.map((m) => m.role)).toEqual(["system", "user", "assistant", "tool", "assistant", "user"]);
     expect(rawMessageRows(db, GOOSE_ID).slice(0, before.length)).toEqual(before);

@@ -12,8 +12,19 @@ import { WaitingIndicator } from "../waiting.js";
 import { sessionPages } from "../messages.js";
 import { onInterrupt } from "../follow.js";
 import { cancelReply, consumeReply, replyProblem, startReply } from "./reply.js";
+import { approvalLine } from "./session-approvals.js";
 
 type SessionEndpoint = Endpoint<session.SessionServiceClient>;
+
+const ANSWERS: Record<string, session.ToolPermission> = {
+  y: session.ToolPermission.TOOL_PERMISSION_ALLOW_ONCE,
+  yes: session.ToolPermission.TOOL_PERMISSION_ALLOW_ONCE,
+  a: session.ToolPermission.TOOL_PERMISSION_ALWAYS_ALLOW,
+  always: session.ToolPermission.TOOL_PERMISSION_ALWAYS_ALLOW,
+  n: session.ToolPermission.TOOL_PERMISSION_DENY_ONCE,
+  no: session.ToolPermission.TOOL_PERMISSION_DENY_ONCE,
+  d: session.ToolPermission.TOOL_PERMISSION_ALWAYS_DENY,
+};
 
 const writeErr = (s: string) => void process.stderr.write(s);
 
@@ -129,6 +140,32 @@ class Repl {
     }
   }
 
+  /** Asked one at a time, in the order the reply asks; the reply goes on once each is answered. */
+  private asking: Promise<void> = Promise.resolve();
+
+  private askApproval(sessionId: string, a: session.ToolApprovalRequest): void {
+    this.asking = this.asking.then(async () => {
+      this.waiting.stop();
+      this.printer.endLine();
+      const question = `Allow ${approvalLine(a)}? [y]es / [a]lways / [n]o / [d]eny always `;
+      let permission: session.ToolPermission | undefined;
+      while (permission === undefined) {
+        const answer = await new Promise<string | undefined>((done) => {
+          this.rl.once("close", () => done(undefined));
+          this.rl.question(question, done);
+        });
+        // Input ended: the call keeps waiting in the service (`skein session approve` decides it later).
+        if (answer === undefined) return;
+        permission = ANSWERS[answer.trim().toLowerCase()];
+      }
+      try {
+        await this.s.call(this.s.client.confirmToolCall, session.ConfirmToolCallRequest.fromPartial({ sessionId, toolCallId: a.toolCallId, permission }));
+      } catch (err) {
+        writeErr(`skein: could not decide ${a.toolCallId}: ${describe(err)}\n`);
+      }
+    });
+  }
+
   private async turn(text: string): Promise<void> {
     const sessionId = await this.session();
     if (sessionId === undefined) return;
@@ -143,7 +180,8 @@ class Repl {
           r.cancelAgain = false;
           void this.cancel(r);
         }
-        this.printer.print(e);
+        if (e.event?.$case === "approvalRequired") this.askApproval(sessionId, e.event.value);
+        else this.printer.print(e);
       });
       const problem = replyProblem(outcome);
       if (outcome.reason === session.FinishReason.FINISH_REASON_CANCELLED) say("(cancelled)");
@@ -204,6 +242,7 @@ const chat: Command = {
   details: [
     "Replies stream as they arrive; tool calls and results show on one line each.",
     "Ctrl-C while a reply runs cancels it (CancelReply) and keeps the prompt.",
+    "A tool call waiting for approval asks: [y]es / [a]lways / [n]o / [d]eny always.",
     "Ctrl-C at an empty prompt, Ctrl-D or /exit leaves, printing how to resume.",
     "Without ID the session is created when the first message is sent.",
   ],

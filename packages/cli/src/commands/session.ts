@@ -5,25 +5,29 @@ import { age, json, localTime, table } from "../format.js";
 import { renderMessage } from "../render.js";
 import { jsonOption, type Options } from "../options.js";
 import { completeJson } from "../proto-json.js";
-import { wholeSession } from "../messages.js";
+import { allSessions, wholeSession } from "../messages.js";
+import { approvalCommands, approvalLine, MODES, modeName, parseMode } from "./session-approvals.js";
 
 const NEW_SESSION_OPTIONS: Options = {
   dir: { type: "string", value: "D", help: "working directory of the agent (default: the current directory)", complete: "directory" },
   description: { type: "string", value: "T", help: "a description shown by `skein session ls`" },
+  mode: { type: "string", value: "M", help: "permission mode: auto, approve, smart_approve or chat (default: the service's)", choices: Object.keys(MODES) },
 };
 
 const newSession: Command = {
   name: "session new",
-  synopsis: "[--dir D] [--description T]",
+  synopsis: "[--dir D] [--description T] [--mode M]",
   summary: "create an empty session (prints its id)",
   options: { ...NEW_SESSION_OPTIONS, ...jsonOption() },
   services: ["session"],
   async run(inv) {
     inv.atMost(0);
+    const raw = inv.string("mode");
+    const mode = raw === undefined ? undefined : parseMode(inv, raw);
     const s = inv.conn.session();
     const res = await s.call(
       s.client.createSession,
-      session.CreateSessionRequest.fromPartial({ workingDir: resolve(inv.string("dir") ?? "."), description: inv.string("description") }),
+      session.CreateSessionRequest.fromPartial({ workingDir: resolve(inv.string("dir") ?? "."), description: inv.string("description"), mode }),
     );
     say(inv.json ? json(completeJson(session, "CreateSessionResponse", res)) : res.session!.id);
     return 0;
@@ -38,14 +42,7 @@ const ls: Command = {
   services: ["session"],
   async run(inv) {
     inv.atMost(0);
-    const s = inv.conn.session();
-    const all: session.Session[] = [];
-    let pageToken = "";
-    do {
-      const page = await s.call(s.client.listSessions, session.ListSessionsRequest.fromPartial({ pageSize: 1000, pageToken }));
-      all.push(...page.sessions);
-      pageToken = page.nextPageToken;
-    } while (pageToken !== "");
+    const all = await allSessions(inv.conn.session());
     if (inv.json) {
       say(json(completeJson(session, "ListSessionsResponse", session.ListSessionsResponse.fromPartial({ sessions: all }))));
       return 0;
@@ -54,7 +51,8 @@ const ls: Command = {
       say("no sessions");
       return 0;
     }
-    const rows = all.map((x) => [x.id, x.description || "-", String(x.messageCount), `${age(x.updatedAt)} ago`, x.runningRequestId ? "replying" : ""]);
+    const state = (x: session.Session) => (x.runningRequestId ? "replying" : x.pendingApprovals.length > 0 ? `waiting for approval (${x.pendingApprovals.length})` : "");
+    const rows = all.map((x) => [x.id, x.description || "-", String(x.messageCount), `${age(x.updatedAt)} ago`, state(x)]);
     say(table(["id", "description", "messages", "updated", ""], rows));
     return 0;
   },
@@ -85,7 +83,9 @@ const show: Command = {
       ["tokens", tokens === undefined ? "-" : `${tokens} (in ${m.accumulatedInputTokens ?? m.inputTokens ?? "?"}, out ${m.accumulatedOutputTokens ?? m.outputTokens ?? "?"})`],
       ["updated", `${localTime(m.updatedAt)} (${age(m.updatedAt)} ago)`],
       ["last seq", String(m.lastSeq)],
+      ["mode", modeName(m.mode)],
     ];
+    for (const a of m.pendingApprovals) fields.push(["waits for", `${a.toolCallId}: ${approvalLine(a)}`]);
     if (m.runningRequestId) fields.push(["replying", `request ${m.runningRequestId}`]);
     if (m.extensions.length > 0) fields.push(["extensions", m.extensions.map((e) => e.name).join(", ")]);
     const width = Math.max(...fields.map(([k]) => k.length));
@@ -112,4 +112,4 @@ const rm: Command = {
   },
 };
 
-export const sessionCommands: readonly Command[] = [newSession, ls, show, rm];
+export const sessionCommands: readonly Command[] = [newSession, ls, show, rm, ...approvalCommands];

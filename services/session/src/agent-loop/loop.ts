@@ -12,6 +12,24 @@ import type { ToolSource } from "../extensions/tool-source.js";
 import { capToolCall, capToolContent, capToolError, modelOutputNote, type OutputLimits } from "./output-limits.js";
 
 export type FinishKind = "stop" | "cancelled" | "error" | "max_turns";
+/** How a turn ends: finished, or paused waiting for tool approvals (resumed later, possibly elsewhere). */
+export type TurnEnd = FinishKind | "paused";
+
+/**
+ * Decides the tool calls of one model message before they run (absent in
+ * goose's auto mode). Asks it records itself (persisted, then announced);
+ * `paused` ends the turn until they are decided.
+ */
+export interface ApprovalGate {
+  review(requests: readonly ToolRequestItem[]): Promise<{ paused: true } | { paused: false; denied: ReadonlyMap<string, string> }>;
+}
+
+/** A paused turn going on: these requests are answered first (denied ones with their reason), then the model is called again unless `stop`. */
+export interface TurnResume {
+  readonly requests: readonly ToolRequestItem[];
+  readonly denied: ReadonlyMap<string, string>;
+  readonly stop: boolean;
+}
 
 /** Where the loop's output goes: `message` must persist before it announces. */
 export interface AgentSink {
@@ -31,6 +49,8 @@ export interface AgentTurnInput {
   readonly limits: OutputLimits;
   readonly signal: AbortSignal;
   readonly sink: AgentSink;
+  readonly approvals?: ApprovalGate;
+  readonly resume?: TurnResume;
 }
 
 /** Text deltas are passed on in pieces of at most this many characters, whatever the provider's chunk size. */
@@ -44,9 +64,14 @@ export const CANCELLED_TOOL_ERROR = "the reply was stopped before this tool call
  * until it answers without tool calls. Every tool request gets a response, also
  * when the run is stopped mid-way, so the stored history stays valid.
  */
-export async function runAgent(input: AgentTurnInput): Promise<FinishKind> {
+export async function runAgent(input: AgentTurnInput): Promise<TurnEnd> {
   const { provider, tools, history, signal, sink } = input;
   const { maxModelOutputChars: maxText } = input.limits;
+  const resume = input.resume;
+  if (resume) {
+    await append(message("user", await callTools(resume.requests, tools, signal, input.limits.maxToolResultChars, resume.denied)));
+    if (resume.stop || signal.aborted) return "cancelled";
+  }
   for (let turn = 1; ; turn++) {
     if (signal.aborted) return "cancelled";
     let text = "";
@@ -88,7 +113,13 @@ export async function runAgent(input: AgentTurnInput): Promise<FinishKind> {
     await append(message("assistant", content));
     if (requests.length === 0) return "stop";
 
-    await append(message("user", await callTools(requests, tools, signal, input.limits.maxToolResultChars)));
+    let denied: ReadonlyMap<string, string> | undefined;
+    if (input.approvals) {
+      const reviewed = await input.approvals.review(requests);
+      if (reviewed.paused) return "paused";
+      denied = reviewed.denied;
+    }
+    await append(message("user", await callTools(requests, tools, signal, input.limits.maxToolResultChars, denied)));
     if (signal.aborted) return "cancelled";
     if (turn >= input.maxTurns) {
       await append(message("assistant", [textItem(`I've reached the maximum number of turns (${input.maxTurns}) for one reply. Tell me to continue if you want me to go on.`)]));
@@ -106,7 +137,13 @@ export async function runAgent(input: AgentTurnInput): Promise<FinishKind> {
   }
 }
 
-async function callTools(requests: ToolRequestItem[], tools: ToolSource, signal: AbortSignal, maxResultChars: number): Promise<ToolResponseItem[]> {
+async function callTools(
+  requests: readonly ToolRequestItem[],
+  tools: ToolSource,
+  signal: AbortSignal,
+  maxResultChars: number,
+  denied?: ReadonlyMap<string, string>,
+): Promise<ToolResponseItem[]> {
   // ExtensionSet.call answers an unknown name with the same error, but only
   // after the cancellation check below: checked here first, a stopped run still
   // records "does not exist" for a tool the model made up.
@@ -117,6 +154,8 @@ async function callTools(requests: ToolRequestItem[], tools: ToolSource, signal:
       if (call.status !== "success") return toolResponseItem(r.id, { status: "error", error: call.error });
       const { name, arguments: args } = call.value;
       if (!known.has(name)) return toolResponseItem(r.id, { status: "error", error: `tool ${name} does not exist` });
+      const refusal = denied?.get(r.id);
+      if (refusal !== undefined) return toolResponseItem(r.id, { status: "error", error: refusal });
       if (signal.aborted) return toolResponseItem(r.id, { status: "error", error: CANCELLED_TOOL_ERROR });
       try {
         const result = await untilAborted(tools.call(name, args, signal), signal);

@@ -184,6 +184,7 @@ export class McpExtension {
             description: t.description ?? "",
             inputSchema: t.inputSchema as Record<string, unknown>,
             extension: this.name,
+            ...(t.annotations?.readOnlyHint === true ? { readOnly: true } : {}),
           });
         }
         cursor = page.nextCursor;

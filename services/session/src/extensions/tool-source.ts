@@ -9,6 +9,8 @@ export interface ToolSpec {
   description: string;
   inputSchema: Record<string, unknown>;
   extension: string;
+  /** The MCP annotation readOnlyHint: true (smart_approve runs such a tool without asking). */
+  readOnly?: boolean;
 }
 
 /**

@@ -1,9 +1,9 @@
 import { session as pb } from "@skein/proto";
-import { batchesOf, isBatchSource, mapBatches, selfEndingStream, type BatchSource, type ServiceImplementation, type StreamSource } from "@skein/runtime";
+import { batchesOf, isBatchSource, mapBatches, selfEndingStream, type BatchSource, type ServiceImplementation, type StreamSource, InvalidArgumentError } from "@skein/runtime";
 import type { RawExtensionConfig } from "../extensions/index.js";
 import type { Sessions } from "../sessions.js";
 import { messagePageRequest, messagePageToken } from "./message-pages.js";
-import { eventToProto, sessionToProto, toolToProto } from "./wire.js";
+import { eventToProto, modeFromProto, permissionFromProto, sessionToProto, toolToProto } from "./wire.js";
 import { fitEvent, messagePage } from "./wire-limits.js";
 import type { SessionEvent } from "../runs/events.js";
 
@@ -24,7 +24,7 @@ export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: 
     sessionToProto(info, (await sessions.live([info.id])).get(info.id) ?? NOT_LIVE, sessions.extensionsOf(info), messageCount);
   return {
     createSession: async (req, ctx) => {
-      const info = await sessions.create(req.workingDir, req.description, req.extensions.map(rawExtension), ctx.signal);
+      const info = await sessions.create(req.workingDir, req.description, req.extensions.map(rawExtension), modeFromProto(req.mode), ctx.signal);
       return pb.CreateSessionResponse.fromPartial({ session: await toProto(info) });
     },
 
@@ -75,5 +75,18 @@ export function sessionHandlers(sessions: Sessions, limits: { maxResponseBytes: 
     },
 
     getStats: async () => pb.GetStatsResponse.fromPartial(await sessions.stats()),
+
+    updateSession: async (req) => {
+      if (req.mode !== undefined && req.mode !== pb.PermissionMode.PERMISSION_MODE_UNSPECIFIED && modeFromProto(req.mode) === undefined) {
+        throw new InvalidArgumentError("mode", `unknown PermissionMode ${req.mode}`);
+      }
+      const info = await sessions.update(req.sessionId, modeFromProto(req.mode), req.description);
+      return pb.UpdateSessionResponse.fromPartial({ session: await toProto(info) });
+    },
+
+    confirmToolCall: async (req, ctx) => {
+      await sessions.confirm(req.sessionId, req.toolCallId, permissionFromProto(req.permission), { requestId: ctx.requestId, peer: ctx.peer });
+      return pb.ConfirmToolCallResponse.fromPartial({});
+    },
   };
 }

@@ -4,6 +4,8 @@ import type { ExtensionConfig, ToolSpec } from "../extensions/index.js";
 import type { LiveState, SessionEvent } from "../runs/events.js";
 import { isObject, isText, isToolRequest, isToolResponse, toolResultItems, type ContentItem, type GooseMessage } from "../goose-format/messages.js";
 import type { SessionInfo } from "../store/session-store.js";
+import { keptDecisions, pausedRun, sessionMode, type GooseMode, type PendingApproval } from "../goose-format/skein-metadata.js";
+import type { Permission } from "../goose-format/approval-format.js";
 
 /** Conversions between the domain (goose JSON, run events) and the proto messages. */
 
@@ -25,7 +27,48 @@ export function sessionToProto(info: SessionInfo, live: LiveState, extensions: r
     runningRequestId: live.runningRequestId,
     lastSeq: live.lastSeq,
     extensions: extensions.map((e) => ({ name: e.name, cmd: e.cmd, args: e.args, env: e.env, timeoutSeconds: e.timeoutSeconds })),
+    mode: modeToProto(sessionMode(m)),
+    pendingApprovals: undecided(m).map(approvalToProto),
   });
+}
+
+/** The paused reply's tool calls nobody has decided yet. */
+function undecided(m: SessionInfo["metadata"]): readonly PendingApproval[] {
+  const paused = pausedRun(m);
+  if (!paused) return [];
+  const decided = keptDecisions(m);
+  return paused.pending.filter((p) => !(p.id in decided));
+}
+
+export function approvalToProto(p: PendingApproval): pb.ToolApprovalRequest {
+  return { toolCallId: p.id, toolName: p.toolName, arguments: p.arguments, prompt: p.prompt };
+}
+
+const MODES: Record<GooseMode, pb.PermissionMode> = {
+  auto: pb.PermissionMode.PERMISSION_MODE_AUTO,
+  approve: pb.PermissionMode.PERMISSION_MODE_APPROVE,
+  smart_approve: pb.PermissionMode.PERMISSION_MODE_SMART_APPROVE,
+  chat: pb.PermissionMode.PERMISSION_MODE_CHAT,
+};
+
+export function modeToProto(m: GooseMode): pb.PermissionMode {
+  return MODES[m];
+}
+
+/** Undefined for UNSPECIFIED (and unknown numbers): the caller's default applies. */
+export function modeFromProto(m: pb.PermissionMode | undefined): GooseMode | undefined {
+  return (Object.keys(MODES) as GooseMode[]).find((k) => MODES[k] === m);
+}
+
+const PERMISSION_OF: Partial<Record<pb.ToolPermission, Permission>> = {
+  [pb.ToolPermission.TOOL_PERMISSION_ALLOW_ONCE]: "allow_once",
+  [pb.ToolPermission.TOOL_PERMISSION_ALWAYS_ALLOW]: "always_allow",
+  [pb.ToolPermission.TOOL_PERMISSION_DENY_ONCE]: "deny_once",
+  [pb.ToolPermission.TOOL_PERMISSION_ALWAYS_DENY]: "always_deny",
+};
+
+export function permissionFromProto(p: pb.ToolPermission): Permission | undefined {
+  return PERMISSION_OF[p];
 }
 
 export function toolToProto(t: ToolSpec): pb.Tool {
@@ -88,5 +131,7 @@ export function eventToProto(e: SessionEvent): pb.ReplyResponse {
       return { seq, requestId, sessionId, event: { $case: "finished", value: { reason: FINISH[ev.reason] } } };
     case "error":
       return { seq, requestId, sessionId, event: { $case: "error", value: { code: ev.code, message: ev.message } } };
+    case "approval":
+      return { seq, requestId, sessionId, event: { $case: "approvalRequired", value: approvalToProto(ev.approval) } };
   }
 }

@@ -1,5 +1,6 @@
 import type { FinishKind } from "../agent-loop/loop.js";
 import type { GooseMessage } from "../goose-format/messages.js";
+import type { PendingApproval } from "../goose-format/skein-metadata.js";
 
 /** What happens in a run, in domain terms; the handlers turn it into proto. */
 export type RunEvent =
@@ -7,7 +8,8 @@ export type RunEvent =
   | { readonly kind: "message"; readonly message: GooseMessage }
   | { readonly kind: "usage"; readonly input: number; readonly output: number; readonly total: number }
   | { readonly kind: "finished"; readonly reason: FinishKind }
-  | { readonly kind: "error"; readonly code: string; readonly message: string };
+  | { readonly kind: "error"; readonly code: string; readonly message: string }
+  | { readonly kind: "approval"; readonly approval: PendingApproval };
 
 export interface SessionEvent {
   /** Per session, from 1, strictly increasing within this service instance. */

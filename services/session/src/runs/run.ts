@@ -1,5 +1,7 @@
 import type { Logger } from "@skein/runtime";
-import { runAgent, type FinishKind } from "../agent-loop/loop.js";
+import { runAgent, type ApprovalGate, type TurnEnd, type TurnResume } from "../agent-loop/loop.js";
+import { DECLINED_RESPONSE, verdictFor, type ToolPermissions } from "../agent-loop/tool-policy.js";
+import { allows, approvalDecisionMessage, approvalRequestMessage, approvalState, type ApprovalAsk } from "../goose-format/approval-format.js";
 import type { OutputLimits } from "../agent-loop/output-limits.js";
 import { agentView, compact } from "../agent-loop/compaction.js";
 import { describeSession, wantsDescription } from "../agent-loop/description.js";
@@ -15,11 +17,11 @@ import {
   type GooseMetadata,
 } from "../goose-format/messages.js";
 import type { LoadedSession, SessionStore } from "../store/session-store.js";
-import { descriptionUserSet } from "../goose-format/skein-metadata.js";
-import { storeFault } from "../store/store-faults.js";
+import { descriptionUserSet, keptDecisions, pausedRun, sessionMode, withPausedRun, type GooseMode, type PendingApproval } from "../goose-format/skein-metadata.js";
 import type { RunEvent } from "./events.js";
 import { startedBeforePersisted } from "./first-call.js";
-import type { SessionHistory } from "./session-history.js";
+import type { OpenedSession, SessionHistory } from "./session-history.js";
+import { storeFault } from "../store/store-faults.js";
 
 export interface CompactionSettings {
   /** Share of contextLimit the last usage may reach; 0 (or ≥ 1) turns auto-compaction off, as in goose. */
@@ -42,6 +44,18 @@ export interface RunInput {
   readonly signal: AbortSignal;
   readonly emit: (e: RunEvent) => void;
   readonly log: Logger;
+  /** goose's per-tool permissions (approve / smart_approve). */
+  readonly permissions: ToolPermissions;
+  /**
+   * Set when this run continues a turn paused for approvals instead of adding
+   * a user message: asks still undecided are denied with `deny` (a cancel, a
+   * timeout); `stop` ends the turn once every tool call is answered.
+   */
+  readonly resume?: { readonly deny?: string; readonly stop: boolean };
+  /** Told what waits when the turn pauses; the caller announces it once the run has let go of the session. */
+  readonly paused: (pending: readonly PendingApproval[]) => void;
+  /** The session as the caller already opened it (Reply checks it for a paused turn). */
+  readonly opened?: OpenedSession;
 }
 
 interface Tokens {
@@ -55,8 +69,8 @@ interface Tokens {
  * every way it ends is reported as events, and the caller emits `finished`
  * with the returned reason.
  */
-export async function executeRun(r: RunInput): Promise<FinishKind> {
-  const opened = await r.history.open(r.store, r.sessionId).catch((err: unknown) => {
+export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
+  const opened = r.opened ?? await r.history.open(r.store, r.sessionId).catch((err: unknown) => {
     const fault = storeFault(err, r.store.target);
     if (fault) return { fault };
     r.log.error({ err }, "could not read the session");
@@ -70,7 +84,9 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
     r.emit({ kind: "error", code: opened.fault.eventCode, message: opened.fault.message });
     return "error";
   }
-  const loaded = await autoCompact(r, opened.session);
+  // A paused turn goes on with its history as it is (no compaction between a tool call and its result).
+  const loaded = r.resume ? opened.session : await autoCompact(r, opened.session);
+  const mode = sessionMode(loaded.metadata);
   // Kept for the next reply only when every write went through as the run saw it (not after a compaction rewrite).
   let keepable = loaded === opened.session;
   // Every message of the session as stored (its length is message_count); `history` is what the model is sent.
@@ -88,73 +104,96 @@ export async function executeRun(r: RunInput): Promise<FinishKind> {
     stored.push(m);
     r.emit({ kind: "message", message: m });
   };
-  let reason: FinishKind = "error";
+  const sink = {
+    message: persist,
+    textDelta: (text: string) => r.emit({ kind: "textDelta", text }),
+    usage: (u: Tokens) => {
+      last = { input: u.input, output: u.output, total: u.total };
+      sum.input += u.input;
+      sum.output += u.output;
+      sum.total += u.total;
+      r.emit({ kind: "usage", ...u });
+    },
+    error: (code: string, message: string) => r.emit({ kind: "error", code, message }),
+  };
+  const approvals = mode === "approve" || mode === "smart_approve" ? approvalGate(r, mode, persist) : undefined;
+  // goose's chat mode: the model is offered no tools, and none runs.
+  const tools = mode === "chat" ? NO_TOOLS : r.tools;
+  let reason: TurnEnd = "error";
   let description: Promise<string | undefined> = Promise.resolve(undefined);
-  try {
-    const repair = repairTail(history);
-    if (repair) {
-      await persist(repair);
-      history.push(repair);
+  if (r.resume) {
+    try {
+      const resume = await resumeOf(r, mode, loaded, persist);
+      // Resumed already (another ConfirmToolCall, another replica): nothing to do or to report.
+      if (!resume) return "noop";
+      // Going on now: no longer shown as waiting (a replayed decision then resumes nothing).
+      await r.store.updateMetadata(r.sessionId, (m) => withPausedRun(m, undefined));
+      reason = await runAgent({ provider: r.provider, tools, system: systemPrompt(loaded.metadata.working_dir), history, maxTurns: r.maxTurns, limits: r.limits, signal: r.signal, sink, approvals, resume });
+    } catch (err) {
+      reportFailure(r, err, "resuming the reply failed");
+      reason = "error";
     }
-    const user = message("user", [textItem(r.text)]);
-    history.push(user);
-    // The model call starts while the user's message is being stored (its event waits for the store).
-    const saving = persist(user);
-    saving.catch(() => undefined);
-    const describeAfterAnswer = !descriptionUserSet(loaded.metadata) && wantsDescription([...stored, user]);
-    const all = describeAfterAnswer ? [...stored, user] : [];
-    const provider = startedBeforePersisted(r.provider, saving, () => {
-      if (describeAfterAnswer) description = describe(r, all);
-    });
-    reason = await runAgent({
-      provider,
-      tools: r.tools,
-      system: systemPrompt(loaded.metadata.working_dir),
-      history,
-      maxTurns: r.maxTurns,
-      limits: r.limits,
-      signal: r.signal,
-      sink: {
-        message: persist,
-        textDelta: (text) => r.emit({ kind: "textDelta", text }),
-        usage: (u) => {
-          last = { input: u.input, output: u.output, total: u.total };
-          sum.input += u.input;
-          sum.output += u.output;
-          sum.total += u.total;
-          r.emit({ kind: "usage", ...u });
-        },
-        error: (code, message) => r.emit({ kind: "error", code, message }),
-      },
-    });
-    // A run stopped before its first model call still reports a failed store of its message.
-    await saving;
-  } catch (err) {
-    // A storage fault is named as the gRPC status would name it (STORE_FULL, STORE_UNAVAILABLE, …).
-    const fault = storeFault(err, r.store.target);
-    if (fault) {
-      r.log.warn({ reason: fault.message }, "reply stopped by a storage fault");
-      r.emit({ kind: "error", code: fault.eventCode, message: fault.message });
-    } else {
-      r.log.error({ err }, "reply failed");
-      r.emit({ kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
+  } else {
+    try {
+      const repair = repairTail(history);
+      if (repair) {
+        await persist(repair);
+        history.push(repair);
+      }
+      const user = message("user", [textItem(r.text)]);
+      history.push(user);
+      // The model call starts while the user's message is being stored (its event waits for the store).
+      const saving = persist(user);
+      saving.catch(() => undefined);
+      const describeAfterAnswer = !descriptionUserSet(loaded.metadata) && wantsDescription([...stored, user]);
+      const all = describeAfterAnswer ? [...stored, user] : [];
+      const provider = startedBeforePersisted(r.provider, saving, () => {
+        if (describeAfterAnswer) description = describe(r, all);
+      });
+      reason = await runAgent({
+        provider,
+        tools,
+        system: systemPrompt(loaded.metadata.working_dir),
+        history,
+        maxTurns: r.maxTurns,
+        limits: r.limits,
+        signal: r.signal,
+        sink,
+        approvals,
+      });
+      // A run stopped before its first model call still reports a failed store of its message.
+      await saving;
+    } catch (err) {
+      reportFailure(r, err, "reply failed");
+      reason = "error";
     }
-    reason = "error";
   }
   const described = await description;
   try {
     const written = await r.store.updateMetadata(r.sessionId, (current) => {
-      const next = nextMetadata(current, stored.length, last, sum);
+      let next = nextMetadata(current, stored.length, last, sum);
+      // The approval gate recorded the pause before announcing it; any other end clears it.
+      if (reason !== "paused" && pausedRun(next)) next = withPausedRun(next, undefined);
       // Checked again: a caller could not have set one meanwhile, but a goose CLI edit could.
       return described !== undefined && !descriptionUserSet(current) ? { ...next, description: described } : next;
     });
     if (keepable && written) await r.history.keep(r.store, opened, stored, written);
   } catch (err) {
-    const fault = storeFault(err, r.store.target);
-    if (fault) r.log.warn({ reason: fault.message }, "could not refresh the session metadata");
-    else r.log.error({ err }, "could not refresh the session metadata");
+    r.log.error({ err }, "could not refresh the session metadata");
   }
   return reason;
+}
+
+/** A storage fault is named as the gRPC status would name it (STORE_FULL, STORE_UNAVAILABLE, …); anything else is INTERNAL. */
+function reportFailure(r: RunInput, err: unknown, what: string): void {
+  const fault = storeFault(err, r.store.target);
+  if (fault) {
+    r.log.warn({ reason: fault.message }, "reply stopped by a storage fault");
+    r.emit({ kind: "error", code: fault.eventCode, message: fault.message });
+  } else {
+    r.log.error({ err }, what);
+    r.emit({ kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
+  }
 }
 
 /** The session description, asked for alongside the reply; a failure is logged, never the run's. */
@@ -247,4 +286,69 @@ function nextMetadata(meta: GooseMetadata, messageCount: number, last: Tokens | 
     accumulated_input_tokens: (meta.accumulated_input_tokens ?? 0) + sum.input,
     accumulated_output_tokens: (meta.accumulated_output_tokens ?? 0) + sum.output,
   };
+}
+
+const NO_TOOLS: ToolSource = {
+  list: () => [],
+  call: async (name) => ({ content: [{ type: "text", text: `tool ${name} does not exist` }], isError: true, error: `tool ${name} does not exist` }),
+  close: async () => undefined,
+};
+
+/**
+ * approve / smart_approve: each tool call the policy does not let through is
+ * asked for (the asks are stored, never sent to the model: see agentView). The asks are stored as goose stores them, then recorded as the
+ * session's paused run (what GetSession and a second Reply see); the caller
+ * announces them once the run has ended and let go of the session, so
+ * whoever hears of one can decide it at once, on any replica.
+ */
+function approvalGate(r: RunInput, mode: GooseMode, record: (m: GooseMessage) => Promise<void>): ApprovalGate {
+  return {
+    review: async (requests) => {
+      const denied = new Map<string, string>();
+      const asks: ApprovalAsk[] = [];
+      const known = new Set(r.tools.list().map((t) => t.name));
+      for (const req of requests) {
+        const call = req.toolCall;
+        // A call that cannot run (unparseable, or a tool that does not exist) is answered with its error, never asked.
+        if (call.status !== "success" || !known.has(call.value.name)) continue;
+        const verdict = await verdictFor(mode, call.value.name, r.tools.list(), r.permissions);
+        if (verdict === "deny") denied.set(req.id, DECLINED_RESPONSE);
+        else if (verdict === "ask") asks.push({ id: req.id, toolName: call.value.name, arguments: call.value.arguments ?? {}, prompt: null });
+      }
+      if (asks.length === 0) return { paused: false, denied };
+      for (const a of asks) await record(approvalRequestMessage(a, r.store.approvalForm === "legacy"));
+      const pending = asks.map((a) => ({ id: a.id, toolName: a.toolName, arguments: a.arguments, prompt: a.prompt ?? "" }));
+      await r.store.updateMetadata(r.sessionId, (m) => withPausedRun(m, { requestId: r.requestId, pending, pausedAt: Date.now() }));
+      for (const p of pending) r.log.info({ toolName: p.toolName, toolCallId: p.id }, "tool call waits for approval");
+      r.paused(pending);
+      return { paused: true };
+    },
+  };
+}
+
+/**
+ * What a paused turn answers first, rebuilt from the stored history as goose
+ * does: decided calls by their decision, calls never asked by the policy
+ * (always-deny, or let through), undecided ones denied when the resume says
+ * so. Undefined when nothing is left to answer (another resume did it).
+ */
+async function resumeOf(r: RunInput, mode: GooseMode, loaded: LoadedSession, record: (m: GooseMessage) => Promise<void>): Promise<TurnResume | undefined> {
+  const state = approvalState(loaded.messages, keptDecisions(loaded.metadata));
+  if (state.unanswered.length === 0) return undefined;
+  const deny = r.resume?.deny;
+  const denied = new Map<string, string>();
+  for (const req of state.unanswered) {
+    const decided = state.decided.get(req.id);
+    if (decided !== undefined) {
+      if (!allows(decided)) denied.set(req.id, DECLINED_RESPONSE);
+    } else if (state.asked.has(req.id) || r.resume?.stop) {
+      if (deny === undefined) return undefined;
+      // goose ≤ 1.9's files keep no decisions: the tool result says why.
+      if (state.asked.has(req.id) && r.store.approvalForm !== "legacy") await record(approvalDecisionMessage(req.id, "deny_once"));
+      denied.set(req.id, deny);
+    } else if (req.toolCall.status === "success" && (await verdictFor(mode, req.toolCall.value.name, r.tools.list(), r.permissions)) === "deny") {
+      denied.set(req.id, DECLINED_RESPONSE);
+    }
+  }
+  return { requests: state.unanswered, denied, stop: r.resume?.stop ?? false };
 }

@@ -1,4 +1,10 @@
+import { randomUUID } from "node:crypto";
 import { CancelledError, feedOf, NotFoundError, ResourceExhaustedError, untilAborted, type Feed, type Logger } from "@skein/runtime";
+import { CANCELLED_APPROVAL, timedOutApproval, type ToolPermissions } from "../agent-loop/tool-policy.js";
+import type { Permission } from "../goose-format/approval-format.js";
+import { pausedRun, type PendingApproval } from "../goose-format/skein-metadata.js";
+import { recordDecision, type UserPermissions } from "../runs/confirm.js";
+import type { OpenedSession } from "../runs/session-history.js";
 import type { OutputLimits } from "../agent-loop/output-limits.js";
 import { ExtensionSet, type ExtensionConfig, type ExtensionSetOptions } from "../extensions/index.js";
 import type { Provider } from "../providers/provider.js";
@@ -9,6 +15,7 @@ import type { SessionHistory } from "../runs/session-history.js";
 import type { SessionStore } from "../store/session-store.js";
 import { LiveAgent, type AgentSpec } from "./live-agent.js";
 import { busy, type RunClaim, type RunOwnership } from "./run-ownership.js";
+import { claimToResume, PausedReplies, pausedError } from "./paused-replies.js";
 import { SessionSlot, type SlotEventLog } from "./session-slot.js";
 
 export interface SessionSlotsOptions {
@@ -30,8 +37,15 @@ export interface SessionSlotsOptions {
   readonly maxTurns: number;
   readonly limits: OutputLimits;
   readonly compaction: CompactionSettings;
+  /** goose's permission.yaml: read by approve / smart_approve, written by always-* decisions. */
+  readonly permissions: ToolPermissions & UserPermissions;
+  /** SKEIN_APPROVAL_TIMEOUT_MS: a paused reply's undecided tool calls are denied after this long (0: never). */
+  readonly approvalTimeoutMs: number;
   readonly log: Logger;
 }
+
+/** How a paused reply goes on: see RunInput.resume. */
+type Resume = { readonly deny?: string; readonly stop: boolean };
 
 // Last seqs of dropped slots kept for cursor checks; beyond this many the oldest are forgotten
 // (a cursor of such a session then gets "reload", never a repeated seq: see RunOwnership).
@@ -51,11 +65,13 @@ export class SessionSlots {
   private readonly budget: EventBudget;
   private readonly timer: NodeJS.Timeout;
   private evictionCount = 0;
+  private readonly paused: PausedReplies;
   private eventsPublished = 0;
   private closed = false;
 
   constructor(private readonly opts: SessionSlotsOptions) {
     this.budget = new EventBudget(opts.eventBufferTotal);
+    this.paused = new PausedReplies(opts.approvalTimeoutMs);
     // A quarter of the timeout keeps eviction within 25% of it; bounded so a long timeout still sweeps.
     const every = Math.min(30_000, Math.max(50, Math.floor(opts.idleTimeoutMs / 4)));
     this.timer = setInterval(() => this.sweep(), every);
@@ -94,6 +110,11 @@ export class SessionSlots {
     return this.eventsPublished;
   }
 
+  /** Tool calls of replies this process paused that wait for a decision (skein_pending_approvals). */
+  get pendingApprovals(): number {
+    return this.paused.waiting;
+  }
+
   /** Events held for replay across all sessions. */
   get bufferedEvents(): number {
     return this.budget.total;
@@ -105,6 +126,44 @@ export class SessionSlots {
 
   lastSeq(id: string): number {
     return this.slots.get(id)?.lastSeq ?? this.keptSeq.get(id) ?? 0;
+  }
+
+  /**
+   * After a start: the replies paused before it (by this process or, with
+   * replicas, any) get their SKEIN_APPROVAL_TIMEOUT_MS back, counted from when
+   * they paused. Reads the session list once, in the background.
+   */
+  async rearmPausedReplies(provider: Provider): Promise<void> {
+    if (this.opts.approvalTimeoutMs <= 0) return;
+    let pageToken = "";
+    do {
+      const page = await this.opts.store.list(1000, pageToken);
+      for (const s of page.sessions) {
+        const paused = pausedRun(s.metadata);
+        if (paused && !this.closed) this.armTimeout(s.id, paused.requestId, paused.pending.length, provider, paused.pausedAt);
+      }
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "" && !this.closed);
+  }
+
+  private armTimeout(id: string, requestId: string, waiting: number, provider: Provider, pausedAt?: number): void {
+    const log = this.opts.log.child({ sessionId: id, runRequestId: requestId });
+    this.paused.mark(
+      id,
+      waiting,
+      (ms) => {
+        log.info({ timeoutMs: ms }, "approval timed out; denying what waits");
+        this.resume(id, requestId, provider, { deny: timedOutApproval(ms) }).catch((err: unknown) =>
+          log.warn({ err: (err as Error).message }, "could not deny the approvals that timed out"),
+        );
+      },
+      pausedAt,
+    );
+  }
+
+  /** The session's metadata changed outside a run (UpdateSession): the agent's kept copy is stale. */
+  invalidateHistory(id: string): void {
+    this.slots.get(id)?.agent?.history.invalidate();
   }
 
   /** A new session's agent, from `spec`: an extension that cannot start fails the call (and `signal` stops the start). */
@@ -144,14 +203,21 @@ export class SessionSlots {
       if (slot.work) throw busy(id, slot.work.claim.label);
       const agent = await this.agentOf(slot);
       const claim = await this.opts.ownership.claim(id, requestId, slot.lastSeq);
+      const store = claim.store ?? this.opts.store;
+      // Opened here rather than in the run (the same reads), so a paused turn is refused with a status.
+      const opened = await agent.history.open(store, id).catch(() => undefined);
+      const waiting = opened && pausedRun(opened.session.metadata);
+      if (waiting) {
+        claim.release();
+        throw pausedError(id, waiting);
+      }
       const events = slot.events(this.opts.eventBuffer, this.budget);
       events.skipTo(claim.seqAfter);
       const live = events.subscribe(signals);
       const stop = stopOf(claim);
-      const store = claim.store ?? this.opts.store;
-      const done = this.drive(slot, events, { requestId, text, provider, tools: agent.extensions, history: agent.history, signal: stop.signal, store });
+      const done = this.drive(slot, events, { requestId, text, provider, tools: agent.extensions, history: agent.history, signal: stop.signal, store, opened });
       slot.work = { claim, stop, done };
-      return untilFinished(live, requestId);
+      return untilFinished(live, requestId, this.opts.eventLogs && ((after) => events.follow(after, signals)));
     }).catch((err: unknown) => {
       this.dropIfEmpty(slot);
       throw err;
@@ -192,12 +258,69 @@ export class SessionSlots {
   }
 
   /** Stops the session's work (any, or only `requestId`) and waits until it has ended. */
-  async cancel(id: string, requestId = ""): Promise<boolean> {
+  async cancel(id: string, requestId = "", provider?: Provider): Promise<boolean> {
     const work = this.slots.get(id)?.work;
-    if (!work || (requestId !== "" && work.claim.label !== requestId)) return false;
-    work.stop.abort(new CancelledError("cancelled"));
-    await work.done;
+    if (work && (requestId === "" || work.claim.label === requestId)) {
+      work.stop.abort(new CancelledError("cancelled"));
+      await work.done;
+      return true;
+    }
+    // A reply paused for approvals (here, elsewhere, before a restart): what waits is denied and it ends cancelled.
+    const info = provider && !work ? await this.opts.store.info(id) : undefined;
+    const waiting = info && pausedRun(info.metadata);
+    if (!provider || !waiting || (requestId !== "" && waiting.requestId !== requestId)) return false;
+    const done = await this.resume(id, waiting.requestId, provider, { deny: CANCELLED_APPROVAL, stop: true });
+    await done;
     return true;
+  }
+
+  /**
+   * ConfirmToolCall: the decision is checked against the stored history and
+   * stored; once nothing of the turn waits, the paused reply goes on here,
+   * whichever process paused it. Resolves once it has started.
+   */
+  async confirm(id: string, toolCallId: string, permission: Permission, provider: Provider, decidedBy: { requestId: string; peer: string }): Promise<void> {
+    const slot = this.use(id);
+    const d = await slot
+      .locked(async () => {
+        this.assertUsable(slot);
+        const recorded = await recordDecision(this.opts.store, this.opts.permissions, id, toolCallId, permission);
+        // The decision was written outside a run: the agent's kept copy of the history is stale.
+        slot.agent?.history.invalidate();
+        return recorded;
+      })
+      .finally(() => this.dropIfEmpty(slot));
+    if (d.recorded) {
+      this.opts.log.info({ sessionId: id, toolName: d.toolName, toolCallId, permission, decidedBy: decidedBy.requestId, peer: decidedBy.peer }, "tool call decided");
+      this.paused.decided(id);
+    }
+    if (d.resumeAs !== undefined) await this.resume(id, d.resumeAs || randomUUID(), provider, {});
+  }
+
+  /** Continues a paused reply under its request id; resolves with its end once it has started. */
+  private async resume(id: string, requestId: string, provider: Provider, resume: Partial<Resume>): Promise<Promise<void>> {
+    const slot = this.use(id);
+    return slot
+      .locked(async () => {
+        this.assertUsable(slot);
+        // The paused run itself may still be writing its last metadata.
+        if (slot.work) await slot.work.done;
+        const agent = await this.agentOf(slot);
+        const claim = await claimToResume(this.opts.ownership, id, requestId, slot.lastSeq);
+        this.paused.clear(id);
+        agent.history.invalidate();
+        const events = slot.events(this.opts.eventBuffer, this.budget);
+        events.skipTo(claim.seqAfter);
+        const stop = stopOf(claim);
+        const run = { requestId, text: "", provider, tools: agent.extensions, history: agent.history, signal: stop.signal, store: claim.store ?? this.opts.store };
+        const done = this.drive(slot, events, { ...run, resume: { stop: false, ...resume } });
+        slot.work = { claim, stop, done };
+        return done;
+      })
+      .catch((err: unknown) => {
+        this.dropIfEmpty(slot);
+        throw err;
+      });
   }
 
   /**
@@ -211,6 +334,7 @@ export class SessionSlots {
     return slot.locked(async () => {
       if (slot.deleted) return false;
       slot.deleted = true;
+      this.paused.clear(id);
       try {
         if (slot.work) {
           slot.work.stop.abort(new CancelledError("session deleted"));
@@ -246,6 +370,7 @@ export class SessionSlots {
   async shutdown(forced: AbortSignal): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
+    this.paused.clearAll();
     const all = () => [...this.slots.values()];
     await untilAborted(Promise.all(all().map((s) => s.work?.done)), forced);
     const left = all().filter((s) => s.work);
@@ -387,13 +512,24 @@ export class SessionSlots {
   private async drive(
     slot: SessionSlot,
     events: SlotEventLog,
-    run: { requestId: string; text: string; provider: Provider; tools: ExtensionSet; history: SessionHistory; signal: AbortSignal; store: SessionStore },
+    run: {
+      requestId: string;
+      text: string;
+      provider: Provider;
+      tools: ExtensionSet;
+      history: SessionHistory;
+      signal: AbortSignal;
+      store: SessionStore;
+      opened?: OpenedSession;
+      resume?: Resume;
+    },
   ): Promise<void> {
     const log = this.opts.log.child({ sessionId: slot.id, runRequestId: run.requestId });
     const publish = (e: RunEvent) => {
       this.eventsPublished++;
       events.publish(run.requestId, e);
     };
+    let waiting: readonly PendingApproval[] = [];
     // One tick later, so `slot.work` is set before anything of the run can end it.
     await Promise.resolve();
     const reason = await executeRun({
@@ -402,6 +538,8 @@ export class SessionSlots {
       maxTurns: this.opts.maxTurns,
       limits: this.opts.limits,
       compaction: this.opts.compaction,
+      permissions: this.opts.permissions,
+      paused: (pending) => (waiting = pending),
       emit: publish,
       log,
     }).catch((err: unknown): "error" => {
@@ -410,6 +548,13 @@ export class SessionSlots {
     });
     // Not busy any more before anyone hears `finished`, so an immediate next Reply is accepted.
     this.endWork(slot, slot.work?.claim);
+    // Paused: no lease is held while nobody runs; whoever decides resumes it (see confirm).
+    if (reason === "paused") {
+      this.armTimeout(slot.id, run.requestId, waiting.length, run.provider);
+      log.info({ waiting: waiting.length }, "run paused for tool approvals");
+      for (const approval of waiting) publish({ kind: "approval", approval });
+    }
+    if (reason === "paused" || reason === "noop") return;
     publish({ kind: "finished", reason });
     log.info({ reason }, "run finished");
     this.keepWithinBudget();
@@ -462,8 +607,13 @@ function stopOf(claim: RunClaim): AbortController {
   return stop;
 }
 
-/** The events of one request, ending with its `finished` (read a batch at a time: see BatchSource). */
-function untilFinished(events: Feed<SessionEvent>, requestId: string): Feed<SessionEvent> {
+/**
+ * The events of one request, ending with its `finished` (read a batch at a
+ * time: see BatchSource). With `reopen` (replicas), a pause for approvals
+ * switches to following the database: any replica may resume the run.
+ */
+function untilFinished(first: Feed<SessionEvent>, requestId: string, reopen?: (afterSeq: number) => Feed<SessionEvent>): Feed<SessionEvent> {
+  let events = first;
   let over = false;
   const mine = (batch: readonly SessionEvent[] | undefined): SessionEvent[] | undefined => {
     if (batch === undefined || over) return undefined;
@@ -474,6 +624,12 @@ function untilFinished(events: Feed<SessionEvent>, requestId: string): Feed<Sess
       if (e.event.kind === "finished") {
         over = true;
         events.close();
+        break;
+      }
+      if (reopen && e.event.kind === "approval") {
+        events.close();
+        events = reopen(e.seq);
+        reopen = undefined;
         break;
       }
     }

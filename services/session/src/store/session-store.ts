@@ -30,6 +30,11 @@ export interface SessionStore {
   /** What storage faults name (store-faults.ts): the file, directory or database. */
   readonly target: StoreTarget;
   /**
+   * "legacy" for goose ≤ 1.9's JSONL files: tool approvals are written in the
+   * form those versions read (see model/approval-format.ts).
+   */
+  readonly approvalForm?: "legacy";
+  /**
    * Creates a session under an id the store allocates: goose's `YYYYMMDD_N`
    * in sessions.db (inside the insert's transaction, so skein's and goose's
    * allocations never collide), a UUID in the JSONL directory.

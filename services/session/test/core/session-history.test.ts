@@ -3,6 +3,7 @@
 // call goes out while the user's message is stored (one event-loop turn later: a synchronous store's
 // write and the message's event go first), its deltas wait for that message's event, and a failed
 // store aborts the call or keeps it from being sent. Real stores in a temp dir, goose's writes from a second connection.
+import { PermissionFile } from "../../src/permission-file.js";
 import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -96,6 +97,8 @@ function openSlots(store: SessionStore): SessionSlots {
     maxTurns: 3,
     limits: { maxToolResultChars: 10_000, maxModelOutputChars: 10_000 },
     compaction: { threshold: 0, contextLimit: 100_000 },
+    permissions: new PermissionFile(join(dir, "permission.yaml"), log),
+    approvalTimeoutMs: 0,
     log,
   });
   return slots;

@@ -1,5 +1,6 @@
 // The session slot's state machine: run, cancel, delete, evict, reload and the replay budget,
 // in the interleavings that matter. Real JSONL store in a temp dir; a scripted in-process provider.
+import { PermissionFile } from "../../src/permission-file.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,7 +32,8 @@ class ScriptedProvider implements Provider {
   async *stream(req: ModelRequest): AsyncIterable<ModelChunk[]> {
     this.started++;
     if (this.hold) {
-      const aborted = new Promise<void>((r) => req.signal.addEventListener("abort", () => r(), { once: true }));
+      // The run may be stopped before its model call starts: a signal aborted already fires no event.
+      const aborted = new Promise<void>((r) => (req.signal.aborted ? r() : req.signal.addEventListener("abort", () => r(), { once: true })));
       await Promise.race([this.hold, aborted]);
       if (req.signal.aborted) {
         await this.onAbort;
@@ -79,6 +81,8 @@ function open(over: Partial<SessionSlotsOptions> = {}): SessionSlots {
     maxTurns: 3,
     limits: { maxToolResultChars: 10_000, maxModelOutputChars: 10_000 },
     compaction: { threshold: 0, contextLimit: 100_000 },
+    permissions: new PermissionFile(join(dir, "permission.yaml"), log),
+    approvalTimeoutMs: 0,
     log,
     ...over,
   });

@@ -18,6 +18,8 @@ const require = createRequire(import.meta.url);
 export const everythingEntry = join(dirname(require.resolve("@modelcontextprotocol/server-everything/package.json")), "dist/index.js");
 export const filesystemEntry = join(dirname(require.resolve("@modelcontextprotocol/server-filesystem/package.json")), "dist/index.js");
 export const fixtureEntry = join(here, "fixtures/fixture-server.mjs");
+/** A server whose `append` tool writes to $APPROVAL_LOG (no annotations) and `peek` is readOnlyHint. */
+export const approvalEntry = join(here, "fixtures/approval-server.mjs");
 
 export function everything(over: Partial<ExtensionConfig> = {}): ExtensionConfig {
   return { name: "everything", cmd: process.execPath, args: [everythingEntry, "stdio"], env: {}, timeoutSeconds: 300, ...over };

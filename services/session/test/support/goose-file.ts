@@ -42,7 +42,9 @@ export async function expectGooseFile(path: string): Promise<Record<string, unkn
   const requested = new Set<string>();
   const answered = new Set<string>();
   for (const m of messages) {
-    expect(Object.keys(m).sort()).toEqual(["content", "created", "id", "role"]);
+    // goose 1.8/1.9 carry visibility metadata (compaction, tool approvals).
+    expect(Object.keys(m).filter((k) => k !== "metadata").sort()).toEqual(["content", "created", "id", "role"]);
+    if ("metadata" in m) expect(Object.keys(m.metadata as object).sort()).toEqual(["agentVisible", "userVisible"]);
     expect(m.id === null || typeof m.id === "string").toBe(true);
     expect(["user", "assistant"]).toContain(m.role);
     expect(Number.isInteger(m.created)).toBe(true);
@@ -73,6 +75,9 @@ export async function expectGooseFile(path: string): Promise<Record<string, unkn
           expect(typeof result.error).toBe("string");
         }
         answered.add(c.id as string);
+      } else if (c.type === "toolConfirmationRequest") {
+        expect(m.role).toBe("assistant");
+        expect(Object.keys(c).sort()).toEqual(["arguments", "id", "prompt", "toolName", "type"]);
       } else throw new Error(`unexpected content type ${String(c.type)} in a file skein wrote`);
     }
   }

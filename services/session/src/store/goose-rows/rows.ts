@@ -59,6 +59,9 @@ export function metadataOfRow(row: Row, messageCount: number): RowMetadata {
     extensions: ext.extensions,
     description_user_set: row.user_set_name === 1 || row.user_set_name === true,
     ...(own.seq_epochs !== undefined ? { seq_epochs: own.seq_epochs } : {}),
+    ...(own.approvals !== undefined ? { approvals: own.approvals } : {}),
+    // goose's column (schema 8+; a database without it holds only auto sessions).
+    goose_mode: typeof row.goose_mode === "string" ? row.goose_mode : "auto",
   };
   return { metadata: meta, skippedExtensions: ext.skipped, extensionDataUnreadable: data === undefined };
 }
@@ -85,9 +88,15 @@ export function parseJsonObject(v: unknown): JsonObject | undefined {
  */
 export const SKEIN_DATA_KEY = "skein.v0";
 
-function skeinState(meta: GooseMetadata): { extensions: SkeinExtensionEntry[]; userSet: boolean; seqEpochs: unknown } {
+function skeinState(meta: GooseMetadata): { extensions: SkeinExtensionEntry[]; userSet: boolean; seqEpochs: unknown; mode: unknown; approvals: string } {
   const s = isObject(meta[STATE_KEY]) ? (meta[STATE_KEY] as JsonObject) : {};
-  return { extensions: Array.isArray(s.extensions) ? (s.extensions as SkeinExtensionEntry[]) : [], userSet: s.description_user_set === true, seqEpochs: s.seq_epochs };
+  return {
+    extensions: Array.isArray(s.extensions) ? (s.extensions as SkeinExtensionEntry[]) : [],
+    userSet: s.description_user_set === true,
+    seqEpochs: s.seq_epochs,
+    mode: s.goose_mode ?? "auto",
+    approvals: JSON.stringify(s.approvals ?? null),
+  };
 }
 
 /**
@@ -107,12 +116,18 @@ export function columnChanges(row: Row, before: GooseMetadata, after: GooseMetad
   const b = skeinState(before);
   const a = skeinState(after);
   if (a.userSet !== b.userSet) set("user_set_name", a.userSet ? 1 : 0);
+  if (a.mode !== b.mode) set("goose_mode", a.mode);
   const extensionsChanged = JSON.stringify(a.extensions) !== JSON.stringify(b.extensions);
-  if (extensionsChanged || a.seqEpochs !== b.seqEpochs) {
+  const ownChanged = a.seqEpochs !== b.seqEpochs || a.approvals !== b.approvals;
+  if (extensionsChanged || ownChanged) {
     const data = parseData(row.extension_data);
     if (data === undefined) throw new Error("extension_data of this session is not a JSON object; refusing to overwrite it");
     let next = extensionsChanged ? withSkeinExtensions(data, a.extensions) : data;
-    if (a.seqEpochs !== b.seqEpochs) next = { ...next, [SKEIN_DATA_KEY]: { ...(isObject(data[SKEIN_DATA_KEY]) ? data[SKEIN_DATA_KEY] : {}), seq_epochs: a.seqEpochs } };
+    if (ownChanged) {
+      const own = { ...(isObject(data[SKEIN_DATA_KEY]) ? data[SKEIN_DATA_KEY] : {}), seq_epochs: a.seqEpochs, approvals: JSON.parse(a.approvals) as unknown };
+      if (own.approvals === null) delete own.approvals;
+      next = { ...next, [SKEIN_DATA_KEY]: own };
+    }
     set("extension_data", JSON.stringify(next));
   }
   return out;

@@ -24,6 +24,7 @@ export interface JsonlStoreOptions {
  * rewrite, once per run. Every write to one file goes through a per-session lock.
  */
 export class JsonlSessionStore implements SessionStore {
+  readonly approvalForm = "legacy";
   private readonly lock = new KeyedLock();
   /** Append handles of sessions being written to, closed at the metadata rewrite. */
   private readonly appenders = new Map<string, FileHandle>();

@@ -23,6 +23,7 @@ const SESSION_COLUMNS: ReadonlySet<string> = new Set([
   "working_dir",
   "extension_data",
   "schedule_id",
+  "goose_mode",
   ...TOKEN_COLUMNS,
 ]);
 const JSONB_COLUMNS = new Set(["extension_data", "recipe_json", "user_recipe_values_json", "model_config_json"]);

@@ -107,7 +107,7 @@ export class SqliteSessionStore implements SessionStore {
 
   /** Allocates goose's id (UTC `YYYYMMDD_N`, N one above the day's highest) in the insert's own transaction. */
   async create(metadata: GooseMetadata): Promise<SessionInfo> {
-    const values = { ...this.newRowValues(metadata), session_type: "user", goose_mode: "auto" };
+    const values = { session_type: "user", goose_mode: "auto", ...this.newRowValues(metadata) };
     const cols = Object.keys(values).filter((c) => this.sessionColumns.has(c));
     const row = await this.conn.write((db) => {
       const today = new Date().toISOString().slice(0, 10).replaceAll("-", "");
