@@ -133,10 +133,31 @@ describe.each(STORES)("Reply on %s", (store) => {
     expect(finishReason([...seen, ...rest])).toBe(CANCELLED);
     await eventually(() => h.model.activeResponses, (n) => n === 0);
     hold.release();
+    // What the model said before the cancel stays in the history, so it never shows two user turns in a row.
+    const streamed = [...seen, ...rest].flatMap((e) => (e.event?.$case === "textDelta" ? [e.event.value.text] : [])).join("");
+    expect(streamed).not.toBe("");
     const lines = await stored(s.id);
-    expect(lines.map((l) => l.role)).toEqual(["user"]);
+    expect(lines.map((l) => l.role)).toEqual(["user", "assistant"]);
+    expect(JSON.stringify(lines[1]!.content)).toContain(JSON.stringify(streamed).slice(1, -1));
     expect(await call(h.client, h.client.cancelReply, { sessionId: s.id, requestId: "" })).toEqual({ cancelled: false });
     expect(finishReason(await collect(reply(h.client, s.id, "again")))).toBe(STOP);
+  });
+
+  it("a reply cancelled before the model said anything is answered in the history, as goose answers an interruption", async () => {
+    const s = await createSession(h.client);
+    const hold = gate();
+    h.model.enqueue({ events: openaiText("too late"), holdAfter: 0, hold: hold.promise });
+    const stream = reply(h.client, s.id, "cancel me early", "req-cancel-2");
+    const seen = await readUntil(stream, (e) => e.event?.$case === "message");
+    expect(await call(h.client, h.client.cancelReply, { sessionId: s.id, requestId: "req-cancel-2" })).toEqual({ cancelled: true });
+    const rest = await collect(stream);
+    expect(finishReason([...seen, ...rest])).toBe(CANCELLED);
+    hold.release();
+    const lines = await stored(s.id);
+    expect(lines.map((l) => l.role)).toEqual(["user", "assistant"]);
+    expect(JSON.stringify(lines[1]!.content)).toContain("interrupted before the model answered");
+    expect(finishReason(await collect(reply(h.client, s.id, "again")))).toBe(STOP);
+    expect((await stored(s.id)).map((l) => l.role)).toEqual(["user", "assistant", "user", "assistant"]);
   });
 
   describe("provider failures end the run with an error event, and the session stays usable", () => {

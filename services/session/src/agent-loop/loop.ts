@@ -92,7 +92,11 @@ export async function runAgent(input: AgentTurnInput): Promise<TurnEnd> {
         }
       }
     } catch (err) {
-      if (signal.aborted || err instanceof ProviderAbortedError) return "cancelled";
+      if (signal.aborted || err instanceof ProviderAbortedError) {
+        // What the model said before the interruption stays, as goose's CLI keeps the streamed message.
+        if (text !== "") await keepWhenStopped(message("assistant", [textItem(text)]));
+        return "cancelled";
+      }
       if (err instanceof ProviderError) {
         sink.error(err.code, err.message);
         return "error";
@@ -124,6 +128,15 @@ export async function runAgent(input: AgentTurnInput): Promise<TurnEnd> {
     if (turn >= input.maxTurns) {
       await append(message("assistant", [textItem(`I've reached the maximum number of turns (${input.maxTurns}) for one reply. Tell me to continue if you want me to go on.`)]));
       return "max_turns";
+    }
+  }
+
+  /** A stopped run's last words: stored when its writes still go through (not after a lost lease or a store fault). */
+  async function keepWhenStopped(m: GooseMessage): Promise<void> {
+    try {
+      await append(m);
+    } catch {
+      // The stream already carried them; the run ends cancelled either way.
     }
   }
 

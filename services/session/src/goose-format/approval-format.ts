@@ -77,7 +77,7 @@ export function currentTurn(messages: readonly GooseMessage[]): readonly GooseMe
   return start < 0 ? messages : messages.slice(start);
 }
 
-/** `kept`: decisions kept outside the messages (JSONL sessions, see model/skein-metadata.ts). */
+/** `kept`: decisions kept outside the messages (JSONL sessions, see goose-format/skein-metadata.ts). */
 export function approvalState(messages: readonly GooseMessage[], kept: Readonly<Record<string, unknown>> = {}): ApprovalState {
   const turn = currentTurn(messages);
   const answered = new Set<string>();

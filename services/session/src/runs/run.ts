@@ -129,6 +129,7 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
       // Going on now: no longer shown as waiting (a replayed decision then resumes nothing).
       await r.store.updateMetadata(r.sessionId, (m) => withPausedRun(m, undefined));
       reason = await runAgent({ provider: r.provider, tools, system: systemPrompt(loaded.metadata.working_dir), history, maxTurns: r.maxTurns, limits: r.limits, signal: r.signal, sink, approvals, resume });
+      if (reason === "cancelled") await noteInterruption(r, stored, persist);
     } catch (err) {
       reportFailure(r, err, "resuming the reply failed");
       reason = "error";
@@ -163,6 +164,7 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
       });
       // A run stopped before its first model call still reports a failed store of its message.
       await saving;
+      if (reason === "cancelled") await noteInterruption(r, stored, persist);
     } catch (err) {
       reportFailure(r, err, "reply failed");
       reason = "error";
@@ -195,6 +197,29 @@ function reportFailure(r: RunInput, err: unknown, what: string): void {
     r.emit({ kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
   }
 }
+
+/**
+ * goose's CLI answers an interruption in the history, so it never shows two
+ * user turns in a row: after tool results, "The tool calling loop was
+ * interrupted. How would you like to proceed?"; after the user's own text, a
+ * note that the model did not answer (goose drops that message instead; skein
+ * keeps what was stored and says so). Partial model text was kept by the loop.
+ * A store that refuses the write (a lost lease, a fault) leaves it out.
+ */
+async function noteInterruption(r: RunInput, stored: readonly GooseMessage[], persist: (m: GooseMessage) => Promise<void>): Promise<void> {
+  const last = stored.at(-1);
+  if (!last || last.role !== "user") return;
+  const afterTools = last.content.some((c) => c.type === "toolResponse");
+  const text = afterTools ? INTERRUPTED_AFTER_TOOLS : INTERRUPTED_BEFORE_ANSWER;
+  try {
+    await persist(message("assistant", [textItem(text)]));
+  } catch (err) {
+    r.log.warn({ err: (err as Error).message }, "could not note the interruption in the history");
+  }
+}
+
+export const INTERRUPTED_AFTER_TOOLS = "The tool calling loop was interrupted. How would you like to proceed?";
+export const INTERRUPTED_BEFORE_ANSWER = "The reply was interrupted before the model answered. How would you like to proceed?";
 
 /** The session description, asked for alongside the reply; a failure is logged, never the run's. */
 async function describe(r: RunInput, messages: readonly GooseMessage[]): Promise<string | undefined> {

@@ -31,7 +31,7 @@ export interface SessionStore {
   readonly target: StoreTarget;
   /**
    * "legacy" for goose ≤ 1.9's JSONL files: tool approvals are written in the
-   * form those versions read (see model/approval-format.ts).
+   * form those versions read (see goose-format/approval-format.ts).
    */
   readonly approvalForm?: "legacy";
   /**
