@@ -1,16 +1,14 @@
 import { CancelledError, NotFoundError, ResourceExhaustedError, type Logger } from "@skein/runtime";
 import { ExtensionSet, type ExtensionConfig, type ExtensionSetOptions } from "../extensions/index.js";
+import type { Coordination } from "../coordination/coordination.js";
 import type { SessionStore } from "../store/session-store.js";
-import { LiveAgent, type AgentSpec } from "./live-agent.js";
+import { LiveAgent, storedAgentSpec, type AgentSpec } from "./live-agent.js";
 import { ReplayBudget } from "./replay-budget.js";
 import { SessionSlot, type SlotEventLog } from "./session-slot.js";
 
 export interface AgentPoolOptions {
-  readonly store: SessionStore;
-  /** Replicas on one database: each session's events live there (default: in this process). */
-  readonly eventLogs?: (sessionId: string) => SlotEventLog;
-  /** Reads a session's agent spec from the store; undefined when the session does not exist. */
-  readonly loadSpec: (sessionId: string) => Promise<AgentSpec | undefined>;
+  /** The store and where each session's events live (this process, or the replicas' database). */
+  readonly coordination: Coordination;
   /** Started for every session, before its own. */
   readonly serviceExtensions: readonly ExtensionConfig[];
   readonly extensionOptions: Omit<ExtensionSetOptions, "cwd">;
@@ -51,6 +49,10 @@ export class AgentPool {
     const every = Math.min(30_000, Math.max(50, Math.floor(opts.idleTimeoutMs / 4)));
     this.timer = setInterval(() => this.sweep(), every);
     this.timer.unref();
+  }
+
+  private get store(): SessionStore {
+    return this.opts.coordination.store;
   }
 
   get closed(): boolean {
@@ -109,7 +111,8 @@ export class AgentPool {
     if (slot) this.slots.delete(id);
     else {
       if (this.closedFlag) throw new ResourceExhaustedError("the service is shutting down");
-      slot = new SessionSlot(id, this.keptSeq.get(id) ?? 0, this.opts.eventLogs);
+      const window = { capacity: this.opts.eventBuffer, budget: this.budget.budget };
+      slot = new SessionSlot(id, this.keptSeq.get(id) ?? 0, (startSeq) => this.opts.coordination.eventLog(id, { ...window, startSeq }));
       this.keptSeq.delete(id);
     }
     this.slots.set(id, slot);
@@ -119,7 +122,7 @@ export class AgentPool {
 
   /** The slot's event log (made when it has none), within the replay budget. */
   eventsOf(slot: SessionSlot): SlotEventLog {
-    return slot.events(this.opts.eventBuffer, this.budget.budget);
+    return slot.events();
   }
 
   assertUsable(slot: SessionSlot): void {
@@ -147,8 +150,8 @@ export class AgentPool {
     try {
       if (signal?.aborted) throw new CancelledError(`session ${slot.id}: the call was cancelled`);
       // Read before the spec: a write in between only costs one more check.
-      const checkedAt = await this.opts.store.fingerprint(slot.id);
-      const spec = given ?? (await this.opts.loadSpec(slot.id));
+      const checkedAt = await this.store.fingerprint(slot.id);
+      const spec = given ?? (await this.loadSpec(slot.id));
       if (!spec) throw new NotFoundError(`session ${slot.id} does not exist`);
       const set = new ExtensionSet({ ...this.opts.extensionOptions, cwd: spec.workingDir || undefined });
       // A caller that gives up ends the processes being started at once (CANCELLED).
@@ -210,13 +213,17 @@ export class AgentPool {
    * since the last check; the stored spec is read only when something was.
    */
   private async outdated(slot: SessionSlot, agent: LiveAgent): Promise<boolean> {
-    const fingerprint = await this.opts.store.fingerprint(slot.id);
+    const fingerprint = await this.store.fingerprint(slot.id);
     if (fingerprint !== undefined && fingerprint === agent.checkedAt) return false;
-    const spec = await this.opts.loadSpec(slot.id);
+    const spec = await this.loadSpec(slot.id);
     if (!spec) throw new NotFoundError(`session ${slot.id} does not exist`);
     if (!agent.matches(spec)) return true;
     agent.checkedAt = fingerprint;
     return false;
+  }
+
+  private loadSpec(id: string): Promise<AgentSpec | undefined> {
+    return storedAgentSpec(this.store, id, this.opts.serviceExtensions, this.opts.log);
   }
 
   /** A new session's extensions must all start; a reloaded one goes on without those that fail. */

@@ -6,15 +6,14 @@ import { pausedRun } from "../goose-format/skein-metadata.js";
 import type { Provider } from "../providers/provider.js";
 import { recordDecision, type UserPermissions } from "../runs/confirm.js";
 import type { RunInput } from "../runs/run.js";
-import type { SessionStore } from "../store/session-store.js";
+import type { Coordination } from "../coordination/coordination.js";
 import type { AgentPool } from "./agent-pool.js";
 import { claimToResume, PausedReplies } from "./paused-replies.js";
-import type { RunOwnership } from "./run-ownership.js";
 import type { RunDriver } from "./run-driver.js";
 
 export interface ApprovalFlowsOptions {
-  readonly store: SessionStore;
-  readonly ownership: RunOwnership;
+  /** The store decisions are written to, and who may resume a reply. */
+  readonly coordination: Coordination;
   /** goose's permission.yaml: written by always-* decisions. */
   readonly permissions: UserPermissions;
   /** SKEIN_APPROVAL_TIMEOUT_MS: a paused reply's undecided tool calls are denied after this long (0: never). */
@@ -53,7 +52,7 @@ export class ApprovalFlows {
     if (this.opts.approvalTimeoutMs <= 0) return;
     let pageToken = "";
     do {
-      const page = await this.opts.store.list(1000, pageToken);
+      const page = await this.opts.coordination.store.list(1000, pageToken);
       for (const s of page.sessions) {
         const paused = pausedRun(s.metadata);
         if (paused && !this.pool.closed) this.arm(s.id, paused.requestId, paused.pending.length, provider, paused.pausedAt);
@@ -98,7 +97,7 @@ export class ApprovalFlows {
     const d = await slot
       .locked(async () => {
         this.pool.assertUsable(slot);
-        const recorded = await recordDecision(this.opts.store, this.opts.permissions, id, toolCallId, permission);
+        const recorded = await recordDecision(this.opts.coordination.store, this.opts.permissions, id, toolCallId, permission);
         // The decision was written outside a run: the agent's kept copy of the history is stale.
         slot.agent?.history.invalidate();
         return recorded;
@@ -117,7 +116,7 @@ export class ApprovalFlows {
    * reply is paused.
    */
   async cancelPaused(id: string, requestId: string, provider: Provider): Promise<boolean> {
-    const info = await this.opts.store.info(id);
+    const info = await this.opts.coordination.store.info(id);
     const waiting = info && pausedRun(info.metadata);
     if (!waiting || (requestId !== "" && waiting.requestId !== requestId)) return false;
     const done = await this.resume(id, waiting.requestId, provider, { deny: CANCELLED_APPROVAL, stop: true });
@@ -134,7 +133,7 @@ export class ApprovalFlows {
         // The paused run itself may still be writing its last metadata.
         if (slot.work) await slot.work.done;
         const agent = await this.pool.agentOf(slot);
-        const claim = await claimToResume(this.opts.ownership, id, requestId, slot.lastSeq);
+        const claim = await claimToResume(this.opts.coordination.ownership, id, requestId, slot.lastSeq);
         this.paused.clear(id);
         agent.history.invalidate();
         const events = this.driver.eventsFor(slot, claim);

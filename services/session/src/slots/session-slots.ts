@@ -13,11 +13,10 @@ import { ApprovalFlows } from "./approval-flows.js";
 import type { AgentSpec, LiveAgent } from "./live-agent.js";
 import { pausedError } from "./paused-replies.js";
 import { RunDriver, stopOf, untilFinished } from "./run-driver.js";
-import { busy, type RunOwnership } from "./run-ownership.js";
+import { busy } from "./run-ownership.js";
 import type { SessionSlot } from "./session-slot.js";
 
 export interface SessionSlotsOptions extends AgentPoolOptions {
-  readonly ownership: RunOwnership;
   readonly maxTurns: number;
   readonly limits: OutputLimits;
   readonly compaction: CompactionSettings;
@@ -135,7 +134,7 @@ export class SessionSlots {
       .locked(async () => {
         this.startable(slot);
         const agent = await this.pool.agentOf(slot);
-        const claim = await this.opts.ownership.claim(id, requestId, slot.lastSeq);
+        const claim = await this.opts.coordination.ownership.claim(id, requestId, slot.lastSeq);
         // Opened here rather than in the run (the same reads), so a paused turn is refused with a status.
         const opened = await agent.history.open(claim.store, id).catch(() => undefined);
         const waiting = opened && pausedRun(opened.session.metadata);
@@ -146,7 +145,8 @@ export class SessionSlots {
         const events = this.driver.eventsFor(slot, claim);
         const live = events.subscribe(signals);
         this.driver.start(slot, claim, events, { requestId, text, provider, tools: agent.extensions, history: agent.history, opened });
-        return untilFinished(live, requestId, this.opts.eventLogs && ((after) => events.follow(after, signals)));
+        const reopen = this.opts.coordination.resumedElsewhere ? (after: number) => events.follow(after, signals) : undefined;
+        return untilFinished(live, requestId, reopen);
       })
       .catch((err: unknown) => {
         this.pool.dropIfEmpty(slot);
@@ -163,7 +163,7 @@ export class SessionSlots {
     const started = await slot
       .locked(async () => {
         this.startable(slot);
-        const claim = await this.opts.ownership.claim(id, label, slot.lastSeq);
+        const claim = await this.opts.coordination.ownership.claim(id, label, slot.lastSeq);
         // The work (a summary) rewrites the stored session: the kept history is reloaded.
         slot.agent?.history.invalidate();
         const stop = stopOf(claim);
@@ -220,8 +220,8 @@ export class SessionSlots {
           slot.work.stop.abort(new CancelledError("session deleted"));
           await slot.work.done;
         }
-        const hold = await this.opts.ownership.claimForDelete(id);
-        const existed = await this.opts.store.delete(id).finally(() => hold.release());
+        const hold = await this.opts.coordination.ownership.claimForDelete(id);
+        const existed = await this.opts.coordination.store.delete(id).finally(() => hold.release());
         await slot.agent?.extensions.close();
         slot.agent = undefined;
         slot.log?.close();

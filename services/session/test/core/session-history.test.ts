@@ -14,7 +14,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultMetadata, textOf } from "../../src/goose-format/messages.js";
 import { ProviderAbortedError, type ModelChunk, type ModelRequest, type Provider } from "../../src/providers/provider.js";
 import type { RunEvent, SessionEvent } from "../../src/runs/events.js";
-import { LocalRunOwnership } from "../../src/slots/run-ownership.js";
+import { LocalCoordination } from "../../src/coordination/coordination.js";
 import { SessionSlots } from "../../src/slots/session-slots.js";
 import { JsonlSessionStore } from "../../src/store/jsonl/jsonl-store.js";
 import type { SessionStore } from "../../src/store/session-store.js";
@@ -85,9 +85,7 @@ let goose: Database.Database | undefined;
 
 function openSlots(store: SessionStore): SessionSlots {
   slots = new SessionSlots({
-    store,
-    ownership: new LocalRunOwnership(store),
-    loadSpec: async (id) => ((await store.info(id)) ? { workingDir: dir, extensions: [] } : undefined),
+    coordination: new LocalCoordination(store),
     serviceExtensions: [],
     extensionOptions: { log },
     idleTimeoutMs: 60_000,

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultMetadata } from "../../src/goose-format/messages.js";
 import { ProviderAbortedError, type ModelChunk, type ModelRequest, type Provider } from "../../src/providers/provider.js";
 import type { SessionEvent } from "../../src/runs/events.js";
-import { LocalRunOwnership } from "../../src/slots/run-ownership.js";
+import { LocalCoordination } from "../../src/coordination/coordination.js";
 import { SessionSlots, type SessionSlotsOptions } from "../../src/slots/session-slots.js";
 import { JsonlSessionStore } from "../../src/store/jsonl/jsonl-store.js";
 
@@ -69,9 +69,7 @@ let slots: SessionSlots;
 
 function open(over: Partial<SessionSlotsOptions> = {}): SessionSlots {
   return new SessionSlots({
-    store,
-    ownership: new LocalRunOwnership(store),
-    loadSpec: async (id) => ((await store.info(id)) ? { workingDir: dir, extensions: [] } : undefined),
+    coordination: new LocalCoordination(store),
     serviceExtensions: [],
     extensionOptions: { log },
     idleTimeoutMs: 60_000,
