@@ -7,13 +7,11 @@ import { bindSessionMetrics } from "./metrics.js";
 import { createProvider } from "./providers/index.js";
 import { Sessions } from "./sessions.js";
 import { ClusterCoordination } from "./cluster/cluster-coordination.js";
-import { LocalCoordination, type Coordination } from "./coordination/coordination.js";
+import { LocalCoordination, type Coordination, type StoreWatch } from "./coordination/coordination.js";
 import { SessionSlots } from "./slots/session-slots.js";
 import { PermissionFile } from "./permission-file.js";
 import { openSessionStore } from "./store/open-store.js";
-import { postgresProbe } from "./store/postgres/probe.js";
 import { storeFault } from "./store/store-faults.js";
-import { StoreHealth } from "./store/store-health.js";
 import type { Env } from "@skein/host";
 
 /** Reply and WatchSession stream thousands of small events a second: their encoder reuses one writer. */
@@ -84,7 +82,7 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     pendingApprovals: () => slots.pendingApprovals,
   });
   // Ends every session's work and extension processes, then the records of them, then the store.
-  let storeHealth: { suspect(): void; close(): Promise<void> } | undefined;
+  let storeHealth: StoreWatch | undefined;
   const closeDomain = async (forced: AbortSignal) => {
     await storeHealth?.close();
     await slots.shutdown(forced);
@@ -110,10 +108,7 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
       },
       // A replica whose database is unreachable is NOT_SERVING, so load balancers route around it.
       onHealth: (health) => {
-        if (!config.postgres) return;
-        const probe = postgresProbe(config.postgres.databaseUrl, `skein-session ${config.replica.id}`, log);
-        const watcher = new StoreHealth({ probe: probe.probe, target: store.target, log, report: (serving) => health.setServing(SESSION_SERVICE, serving) });
-        storeHealth = { suspect: () => watcher.suspect(), close: async () => (await watcher.close(), await probe.close()) };
+        storeHealth = coordination.watchHealth((serving) => health.setServing(SESSION_SERVICE, serving), log);
       },
     });
   } catch (err) {

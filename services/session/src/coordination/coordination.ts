@@ -1,3 +1,4 @@
+import type { Logger } from "@skein/runtime";
 import { EventLog, type EventBudget } from "../runs/event-log.js";
 import type { LiveState } from "../runs/events.js";
 import type { SessionStore } from "../store/session-store.js";
@@ -10,6 +11,13 @@ export interface EventWindow {
   readonly capacity: number;
   readonly startSeq: number;
   readonly budget: EventBudget;
+}
+
+/** What watches the store's reachability for the health service. */
+export interface StoreWatch {
+  /** A call met an unreachable store: probe now rather than at the next tick. */
+  suspect(): void;
+  close(): Promise<void>;
 }
 
 /**
@@ -35,6 +43,12 @@ export interface Coordination {
   liveStates(ids: readonly string[], here: (id: string) => LiveState): Promise<Map<string, LiveState>>;
   /** CancelReply for work this process does not run (another replica's): false when no (such) work holds the session. */
   cancelElsewhere(sessionId: string, requestId: string): Promise<boolean>;
+  /**
+   * Follows the store's reachability, telling `report` each change (the
+   * health service's serving status): replicas probe their database, so load
+   * balancers route around one that cannot reach it; on one host nothing is probed.
+   */
+  watchHealth(report: (serving: boolean) => void, log: Logger): StoreWatch;
   /** Totals across replicas (undefined on one host). */
   stats(): Promise<ClusterStats | undefined>;
   /** After the slots have stopped: ends what the coordination holds, the store last. */
@@ -60,6 +74,11 @@ export class LocalCoordination implements Coordination {
 
   async cancelElsewhere(): Promise<boolean> {
     return false;
+  }
+
+  /** A local store's faults are the call's to report; the process serves as long as it runs. */
+  watchHealth(): StoreWatch {
+    return { suspect: () => undefined, close: async () => undefined };
   }
 
   async stats(): Promise<ClusterStats | undefined> {
