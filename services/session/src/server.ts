@@ -6,15 +6,12 @@ import { sessionHandlers } from "./grpc/handlers.js";
 import { bindSessionMetrics } from "./metrics.js";
 import { createProvider } from "./providers/index.js";
 import { Sessions } from "./sessions.js";
-import { SessionCluster } from "./cluster/session-cluster.js";
-import { LocalRunOwnership } from "./slots/run-ownership.js";
+import { ClusterCoordination } from "./cluster/cluster-coordination.js";
+import { LocalCoordination, type Coordination, type StoreWatch } from "./coordination/coordination.js";
 import { SessionSlots } from "./slots/session-slots.js";
 import { PermissionFile } from "./permission-file.js";
 import { openSessionStore } from "./store/open-store.js";
-import { sessionExtensions } from "./goose-format/skein-metadata.js";
-import { postgresProbe } from "./store/postgres/probe.js";
 import { storeFault } from "./store/store-faults.js";
-import { StoreHealth } from "./store/store-health.js";
 import type { Env } from "@skein/host";
 
 /** Reply and WatchSession stream thousands of small events a second: their encoder reuses one writer. */
@@ -30,8 +27,10 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
   const config = loadConfig(env, log);
   const serviceExtensions = await loadServiceExtensions({ env, gooseConfig: config.gooseConfig, log });
   // Replicas share one PostgreSQL database: its store, leases and event log (cluster/session-cluster.ts).
-  const cluster = config.postgres && (await SessionCluster.open(config.postgres, config.eventBuffer, config.replica, log));
-  const store = cluster ? cluster.store : await openSessionStore(config.store, config.sessionsDir, log, { syncEachMessage: config.syncEachMessage });
+  const coordination: Coordination = config.postgres
+    ? await ClusterCoordination.open(config.postgres, config.eventBuffer, config.replica, log)
+    : new LocalCoordination(await openSessionStore(config.store, config.sessionsDir, log, { syncEachMessage: config.syncEachMessage }));
+  const store = coordination.store;
   // Before anything starts: end extension processes a killed previous instance left behind.
   const pids = await PidRegistry.open(config.sessionsDir, { log, killGraceMs: config.extensionKillGraceMs });
   const reaped = await pids.reapOrphans();
@@ -46,15 +45,7 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
   log.info({ sessionsDir: config.sessionsDir, store: config.store, serviceExtensions: serviceExtensions.map((e) => e.name), idleTimeoutMs: config.idleTimeoutMs, maxLiveAgents: config.maxLiveAgents }, "session store");
 
   const slots = new SessionSlots({
-    store,
-    ownership: cluster ? cluster.ownership : new LocalRunOwnership(store),
-    eventLogs: cluster && ((id) => cluster.eventLog(id)),
-    loadSpec: async (id) => {
-      const info = await store.info(id);
-      // A goose session can list a stdio extension skein also runs service-wide: that one runs once.
-      const own = info && sessionExtensions(info.metadata, log.child({ sessionId: id })).filter((e) => !serviceExtensions.some((s) => s.name === e.name));
-      return info && own && { workingDir: info.metadata.working_dir, extensions: own };
-    },
+    coordination,
     serviceExtensions,
     extensionOptions: { registry: pids, killGraceMs: config.extensionKillGraceMs, log },
     idleTimeoutMs: config.idleTimeoutMs,
@@ -69,14 +60,13 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     log,
   });
   const sessions = new Sessions({
-    store,
+    coordination,
     provider,
     slots,
     serviceExtensions,
     maxMessageChars: config.maxMessageChars,
     defaultMode: config.defaultMode,
     replica: config.replica,
-    cluster,
     log,
   });
   // Timeouts of replies paused before this start; a failure only costs those timeouts (CancelReply still ends them).
@@ -92,13 +82,12 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
     pendingApprovals: () => slots.pendingApprovals,
   });
   // Ends every session's work and extension processes, then the records of them, then the store.
-  let storeHealth: { suspect(): void; close(): Promise<void> } | undefined;
+  let storeHealth: StoreWatch | undefined;
   const closeDomain = async (forced: AbortSignal) => {
     await storeHealth?.close();
     await slots.shutdown(forced);
     await pids.close();
-    if (cluster) await cluster.close();
-    else await store.close();
+    await coordination.close();
   };
   let server: RunningServer;
   try {
@@ -119,10 +108,7 @@ export async function startSessionServer(env: Env, log: Logger): Promise<Running
       },
       // A replica whose database is unreachable is NOT_SERVING, so load balancers route around it.
       onHealth: (health) => {
-        if (!config.postgres) return;
-        const probe = postgresProbe(config.postgres.databaseUrl, `skein-session ${config.replica.id}`, log);
-        const watcher = new StoreHealth({ probe: probe.probe, target: store.target, log, report: (serving) => health.setServing(SESSION_SERVICE, serving) });
-        storeHealth = { suspect: () => watcher.suspect(), close: async () => (await watcher.close(), await probe.close()) };
+        storeHealth = coordination.watchHealth((serving) => health.setServing(SESSION_SERVICE, serving), log);
       },
     });
   } catch (err) {

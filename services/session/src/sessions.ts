@@ -9,14 +9,16 @@ import type { SessionSlots } from "./slots/session-slots.js";
 import { defaultMetadata } from "./goose-format/messages.js";
 import { validateRequestId, validateSessionId } from "./store/ids.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./store/session-store.js";
-import type { ClusterStats, SessionCluster } from "./cluster/session-cluster.js";
+import type { ClusterStats } from "./cluster/session-cluster.js";
+import type { Coordination } from "./coordination/coordination.js";
 import type { LiveState } from "./runs/events.js";
 import type { ReplicaIdentity } from "./cluster/replica.js";
 import { markDescriptionUserSet, sessionExtensions, withSessionExtensions, withSessionMode, type GooseMode } from "./goose-format/skein-metadata.js";
 import type { Permission } from "./goose-format/approval-format.js";
 
 export interface SessionsOptions {
-  readonly store: SessionStore;
+  /** The store, and with replicas live state, cancels and totals from their database. */
+  readonly coordination: Coordination;
   /** Either the provider or why there is none (Reply answers FAILED_PRECONDITION with it). */
   readonly provider: { provider: Provider } | { missing: string };
   readonly slots: SessionSlots;
@@ -26,8 +28,6 @@ export interface SessionsOptions {
   /** The mode of sessions created without one (SKEIN_PERMISSION_MODE, goose's GOOSE_MODE, auto). */
   readonly defaultMode: GooseMode;
   readonly replica: ReplicaIdentity;
-  /** Replicas on one PostgreSQL database: live state, cancels and totals come from there. */
-  readonly cluster?: SessionCluster;
   readonly log: Logger;
 }
 
@@ -53,9 +53,11 @@ const MAX_EXTENSIONS = 64;
  */
 export class Sessions {
   private readonly slots: SessionSlots;
+  private readonly store: SessionStore;
 
   constructor(private readonly opts: SessionsOptions) {
     this.slots = opts.slots;
+    this.store = opts.coordination.store;
   }
 
   /** Starts the session's extensions: one that cannot start (or a caller that gives up) fails the call and leaves no session behind. */
@@ -79,11 +81,11 @@ export class Sessions {
     if (description !== undefined && description !== "") metadata = markDescriptionUserSet(metadata);
     // The store allocates the id (goose's rule in sessions.db), so the session exists before its
     // extensions start; one that cannot start removes the session again before the call fails.
-    const info = await this.opts.store.create(metadata);
+    const info = await this.store.create(metadata);
     try {
       await this.slots.startAgent(info.id, { workingDir, extensions }, signal);
     } catch (err) {
-      await this.opts.store.delete(info.id).catch((e: unknown) => this.opts.log.error({ sessionId: info.id, err: e }, "could not remove a session whose extensions failed to start"));
+      await this.store.delete(info.id).catch((e: unknown) => this.opts.log.error({ sessionId: info.id, err: e }, "could not remove a session whose extensions failed to start"));
       throw err;
     }
     return info;
@@ -91,14 +93,14 @@ export class Sessions {
 
   async get(id: string, withMessages: boolean): Promise<SessionInfo | LoadedSession> {
     validateSessionId(id);
-    const s = withMessages ? await this.opts.store.load(id) : await this.opts.store.info(id);
+    const s = withMessages ? await this.store.load(id) : await this.store.info(id);
     if (!s) throw notFound(id);
     return s;
   }
 
   list(pageSize: number, pageToken: string): Promise<SessionPage> {
     if (pageSize > MAX_PAGE) throw new InvalidArgumentError("page_size", `must be at most ${MAX_PAGE}`);
-    return this.opts.store.list(pageSize === 0 ? DEFAULT_PAGE : pageSize, pageToken);
+    return this.store.list(pageSize === 0 ? DEFAULT_PAGE : pageSize, pageToken);
   }
 
   async delete(id: string): Promise<void> {
@@ -119,7 +121,7 @@ export class Sessions {
 
   async watch(id: string, afterSeq: number, signals: AbortSignal[]): Promise<Feed<SessionEvent>> {
     validateSessionId(id);
-    if (!(await this.opts.store.info(id))) throw notFound(id);
+    if (!(await this.store.info(id))) throw notFound(id);
     return this.slots.watch(id, afterSeq, signals);
   }
 
@@ -128,15 +130,15 @@ export class Sessions {
     if (requestId !== "") validateRequestId(requestId);
     const p = this.opts.provider;
     if (await this.slots.cancel(id, requestId, "provider" in p ? p.provider : undefined)) return true;
-    if (!(await this.opts.store.info(id))) throw notFound(id);
-    return (await this.opts.cluster?.cancel(id, requestId)) ?? false;
+    if (!(await this.store.info(id))) throw notFound(id);
+    return this.opts.coordination.cancelElsewhere(id, requestId);
   }
 
   /** UpdateSession: the mode (goose's goose_mode) and/or a caller's description; a running reply keeps the mode it started with. */
   async update(id: string, mode: GooseMode | undefined, description: string | undefined): Promise<SessionInfo> {
     validateSessionId(id);
     if (description !== undefined && description.length > MAX_DESCRIPTION) throw new InvalidArgumentError("description", `must be at most ${MAX_DESCRIPTION} characters`);
-    const written = await this.opts.store.updateMetadata(id, (m) => {
+    const written = await this.store.updateMetadata(id, (m) => {
       let next = mode === undefined ? m : withSessionMode(m, mode);
       if (description !== undefined) next = markDescriptionUserSet({ ...next, description });
       return next;
@@ -144,7 +146,7 @@ export class Sessions {
     if (!written) throw notFound(id);
     // The store's own write may keep its fingerprint: the next reply must not reuse the old mode.
     this.slots.invalidateHistory(id);
-    const info = await this.opts.store.info(id);
+    const info = await this.store.info(id);
     if (!info) throw notFound(id);
     return info;
   }
@@ -155,7 +157,7 @@ export class Sessions {
     if (toolCallId === "") throw new InvalidArgumentError("tool_call_id", "must not be empty");
     if (permission === undefined) throw new InvalidArgumentError("permission", "must be one of ALLOW_ONCE, ALWAYS_ALLOW, DENY_ONCE, ALWAYS_DENY");
     const provider = this.provider();
-    if (!(await this.opts.store.info(id))) throw notFound(id);
+    if (!(await this.store.info(id))) throw notFound(id);
     await this.slots.confirm(id, toolCallId, permission, provider, decidedBy);
   }
 
@@ -236,17 +238,16 @@ export class Sessions {
       liveAgents: this.slots.liveAgents,
       runningReplies: this.slots.running,
       extensionProcesses: this.slots.extensionProcesses,
-      sessionsOnDisk: await this.opts.store.count(),
+      sessionsOnDisk: await this.store.count(),
       evictions: this.slots.evictions,
       replica: { id: this.opts.replica.id, address: this.opts.replica.address },
-      cluster: await this.opts.cluster?.stats(),
+      cluster: await this.opts.coordination.stats(),
     };
   }
 
   /** Each session's running request and last seq: this process's, or the database's with replicas. */
-  async live(ids: readonly string[]): Promise<Map<string, LiveState>> {
-    if (this.opts.cluster) return this.opts.cluster.liveStates(ids);
-    return new Map(ids.map((id) => [id, { runningRequestId: this.slots.runningRequest(id) ?? "", lastSeq: this.slots.lastSeq(id) }]));
+  live(ids: readonly string[]): Promise<Map<string, LiveState>> {
+    return this.opts.coordination.liveStates(ids, (id) => ({ runningRequestId: this.slots.runningRequest(id) ?? "", lastSeq: this.slots.lastSeq(id) }));
   }
 
   /** The session's own extensions as persisted (for Session.extensions). */
@@ -261,7 +262,7 @@ export class Sessions {
   }
 
   private async persistExtensions(id: string, configs: readonly ExtensionConfig[]): Promise<void> {
-    const written = await this.opts.store.updateMetadata(id, (m) => withSessionExtensions(m, configs));
+    const written = await this.store.updateMetadata(id, (m) => withSessionExtensions(m, configs));
     if (!written) throw notFound(id);
   }
 

@@ -1,5 +1,5 @@
 import { CancelledError, FailedPreconditionError, type Logger } from "@skein/runtime";
-import type { RunClaim, RunOwnership } from "../slots/run-ownership.js";
+import type { DeleteHold, RunClaim, RunOwnership } from "../slots/run-ownership.js";
 import type { PostgresSessionStore } from "../store/postgres/postgres-store.js";
 import type { LeaseKeeper } from "./postgres/lease-keeper.js";
 import type { CancelSignals } from "./postgres/cancel-signals.js";
@@ -87,14 +87,14 @@ export class LeasedRunOwnership implements RunOwnership {
    * about one lease period: a dead replica's lease is taken over meanwhile);
    * one that still holds the session then is reported busy.
    */
-  async claimForDelete(sessionId: string): Promise<RunClaim> {
+  async claimForDelete(sessionId: string): Promise<DeleteHold> {
     const { leases, owner } = this.deps;
     const deadline = Date.now() + leases.leaseMs + 2_000;
     let asked = false;
     for (;;) {
       try {
         const { lease } = await leases.acquire(sessionId, "delete", owner);
-        return { label: "delete", seqAfter: 0, release: () => void leases.release(lease).catch(() => undefined) };
+        return { release: () => void leases.release(lease).catch(() => undefined) };
       } catch (err) {
         if (!(err instanceof SessionBusyError)) throw err;
         if (Date.now() > deadline) {

@@ -24,3 +24,31 @@ export interface LiveState {
   readonly runningRequestId: string;
   readonly lastSeq: number;
 }
+
+/**
+ * Where a run's events go: the session's event log (this process's EventLog,
+ * or with replicas the database's). Handed to the run by whoever starts it;
+ * the log numbers the event and fans it out.
+ */
+export interface RunEventSink {
+  publish(requestId: string, event: RunEvent): void;
+}
+
+/** Counts what runs publish (skein_session_stream_events_total) on its way into each session's log. */
+export class PublishedEvents {
+  private count = 0;
+
+  get total(): number {
+    return this.count;
+  }
+
+  /** `log`, counted. */
+  into(log: RunEventSink): RunEventSink {
+    return {
+      publish: (requestId, event) => {
+        this.count++;
+        log.publish(requestId, event);
+      },
+    };
+  }
+}

@@ -18,7 +18,7 @@ import {
 } from "../goose-format/messages.js";
 import type { LoadedSession, SessionStore } from "../store/session-store.js";
 import { descriptionUserSet, keptDecisions, pausedRun, sessionMode, withPausedRun, type GooseMode, type PendingApproval } from "../goose-format/skein-metadata.js";
-import type { RunEvent } from "./events.js";
+import type { RunEvent, RunEventSink } from "./events.js";
 import { startedBeforePersisted } from "./first-call.js";
 import type { OpenedSession, SessionHistory } from "./session-history.js";
 import { storeFault } from "../store/store-faults.js";
@@ -42,7 +42,8 @@ export interface RunInput {
   readonly limits: OutputLimits;
   readonly compaction: CompactionSettings;
   readonly signal: AbortSignal;
-  readonly emit: (e: RunEvent) => void;
+  /** The session's event log, through which the run publishes (see RunEventSink). */
+  readonly events: RunEventSink;
   readonly log: Logger;
   /** goose's per-tool permissions (approve / smart_approve). */
   readonly permissions: ToolPermissions;
@@ -77,11 +78,11 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
     return undefined;
   });
   if (!opened) {
-    r.emit({ kind: "error", code: "SESSION_UNREADABLE", message: `session ${r.sessionId} could not be read` });
+    emit(r, { kind: "error", code: "SESSION_UNREADABLE", message: `session ${r.sessionId} could not be read` });
     return "error";
   }
   if ("fault" in opened) {
-    r.emit({ kind: "error", code: opened.fault.eventCode, message: opened.fault.message });
+    emit(r, { kind: "error", code: opened.fault.eventCode, message: opened.fault.message });
     return "error";
   }
   // A paused turn goes on with its history as it is (no compaction between a tool call and its result).
@@ -102,19 +103,19 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
       throw err;
     }
     stored.push(m);
-    r.emit({ kind: "message", message: m });
+    emit(r, { kind: "message", message: m });
   };
   const sink = {
     message: persist,
-    textDelta: (text: string) => r.emit({ kind: "textDelta", text }),
+    textDelta: (text: string) => emit(r, { kind: "textDelta", text }),
     usage: (u: Tokens) => {
       last = { input: u.input, output: u.output, total: u.total };
       sum.input += u.input;
       sum.output += u.output;
       sum.total += u.total;
-      r.emit({ kind: "usage", ...u });
+      emit(r, { kind: "usage", ...u });
     },
-    error: (code: string, message: string) => r.emit({ kind: "error", code, message }),
+    error: (code: string, message: string) => emit(r, { kind: "error", code, message }),
   };
   const approvals = mode === "approve" || mode === "smart_approve" ? approvalGate(r, mode, persist) : undefined;
   // goose's chat mode: the model is offered no tools, and none runs.
@@ -186,15 +187,19 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
   return reason;
 }
 
+function emit(r: RunInput, e: RunEvent): void {
+  r.events.publish(r.requestId, e);
+}
+
 /** A storage fault is named as the gRPC status would name it (STORE_FULL, STORE_UNAVAILABLE, …); anything else is INTERNAL. */
 function reportFailure(r: RunInput, err: unknown, what: string): void {
   const fault = storeFault(err, r.store.target);
   if (fault) {
     r.log.warn({ reason: fault.message }, "reply stopped by a storage fault");
-    r.emit({ kind: "error", code: fault.eventCode, message: fault.message });
+    emit(r, { kind: "error", code: fault.eventCode, message: fault.message });
   } else {
     r.log.error({ err }, what);
-    r.emit({ kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
+    emit(r, { kind: "error", code: "INTERNAL", message: `the reply failed inside the service (request id ${r.requestId})` });
   }
 }
 

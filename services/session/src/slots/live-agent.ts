@@ -1,6 +1,9 @@
 import { isDeepStrictEqual } from "node:util";
 import type { ExtensionConfig, ExtensionSet } from "../extensions/index.js";
+import type { Logger } from "@skein/runtime";
+import { sessionExtensions } from "../goose-format/skein-metadata.js";
 import { SessionHistory } from "../runs/session-history.js";
+import type { SessionStore } from "../store/session-store.js";
 
 /**
  * A session's agent while it is in memory: its extension processes (the
@@ -35,4 +38,17 @@ function sameConfigs(a: readonly ExtensionConfig[], b: readonly ExtensionConfig[
 export interface AgentSpec {
   readonly workingDir: string;
   readonly extensions: readonly ExtensionConfig[];
+}
+
+/**
+ * The agent a stored session asks for: its working dir and own extensions,
+ * less those skein runs service-wide (a goose session can list a stdio
+ * extension skein also runs for every session: that one runs once).
+ * Undefined when the session does not exist.
+ */
+export async function storedAgentSpec(store: SessionStore, id: string, serviceExtensions: readonly ExtensionConfig[], log: Logger): Promise<AgentSpec | undefined> {
+  const info = await store.info(id);
+  if (!info) return undefined;
+  const own = sessionExtensions(info.metadata, log.child({ sessionId: id })).filter((e) => !serviceExtensions.some((s) => s.name === e.name));
+  return { workingDir: info.metadata.working_dir, extensions: own };
 }

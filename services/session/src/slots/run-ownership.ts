@@ -17,10 +17,15 @@ export interface RunClaim {
    * no earlier instance used.
    */
   readonly seqAfter: number;
-  /** Where the work writes when not the shared store: one bound to the claim (replicas: its lease). */
-  readonly store?: SessionStore;
+  /** Where the work writes: the store itself, or with replicas one bound to the claim's lease. */
+  readonly store: SessionStore;
   /** Aborts when the claim is lost or the work is cancelled from elsewhere (another replica). */
   readonly signal?: AbortSignal;
+  release(): void;
+}
+
+/** The session held while it is deleted; released exactly once. */
+export interface DeleteHold {
   release(): void;
 }
 
@@ -41,7 +46,7 @@ export interface RunOwnership {
    * Holds the session while it is deleted (this process's own work is
    * already stopped); with replicas, work elsewhere is asked to stop first.
    */
-  claimForDelete(sessionId: string): Promise<RunClaim>;
+  claimForDelete(sessionId: string): Promise<DeleteHold>;
 }
 
 /**
@@ -67,7 +72,7 @@ export class LocalRunOwnership implements RunOwnership {
     };
     try {
       const seqAfter = lastSeq > 0 ? lastSeq : await this.newEpoch(sessionId);
-      return { label, seqAfter, release };
+      return { label, seqAfter, store: this.store, release };
     } catch (err) {
       release();
       throw err;
@@ -75,8 +80,8 @@ export class LocalRunOwnership implements RunOwnership {
   }
 
   /** The caller stopped this process's work on the session: nothing else can hold it. */
-  async claimForDelete(): Promise<RunClaim> {
-    return { label: "delete", seqAfter: 0, release: () => undefined };
+  async claimForDelete(): Promise<DeleteHold> {
+    return { release: () => undefined };
   }
 
   /** Takes the session's next unused epoch and returns where its numbering starts. */

@@ -1,5 +1,4 @@
 import type { Feed } from "@skein/runtime";
-import { EventLog, type EventBudget } from "../runs/event-log.js";
 import type { RunEvent, SessionEvent } from "../runs/events.js";
 import type { LiveAgent } from "./live-agent.js";
 import type { RunClaim } from "./run-ownership.js";
@@ -54,8 +53,8 @@ export class SessionSlot {
     readonly id: string,
     /** The last seq of this session's previous slot in this process (0: none). */
     keptSeq: number,
-    /** Makes the shared log when replicas share the events; default: one in this process. */
-    private readonly makeLog?: (sessionId: string) => SlotEventLog,
+    /** Makes the session's event log, numbering on after `startSeq` (see Coordination.eventLog). */
+    private readonly makeLog: (startSeq: number) => SlotEventLog,
   ) {
     this.releasedSeq = keptSeq;
   }
@@ -95,8 +94,8 @@ export class SessionSlot {
     }
   }
 
-  events(capacity: number, budget: EventBudget): SlotEventLog {
-    this.log ??= this.makeLog?.(this.id) ?? new EventLog(this.id, capacity, this.releasedSeq, budget);
+  events(): SlotEventLog {
+    this.log ??= this.makeLog(this.releasedSeq);
     return this.log;
   }
 

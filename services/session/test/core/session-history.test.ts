@@ -3,7 +3,6 @@
 // call goes out while the user's message is stored (one event-loop turn later: a synchronous store's
 // write and the message's event go first), its deltas wait for that message's event, and a failed
 // store aborts the call or keeps it from being sent. Real stores in a temp dir, goose's writes from a second connection.
-import { PermissionFile } from "../../src/permission-file.js";
 import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultMetadata, textOf } from "../../src/goose-format/messages.js";
 import { ProviderAbortedError, type ModelChunk, type ModelRequest, type Provider } from "../../src/providers/provider.js";
 import type { RunEvent, SessionEvent } from "../../src/runs/events.js";
-import { LocalRunOwnership } from "../../src/slots/run-ownership.js";
+import { slotsOptions } from "./sessions-fixture.js";
 import { SessionSlots } from "../../src/slots/session-slots.js";
 import { JsonlSessionStore } from "../../src/store/jsonl/jsonl-store.js";
 import type { SessionStore } from "../../src/store/session-store.js";
@@ -84,23 +83,7 @@ let closeStore: (() => Promise<void>) | undefined;
 let goose: Database.Database | undefined;
 
 function openSlots(store: SessionStore): SessionSlots {
-  slots = new SessionSlots({
-    store,
-    ownership: new LocalRunOwnership(store),
-    loadSpec: async (id) => ((await store.info(id)) ? { workingDir: dir, extensions: [] } : undefined),
-    serviceExtensions: [],
-    extensionOptions: { log },
-    idleTimeoutMs: 60_000,
-    maxLive: 10,
-    eventBuffer: 100,
-    eventBufferTotal: 10_000,
-    maxTurns: 3,
-    limits: { maxToolResultChars: 10_000, maxModelOutputChars: 10_000 },
-    compaction: { threshold: 0, contextLimit: 100_000 },
-    permissions: new PermissionFile(join(dir, "permission.yaml"), log),
-    approvalTimeoutMs: 0,
-    log,
-  });
+  slots = new SessionSlots(slotsOptions(dir, store));
   return slots;
 }
 

@@ -1,6 +1,5 @@
 // The session slot's state machine: run, cancel, delete, evict, reload and the replay budget,
 // in the interleavings that matter. Real JSONL store in a temp dir; a scripted in-process provider.
-import { PermissionFile } from "../../src/permission-file.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { defaultMetadata } from "../../src/goose-format/messages.js";
 import { ProviderAbortedError, type ModelChunk, type ModelRequest, type Provider } from "../../src/providers/provider.js";
 import type { SessionEvent } from "../../src/runs/events.js";
-import { LocalRunOwnership } from "../../src/slots/run-ownership.js";
+import { slotsOptions } from "./sessions-fixture.js";
 import { SessionSlots, type SessionSlotsOptions } from "../../src/slots/session-slots.js";
 import { JsonlSessionStore } from "../../src/store/jsonl/jsonl-store.js";
 
@@ -68,24 +67,7 @@ let provider: ScriptedProvider;
 let slots: SessionSlots;
 
 function open(over: Partial<SessionSlotsOptions> = {}): SessionSlots {
-  return new SessionSlots({
-    store,
-    ownership: new LocalRunOwnership(store),
-    loadSpec: async (id) => ((await store.info(id)) ? { workingDir: dir, extensions: [] } : undefined),
-    serviceExtensions: [],
-    extensionOptions: { log },
-    idleTimeoutMs: 60_000,
-    maxLive: 10,
-    eventBuffer: 100,
-    eventBufferTotal: 10_000,
-    maxTurns: 3,
-    limits: { maxToolResultChars: 10_000, maxModelOutputChars: 10_000 },
-    compaction: { threshold: 0, contextLimit: 100_000 },
-    permissions: new PermissionFile(join(dir, "permission.yaml"), log),
-    approvalTimeoutMs: 0,
-    log,
-    ...over,
-  });
+  return new SessionSlots(slotsOptions(dir, store, over));
 }
 
 async function newSession(): Promise<string> {
