@@ -1,7 +1,7 @@
 import type { Logger } from "@skein/runtime";
-import { runAgent, type ApprovalGate, type TurnEnd, type TurnResume } from "../agent-loop/loop.js";
-import { DECLINED_RESPONSE, verdictFor, type ToolPermissions } from "../agent-loop/tool-policy.js";
-import { allows, approvalDecisionMessage, approvalRequestMessage, approvalState, type ApprovalAsk } from "../goose-format/approval-format.js";
+import { runAgent, type TurnEnd } from "../agent-loop/loop.js";
+import type { ToolPermissions } from "../agent-loop/tool-policy.js";
+import { approvalGate, NO_TOOLS, resumeOf } from "./approval-turn.js";
 import type { OutputLimits } from "../agent-loop/output-limits.js";
 import { agentView, compact } from "../agent-loop/compaction.js";
 import { describeSession, wantsDescription } from "../agent-loop/description.js";
@@ -17,7 +17,7 @@ import {
   type GooseMetadata,
 } from "../goose-format/messages.js";
 import type { LoadedSession, SessionStore } from "../store/session-store.js";
-import { descriptionUserSet, keptDecisions, pausedRun, sessionMode, withPausedRun, type GooseMode, type PendingApproval } from "../goose-format/skein-metadata.js";
+import { descriptionUserSet, pausedRun, sessionMode, withPausedRun, type PendingApproval } from "../goose-format/skein-metadata.js";
 import type { RunEvent, RunEventSink } from "./events.js";
 import { startedBeforePersisted } from "./first-call.js";
 import type { OpenedSession, SessionHistory } from "./session-history.js";
@@ -316,69 +316,4 @@ function nextMetadata(meta: GooseMetadata, messageCount: number, last: Tokens | 
     accumulated_input_tokens: (meta.accumulated_input_tokens ?? 0) + sum.input,
     accumulated_output_tokens: (meta.accumulated_output_tokens ?? 0) + sum.output,
   };
-}
-
-const NO_TOOLS: ToolSource = {
-  list: () => [],
-  call: async (name) => ({ content: [{ type: "text", text: `tool ${name} does not exist` }], isError: true, error: `tool ${name} does not exist` }),
-  close: async () => undefined,
-};
-
-/**
- * approve / smart_approve: each tool call the policy does not let through is
- * asked for (the asks are stored, never sent to the model: see agentView). The asks are stored as goose stores them, then recorded as the
- * session's paused run (what GetSession and a second Reply see); the caller
- * announces them once the run has ended and let go of the session, so
- * whoever hears of one can decide it at once, on any replica.
- */
-function approvalGate(r: RunInput, mode: GooseMode, record: (m: GooseMessage) => Promise<void>): ApprovalGate {
-  return {
-    review: async (requests) => {
-      const denied = new Map<string, string>();
-      const asks: ApprovalAsk[] = [];
-      const known = new Set(r.tools.list().map((t) => t.name));
-      for (const req of requests) {
-        const call = req.toolCall;
-        // A call that cannot run (unparseable, or a tool that does not exist) is answered with its error, never asked.
-        if (call.status !== "success" || !known.has(call.value.name)) continue;
-        const verdict = await verdictFor(mode, call.value.name, r.tools.list(), r.permissions);
-        if (verdict === "deny") denied.set(req.id, DECLINED_RESPONSE);
-        else if (verdict === "ask") asks.push({ id: req.id, toolName: call.value.name, arguments: call.value.arguments ?? {}, prompt: null });
-      }
-      if (asks.length === 0) return { paused: false, denied };
-      for (const a of asks) await record(approvalRequestMessage(a, r.store.approvalForm === "legacy"));
-      const pending = asks.map((a) => ({ id: a.id, toolName: a.toolName, arguments: a.arguments, prompt: a.prompt ?? "" }));
-      await r.store.updateMetadata(r.sessionId, (m) => withPausedRun(m, { requestId: r.requestId, pending, pausedAt: Date.now() }));
-      for (const p of pending) r.log.info({ toolName: p.toolName, toolCallId: p.id }, "tool call waits for approval");
-      r.paused(pending);
-      return { paused: true };
-    },
-  };
-}
-
-/**
- * What a paused turn answers first, rebuilt from the stored history as goose
- * does: decided calls by their decision, calls never asked by the policy
- * (always-deny, or let through), undecided ones denied when the resume says
- * so. Undefined when nothing is left to answer (another resume did it).
- */
-async function resumeOf(r: RunInput, mode: GooseMode, loaded: LoadedSession, record: (m: GooseMessage) => Promise<void>): Promise<TurnResume | undefined> {
-  const state = approvalState(loaded.messages, keptDecisions(loaded.metadata));
-  if (state.unanswered.length === 0) return undefined;
-  const deny = r.resume?.deny;
-  const denied = new Map<string, string>();
-  for (const req of state.unanswered) {
-    const decided = state.decided.get(req.id);
-    if (decided !== undefined) {
-      if (!allows(decided)) denied.set(req.id, DECLINED_RESPONSE);
-    } else if (state.asked.has(req.id) || r.resume?.stop) {
-      if (deny === undefined) return undefined;
-      // goose ≤ 1.9's files keep no decisions: the tool result says why.
-      if (state.asked.has(req.id) && r.store.approvalForm !== "legacy") await record(approvalDecisionMessage(req.id, "deny_once"));
-      denied.set(req.id, deny);
-    } else if (req.toolCall.status === "success" && (await verdictFor(mode, req.toolCall.value.name, r.tools.list(), r.permissions)) === "deny") {
-      denied.set(req.id, DECLINED_RESPONSE);
-    }
-  }
-  return { requests: state.unanswered, denied, stop: r.resume?.stop ?? false };
 }
