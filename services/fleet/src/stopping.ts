@@ -4,7 +4,8 @@ import type { Logger } from "pino";
 import type { Agent } from "./agent.js";
 import type { PaneInfo } from "./tmux.js";
 
-const STOP_POLL_MS = 100;
+/** How often a stop looks whether the processes are gone and reaped. */
+export const STOP_POLL_MS = 100;
 /** After SIGKILL the kernel needs a moment to tear the processes down. */
 const AFTER_KILL_WAIT_MS = 3_000;
 /** How long the tmux server may take to reap a stopped agent's process, nudged each poll. */

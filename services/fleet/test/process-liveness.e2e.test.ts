@@ -2,7 +2,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { status } from "@grpc/grpc-js";
 import { fleet } from "@skein/proto";
 import { haveProgram, holdReaping, rejection, tmuxServerPid, type Fault } from "@skein/testkit";
+import { sleep } from "@skein/runtime";
 import { afterEach, describe, expect, it } from "vitest";
+import { STOP_POLL_MS } from "../src/stopping.js";
 import { FleetHarness, pidAlive, readHeartbeat, sessionPids, waitFor } from "./harness.js";
 
 const { AGENT_STATE_RUNNING, AGENT_STATE_STOPPED, AGENT_STATE_UNKNOWN, AGENT_STATE_EXITED } = fleet.AgentState;
@@ -89,8 +91,10 @@ describe.skipIf(!haveProgram("strace", "-V"))("StopAgent waits for the reaping",
     let done = false;
     const stopping = h.stopAgent("reaped", 5).finally(() => (done = true));
     await waitFor("the agent to be a zombie", () => procState(a.panePid) === "Z");
-    // The zombie outlives the stop unless someone makes tmux reap it.
-    await new Promise((r) => setTimeout(r, 300));
+    // The zombie outlives the stop unless someone makes tmux reap it: three of
+    // the stop's reap polls (each nudging tmux with a SIGCHLD) pass without it.
+    // Nothing outside the service sees those polls, so this waits on their interval.
+    await sleep(3 * STOP_POLL_MS);
     expect(done).toBe(false);
     await fault.release();
     fault = undefined;
