@@ -124,7 +124,8 @@ export class Supervisor {
 
   private async visit(a: Agent): Promise<void> {
     // Stopped, exited or restarted while this visit waited for the lock: its own visits follow.
-    if (a.state !== "running" && a.state !== "unknown") return;
+    // Or no longer tracked: a start undone (the state file could not record it) leaves a running record behind.
+    if ((a.state !== "running" && a.state !== "unknown") || this.d.registry.get(a.spec.name) !== a) return;
     const stat = readProcStatSync(a.panePid);
     if (a.state === "running" && this.healthy(a, stat)) {
       if (Date.now() >= a.rt.nextBeatAt) this.d.registry.beat(a, "ok");

@@ -64,6 +64,8 @@ describe("liveness follows the process", () => {
     h = await new FleetHarness().start();
     await h.startAgent({ name: "bystander", command: "sleep 300" });
     const a = (await h.startAgent({ name: "stray", command: `sh -c 'trap "" HUP; exec sleep 300'`, heartbeatIntervalSeconds: 1 })).agent!;
+    // Not before the shell has set the trap (it has once it exec'd sleep): a hangup before it would end the agent.
+    await waitFor("the trap set", () => readFileSync(`/proc/${a.panePid}/comm`, "utf8").trim() === "sleep");
     h.tmux("kill-session", "-t", "=stray");
     await waitFor("unknown", async () => (await h.getAgent("stray")).state === AGENT_STATE_UNKNOWN);
     await h.restart();
