@@ -1,22 +1,20 @@
-import { RepeatedFaults, type Broadcaster } from "@skein/runtime";
 import type { Logger } from "pino";
-import { snapshot, type Agent, type FleetEvent, type FleetEventType } from "./agent.js";
-import { writeHeartbeat, type HeartbeatStatus } from "./heartbeat.js";
+import type { Agent } from "./agent.js";
+import type { AgentRegistry, PaneRun } from "./agent-registry.js";
 import { isSameProcess, readProcStatSync, type KeyedLock, type ProcStat } from "@skein/host";
 import { decideRestart } from "./restart-policy.js";
 import type { Tmux } from "./tmux.js";
 
 export interface SupervisorDeps {
-  readonly tmux: Tmux;
+  readonly tmux: Pick<Tmux, "pane" | "nudgeReaper">;
   readonly log: Logger;
   readonly lock: KeyedLock;
-  readonly events: Broadcaster<FleetEvent>;
-  readonly agents: () => Iterable<Agent>;
-  readonly persist: () => void;
+  /** The agents to watch; every state change goes through it. */
+  readonly registry: AgentRegistry;
   /** Keeps the last screen of the agent's pane (it has just ended) for CaptureOutput. */
-  readonly keepScreen: (agent: Agent) => Promise<void>;
+  readonly kept: { keep(name: string): Promise<void> };
   /** Runs the agent's command again (same session when it still exists). */
-  readonly relaunch: (agent: Agent) => Promise<void>;
+  readonly launcher: { launch(a: Agent, how: "respawn"): Promise<PaneRun> };
   /** How often the one timer looks at every agent. */
   readonly tickMs?: number;
 }
@@ -49,17 +47,11 @@ const PANE_LOST_GRACE_MS = 1_000;
 export class Supervisor {
   private timer: NodeJS.Timeout | undefined;
   private readonly tickMs: number;
-  /** A failed beat is retried at every tick: logged once, then summed up at most once a minute (a full disk, many agents). */
-  private readonly beatFaults: RepeatedFaults;
+  /** Ticks done so far: a test waits on it to know a moment has passed without something happening. */
+  ticks = 0;
 
   constructor(private readonly d: SupervisorDeps) {
     this.tickMs = d.tickMs ?? 250;
-    this.beatFaults = new RepeatedFaults(d.log, "heartbeat writes", "agents");
-  }
-
-  /** The agent is gone (removed): its failing beats no longer count. */
-  forget(a: Agent): void {
-    this.beatFaults.forget(a.spec.name);
   }
 
   start(): void {
@@ -70,43 +62,10 @@ export class Supervisor {
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
-    for (const a of this.d.agents()) {
+    for (const a of this.d.registry.all()) {
       clearTimeout(a.rt.restartTimer);
       a.rt.restartTimer = undefined;
     }
-  }
-
-  publish(type: FleetEventType, agent: Agent, message: string): void {
-    this.d.events.publish({ type, agent: snapshot(agent, this.d.tmux.socket), at: new Date(), message });
-  }
-
-  /** Writes the agent's heartbeat file now; a failed write is logged and retried at the next visit. */
-  beat(a: Agent, status: HeartbeatStatus, now = Date.now()): void {
-    const at = new Date(now);
-    try {
-      writeHeartbeat(a.spec.heartbeatFile, {
-        at,
-        pid: a.panePid,
-        status,
-        runtime: a.spec.runtime,
-        agent: a.spec.name,
-        exitCode: a.exitStatus,
-        paneId: a.paneId,
-        socket: this.d.tmux.socket,
-        restarts: a.restarts,
-        // An agent that ended (or cannot be vouched for) does nothing the file could claim.
-        activity: status === "ok" ? a.activity : "unknown",
-      });
-    } catch (err) {
-      this.beatFaults.failed(a.spec.name, err, { agent: a.spec.name, file: a.spec.heartbeatFile });
-      a.rt.finalBeat = status === "stopped" || status === "exited" ? status : undefined;
-      return;
-    }
-    a.rt.finalBeat = undefined;
-    this.beatFaults.succeeded(a.spec.name);
-    a.lastHeartbeatAt = at;
-    a.rt.staleReported = false;
-    a.rt.nextBeatAt = now + a.spec.heartbeatIntervalSeconds * 1000;
   }
 
   /**
@@ -117,10 +76,11 @@ export class Supervisor {
    */
   private tick(): void {
     const now = Date.now();
-    for (const a of this.d.agents()) {
+    this.ticks++;
+    for (const a of this.d.registry.all()) {
       if (a.rt.finalBeat && a.state !== "running" && a.state !== "unknown" && now >= a.rt.nextCheckAt) {
         a.rt.nextCheckAt = now + CHECK_EVERY_MS;
-        this.beat(a, a.rt.finalBeat, now);
+        this.d.registry.beat(a, a.rt.finalBeat, now);
       }
       if (a.state !== "running" && a.state !== "unknown") continue;
       this.reportStale(a, now);
@@ -129,7 +89,7 @@ export class Supervisor {
       // Synchronous, so nothing else can act on the agent meanwhile; but a
       // start, stop or restart in progress holds the lock and must finish first.
       if (a.state === "running" && this.d.lock.isIdle(a.spec.name) && this.healthy(a, readProcStatSync(a.panePid))) {
-        if (now >= a.rt.nextBeatAt) this.beat(a, "ok", now);
+        if (now >= a.rt.nextBeatAt) this.d.registry.beat(a, "ok", now);
         continue;
       }
       a.rt.visiting = true;
@@ -146,7 +106,7 @@ export class Supervisor {
     const age = now - a.lastHeartbeatAt.getTime();
     if (age <= 2 * a.spec.heartbeatIntervalSeconds * 1000 + CHECK_EVERY_MS) return;
     a.rt.staleReported = true;
-    this.publish("heartbeat-stale", a, `no heartbeat written for ${Math.round(age / 1000)}s`);
+    this.d.registry.publish("heartbeat-stale", a, `no heartbeat written for ${Math.round(age / 1000)}s`);
   }
 
   /**
@@ -164,10 +124,11 @@ export class Supervisor {
 
   private async visit(a: Agent): Promise<void> {
     // Stopped, exited or restarted while this visit waited for the lock: its own visits follow.
-    if (a.state !== "running" && a.state !== "unknown") return;
+    // Or no longer tracked: a start undone (the state file could not record it) leaves a running record behind.
+    if ((a.state !== "running" && a.state !== "unknown") || this.d.registry.get(a.spec.name) !== a) return;
     const stat = readProcStatSync(a.panePid);
     if (a.state === "running" && this.healthy(a, stat)) {
-      if (Date.now() >= a.rt.nextBeatAt) this.beat(a, "ok");
+      if (Date.now() >= a.rt.nextBeatAt) this.d.registry.beat(a, "ok");
       return;
     }
     const alive = isSameProcess(stat, a.pidStartTicks);
@@ -178,7 +139,7 @@ export class Supervisor {
       await this.confirmWithTmux(a, alive);
     }
     // Never leave status=ok behind for an agent the service cannot vouch for.
-    if (a.state === "unknown" && Date.now() >= a.rt.nextBeatAt) this.beat(a, "unknown");
+    if (a.state === "unknown" && Date.now() >= a.rt.nextBeatAt) this.d.registry.beat(a, "unknown");
   }
 
   /** /proc says the process ended or lost its terminal (or cannot be verified): ask tmux what happened to the pane. */
@@ -190,23 +151,20 @@ export class Supervisor {
       // Its own pane, its own process: it merely has no terminal (it dropped it).
       a.rt.pidMismatchVisits = 0;
       a.rt.paneLostAt = undefined;
-      if (a.state === "running" && Date.now() >= a.rt.nextBeatAt) this.beat(a, "ok");
+      if (a.state === "running" && Date.now() >= a.rt.nextBeatAt) this.d.registry.beat(a, "ok");
       return;
     }
     if (!pane.dead && (pane.paneId !== a.paneId || pane.panePid !== a.panePid)) {
       // Someone respawned the pane by hand: supervise what runs there now.
-      const stat = readProcStatSync(pane.panePid);
-      Object.assign(a, { paneId: pane.paneId, panePid: pane.panePid, pidStartTicks: stat?.startTicks ?? -1, state: "running", startedAt: new Date(), endedAt: undefined });
-      this.d.persist();
+      const run = { paneId: pane.paneId, panePid: pane.panePid, pidStartTicks: readProcStatSync(pane.panePid)?.startTicks ?? -1 };
+      void this.d.registry.change(a, { state: "running", run, startedAt: new Date() }, { record: "after" });
       return;
     }
     if (!pane.dead) {
       if (++a.rt.pidMismatchVisits >= UNKNOWN_AFTER_VISITS && a.state !== "unknown") {
-        a.state = "unknown";
         this.d.log.warn({ agent: a.spec.name, panePid: a.panePid }, "pane alive but its pid is not the process started at launch");
-        this.d.persist();
-        this.beat(a, "unknown");
-        this.publish("heartbeat-stale", a, "pane alive but its pid is not the process started at launch; heartbeat says status=unknown");
+        const message = "pane alive but its pid is not the process started at launch; heartbeat says status=unknown";
+        void this.d.registry.change(a, { state: "unknown", paneLost: false }, { beat: "unknown", event: { type: "heartbeat-stale", message }, record: "after" });
       }
       return;
     }
@@ -235,54 +193,36 @@ export class Supervisor {
       a.rt.nextCheckAt = 0; // look again at the next tick
       return;
     }
-    this.markPaneLost(a);
     this.d.log.warn({ agent: a.spec.name, panePid: a.panePid }, "tmux session gone but the agent's process runs on");
-    this.d.persist();
-    this.beat(a, "unknown");
-    this.publish("heartbeat-stale", a, `tmux session is gone but process ${a.panePid} runs on without it; heartbeat says status=unknown; StopAgent ends it`);
-  }
-
-  /** Records that the agent runs without a pane (also for agents found so when the service starts). */
-  markPaneLost(a: Agent): void {
-    a.state = "unknown";
-    a.rt.paneLost = true;
-    a.rt.paneLostAt ??= 0;
+    const message = `tmux session is gone but process ${a.panePid} runs on without it; heartbeat says status=unknown; StopAgent ends it`;
+    void this.d.registry.change(a, { state: "unknown", paneLost: true }, { beat: "unknown", event: { type: "heartbeat-stale", message }, record: "after" });
   }
 
   /** The agent's process ended: record it, write the exited heartbeat, apply the restart policy. */
   async exited(a: Agent, exitStatus: number | undefined, detail: string): Promise<void> {
-    await this.d.keepScreen(a);
-    a.exitStatus = exitStatus;
-    a.endedAt = new Date();
-    a.rt.pidMismatchVisits = 0;
-    a.rt.statusWaitVisits = 0;
-    a.rt.paneLost = false;
-    a.rt.paneLostAt = undefined;
-    // The file says exited before anyone can read the state as exited: a
-    // monitor never sees the API and the heartbeat disagree.
-    this.beat(a, "exited");
-    a.state = "exited";
+    await this.d.kept.keep(a.spec.name);
+    const endedAt = new Date();
     const decision = decideRestart({
       policy: a.spec.restartPolicy,
       exitStatus,
-      ranMs: Date.now() - a.startedAt.getTime(),
+      ranMs: endedAt.getTime() - a.startedAt.getTime(),
       consecutiveRestarts: a.consecutiveRestarts,
       maxRestarts: a.spec.maxRestarts,
     });
-    if (decision.action === "none") {
-      this.publish("exited", a, detail);
-    } else if (decision.action === "give-up") {
+    let message = detail;
+    if (decision.action === "give-up") {
       a.consecutiveRestarts = decision.consecutiveRestarts;
       a.gaveUp = true;
-      this.publish("exited", a, detail);
-      this.publish("gave-up", a, `gave up after ${decision.consecutiveRestarts} restarts in a row (max_restarts ${a.spec.maxRestarts})`);
-    } else {
+    } else if (decision.action === "restart") {
       a.consecutiveRestarts = decision.consecutiveRestarts;
-      a.restartDueAt = new Date(Date.now() + decision.delayMs);
-      this.publish("exited", a, `${detail}; restarting in ${formatDelay(decision.delayMs)}`);
-      this.scheduleRestart(a);
+      a.restartDueAt = new Date(endedAt.getTime() + decision.delayMs);
+      message = `${detail}; restarting in ${formatDelay(decision.delayMs)}`;
     }
-    this.d.persist();
+    await this.d.registry.change(a, { state: "exited", exitStatus, endedAt }, { beat: "exited", event: { type: "exited", message }, record: "after" });
+    if (decision.action === "give-up") {
+      this.d.registry.publish("gave-up", a, `gave up after ${decision.consecutiveRestarts} restarts in a row (max_restarts ${a.spec.maxRestarts})`);
+    }
+    if (decision.action === "restart") this.scheduleRestart(a);
   }
 
   /** Arms the timer for a.restartDueAt (also used after adoption, when the service restarted mid-backoff). */
@@ -311,16 +251,16 @@ export class Supervisor {
     a.restartDueAt = undefined;
     a.consecutiveRestarts++;
     a.restarts++;
+    let run: PaneRun;
     try {
-      await this.d.relaunch(a);
+      run = await this.d.launcher.launch(a, "respawn");
     } catch (err) {
       this.d.log.warn({ err, agent: a.spec.name }, "relaunch failed");
       a.startedAt = new Date();
       return this.exited(a, undefined, `restart failed: ${err instanceof Error ? err.message : String(err)}`);
     }
-    this.publish("restarted", a, `restart ${a.consecutiveRestarts} of at most ${a.spec.maxRestarts} in a row (${a.restarts} in total)`);
-    this.beat(a, "ok");
-    this.d.persist();
+    const message = `restart ${a.consecutiveRestarts} of at most ${a.spec.maxRestarts} in a row (${a.restarts} in total)`;
+    await this.d.registry.change(a, { state: "running", run, startedAt: new Date(), launched: true }, { beat: "ok", event: { type: "restarted", message }, record: "after" });
   }
 }
 

@@ -64,6 +64,25 @@ export class FleetHarness {
     return call(this.client, this.client.stopAgent, { name, graceSeconds }, this.metadata()).then((r) => r.agent!);
   }
 
+  /**
+   * Resolves once the service has written a heartbeat stamped later than `at`
+   * (epoch ms) for a "clock" agent it beats every second (started here, once):
+   * proof that the service's supervisor ran past that moment. Tests of what
+   * must NOT happen by a time (a restart that was due, a beat that would have
+   * been due) wait on this instead of a fixed sleep.
+   */
+  async beatPast(at: number): Promise<void> {
+    const file = join(this.hbDir, "clock.hb");
+    if (!this.clockStarted) {
+      await this.startAgent({ name: "clock", command: "sleep 300", heartbeatIntervalSeconds: 1 });
+      this.clockStarted = true;
+    }
+    // Heartbeat times are rounded down to the second: one stamped at or after `at` was written after it.
+    await waitFor(`a heartbeat after ${new Date(at).toISOString()}`, () => Date.parse(readHeartbeat(file).ts ?? "") >= at);
+  }
+
+  private clockStarted = false;
+
   /** Session names on the socket; none when no tmux server runs there. */
   sessions(): string[] {
     try {

@@ -56,8 +56,9 @@ describe("exit detection", () => {
     expect(w.events.map((e) => e.type)).toEqual([E.AGENT_EVENT_TYPE_STARTED, E.AGENT_EVENT_TYPE_EXITED]);
     expect(w.events[1]!.agent!.exitStatus).toBe(7);
     expect(w.events[1]!.message).toContain("status 7");
-    // The heartbeat stays "exited": it is not rewritten as ok.
-    await new Promise((r) => setTimeout(r, 1500));
+    // The heartbeat stays "exited": it is not rewritten as ok, also once a beat
+    // (interval 1 s) would have been due and the supervisor has run past that.
+    await h.beatPast(exited.endedAt!.getTime() + 1000);
     expect(heartbeat(a.heartbeatFile).status).toBe("exited");
     w.stop();
   });
@@ -165,10 +166,13 @@ describe("restart policy", () => {
     });
     expect(once).toMatchObject({ state: AGENT_STATE_EXITED, restarts: 0, exitStatus: 1 });
     expect(readFileSync(join(h.work, "once.txt"), "utf8")).toBe("run\n");
-    // Stop cancels a pending restart.
-    await call(h.client, h.client.stopAgent, { name: "loop", graceSeconds: 1 });
-    const after = (await h.getAgent("loop")).restarts;
-    await new Promise((r) => setTimeout(r, 2500));
+    // Stop cancels a pending restart: caught between runs, stopped (an exited
+    // agent keeps the time it ended), and the service's supervisor seen running
+    // past the moment the restart was due: backoff 2^restarts s after that end.
+    await waitFor("loop between runs", async () => (await h.getAgent("loop")).state === AGENT_STATE_EXITED);
+    const stopped = (await call(h.client, h.client.stopAgent, { name: "loop", graceSeconds: 1 })).agent!;
+    const after = stopped.restarts;
+    await h.beatPast(stopped.endedAt!.getTime() + 1000 * 2 ** after);
     expect((await h.getAgent("loop")).restarts).toBe(after);
     expect((await h.getAgent("loop")).state).toBe(AGENT_STATE_STOPPED);
   });
@@ -187,8 +191,11 @@ describe("service restart", () => {
     await h.svc!.stop("SIGTERM");
     expect(pidAlive(a.panePid)).toBe(true);
     expect(h.sessions()).toEqual(["survivor"]);
-    const before = readFileSync(a.heartbeatFile, "utf8").split("\n")[0];
-    await new Promise((r) => setTimeout(r, 1500));
+    const before = readFileSync(a.heartbeatFile, "utf8").split("\n")[0]!;
+    // No service to ask: wait (on the clock) until the next beat was due, one
+    // interval after the last, which was written within the second its ts names.
+    const due = Date.parse(before.slice("ts=".length)) + 1000 + 1000;
+    await waitFor("the next beat's due time", () => Date.now() > due);
     // No service, no heartbeat: the file's age tells the truth.
     expect(readFileSync(a.heartbeatFile, "utf8").split("\n")[0]).toBe(before);
 

@@ -2,9 +2,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyedLock, readProcStatSync } from "@skein/host";
-import { Broadcaster, createLogger } from "@skein/runtime";
+import { createLogger } from "@skein/runtime";
 import { afterEach, expect, it } from "vitest";
 import { newAgent, type Agent, type FleetEvent } from "../src/agent.js";
+import { AgentRegistry } from "../src/agent-registry.js";
 import { Supervisor } from "../src/supervisor.js";
 import type { Tmux } from "../src/tmux.js";
 import { waitFor } from "./harness.js";
@@ -43,7 +44,10 @@ it("does not take a reused pid for the agent: state unknown, heartbeat status=un
     pane: async () => ({ session: "reused", paneId: "%1", panePid: pid, dead: false, currentPath: dir, startCommand: "sleep 300" }),
     nudgeReaper: async () => undefined,
   } as unknown as Tmux;
-  const events = new Broadcaster<FleetEvent>();
+  const log = createLogger("test", { destination: { write: () => true } as unknown as NodeJS.WritableStream, pretty: false });
+  const registry = new AgentRegistry("fake", { save: async () => undefined }, log);
+  registry.set(agent);
+  const events = registry.events;
   const seen: FleetEvent[] = [];
   const ac = new AbortController();
   void (async () => {
@@ -51,13 +55,11 @@ it("does not take a reused pid for the agent: state unknown, heartbeat status=un
   })();
   supervisor = new Supervisor({
     tmux,
-    log: createLogger("test", { destination: { write: () => true } as unknown as NodeJS.WritableStream, pretty: false }),
+    log,
     lock: new KeyedLock(),
-    events,
-    agents: () => [agent],
-    persist: () => undefined,
-    relaunch: async () => undefined,
-    keepScreen: async () => undefined,
+    registry,
+    launcher: { launch: async () => ({ paneId: "%1", panePid: pid, pidStartTicks: realStart }) },
+    kept: { keep: async () => undefined },
     tickMs: 10,
   });
   supervisor.start();

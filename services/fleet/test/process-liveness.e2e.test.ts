@@ -2,7 +2,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { status } from "@grpc/grpc-js";
 import { fleet } from "@skein/proto";
 import { haveProgram, holdReaping, rejection, tmuxServerPid, type Fault } from "@skein/testkit";
+import { sleep } from "@skein/runtime";
 import { afterEach, describe, expect, it } from "vitest";
+import { STOP_POLL_MS } from "../src/stopping.js";
 import { FleetHarness, pidAlive, readHeartbeat, sessionPids, waitFor } from "./harness.js";
 
 const { AGENT_STATE_RUNNING, AGENT_STATE_STOPPED, AGENT_STATE_UNKNOWN, AGENT_STATE_EXITED } = fleet.AgentState;
@@ -62,6 +64,8 @@ describe("liveness follows the process", () => {
     h = await new FleetHarness().start();
     await h.startAgent({ name: "bystander", command: "sleep 300" });
     const a = (await h.startAgent({ name: "stray", command: `sh -c 'trap "" HUP; exec sleep 300'`, heartbeatIntervalSeconds: 1 })).agent!;
+    // Not before the shell has set the trap (it has once it exec'd sleep): a hangup before it would end the agent.
+    await waitFor("the trap set", () => readFileSync(`/proc/${a.panePid}/comm`, "utf8").trim() === "sleep");
     h.tmux("kill-session", "-t", "=stray");
     await waitFor("unknown", async () => (await h.getAgent("stray")).state === AGENT_STATE_UNKNOWN);
     await h.restart();
@@ -89,8 +93,10 @@ describe.skipIf(!haveProgram("strace", "-V"))("StopAgent waits for the reaping",
     let done = false;
     const stopping = h.stopAgent("reaped", 5).finally(() => (done = true));
     await waitFor("the agent to be a zombie", () => procState(a.panePid) === "Z");
-    // The zombie outlives the stop unless someone makes tmux reap it.
-    await new Promise((r) => setTimeout(r, 300));
+    // The zombie outlives the stop unless someone makes tmux reap it: three of
+    // the stop's reap polls (each nudging tmux with a SIGCHLD) pass without it.
+    // Nothing outside the service sees those polls, so this waits on their interval.
+    await sleep(3 * STOP_POLL_MS);
     expect(done).toBe(false);
     await fault.release();
     fault = undefined;

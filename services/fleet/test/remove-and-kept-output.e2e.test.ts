@@ -75,14 +75,17 @@ describe("RemoveAgent", () => {
   it("removes an exited agent and its dead tmux session, cancelling a pending restart", async () => {
     h = await new FleetHarness().start();
     await h.startAgent({ name: "crashy", command: "sh -c 'exit 3'", restartPolicy: fleet.RestartPolicy.RESTART_POLICY_ON_FAILURE });
-    await waitFor("exited", async () => (await h.getAgent("crashy")).state === AGENT_STATE_EXITED);
+    const exited = await waitFor("exited", async () => {
+      const g = await h.getAgent("crashy");
+      return g.state === AGENT_STATE_EXITED && g;
+    });
     expect(h.sessions()).toEqual(["crashy"]);
     await remove("crashy");
     expect(h.sessions()).toEqual([]);
-    // The restart that was due in 1 s never comes.
-    await new Promise((r) => setTimeout(r, 1500));
-    expect(h.sessions()).toEqual([]);
-    expect(await list()).toEqual([]);
+    // The restart that was due 1 s after the exit never comes: the service's supervisor runs past that moment without it.
+    await h.beatPast(exited.endedAt!.getTime() + 1000);
+    expect(h.sessions()).toEqual(["clock"]);
+    expect((await list()).filter((n) => n !== "clock")).toEqual([]);
   });
 
   it("refuses an exited agent whose name has a live tmux session again", async () => {
@@ -109,7 +112,8 @@ describe("ended_at", () => {
     expect(stopped.state).toBe(AGENT_STATE_STOPPED);
     expect(stopped.endedAt!.getTime()).toBeGreaterThanOrEqual(before - 1000);
     const beat = readFileSync(a.heartbeatFile, "utf8");
-    await new Promise((r) => setTimeout(r, 1100));
+    // Past the second the stop happened in, and past the beat a running agent (interval 1 s) would have had.
+    await h.beatPast(stopped.endedAt!.getTime() + 1000);
     const again = (await stop("idle")).agent!;
     expect(again.endedAt!.getTime()).toBe(stopped.endedAt!.getTime());
     // The heartbeat is not rewritten either: its time still says when the agent stopped.
