@@ -4,7 +4,7 @@ import { isObject, type GooseMessage, type GooseMetadata } from "../../goose-for
 import { isValidSessionId } from "../ids.js";
 import { migrate } from "./migrate.js";
 import { createPool, inTransaction, redactError } from "./pool.js";
-import { checkLease, type RunLease } from "../../cluster/postgres/run-lease.js";
+import type { RunLease } from "../../cluster/postgres/run-lease.js";
 import { DELETED_CHANNEL } from "../../cluster/postgres/event-log.js";
 import { CARRIED_COLUMNS, type ImportedSession } from "../copy-session.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
@@ -14,6 +14,7 @@ import { columnChanges, metadataOfRow, sqlTimestamp, TOKEN_COLUMNS, type Row } f
 import { decodePageToken, encodePageToken } from "../page-token.js";
 import type { StoreTarget } from "../store-faults.js";
 import { redactUrl } from "./database-url.js";
+import { lockForWrite, OwnWrites, type LockedForWrite } from "./own-writes.js";
 
 /** Every column the domain's metadata maps to (sqlite/rows.ts decides which change). */
 const SESSION_COLUMNS: ReadonlySet<string> = new Set([
@@ -59,6 +60,8 @@ export class PostgresSessionStore implements SessionStore {
     private readonly log: Logger,
     private readonly ownsPool: boolean,
     private readonly lease: RunLease | undefined,
+    /** Shared by the lease views: what keeps the fingerprint across our own leased writes. */
+    private readonly own: OwnWrites = new OwnWrites(),
   ) {}
 
   /** Connects, applies the schema migrations (under the advisory lock), and returns the store. */
@@ -75,17 +78,34 @@ export class PostgresSessionStore implements SessionStore {
 
   /** The same store whose writes are refused once `lease` no longer holds its session. */
   withLease(lease: RunLease): PostgresSessionStore {
-    return new PostgresSessionStore(this.pool, this.target, this.log, false, lease);
+    return new PostgresSessionStore(this.pool, this.target, this.log, false, lease, this.own);
   }
 
   private checkId(id: string): void {
     if (!isValidSessionId(id)) throw new InvalidArgumentError("session_id", "is not a valid session id");
   }
 
-  private async guard(c: pg.ClientBase, id: string): Promise<void> {
-    if (!this.lease) return;
+  private async guard(c: pg.ClientBase, id: string): Promise<LockedForWrite | undefined> {
+    if (!this.lease) return undefined;
     if (this.lease.sessionId !== id) throw new Error(`a lease on session ${this.lease.sessionId} cannot write session ${id}`);
-    await checkLease(c, this.lease);
+    return lockForWrite(c, this.lease);
+  }
+
+  /** A write's transaction, guarded by the lease (if any); then the fingerprint follows our own write or moves (OwnWrites). */
+  private async write<T>(id: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    let locked: LockedForWrite | undefined;
+    try {
+      const out = await inTransaction(this.pool, async (c) => {
+        locked = await this.guard(c, id);
+        return fn(c);
+      });
+      this.own.wrote(id, locked);
+      return out;
+    } catch (err) {
+      // It may have committed all the same (a connection lost during COMMIT): never keep a fingerprint we cannot account for.
+      this.own.forget(id);
+      throw err;
+    }
   }
 
   /** goose's id: UTC `YYYYMMDD_N`, N one above the day's highest, allocated under a lock in the insert's transaction. */
@@ -146,7 +166,8 @@ export class PostgresSessionStore implements SessionStore {
   /**
    * The session row's xmin (every write of this store, on any replica, updates
    * the row in the write's transaction) with the messages' count and highest id.
-   * It changes with this replica's own writes too.
+   * This replica's own leased writes (a run's) keep it (OwnWrites), so a
+   * live agent reuses the history it kept; any other write changes it.
    */
   async fingerprint(id: string): Promise<string | undefined> {
     this.checkId(id);
@@ -154,7 +175,8 @@ export class PostgresSessionStore implements SessionStore {
       "SELECT s.xmin::text || ':' || (SELECT COUNT(*) || ':' || COALESCE(MAX(m.id), 0) FROM messages m WHERE m.session_id = s.id) AS v FROM sessions s WHERE s.id = $1",
       [id],
     );
-    return r.rows[0]?.v;
+    const raw = r.rows[0]?.v;
+    return raw === undefined ? undefined : this.own.answer(id, raw);
   }
 
     /** Newest first by updated_at (bumped by every message), ties by id; the page token is the last row's position. */
@@ -193,8 +215,7 @@ export class PostgresSessionStore implements SessionStore {
       return;
     }
     if (p.dropped.length > 0) this.log.warn({ sessionId: id, types: p.dropped }, "left out content types goose cannot read");
-    await inTransaction(this.pool, async (c) => {
-      await this.guard(c, id);
+    await this.write(id, async (c) => {
       const s = await c.query("UPDATE sessions SET updated_at = now() WHERE id = $1", [id]);
       if (s.rowCount === 0) throw new NotFoundError(`session ${id} does not exist`);
       await insertMessages(c, id, [p], true);
@@ -209,8 +230,7 @@ export class PostgresSessionStore implements SessionStore {
   /** SELECT … FOR UPDATE makes the read-modify-write atomic against every replica. */
   async updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined> {
     this.checkId(id);
-    return inTransaction(this.pool, async (c) => {
-      await this.guard(c, id);
+    return this.write(id, async (c) => {
       const row = await lockedRow(c, id);
       if (!row) return undefined;
       const current = metadataOfRow(row, await messageCount(c, id)).metadata;
@@ -228,8 +248,7 @@ export class PostgresSessionStore implements SessionStore {
   async rewrite(id: string, update: (current: GooseMetadata) => GooseMetadata, messages: readonly GooseMessage[]): Promise<SessionInfo> {
     this.checkId(id);
     const prepared = messages.map((m) => prepareMessage(id, m, "object")).filter((p): p is PreparedMessage => p !== undefined);
-    const row = await inTransaction(this.pool, async (c) => {
-      await this.guard(c, id);
+    const row = await this.write(id, async (c) => {
       const before = await lockedRow(c, id);
       if (!before) throw new NotFoundError(`session ${id} does not exist`);
       const current = metadataOfRow(before, await messageCount(c, id)).metadata;
@@ -244,6 +263,7 @@ export class PostgresSessionStore implements SessionStore {
   /** Deletes the session and its messages (cascade); its replay window goes too, its seq counter stays. */
   async delete(id: string): Promise<boolean> {
     this.checkId(id);
+    this.own.forget(id);
     return inTransaction(this.pool, async (c) => {
       await c.query("DELETE FROM session_events WHERE session_id = $1", [id]);
       const r = await c.query("DELETE FROM sessions WHERE id = $1", [id]);
