@@ -14,7 +14,7 @@ import { columnChanges, metadataOfRow, sqlTimestamp, TOKEN_COLUMNS, type Row } f
 import { decodePageToken, encodePageToken } from "../page-token.js";
 import type { StoreTarget } from "../store-faults.js";
 import { redactUrl } from "./database-url.js";
-import { lockForWrite, OwnWrites, type LockedForWrite } from "./own-writes.js";
+import { lockAndTouch, lockForWrite, OwnWrites, type LockedForWrite } from "./own-writes.js";
 
 /** Every column the domain's metadata maps to (sqlite/rows.ts decides which change). */
 const SESSION_COLUMNS: ReadonlySet<string> = new Set([
@@ -91,12 +91,23 @@ export class PostgresSessionStore implements SessionStore {
     return lockForWrite(c, this.lease);
   }
 
-  /** A write's transaction, guarded by the lease (if any); then the fingerprint follows our own write or moves (OwnWrites). */
-  private async write<T>(id: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * A write's transaction, guarded by the lease (if any); then the fingerprint
+   * follows our own write or moves (OwnWrites). `touch`: the session's
+   * updated_at is bumped first, in the guard's statement when leased; a
+   * session that does not exist is then NOT_FOUND.
+   */
+  private async write<T>(id: string, fn: (c: pg.PoolClient) => Promise<T>, touch = false): Promise<T> {
     let locked: LockedForWrite | undefined;
     try {
       const out = await inTransaction(this.pool, async (c) => {
-        locked = await this.guard(c, id);
+        if (touch && this.lease?.sessionId === id) {
+          locked = await lockAndTouch(c, this.lease);
+          if (!locked) throw new NotFoundError(`session ${id} does not exist`);
+        } else {
+          locked = await this.guard(c, id);
+          if (touch && (await c.query("UPDATE sessions SET updated_at = now() WHERE id = $1", [id])).rowCount === 0) throw new NotFoundError(`session ${id} does not exist`);
+        }
         return fn(c);
       });
       this.own.wrote(id, locked);
@@ -202,8 +213,8 @@ export class PostgresSessionStore implements SessionStore {
   }
 
   /**
-   * One transaction: lease check, bump updated_at (the session must exist),
-   * insert the row with `created` raised to the session's latest (goose's
+   * One transaction of two statements: lease check with updated_at bumped
+   * (the session must exist), then the row inserted with `created` raised to the session's latest (goose's
    * add_message rule). A message without an id gets goose's
    * `msg_<session>_<uuid>`, also on the object.
    */
@@ -215,11 +226,7 @@ export class PostgresSessionStore implements SessionStore {
       return;
     }
     if (p.dropped.length > 0) this.log.warn({ sessionId: id, types: p.dropped }, "left out content types goose cannot read");
-    await this.write(id, async (c) => {
-      const s = await c.query("UPDATE sessions SET updated_at = now() WHERE id = $1", [id]);
-      if (s.rowCount === 0) throw new NotFoundError(`session ${id} does not exist`);
-      await insertMessages(c, id, [p], true);
-    });
+    await this.write(id, (c) => insertMessages(c, id, [p], true), true);
     if (message.id === null) message.id = p.messageId;
   }
 
@@ -382,12 +389,14 @@ async function updateRow(c: pg.ClientBase, id: string, row: Row, before: GooseMe
  */
 async function insertMessages(c: pg.ClientBase, id: string, ps: readonly PreparedMessage[], raise: boolean): Promise<void> {
   if (ps.length === 0) return;
-  let floor = 0;
-  if (raise) floor = (await c.query<{ t: number | null }>("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = $1", [id])).rows[0]?.t ?? 0;
-  const times = ps.map((p) => (raise ? (floor = Math.max(floor, p.created)) : p.created));
+  // Raised: the running maximum of the given times, then at least the session's latest, read in the
+  // same statement (a fresh snapshot taken after this transaction locked the session row).
+  let top = 0;
+  const times = ps.map((p) => (raise ? (top = Math.max(top, p.created)) : p.created));
+  const floor = raise ? "(SELECT COALESCE(MAX(created_timestamp), 0) FROM messages WHERE session_id = $1)" : "0";
   await c.query(
     `INSERT INTO messages (session_id, message_id, role, content_json, created_timestamp, metadata_json)
-     SELECT $1, m, r, c::jsonb, t, md::jsonb FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY AS x(m, r, c, t, md, n) ORDER BY n`,
+     SELECT $1, m, r, c::jsonb, GREATEST(t, ${floor}), md::jsonb FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY AS x(m, r, c, t, md, n) ORDER BY n`,
     [id, ps.map((p) => p.messageId), ps.map((p) => p.role), ps.map((p) => p.contentJson), times, ps.map((p) => p.metadataJson)],
   );
 }
