@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { OutOfRangeError } from "@skein/runtime";
-import { LeaseLostError, type RunLease } from "./run-lease.js";
+import { LeaseLostError, markReleased, type RunLease } from "./run-lease.js";
 
 /** The NOTIFY channel telling listeners a session has new events; the payload is the session id only ("read again"). */
 export const EVENTS_CHANNEL = "skein_events";
@@ -69,6 +69,7 @@ export class PgEventLog {
     if (lease) params.push(lease.leaseId);
     const r = await this.pool.query<{ last_seq: number }>(lease ? (opts.release ? APPEND_RELEASING : APPEND_LEASED) : APPEND, params);
     if (r.rows.length === 0) throw new LeaseLostError(lease!);
+    if (lease && opts.release) markReleased(lease);
     const last = r.rows[0]!.last_seq;
     return events.map((_, i) => last - events.length + 1 + i);
   }
