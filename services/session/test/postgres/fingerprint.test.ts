@@ -54,6 +54,11 @@ it("stays across this replica's own leased writes, and moves when another writer
     await run.append(id, message("assistant", [textItem("answer")]));
     await run.updateMetadata(id, (m) => ({ ...m, total_tokens: 3 }));
     expect(await a.fingerprint(id)).toBe(before);
+    await run.rewrite(id, (m) => ({ ...m, description: "compacted" }), [message("user", [textItem("summary")])]);
+    expect(await a.fingerprint(id)).toBe(before);
+    const seenByB = (await b.load(id))!;
+    expect(seenByB.messages).toHaveLength(1);
+    expect(seenByB.metadata).toMatchObject({ description: "compacted", total_tokens: 3 });
     // b sees every one of those writes.
     expect(await b.fingerprint(id)).not.toBe(before);
 

@@ -86,3 +86,23 @@ export async function lockAndTouch(c: pg.ClientBase, lease: RunLease): Promise<L
   await checkLease(c, lease);
   return undefined;
 }
+
+/**
+ * lockForWrite returning the locked session row too (a read-modify-write of
+ * its metadata): one statement instead of two. Undefined when the session
+ * does not exist; LeaseLostError when the lease no longer holds.
+ */
+export async function lockRowForWrite(c: pg.ClientBase, lease: RunLease): Promise<{ locked: LockedForWrite; row: Record<string, unknown> } | undefined> {
+  const r = await c.query<Record<string, unknown> & { skein_prev: string; skein_own: string }>(
+    `SELECT s.*, s.xmin::text AS skein_prev, pg_current_xact_id()::xid::text AS skein_own FROM sessions s JOIN session_runs r ON r.session_id = s.id
+     WHERE s.id = $1 AND r.lease_id = $2 FOR UPDATE OF s FOR SHARE OF r`,
+    [lease.sessionId, lease.leaseId],
+  );
+  const found = r.rows[0];
+  if (!found) {
+    await checkLease(c, lease);
+    return undefined;
+  }
+  const { skein_prev: prev, skein_own: own, ...row } = found;
+  return { locked: { prev, own }, row };
+}

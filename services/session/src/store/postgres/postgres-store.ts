@@ -14,7 +14,7 @@ import { columnChanges, metadataOfRow, sqlTimestamp, TOKEN_COLUMNS, type Row } f
 import { decodePageToken, encodePageToken } from "../page-token.js";
 import type { StoreTarget } from "../store-faults.js";
 import { redactUrl } from "./database-url.js";
-import { lockAndTouch, lockForWrite, OwnWrites, type LockedForWrite } from "./own-writes.js";
+import { lockAndTouch, lockForWrite, lockRowForWrite, OwnWrites, type LockedForWrite } from "./own-writes.js";
 
 /** Every column the domain's metadata maps to (sqlite/rows.ts decides which change). */
 const SESSION_COLUMNS: ReadonlySet<string> = new Set([
@@ -95,20 +95,28 @@ export class PostgresSessionStore implements SessionStore {
    * A write's transaction, guarded by the lease (if any); then the fingerprint
    * follows our own write or moves (OwnWrites). `touch`: the session's
    * updated_at is bumped first, in the guard's statement when leased; a
-   * session that does not exist is then NOT_FOUND.
+   * session that does not exist is then NOT_FOUND. `row`: the session row is
+   * locked (FOR UPDATE) and given to `fn`, in the guard's statement when
+   * leased; undefined when the session does not exist.
    */
-  private async write<T>(id: string, fn: (c: pg.PoolClient) => Promise<T>, touch = false): Promise<T> {
+  private async write<T>(id: string, fn: (c: pg.PoolClient, row: Row | undefined) => Promise<T>, first: "touch" | "row" | "nothing" = "nothing"): Promise<T> {
     let locked: LockedForWrite | undefined;
     try {
       const out = await inTransaction(this.pool, async (c) => {
-        if (touch && this.lease?.sessionId === id) {
-          locked = await lockAndTouch(c, this.lease);
+        const leased = this.lease?.sessionId === id ? this.lease : undefined;
+        if (leased && first === "touch") {
+          locked = await lockAndTouch(c, leased);
           if (!locked) throw new NotFoundError(`session ${id} does not exist`);
-        } else {
-          locked = await this.guard(c, id);
-          if (touch && (await c.query("UPDATE sessions SET updated_at = now() WHERE id = $1", [id])).rowCount === 0) throw new NotFoundError(`session ${id} does not exist`);
+          return fn(c, undefined);
         }
-        return fn(c);
+        if (leased && first === "row") {
+          const got = await lockRowForWrite(c, leased);
+          locked = got?.locked;
+          return fn(c, got && asGooseRow(got.row));
+        }
+        locked = await this.guard(c, id);
+        if (first === "touch" && (await c.query("UPDATE sessions SET updated_at = now() WHERE id = $1", [id])).rowCount === 0) throw new NotFoundError(`session ${id} does not exist`);
+        return fn(c, first === "row" ? await lockedRow(c, id) : undefined);
       });
       this.own.wrote(id, locked);
       return out;
@@ -226,7 +234,7 @@ export class PostgresSessionStore implements SessionStore {
       return;
     }
     if (p.dropped.length > 0) this.log.warn({ sessionId: id, types: p.dropped }, "left out content types goose cannot read");
-    await this.write(id, (c) => insertMessages(c, id, [p], true), true);
+    await this.write(id, (c) => insertMessages(c, id, [p], true), "touch");
     if (message.id === null) message.id = p.messageId;
   }
 
@@ -237,14 +245,13 @@ export class PostgresSessionStore implements SessionStore {
   /** SELECT … FOR UPDATE makes the read-modify-write atomic against every replica. */
   async updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined> {
     this.checkId(id);
-    return this.write(id, async (c) => {
-      const row = await lockedRow(c, id);
+    return this.write(id, async (c, row) => {
       if (!row) return undefined;
       const current = metadataOfRow(row, await messageCount(c, id)).metadata;
       const next = update(current);
       await updateRow(c, id, row, current, next, false);
       return next;
-    });
+    }, "row");
   }
 
   /**
@@ -255,15 +262,14 @@ export class PostgresSessionStore implements SessionStore {
   async rewrite(id: string, update: (current: GooseMetadata) => GooseMetadata, messages: readonly GooseMessage[]): Promise<SessionInfo> {
     this.checkId(id);
     const prepared = messages.map((m) => prepareMessage(id, m, "object")).filter((p): p is PreparedMessage => p !== undefined);
-    const row = await this.write(id, async (c) => {
-      const before = await lockedRow(c, id);
+    const row = await this.write(id, async (c, before) => {
       if (!before) throw new NotFoundError(`session ${id} does not exist`);
       const current = metadataOfRow(before, await messageCount(c, id)).metadata;
       await c.query("DELETE FROM messages WHERE session_id = $1", [id]);
       await insertMessages(c, id, prepared, true);
       await updateRow(c, id, before, current, update(current), true);
       return (await c.query<Row>("SELECT * FROM sessions WHERE id = $1", [id])).rows[0]!;
-    });
+    }, "row");
     return infoOf(row, prepared.length);
   }
 
