@@ -10,25 +10,13 @@ import { CARRIED_COLUMNS, type ImportedSession } from "../copy-session.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
 import { STATE_KEY } from "../../goose-format/skein-metadata.js";
 import { messageOfRow, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
-import { columnChanges, metadataOfRow, sqlTimestamp, TOKEN_COLUMNS, type Row } from "../goose-rows/rows.js";
+import { columnChanges, metadataOfRow, sqlTimestamp, type Row } from "../goose-rows/rows.js";
 import { decodePageToken, encodePageToken } from "../page-token.js";
 import type { StoreTarget } from "../store-faults.js";
 import { redactUrl } from "./database-url.js";
 import { lockAndTouch, lockForWrite, lockRowForWrite, OwnWrites, type LockedForWrite } from "./own-writes.js";
+import { asGooseRow, fromGooseValue, insertMessages, JSONB_COLUMNS, lockedRow, messageCount, placeholder, SESSION_COLUMNS, updateRow } from "./session-rows.js";
 
-/** Every column the domain's metadata maps to (sqlite/rows.ts decides which change). */
-const SESSION_COLUMNS: ReadonlySet<string> = new Set([
-  "name",
-  "description",
-  "user_set_name",
-  "working_dir",
-  "extension_data",
-  "schedule_id",
-  ...TOKEN_COLUMNS,
-]);
-const JSONB_COLUMNS = new Set(["extension_data", "recipe_json", "user_recipe_values_json", "model_config_json"]);
-/** Timestamps arrive as sessions.db's UTC text `YYYY-MM-DD HH:MM:SS`. */
-const TIME_COLUMNS = new Set(["created_at", "updated_at", "archived_at"]);
 /** Sessions of goose's listed types; others would be goose's internals, imported along. */
 const LISTED_TYPES = ["user", "scheduled"];
 /** goose's id allocation is serialized by one transaction-level advisory lock across replicas. */
@@ -328,13 +316,6 @@ export class PostgresSessionStore implements SessionStore {
   }
 }
 
-/** `$n`, cast for JSON columns (values are JSON text) and sessions.db's UTC timestamps. */
-function placeholder(col: string, n: number): string {
-  if (JSONB_COLUMNS.has(col)) return `$${n}::jsonb`;
-  if (TIME_COLUMNS.has(col)) return `($${n}::timestamp AT TIME ZONE 'UTC')`;
-  return `$${n}`;
-}
-
 /** The carried goose columns of an imported session, as this schema takes them (JSON text stays text; cast on insert). */
 function carriedIn(columns: Readonly<Row> | undefined): Row {
   const out: Row = {};
@@ -345,15 +326,6 @@ function carriedIn(columns: Readonly<Row> | undefined): Row {
     out[c] = v;
   }
   return out;
-}
-
-/** The sqlite row helpers read extension_data as JSON text and user_set_name as 0/1: a PostgreSQL row in that shape. */
-function asGooseRow(row: Row): Row {
-  return { ...row, extension_data: row.extension_data === null || row.extension_data === undefined ? "{}" : JSON.stringify(row.extension_data) };
-}
-
-function fromGooseValue(col: string, v: unknown): unknown {
-  return col === "user_set_name" ? v === 1 || v === true : v;
 }
 
 function newRowValues(metadata: GooseMetadata, extensionData: Record<string, unknown> = {}): Row {
@@ -368,43 +340,6 @@ function infoOf(row: Row, messageCount: number, log?: Logger, warn = true): Sess
   const m = metadataOfRow(asGooseRow(row), messageCount);
   if (warn && log && m.skippedExtensions.length > 0) log.warn({ sessionId: row.id, extensions: m.skippedExtensions }, "stdio extensions in extension_data that skein cannot run; they stay stored");
   return { id: String(row.id), metadata: m.metadata, updatedAt: row.updated_at instanceof Date ? row.updated_at : new Date(0) };
-}
-
-async function lockedRow(c: pg.ClientBase, id: string): Promise<Row | undefined> {
-  const r = await c.query<Row>("SELECT * FROM sessions WHERE id = $1 FOR UPDATE", [id]);
-  return r.rows[0] && asGooseRow(r.rows[0]);
-}
-
-async function messageCount(c: pg.ClientBase, id: string): Promise<number> {
-  const r = await c.query<{ n: number }>("SELECT COUNT(*) AS n FROM messages WHERE session_id = $1", [id]);
-  return r.rows[0]?.n ?? 0;
-}
-
-async function updateRow(c: pg.ClientBase, id: string, row: Row, before: GooseMetadata, after: GooseMetadata, touch: boolean): Promise<void> {
-  const changes = columnChanges(row, before, after, SESSION_COLUMNS);
-  const cols = Object.keys(changes);
-  if (cols.length === 0 && !touch) return;
-  const sets = [...cols.map((col, i) => `${col} = ${placeholder(col, i + 2)}`), "updated_at = now()"];
-  await c.query(`UPDATE sessions SET ${sets.join(", ")} WHERE id = $1`, [id, ...cols.map((col) => fromGooseValue(col, changes[col]))]);
-}
-
-/**
- * Inserts messages in order in one statement. `raise`: created_timestamp is
- * raised to the session's latest so the read order `created_timestamp, id`
- * keeps the given order (goose's add_message rule); imports keep their times.
- */
-async function insertMessages(c: pg.ClientBase, id: string, ps: readonly PreparedMessage[], raise: boolean): Promise<void> {
-  if (ps.length === 0) return;
-  // Raised: the running maximum of the given times, then at least the session's latest, read in the
-  // same statement (a fresh snapshot taken after this transaction locked the session row).
-  let top = 0;
-  const times = ps.map((p) => (raise ? (top = Math.max(top, p.created)) : p.created));
-  const floor = raise ? "(SELECT COALESCE(MAX(created_timestamp), 0) FROM messages WHERE session_id = $1)" : "0";
-  await c.query(
-    `INSERT INTO messages (session_id, message_id, role, content_json, created_timestamp, metadata_json)
-     SELECT $1, m, r, c::jsonb, GREATEST(t, ${floor}), md::jsonb FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY AS x(m, r, c, t, md, n) ORDER BY n`,
-    [id, ps.map((p) => p.messageId), ps.map((p) => p.role), ps.map((p) => p.contentJson), times, ps.map((p) => p.metadataJson)],
-  );
 }
 
 const encodeToken = (c: { t: string; i: string }) => encodePageToken(c);
