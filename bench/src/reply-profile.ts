@@ -22,7 +22,13 @@ const DELAY_MS = Number(process.env.SKEIN_BENCH_PROFILE_DELAY_MS || 0);
  */
 const STREAMS = Number(process.env.SKEIN_BENCH_PROFILE_STREAMS || 1);
 const REPLIES = STREAMS > 1 ? 1 : DELAY_MS > 0 ? 4 : 20;
-const SCRIPT = `deltas=${STREAMS > 1 ? 200 : 2000} delay=${DELAY_MS}`;
+/**
+ * Many streams with a paced provider is `paced`'s scenario (issue 25):
+ * 100 deltas each, DELAY_MS + a random 0..DELAY_MS apart, e.g.
+ * SKEIN_BENCH_PROFILE_STREAMS=200 SKEIN_BENCH_PROFILE_DELAY_MS=10.
+ */
+const PACED = STREAMS > 1 && DELAY_MS > 0;
+const SCRIPT = PACED ? `deltas=100 delay=${DELAY_MS} jitter=${DELAY_MS}` : `deltas=${STREAMS > 1 ? 200 : 2000} delay=${DELAY_MS}`;
 const INTERVAL_US = 200;
 
 export async function run(): Promise<Table[]> {
@@ -36,6 +42,8 @@ export async function run(): Promise<Table[]> {
       // As in reply-cpu: long enough that V8's optimising compiler is done.
       await rig.client.call("streams", { sessionIds: [warmId], replies: STREAMS > 1 ? 5 : 15, text: SCRIPT });
       const ids = STREAMS > 1 ? await rig.client.call<string[]>("create", { n: STREAMS, width: 16 }) : [warmId];
+      // Paced: every agent loaded first, so the profile shows the steady stream, not the first replies' loading.
+      if (PACED) await rig.client.call("streams", { sessionIds: ids, replies: 1, text: "deltas=3 delay=0" });
       from = monoMs();
       events = (await rig.client.call<StreamsResult>("streams", { sessionIds: ids, replies: REPLIES, text: SCRIPT })).events;
       to = monoMs();
@@ -48,7 +56,7 @@ export async function run(): Promise<Table[]> {
     const text = readFileSync(join(dir, file), "utf8");
     writeFileSync(out, text);
     const tables = summarise(JSON.parse(text) as CpuProfile, from * 1000, to * 1000);
-    tables[0] = { ...tables[0]!, notes: [...(tables[0]!.notes ?? []), `${REPLIES} replies × ${events / REPLIES / STREAMS} events, ${STREAMS} stream(s) at once, provider ${DELAY_MS > 0 ? `pacing events ${DELAY_MS} ms apart` : "writing each reply at once"}; sampling every ${INTERVAL_US} µs; raw profile: ${out}`] };
+    tables[0] = { ...tables[0]!, notes: [...(tables[0]!.notes ?? []), `${REPLIES} replies × ${events / REPLIES / STREAMS} events, ${STREAMS} stream(s) at once, provider ${PACED ? `pacing events ${DELAY_MS}–${2 * DELAY_MS} ms apart` : DELAY_MS > 0 ? `pacing events ${DELAY_MS} ms apart` : "writing each reply at once"}; sampling every ${INTERVAL_US} µs; raw profile: ${out}`] };
     return tables;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -14,6 +14,8 @@ const sections: Record<string, Section> = {
   "reply-cpu": { what: "server CPU per streamed event, against a bare grpc-js stream", load: () => import("./reply-cpu.js") },
   "first-event": { what: "time from Reply to its first event", load: () => import("./first-event.js") },
   "concurrent-1000": { what: "1,000 Reply streams at once", load: () => import("./concurrent-1000.js") },
+  // Issue 25: replies paced as models stream, against the minimal relay.
+  paced: { what: "paced replies (deltas 10–20 ms apart) at 20/200/1,000 at once, against the minimal relay", load: () => import("./paced.js") },
   soak: { what: "heap, RSS and open files under mixed traffic (SKEIN_BENCH_SOAK_MINUTES)", load: () => import("./soak.js") },
   "reply-profile": { what: "CPU profile of one reply stream (only when named)", load: () => import("./reply-profile.js") },
 };

@@ -5,6 +5,9 @@ import { type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
 import { call, openaiText, startPostgres, startReplicaCluster, type ReplicaCluster, type SessionReplica } from "@skein/testkit";
 import { pool } from "./measure.js";
+import { clusterCpu, clusterCpuSince, postmasterOf } from "./pg-cpu.js";
+import { cpuMs } from "./proc-usage.js";
+import { capacityTables, type CpuPerReply } from "./replica-capacity.js";
 import { quantile } from "./stats.js";
 import type { Table } from "./table.js";
 
@@ -14,7 +17,8 @@ import type { Table } from "./table.js";
  * the fake provider and the clients in this process. Database work is read
  * from pg_stat_statements (loaded for this cluster), which counts every
  * statement a replica sends, BEGIN/COMMIT/NOTIFY included: one call is one
- * round trip.
+ * round trip. track=top: statements run inside the server (foreign-key checks
+ * of an insert) are not round trips (track=all, before issue 25, counted them).
  */
 const LEASE_MS = 2_000;
 const SESSIONS = 32;
@@ -31,7 +35,7 @@ type Ev = pb.ReplyResponse | pb.WatchSessionResponse;
 
 export async function replicaTables(): Promise<Table[]> {
   const load0 = loadavg()[0]!;
-  const postgres = await startPostgres({ settings: { shared_preload_libraries: "pg_stat_statements", "pg_stat_statements.track": "all", "pg_stat_statements.track_utility": "on" } });
+  const postgres = await startPostgres({ settings: { shared_preload_libraries: "pg_stat_statements", "pg_stat_statements.track": "top", "pg_stat_statements.track_utility": "on" } });
   try {
     const c = await startReplicaCluster({ postgres, replicas: 2, leaseMs: LEASE_MS, env: { SKEIN_LOG_LEVEL: "info" } });
     try {
@@ -54,6 +58,7 @@ export async function replicaTables(): Promise<Table[]> {
           rows: [...rate.rows, ["ratio two / one", "", "", `${rate.ratio.toFixed(2)}×`]],
           notes: [`${SESSIONS} sessions, ${IN_FLIGHT} replies in flight, a 3-delta text answer each; one/two alternated twice, totals per mode; both replicas run all along (one idle in the one-replica rounds); 2 cores shared by every process`, load],
         },
+        ...capacityTables(rate.cpu),
         {
           title: "session-pg: delay from an event on replica A to watchers (real services)",
           columns: ["watcher", "events", "p50 ms", "p99 ms"],
@@ -95,13 +100,19 @@ function events(stream: ClientReadableStream<Ev>, onEvent: (e: Ev) => void = () 
   });
 }
 const reply = (client: Client, sessionId: string, text: string) => client.reply(pb.ReplyRequest.fromPartial({ sessionId, text })) as ClientReadableStream<Ev>;
+const zeroCpu = (): CpuPerReply => ({ service: 0, database: 0, bench: 0, replies: 0, seconds: 0 });
 const create = async (client: Client) => (await call(client, client.createSession, pb.CreateSessionRequest.fromPartial({ workingDir: tmpdir() }))).session!.id;
 
 async function repliesPerSecond(c: ReplicaCluster, a: SessionReplica, b: SessionReplica) {
   c.model.setFallback(() => ({ events: openaiText("Hello from the fake model.") }));
   const ids: string[] = [];
   for (let i = 0; i < SESSIONS; i++) ids.push(await create(a.client));
-  const round = async (replicas: SessionReplica[]) => {
+  const postmaster = postmasterOf((await c.rows<{ pid: number }>("SELECT pg_backend_pid() AS pid"))[0]!.pid);
+  const cpu = { one: zeroCpu(), two: zeroCpu() };
+  const round = async (replicas: SessionReplica[], into?: CpuPerReply) => {
+    const pg0 = clusterCpu(postmaster);
+    const svc0 = [cpuMs(a.pid), cpuMs(b.pid)];
+    const bench0 = process.cpuUsage();
     const jobs = Array.from({ length: REPLIES }, (_, i) => i);
     // One reply at a time per session (the one-run rule), IN_FLIGHT sessions at once.
     const perSession = ids.map((id, s) => ({ id, jobs: jobs.filter((j) => j % SESSIONS === s) }));
@@ -112,13 +123,22 @@ async function repliesPerSecond(c: ReplicaCluster, a: SessionReplica, b: Session
         if (err) throw err;
       }
     });
-    return (performance.now() - t0) / 1000;
+    const secs = (performance.now() - t0) / 1000;
+    if (into) {
+      const bench = process.cpuUsage(bench0);
+      into.service += cpuMs(a.pid) - svc0[0]! + cpuMs(b.pid) - svc0[1]!;
+      into.database += clusterCpuSince(pg0, clusterCpu(postmaster));
+      into.bench += (bench.user + bench.system) / 1000;
+      into.replies += REPLIES;
+      into.seconds += secs;
+    }
+    return secs;
   };
   await round([a, b]); // warm-up: connections, JIT, statement plans
   const secs = { one: 0, two: 0 };
   for (let r = 0; r < 2; r++) {
-    secs.one += await round([a]);
-    secs.two += await round([a, b]);
+    secs.one += await round([a], cpu.one);
+    secs.two += await round([a, b], cpu.two);
   }
   const one = (2 * REPLIES) / secs.one;
   const two = (2 * REPLIES) / secs.two;
@@ -128,6 +148,7 @@ async function repliesPerSecond(c: ReplicaCluster, a: SessionReplica, b: Session
       ["two (A and B, alternating)", 2 * REPLIES, secs.two, two],
     ],
     ratio: two / one,
+    cpu,
   };
 }
 
@@ -205,30 +226,52 @@ async function databaseWork(c: ReplicaCluster, adminUrl: string, a: SessionRepli
     await new Promise((r) => setTimeout(r, 3_000));
     const idle = diff(idle0, await snap());
     const idleSecs = (performance.now() - i0) / 1000;
+    // The admin connection's own backend (these snapshots) is left out of PostgreSQL's CPU.
+    const adminPid = (await admin.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+    const postmaster = postmasterOf(adminPid);
+    const pgCpu = () => {
+      const m = clusterCpu(postmaster);
+      m.delete(adminPid);
+      return m;
+    };
     const before = await snap();
+    const pg0 = pgCpu();
+    const svc0 = cpuMs(a.pid);
     const t0 = performance.now();
     for (let i = 0; i < TRIP_REPLIES; i++) {
       const err = await events(reply(a.client, id, `trip ${i}`));
       if (err) throw err;
     }
     const secs = (performance.now() - t0) / 1000;
+    const serviceCpu = (cpuMs(a.pid) - svc0) / TRIP_REPLIES;
+    const databaseCpu = clusterCpuSince(pg0, pgCpu()) / TRIP_REPLIES;
     const work = diff(before, await snap());
     const bg = (n: number) => (n / idleSecs) * secs;
+    // A reload of the session's kept history is store.load(): its messages query (SELECT_MESSAGES in postgres-store.ts).
+    const reloads = [...work.byQuery].filter(([q]) => /FROM messages WHERE session_id = \$1 ORDER BY created_timestamp/.test(q)).reduce((n, [, k]) => n + k, 0);
+    const statement = (re: RegExp) => [...work.byQuery].filter(([q]) => re.test(q)).reduce((n, [q, k]) => n + k - bg(idle.byQuery.get(q) ?? 0), 0) / TRIP_REPLIES;
     const top = [...work.byQuery]
       .map(([q, n]) => [q, (n - bg(idle.byQuery.get(q) ?? 0)) / TRIP_REPLIES] as const)
       .filter(([, n]) => n >= 0.5)
       .sort((x, y) => y[1] - x[1])
-      .slice(0, 8);
+      .slice(0, 14);
     return {
       rows: [
         ["round trips (statements, BEGIN/COMMIT/LISTEN/NOTIFY included)", (work.calls - bg(idle.calls)) / TRIP_REPLIES],
         ["rows written (INSERT/UPDATE/DELETE rows)", (work.rows - bg(idle.rows)) / TRIP_REPLIES],
+        ["  of the round trips: BEGIN / COMMIT", `${statement(/^\s*BEGIN/i).toFixed(1)} / ${statement(/^\s*COMMIT/i).toFixed(1)}`],
+        ["  of the round trips: lease checks (SELECT … FROM session_runs … FOR SHARE)", statement(/FROM session_runs[\s\S]*FOR SHARE/i)],
+        ["  of the round trips: all statements on session_runs (take, check, renew, release)", statement(/session_runs/i)],
+        ["reloads of the session's kept history (store.load after the replica's own writes)", reloads / TRIP_REPLIES],
+        ["service CPU (ms, replica A, /proc)", serviceCpu],
+        ["PostgreSQL CPU (ms, postmaster and its children, /proc)", databaseCpu],
         ...top.map(([q, n]) => [`· ${q.replace(/\s+/g, " ").slice(0, 90)}`, n]),
       ],
       notes: [
         `${TRIP_REPLIES} sequential replies on replica A, one session, a 3-delta text answer each (user message, assistant message, ~6 events)`,
         `background with no reply (lease sweeps of both replicas): ${(idle.calls / idleSecs).toFixed(1)} statements/s, subtracted at that rate`,
         "the · rows are the most frequent statements per reply",
+        `load average (1 min) ${loadavg()[0]!.toFixed(1)} after these replies; CPU from /proc in 10 ms ticks over ${TRIP_REPLIES} replies (the snapshots' own backend left out)`,
       ],
     };
   } finally {

@@ -96,8 +96,10 @@ async function primitiveTables(): Promise<Table[]> {
 }
 
 async function crossReplicaDelay(mods: Mods, poolA: pg.Pool, poolB: pg.Pool, listener: Listener) {
-  const writer = new mods.events.PgEventLog(poolA, 512);
-  const follower = new mods.follower.EventFollower(new mods.events.PgEventLog(poolB, 512), listener, 60_000);
+  // A window holding every event: this measures the delay, and a follower on a loaded machine may fall
+  // behind a writer that needs one round trip per append (a cursor out of the window is OUT_OF_RANGE).
+  const writer = new mods.events.PgEventLog(poolA, 2 * EVENTS);
+  const follower = new mods.follower.EventFollower(new mods.events.PgEventLog(poolB, 2 * EVENTS), listener, 60_000);
   const out = [];
   for (const batch of [1, BATCH]) {
     const session = `delay_${batch}`;

@@ -4,7 +4,8 @@ import { perfToMono, serveCommands } from "./commands.js";
 /**
  * A fast OpenAI-compatible provider in its own process. The user's message
  * scripts each reply: "deltas=N" text deltas of one character, "delay=M" ms
- * between events (0: the whole reply in one write), "tag=T" to look up the
+ * between events (0: the whole reply in one write), "jitter=J" adds a random
+ * 0..J ms to each pause, "tag=T" to look up the
  * request's timing later. Time to first byte is measured here, per request.
  */
 interface Timing {
@@ -36,7 +37,8 @@ const model = await startOpenAIServer({
     const text = lastUserText(body);
     const deltas = num(text, "deltas");
     const delayMs = num(text, "delay");
-    return { events: textEvents(Number.isNaN(deltas) ? 3 : deltas), delayMs: Number.isNaN(delayMs) ? 0 : delayMs };
+    const jitterMs = num(text, "jitter");
+    return { events: textEvents(Number.isNaN(deltas) ? 3 : deltas), delayMs: Number.isNaN(delayMs) ? 0 : delayMs, jitterMs: Number.isNaN(jitterMs) ? 0 : jitterMs };
   },
   onFirstByte: (body, t) => {
     const tag = /tag=(\S+)/.exec(lastUserText(body))?.[1];

@@ -16,6 +16,8 @@ export interface ScriptedReply {
   readonly events?: readonly SseEvent[];
   /** Pause between events. */
   readonly delayMs?: number;
+  /** Adds a random 0..jitterMs to each pause (a model's deltas are not evenly spaced). */
+  readonly jitterMs?: number;
   /** After this many events, wait for `hold` before sending the rest. */
   readonly holdAfter?: number;
   readonly hold?: Promise<void>;
@@ -152,7 +154,7 @@ export async function startSseServer(opts: {
         for (let i = 0; i < events.length && !gone; i++) {
           if (i === reply.holdAfter && reply.hold) await Promise.race([reply.hold, once(res, "close")]);
           if (gone) break;
-          if (reply.delayMs && i > 0) await new Promise((r) => setTimeout(r, reply.delayMs));
+          if (reply.delayMs && i > 0) await new Promise((r) => setTimeout(r, reply.delayMs! + Math.random() * (reply.jitterMs ?? 0)));
           res.write(frame(events[i]!));
           firstByte?.();
         }

@@ -1,11 +1,13 @@
 // PostgresSessionStore.fingerprint: changes with every write to the session, by this replica or
-// another one (a second store on the same database); undefined for a session that does not exist.
+// another one (a second store on the same database), except this replica's own leased writes (a
+// run's: its live agent keeps the history it wrote); undefined for a session that does not exist.
 import pino from "pino";
 import { type PostgresCluster } from "@skein/testkit";
 import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { defaultMetadata, message, textItem } from "../../src/goose-format/messages.js";
 import { PostgresSessionStore } from "../../src/store/postgres/postgres-store.js";
+import { RunLeases } from "../../src/cluster/postgres/run-lease.js";
 
 const log = pino({ level: "silent" });
 let cluster: PostgresCluster;
@@ -33,6 +35,44 @@ it("changes with an append or a metadata update on either replica, and stays whi
     seen.add(await a.fingerprint(id));
     expect(seen.size).toBe(4);
     expect(await a.fingerprint("20990101_1")).toBeUndefined();
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+it("stays across this replica's own leased writes, and moves when another writer comes in between", async () => {
+  const url = await cluster.createDatabase();
+  const a = await PostgresSessionStore.open(url, log);
+  const b = await PostgresSessionStore.open(url, log);
+  try {
+    const { id } = await a.create(defaultMetadata("/tmp", "d"));
+    const { lease } = await new RunLeases(a.pool, 60_000).acquire(id, "req-1", "replica-a");
+    const run = a.withLease(lease);
+    const before = await a.fingerprint(id);
+    await run.append(id, message("user", [textItem("question")]));
+    await run.append(id, message("assistant", [textItem("answer")]));
+    await run.updateMetadata(id, (m) => ({ ...m, total_tokens: 3 }));
+    expect(await a.fingerprint(id)).toBe(before);
+    await run.rewrite(id, (m) => ({ ...m, description: "compacted" }), [message("user", [textItem("summary")])]);
+    expect(await a.fingerprint(id)).toBe(before);
+    const seenByB = (await b.load(id))!;
+    expect(seenByB.messages).toHaveLength(1);
+    expect(seenByB.metadata).toMatchObject({ description: "compacted", total_tokens: 3 });
+    // b sees every one of those writes.
+    expect(await b.fingerprint(id)).not.toBe(before);
+
+    await b.updateMetadata(id, (m) => ({ ...m, total_tokens: 9 }));
+    const afterForeign = await a.fingerprint(id);
+    expect(afterForeign).not.toBe(before);
+    // A foreign write between our reading and our write: the fingerprint moves, never hides it.
+    await b.append(id, message("user", [textItem("from b")]));
+    await run.append(id, message("assistant", [textItem("mine again")]));
+    expect(await a.fingerprint(id)).not.toBe(afterForeign);
+    // An unleased write of our own is not accounted for either.
+    const settled = await a.fingerprint(id);
+    await a.append(id, message("user", [textItem("unleased")]));
+    expect(await a.fingerprint(id)).not.toBe(settled);
   } finally {
     await a.close();
     await b.close();

@@ -1,7 +1,6 @@
 import type pg from "pg";
 import { OutOfRangeError } from "@skein/runtime";
-import { inTransaction } from "../../store/postgres/pool.js";
-import { checkLease, type RunLease } from "./run-lease.js";
+import { LeaseLostError, markReleased, type RunLease } from "./run-lease.js";
 
 /** The NOTIFY channel telling listeners a session has new events; the payload is the session id only ("read again"). */
 export const EVENTS_CHANNEL = "skein_events";
@@ -14,6 +13,33 @@ export interface StoredEvent {
   /** The encoded SessionEvent, as the run produced it. */
   readonly event: Buffer;
 }
+
+/**
+ * The append statement, by how the writer holds the session ($7: its lease id).
+ * `held` yields a row only while the lease holds: FOR SHARE keeps a takeover
+ * (which updates the row) from committing until this append has; deleting the
+ * row (release) locks it the same way. Without a row nothing is written.
+ * Data-modifying CTEs share one snapshot, so the trim cannot see this batch's
+ * rows: those already beyond the window are simply not inserted.
+ */
+const appendStatement = (held: string) => `
+WITH held AS (${held}),
+next AS (
+  INSERT INTO session_seq (session_id, last_seq) SELECT $1, $2::bigint WHERE EXISTS (SELECT 1 FROM held)
+  ON CONFLICT (session_id) DO UPDATE SET last_seq = session_seq.last_seq + $2::bigint RETURNING last_seq
+),
+added AS (
+  INSERT INTO session_events (session_id, seq, request_id, event)
+  SELECT $1, next.last_seq - $2::bigint + t.n, $3, t.e FROM next, unnest($4::bytea[]) WITH ORDINALITY AS t(e, n)
+  WHERE next.last_seq - $2::bigint + t.n > next.last_seq - $5::bigint
+),
+trimmed AS (
+  DELETE FROM session_events WHERE session_id = $1 AND seq <= (SELECT last_seq FROM next) - $5::bigint
+)
+SELECT last_seq, pg_notify($6, $1) FROM next`;
+const APPEND = appendStatement("SELECT 1");
+const APPEND_LEASED = appendStatement("SELECT 1 FROM session_runs WHERE session_id = $1 AND lease_id = $7::uuid FOR SHARE");
+const APPEND_RELEASING = appendStatement("DELETE FROM session_runs WHERE session_id = $1 AND lease_id = $7::uuid RETURNING 1");
 
 /**
  * A session's events, numbered by the database and kept for replay in a
@@ -30,33 +56,22 @@ export class PgEventLog {
   ) {}
 
   /**
-   * Appends a batch (e.g. buffered text deltas) in one transaction, after
-   * checking the writer's lease; trims the window; notifies listeners after
-   * commit (NOTIFY inside a transaction is delivered on commit). Resolves with
-   * the seqs given, in order. `release`: the lease ends in the same transaction.
+   * Appends a batch (e.g. buffered text deltas) in one statement, so one round
+   * trip: the writer's lease is checked (or, with `release`, ended: the run's
+   * last events and the end of its hold commit together, so whoever sees
+   * `finished` can start the next run), the seq counter advanced, the events
+   * inserted, the window trimmed, and listeners notified on commit. Resolves
+   * with the seqs given, in order; LeaseLostError when the lease no longer holds.
    */
   async append(sessionId: string, requestId: string, events: readonly Buffer[], lease?: RunLease, opts: { release?: boolean } = {}): Promise<number[]> {
     if (events.length === 0) return [];
-    return inTransaction(this.pool, async (c) => {
-      if (lease) await checkLease(c, lease);
-      // The run's last events and the end of its hold commit together: whoever sees `finished` can start the next run.
-      if (lease && opts.release) await c.query("DELETE FROM session_runs WHERE session_id = $1 AND lease_id = $2", [lease.sessionId, lease.leaseId]);
-      const r = await c.query<{ last_seq: number }>(
-        `INSERT INTO session_seq (session_id, last_seq) VALUES ($1, $2)
-         ON CONFLICT (session_id) DO UPDATE SET last_seq = session_seq.last_seq + $2 RETURNING last_seq`,
-        [sessionId, events.length],
-      );
-      const last = r.rows[0]!.last_seq;
-      const first = last - events.length + 1;
-      const seqs = events.map((_, i) => first + i);
-      await c.query(
-        "INSERT INTO session_events (session_id, seq, request_id, event) SELECT $1, s, $2, e FROM unnest($3::bigint[], $4::bytea[]) AS t(s, e)",
-        [sessionId, requestId, seqs, events],
-      );
-      await c.query("DELETE FROM session_events WHERE session_id = $1 AND seq <= $2", [sessionId, last - this.window]);
-      await c.query("SELECT pg_notify($1, $2)", [EVENTS_CHANNEL, sessionId]);
-      return seqs;
-    });
+    const params: unknown[] = [sessionId, events.length, requestId, events, this.window, EVENTS_CHANNEL];
+    if (lease) params.push(lease.leaseId);
+    const r = await this.pool.query<{ last_seq: number }>(lease ? (opts.release ? APPEND_RELEASING : APPEND_LEASED) : APPEND, params);
+    if (r.rows.length === 0) throw new LeaseLostError(lease!);
+    if (lease && opts.release) markReleased(lease);
+    const last = r.rows[0]!.last_seq;
+    return events.map((_, i) => last - events.length + 1 + i);
   }
 
   /** The session's last seq (0 when it never had an event). */

@@ -138,8 +138,9 @@ export class RunLeases {
     return new Map(r.rows.map((row) => [row.lease_id, { cancelRequested: row.cancel_requested }]));
   }
 
-  /** Ends the run's hold; false when it no longer held the session. */
+  /** Ends the run's hold; false when it no longer held the session (also when its last events already ended it: no round trip then). */
   async release(lease: RunLease): Promise<boolean> {
+    if (endedWithEvents.has(lease)) return false;
     const r = await this.pool.query("DELETE FROM session_runs WHERE session_id = $1 AND lease_id = $2", [lease.sessionId, lease.leaseId]);
     return r.rowCount === 1;
   }
@@ -193,6 +194,18 @@ export class RunLeases {
     const r = await this.pool.query<{ n: number }>("SELECT COUNT(*) AS n FROM session_runs WHERE lease_expires_at > now()");
     return r.rows[0]?.n ?? 0;
   }
+}
+
+/**
+ * Leases whose row a committed append already deleted (PgEventLog.append with
+ * `release`: a run's `finished`): releasing one again would delete nothing,
+ * so release() skips the statement.
+ */
+const endedWithEvents = new WeakSet<RunLease>();
+
+/** The lease's row was deleted by a committed statement. */
+export function markReleased(lease: RunLease): void {
+  endedWithEvents.add(lease);
 }
 
 /** The NOTIFY channel for cancel requests; the payload is the session id only. */

@@ -4,31 +4,19 @@ import { isObject, type GooseMessage, type GooseMetadata } from "../../goose-for
 import { isValidSessionId } from "../ids.js";
 import { migrate } from "./migrate.js";
 import { createPool, inTransaction, redactError } from "./pool.js";
-import { checkLease, type RunLease } from "../../cluster/postgres/run-lease.js";
+import type { RunLease } from "../../cluster/postgres/run-lease.js";
 import { DELETED_CHANNEL } from "../../cluster/postgres/event-log.js";
 import { CARRIED_COLUMNS, type ImportedSession } from "../copy-session.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
 import { STATE_KEY } from "../../goose-format/skein-metadata.js";
 import { messageOfRow, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
-import { columnChanges, metadataOfRow, sqlTimestamp, TOKEN_COLUMNS, type Row } from "../goose-rows/rows.js";
+import { columnChanges, metadataOfRow, sqlTimestamp, type Row } from "../goose-rows/rows.js";
 import { decodePageToken, encodePageToken } from "../page-token.js";
 import type { StoreTarget } from "../store-faults.js";
 import { redactUrl } from "./database-url.js";
+import { lockAndTouch, lockForWrite, lockRowForWrite, OwnWrites, type LockedForWrite } from "./own-writes.js";
+import { asGooseRow, fromGooseValue, insertMessages, JSONB_COLUMNS, lockedRow, messageCount, placeholder, SESSION_COLUMNS, updateRow } from "./session-rows.js";
 
-/** Every column the domain's metadata maps to (sqlite/rows.ts decides which change). */
-const SESSION_COLUMNS: ReadonlySet<string> = new Set([
-  "name",
-  "description",
-  "user_set_name",
-  "working_dir",
-  "extension_data",
-  "schedule_id",
-  "goose_mode",
-  ...TOKEN_COLUMNS,
-]);
-const JSONB_COLUMNS = new Set(["extension_data", "recipe_json", "user_recipe_values_json", "model_config_json"]);
-/** Timestamps arrive as sessions.db's UTC text `YYYY-MM-DD HH:MM:SS`. */
-const TIME_COLUMNS = new Set(["created_at", "updated_at", "archived_at"]);
 /** Sessions of goose's listed types; others would be goose's internals, imported along. */
 const LISTED_TYPES = ["user", "scheduled"];
 /** goose's id allocation is serialized by one transaction-level advisory lock across replicas. */
@@ -60,6 +48,8 @@ export class PostgresSessionStore implements SessionStore {
     private readonly log: Logger,
     private readonly ownsPool: boolean,
     private readonly lease: RunLease | undefined,
+    /** Shared by the lease views: what keeps the fingerprint across our own leased writes. */
+    private readonly own: OwnWrites = new OwnWrites(),
   ) {}
 
   /** Connects, applies the schema migrations (under the advisory lock), and returns the store. */
@@ -76,17 +66,53 @@ export class PostgresSessionStore implements SessionStore {
 
   /** The same store whose writes are refused once `lease` no longer holds its session. */
   withLease(lease: RunLease): PostgresSessionStore {
-    return new PostgresSessionStore(this.pool, this.target, this.log, false, lease);
+    return new PostgresSessionStore(this.pool, this.target, this.log, false, lease, this.own);
   }
 
   private checkId(id: string): void {
     if (!isValidSessionId(id)) throw new InvalidArgumentError("session_id", "is not a valid session id");
   }
 
-  private async guard(c: pg.ClientBase, id: string): Promise<void> {
-    if (!this.lease) return;
+  private async guard(c: pg.ClientBase, id: string): Promise<LockedForWrite | undefined> {
+    if (!this.lease) return undefined;
     if (this.lease.sessionId !== id) throw new Error(`a lease on session ${this.lease.sessionId} cannot write session ${id}`);
-    await checkLease(c, this.lease);
+    return lockForWrite(c, this.lease);
+  }
+
+  /**
+   * A write's transaction, guarded by the lease (if any); then the fingerprint
+   * follows our own write or moves (OwnWrites). `touch`: the session's
+   * updated_at is bumped first, in the guard's statement when leased; a
+   * session that does not exist is then NOT_FOUND. `row`: the session row is
+   * locked (FOR UPDATE) and given to `fn`, in the guard's statement when
+   * leased; undefined when the session does not exist.
+   */
+  private async write<T>(id: string, fn: (c: pg.PoolClient, row: Row | undefined) => Promise<T>, first: "touch" | "row" | "nothing" = "nothing"): Promise<T> {
+    let locked: LockedForWrite | undefined;
+    try {
+      const out = await inTransaction(this.pool, async (c) => {
+        const leased = this.lease?.sessionId === id ? this.lease : undefined;
+        if (leased && first === "touch") {
+          locked = await lockAndTouch(c, leased);
+          if (!locked) throw new NotFoundError(`session ${id} does not exist`);
+          return fn(c, undefined);
+        }
+        if (leased && first === "row") {
+          const got = await lockRowForWrite(c, leased);
+          locked = got?.locked;
+          return fn(c, got && asGooseRow(got.row));
+        }
+        locked = await this.guard(c, id);
+        if (first === "touch" && (await c.query("UPDATE sessions SET updated_at = now() WHERE id = $1", [id])).rowCount === 0) throw new NotFoundError(`session ${id} does not exist`);
+        return fn(c, first === "row" ? await lockedRow(c, id) : undefined);
+      });
+      this.own.wrote(id, locked);
+      return out;
+    } catch (err) {
+      // It may have committed all the same (a connection lost during COMMIT): never keep a fingerprint we cannot account for.
+      this.own.forget(id);
+      throw err;
+    }
   }
 
   /** goose's id: UTC `YYYYMMDD_N`, N one above the day's highest, allocated under a lock in the insert's transaction. */
@@ -147,7 +173,8 @@ export class PostgresSessionStore implements SessionStore {
   /**
    * The session row's xmin (every write of this store, on any replica, updates
    * the row in the write's transaction) with the messages' count and highest id.
-   * It changes with this replica's own writes too.
+   * This replica's own leased writes (a run's) keep it (OwnWrites), so a
+   * live agent reuses the history it kept; any other write changes it.
    */
   async fingerprint(id: string): Promise<string | undefined> {
     this.checkId(id);
@@ -155,7 +182,8 @@ export class PostgresSessionStore implements SessionStore {
       "SELECT s.xmin::text || ':' || (SELECT COUNT(*) || ':' || COALESCE(MAX(m.id), 0) FROM messages m WHERE m.session_id = s.id) AS v FROM sessions s WHERE s.id = $1",
       [id],
     );
-    return r.rows[0]?.v;
+    const raw = r.rows[0]?.v;
+    return raw === undefined ? undefined : this.own.answer(id, raw);
   }
 
     /** Newest first by updated_at (bumped by every message), ties by id; the page token is the last row's position. */
@@ -181,8 +209,8 @@ export class PostgresSessionStore implements SessionStore {
   }
 
   /**
-   * One transaction: lease check, bump updated_at (the session must exist),
-   * insert the row with `created` raised to the session's latest (goose's
+   * One transaction of two statements: lease check with updated_at bumped
+   * (the session must exist), then the row inserted with `created` raised to the session's latest (goose's
    * add_message rule). A message without an id gets goose's
    * `msg_<session>_<uuid>`, also on the object.
    */
@@ -194,12 +222,7 @@ export class PostgresSessionStore implements SessionStore {
       return;
     }
     if (p.dropped.length > 0) this.log.warn({ sessionId: id, types: p.dropped }, "left out content types goose cannot read");
-    await inTransaction(this.pool, async (c) => {
-      await this.guard(c, id);
-      const s = await c.query("UPDATE sessions SET updated_at = now() WHERE id = $1", [id]);
-      if (s.rowCount === 0) throw new NotFoundError(`session ${id} does not exist`);
-      await insertMessages(c, id, [p], true);
-    });
+    await this.write(id, (c) => insertMessages(c, id, [p], true), "touch");
     if (message.id === null) message.id = p.messageId;
   }
 
@@ -210,15 +233,13 @@ export class PostgresSessionStore implements SessionStore {
   /** SELECT … FOR UPDATE makes the read-modify-write atomic against every replica. */
   async updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined> {
     this.checkId(id);
-    return inTransaction(this.pool, async (c) => {
-      await this.guard(c, id);
-      const row = await lockedRow(c, id);
+    return this.write(id, async (c, row) => {
       if (!row) return undefined;
       const current = metadataOfRow(row, await messageCount(c, id)).metadata;
       const next = update(current);
       await updateRow(c, id, row, current, next, false);
       return next;
-    });
+    }, "row");
   }
 
   /**
@@ -229,22 +250,21 @@ export class PostgresSessionStore implements SessionStore {
   async rewrite(id: string, update: (current: GooseMetadata) => GooseMetadata, messages: readonly GooseMessage[]): Promise<SessionInfo> {
     this.checkId(id);
     const prepared = messages.map((m) => prepareMessage(id, m, "object")).filter((p): p is PreparedMessage => p !== undefined);
-    const row = await inTransaction(this.pool, async (c) => {
-      await this.guard(c, id);
-      const before = await lockedRow(c, id);
+    const row = await this.write(id, async (c, before) => {
       if (!before) throw new NotFoundError(`session ${id} does not exist`);
       const current = metadataOfRow(before, await messageCount(c, id)).metadata;
       await c.query("DELETE FROM messages WHERE session_id = $1", [id]);
       await insertMessages(c, id, prepared, true);
       await updateRow(c, id, before, current, update(current), true);
       return (await c.query<Row>("SELECT * FROM sessions WHERE id = $1", [id])).rows[0]!;
-    });
+    }, "row");
     return infoOf(row, prepared.length);
   }
 
   /** Deletes the session and its messages (cascade); its replay window goes too, its seq counter stays. */
   async delete(id: string): Promise<boolean> {
     this.checkId(id);
+    this.own.forget(id);
     return inTransaction(this.pool, async (c) => {
       await c.query("DELETE FROM session_events WHERE session_id = $1", [id]);
       const r = await c.query("DELETE FROM sessions WHERE id = $1", [id]);
@@ -296,13 +316,6 @@ export class PostgresSessionStore implements SessionStore {
   }
 }
 
-/** `$n`, cast for JSON columns (values are JSON text) and sessions.db's UTC timestamps. */
-function placeholder(col: string, n: number): string {
-  if (JSONB_COLUMNS.has(col)) return `$${n}::jsonb`;
-  if (TIME_COLUMNS.has(col)) return `($${n}::timestamp AT TIME ZONE 'UTC')`;
-  return `$${n}`;
-}
-
 /** The carried goose columns of an imported session, as this schema takes them (JSON text stays text; cast on insert). */
 function carriedIn(columns: Readonly<Row> | undefined): Row {
   const out: Row = {};
@@ -313,15 +326,6 @@ function carriedIn(columns: Readonly<Row> | undefined): Row {
     out[c] = v;
   }
   return out;
-}
-
-/** The sqlite row helpers read extension_data as JSON text and user_set_name as 0/1: a PostgreSQL row in that shape. */
-function asGooseRow(row: Row): Row {
-  return { ...row, extension_data: row.extension_data === null || row.extension_data === undefined ? "{}" : JSON.stringify(row.extension_data) };
-}
-
-function fromGooseValue(col: string, v: unknown): unknown {
-  return col === "user_set_name" ? v === 1 || v === true : v;
 }
 
 function newRowValues(metadata: GooseMetadata, extensionData: Record<string, unknown> = {}): Row {
@@ -336,41 +340,6 @@ function infoOf(row: Row, messageCount: number, log?: Logger, warn = true): Sess
   const m = metadataOfRow(asGooseRow(row), messageCount);
   if (warn && log && m.skippedExtensions.length > 0) log.warn({ sessionId: row.id, extensions: m.skippedExtensions }, "stdio extensions in extension_data that skein cannot run; they stay stored");
   return { id: String(row.id), metadata: m.metadata, updatedAt: row.updated_at instanceof Date ? row.updated_at : new Date(0) };
-}
-
-async function lockedRow(c: pg.ClientBase, id: string): Promise<Row | undefined> {
-  const r = await c.query<Row>("SELECT * FROM sessions WHERE id = $1 FOR UPDATE", [id]);
-  return r.rows[0] && asGooseRow(r.rows[0]);
-}
-
-async function messageCount(c: pg.ClientBase, id: string): Promise<number> {
-  const r = await c.query<{ n: number }>("SELECT COUNT(*) AS n FROM messages WHERE session_id = $1", [id]);
-  return r.rows[0]?.n ?? 0;
-}
-
-async function updateRow(c: pg.ClientBase, id: string, row: Row, before: GooseMetadata, after: GooseMetadata, touch: boolean): Promise<void> {
-  const changes = columnChanges(row, before, after, SESSION_COLUMNS);
-  const cols = Object.keys(changes);
-  if (cols.length === 0 && !touch) return;
-  const sets = [...cols.map((col, i) => `${col} = ${placeholder(col, i + 2)}`), "updated_at = now()"];
-  await c.query(`UPDATE sessions SET ${sets.join(", ")} WHERE id = $1`, [id, ...cols.map((col) => fromGooseValue(col, changes[col]))]);
-}
-
-/**
- * Inserts messages in order in one statement. `raise`: created_timestamp is
- * raised to the session's latest so the read order `created_timestamp, id`
- * keeps the given order (goose's add_message rule); imports keep their times.
- */
-async function insertMessages(c: pg.ClientBase, id: string, ps: readonly PreparedMessage[], raise: boolean): Promise<void> {
-  if (ps.length === 0) return;
-  let floor = 0;
-  if (raise) floor = (await c.query<{ t: number | null }>("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = $1", [id])).rows[0]?.t ?? 0;
-  const times = ps.map((p) => (raise ? (floor = Math.max(floor, p.created)) : p.created));
-  await c.query(
-    `INSERT INTO messages (session_id, message_id, role, content_json, created_timestamp, metadata_json)
-     SELECT $1, m, r, c::jsonb, t, md::jsonb FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) WITH ORDINALITY AS x(m, r, c, t, md, n) ORDER BY n`,
-    [id, ps.map((p) => p.messageId), ps.map((p) => p.role), ps.map((p) => p.contentJson), times, ps.map((p) => p.metadataJson)],
-  );
 }
 
 const encodeToken = (c: { t: string; i: string }) => encodePageToken(c);

@@ -1,0 +1,124 @@
+import { loadavg } from "node:os";
+import type { StreamsResult } from "./procs/one-reply.js";
+import { forkChild, type BenchChild } from "./child.js";
+import { startReplyRig } from "./bench-service.js";
+import { cpuDuring, memory } from "./proc-usage.js";
+import { quantile } from "./stats.js";
+import { MiB, type Table } from "./table.js";
+
+/**
+ * Issue 25 goals 1 and 2: replies as models really stream them, a text delta
+ * every 10–20 ms per reply, many replies at once. skein's session service
+ * against the minimal relay (procs/relay-server.ts: node:http SSE in, one
+ * gRPC message per delta out), both fed by the same provider process and
+ * driven by a client process each; CPU of every process read from /proc from
+ * outside, skein and the relay alternating within one run.
+ */
+const DELTAS = 100;
+const SCRIPT = `deltas=${DELTAS} delay=10 jitter=10`;
+/** Concurrent replies and how many replies each stream runs in turn (≥ ~10k events per measurement: CPU is read in 10 ms ticks). */
+const RUNS: ReadonlyArray<{ streams: number; replies: number }> = [
+  { streams: 20, replies: 5 },
+  { streams: 200, replies: 2 },
+  { streams: 1_000, replies: 1 },
+];
+const MAX_STREAMS = Math.max(...RUNS.map((r) => r.streams));
+
+interface Side {
+  readonly result: StreamsResult;
+  /** Server, provider, client CPU (ms). */
+  readonly cpu: readonly number[];
+  readonly load: number;
+  readonly errors: number;
+}
+
+export async function run(): Promise<Table[]> {
+  const rig = await startReplyRig({ SKEIN_MAX_LIVE_AGENTS: String(MAX_STREAMS) });
+  const started: BenchChild[] = [];
+  try {
+    const relay = await forkChild("relay-server");
+    started.push(relay);
+    await relay.call("provider", { baseURL: await rig.provider.call<string>("baseURL") });
+    const relayClient = await forkChild("reply-client");
+    started.push(relayClient);
+    await relayClient.call("connect", { address: await relay.call<string>("address") });
+
+    process.stderr.write(`[bench]   paced: creating ${MAX_STREAMS} sessions, warming up…\n`);
+    const ids = await rig.client.call<string[]>("create", { n: MAX_STREAMS, width: 16 });
+    // Every session's agent loaded (a live agent each), both servers' JIT warm.
+    await rig.client.call("streams", { sessionIds: ids, replies: 1, text: "deltas=3 delay=0" });
+    await relayClient.call("streams", { sessionIds: ids, replies: 1, text: "deltas=3 delay=0" });
+    await rig.client.call("streams", { sessionIds: ids.slice(0, 20), replies: 2, text: SCRIPT });
+    await relayClient.call("streams", { sessionIds: ids.slice(0, 20), replies: 2, text: SCRIPT });
+    const serverPid = rig.service.proc.pid!;
+    const measure = async (server: number, client: BenchChild, streams: number, replies: number, finishes: boolean): Promise<Side> => {
+      const load = loadavg()[0]!;
+      const { result, cpu } = await cpuDuring([server, rig.provider.pid, client.pid], () =>
+        client.call<StreamsResult>("streams", { sessionIds: ids.slice(0, streams), replies, text: SCRIPT }),
+      );
+      await rig.provider.call("forget");
+      const errors = result.replies.filter((x) => x.error !== undefined || (finishes && x.finish !== "FINISH_REASON_STOP")).length;
+      return { result, cpu, load, errors };
+    };
+    const rows: Array<{ streams: number; replies: number; skein: Side; relay: Side }> = [];
+    for (const { streams, replies } of RUNS) {
+      process.stderr.write(`[bench]   paced: ${streams} concurrent replies…\n`);
+      const skein = await measure(serverPid, rig.client, streams, replies, true);
+      const relaySide = await measure(relay.pid, relayClient, streams, replies, false);
+      rows.push({ streams, replies, skein, relay: relaySide });
+    }
+    const skeinMem = memory(serverPid);
+    const relayMem = memory(relay.pid);
+
+    const us = (s: Side, i: number) => (s.cpu[i]! * 1000) / s.result.events;
+    const rate = (s: Side) => s.result.events / (s.result.wallMs / 1000);
+    const first = (s: Side, key: "firstAt" | "firstDeltaAt", q: number) =>
+      quantile(s.result.replies.flatMap((x) => (x[key] === undefined ? [] : [x[key]! - x.sentAt])), q);
+    const load = (r: (typeof rows)[number]) => `${r.skein.load.toFixed(1)} / ${r.relay.load.toFixed(1)}`;
+    const last = rows.at(-1)!;
+    const perReply = (s: Side) => (s.result.events / s.result.replies.length).toFixed(0);
+    return [
+      {
+        title: "paced: server CPU per event, deltas 10–20 ms apart (skein session service vs the minimal relay)",
+        columns: ["concurrent replies", "replies", "skein µs/event", "relay µs/message", "skein / relay", "errors (skein / relay)", "load average 1 min (skein / relay run)"],
+        rows: rows.map((r) => [r.streams, r.streams * r.replies, us(r.skein, 0), us(r.relay, 0), `${(us(r.skein, 0) / us(r.relay, 0)).toFixed(1)}×`, `${r.skein.errors} / ${r.relay.errors}`, load(r)]),
+        notes: [
+          `each reply: ${DELTAS} one-character text deltas, the provider pausing 10 ms + a random 0–10 ms before each (OpenAI SSE, one write per event); skein streams ${perReply(rows[0]!.skein)} events per reply (user message, deltas, assistant message, finished …), the relay ${perReply(rows[0]!.relay)} messages (one per delta)`,
+          "CPU = utime + stime of the whole server process from /proc/<pid>/stat over the measurement (10 ms ticks), divided by the events its client received",
+          "relay = procs/relay-server.ts: grpc-js server stream, node:http to the provider, SSE framing and JSON decoding, one write per delta with backpressure; no persistence, no agent loop",
+          `${MAX_STREAMS.toLocaleString("en-US")} sessions created and each replied to once before (every agent live, SKEIN_MAX_LIVE_AGENTS=${MAX_STREAMS}); skein and the relay alternate at each size`,
+          "goal (issue 25): skein ≤ 1.3× the relay at 20, 200 and 1,000",
+        ],
+      },
+      {
+        title: `paced: ${last.streams.toLocaleString("en-US")} concurrent paced replies`,
+        columns: ["measure", "skein", "relay"],
+        rows: [
+          ["errors", last.skein.errors, last.relay.errors],
+          ["events/s at the client", Math.round(rate(last.skein)), Math.round(rate(last.relay))],
+          ["events/s, skein / relay", `${((rate(last.skein) / rate(last.relay)) * 100).toFixed(0)} %`, ""],
+          ["wall time (s)", last.skein.result.wallMs / 1000, last.relay.result.wallMs / 1000],
+          ["time to first event p50 / p99 (ms)", `${first(last.skein, "firstAt", 0.5).toFixed(0)} / ${first(last.skein, "firstAt", 0.99).toFixed(0)}`, `${first(last.relay, "firstAt", 0.5).toFixed(0)} / ${first(last.relay, "firstAt", 0.99).toFixed(0)}`],
+          ["time to first text delta p50 / p99 (ms)", `${first(last.skein, "firstDeltaAt", 0.5).toFixed(0)} / ${first(last.skein, "firstDeltaAt", 0.99).toFixed(0)}`, `${first(last.relay, "firstDeltaAt", 0.5).toFixed(0)} / ${first(last.relay, "firstDeltaAt", 0.99).toFixed(0)}`],
+          ["server CPU (s) / provider / client", last.skein.cpu.map((c) => (c / 1000).toFixed(1)).join(" / "), last.relay.cpu.map((c) => (c / 1000).toFixed(1)).join(" / ")],
+          ["server peak RSS, VmHWM (MiB)", skeinMem.peakRss / MiB, relayMem.peakRss / MiB],
+          ["server RSS at the end (MiB)", skeinMem.rss / MiB, relayMem.rss / MiB],
+          ["load average (1 min) at the start", last.skein.load, last.relay.load],
+        ],
+        notes: [
+          "skein's first event is the user's message (sent once persisted); the relay's first is the first delta",
+          "goal (issue 25): 0 errors, events/s ≥ 90 % of the relay's, p99 time to first event ≤ 1 s, peak RSS reported",
+        ],
+      },
+      {
+        title: "paced: the other processes, CPU µs per event",
+        columns: ["concurrent replies", "provider (skein run)", "provider (relay run)", "client (skein run)", "client (relay run)"],
+        rows: rows.map((r) => [r.streams, us(r.skein, 1), us(r.relay, 1), us(r.skein, 2), us(r.relay, 2)]),
+        notes: ["the provider writes the same deltas in both runs; the client decodes skein's larger event set in the skein run"],
+      },
+    ];
+  } finally {
+    for (const c of started.reverse()) await c.stop();
+    await rig.stop();
+  }
+}
