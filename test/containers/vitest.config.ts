@@ -9,5 +9,6 @@ export default defineConfig({
     hookTimeout: 45 * 60_000,
     pool: "forks",
     fileParallelism: false,
+    reporters: ["default", "./test/support/summary-reporter.ts"],
   },
 });
