@@ -1,18 +1,15 @@
-import { join } from "node:path";
-import { InvalidArgumentError, NotFoundError, type Logger, ConfigError } from "@skein/runtime";
-import { DIR_MODE, createPrivateFile } from "../files.js";
+import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
 import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "../../goose-format/messages.js";
 import { isValidSessionId } from "../ids.js";
 import { STATE_KEY } from "../../goose-format/skein-metadata.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
-import { Connection, type Db } from "./connection.js";
+import type { Connection, Db } from "./connection.js";
+import { openGooseDatabase } from "./open-database.js";
 import { CARRIED_COLUMNS, type ImportedSession } from "../copy-session.js";
-import { toolResultFormFor, type ToolResultForm } from "../goose-rows/content.js";
+import type { ToolResultForm } from "../goose-rows/content.js";
 import { insertMessage, messageOfRow, metadataJson, newMessageId, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
 import { columnChanges, metadataOfRow, parseSqlTimestamp, sqlTimestamp, type Row } from "../goose-rows/rows.js";
-import { createGooseSchema, KNOWN_SCHEMA_VERSION, hasSchemaVersionTable, schemaVersion, tableColumns } from "./schema.js";
 import type { StoreTarget } from "../store-faults.js";
-import { makeDirectory } from "@skein/host";
 import { decodePageToken, encodePageToken } from "../page-token.js";
 
 export const DB_NAME = "sessions.db";
@@ -69,35 +66,8 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   static async open(dir: string, log: Logger, opts: SqliteStoreOptions): Promise<SqliteSessionStore> {
-    await makeDirectory(dir, DIR_MODE);
-    const path = join(dir, DB_NAME);
-    await createPrivateFile(path);
-    const conn = Connection.open(path, { fullSync: opts.syncEachMessage });
-    try {
-      // goose opens every connection in WAL mode; a no-op for a database goose made.
-      await conn.setup((db) => db.pragma("journal_mode = WAL"));
-      const created = await conn.write((db) => {
-        if (hasSchemaVersionTable(db)) return false;
-        createGooseSchema(db);
-        return true;
-      });
-      const info = await conn.read((db) => ({
-        version: schemaVersion(db),
-        sessions: tableColumns(db, "sessions"),
-        messages: tableColumns(db, "messages"),
-        latestToolValue: latestToolResultValue(db),
-        sqlite: (db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v,
-      }));
-      for (const c of ["id", "working_dir"]) if (!info.sessions.has(c)) throw new ConfigError(`${path}: the sessions table has no ${c} column; not a goose session database`);
-      if (info.version > KNOWN_SCHEMA_VERSION) {
-        log.warn({ path, schemaVersion: info.version, known: KNOWN_SCHEMA_VERSION }, "session database is newer than the goose schema skein knows; using the columns skein knows");
-      }
-      const form = toolResultFormFor(info.version, info.latestToolValue);
-      return new SqliteSessionStore(path, conn, log, info.sessions, info.messages, info.version, form, created, info.sqlite);
-    } catch (err) {
-      await conn.close();
-      throw err;
-    }
+    const d = await openGooseDatabase(dir, DB_NAME, log, opts);
+    return new SqliteSessionStore(d.path, d.conn, log, d.sessionColumns, d.messageColumns, d.schemaVersion, d.toolResultForm, d.created, d.sqliteVersion);
   }
 
   private checkId(id: string): void {
@@ -406,22 +376,6 @@ export class SqliteSessionStore implements SessionStore {
     const m = metadataOfRow(row, messageCount);
     if (warn && m.skippedExtensions.length > 0) this.log.warn({ sessionId: row.id, extensions: m.skippedExtensions }, "stdio extensions in extension_data that skein cannot run; they stay stored");
     return { id: String(row.id), metadata: m.metadata, updatedAt: parseSqlTimestamp(row.updated_at) };
-  }
-}
-
-/** The value of the newest successful toolResponse, to tell which form a schema-6 database's goose writes. */
-function latestToolResultValue(db: Db): unknown {
-  const row = db
-    .prepare(
-      "SELECT content_json FROM messages WHERE content_json LIKE '%\"toolResponse\"%' ORDER BY id DESC LIMIT 1",
-    )
-    .get() as { content_json: string } | undefined;
-  if (!row) return undefined;
-  try {
-    const content = JSON.parse(row.content_json) as { type?: string; toolResult?: { value?: unknown } }[];
-    return content.find((c) => c.type === "toolResponse" && c.toolResult?.value !== undefined)?.toolResult?.value;
-  } catch {
-    return undefined;
   }
 }
 
