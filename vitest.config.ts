@@ -1,4 +1,3 @@
-import { availableParallelism } from "node:os";
 import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
@@ -12,10 +11,6 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
-    // The files mostly wait on the processes they start (services, tmux,
-    // PostgreSQL), so two run at once even on two cores (the suite: 7.5 → 4.2
-    // min there); more than four would crowd the shared PostgreSQL and tmux.
-    maxWorkers: Math.min(4, Math.max(2, availableParallelism())),
     // The caller's SKEIN_*/provider/goose/tmux variables never reach a test.
     setupFiles: ["./test/support/seal-env.ts"],
     reporters: ["default", "./test/support/summary-reporter.ts"],
