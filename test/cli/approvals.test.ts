@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { openaiText, openaiToolCalls, repoRoot, startOpenAIServer, startService, type FakeModelServer, type ServiceProcess } from "@skein/testkit";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import { killClis, runCli, spawnCli } from "./cli.js";
+import { killClis, runCli, spawnCli, sessionServiceEnv } from "./cli.js";
 
 let dir: string;
 let model: FakeModelServer;
@@ -22,14 +22,7 @@ beforeAll(async () => {
   model = await startOpenAIServer();
   const fx = { name: "fx", cmd: process.execPath, args: [`${repoRoot}services/session/test/extensions/fixtures/approval-server.mjs`], env: { APPROVAL_LOG: log } };
   svc = await startService("session", {
-    HOME: dir,
-    XDG_CONFIG_HOME: join(dir, "config"),
-    SKEIN_SESSIONS_DIR: join(dir, "sessions"),
-    SKEIN_PROVIDER: "openai",
-    SKEIN_MODEL: "fake-model",
-    OPENAI_BASE_URL: model.baseURL,
-    OPENAI_API_KEY: "test-key",
-    SKEIN_PROVIDER_MAX_RETRIES: "0",
+    ...sessionServiceEnv(dir, model.baseURL),
     SKEIN_EXTENSIONS: JSON.stringify([fx]),
   });
   env = { SKEIN_SESSION_ADDR: svc.address };

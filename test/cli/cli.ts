@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { delimiter } from "node:path";
+import { delimiter, join } from "node:path";
 import { repoRoot } from "@skein/testkit";
 import { shellQuote } from "../../packages/cli/src/format.js";
 
@@ -109,4 +109,18 @@ export function expectOneLineError(r: CliResult): string {
     throw new Error(`expected one "skein: …" line on stderr, got:\n${r.stderr}`);
   }
   return lines[0]!;
+}
+
+/** A session service in its own home under `dir`, talking to a fake OpenAI-compatible model at `modelURL`. */
+export function sessionServiceEnv(dir: string, modelURL: string): Record<string, string> {
+  return {
+    HOME: dir,
+    XDG_CONFIG_HOME: join(dir, "config"),
+    SKEIN_SESSIONS_DIR: join(dir, "sessions"),
+    SKEIN_PROVIDER: "openai",
+    SKEIN_MODEL: "fake-model",
+    OPENAI_BASE_URL: modelURL,
+    OPENAI_API_KEY: "test-key",
+    SKEIN_PROVIDER_MAX_RETRIES: "0",
+  };
 }

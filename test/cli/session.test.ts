@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openaiText, openaiToolCalls, startOpenAIServer, startService, type FakeModelServer, type ServiceProcess } from "@skein/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { expectOneLineError, haveScript, killClis, runCli, spawnCli } from "./cli.js";
+import { expectOneLineError, haveScript, killClis, runCli, spawnCli, sessionServiceEnv } from "./cli.js";
 
 let dir: string;
 let model: FakeModelServer;
@@ -15,14 +15,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "skein-cli-session-"));
   model = await startOpenAIServer();
   svc = await startService("session", {
-    HOME: dir,
-    XDG_CONFIG_HOME: join(dir, "config"),
-    SKEIN_SESSIONS_DIR: join(dir, "sessions"),
-    SKEIN_PROVIDER: "openai",
-    SKEIN_MODEL: "fake-model",
-    OPENAI_BASE_URL: model.baseURL,
-    OPENAI_API_KEY: "test-key",
-    SKEIN_PROVIDER_MAX_RETRIES: "0",
+    ...sessionServiceEnv(dir, model.baseURL),
     // Small responses, so a session's messages come in several GetSession pages.
     SKEIN_MAX_SEND_MESSAGE_BYTES: String(MAX_RESPONSE_BYTES),
   });
