@@ -3,7 +3,7 @@ import { compact, enumLabel, localTime } from "./format.js";
 
 type Content = session.Content;
 /** ReplyResponse and WatchSessionResponse have the same shape. */
-export type SessionEvent = session.ReplyResponse | session.WatchSessionResponse;
+export type StreamedEvent = session.ReplyResponse | session.WatchSessionResponse;
 
 /** Text of MCP content items; non-text items as [type]. */
 function toolOutput(items: readonly Record<string, unknown>[]): string {
@@ -67,7 +67,7 @@ export class EventPrinter {
 
   constructor(private readonly o: EventPrinterOptions) {}
 
-  print(e: SessionEvent): void {
+  print(e: StreamedEvent): void {
     const ev = e.event;
     switch (ev?.$case) {
       case "textDelta":

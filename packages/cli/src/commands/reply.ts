@@ -8,7 +8,7 @@ import { CliError, describe } from "../errors.js";
 import { follow, onInterrupt } from "../follow.js";
 import { jsonOption } from "../options.js";
 import { completeJson } from "../proto-json.js";
-import { EventPrinter, finishLabel, type SessionEvent } from "../render.js";
+import { EventPrinter, finishLabel, type StreamedEvent } from "../render.js";
 
 type SessionEndpoint = Endpoint<session.SessionServiceClient>;
 
@@ -19,11 +19,11 @@ export interface ReplyOutcome {
 }
 
 /** Reads a Reply stream to its end, handing every event to `onEvent`. */
-export async function consumeReply(s: SessionEndpoint, stream: ClientReadableStream<SessionEvent>, onEvent: (e: SessionEvent) => void): Promise<ReplyOutcome> {
+export async function consumeReply(s: SessionEndpoint, stream: ClientReadableStream<StreamedEvent>, onEvent: (e: StreamedEvent) => void): Promise<ReplyOutcome> {
   let reason: session.FinishReason | undefined;
   let sawError = false;
   try {
-    for await (const e of stream as AsyncIterable<SessionEvent>) {
+    for await (const e of stream as AsyncIterable<StreamedEvent>) {
       onEvent(e);
       if (e.event?.$case === "error") sawError = true;
       if (e.event?.$case === "finished") reason = e.event.value.reason;
