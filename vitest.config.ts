@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { configDefaults, defineConfig } from "vitest/config";
 
 export default defineConfig({
@@ -11,6 +12,13 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // The files mostly wait on the processes they start (services, tmux,
+    // PostgreSQL), so two run at once even on two cores; more than four would
+    // crowd the shared PostgreSQL and tmux. Each file is a worker process of
+    // its own (env, module state) and counts, names and ends only its own
+    // processes, tmux sockets, ports, directories and databases
+    // (CONTRIBUTING.md, "Tests that run side by side").
+    maxWorkers: Math.min(4, Math.max(2, availableParallelism())),
     // The caller's SKEIN_*/provider/goose/tmux variables never reach a test.
     setupFiles: ["./test/support/seal-env.ts"],
     reporters: ["default", "./test/support/summary-reporter.ts"],

@@ -14,3 +14,4 @@ export * from "./session-replicas.js";
 export * from "./tmpfs.js";
 export * from "./sealed-env.js";
 export * from "./programs.js";
+export * from "./processes.js";

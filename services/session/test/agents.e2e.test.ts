@@ -3,10 +3,10 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { status } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
-import { call, collect, openaiText, openaiToolCalls, rejection } from "@skein/testkit";
+import { call, collect, openaiText, openaiToolCalls, processesUnder, rejection } from "@skein/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { alive, everythingEntry, fixtureEntry } from "./extensions/helpers.js";
-import { createWith, everythingExt, fixtureExt, listTools, processesRunning, stats } from "./support/extensions.js";
+import { createWith, everythingExt, fixtureExt, listTools, stats } from "./support/extensions.js";
 import { STORES, storedMessages } from "./support/stored.js";
 import { finishReason, getSession, reply, startHarness, type Harness } from "./support/harness.js";
 
@@ -127,7 +127,9 @@ describe.each(STORES)("sessions with MCP extensions on %s", (store) => {
     const st = await stats(h.client);
     expect(st.liveAgents).toBeGreaterThanOrEqual(4);
     expect(st.runningReplies).toBe(0);
-    const running = processesRunning(everythingEntry).length + processesRunning(fixtureEntry).length;
+    // This service's own extension processes: other test files running at once have theirs too.
+    const svc = h.svc.proc.pid!;
+    const running = processesUnder(svc, everythingEntry).length + processesUnder(svc, fixtureEntry).length;
     expect(st.extensionProcesses).toBe(running);
     expect(st.sessionsOnDisk).toBe((await call(h.client, h.client.listSessions, pb.ListSessionsRequest.fromPartial({ pageSize: 1000 }))).sessions.length);
     expect(st.evictions).toBe(0);

@@ -3,20 +3,17 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { status } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
-import { call, collect, gate, openaiText, openaiToolCalls, rejection } from "@skein/testkit";
+import { call, collect, gate, openaiText, openaiToolCalls, processesMarked, rejection, testMarker, type TestMarker } from "@skein/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { fixtureEntry } from "./extensions/helpers.js";
-import { createWith, fixtureExt, listTools, processesRunning, stats } from "./support/extensions.js";
+import { createWith, listTools, markedFixtureExt, stats } from "./support/extensions.js";
 import { STORES } from "./support/stored.js";
 import { eventually, finishReason, isFinished, reply, readUntil, startHarness, watch, type Harness } from "./support/harness.js";
 
 const STOP = pb.FinishReason.FINISH_REASON_STOP;
 
-/** Each session's fixture gets its own marker argument, so /proc tells whose processes are alive. */
-function marked(id: string): pb.ExtensionConfig {
-  return pb.ExtensionConfig.fromPartial({ ...fixtureExt(), args: [fixtureEntry, `--skein-test=${id}`] });
-}
-const alive = (marker: string) => processesRunning(`--skein-test=${marker}`).length;
+/** Each session's fixture gets its own marker argument, so /proc tells whose processes are alive (also once orphaned). */
+const marked = (marker: TestMarker) => markedFixtureExt(marker);
+const alive = (marker: TestMarker) => processesMarked(marker).length;
 
 describe.each(STORES)("idle eviction on %s", (store) => {
   let h: Harness;
@@ -31,7 +28,7 @@ describe.each(STORES)("idle eviction on %s", (store) => {
   });
 
   it("ends an idle agent's extension processes by timer, and the session reloads with its extensions and continues", async () => {
-    const marker = `idle-${Date.now()}`;
+    const marker = testMarker("idle");
     const s = await createWith(h.client, work, [marked(marker)]);
     expect(alive(marker)).toBe(1);
     const w = watch(h.client, s.id, 0);
@@ -40,7 +37,7 @@ describe.each(STORES)("idle eviction on %s", (store) => {
     const lastSeq = (await call(h.client, h.client.getSession, pb.GetSessionRequest.fromPartial({ sessionId: s.id }))).session!.lastSeq;
 
     // Nobody calls: the timer alone evicts it.
-    await eventually(() => stats(h.client), (st) => st.evictions >= 1 && st.liveAgents === 0, 5_000);
+    await eventually(() => stats(h.client), (st) => st.evictions >= 1 && st.liveAgents === 0);
     expect(alive(marker)).toBe(0);
 
     // The watcher connected before the eviction still follows the next run.
@@ -72,7 +69,7 @@ describe.each(STORES)("LRU cap on %s", (store) => {
   });
 
   it("evicts the least recently used idle agent, never a busy one, and refuses when all are busy", async () => {
-    const [ma, mb, mc] = ["a", "b", "c"].map((x) => `lru-${x}-${Date.now()}`);
+    const [ma, mb, mc] = ["a", "b", "c"].map((x) => testMarker(`lru-${x}`));
     const a = await createWith(h.client, work, [marked(ma!)]);
     const b = await createWith(h.client, work, [marked(mb!)]);
     // a is the least recently used but busy: a held reply.
@@ -109,14 +106,14 @@ describe.each(STORES)("LRU cap on %s", (store) => {
 describe.each(STORES)("kill -9 with extensions running on %s", (store) => {
   let h: Harness;
   let work: string;
-  const marker = `orphan-${Date.now()}`;
+  const marker = testMarker("orphan");
   beforeAll(async () => {
     h = await startHarness({ SKEIN_EXTENSION_KILL_GRACE_MS: "500" }, { store });
     work = await mkdtemp(join(tmpdir(), "skein-work-"));
   });
   afterEach(() => {
     // Whatever happens, no fixture of this test outlives it.
-    for (const pid of processesRunning(`--skein-test=${marker}`)) process.kill(pid, "SIGKILL");
+    for (const pid of processesMarked(marker)) process.kill(pid, "SIGKILL");
   });
   afterAll(async () => {
     await h?.close();

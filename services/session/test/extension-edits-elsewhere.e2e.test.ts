@@ -59,7 +59,8 @@ describe("two replicas on one database", () => {
   beforeAll(async () => {
     db = await testPostgres();
     model = await startOpenAIServer();
-    cluster = await startReplicaCluster({ replicas: 2, postgres: db, model, env: { SKEIN_EXTENSION_KILL_GRACE_MS: "500" } });
+    // No takeover is wanted: a lease no stall of a loaded machine outlasts.
+    cluster = await startReplicaCluster({ replicas: 2, postgres: db, model, leaseMs: 10_000, env: { SKEIN_EXTENSION_KILL_GRACE_MS: "500" } });
   });
   afterAll(async () => {
     closeClients();

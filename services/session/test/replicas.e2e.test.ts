@@ -30,11 +30,14 @@ let db: PostgresCluster;
 let model: FakeModelServer;
 const clusters: ReplicaCluster[] = [];
 
-const LEASE_MS = 1_500;
+/** For the tests that wait for a takeover: short, so they wait little. */
+const TAKEOVER_LEASE_MS = 1_500;
+/** For the others: long, so a replica stalled on a loaded machine (other test files run at once) is never taken for dead. */
+const STEADY_LEASE_MS = 10_000;
 
 /** `n` replicas on a fresh database of this file's PostgreSQL (testkit's replica harness). */
-async function cluster(n: number): Promise<ReplicaCluster> {
-  const c = await startReplicaCluster({ replicas: n, postgres: db, model, leaseMs: LEASE_MS, env: { SKEIN_EVENT_BUFFER: "128", SKEIN_SHUTDOWN_GRACE_MS: "300" } });
+async function cluster(n: number, leaseMs = STEADY_LEASE_MS): Promise<ReplicaCluster> {
+  const c = await startReplicaCluster({ replicas: n, postgres: db, model, leaseMs, env: { SKEIN_EVENT_BUFFER: "128", SKEIN_SHUTDOWN_GRACE_MS: "300" } });
   clusters.push(c);
   return c;
 }
@@ -188,7 +191,7 @@ describe("two replicas on one database", () => {
 
 describe("a replica that dies or stops", () => {
   it("kill -9 of the run's replica: another replica declares it interrupted within the lease, and the session takes the next Reply", async () => {
-    const c = await cluster(2);
+    const c = await cluster(2, TAKEOVER_LEASE_MS);
     const [doomed, { client: survivor }] = c.replicas as [SessionReplica, SessionReplica];
     const s = await createSession(survivor, tmpdir());
     const hold = gate();
@@ -217,7 +220,7 @@ describe("a replica that dies or stops", () => {
   });
 
   it("a replica frozen past its lease: another takes over; once thawed it writes nothing more and its Reply stream shows the takeover's end", async () => {
-    const c = await cluster(2);
+    const c = await cluster(2, TAKEOVER_LEASE_MS);
     const [frozen, { client: other }] = c.replicas as [SessionReplica, SessionReplica];
     const s = await createSession(other, tmpdir());
     const hold = gate();

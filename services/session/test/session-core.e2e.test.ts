@@ -4,10 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Metadata, status } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
-import { call, collect, gate, openaiCompletion, openaiText, rejection } from "@skein/testkit";
+import { call, collect, gate, openaiCompletion, openaiText, processesMarked, rejection, testMarker } from "@skein/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fixtureEntry } from "./extensions/helpers.js";
-import { processesRunning } from "./support/extensions.js";
 import { STORES } from "./support/stored.js";
 import { createSession, eventually, finishReason, getSession, reply, watch, startHarness, type Harness } from "./support/harness.js";
 
@@ -61,7 +60,7 @@ describe.each(STORES)("session core on %s", (store) => {
   });
 
   it("a client that gives up on CreateSession ends the extension being started and leaves no session (defect 6)", async () => {
-    const marker = `slow-start-${Date.now()}`;
+    const marker = testMarker("slow-start");
     // Starts its MCP server only after a long sleep: the call's deadline passes first.
     const slow = pb.ExtensionConfig.fromPartial({ name: "slow", cmd: "sh", args: ["-c", `sleep 60; exec node ${fixtureEntry}`, marker], timeoutSeconds: 120 });
     const before = (await call(h.client, h.client.listSessions, pb.ListSessionsRequest.fromPartial({ pageSize: 1000 }))).sessions.length;
@@ -74,15 +73,15 @@ describe.each(STORES)("session core on %s", (store) => {
     );
     expect(err.code).toBe(status.DEADLINE_EXCEEDED);
     // Not left to run until its 120 s start timeout: ended as soon as the call was given up.
-    await eventually(() => processesRunning(marker).length, (n) => n === 0, 5_000);
+    await eventually(() => processesMarked(marker).length, (n) => n === 0);
     await eventually(
       async () => (await call(h.client, h.client.listSessions, pb.ListSessionsRequest.fromPartial({ pageSize: 1000 }))).sessions.length,
       (n) => n === before,
-      5_000,
     );
-    // The call's work ended with the call, not when the extension would have finished starting.
+    // The call's work ended with the call, not when the extension would have finished starting (after its 60 s sleep):
+    // the bound tells the two apart on however loaded a machine, it measures nothing.
     const ended = h.svc.logs.find((l) => String(l.method ?? "").endsWith("/CreateSession") && l.msg === "call closed by client");
-    expect(Number(ended?.durationMs)).toBeLessThan(10_000);
+    expect(Number(ended?.durationMs)).toBeLessThan(60_000);
   });
 
   it("seq never repeats across a restart; a cursor from before it gets OUT_OF_RANGE reload (defect 7)", async () => {

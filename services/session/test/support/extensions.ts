@@ -1,7 +1,5 @@
-import { readdirSync, readFileSync } from "node:fs";
-import { isLive, readProcStatSync } from "@skein/host";
 import { session as pb } from "@skein/proto";
-import { call } from "@skein/testkit";
+import { call, type TestMarker } from "@skein/testkit";
 import { everythingEntry, fixtureEntry } from "../extensions/helpers.js";
 import type { Client } from "./harness.js";
 
@@ -15,6 +13,11 @@ export function fixtureExt(name = "fixture", env: Record<string, string> = {}): 
   return pb.ExtensionConfig.fromPartial({ name, cmd: process.execPath, args: [fixtureEntry], env });
 }
 
+/** The fixture server with `--skein-test=<marker>` among its arguments: processesMarked() finds it wherever it ends up (an orphan too). */
+export function markedFixtureExt(marker: TestMarker, name = "fixture", env: Record<string, string> = {}): pb.ExtensionConfig {
+  return pb.ExtensionConfig.fromPartial({ ...fixtureExt(name, env), args: [fixtureEntry, `--skein-test=${marker}`] });
+}
+
 export async function createWith(c: Client, workingDir: string, extensions: pb.ExtensionConfig[], description?: string): Promise<pb.Session> {
   return (await call(c, c.createSession, pb.CreateSessionRequest.fromPartial({ workingDir, extensions, description }))).session!;
 }
@@ -25,18 +28,4 @@ export async function listTools(c: Client, sessionId: string): Promise<pb.Tool[]
 
 export function stats(c: Client): Promise<pb.GetStatsResponse> {
   return call(c, c.getStats, pb.GetStatsRequest.fromPartial({}));
-}
-
-/** Live processes whose command line mentions `needle` (an extension's entry file), from /proc. */
-export function processesRunning(needle: string): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry) || !isLive(readProcStatSync(Number(entry)))) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(needle)) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
 }

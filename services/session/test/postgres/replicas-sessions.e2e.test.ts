@@ -1,68 +1,28 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp } from "node:fs/promises";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
-import { call, openaiText, repoRoot, openaiToolCalls, startReplicaCluster, type PostgresCluster, type ReplicaCluster, type SessionReplica } from "@skein/testkit";
-import { testPostgres } from "@skein/testkit/vitest";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, openaiText, openaiToolCalls, repoRoot, type SessionReplica } from "@skein/testkit";
+import { describe, expect, it } from "vitest";
 import { fixtureExt } from "../support/extensions.js";
 import { expectGooseReadable, openLikeGoose } from "../support/goose-db.js";
-import {
-  cancelOn,
-  createOn,
-  expectEventually,
-  finishedReason,
-  gate,
-  getOn,
-  hasFinished,
-  isFinished,
-  kind,
-  lastSeqOf,
-  lines,
-  listOn,
-  ofRequest,
-  replyOn,
-  say,
-  statsOn,
-  TaggedModel,
-  watchOn,
-  type AnyEvent,
-} from "../support/replicas.js";
+import { A, B, C, c, itLogsNoPassword, model, useReplicaCluster, work } from "../support/replica-cluster.js";
+import { createOn, expectEventually, finishedReason, gate, getOn, hasFinished, kind, lastSeqOf, listOn, replyOn, say, statsOn } from "../support/replicas.js";
 
 /**
  * Issue 11's contract across three real session service processes (A, B, C)
- * on one real PostgreSQL: every call of a scenario goes to a different
- * replica than the run's. Fault scenarios (kill -9, SIGSTOP, SIGTERM,
- * restarts, migrations) are in replicas-faults.e2e.test.ts.
+ * on one real PostgreSQL: one session seen, run and counted from every
+ * replica, and taken out of the cluster and back. Every call of a scenario
+ * goes to a different replica than the run's. Live events: replicas-events;
+ * cancel and delete: replicas-cancel; faults: replicas-kill, replicas-takeover,
+ * replicas-lifecycle.
  */
-const { FINISH_REASON_STOP: STOP, FINISH_REASON_CANCELLED: CANCELLED } = pb.FinishReason;
-const BUFFER = 64;
+const { FINISH_REASON_STOP: STOP } = pb.FinishReason;
 
-let pgc: PostgresCluster;
-let c: ReplicaCluster;
-let model: TaggedModel;
-let work: string;
-let A: SessionReplica, B: SessionReplica, C: SessionReplica;
+useReplicaCluster("steady");
 
-beforeAll(async () => {
-  pgc = await testPostgres();
-  work = await mkdtemp(join(tmpdir(), "skein-replicas-"));
-  // No takeover is wanted here (those are in replicas-faults): the default lease, so no loaded-machine stall
-  // ever looks like a dead replica.
-  c = await startReplicaCluster({ postgres: pgc, replicas: 3, leaseMs: 10_000, env: { SKEIN_EVENT_BUFFER: String(BUFFER) } });
-  [A, B, C] = c.replicas as [SessionReplica, SessionReplica, SessionReplica];
-  model = new TaggedModel(c.model, () => ({ events: openaiText("Hello from the fake model.") }));
-});
-afterAll(async () => {
-  await c?.close();
-  await pgc?.stop();
-  if (work) await rm(work, { recursive: true, force: true });
-});
-
-const texts = (events: AnyEvent[]) => events.flatMap((e) => (e.event?.$case === "textDelta" ? [e.event.value.text] : []));
 const stripVolatile = (r: pb.GetSessionResponse) => ({ ...r, session: { ...r.session!, updatedAt: undefined } });
 
 describe("one session seen from every replica", () => {
@@ -210,222 +170,6 @@ describe("one session seen from every replica", () => {
   }, 300_000);
 });
 
-describe("live events and replay from any replica", () => {
-  it("a WatchSession on C follows a run on B as it happens, the same events as B's Reply stream", async () => {
-    const s = await createOn(A.client, work);
-    const w = watchOn(C.client, s.id, 0);
-    const g = gate();
-    const tag = model.tag({ events: openaiText("one two three four five six", { pieces: 6 }), holdAfter: 3, hold: g.promise });
-    const run = replyOn(B.client, s.id, say(tag));
-    try {
-      // The provider is still holding the rest of the answer: what C shows now, it shows live.
-      await w.until((es) => texts(es).length > 0);
-      expect(hasFinished(w.events)).toBe(false);
-    } finally {
-      g.release();
-    }
-    await run.until(hasFinished);
-    await w.until(hasFinished);
-    w.close();
-    expect(lines(w.events)).toEqual(lines(run.events));
-    expect(texts(w.events).join("")).toBe("one two three four five six");
-  });
-
-  it("a watcher that reconnects to other replicas mid-run (after_seq) sees every event exactly once, in order", async () => {
-    const s = await createOn(A.client, work);
-    const g = gate();
-    const tag = model.tag({ events: openaiText("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu", { pieces: 24 }), holdAfter: 8, hold: g.promise, delayMs: 20 });
-    const w1 = watchOn(A.client, s.id, 0);
-    const run = replyOn(B.client, s.id, say(tag));
-    const seen: AnyEvent[] = [];
-    try {
-      await w1.until((es) => texts(es).length > 0);
-      w1.close();
-      seen.push(...w1.events);
-    } finally {
-      g.release();
-    }
-    // Second hop while the rest streams: C from the last seq A delivered.
-    const w2 = watchOn(C.client, s.id, lastSeqOf(seen));
-    await w2.until((es) => es.length > 0);
-    w2.close();
-    seen.push(...w2.events);
-    if (!hasFinished(seen)) {
-      const w3 = watchOn(B.client, s.id, lastSeqOf(seen));
-      await w3.until(hasFinished);
-      w3.close();
-      seen.push(...w3.events);
-    }
-    await run.until(hasFinished);
-    expect(lines(seen)).toEqual(lines(run.events));
-    const seqs = seen.map((e) => e.seq);
-    expect(seqs).toEqual([...new Set(seqs)].sort((a, b) => a - b));
-  });
-
-  it("a watcher loses nothing when the database drops every replica's LISTEN connection mid-run", async () => {
-    const s = await createOn(A.client, work);
-    const w = watchOn(C.client, s.id, 0);
-    const g = gate();
-    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("before and after the cut", { pieces: 8 }), holdAfter: 3, hold: g.promise })));
-    try {
-      await w.until((es) => texts(es).length > 0);
-      // A fault from outside: the server ends the listening backends (a restart, a proxy, an idle timeout would too).
-      const cut = await c.rows<{ ok: boolean }>(
-        "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = $1 AND query ~* '^\\s*LISTEN' AND pid <> pg_backend_pid()",
-        [c.databaseName],
-      );
-      expect(cut.length, "LISTEN connections found").toBeGreaterThanOrEqual(c.replicas.length);
-    } finally {
-      g.release();
-    }
-    await run.until(hasFinished);
-    await w.until(hasFinished);
-    w.close();
-    expect(lines(w.events)).toEqual(lines(run.events));
-  });
-
-  it("a watcher hopping across all three replicas every few events of a long, fast run sees every event exactly once", async () => {
-    const s = await createOn(A.client, work);
-    // 50 deltas 10 ms apart: the whole run fits the replay window, so a hop never falls out of it.
-    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("y".repeat(50), { pieces: 50 }), delayMs: 10 })));
-    const seen: AnyEvent[] = [];
-    for (let hop = 0; !hasFinished(seen); hop++) {
-      const w = watchOn([C, A, B][hop % 3]!.client, s.id, lastSeqOf(seen));
-      await w.until((es) => es.length >= 5 || hasFinished(es));
-      w.close();
-      // Whatever arrived before the hang-up took effect counts too: the next hop starts after the last of it.
-      seen.push(...w.events);
-    }
-    await run.until(hasFinished);
-    expect(lines(seen)).toEqual(lines(run.events));
-    expect(texts(seen).join("")).toBe("y".repeat(50));
-  });
-
-  it("an evicted cursor gets OUT_OF_RANGE reload on any replica; the window keeps the last SKEIN_EVENT_BUFFER events", async () => {
-    const s = await createOn(A.client, work);
-    let last: AnyEvent[] = [];
-    let total = 0;
-    while (total <= BUFFER + 10) {
-      const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("a long answer in many small pieces", { pieces: 20 }) })));
-      await run.until(hasFinished);
-      last = run.events;
-      total = lastSeqOf(last);
-    }
-    for (const r of [A, C]) {
-      const evicted = await watchOn(r.client, s.id, 0).ended;
-      expect(evicted?.code, `WatchSession on ${r.name}`).toBe(status.OUT_OF_RANGE);
-      expect(evicted?.details).toMatch(/no longer buffered \(oldest kept: \d+\); reload the session with GetSession/);
-      const ahead = await watchOn(r.client, s.id, total + 5).ended;
-      expect(ahead?.code).toBe(status.OUT_OF_RANGE);
-      expect(ahead?.details).toMatch(/ahead of/);
-    }
-    // The oldest cursor still served replays exactly the window.
-    const w = watchOn(C.client, s.id, total - BUFFER);
-    await w.until((es) => es.length >= BUFFER && hasFinished(es.slice(-1)));
-    w.close();
-    expect(w.events.map((e) => e.seq)).toEqual(Array.from({ length: BUFFER }, (_, i) => total - BUFFER + 1 + i));
-    expect(lines(w.events.slice(-last.length))).toEqual(lines(last));
-    // Bounded in the database too (trimming may lag a little behind the replay window, never grow without bound).
-    const kept = await c.rows<{ n: string }>("SELECT count(*) AS n FROM session_events WHERE session_id = $1", [s.id]);
-    expect(Number(kept[0]!.n)).toBeGreaterThanOrEqual(BUFFER);
-    expect(Number(kept[0]!.n)).toBeLessThanOrEqual(2 * BUFFER);
-  });
-});
-
-describe("cancel from any replica", () => {
-  it("CancelReply on C stops the run on B: the run ends cancelled, the provider stream is dropped, nothing follows", async () => {
-    const s = await createOn(A.client, work);
-    const g = gate();
-    // The provider would hold the rest forever: only a cancel that reaches B ends this run.
-    const tag = model.tag({ events: openaiText("never finished", { pieces: 4 }), holdAfter: 2, hold: g.promise });
-    const w = watchOn(A.client, s.id, 0);
-    const run = replyOn(B.client, s.id, say(tag), "req-cancel");
-    try {
-      await w.until((es) => texts(es).length > 0);
-      expect((await cancelOn(C.client, s.id, "some-other-request")).cancelled).toBe(false);
-      expect((await cancelOn(C.client, s.id, "req-cancel")).cancelled).toBe(true);
-      // The contract says within 1 s; asserting time is for benchmarks. The generous bound only turns a
-      // cancel that never arrives into a failure instead of a hang (the held provider never ends the run).
-      await run.until(hasFinished, 20_000);
-      await w.until(hasFinished, 20_000);
-      expect(finishedReason(run.events)).toBe(CANCELLED);
-      expect(finishedReason(w.events)).toBe(CANCELLED);
-      // B really stopped: it dropped the provider's stream.
-      await expectEventually(() => c.model.activeResponses === 0, "the held provider response to be abandoned");
-    } finally {
-      g.release();
-    }
-    expect((await cancelOn(C.client, s.id, "")).cancelled).toBe(false);
-    // Nothing of the cancelled request after its finished; the session takes the next Reply.
-    const next = replyOn(A.client, s.id, say(model.tag(), "again"));
-    await next.until(hasFinished);
-    await w.until((es) => es.filter(isFinished).length === 2);
-    w.close();
-    const cancelled = ofRequest(w.events, "req-cancel");
-    expect(cancelled.at(-1)!.event?.$case).toBe("finished");
-    expect(lines(cancelled)).toEqual(lines(run.events));
-    expect(finishedReason(next.events)).toBe(STOP);
-    // History valid after the cancel: the user message stays, no half answer.
-    const msgs = (await getOn(C.client, s.id)).messages;
-    expect(msgs.at(-1)!.role).toBe(pb.Role.ROLE_ASSISTANT);
-  });
-});
-
-describe("cancel and delete from any replica, also without notifications", () => {
-  it("CancelReply on C still reaches B when every LISTEN connection was just cut (the poll fallback)", async () => {
-    const s = await createOn(A.client, work);
-    const g = gate();
-    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("never finished", { pieces: 4 }), holdAfter: 2, hold: g.promise })), "req-cancel-cut");
-    try {
-      await run.until((es) => texts(es).length > 0);
-      await c.rows("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND query ~* '^\\s*LISTEN' AND pid <> pg_backend_pid()", [c.databaseName]);
-      expect((await cancelOn(C.client, s.id, "req-cancel-cut")).cancelled).toBe(true);
-      // Generous bound, not a timing assertion: the provider never ends this run, only the cancel does.
-      await run.until(hasFinished, 20_000);
-      expect(finishedReason(run.events)).toBe(CANCELLED);
-    } finally {
-      g.release();
-    }
-    const next = replyOn(C.client, s.id, say(model.tag(), "again"));
-    await next.until(hasFinished);
-    expect(finishedReason(next.events)).toBe(STOP);
-  });
-
-  it("DeleteSession on C while B runs the session: the run ends, the session is gone on every replica, no rows left", async () => {
-    const s = await createOn(A.client, work);
-    const g = gate();
-    const w = watchOn(A.client, s.id, 0);
-    const run = replyOn(B.client, s.id, say(model.tag({ events: openaiText("deleted underway", { pieces: 4 }), holdAfter: 2, hold: g.promise })), "req-deleted");
-    try {
-      await w.until((es) => texts(es).length > 0);
-      await call(C.client, C.client.deleteSession, pb.DeleteSessionRequest.fromPartial({ sessionId: s.id }));
-      // As on one host: the run is cancelled first (its stream ends with finished{cancelled}) …
-      await run.ended;
-      expect(finishedReason(run.events)).toBe(CANCELLED);
-    } finally {
-      g.release();
-    }
-    for (const r of [A, B, C]) {
-      const err = await getOn(r.client, s.id).then(() => undefined, (e: { code: number }) => e);
-      expect(err?.code, `GetSession on ${r.name}`).toBe(status.NOT_FOUND);
-      expect((await listOn(r.client)).sessions.some((x) => x.id === s.id)).toBe(false);
-    }
-    for (const table of ["sessions WHERE id = $1", "messages WHERE session_id = $1", "session_runs WHERE session_id = $1"]) {
-      expect(await c.rows(`SELECT 1 FROM ${table}`, [s.id]), table).toEqual([]);
-    }
-    // B's run did not write after the delete (no session row came back with its answer).
-    await expectEventually(() => c.model.activeResponses === 0, "B to drop or finish its provider answer");
-    expect(await c.rows("SELECT 1 FROM sessions WHERE id = $1", [s.id])).toEqual([]);
-    // … and a follower of the deleted session on another replica is ended too.
-    try {
-      await w.until(() => false, 30_000).catch((e: Error) => expect(e.message, "the watcher on A").toMatch(/stream ended/));
-      expect(await w.ended).toBeUndefined();
-    } finally {
-      w.close();
-    }
-  });
-});
-
 describe("GetStats across replicas", () => {
   it("names the replica that answered and gives cluster totals from the database", async () => {
     const idle = await Promise.all([A, B, C].map((r) => statsOn(r.client)));
@@ -489,16 +233,6 @@ describe("a session can leave the cluster", () => {
   });
 });
 
-describe("secrets", () => {
-  it("no replica ever logs the database password", () => {
-    for (const r of c.replicas) {
-      const text = [...r.svc.output, ...r.svc.logs.map((l) => JSON.stringify(l))].join("\n");
-      expect(text.length).toBeGreaterThan(0);
-      expect(text.includes(pgc.password), `replica ${r.name}'s log`).toBe(false);
-    }
-  });
-});
-
 /** The checked-in CLI bin, as `npx skein` runs it, with only the variables given (none of the test's SKEIN_*). */
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k, v]) => v !== undefined && !k.startsWith("SKEIN_"))) as Record<string, string>;
@@ -509,3 +243,4 @@ function runCli(args: string[], env: Record<string, string>): Promise<{ code: nu
   });
 }
 
+itLogsNoPassword();
