@@ -1,7 +1,7 @@
 import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
-import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "../../goose-format/messages.js";
+import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "../goose-format/messages.js";
 import { isValidSessionId } from "../ids.js";
-import { STATE_KEY } from "../../goose-format/skein-metadata.js";
+import { STATE_KEY } from "../goose-format/skein-metadata.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
 import type { Connection, Db } from "./connection.js";
 import { openGooseDatabase } from "./open-database.js";
