@@ -12,6 +12,7 @@ COPY package.json package-lock.json /app/
 COPY packages/host/package.json /app/packages/host/
 COPY packages/proto/package.json /app/packages/proto/
 COPY packages/runtime/package.json /app/packages/runtime/
+COPY packages/goose-sessions/package.json /app/packages/goose-sessions/
 COPY packages/testkit/package.json /app/packages/testkit/
 COPY packages/cli/package.json /app/packages/cli/
 COPY services/session/package.json /app/services/session/
@@ -66,6 +67,7 @@ COPY --from=build /app/packages/host/dist packages/host/dist
 COPY --from=build /app/packages/proto/dist packages/proto/dist
 COPY --from=build /app/packages/proto/descriptors packages/proto/descriptors
 COPY --from=build /app/packages/runtime/dist packages/runtime/dist
+COPY --from=build /app/packages/goose-sessions/dist packages/goose-sessions/dist
 COPY --from=build /app/packages/cli/dist packages/cli/dist
 COPY packages/cli/bin packages/cli/bin
 # `skein` on PATH inside the containers (docker compose exec fleet skein fleet ls).

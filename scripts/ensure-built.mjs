@@ -18,6 +18,6 @@ const run = (cmd, args) => {
 run(process.execPath, [join(root, "scripts/ensure-installed.mjs")]);
 run(process.execPath, [join(root, "scripts/generate.mjs"), "--if-stale"]);
 // The first compile of every package takes a while: say so instead of sitting silent.
-const firstBuild = ["packages/runtime", "services/session", "services/fleet", "packages/cli"].some((p) => !existsSync(join(root, p, "dist")));
+const firstBuild = ["packages/runtime", "packages/goose-sessions", "services/session", "services/fleet", "packages/cli"].some((p) => !existsSync(join(root, p, "dist")));
 if (firstBuild) console.error("[skein] compiling the TypeScript packages (first build; later builds are incremental)");
 run(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-b"]);

@@ -22,7 +22,7 @@ const GROUPS: ReadonlyArray<[string, (url: string, fn: string) => boolean]> = [
   ["protobuf encode (ts-proto, @bufbuild wire)", (u) => u.includes("packages/proto/") || u.includes("@bufbuild/protobuf")],
   ["logging (pino)", (u) => /pino|sonic-boom|thread-stream/.test(u) || u.includes("runtime/dist/logger")],
   ["metrics (prom-client, call hooks)", (u) => u.includes("prom-client") || /(runtime|session)\/dist\/metrics/.test(u)],
-  ["store writes (session store)", (u) => u.includes("session/dist/store/")],
+  ["store writes (session store)", (u) => u.includes("goose-sessions/dist/")],
   ["event log / broadcaster", (u) => u.includes("session/dist/runs/event-log") || u.includes("runtime/dist/broadcast")],
   ["skein runs (run manager, run)", (u) => u.includes("session/dist/runs/")],
   ["skein agent loop", (u) => u.includes("session/dist/agent/") || u.includes("session/dist/agents/")],

@@ -48,7 +48,7 @@ export async function run(): Promise<Table[]> {
 
 async function primitiveTables(): Promise<Table[]> {
   const mods: Mods = {
-    store: await load("store/postgres/postgres-store.js"),
+    store: await import("@skein/goose-sessions/postgres"),
     events: await load("cluster/postgres/event-log.js"),
     listener: await load("cluster/postgres/listener.js"),
     follower: await load("cluster/postgres/follower.js"),

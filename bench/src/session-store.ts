@@ -10,17 +10,10 @@ import { call, openaiText } from "@skein/testkit";
 import { pool } from "./measure.js";
 import { withSessionService } from "./session-server.js";
 import type { Table } from "./table.js";
+import { defaultMetadata, message, textItem } from "@skein/goose-sessions/goose-format";
+import { JsonlSessionStore } from "@skein/goose-sessions/jsonl";
+import { SqliteSessionStore } from "@skein/goose-sessions/sqlite";
 
-/** The stores, loaded from the built service (bench does not compile it). */
-interface Store {
-  create(meta: unknown): Promise<{ id: string }>;
-  append(id: string, m: unknown): Promise<void>;
-  updateMetadata(id: string, f: (m: Record<string, unknown>) => Record<string, unknown>): Promise<unknown>;
-  close(): Promise<void>;
-}
-type Opener = { open(dir: string, log: unknown, opts: { syncEachMessage: boolean }): Promise<Store> };
-const serviceDist = new URL("../../services/session/dist/", import.meta.url);
-const load = <T>(p: string) => import(new URL(p, serviceDist).href) as Promise<T>;
 const STORES = ["goose-sqlite", "goose-jsonl"] as const;
 
 const PERSIST_MESSAGES = 5_000;
@@ -47,19 +40,16 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 /** (1) Persisting message 1 vs message 5,000 of one session, each store. */
 async function persistence(): Promise<Table> {
-  const { SqliteSessionStore } = await load<{ SqliteSessionStore: Opener }>("store/sqlite/sqlite-store.js");
-  const { JsonlSessionStore } = await load<{ JsonlSessionStore: Opener }>("store/jsonl/jsonl-store.js");
-  const fmt = await load<{ defaultMetadata(w: string, d: string): unknown; message(role: string, content: unknown[]): unknown; textItem(t: string): unknown }>("goose-format/messages.js");
   const text = "a typical assistant message of a few hundred characters. ".repeat(6);
   const rows: (string | number)[][] = [];
   await withSessionService("persist", {}, async ({ dir, log }) => {
     for (const [kind, opener] of [["goose-sqlite", SqliteSessionStore], ["goose-jsonl", JsonlSessionStore]] as const) {
       const store = await opener.open(join(dir, `persist-${kind}`), log, { syncEachMessage: false });
-      const { id } = await store.create(fmt.defaultMetadata("/tmp", "persist bench"));
+      const { id } = await store.create(defaultMetadata("/tmp", "persist bench"));
       const times: number[] = [];
       for (let i = 0; i < PERSIST_MESSAGES; i++) {
         const t = performance.now();
-        await store.append(id, fmt.message(i % 2 ? "assistant" : "user", [fmt.textItem(text)]));
+        await store.append(id, message(i % 2 ? "assistant" : "user", [textItem(text)]));
         times.push(performance.now() - t);
       }
       const t = performance.now();
@@ -161,7 +151,7 @@ async function lockHeld(): Promise<Table> {
 }
 
 /** Holds the write lock of the database in argv[1] for argv[2] ms, then commits. */
-const HOLDER = `const D=require(${JSON.stringify(createRequire(fileURLToPath(new URL("../../services/session/package.json", import.meta.url))).resolve("better-sqlite3"))});
+const HOLDER = `const D=require(${JSON.stringify(createRequire(fileURLToPath(new URL("../../packages/goose-sessions/package.json", import.meta.url))).resolve("better-sqlite3"))});
 const d=new D(process.argv[1]);d.exec("BEGIN IMMEDIATE");process.stdout.write("locked\\n");
 setTimeout(()=>{d.exec("COMMIT");d.close();process.exit(0)},Number(process.argv[2]));`;
 

@@ -5,7 +5,7 @@ import pino from "pino";
 import { type PostgresCluster } from "@skein/testkit";
 import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { PostgresSessionStore } from "../../services/session/src/store/postgres/postgres-store.js";
+import { PostgresSessionStore } from "@skein/goose-sessions/postgres";
 import { expectGooseReadable, openLikeGoose } from "../../services/session/test/support/goose-db.js";
 import { fixturesDir } from "../../services/session/test/support/goose-file.js";
 import { expectOneLineError, killClis, runCli } from "./cli.js";

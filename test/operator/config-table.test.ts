@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
  * compares with the tables, both ways.
  */
 
-const SOURCE_DIRS = ["packages/runtime/src", "packages/host/src", "packages/cli/src", "packages/cli/bin", "services/session/src", "services/fleet/src", "services/fleet/bin", "scripts"];
+const SOURCE_DIRS = ["packages/runtime/src", "packages/host/src", "packages/goose-sessions/src", "packages/cli/src", "packages/cli/bin", "services/session/src", "services/fleet/src", "services/fleet/bin", "scripts"];
 /** Names owned by skein or the tools it reads the settings of. */
 const PREFIXED = /\b(?:SKEIN|MOSAIC|GOOSE|OPENAI|ANTHROPIC|OLLAMA)_[A-Z][A-Z0-9_]*\b/g;
 /** Any other variable read through an env object or skein's env helpers. */

@@ -1,13 +1,13 @@
 import { homedir } from "node:os";
 import { ConfigError, envEnum, envInt, envNumber, envOptional, envString, maxSendMessageBytes, type Logger } from "@skein/runtime";
 import { envDurationMs } from "./duration.js";
-import { gooseConfigPath, gooseSecretsPath, gooseSessionsDir } from "./goose-paths.js";
+import { gooseConfigPath, gooseSecretsPath, gooseSessionsDir } from "@skein/goose-sessions";
 import { GooseYamlFile } from "./goose-yaml.js";
-import { postgresSettings, type PostgresSettings } from "./store/postgres/settings.js";
+import { postgresSettings, type PostgresSettings } from "@skein/goose-sessions/postgres";
 import { replicaIdentity, type ReplicaIdentity } from "./cluster/replica.js";
 import type { Env } from "@skein/host";
 import { dirname, join } from "node:path";
-import { MODE_NAMES, isGooseMode, type GooseMode } from "./goose-format/skein-metadata.js";
+import { MODE_NAMES, isGooseMode, type GooseMode } from "@skein/goose-sessions/goose-format";
 
 /**
  * gRPC clients refuse a message over 4 MiB unless configured otherwise

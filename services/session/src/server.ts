@@ -11,7 +11,7 @@ import { LocalCoordination, type Coordination, type StoreWatch } from "./coordin
 import { SessionSlots } from "./slots/session-slots.js";
 import { PermissionFile } from "./permission-file.js";
 import { openSessionStore } from "./store/open-store.js";
-import { storeFault } from "./store/store-faults.js";
+import { storeFault } from "@skein/goose-sessions";
 import type { Env } from "@skein/host";
 
 /** Reply and WatchSession stream thousands of small events a second: their encoder reuses one writer. */

@@ -6,15 +6,12 @@ import { ProviderError, type Provider } from "./providers/provider.js";
 import { compactAndStore } from "./runs/run.js";
 import type { SessionEvent } from "./runs/events.js";
 import type { SessionSlots } from "./slots/session-slots.js";
-import { defaultMetadata } from "./goose-format/messages.js";
-import { validateRequestId, validateSessionId } from "./store/ids.js";
-import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "./store/session-store.js";
+import { defaultMetadata, markDescriptionUserSet, sessionExtensions, withSessionExtensions, withSessionMode, type GooseMode, type Permission } from "@skein/goose-sessions/goose-format";
+import { validateRequestId, validateSessionId, type LoadedSession, type SessionInfo, type SessionPage, type SessionStore } from "@skein/goose-sessions";
 import type { ClusterStats } from "./cluster/session-cluster.js";
 import type { Coordination } from "./coordination/coordination.js";
 import type { LiveState } from "./runs/events.js";
 import type { ReplicaIdentity } from "./cluster/replica.js";
-import { markDescriptionUserSet, sessionExtensions, withSessionExtensions, withSessionMode, type GooseMode } from "./goose-format/skein-metadata.js";
-import type { Permission } from "./goose-format/approval-format.js";
 
 export interface SessionsOptions {
   /** The store, and with replicas live state, cancels and totals from their database. */

@@ -9,11 +9,10 @@ import type Database from "better-sqlite3";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { COMPACTION_MARKER } from "../src/agent-loop/compaction.js";
-import { defaultMetadata, message, textItem, toolRequestItem, toolResponseItem, type GooseMessage } from "../src/goose-format/messages.js";
-import { importJsonlFile, jsonlFilesIn } from "../src/store/legacy-import.js";
+import { defaultMetadata, message, textItem, toolRequestItem, toolResponseItem, markDescriptionUserSet, sessionExtensions, withSessionExtensions, type GooseMessage } from "@skein/goose-sessions/goose-format";
+import { importJsonlFile, jsonlFilesIn } from "@skein/goose-sessions";
 import { openSessionStore } from "../src/store/open-store.js";
-import { DB_NAME, SqliteSessionStore } from "../src/store/sqlite/sqlite-store.js";
-import { markDescriptionUserSet, sessionExtensions, withSessionExtensions } from "../src/goose-format/skein-metadata.js";
+import { DB_NAME, SqliteSessionStore } from "@skein/goose-sessions/sqlite";
 import {
   buildFreshGooseDb,
   buildUpgradedGooseDb,

@@ -8,10 +8,9 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultMetadata, message, textItem } from "../src/goose-format/messages.js";
-import { DatabaseBusyError } from "../src/store/sqlite/connection.js";
-import { SqliteSessionStore } from "../src/store/sqlite/sqlite-store.js";
-import { startupProblem, storeFault, type StoreTarget } from "../src/store/store-faults.js";
+import { defaultMetadata, message, textItem } from "@skein/goose-sessions/goose-format";
+import { DatabaseBusyError, SqliteSessionStore } from "@skein/goose-sessions/sqlite";
+import { startupProblem, storeFault, type StoreTarget } from "@skein/goose-sessions";
 
 /**
  * The one mapping of storage failures (store-faults.ts), fed the errors the

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultMetadata, message, textItem } from "../src/goose-format/messages.js";
-import { JsonlSessionStore } from "../src/store/jsonl/jsonl-store.js";
-import { SqliteSessionStore } from "../src/store/sqlite/sqlite-store.js";
+import { defaultMetadata, message, textItem } from "@skein/goose-sessions/goose-format";
+import { JsonlSessionStore } from "@skein/goose-sessions/jsonl";
+import { SqliteSessionStore } from "@skein/goose-sessions/sqlite";
 import { openLikeGoose } from "./support/goose-db.js";
 
 const log = pino({ level: "silent" });

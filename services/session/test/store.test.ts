@@ -3,9 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultMetadata, message, parseMessage, textItem, toolRequestItem, toolResponseItem, unansweredToolRequests } from "../src/goose-format/messages.js";
-import { isValidSessionId, newSessionId, validateSessionId } from "../src/store/ids.js";
-import { JsonlSessionStore } from "../src/store/jsonl/jsonl-store.js";
+import { defaultMetadata, message, parseMessage, textItem, toolRequestItem, toolResponseItem, unansweredToolRequests } from "@skein/goose-sessions/goose-format";
+import { isValidSessionId, newSessionId, validateSessionId } from "@skein/goose-sessions";
+import { JsonlSessionStore } from "@skein/goose-sessions/jsonl";
 import { fixturesDir, readLines } from "./support/goose-file.js";
 
 const log = pino({ level: "silent" });

@@ -3,7 +3,9 @@ import { homedir } from "node:os";
 import { basename, dirname, resolve } from "node:path";
 import pino from "pino";
 import { makeDirectory } from "@skein/host";
-import type { ImportOutcome, PostgresSessionStore, SqliteSessionStore } from "@skein/session-service/store";
+import type { ImportOutcome } from "@skein/goose-sessions";
+import type { PostgresSessionStore } from "@skein/goose-sessions/postgres";
+import type { SqliteSessionStore } from "@skein/goose-sessions/sqlite";
 import { say, type Command, type Invocation } from "../command.js";
 import { CliError } from "../errors.js";
 import { json } from "../format.js";
@@ -11,22 +13,25 @@ import { jsonOption } from "../options.js";
 
 /**
  * Commands that work on the session database directly (not through the
- * service), with the service's own store code: goose's sessions.db allows
- * several processes at once. The store code (and its native SQLite driver) is
- * loaded only when one of these commands runs, not for every other command.
+ * service), with the service's own store code (@skein/goose-sessions): goose's
+ * sessions.db allows several processes at once. The store code (the native
+ * SQLite driver, the PostgreSQL client) is loaded only when one of these
+ * commands runs, not for every other command.
  */
-const stores = () => import("@skein/session-service/store");
+const formats = () => import("@skein/goose-sessions");
+const sqlite = () => import("@skein/goose-sessions/sqlite");
+const postgres = () => import("@skein/goose-sessions/postgres");
 
 /** --to / --from, else SKEIN_SESSIONS_DIR, else goose's own sessions directory. */
 async function sessionsDir(inv: Invocation, option: string): Promise<string> {
   const given = inv.string(option);
   if (given !== undefined) return resolve(given);
   const env = process.env;
-  return env.SKEIN_SESSIONS_DIR ? resolve(env.SKEIN_SESSIONS_DIR) : (await stores()).gooseSessionsDir(env, env.HOME ?? homedir());
+  return env.SKEIN_SESSIONS_DIR ? resolve(env.SKEIN_SESSIONS_DIR) : (await formats()).gooseSessionsDir(env, env.HOME ?? homedir());
 }
 
 async function openStore(dir: string): Promise<SqliteSessionStore> {
-  return (await stores()).SqliteSessionStore.open(dir, pino({ level: "silent" }), { syncEachMessage: true });
+  return (await sqlite()).SqliteSessionStore.open(dir, pino({ level: "silent" }), { syncEachMessage: true });
 }
 
 /** --store postgres (or SKEIN_SESSION_STORE=postgres): the cluster's database at --database-url or SKEIN_DATABASE_URL. */
@@ -38,7 +43,7 @@ function wantsPostgres(inv: Invocation): boolean {
 }
 
 async function openPostgres(inv: Invocation): Promise<PostgresSessionStore> {
-  const { postgresSettings, PostgresSessionStore } = await stores();
+  const { postgresSettings, PostgresSessionStore } = await postgres();
   let url: string;
   try {
     url = postgresSettings({ ...process.env, SKEIN_DATABASE_URL: inv.string("database-url") ?? process.env.SKEIN_DATABASE_URL }).databaseUrl;
@@ -67,7 +72,7 @@ async function jsonlFiles(inv: Invocation, args: readonly string[]): Promise<str
     const st = await stat(a).catch(() => undefined);
     if (!st) throw new CliError(`${a}: no such file or directory`);
     if (isGooseDb(a) && st.isFile()) files.push(resolve(a));
-    else if (st.isDirectory()) files.push(...(await (await stores()).jsonlFilesIn(a)));
+    else if (st.isDirectory()) files.push(...(await (await formats()).jsonlFilesIn(a)));
     else if (a.endsWith(".jsonl")) files.push(resolve(a));
     else throw inv.usage(`${a} is not a .jsonl file, a goose sessions.db or a directory`);
   }
@@ -101,13 +106,13 @@ const importCmd: Command = {
     const postgres = wantsPostgres(inv);
     if (postgres && inv.string("to") !== undefined) throw inv.usage("--to DIR and --store postgres name two targets; give one");
     const files = await jsonlFiles(inv, inv.positionals);
-    const { importJsonlFile } = await stores();
+    const { importJsonlFile } = await formats();
     const store = postgres ? await openPostgres(inv) : await openStore(await sessionsDir(inv, "to"));
     const results: ImportOutcome[] = [];
     try {
       for (const f of files) {
         if (!isGooseDb(f)) results.push(await importJsonlFile(store, f));
-        else if (store instanceof (await stores()).SqliteSessionStore) results.push({ file: f, id: "*", result: "failed", reason: "a goose sessions.db is imported into --store postgres only" });
+        else if (store instanceof (await sqlite()).SqliteSessionStore) results.push({ file: f, id: "*", result: "failed", reason: "a goose sessions.db is imported into --store postgres only" });
         else results.push(...(await importGooseDb(f, store)));
       }
     } finally {
@@ -120,7 +125,7 @@ const importCmd: Command = {
 
 /** Every listed session of a goose sessions.db into the PostgreSQL store, ids kept. */
 async function importGooseDb(file: string, to: PostgresSessionStore): Promise<ImportOutcome[]> {
-  const { allSessionIds, copySession } = await stores();
+  const { allSessionIds, copySession } = await formats();
   const from = await openStore(dirname(file));
   const out: ImportOutcome[] = [];
   try {
@@ -159,7 +164,7 @@ const exportCmd: Command = {
   async run(inv) {
     const id = inv.arg(0, "session ID");
     inv.atMost(1);
-    const { exportSessionJsonl, validateSessionId, copySession, DIR_MODE } = await stores();
+    const { exportSessionJsonl, validateSessionId, copySession, DIR_MODE } = await formats();
     try {
       validateSessionId(id, "ID");
     } catch (err) {

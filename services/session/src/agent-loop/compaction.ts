@@ -1,6 +1,6 @@
 import type { Provider } from "../providers/provider.js";
 import { toolResultText } from "../providers/history.js";
-import { isObject, isText, isToolRequest, isToolResponse, message, textItem, textOf, type GooseMessage } from "../goose-format/messages.js";
+import { isObject, isText, isToolRequest, isToolResponse, message, textItem, textOf, type GooseMessage } from "@skein/goose-sessions/goose-format";
 
 /**
  * Compaction as goose (1.8/1.9, the last JSONL versions) records it: nothing is

@@ -1,5 +1,5 @@
 import type { Provider } from "../providers/provider.js";
-import { message, textItem, textOf, type GooseMessage } from "../goose-format/messages.js";
+import { message, textItem, textOf, type GooseMessage } from "@skein/goose-sessions/goose-format";
 
 /** goose's own wording, so descriptions read the same whichever tool wrote the session. */
 export const DESCRIPTION_SYSTEM = "Reply with only a description in four words or less";

@@ -7,7 +7,7 @@ import {
   type GooseMessage,
   type ToolRequestItem,
   type ToolResponseItem,
-} from "../goose-format/messages.js";
+} from "@skein/goose-sessions/goose-format";
 import type { ToolSource } from "../extensions/tool-source.js";
 import { capToolCall, capToolContent, capToolError, modelOutputNote, type OutputLimits } from "./output-limits.js";
 

@@ -1,4 +1,4 @@
-import type { ToolCallResult } from "../goose-format/messages.js";
+import type { ToolCallResult } from "@skein/goose-sessions/goose-format";
 
 /**
  * Caps on what one run writes into the history. Without them one huge tool

@@ -1,4 +1,4 @@
-import type { GooseMode } from "../goose-format/skein-metadata.js";
+import type { GooseMode } from "@skein/goose-sessions/goose-format";
 import type { ToolSpec } from "../extensions/tool-source.js";
 
 /** What happens to one tool call before it runs. */

@@ -1,9 +1,8 @@
 import type { Logger } from "@skein/runtime";
 import type { Coordination, StoreWatch } from "../coordination/coordination.js";
 import type { LiveState } from "../runs/events.js";
-import type { SessionStore } from "../store/session-store.js";
-import { postgresProbe } from "../store/postgres/probe.js";
-import type { PostgresSettings } from "../store/postgres/settings.js";
+import type { SessionStore } from "@skein/goose-sessions";
+import { postgresProbe, type PostgresSettings } from "@skein/goose-sessions/postgres";
 import { StoreHealth } from "../store/store-health.js";
 import type { RunOwnership } from "../slots/run-ownership.js";
 import type { SlotEventLog } from "../slots/session-slot.js";

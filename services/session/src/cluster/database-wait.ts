@@ -1,8 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { RepeatedFaults, StorageUnavailableError, type Logger } from "@skein/runtime";
-import { redactError } from "../store/postgres/pool.js";
-import { redactUrl } from "../store/postgres/database-url.js";
-import { storeFault } from "../store/store-faults.js";
+import { redactError, redactUrl } from "@skein/goose-sessions/postgres";
+import { storeFault } from "@skein/goose-sessions";
 
 /** Between attempts to reach the database at start-up. */
 const RETRY_EVERY_MS = 1_000;

@@ -2,7 +2,7 @@ import type { Logger } from "@skein/runtime";
 import { agentView } from "../agent-loop/compaction.js";
 import type { RunEvent } from "../runs/events.js";
 import { repairTail } from "../runs/run.js";
-import type { PostgresSessionStore } from "../store/postgres/postgres-store.js";
+import type { PostgresSessionStore } from "@skein/goose-sessions/postgres";
 import type { PgEventLog } from "./postgres/event-log.js";
 import type { RunLease, TakenOver } from "./postgres/run-lease.js";
 import { encodeEvent } from "./event-codec.js";

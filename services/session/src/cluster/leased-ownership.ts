@@ -1,6 +1,6 @@
 import { CancelledError, FailedPreconditionError, type Logger } from "@skein/runtime";
 import type { DeleteHold, RunClaim, RunOwnership } from "../slots/run-ownership.js";
-import type { PostgresSessionStore } from "../store/postgres/postgres-store.js";
+import type { PostgresSessionStore } from "@skein/goose-sessions/postgres";
 import type { LeaseKeeper } from "./postgres/lease-keeper.js";
 import type { CancelSignals } from "./postgres/cancel-signals.js";
 import { SessionBusyError, type RunLease, type RunLeases } from "./postgres/run-lease.js";

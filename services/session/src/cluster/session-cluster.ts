@@ -1,14 +1,11 @@
 import { ConfigError, type Logger, RepeatedFaults } from "@skein/runtime";
-import { PostgresSessionStore } from "../store/postgres/postgres-store.js";
-import { redactUrl } from "../store/postgres/database-url.js";
-import { DELETED_CHANNEL, EVENTS_CHANNEL, PgEventLog } from "./postgres/event-log.js";
+import { DELETED_CHANNEL, PostgresSessionStore, redactUrl, redactError, type PostgresSettings } from "@skein/goose-sessions/postgres";
+import { EVENTS_CHANNEL, PgEventLog } from "./postgres/event-log.js";
 import { EventFollower } from "./postgres/follower.js";
 import { LeaseKeeper } from "./postgres/lease-keeper.js";
 import { PgListener } from "./postgres/listener.js";
-import { redactError } from "../store/postgres/pool.js";
 import { CANCEL_CHANNEL, RunLeases } from "./postgres/run-lease.js";
 import { CancelSignals } from "./postgres/cancel-signals.js";
-import type { PostgresSettings } from "../store/postgres/settings.js";
 import { ClusterEventLog } from "./cluster-event-log.js";
 import { LeasedRunOwnership } from "./leased-ownership.js";
 import { LeaseSweeper } from "./lease-sweeper.js";

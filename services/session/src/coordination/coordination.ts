@@ -1,7 +1,7 @@
 import type { Logger } from "@skein/runtime";
 import { EventLog, type EventBudget } from "../runs/event-log.js";
 import type { LiveState } from "../runs/events.js";
-import type { SessionStore } from "../store/session-store.js";
+import type { SessionStore } from "@skein/goose-sessions";
 import { LocalRunOwnership, type RunOwnership } from "../slots/run-ownership.js";
 import type { SlotEventLog } from "../slots/session-slot.js";
 import type { ClusterStats } from "../cluster/session-cluster.js";

@@ -1,5 +1,5 @@
 import { AlreadyExistsError, CancelledError, FailedPreconditionError, NotFoundError } from "@skein/runtime";
-import type { ExtensionConfig } from "../goose-format/extension-config.js";
+import type { ExtensionConfig } from "@skein/goose-sessions/goose-format";
 import { McpExtension, TOOL_SEPARATOR, type McpExtensionOptions } from "./mcp-extension.js";
 import { errorResult, type ToolResult, type ToolSource, type ToolSpec } from "./tool-source.js";
 

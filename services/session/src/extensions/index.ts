@@ -1,5 +1,5 @@
 export * from "./tool-source.js";
-export * from "../goose-format/extension-config.js";
+export { validateExtensionConfig, validateExtensionConfigs, DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, type ExtensionConfig, type RawExtensionConfig } from "@skein/goose-sessions/goose-format";
 export * from "./service-config.js";
 export { McpExtension, ExtensionStartError, TOOL_SEPARATOR, DEFAULT_START_TIMEOUT_MS, type McpExtensionOptions } from "./mcp-extension.js";
 export { ExtensionSet, type ExtensionSetOptions } from "./extension-set.js";

@@ -2,10 +2,9 @@ import { existsSync } from "node:fs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { ErrorCode, McpError } from "@modelcontextprotocol/sdk/types.js";
 import { FailedPreconditionError, type Logger } from "@skein/runtime";
-import type { ExtensionConfig } from "../goose-format/extension-config.js";
+import { textOf, type ExtensionConfig } from "@skein/goose-sessions/goose-format";
 import { GroupStdioTransport, MAX_EXTENSION_MESSAGE_BYTES, type ExitInfo } from "./group-stdio-transport.js";
 import type { PidRegistry } from "./pid-registry.js";
-import { textOf } from "../goose-format/messages.js";
 import { errorResult, type ToolResult, type ToolSpec } from "./tool-source.js";
 
 export const TOOL_SEPARATOR = "__";

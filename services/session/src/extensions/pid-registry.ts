@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Logger } from "@skein/runtime";
 import { DEFAULT_KILL_GRACE_MS, endProcessGroup } from "./end-group.js";
 import { groupMembers, isLive, isSameProcess, liveStartTicks, makeDirectory, readProcStatSync, TEMP_PREFIX, writeAtomic } from "@skein/host";
-import { DIR_MODE } from "../file-modes.js";
+import { DIR_MODE } from "@skein/goose-sessions";
 
 /** One extension process group this instance started; pid == pgid (the child calls setsid). */
 export interface RecordedProcess {

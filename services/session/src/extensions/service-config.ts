@@ -1,6 +1,6 @@
 import { ConfigError, InvalidArgumentError, type Logger } from "@skein/runtime";
 import { GooseYamlFile, parseGooseYaml, type GooseYaml } from "../goose-yaml.js";
-import { validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig } from "../goose-format/extension-config.js";
+import { gooseKey, validateExtensionConfig, validateExtensionConfigs, type ExtensionConfig } from "@skein/goose-sessions/goose-format";
 import { findOnPath, type Env } from "@skein/host";
 import { resolveBuiltin } from "./goose-builtins.js";
 
@@ -100,13 +100,6 @@ function gooseExtensions(file: GooseYaml, source: string, ctx: GooseContext): Ex
     out.push(cfg);
   }
   return out;
-}
-
-// goose turns display names such as "My Tools" into tool prefixes; do the same so the
-// prefix is valid: other characters become '_', runs of '_' collapse (no `__`) and a
-// trailing '_' goes ("Developer (beta)" → "Developer_beta"), see extensions/config.ts.
-export function gooseKey(name: string): string {
-  return name.trim().replace(/[^A-Za-z0-9_-]/g, "_").replace(/_+/g, "_").replace(/_$/, "");
 }
 
 function asConfigErrors<T>(source: string, f: () => T): T {

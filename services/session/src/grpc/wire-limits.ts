@@ -1,5 +1,5 @@
 import { session as pb } from "@skein/proto";
-import type { GooseMessage } from "../goose-format/messages.js";
+import type { GooseMessage } from "@skein/goose-sessions/goose-format";
 import { messageToProto } from "./wire.js";
 
 /** Room left for a response's other fields (event header, Session) and the length prefixes. */

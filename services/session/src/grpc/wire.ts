@@ -2,10 +2,8 @@ import { session as pb } from "@skein/proto";
 import type { FinishKind } from "../agent-loop/loop.js";
 import type { ExtensionConfig, ToolSpec } from "../extensions/index.js";
 import type { LiveState, SessionEvent } from "../runs/events.js";
-import { isObject, isText, isToolRequest, isToolResponse, toolResultItems, type ContentItem, type GooseMessage } from "../goose-format/messages.js";
-import type { SessionInfo } from "../store/session-store.js";
-import { keptDecisions, pausedRun, sessionMode, type GooseMode, type PendingApproval } from "../goose-format/skein-metadata.js";
-import type { Permission } from "../goose-format/approval-format.js";
+import { isObject, isText, isToolRequest, isToolResponse, toolResultItems, keptDecisions, pausedRun, sessionMode, type ContentItem, type GooseMessage, type GooseMode, type PendingApproval, type Permission } from "@skein/goose-sessions/goose-format";
+import type { SessionInfo } from "@skein/goose-sessions";
 
 /** Conversions between the domain (goose JSON, run events) and the proto messages. */
 

@@ -1,6 +1,6 @@
 import Anthropic, { APIConnectionTimeoutError, APIError } from "@anthropic-ai/sdk";
 import type { MessageParam, RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
-import { isObject, isText, isToolRequest, isToolResponse, toolResultIsError, type GooseMessage } from "../goose-format/messages.js";
+import { isObject, isText, isToolRequest, isToolResponse, toolResultIsError, type GooseMessage } from "@skein/goose-sessions/goose-format";
 import { chunkBatches, classifySdkError, guardedCall, guardedStream, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import type { ProviderOptions } from "./openai.js";

@@ -1,4 +1,4 @@
-import { isObject, isToolRequest, isToolResponse, toolResultItems, type GooseMessage, type ToolResponseItem } from "../goose-format/messages.js";
+import { isObject, isToolRequest, isToolResponse, toolResultItems, type GooseMessage, type ToolResponseItem } from "@skein/goose-sessions/goose-format";
 
 /**
  * Tool call ids the providers may see: successful requests that have a

@@ -1,6 +1,6 @@
 import OpenAI, { APIConnectionTimeoutError, APIError } from "openai";
 import type { ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
-import { isObject, isText, isToolRequest, isToolResponse, textOf, type GooseMessage } from "../goose-format/messages.js";
+import { isObject, isText, isToolRequest, isToolResponse, textOf, type GooseMessage } from "@skein/goose-sessions/goose-format";
 import { chunkBatches, classifySdkError, guardedCall, guardedStream, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import { ProviderError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";

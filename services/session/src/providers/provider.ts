@@ -1,5 +1,5 @@
 import type { ToolSpec } from "../extensions/tool-source.js";
-import type { GooseMessage, ToolCallResult } from "../goose-format/messages.js";
+import type { GooseMessage, ToolCallResult } from "@skein/goose-sessions/goose-format";
 
 export interface ModelRequest {
   readonly system: string;

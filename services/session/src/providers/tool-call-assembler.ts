@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { isObject, type ToolCallResult } from "../goose-format/messages.js";
+import { isObject, type ToolCallResult } from "@skein/goose-sessions/goose-format";
 
 /** A tool call still arriving: its pieces so far. */
 interface PendingToolCall {

@@ -1,10 +1,8 @@
 import type { ApprovalGate, TurnResume } from "../agent-loop/loop.js";
 import { DECLINED_RESPONSE, verdictFor } from "../agent-loop/tool-policy.js";
-import { allows, approvalDecisionMessage, approvalRequestMessage, approvalState, type ApprovalAsk } from "../goose-format/approval-format.js";
+import { allows, approvalDecisionMessage, approvalRequestMessage, approvalState, keptDecisions, withPausedRun, type ApprovalAsk, type GooseMessage, type GooseMode } from "@skein/goose-sessions/goose-format";
 import type { ToolSource } from "../extensions/tool-source.js";
-import type { GooseMessage } from "../goose-format/messages.js";
-import type { LoadedSession } from "../store/session-store.js";
-import { keptDecisions, withPausedRun, type GooseMode } from "../goose-format/skein-metadata.js";
+import type { LoadedSession } from "@skein/goose-sessions";
 import type { RunInput } from "./run.js";
 
 /**

@@ -1,7 +1,6 @@
 import { FailedPreconditionError, NotFoundError } from "@skein/runtime";
-import { approvalDecisionMessage, approvalState, waiting, type Permission } from "../goose-format/approval-format.js";
-import { keptDecisions, pausedRun, withKeptDecision } from "../goose-format/skein-metadata.js";
-import type { SessionStore } from "../store/session-store.js";
+import { approvalDecisionMessage, approvalState, waiting, keptDecisions, pausedRun, withKeptDecision, type Permission } from "@skein/goose-sessions/goose-format";
+import type { SessionStore } from "@skein/goose-sessions";
 
 /** Where goose keeps "always allow" / "always deny" (permission.yaml's `user` lists). */
 export interface UserPermissions {

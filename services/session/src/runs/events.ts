@@ -1,6 +1,5 @@
 import type { FinishKind } from "../agent-loop/loop.js";
-import type { GooseMessage } from "../goose-format/messages.js";
-import type { PendingApproval } from "../goose-format/skein-metadata.js";
+import type { GooseMessage, PendingApproval } from "@skein/goose-sessions/goose-format";
 
 /** What happens in a run, in domain terms; the handlers turn it into proto. */
 export type RunEvent =

@@ -13,15 +13,18 @@ import {
   textItem,
   toolResponseItem,
   unansweredToolRequests,
+  descriptionUserSet,
+  pausedRun,
+  sessionMode,
+  withPausedRun,
   type GooseMessage,
   type GooseMetadata,
-} from "../goose-format/messages.js";
-import type { LoadedSession, SessionStore } from "../store/session-store.js";
-import { descriptionUserSet, pausedRun, sessionMode, withPausedRun, type PendingApproval } from "../goose-format/skein-metadata.js";
+  type PendingApproval,
+} from "@skein/goose-sessions/goose-format";
+import { storeFault, type LoadedSession, type SessionStore } from "@skein/goose-sessions";
 import type { RunEvent, RunEventSink } from "./events.js";
 import { startedBeforePersisted } from "./first-call.js";
 import type { OpenedSession, SessionHistory } from "./session-history.js";
-import { storeFault } from "../store/store-faults.js";
 
 export interface CompactionSettings {
   /** Share of contextLimit the last usage may reach; 0 (or ≥ 1) turns auto-compaction off, as in goose. */

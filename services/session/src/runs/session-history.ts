@@ -1,5 +1,5 @@
-import type { GooseMessage, GooseMetadata } from "../goose-format/messages.js";
-import type { LoadedSession, SessionStore } from "../store/session-store.js";
+import type { GooseMessage, GooseMetadata } from "@skein/goose-sessions/goose-format";
+import type { LoadedSession, SessionStore } from "@skein/goose-sessions";
 
 /** A session as a run starts from it, with what tells whether a kept copy may be reused. */
 export interface OpenedSession {

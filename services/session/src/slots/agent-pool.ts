@@ -1,7 +1,7 @@
 import { CancelledError, NotFoundError, ResourceExhaustedError, type Logger } from "@skein/runtime";
 import { ExtensionSet, type ExtensionConfig, type ExtensionSetOptions } from "../extensions/index.js";
 import type { Coordination } from "../coordination/coordination.js";
-import type { SessionStore } from "../store/session-store.js";
+import type { SessionStore } from "@skein/goose-sessions";
 import { LiveAgent, storedAgentSpec, type AgentSpec } from "./live-agent.js";
 import { ReplayBudget } from "./replay-budget.js";
 import { SessionSlot, type SlotEventLog } from "./session-slot.js";

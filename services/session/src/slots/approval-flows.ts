@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "@skein/runtime";
 import { CANCELLED_APPROVAL, timedOutApproval } from "../agent-loop/tool-policy.js";
-import type { Permission } from "../goose-format/approval-format.js";
-import { pausedRun } from "../goose-format/skein-metadata.js";
+import { pausedRun, type Permission } from "@skein/goose-sessions/goose-format";
 import type { Provider } from "../providers/provider.js";
 import { recordDecision, type UserPermissions } from "../runs/confirm.js";
 import type { RunInput } from "../runs/run.js";

@@ -1,9 +1,9 @@
 import { isDeepStrictEqual } from "node:util";
 import type { ExtensionConfig, ExtensionSet } from "../extensions/index.js";
 import type { Logger } from "@skein/runtime";
-import { sessionExtensions } from "../goose-format/skein-metadata.js";
+import { sessionExtensions } from "@skein/goose-sessions/goose-format";
 import { SessionHistory } from "../runs/session-history.js";
-import type { SessionStore } from "../store/session-store.js";
+import type { SessionStore } from "@skein/goose-sessions";
 
 /**
  * A session's agent while it is in memory: its extension processes (the

@@ -1,6 +1,6 @@
 import { status } from "@grpc/grpc-js";
 import { FailedPreconditionError, SkeinError } from "@skein/runtime";
-import type { PausedRun } from "../goose-format/skein-metadata.js";
+import type { PausedRun } from "@skein/goose-sessions/goose-format";
 import type { RunClaim, RunOwnership } from "./run-ownership.js";
 
 /**

@@ -1,7 +1,7 @@
 import { feedOf, type Feed, type Logger } from "@skein/runtime";
 import type { ToolPermissions } from "../agent-loop/tool-policy.js";
 import type { OutputLimits } from "../agent-loop/output-limits.js";
-import type { PendingApproval } from "../goose-format/skein-metadata.js";
+import type { PendingApproval } from "@skein/goose-sessions/goose-format";
 import type { ExtensionSet } from "../extensions/index.js";
 import type { Provider } from "../providers/provider.js";
 import { PublishedEvents, type SessionEvent } from "../runs/events.js";

@@ -1,6 +1,6 @@
 import { FailedPreconditionError, NotFoundError } from "@skein/runtime";
-import type { SessionStore } from "../store/session-store.js";
-import { seqEpochsUsed, withSeqEpochsUsed } from "../goose-format/skein-metadata.js";
+import type { SessionStore } from "@skein/goose-sessions";
+import { seqEpochsUsed, withSeqEpochsUsed } from "@skein/goose-sessions/goose-format";
 
 /**
  * Events of one epoch are numbered inside [epoch × EPOCH_SPAN, (epoch + 1) × EPOCH_SPAN):

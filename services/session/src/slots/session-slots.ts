@@ -1,13 +1,12 @@
 import { CancelledError, untilAborted, type Feed, type Logger } from "@skein/runtime";
 import type { ToolPermissions } from "../agent-loop/tool-policy.js";
 import type { OutputLimits } from "../agent-loop/output-limits.js";
-import type { Permission } from "../goose-format/approval-format.js";
-import { pausedRun } from "../goose-format/skein-metadata.js";
+import { pausedRun, type Permission } from "@skein/goose-sessions/goose-format";
 import type { Provider } from "../providers/provider.js";
 import type { UserPermissions } from "../runs/confirm.js";
 import type { SessionEvent } from "../runs/events.js";
 import type { CompactionSettings } from "../runs/run.js";
-import type { SessionStore } from "../store/session-store.js";
+import type { SessionStore } from "@skein/goose-sessions";
 import { AgentPool, type AgentPoolOptions } from "./agent-pool.js";
 import { ApprovalFlows } from "./approval-flows.js";
 import type { AgentSpec, LiveAgent } from "./live-agent.js";

@@ -2,12 +2,9 @@ import { join } from "node:path";
 import { makeDirectory } from "@skein/host";
 import { ConfigError, type Logger } from "@skein/runtime";
 import type { StoreKind } from "../config.js";
-import { DIR_MODE } from "./files.js";
-import { JsonlSessionStore } from "./jsonl/jsonl-store.js";
-import { importJsonlFile, jsonlFilesIn } from "./legacy-import.js";
-import type { SessionStore } from "./session-store.js";
-import { SqliteSessionStore, DB_NAME } from "./sqlite/sqlite-store.js";
-import { startupProblem, type StoreTarget } from "./store-faults.js";
+import { DIR_MODE, importJsonlFile, jsonlFilesIn, startupProblem, type SessionStore, type StoreTarget } from "@skein/goose-sessions";
+import { JsonlSessionStore } from "@skein/goose-sessions/jsonl";
+import { SqliteSessionStore, DB_NAME } from "@skein/goose-sessions/sqlite";
 
 /**
  * The configured store. When skein is the program that creates sessions.db,

@@ -1,5 +1,5 @@
 import { StorageUnavailableError, type Logger } from "@skein/runtime";
-import { storeFault, type StoreTarget } from "./store-faults.js";
+import { storeFault, type StoreTarget } from "@skein/goose-sessions";
 
 /** Unreachable in this many probes in a row (whileDownMs apart) makes the service NOT_SERVING. */
 const TRIP_AFTER = 2;

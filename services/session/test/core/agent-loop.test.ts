@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { runAgent } from "../../src/agent-loop/loop.js";
 import type { ToolSource } from "../../src/extensions/tool-source.js";
-import { message, textItem, type GooseMessage } from "../../src/goose-format/messages.js";
+import { message, textItem, type GooseMessage } from "@skein/goose-sessions/goose-format";
 import type { ModelChunk, Provider } from "../../src/providers/provider.js";
 
 /** A provider whose whole answer arrives in one read, as from a fast local model server. */

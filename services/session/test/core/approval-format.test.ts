@@ -1,7 +1,6 @@
 // goose's approval messages and the state rebuilt from them (ApprovalState::from_messages's rules).
 import { describe, expect, it } from "vitest";
-import { approvalDecisionMessage, approvalRequestMessage, approvalState, waiting } from "../../src/goose-format/approval-format.js";
-import { message, textItem, toolRequestItem, toolResponseItem } from "../../src/goose-format/messages.js";
+import { approvalDecisionMessage, approvalRequestMessage, approvalState, waiting, message, textItem, toolRequestItem, toolResponseItem } from "@skein/goose-sessions/goose-format";
 
 const call = (id: string) => toolRequestItem(id, { status: "success", value: { name: "dev__shell", arguments: { command: id } } });
 const ask = (id: string, legacy = false) => approvalRequestMessage({ id, toolName: "dev__shell", arguments: { command: id }, prompt: null }, legacy);

@@ -10,14 +10,14 @@ import type Database from "better-sqlite3";
 import { gate } from "@skein/testkit";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultMetadata, textOf } from "../../src/goose-format/messages.js";
+import { defaultMetadata, textOf } from "@skein/goose-sessions/goose-format";
 import { ProviderAbortedError, type ModelChunk, type ModelRequest, type Provider } from "../../src/providers/provider.js";
 import type { RunEvent, SessionEvent } from "../../src/runs/events.js";
 import { slotsOptions } from "./sessions-fixture.js";
 import { SessionSlots } from "../../src/slots/session-slots.js";
-import { JsonlSessionStore } from "../../src/store/jsonl/jsonl-store.js";
-import type { SessionStore } from "../../src/store/session-store.js";
-import { SqliteSessionStore } from "../../src/store/sqlite/sqlite-store.js";
+import { JsonlSessionStore } from "@skein/goose-sessions/jsonl";
+import type { SessionStore } from "@skein/goose-sessions";
+import { SqliteSessionStore } from "@skein/goose-sessions/sqlite";
 import { openLikeGoose } from "../support/goose-db.js";
 
 const log = pino({ level: "silent" });

@@ -7,12 +7,12 @@ import { status } from "@grpc/grpc-js";
 import { gate } from "@skein/testkit";
 import pino from "pino";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { defaultMetadata } from "../../src/goose-format/messages.js";
+import { defaultMetadata } from "@skein/goose-sessions/goose-format";
 import { ProviderAbortedError, type ModelChunk, type ModelRequest, type Provider } from "../../src/providers/provider.js";
 import type { SessionEvent } from "../../src/runs/events.js";
 import { slotsOptions } from "./sessions-fixture.js";
 import { SessionSlots, type SessionSlotsOptions } from "../../src/slots/session-slots.js";
-import { JsonlSessionStore } from "../../src/store/jsonl/jsonl-store.js";
+import { JsonlSessionStore } from "@skein/goose-sessions/jsonl";
 
 const log = pino({ level: "silent" });
 

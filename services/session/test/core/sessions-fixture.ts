@@ -7,15 +7,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { LocalCoordination } from "../../src/coordination/coordination.js";
-import type { GooseMode } from "../../src/goose-format/skein-metadata.js";
-import type { JsonObject } from "../../src/goose-format/messages.js";
+import type { GooseMode, JsonObject } from "@skein/goose-sessions/goose-format";
 import { PermissionFile } from "../../src/permission-file.js";
 import { ProviderAbortedError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "../../src/providers/provider.js";
 import type { SessionEvent } from "../../src/runs/events.js";
 import { Sessions } from "../../src/sessions.js";
 import { SessionSlots, type SessionSlotsOptions } from "../../src/slots/session-slots.js";
-import type { SessionStore } from "../../src/store/session-store.js";
-import { SqliteSessionStore } from "../../src/store/sqlite/sqlite-store.js";
+import type { SessionStore } from "@skein/goose-sessions";
+import { SqliteSessionStore } from "@skein/goose-sessions/sqlite";
 
 export const log = pino({ level: "silent" });
 

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, InvalidArgumentError } from "@skein/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { validateExtensionConfig, validateExtensionConfigs } from "../../src/goose-format/extension-config.js";
-import { gooseKey, loadServiceExtensions, parseGooseExtensions, parseSkeinExtensions } from "../../src/extensions/service-config.js";
+import { gooseKey, validateExtensionConfig, validateExtensionConfigs } from "@skein/goose-sessions/goose-format";
+import { loadServiceExtensions, parseGooseExtensions, parseSkeinExtensions } from "../../src/extensions/service-config.js";
 
 const ok = { name: "dev-tools_1", cmd: "npx", args: ["-y", "x"], env: { API_TOKEN: "t" }, timeout_seconds: 0 };
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { McpExtension, ExtensionStartError } from "../../src/extensions/mcp-extension.js";
-import type { ExtensionConfig } from "../../src/goose-format/extension-config.js";
+import type { ExtensionConfig } from "@skein/goose-sessions/goose-format";
 import { alive, fixture, text, toolCallWritten } from "./helpers.js";
 import { eventually } from "../support/harness.js";
 

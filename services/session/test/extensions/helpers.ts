@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { liveStartTicks } from "@skein/host";
 import { repoRoot } from "@skein/testkit";
-import type { ExtensionConfig } from "../../src/goose-format/extension-config.js";
+import type { ExtensionConfig } from "@skein/goose-sessions/goose-format";
 import type { GroupStdioTransport } from "../../src/extensions/group-stdio-transport.js";
 import type { McpExtension } from "../../src/extensions/mcp-extension.js";
 import type { ToolResult } from "../../src/extensions/tool-source.js";

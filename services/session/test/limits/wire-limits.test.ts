@@ -1,7 +1,7 @@
 import { session as pb } from "@skein/proto";
 import { describe, expect, it } from "vitest";
 import { messagePageRequest, messagePageToken } from "../../src/grpc/message-pages.js";
-import type { GooseMessage } from "../../src/goose-format/messages.js";
+import type { GooseMessage } from "@skein/goose-sessions/goose-format";
 import { fitEvent, fitMessage, messagePage } from "../../src/grpc/wire-limits.js";
 
 const bytes = (m: pb.Message) => pb.Message.encode(m).finish().length;

@@ -3,7 +3,7 @@ import { type PostgresCluster } from "@skein/testkit";
 import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { SessionCluster } from "../../src/cluster/session-cluster.js";
-import { defaultMetadata } from "../../src/goose-format/messages.js";
+import { defaultMetadata } from "@skein/goose-sessions/goose-format";
 import type { RunEvent, SessionEvent } from "../../src/runs/events.js";
 import { RunLeases } from "../../src/cluster/postgres/run-lease.js";
 

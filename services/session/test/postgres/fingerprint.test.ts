@@ -5,8 +5,8 @@ import pino from "pino";
 import { type PostgresCluster } from "@skein/testkit";
 import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { defaultMetadata, message, textItem } from "../../src/goose-format/messages.js";
-import { PostgresSessionStore } from "../../src/store/postgres/postgres-store.js";
+import { defaultMetadata, message, textItem } from "@skein/goose-sessions/goose-format";
+import { PostgresSessionStore } from "@skein/goose-sessions/postgres";
 import { RunLeases } from "../../src/cluster/postgres/run-lease.js";
 
 const log = pino({ level: "silent" });

@@ -3,9 +3,7 @@ import pino from "pino";
 import { type PostgresCluster } from "@skein/testkit";
 import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError } from "../../src/store/postgres/migrate.js";
-import { MIGRATIONS } from "../../src/store/postgres/migrations.js";
-import { PostgresSessionStore } from "../../src/store/postgres/postgres-store.js";
+import { LATEST_SCHEMA_VERSION, migrate, SchemaTooNewError, MIGRATIONS, PostgresSessionStore } from "@skein/goose-sessions/postgres";
 
 const log = pino({ level: "silent" });
 let cluster: PostgresCluster;

@@ -3,10 +3,9 @@ import pino from "pino";
 import { startService, type PostgresCluster } from "@skein/testkit";
 import { testPostgres } from "@skein/testkit/vitest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { passwordOf, redactorFor, redactUrl } from "../../src/store/postgres/database-url.js";
+import { passwordOf, redactorFor, redactUrl, PostgresSessionStore } from "@skein/goose-sessions/postgres";
 import { EVENTS_CHANNEL } from "../../src/cluster/postgres/event-log.js";
 import { PgListener } from "../../src/cluster/postgres/listener.js";
-import { PostgresSessionStore } from "../../src/store/postgres/postgres-store.js";
 
 /** A logger whose every line is kept, to search for the password. */
 function capturingLogger(): { log: pino.Logger; text: () => string } {

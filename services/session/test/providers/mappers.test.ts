@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { message, textItem, toolRequestItem, toolResponseItem, type GooseMessage } from "../../src/goose-format/messages.js";
+import { message, textItem, toolRequestItem, toolResponseItem, type GooseMessage } from "@skein/goose-sessions/goose-format";
 import { toAnthropicMessages } from "../../src/providers/anthropic.js";
 import { toOpenAIMessages } from "../../src/providers/openai.js";
 import { ToolCallAssembler } from "../../src/providers/tool-call-assembler.js";

@@ -4,8 +4,6 @@ import { LeaseLostError, markReleased, type RunLease } from "./run-lease.js";
 
 /** The NOTIFY channel telling listeners a session has new events; the payload is the session id only ("read again"). */
 export const EVENTS_CHANNEL = "skein_events";
-/** The NOTIFY channel telling watchers a session was deleted (payload: its id), so they end as on one host. */
-export const DELETED_CHANNEL = "skein_session_deleted";
 
 export interface StoredEvent {
   readonly seq: number;

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { RepeatedFaults, type Logger } from "@skein/runtime";
-import { redactUrl, redactorFor } from "../../store/postgres/database-url.js";
+import { redactUrl, redactorFor } from "@skein/goose-sessions/postgres";
 
 export interface ListenerOptions {
   readonly channels: readonly string[];

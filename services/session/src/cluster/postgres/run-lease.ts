@@ -1,22 +1,11 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { FailedPreconditionError } from "@skein/runtime";
-import { inTransaction } from "../../store/postgres/pool.js";
+import { inTransaction, type RunLease } from "@skein/goose-sessions/postgres";
 
-/**
- * The one-run-per-session rule across replicas, held by the database: a run
- * holds its session through a row of session_runs (primary key session_id),
- * with a lease its replica renews. Times are the database's clock (now()), so
- * replicas' clocks never need to agree.
- */
-export interface RunLease {
-  readonly sessionId: string;
-  readonly requestId: string;
-  /** Changes with every acquisition: a write carrying an old one is refused. */
-  readonly leaseId: string;
-  /** The replica holding it. */
-  readonly owner: string;
-}
+// The fence every leased write checks (the lease's identity, LeaseLostError, checkLease) is
+// the store's (session_runs is in its schema): re-exported here beside the lease lifecycle.
+export { checkLease, LeaseLostError, type RunLease } from "@skein/goose-sessions/postgres";
 
 /** The run a takeover replaced: its replica stopped renewing (died); phase 2 declares it interrupted. */
 export interface TakenOver {
@@ -40,13 +29,6 @@ export interface RenewResult {
 export class SessionBusyError extends FailedPreconditionError {
   constructor(readonly sessionId: string, readonly requestId: string) {
     super(`session ${sessionId} is busy with request ${requestId}; wait for it or cancel it with CancelReply`);
-  }
-}
-
-/** A write by a replica whose lease was released or taken over. */
-export class LeaseLostError extends FailedPreconditionError {
-  constructor(readonly lease: RunLease) {
-    super(`request ${lease.requestId} no longer holds session ${lease.sessionId} (its lease was taken over)`);
   }
 }
 
@@ -210,13 +192,3 @@ export function markReleased(lease: RunLease): void {
 
 /** The NOTIFY channel for cancel requests; the payload is the session id only. */
 export const CANCEL_CHANNEL = "skein_cancel";
-
-/**
- * Inside a write's transaction: refuses unless `lease` still holds the
- * session. FOR SHARE keeps a takeover (which updates the row) from committing
- * until this write has, so a write either lands before a takeover or is refused.
- */
-export async function checkLease(c: pg.ClientBase, lease: RunLease): Promise<void> {
-  const r = await c.query("SELECT 1 FROM session_runs WHERE session_id = $1 AND lease_id = $2 FOR SHARE", [lease.sessionId, lease.leaseId]);
-  if (r.rowCount !== 1) throw new LeaseLostError(lease);
-}

@@ -1,14 +1,13 @@
 import type pg from "pg";
 import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
-import { isObject, type GooseMessage, type GooseMetadata } from "../../goose-format/messages.js";
+import { isObject, type GooseMessage, type GooseMetadata } from "../goose-format/messages.js";
 import { isValidSessionId } from "../ids.js";
 import { migrate } from "./migrate.js";
 import { createPool, inTransaction, redactError } from "./pool.js";
-import type { RunLease } from "../../cluster/postgres/run-lease.js";
-import { DELETED_CHANNEL } from "../../cluster/postgres/event-log.js";
+import { DELETED_CHANNEL, type RunLease } from "./run-fence.js";
 import { CARRIED_COLUMNS, type ImportedSession } from "../copy-session.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
-import { STATE_KEY } from "../../goose-format/skein-metadata.js";
+import { STATE_KEY } from "../goose-format/skein-metadata.js";
 import { messageOfRow, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
 import { columnChanges, metadataOfRow, sqlTimestamp, type Row } from "../goose-rows/rows.js";
 import { decodePageToken, encodePageToken } from "../page-token.js";

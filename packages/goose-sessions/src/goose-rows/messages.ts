@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Db } from "../sqlite/connection.js";
-import { FormatError, isObject, type ContentItem, type GooseMessage } from "../../goose-format/messages.js";
+import { FormatError, isObject, type ContentItem, type GooseMessage } from "../goose-format/messages.js";
 import { toGooseContent, type ToolResultForm } from "./content.js";
 import { messageSeconds, parseJsonObject, type Row } from "./rows.js";
 

@@ -1,6 +1,5 @@
-import { validateExtensionConfig } from "../../goose-format/extension-config.js";
-import { gooseKey } from "../../extensions/service-config.js";
-import { isObject, type JsonObject } from "../../goose-format/messages.js";
+import { gooseKey, validateExtensionConfig } from "../goose-format/extension-config.js";
+import { isObject, type JsonObject } from "../goose-format/messages.js";
 
 /**
  * goose keeps a session's extensions in `extension_data` under

@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { AlreadyExistsError, NotFoundError } from "@skein/runtime";
 import { writeAtomic } from "@skein/host";
-import { serializeLine } from "../goose-format/messages.js";
+import { serializeLine } from "./goose-format/messages.js";
 import type { SessionStore } from "./session-store.js";
 import { toGooseContent } from "./goose-rows/content.js";
 

@@ -1,4 +1,4 @@
-import { isObject, type ContentItem, type JsonObject } from "../../goose-format/messages.js";
+import { isObject, type ContentItem, type JsonObject } from "../goose-format/messages.js";
 
 /**
  * The content types goose 1.47 deserializes (crates/goose-provider-types

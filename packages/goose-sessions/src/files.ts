@@ -1,7 +1,7 @@
 import { open, type FileHandle } from "node:fs/promises";
-import { FILE_MODE } from "../file-modes.js";
+import { FILE_MODE } from "./file-modes.js";
 
-export { DIR_MODE, FILE_MODE } from "../file-modes.js";
+export { DIR_MODE, FILE_MODE } from "./file-modes.js";
 
 /**
  * Creates an empty file with FILE_MODE unless one exists (whatever its mode:

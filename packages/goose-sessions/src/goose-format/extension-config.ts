@@ -20,6 +20,13 @@ const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_ARGS = 256;
 const MAX_ARG_CHARS = 32_768;
 
+// goose turns display names such as "My Tools" into tool prefixes (and keys of extension_data's
+// stored extensions); do the same so the prefix is valid: other characters become '_', runs of
+// '_' collapse (no `__`) and a trailing '_' goes ("Developer (beta)" → "Developer_beta").
+export function gooseKey(name: string): string {
+  return name.trim().replace(/[^A-Za-z0-9_-]/g, "_").replace(/_+/g, "_").replace(/_$/, "");
+}
+
 /** Input as it arrives from a request or a config file (snake_case or camelCase timeout). */
 export interface RawExtensionConfig {
   name?: unknown;

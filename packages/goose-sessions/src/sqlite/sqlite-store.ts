@@ -1,13 +1,14 @@
 import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime";
-import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "../../goose-format/messages.js";
+import { isObject, type GooseMessage, type GooseMetadata, type JsonObject } from "../goose-format/messages.js";
 import { isValidSessionId } from "../ids.js";
-import { STATE_KEY } from "../../goose-format/skein-metadata.js";
+import { STATE_KEY } from "../goose-format/skein-metadata.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
 import type { Connection, Db } from "./connection.js";
 import { openGooseDatabase } from "./open-database.js";
 import { CARRIED_COLUMNS, type ImportedSession } from "../copy-session.js";
 import type { ToolResultForm } from "../goose-rows/content.js";
-import { insertMessage, messageOfRow, metadataJson, newMessageId, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
+import { insertMessage, messageOfRow, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
+import { rewriteMessages } from "./conversation-rewrite.js";
 import { columnChanges, metadataOfRow, parseSqlTimestamp, sqlTimestamp, type Row } from "../goose-rows/rows.js";
 import type { StoreTarget } from "../store-faults.js";
 import { decodePageToken, encodePageToken } from "../page-token.js";
@@ -240,11 +241,7 @@ export class SqliteSessionStore implements SessionStore {
 
   /**
    * Compaction the way current goose records it (save_compacted_conversation):
-   * no message is deleted. Rows keep their content; only their visibility flags
-   * change. Messages new to the database are appended; a stored message that
-   * the new conversation places after a new one (the recent turn kept after the
-   * summary) is hidden where it was and appended again with the same content,
-   * so the order `created_timestamp, id` matches the conversation.
+   * no message is deleted, only visibility flags change (see rewriteMessages).
    */
   async rewrite(id: string, update: (current: GooseMetadata) => GooseMetadata, messages: readonly GooseMessage[]): Promise<SessionInfo> {
     this.checkId(id);
@@ -255,34 +252,7 @@ export class SqliteSessionStore implements SessionStore {
       const before = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
       if (!before) throw new NotFoundError(`session ${id} does not exist`);
       this.restoreLost(db, id);
-      const stored = new Map<string, Row>();
-      if (this.messageColumns.has("message_id")) {
-        for (const r of db.prepare("SELECT id, message_id, content_json, metadata_json FROM messages WHERE session_id = ?").all(id) as Row[]) {
-          if (typeof r.message_id === "string") stored.set(r.message_id, r);
-        }
-      }
-      const now = Math.floor(Date.now() / 1000);
-      let latest = (db.prepare("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = ?").get(id) as { t: number | null }).t ?? now;
-      const append = (p: PreparedMessage) => {
-        latest = Math.max(latest, now);
-        insertMessage(db, this.messageColumns, id, p, latest);
-      };
-      let appending = false;
-      for (const m of messages) {
-        const old = m.id !== null ? stored.get(m.id) : undefined;
-        if (!old) {
-          appending = true;
-          const p = prepared.get(m);
-          if (p) append(p);
-          continue;
-        }
-        if (!appending) {
-          this.setVisibility(db, old, m.metadata);
-          continue;
-        }
-        this.setVisibility(db, old, { userVisible: false, agentVisible: false });
-        append({ messageId: newMessageId(id), role: m.role, contentJson: String(old.content_json), metadataJson: metadataJson(m), created: latest, dropped: [] });
-      }
+      rewriteMessages(db, this.messageColumns, id, messages, prepared);
       const current = metadataOfRow(before, this.messageCount(db, id)).metadata;
       this.updateRow(db, id, before, current, update(current), true);
       return db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row;
@@ -341,22 +311,6 @@ export class SqliteSessionStore implements SessionStore {
     const empty: Row = { extension_data: JSON.stringify(extensionData) };
     const changes = columnChanges(empty, metadataOfRow(empty, 0).metadata, metadata, this.sessionColumns);
     return { working_dir: metadata.working_dir, extension_data: empty.extension_data, ...changes };
-  }
-
-  private setVisibility(db: Db, row: Row, meta: unknown): void {
-    if (!this.messageColumns.has("metadata_json")) return;
-    const want = meta !== null && typeof meta === "object" ? (meta as Record<string, unknown>) : {};
-    let stored: Record<string, unknown> = {};
-    try {
-      const v = JSON.parse(String(row.metadata_json)) as unknown;
-      if (v !== null && typeof v === "object" && !Array.isArray(v)) stored = v as Record<string, unknown>;
-    } catch {
-      // unparsable metadata reads as both flags true in goose; replaced below only if the flags change
-    }
-    const userVisible = want.userVisible !== false;
-    const agentVisible = want.agentVisible !== false;
-    if ((stored.userVisible !== false) === userVisible && (stored.agentVisible !== false) === agentVisible) return;
-    db.prepare("UPDATE messages SET metadata_json = ? WHERE id = ?").run(JSON.stringify({ ...stored, userVisible, agentVisible }), row.id);
   }
 
   private updateRow(db: Db, id: string, row: Row, before: GooseMetadata, after: GooseMetadata, touch = false): void {

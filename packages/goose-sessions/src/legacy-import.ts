@@ -1,6 +1,6 @@
 import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { looksLikeMetadata, normalizeMetadata, parseMessage, type GooseMessage } from "../goose-format/messages.js";
+import { looksLikeMetadata, normalizeMetadata, parseMessage, type GooseMessage } from "./goose-format/messages.js";
 import { isValidSessionId } from "./ids.js";
 import type { SessionImporter } from "./copy-session.js";
 import { sqlTimestamp } from "./goose-rows/rows.js";

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import type { GooseMetadata } from "../../goose-format/messages.js";
+import type { GooseMetadata } from "../goose-format/messages.js";
 import type { PreparedMessage } from "../goose-rows/messages.js";
 import { columnChanges, TOKEN_COLUMNS, type Row } from "../goose-rows/rows.js";
 

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { checkLease, type RunLease } from "../../cluster/postgres/run-lease.js";
+import { checkLease, type RunLease } from "./run-fence.js";
 
 /** Sessions remembered; beyond this the oldest is forgotten (its next fingerprint is a new one: a reload, never a stale copy). */
 const MAX_TRACKED = 10_000;

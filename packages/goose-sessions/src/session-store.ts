@@ -1,4 +1,4 @@
-import type { GooseMessage, GooseMetadata } from "../goose-format/messages.js";
+import type { GooseMessage, GooseMetadata } from "./goose-format/messages.js";
 import type { StoreTarget } from "./store-faults.js";
 
 /** What a listing shows of a session without reading its messages. */

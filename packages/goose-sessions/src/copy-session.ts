@@ -1,5 +1,5 @@
 import { AlreadyExistsError, NotFoundError } from "@skein/runtime";
-import type { GooseMessage, GooseMetadata } from "../goose-format/messages.js";
+import type { GooseMessage, GooseMetadata } from "./goose-format/messages.js";
 
 /** A session goose ≤1.9 or skein wrote as JSONL, ready to be inserted under its file's id. */
 export interface ImportedSession {
