@@ -62,6 +62,8 @@ export interface SessionStore {
    * step under the session's lock, so concurrent changes (token counts at the
    * end of a run, an added extension, a description) never undo each other.
    * Resolves with what was written; NotFound-free: false-y when the session is gone.
+   * `update` may run more than once (PostgreSQL retries after a concurrent
+   * write): it computes from `current` alone.
    */
   updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined>;
   /**

@@ -69,25 +69,6 @@ export async function lockForWrite(c: pg.ClientBase, lease: RunLease): Promise<L
 }
 
 /**
- * lockForWrite and the append's `updated_at = now()` in one statement (the
- * row is locked, then updated, by the same command). Undefined when the
- * session does not exist; LeaseLostError when the lease no longer holds.
- */
-export async function lockAndTouch(c: pg.ClientBase, lease: RunLease): Promise<LockedForWrite | undefined> {
-  const r = await c.query<{ prev: string; own: string }>(
-    `WITH held AS (
-       SELECT s.id, s.xmin::text AS prev, pg_current_xact_id()::xid::text AS own FROM sessions s JOIN session_runs r ON r.session_id = s.id
-       WHERE s.id = $1 AND r.lease_id = $2 FOR UPDATE OF s FOR SHARE OF r
-     )
-     UPDATE sessions s SET updated_at = now() FROM held WHERE s.id = held.id RETURNING held.prev, held.own`,
-    [lease.sessionId, lease.leaseId],
-  );
-  if (r.rows[0]) return r.rows[0];
-  await checkLease(c, lease);
-  return undefined;
-}
-
-/**
  * lockForWrite returning the locked session row too (a read-modify-write of
  * its metadata): one statement instead of two. Undefined when the session
  * does not exist; LeaseLostError when the lease no longer holds.
