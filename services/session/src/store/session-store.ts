@@ -51,6 +51,14 @@ export interface SessionStore {
    * fingerprint BEFORE loading. Undefined when the session does not exist.
    */
   fingerprint(id: string): Promise<string | undefined>;
+  /**
+   * What fingerprint() would answer as this store's own writes left the
+   * session, known without a read: every write since its last answer was its
+   * own, each finding the session as the one before left it (PostgreSQL: a
+   * run's leased writes). A writer after those is seen by the next
+   * fingerprint() read. Undefined when it cannot tell: read fingerprint().
+   */
+  ownFingerprint?(id: string): string | undefined;
   list(pageSize: number, pageToken: string): Promise<SessionPage>;
   count(): Promise<number>;
   /** Durably adds one message; resolves once it would survive the process dying. */

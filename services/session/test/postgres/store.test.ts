@@ -230,6 +230,7 @@ describe("writes under a lease, without a transaction", () => {
     const { lease } = await new RunLeases(store.pool, 60_000).acquire(s.id, "req-a", "replica-a");
     const run = store.withLease(lease);
     const before = await store.fingerprint(s.id);
+    expect(store.ownFingerprint(s.id)).toBe(before);
     const other = await holdSessionRow(s.id, "renamed meanwhile");
     let calls = 0;
     const update = run.updateMetadata(s.id, (m) => {
@@ -242,6 +243,8 @@ describe("writes under a lease, without a transaction", () => {
     expect(calls).toBe(2);
     expect(written).toMatchObject({ description: "renamed meanwhile", total_tokens: 5 });
     expect((await store.info(s.id))!.metadata).toMatchObject({ description: "renamed meanwhile", total_tokens: 5 });
+    // Another writer came in between: nothing vouches for the old fingerprint any more.
+    expect(store.ownFingerprint(s.id)).toBeUndefined();
     expect(await store.fingerprint(s.id)).not.toBe(before);
   });
 

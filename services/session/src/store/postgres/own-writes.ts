@@ -25,6 +25,11 @@ export class OwnWrites {
     return raw;
   }
 
+  /** The answer our own writes kept since it was given (see SessionStore.ownFingerprint); undefined when a write broke the chain. */
+  known(id: string): string | undefined {
+    return this.seen.get(id)?.answer;
+  }
+
   /** After our write committed: it found the row at `prev` and left it at `own`. */
   wrote(id: string, w: LockedForWrite | undefined): void {
     const t = this.seen.get(id);

@@ -194,6 +194,11 @@ export class PostgresSessionStore implements SessionStore {
     return raw === undefined ? undefined : this.own.answer(id, raw);
   }
 
+  /** Without a round trip while every write since the last fingerprint() was this replica's own leased one (OwnWrites). */
+  ownFingerprint(id: string): string | undefined {
+    return this.own.known(id);
+  }
+
     /** Newest first by updated_at (bumped by every message), ties by id; the page token is the last row's position. */
   async list(pageSize: number, pageToken: string): Promise<SessionPage> {
     const cursor = pageToken === "" ? undefined : decodeToken(pageToken);
