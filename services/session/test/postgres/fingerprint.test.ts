@@ -21,12 +21,23 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-it("changes with an append or a metadata update on either replica, and stays while nobody writes", async () => {
+/** Two replicas' stores on a fresh database, a session created on A, and a run's lease on it held by A. */
+async function withReplicas(fn: (r: { a: PostgresSessionStore; b: PostgresSessionStore; id: string; run: PostgresSessionStore }) => Promise<void>): Promise<void> {
   const url = await cluster.createDatabase();
   const a = await PostgresSessionStore.open(url, log);
   const b = await PostgresSessionStore.open(url, log);
   try {
     const { id } = await a.create(defaultMetadata("/tmp", "d"));
+    const { lease } = await new RunLeases(a.pool, 60_000).acquire(id, "req-1", "replica-a");
+    await fn({ a, b, id, run: a.withLease(lease) });
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}
+
+it("changes with an append or a metadata update on either replica, and stays while nobody writes", async () => {
+  await withReplicas(async ({ a, b, id }) => {
     const seen = new Set<string | undefined>([await a.fingerprint(id)]);
     expect(await a.fingerprint(id)).toBe([...seen][0]);
     await b.append(id, message("user", [textItem("from the other replica")]));
@@ -37,20 +48,11 @@ it("changes with an append or a metadata update on either replica, and stays whi
     seen.add(await a.fingerprint(id));
     expect(seen.size).toBe(4);
     expect(await a.fingerprint("20990101_1")).toBeUndefined();
-  } finally {
-    await a.close();
-    await b.close();
-  }
+  });
 });
 
 it("stays across this replica's own leased writes, and moves when another writer comes in between", async () => {
-  const url = await cluster.createDatabase();
-  const a = await PostgresSessionStore.open(url, log);
-  const b = await PostgresSessionStore.open(url, log);
-  try {
-    const { id } = await a.create(defaultMetadata("/tmp", "d"));
-    const { lease } = await new RunLeases(a.pool, 60_000).acquire(id, "req-1", "replica-a");
-    const run = a.withLease(lease);
+  await withReplicas(async ({ a, b, id, run }) => {
     const before = await a.fingerprint(id);
     await run.append(id, message("user", [textItem("question")]));
     await run.append(id, message("assistant", [textItem("answer")]));
@@ -78,20 +80,11 @@ it("stays across this replica's own leased writes, and moves when another writer
     const settled = await a.fingerprint(id);
     await a.append(id, message("user", [textItem("unleased")]));
     expect(await a.fingerprint(id)).not.toBe(settled);
-  } finally {
-    await a.close();
-    await b.close();
-  }
+  });
 });
 
 it("a live agent's history keeps its reply without reading the fingerprint again, and reloads after another replica's later write", async () => {
-  const url = await cluster.createDatabase();
-  const a = await PostgresSessionStore.open(url, log);
-  const b = await PostgresSessionStore.open(url, log);
-  try {
-    const { id } = await a.create(defaultMetadata("/tmp", "d"));
-    const { lease } = await new RunLeases(a.pool, 60_000).acquire(id, "req-1", "replica-a");
-    const run = a.withLease(lease);
+  await withReplicas(async ({ b, id, run }) => {
     const history = new SessionHistory();
     const reply = async (text: string) => {
       const opened = (await history.open(run, id))!;
@@ -111,8 +104,5 @@ it("a live agent's history keeps its reply without reading the fingerprint again
     const next = (await history.open(run, id))!;
     expect(next.reused).toBe(false);
     expect(next.session.messages.map((m) => m.content)).toEqual(["one", "two", "from b"].map((text) => [{ type: "text", text }]));
-  } finally {
-    await a.close();
-    await b.close();
-  }
+  });
 });
