@@ -5,6 +5,7 @@ import type { GooseMetadata } from "../../goose-format/messages.js";
 import type { PreparedMessage } from "../goose-rows/messages.js";
 import { metadataOfRow, type Row } from "../goose-rows/rows.js";
 import type { LockedForWrite } from "./own-writes.js";
+import { prepared } from "./pool.js";
 import { asGooseRow, messagesInsert, rowSets } from "./session-rows.js";
 
 /**
@@ -22,6 +23,10 @@ export interface LeasedWrite<T> {
   readonly locked: LockedForWrite | undefined;
 }
 
+const READ_FOR_UPDATE = prepared(
+  "SELECT s.*, s.xmin::text AS skein_prev, (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id) AS skein_message_count FROM sessions s WHERE s.id = $1",
+);
+
 /** Optimistic rounds of a metadata update before the caller takes the row lock in a transaction instead. */
 const OPTIMISTIC_ROUNDS = 3;
 
@@ -35,16 +40,17 @@ const OPTIMISTIC_ROUNDS = 3;
  */
 export async function appendLeased(pool: pg.Pool, lease: RunLease, ps: readonly PreparedMessage[]): Promise<LeasedWrite<void>> {
   const insert = messagesInsert(ps, true, 3, "EXISTS (SELECT 1 FROM touched)");
-  const r = await pool.query<{ prev: string; own: string }>(
-    `WITH held AS (
+  const r = await pool.query<{ prev: string; own: string }>({
+    // The same text for every append: prepared once per connection.
+    ...prepared(`WITH held AS (
        SELECT s.id, s.xmin::text AS prev, pg_current_xact_id()::xid::text AS own FROM sessions s JOIN session_runs r ON r.session_id = s.id
        WHERE s.id = $1 AND r.lease_id = $2 FOR UPDATE OF s FOR SHARE OF r
      ),
      touched AS (UPDATE sessions s SET updated_at = now() FROM held WHERE s.id = held.id RETURNING held.prev, held.own),
      added AS (${insert.sql})
-     SELECT prev, own FROM touched`,
-    [lease.sessionId, lease.leaseId, ...insert.params],
-  );
+     SELECT prev, own FROM touched`),
+    values: [lease.sessionId, lease.leaseId, ...insert.params],
+  });
   if (r.rows[0]) return { value: undefined, locked: r.rows[0] };
   // A fresh snapshot (the statement's may predate a takeover): lost lease or no session.
   await checkLease(pool, lease);
@@ -69,10 +75,7 @@ export async function updateMetadataLeased(
   update: (current: GooseMetadata) => GooseMetadata,
 ): Promise<LeasedWrite<GooseMetadata | undefined | "contended">> {
   for (let round = 0; round < OPTIMISTIC_ROUNDS; round++) {
-    const r = await pool.query<Row & { skein_prev: string; skein_message_count: number }>(
-      "SELECT s.*, s.xmin::text AS skein_prev, (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id) AS skein_message_count FROM sessions s WHERE s.id = $1",
-      [lease.sessionId],
-    );
+    const r = await pool.query<Row & { skein_prev: string; skein_message_count: number }>({ ...READ_FOR_UPDATE, values: [lease.sessionId] });
     const found = r.rows[0];
     if (!found) {
       await checkLease(pool, lease);

@@ -3,7 +3,7 @@ import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime
 import { isObject, type GooseMessage, type GooseMetadata } from "../../goose-format/messages.js";
 import { isValidSessionId } from "../ids.js";
 import { migrate } from "./migrate.js";
-import { createPool, inTransaction, redactError } from "./pool.js";
+import { createPool, inTransaction, prepared, redactError } from "./pool.js";
 import type { RunLease } from "../../cluster/postgres/run-lease.js";
 import { DELETED_CHANNEL } from "../../cluster/postgres/event-log.js";
 import { CARRIED_COLUMNS, type ImportedSession } from "../copy-session.js";
@@ -22,6 +22,9 @@ import { asGooseRow, carriedIn, insertMessages, JSONB_COLUMNS, lockedRow, messag
 const LISTED_TYPES = ["user", "scheduled"];
 /** goose's id allocation is serialized by one transaction-level advisory lock across replicas. */
 const ID_LOCK_KEY = 0x736b6964;
+const FINGERPRINT = prepared(
+  "SELECT s.xmin::text || ':' || (SELECT COUNT(*) || ':' || COALESCE(MAX(m.id), 0) FROM messages m WHERE m.session_id = s.id) AS v FROM sessions s WHERE s.id = $1",
+);
 const SELECT_MESSAGES =
   "SELECT id, message_id, role, content_json::text AS content_json, created_timestamp, metadata_json::text AS metadata_json FROM messages WHERE session_id = $1 ORDER BY created_timestamp, id";
 
@@ -186,10 +189,7 @@ export class PostgresSessionStore implements SessionStore {
    */
   async fingerprint(id: string): Promise<string | undefined> {
     this.checkId(id);
-    const r = await this.pool.query<{ v: string }>(
-      "SELECT s.xmin::text || ':' || (SELECT COUNT(*) || ':' || COALESCE(MAX(m.id), 0) FROM messages m WHERE m.session_id = s.id) AS v FROM sessions s WHERE s.id = $1",
-      [id],
-    );
+    const r = await this.pool.query<{ v: string }>({ ...FINGERPRINT, values: [id] });
     const raw = r.rows[0]?.v;
     return raw === undefined ? undefined : this.own.answer(id, raw);
   }
