@@ -214,8 +214,10 @@ export const CANCEL_CHANNEL = "skein_cancel";
 
 /**
  * Inside a write's transaction: refuses unless `lease` still holds the
- * session (outside one: whether it still holds it, after a one-statement write found no row). FOR SHARE keeps a takeover (which updates the row) from committing
- * until this write has, so a write either lands before a takeover or is refused.
+ * session. FOR SHARE keeps a takeover (which updates the row) from committing
+ * until this write has, so a write either lands before a takeover or is
+ * refused. On the pool: after a one-statement write found no row, whether the
+ * lease is lost (LeaseLostError) or the session is gone.
  */
 export async function checkLease(c: pg.ClientBase | pg.Pool, lease: RunLease): Promise<void> {
   const r = await c.query("SELECT 1 FROM session_runs WHERE session_id = $1 AND lease_id = $2 FOR SHARE", [lease.sessionId, lease.leaseId]);

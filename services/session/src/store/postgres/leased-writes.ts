@@ -23,7 +23,7 @@ export interface LeasedWrite<T> {
   readonly locked: LockedForWrite | undefined;
 }
 
-const READ_FOR_UPDATE = prepared(
+const READ_ROW_VERSION = prepared(
   "SELECT s.*, s.xmin::text AS skein_prev, (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id) AS skein_message_count FROM sessions s WHERE s.id = $1",
 );
 
@@ -32,11 +32,12 @@ const OPTIMISTIC_ROUNDS = 3;
 
 /**
  * A message append: lockForWrite, the session's `updated_at` bumped and the
- * messages inserted in one statement. NotFoundError when the session does not exist. The raised created_timestamp floor
- * is read in the statement's snapshot, taken before the row lock is waited
- * for; it still sees every earlier message: earlier holders' writes committed
- * before this lease could be taken (they hold its row FOR SHARE, a takeover or
- * release waits for them), and a run's appends follow one another.
+ * messages inserted in one statement; NotFoundError when the session does not
+ * exist. The raised created_timestamp floor is read in the statement's
+ * snapshot, taken before the row lock is waited for; it still sees every
+ * earlier message: earlier holders' writes committed before this lease could
+ * be taken (they hold its row FOR SHARE, a takeover or release waits for
+ * them), and a run's appends follow one another.
  */
 export async function appendLeased(pool: pg.Pool, lease: RunLease, ps: readonly PreparedMessage[]): Promise<LeasedWrite<void>> {
   const insert = messagesInsert(ps, true, 3, "EXISTS (SELECT 1 FROM touched)");
@@ -75,7 +76,7 @@ export async function updateMetadataLeased(
   update: (current: GooseMetadata) => GooseMetadata,
 ): Promise<LeasedWrite<GooseMetadata | undefined | "contended">> {
   for (let round = 0; round < OPTIMISTIC_ROUNDS; round++) {
-    const r = await pool.query<Row & { skein_prev: string; skein_message_count: number }>({ ...READ_FOR_UPDATE, values: [lease.sessionId] });
+    const r = await pool.query<Row & { skein_prev: string; skein_message_count: number }>({ ...READ_ROW_VERSION, values: [lease.sessionId] });
     const found = r.rows[0];
     if (!found) {
       await checkLease(pool, lease);
