@@ -51,6 +51,14 @@ export interface SessionStore {
    * fingerprint BEFORE loading. Undefined when the session does not exist.
    */
   fingerprint(id: string): Promise<string | undefined>;
+  /**
+   * What fingerprint() would answer as this store's own writes left the
+   * session, known without a read: every write since its last answer was its
+   * own, each finding the session as the one before left it (PostgreSQL: a
+   * run's leased writes). A writer after those is seen by the next
+   * fingerprint() read. Undefined when it cannot tell: read fingerprint().
+   */
+  ownFingerprint?(id: string): string | undefined;
   list(pageSize: number, pageToken: string): Promise<SessionPage>;
   count(): Promise<number>;
   /** Durably adds one message; resolves once it would survive the process dying. */
@@ -62,6 +70,8 @@ export interface SessionStore {
    * step under the session's lock, so concurrent changes (token counts at the
    * end of a run, an added extension, a description) never undo each other.
    * Resolves with what was written; NotFound-free: false-y when the session is gone.
+   * `update` may run more than once (PostgreSQL retries after a concurrent
+   * write): it computes from `current` alone.
    */
   updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined>;
   /**

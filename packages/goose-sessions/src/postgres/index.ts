@@ -2,7 +2,7 @@
 export { PostgresSessionStore } from "./postgres-store.js";
 export { postgresSettings, type PostgresSettings } from "./settings.js";
 export { redactUrl, redactorFor, passwordOf } from "./database-url.js";
-export { createPool, inTransaction, redactError, isConnectionError } from "./pool.js";
+export { createPool, inTransaction, prepared, redactError, isConnectionError } from "./pool.js";
 export { postgresProbe } from "./probe.js";
 export { migrate, LATEST_SCHEMA_VERSION, SchemaTooNewError } from "./migrate.js";
 export { MIGRATIONS, type Migration } from "./migrations.js";

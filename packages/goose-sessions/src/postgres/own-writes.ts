@@ -25,6 +25,11 @@ export class OwnWrites {
     return raw;
   }
 
+  /** The answer our own writes kept since it was given (see SessionStore.ownFingerprint); undefined when a write broke the chain. */
+  known(id: string): string | undefined {
+    return this.seen.get(id)?.answer;
+  }
+
   /** After our write committed: it found the row at `prev` and left it at `own`. */
   wrote(id: string, w: LockedForWrite | undefined): void {
     const t = this.seen.get(id);
@@ -61,25 +66,6 @@ export async function lockForWrite(c: pg.ClientBase, lease: RunLease): Promise<L
   const r = await c.query<{ prev: string; own: string }>(
     `SELECT s.xmin::text AS prev, pg_current_xact_id()::xid::text AS own FROM sessions s JOIN session_runs r ON r.session_id = s.id
      WHERE s.id = $1 AND r.lease_id = $2 FOR UPDATE OF s FOR SHARE OF r`,
-    [lease.sessionId, lease.leaseId],
-  );
-  if (r.rows[0]) return r.rows[0];
-  await checkLease(c, lease);
-  return undefined;
-}
-
-/**
- * lockForWrite and the append's `updated_at = now()` in one statement (the
- * row is locked, then updated, by the same command). Undefined when the
- * session does not exist; LeaseLostError when the lease no longer holds.
- */
-export async function lockAndTouch(c: pg.ClientBase, lease: RunLease): Promise<LockedForWrite | undefined> {
-  const r = await c.query<{ prev: string; own: string }>(
-    `WITH held AS (
-       SELECT s.id, s.xmin::text AS prev, pg_current_xact_id()::xid::text AS own FROM sessions s JOIN session_runs r ON r.session_id = s.id
-       WHERE s.id = $1 AND r.lease_id = $2 FOR UPDATE OF s FOR SHARE OF r
-     )
-     UPDATE sessions s SET updated_at = now() FROM held WHERE s.id = held.id RETURNING held.prev, held.own`,
     [lease.sessionId, lease.leaseId],
   );
   if (r.rows[0]) return r.rows[0];

@@ -3,23 +3,27 @@ import { InvalidArgumentError, NotFoundError, type Logger } from "@skein/runtime
 import { isObject, type GooseMessage, type GooseMetadata } from "../goose-format/messages.js";
 import { isValidSessionId } from "../ids.js";
 import { migrate } from "./migrate.js";
-import { createPool, inTransaction, redactError } from "./pool.js";
+import { createPool, inTransaction, prepared, redactError } from "./pool.js";
 import { DELETED_CHANNEL, type RunLease } from "./run-fence.js";
 import { CARRIED_COLUMNS, type ImportedSession } from "../copy-session.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
 import { STATE_KEY } from "../goose-format/skein-metadata.js";
 import { messageOfRow, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
-import { columnChanges, metadataOfRow, sqlTimestamp, type Row } from "../goose-rows/rows.js";
+import { metadataOfRow, sqlTimestamp, type Row } from "../goose-rows/rows.js";
 import { decodePageToken, encodePageToken } from "../page-token.js";
 import type { StoreTarget } from "../store-faults.js";
 import { redactUrl } from "./database-url.js";
-import { lockAndTouch, lockForWrite, lockRowForWrite, OwnWrites, type LockedForWrite } from "./own-writes.js";
-import { asGooseRow, fromGooseValue, insertMessages, JSONB_COLUMNS, lockedRow, messageCount, placeholder, SESSION_COLUMNS, updateRow } from "./session-rows.js";
+import { appendLeased, updateMetadataLeased, type LeasedWrite } from "./leased-writes.js";
+import { lockForWrite, lockRowForWrite, OwnWrites, type LockedForWrite } from "./own-writes.js";
+import { asGooseRow, carriedIn, insertMessages, JSONB_COLUMNS, lockedRow, messageCount, newRowValues, placeholder, updateRow } from "./session-rows.js";
 
 /** Sessions of goose's listed types; others would be goose's internals, imported along. */
 const LISTED_TYPES = ["user", "scheduled"];
 /** goose's id allocation is serialized by one transaction-level advisory lock across replicas. */
 const ID_LOCK_KEY = 0x736b6964;
+const FINGERPRINT = prepared(
+  "SELECT s.xmin::text || ':' || (SELECT COUNT(*) || ':' || COALESCE(MAX(m.id), 0) FROM messages m WHERE m.session_id = s.id) AS v FROM sessions s WHERE s.id = $1",
+);
 const SELECT_MESSAGES =
   "SELECT id, message_id, role, content_json::text AS content_json, created_timestamp, metadata_json::text AS metadata_json FROM messages WHERE session_id = $1 ORDER BY created_timestamp, id";
 
@@ -36,9 +40,9 @@ export interface PostgresStoreOptions {
  *
  * Writes during a run carry the run's lease: `withLease(lease)` gives a view of
  * the store whose every write (append, updateMetadata, writeMetadata, rewrite)
- * first checks, in the write's own transaction, that the lease still holds the
- * session (see checkLease). A replica whose lease was taken over gets
- * LeaseLostError and writes nothing.
+ * checks, in the statement or transaction that writes, that the lease still
+ * holds the session (leased-writes.ts, checkLease). A replica whose lease was
+ * taken over gets LeaseLostError and writes nothing.
  */
 export class PostgresSessionStore implements SessionStore {
   private constructor(
@@ -81,8 +85,8 @@ export class PostgresSessionStore implements SessionStore {
   /**
    * A write's transaction, guarded by the lease (if any); then the fingerprint
    * follows our own write or moves (OwnWrites). `touch`: the session's
-   * updated_at is bumped first, in the guard's statement when leased; a
-   * session that does not exist is then NOT_FOUND. `row`: the session row is
+   * updated_at is bumped first; a session that does not exist is then
+   * NOT_FOUND. `row`: the session row is
    * locked (FOR UPDATE) and given to `fn`, in the guard's statement when
    * leased; undefined when the session does not exist.
    */
@@ -91,11 +95,6 @@ export class PostgresSessionStore implements SessionStore {
     try {
       const out = await inTransaction(this.pool, async (c) => {
         const leased = this.lease?.sessionId === id ? this.lease : undefined;
-        if (leased && first === "touch") {
-          locked = await lockAndTouch(c, leased);
-          if (!locked) throw new NotFoundError(`session ${id} does not exist`);
-          return fn(c, undefined);
-        }
         if (leased && first === "row") {
           const got = await lockRowForWrite(c, leased);
           locked = got?.locked;
@@ -109,6 +108,18 @@ export class PostgresSessionStore implements SessionStore {
       return out;
     } catch (err) {
       // It may have committed all the same (a connection lost during COMMIT): never keep a fingerprint we cannot account for.
+      this.own.forget(id);
+      throw err;
+    }
+  }
+
+  /** A leased write without a transaction (leased-writes.ts); then the fingerprint follows it or moves, as for write(). */
+  private async writeOne<T>(id: string, statement: () => Promise<LeasedWrite<T>>): Promise<T> {
+    try {
+      const { value, locked } = await statement();
+      if (locked) this.own.wrote(id, locked);
+      return value;
+    } catch (err) {
       this.own.forget(id);
       throw err;
     }
@@ -177,12 +188,14 @@ export class PostgresSessionStore implements SessionStore {
    */
   async fingerprint(id: string): Promise<string | undefined> {
     this.checkId(id);
-    const r = await this.pool.query<{ v: string }>(
-      "SELECT s.xmin::text || ':' || (SELECT COUNT(*) || ':' || COALESCE(MAX(m.id), 0) FROM messages m WHERE m.session_id = s.id) AS v FROM sessions s WHERE s.id = $1",
-      [id],
-    );
+    const r = await this.pool.query<{ v: string }>({ ...FINGERPRINT, values: [id] });
     const raw = r.rows[0]?.v;
     return raw === undefined ? undefined : this.own.answer(id, raw);
+  }
+
+  /** Without a round trip while every write since the last fingerprint() was this replica's own leased one (OwnWrites). */
+  ownFingerprint(id: string): string | undefined {
+    return this.own.known(id);
   }
 
     /** Newest first by updated_at (bumped by every message), ties by id; the page token is the last row's position. */
@@ -208,10 +221,10 @@ export class PostgresSessionStore implements SessionStore {
   }
 
   /**
-   * One transaction of two statements: lease check with updated_at bumped
-   * (the session must exist), then the row inserted with `created` raised to the session's latest (goose's
-   * add_message rule). A message without an id gets goose's
-   * `msg_<session>_<uuid>`, also on the object.
+   * Under the run's lease one statement (appendLeased: lease check, updated_at
+   * bumped, the row inserted), else one transaction; the session must exist.
+   * `created` is raised to the session's latest (goose's add_message rule). A
+   * message without an id gets goose's `msg_<session>_<uuid>`, also on the object.
    */
   async append(id: string, message: GooseMessage): Promise<void> {
     this.checkId(id);
@@ -221,7 +234,9 @@ export class PostgresSessionStore implements SessionStore {
       return;
     }
     if (p.dropped.length > 0) this.log.warn({ sessionId: id, types: p.dropped }, "left out content types goose cannot read");
-    await this.write(id, (c) => insertMessages(c, id, [p], true), "touch");
+    const leased = this.lease?.sessionId === id ? this.lease : undefined;
+    if (leased) await this.writeOne(id, () => appendLeased(this.pool, leased, [p]));
+    else await this.write(id, (c) => insertMessages(c, id, [p], true), "touch");
     if (message.id === null) message.id = p.messageId;
   }
 
@@ -229,9 +244,18 @@ export class PostgresSessionStore implements SessionStore {
     await this.updateMetadata(id, () => metadata);
   }
 
-  /** SELECT … FOR UPDATE makes the read-modify-write atomic against every replica. */
+  /**
+   * Atomic against every replica: under the run's lease optimistically in two
+   * statements (updateMetadataLeased), else (or when contended) SELECT … FOR
+   * UPDATE in a transaction.
+   */
   async updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined> {
     this.checkId(id);
+    const leased = this.lease?.sessionId === id ? this.lease : undefined;
+    if (leased) {
+      const out = await this.writeOne(id, () => updateMetadataLeased(this.pool, leased, update));
+      if (out !== "contended") return out;
+    }
     return this.write(id, async (c, row) => {
       if (!row) return undefined;
       const current = metadataOfRow(row, await messageCount(c, id)).metadata;
@@ -313,26 +337,6 @@ export class PostgresSessionStore implements SessionStore {
     }
     return { id, metadata: loaded.metadata, messages: loaded.messages, createdAt: sqlTimestamp(row.created_at as Date), updatedAt: sqlTimestamp(row.updated_at as Date), columns };
   }
-}
-
-/** The carried goose columns of an imported session, as this schema takes them (JSON text stays text; cast on insert). */
-function carriedIn(columns: Readonly<Row> | undefined): Row {
-  const out: Row = {};
-  for (const c of CARRIED_COLUMNS) {
-    const v = columns?.[c];
-    if (v === null || v === undefined) continue;
-    if (JSONB_COLUMNS.has(c) && typeof v !== "string") continue;
-    out[c] = v;
-  }
-  return out;
-}
-
-function newRowValues(metadata: GooseMetadata, extensionData: Record<string, unknown> = {}): Row {
-  const empty: Row = { extension_data: JSON.stringify(extensionData) };
-  const changes = columnChanges(empty, metadataOfRow(empty, 0).metadata, metadata, SESSION_COLUMNS);
-  const out: Row = { working_dir: metadata.working_dir, extension_data: empty.extension_data, session_type: "user" };
-  for (const [col, v] of Object.entries(changes)) out[col] = fromGooseValue(col, v);
-  return out;
 }
 
 function infoOf(row: Row, messageCount: number, log?: Logger, warn = true): SessionInfo {

@@ -32,9 +32,11 @@ export class LeaseLostError extends FailedPreconditionError {
 /**
  * Inside a write's transaction: refuses unless `lease` still holds the
  * session. FOR SHARE keeps a takeover (which updates the row) from committing
- * until this write has, so a write either lands before a takeover or is refused.
+ * until this write has, so a write either lands before a takeover or is
+ * refused. On the pool: after a one-statement write found no row, whether the
+ * lease is lost (LeaseLostError) or the session is gone.
  */
-export async function checkLease(c: pg.ClientBase, lease: RunLease): Promise<void> {
+export async function checkLease(c: pg.ClientBase | pg.Pool, lease: RunLease): Promise<void> {
   const r = await c.query("SELECT 1 FROM session_runs WHERE session_id = $1 AND lease_id = $2 FOR SHARE", [lease.sessionId, lease.leaseId]);
   if (r.rowCount !== 1) throw new LeaseLostError(lease);
 }

@@ -33,10 +33,12 @@ export class SessionHistory {
    * The session for a reply: the kept copy when the store's fingerprint still
    * matches, else a fresh load (fingerprint read first, so a write between
    * the two only costs a reload later). The copy is the reply's until keep().
-   * Undefined when the session does not exist.
+   * `read`: the fingerprint the caller just read (under the session's lock,
+   * before anything is loaded), so it is not read twice. Undefined when the
+   * session does not exist.
    */
-  async open(store: SessionStore, id: string): Promise<OpenedSession | undefined> {
-    const fingerprint = await store.fingerprint(id);
+  async open(store: SessionStore, id: string, read?: string): Promise<OpenedSession | undefined> {
+    const fingerprint = read ?? (await store.fingerprint(id));
     const kept = this.kept;
     this.kept = undefined;
     if (fingerprint === undefined) return undefined;
@@ -53,8 +55,8 @@ export class SessionHistory {
    */
   async keep(store: SessionStore, opened: OpenedSession, messages: GooseMessage[], metadata: GooseMetadata): Promise<void> {
     if (opened.generation !== this.generation) return;
-    // A failed read only costs the next reply a load.
-    const now = await store.fingerprint(opened.session.id).catch(() => undefined);
+    // A failed read only costs the next reply a load. Known without a read when every write since open() was the store's own.
+    const now = store.ownFingerprint?.(opened.session.id) ?? (await store.fingerprint(opened.session.id).catch(() => undefined));
     if (now !== opened.fingerprint || opened.generation !== this.generation) return;
     this.kept = { session: { ...opened.session, messages, metadata }, fingerprint: now };
   }

@@ -134,6 +134,8 @@ export class AgentPool {
    * The slot's agent, started when it has none, and started again from the
    * store when the session's extensions were edited elsewhere (another
    * replica, the goose CLI) since it was. Called under the slot's lock.
+   * Unless a reply runs, the agent's checkedAt is then the fingerprint this
+   * call read (before anything its caller loads next).
    */
   async agentOf(slot: SessionSlot, given?: AgentSpec, signal?: AbortSignal): Promise<LiveAgent> {
     this.assertUsable(slot);

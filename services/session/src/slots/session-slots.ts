@@ -134,8 +134,9 @@ export class SessionSlots {
         this.startable(slot);
         const agent = await this.pool.agentOf(slot);
         const claim = await this.opts.coordination.ownership.claim(id, requestId, slot.lastSeq);
-        // Opened here rather than in the run (the same reads), so a paused turn is refused with a status.
-        const opened = await agent.history.open(claim.store, id).catch(() => undefined);
+        // Opened here rather than in the run (the same reads), so a paused turn is refused with a status;
+        // from the fingerprint agentOf just read under this lock (agent.checkedAt), so it is read once.
+        const opened = await agent.history.open(claim.store, id, agent.checkedAt).catch(() => undefined);
         const waiting = opened && pausedRun(opened.session.metadata);
         if (waiting) {
           claim.release();

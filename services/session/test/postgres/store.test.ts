@@ -31,8 +31,9 @@ beforeEach(async () => {
   store = await PostgresSessionStore.open(url, log);
 });
 afterEach(async () => {
-  await store?.close();
+  // Extra connections first: one may hold a row lock a statement of the store's pool waits for.
   for (const e of extra.splice(0)) await e.end();
+  await store?.close();
 });
 
 const today = () => new Date().toISOString().slice(0, 10).replaceAll("-", "");
@@ -161,6 +162,120 @@ describe("PostgresSessionStore", () => {
     expect(loaded!.metadata.total_tokens).toBeNull();
     await store.withLease(taken.lease).append(s.id, message("user", [textItem("new owner")]));
     await expect(store.withLease(taken.lease).append("other", message("user", [textItem("x")]))).rejects.toThrow(/cannot write session other/);
+  });
+});
+
+/** Another writer's transaction holding the session row (uncommitted) until commit(). */
+async function holdSessionRow(id: string, name: string): Promise<{ commit(): Promise<void> }> {
+  const blocker = new pg.Client({ connectionString: url, application_name: "test-blocker" });
+  await blocker.connect();
+  extra.push(blocker);
+  await blocker.query("BEGIN");
+  await blocker.query("UPDATE sessions SET name = $2, updated_at = now() WHERE id = $1", [id, name]);
+  return { commit: async () => void (await blocker.query("COMMIT")) };
+}
+
+/** Resolves once `n` backends of this database wait for a lock (the store's statement queued behind the blocker), or `until` settled first (false). */
+async function lockWaiters(n: number, until?: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  void until?.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  for (;;) {
+    const r = await store.pool.query<{ n: number }>(
+      "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    );
+    if (r.rows[0]!.n >= n) return true;
+    if (settled) return false;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+// A run's writes under its lease without BEGIN/COMMIT (goose-sessions postgres/leased-writes.ts): a message
+// append is one statement, a metadata update two (read, then a write conditional on the row's
+// version), keeping the guarantees of the transactions they replace.
+describe("writes under a lease, without a transaction", () => {
+  it("a leased append waiting for the session row while its lease is taken over lands before the takeover or writes nothing", async () => {
+    const leases = new RunLeases(store.pool, 50);
+    const s = await store.create(defaultMetadata("/w", ""));
+    const { lease } = await leases.acquire(s.id, "req-a", "replica-a");
+    const mine = store.withLease(lease);
+    const other = await holdSessionRow(s.id, "another writer");
+    const append = mine.append(s.id, message("assistant", [textItem("late")]));
+    append.catch(() => undefined);
+    await lockWaiters(1);
+    await new Promise((r) => setTimeout(r, 120));
+    const takeover = leases.acquire(s.id, "req-b", "replica-b");
+    // The takeover either commits at once or waits behind the append (which then lands first).
+    const takeoverWaited = await lockWaiters(2, takeover);
+    await other.commit();
+    const [appended, taken] = await Promise.allSettled([append, takeover]);
+    expect(taken).toMatchObject({ status: "fulfilled", value: { tookOver: { requestId: "req-a" } } });
+    const loaded = (await store.load(s.id))!;
+    if (!takeoverWaited || appended.status === "rejected") {
+      expect(appended.status === "rejected" && appended.reason).toBeInstanceOf(LeaseLostError);
+      expect(loaded.messages).toEqual([]);
+    } else {
+      expect(loaded.messages.map((m) => m.content)).toEqual([[{ type: "text", text: "late" }]]);
+    }
+    // The append's updated_at bump was applied to the other writer's version, not over it.
+    expect(loaded.metadata.description).toBe("another writer");
+  });
+
+  it("a leased metadata update that loses a race to another writer reads again and keeps both changes", async () => {
+    const s = await store.create(defaultMetadata("/w", ""));
+    const { lease } = await new RunLeases(store.pool, 60_000).acquire(s.id, "req-a", "replica-a");
+    const run = store.withLease(lease);
+    const before = await store.fingerprint(s.id);
+    expect(store.ownFingerprint(s.id)).toBe(before);
+    const other = await holdSessionRow(s.id, "renamed meanwhile");
+    let calls = 0;
+    const update = run.updateMetadata(s.id, (m) => {
+      calls++;
+      return { ...m, total_tokens: (m.total_tokens ?? 0) + 5 };
+    });
+    await lockWaiters(1, update);
+    await other.commit();
+    const written = await update;
+    expect(calls).toBe(2);
+    expect(written).toMatchObject({ description: "renamed meanwhile", total_tokens: 5 });
+    expect((await store.info(s.id))!.metadata).toMatchObject({ description: "renamed meanwhile", total_tokens: 5 });
+    // Another writer came in between: nothing vouches for the old fingerprint any more.
+    expect(store.ownFingerprint(s.id)).toBeUndefined();
+    expect(await store.fingerprint(s.id)).not.toBe(before);
+  });
+
+  it("concurrent leased and unleased metadata updates never undo each other", async () => {
+    const other = await PostgresSessionStore.open(url, log);
+    try {
+      const s = await store.create(defaultMetadata("/w", ""));
+      const { lease } = await new RunLeases(store.pool, 60_000).acquire(s.id, "req-a", "replica-a");
+      const run = store.withLease(lease);
+      const bump = (m: { accumulated_total_tokens?: number | null }) => ({ accumulated_total_tokens: (m.accumulated_total_tokens ?? 0) + 1 });
+      await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 ? run : other).updateMetadata(s.id, (m) => ({ ...m, ...bump(m) }))),
+      );
+      expect((await store.info(s.id))!.metadata.accumulated_total_tokens).toBe(20);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("a leased metadata update that changes nothing writes nothing, and still refuses a lost lease", async () => {
+    const leases = new RunLeases(store.pool, 50);
+    const s = await store.create(defaultMetadata("/w", ""));
+    const { lease } = await leases.acquire(s.id, "req-a", "replica-a");
+    const run = store.withLease(lease);
+    const f0 = await store.fingerprint(s.id);
+    const raw = async () => (await store.pool.query<{ x: string }>("SELECT xmin::text AS x FROM sessions WHERE id = $1", [s.id])).rows[0]!.x;
+    const x0 = await raw();
+    expect(await run.updateMetadata(s.id, (m) => m)).toBeDefined();
+    expect(await raw()).toBe(x0);
+    expect(await store.fingerprint(s.id)).toBe(f0);
+    await new Promise((r) => setTimeout(r, 120));
+    await leases.acquire(s.id, "req-b", "replica-b");
+    await expect(run.updateMetadata(s.id, (m) => m)).rejects.toBeInstanceOf(LeaseLostError);
   });
 });
 

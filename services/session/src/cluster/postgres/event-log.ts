@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { OutOfRangeError } from "@skein/runtime";
+import { prepared } from "@skein/goose-sessions/postgres";
 import { LeaseLostError, markReleased, type RunLease } from "./run-lease.js";
 
 /** The NOTIFY channel telling listeners a session has new events; the payload is the session id only ("read again"). */
@@ -35,9 +36,9 @@ trimmed AS (
   DELETE FROM session_events WHERE session_id = $1 AND seq <= (SELECT last_seq FROM next) - $5::bigint
 )
 SELECT last_seq, pg_notify($6, $1) FROM next`;
-const APPEND = appendStatement("SELECT 1");
-const APPEND_LEASED = appendStatement("SELECT 1 FROM session_runs WHERE session_id = $1 AND lease_id = $7::uuid FOR SHARE");
-const APPEND_RELEASING = appendStatement("DELETE FROM session_runs WHERE session_id = $1 AND lease_id = $7::uuid RETURNING 1");
+const APPEND = prepared(appendStatement("SELECT 1"));
+const APPEND_LEASED = prepared(appendStatement("SELECT 1 FROM session_runs WHERE session_id = $1 AND lease_id = $7::uuid FOR SHARE"));
+const APPEND_RELEASING = prepared(appendStatement("DELETE FROM session_runs WHERE session_id = $1 AND lease_id = $7::uuid RETURNING 1"));
 
 /**
  * A session's events, numbered by the database and kept for replay in a
@@ -65,7 +66,7 @@ export class PgEventLog {
     if (events.length === 0) return [];
     const params: unknown[] = [sessionId, events.length, requestId, events, this.window, EVENTS_CHANNEL];
     if (lease) params.push(lease.leaseId);
-    const r = await this.pool.query<{ last_seq: number }>(lease ? (opts.release ? APPEND_RELEASING : APPEND_LEASED) : APPEND, params);
+    const r = await this.pool.query<{ last_seq: number }>({ ...(lease ? (opts.release ? APPEND_RELEASING : APPEND_LEASED) : APPEND), values: params });
     if (r.rows.length === 0) throw new LeaseLostError(lease!);
     if (lease && opts.release) markReleased(lease);
     const last = r.rows[0]!.last_seq;

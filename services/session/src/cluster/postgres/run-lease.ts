@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { FailedPreconditionError } from "@skein/runtime";
-import { inTransaction, type RunLease } from "@skein/goose-sessions/postgres";
+import { inTransaction, prepared, type RunLease } from "@skein/goose-sessions/postgres";
 
 // The fence every leased write checks (the lease's identity, LeaseLostError, checkLease) is
 // the store's (session_runs is in its schema): re-exported here beside the lease lifecycle.
@@ -32,6 +32,11 @@ export class SessionBusyError extends FailedPreconditionError {
   }
 }
 
+const TAKE = prepared(
+  `INSERT INTO session_runs (session_id, request_id, lease_id, owner, lease_expires_at)
+   VALUES ($1, $2, $3, $4, now() + $5 * interval '1 millisecond') ON CONFLICT (session_id) DO NOTHING`,
+);
+
 export class RunLeases {
   constructor(
     private readonly pool: pg.Pool,
@@ -49,11 +54,7 @@ export class RunLeases {
     const leaseId = randomUUID();
     const lease: RunLease = { sessionId, requestId, leaseId, owner };
     for (;;) {
-      const inserted = await this.pool.query(
-        `INSERT INTO session_runs (session_id, request_id, lease_id, owner, lease_expires_at)
-         VALUES ($1, $2, $3, $4, now() + $5 * interval '1 millisecond') ON CONFLICT (session_id) DO NOTHING`,
-        [sessionId, requestId, leaseId, owner, this.leaseMs],
-      );
+      const inserted = await this.pool.query({ ...TAKE, values: [sessionId, requestId, leaseId, owner, this.leaseMs] });
       if (inserted.rowCount === 1) return { lease };
       const taken = await inTransaction(this.pool, async (c) => {
         const r = await c.query<{ request_id: string; owner: string; expired: boolean }>(
