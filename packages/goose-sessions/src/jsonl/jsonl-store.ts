@@ -6,7 +6,7 @@ import { KeyedLock, makeDirectory, TEMP_PREFIX, writeAtomic } from "@skein/host"
 import { copyTail, DIR_MODE, readFirstLine, writeAll } from "../files.js";
 import { defaultMetadata, looksLikeMetadata, normalizeMetadata, parseMessage, serializeLine, type GooseMessage, type GooseMetadata } from "../goose-format/messages.js";
 import { isValidSessionId, newSessionId } from "../ids.js";
-import { OwnWrites } from "../own-writes.js";
+import { OwnWrites } from "./own-writes.js";
 import type { LoadedSession, SessionInfo, SessionPage, SessionStore } from "../session-store.js";
 import { decodePageToken, encodePageToken } from "../page-token.js";
 import type { StoreTarget } from "../store-faults.js";
