@@ -1,48 +1,15 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { createRequire } from "node:module";
-import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import type Database from "better-sqlite3";
 import pino from "pino";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { COMPACTION_MARKER } from "../src/agent-loop/compaction.js";
 import { defaultMetadata, message, textItem, toolRequestItem, toolResponseItem, markDescriptionUserSet, sessionExtensions, withSessionExtensions, type GooseMessage } from "@skein/goose-sessions/goose-format";
-import { importJsonlFile, jsonlFilesIn } from "@skein/goose-sessions";
-import { openSessionStore } from "../src/store/open-store.js";
 import { DB_NAME, SqliteSessionStore } from "@skein/goose-sessions/sqlite";
-import {
-  buildFreshGooseDb,
-  buildUpgradedGooseDb,
-  expectGooseReadable,
-  insertGooseSession,
-  openLikeGoose,
-  rawMessageRows,
-  schemaOf,
-  weatherConversation,
-  type GooseMessageJson,
-} from "./support/goose-db.js";
-import { fixturesDir } from "./support/goose-file.js";
+import { buildFreshGooseDb, buildUpgradedGooseDb, expectGooseReadable, insertGooseSession, openLikeGoose, rawMessageRows, schemaOf, weatherConversation } from "./support/goose-db.js";
+import { useSqliteStore } from "./support/sqlite-store-fixture.js";
 
-const log = pino({ level: "silent" });
-let dir: string;
-let store: SqliteSessionStore | undefined;
-const dbs: Database.Database[] = [];
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), "skein-sqlite-"));
-});
-afterEach(async () => {
-  await store?.close();
-  store = undefined;
-  for (const db of dbs.splice(0)) db.close();
-  await rm(dir, { recursive: true, force: true });
-});
-
-const open = async (d = dir) => (store = await SqliteSessionStore.open(d, log, { syncEachMessage: false }));
-const goose = (db: Database.Database) => (dbs.push(db), db);
+const fx = useSqliteStore();
 const today = () => new Date().toISOString().slice(0, 10).replaceAll("-", "");
 const ext = { name: "notes", cmd: "node", args: ["server.js"], env: { A: "1" }, timeoutSeconds: 30 };
 const builtin = { type: "builtin", name: "developer", description: "", display_name: "Developer", timeout: 300, bundled: true, available_tools: [] };
@@ -50,12 +17,12 @@ const gooseStdio = { type: "stdio", name: "weather_extension", description: "wea
 
 describe("a database skein creates", () => {
   it("is exactly what goose 1.47 creates: tables, indexes and one schema_version row 16, in WAL mode", async () => {
-    await open();
-    await store!.close();
-    store = undefined;
-    const ours = goose(openLikeGoose(join(dir, DB_NAME)));
-    await mkdir(join(dir, "g"));
-    const theirs = goose(buildFreshGooseDb(join(dir, "g", DB_NAME)));
+    await fx.open();
+    await fx.store!.close();
+    fx.store = undefined;
+    const ours = fx.goose(openLikeGoose(join(fx.dir, DB_NAME)));
+    await mkdir(join(fx.dir, "g"));
+    const theirs = fx.goose(buildFreshGooseDb(join(fx.dir, "g", DB_NAME)));
     expect(schemaOf(ours)).toEqual(schemaOf(theirs));
     expect(ours.prepare("SELECT version FROM schema_version").all()).toEqual([{ version: 16 }]);
     expect(ours.pragma("journal_mode", { simple: true })).toBe("wal");
@@ -63,27 +30,27 @@ describe("a database skein creates", () => {
   });
 
   it("runs on a SQLite with goose's WAL-reset fix (goose bundles 3.51.3)", async () => {
-    await open();
-    const [major, minor, patch] = store!.sqliteVersion.split(".").map(Number) as [number, number, number];
+    await fx.open();
+    const [major, minor, patch] = fx.store!.sqliteVersion.split(".").map(Number) as [number, number, number];
     expect(major * 1_000_000 + minor * 1_000 + patch).toBeGreaterThanOrEqual(3_051_003);
   });
 
   it("allocates goose's ids YYYYMMDD_N after the day's highest, goose's own included", async () => {
-    await open();
-    const a = await store!.create(defaultMetadata("/w", ""));
+    await fx.open();
+    const a = await fx.store!.create(defaultMetadata("/w", ""));
     expect(a.id).toBe(`${today()}_1`);
-    const db = goose(openLikeGoose(store!.path));
+    const db = fx.goose(openLikeGoose(fx.store!.path));
     insertGooseSession(db, { id: `${today()}_9` });
     insertGooseSession(db, { id: "20250325_200615" });
-    const ids = await Promise.all([1, 2, 3].map(() => store!.create(defaultMetadata("/w", "")).then((s) => s.id)));
+    const ids = await Promise.all([1, 2, 3].map(() => fx.store!.create(defaultMetadata("/w", "")).then((s) => s.id)));
     expect(ids.sort()).toEqual([`${today()}_10`, `${today()}_11`, `${today()}_12`]);
     for (const id of [a.id, ...ids]) expectGooseReadable(db, id);
   });
 
   it("stores a session's own extensions as goose stdio ExtensionConfig entries and the caller's description as a user-set name", async () => {
-    await open();
-    const s = await store!.create(markDescriptionUserSet(withSessionExtensions(defaultMetadata("/w", "Release notes"), [ext])));
-    const db = goose(openLikeGoose(store!.path));
+    await fx.open();
+    const s = await fx.store!.create(markDescriptionUserSet(withSessionExtensions(defaultMetadata("/w", "Release notes"), [ext])));
+    const db = fx.goose(openLikeGoose(fx.store!.path));
     const row = db.prepare("SELECT name, user_set_name, session_type, goose_mode, extension_data FROM sessions WHERE id = ?").get(s.id) as Record<string, unknown>;
     expect(row).toMatchObject({ name: "Release notes", user_set_name: 1, session_type: "user", goose_mode: "auto" });
     expect(JSON.parse(row.extension_data as string)).toEqual({
@@ -91,45 +58,45 @@ describe("a database skein creates", () => {
         extensions: [{ type: "stdio", name: "notes", description: "", cmd: "node", args: ["server.js"], envs: { A: "1" }, env_keys: [], timeout: 30, available_tools: [] }],
       },
     });
-    expect(sessionExtensions((await store!.info(s.id))!.metadata)).toEqual([ext]);
+    expect(sessionExtensions((await fx.store!.info(s.id))!.metadata)).toEqual([ext]);
   });
 });
 
 describe("messages skein writes", () => {
   it("follow goose's read rules: content array only, seconds, both visibility flags, a message id, CallToolResult values", async () => {
-    await open();
-    const { id } = await store!.create(defaultMetadata("/w", ""));
+    await fx.open();
+    const { id } = await fx.store!.create(defaultMetadata("/w", ""));
     const req = message("assistant", [textItem("checking"), toolRequestItem("call_1", { status: "success", value: { name: "dev__shell", arguments: { command: "ls" } } })]);
     const res = message("user", [toolResponseItem("call_1", { status: "success", value: [{ type: "text", text: "a\nb" }] })]);
-    for (const m of [message("user", [textItem("list files")]), req, res]) await store!.append(id, m);
+    for (const m of [message("user", [textItem("list files")]), req, res]) await fx.store!.append(id, m);
     expect(req.id).toMatch(new RegExp(`^msg_${id}_[0-9a-f-]{36}$`));
-    const db = goose(openLikeGoose(store!.path));
+    const db = fx.goose(openLikeGoose(fx.store!.path));
     const rows = expectGooseReadable(db, id, { toolValue: "object" });
     expect(rows.map((r) => r.role)).toEqual(["user", "assistant", "user"]);
     expect(rows[2]!.content).toEqual([{ type: "toolResponse", id: "call_1", toolResult: { status: "success", value: { content: [{ type: "text", text: "a\nb" }], isError: false } } }]);
     expect(rows[0]!.metadata).toEqual({ userVisible: true, agentVisible: true });
-    const loaded = await store!.load(id);
+    const loaded = await fx.store!.load(id);
     expect(loaded!.messages.map((m) => m.content[0]!.type)).toEqual(["text", "text", "toolResponse"]);
   });
 
   it("never hold a content type goose cannot load: old markers are converted, unknown ones left out", async () => {
-    await open();
-    const { id } = await store!.create(defaultMetadata("/w", ""));
-    await store!.append(id, message("assistant", [{ type: "summarizationRequested", msg: "compacted" }]));
-    await store!.append(id, message("assistant", [textItem("kept"), { type: "futureThing", x: 1 }]));
-    await store!.append(id, message("assistant", [{ type: "contextLengthExceeded", msg: "too long" }]));
-    const rows = expectGooseReadable(goose(openLikeGoose(store!.path)), id);
+    await fx.open();
+    const { id } = await fx.store!.create(defaultMetadata("/w", ""));
+    await fx.store!.append(id, message("assistant", [{ type: "summarizationRequested", msg: "compacted" }]));
+    await fx.store!.append(id, message("assistant", [textItem("kept"), { type: "futureThing", x: 1 }]));
+    await fx.store!.append(id, message("assistant", [{ type: "contextLengthExceeded", msg: "too long" }]));
+    const rows = expectGooseReadable(fx.goose(openLikeGoose(fx.store!.path)), id);
     expect(rows.map((r) => r.content)).toEqual([[{ type: "systemNotification", notificationType: "inlineMessage", msg: "compacted" }], [{ type: "text", text: "kept" }]]);
   });
 
   it("write arrays of tool content for a goose ≤1.16 database (schema 5) and read both forms", async () => {
-    const db = goose(
-      buildUpgradedGooseDb(join(dir, DB_NAME), (d) => d.prepare("INSERT INTO sessions (id, description, working_dir) VALUES ('20251001_1', 'old', '/w')").run()),
+    const db = fx.goose(
+      buildUpgradedGooseDb(join(fx.dir, DB_NAME), (d) => d.prepare("INSERT INTO sessions (id, description, working_dir) VALUES ('20251001_1', 'old', '/w')").run()),
     );
     db.exec("DELETE FROM schema_version WHERE version > 5");
-    await open();
-    expect(store!.toolResultForm).toBe("array");
-    await store!.append("20251001_1", message("user", [toolResponseItem("c", { status: "success", value: { content: [{ type: "text", text: "obj" }], isError: false } })]));
+    await fx.open();
+    expect(fx.store!.toolResultForm).toBe("array");
+    await fx.store!.append("20251001_1", message("user", [toolResponseItem("c", { status: "success", value: { content: [{ type: "text", text: "obj" }], isError: false } })]));
     const rows = rawMessageRows(db, "20251001_1");
     expect(JSON.parse(rows[0]!.content_json as string)[0].toolResult.value).toEqual([{ type: "text", text: "obj" }]);
   });
@@ -139,8 +106,8 @@ describe("a database goose upgraded step by step from version 1", () => {
   let db: Database.Database;
   const weather = weatherConversation();
   beforeEach(() => {
-    db = goose(
-      buildUpgradedGooseDb(join(dir, DB_NAME), (d) => {
+    db = fx.goose(
+      buildUpgradedGooseDb(join(fx.dir, DB_NAME), (d) => {
         // goose 1.10 (schema 1): description is the title; messages without ids or metadata.
         d.prepare("INSERT INTO sessions (id, description, working_dir, extension_data, accumulated_total_tokens) VALUES (?, ?, ?, ?, ?)").run("20251002_1", "weather in Berlin", "/home/u", "{}", 2435);
         for (const m of weather.slice(0, 3)) {
@@ -166,13 +133,13 @@ describe("a database goose upgraded step by step from version 1", () => {
     );
     const before = rawMessageRows(db, "20251002_1");
     const sessionBefore = db.prepare("SELECT * FROM sessions WHERE id = '20251002_1'").get() as Record<string, unknown>;
-    await open();
-    const page = await store!.list(10, "");
+    await fx.open();
+    const page = await fx.store!.list(10, "");
     expect(page.sessions.map((s) => [s.id, s.metadata.description])).toEqual([["20251002_1", "weather in Berlin"]]);
-    const loaded = await store!.load("20251002_1");
+    const loaded = await fx.store!.load("20251002_1");
     expect(loaded!.messages.map((m) => m.id)).toEqual(before.map((r) => r.message_id));
-    await store!.append("20251002_1", message("user", [textItem("and in Paris?")]));
-    await store!.updateMetadata("20251002_1", (m) => ({ ...m, total_tokens: 50, accumulated_total_tokens: (m.accumulated_total_tokens ?? 0) + 50 }));
+    await fx.store!.append("20251002_1", message("user", [textItem("and in Paris?")]));
+    await fx.store!.updateMetadata("20251002_1", (m) => ({ ...m, total_tokens: 50, accumulated_total_tokens: (m.accumulated_total_tokens ?? 0) + 50 }));
     expect(rawMessageRows(db, "20251002_1").slice(0, 3)).toEqual(before);
     const after = db.prepare("SELECT * FROM sessions WHERE id = '20251002_1'").get() as Record<string, unknown>;
     const changed = Object.keys(after).filter((k) => k !== "updated_at" && JSON.stringify(after[k]) !== JSON.stringify(sessionBefore[k]));
@@ -187,20 +154,20 @@ describe("a goose 1.47 session skein continues", () => {
   let db: Database.Database;
   const weather = weatherConversation();
   beforeEach(async () => {
-    db = goose(buildFreshGooseDb(join(dir, DB_NAME)));
+    db = fx.goose(buildFreshGooseDb(join(fx.dir, DB_NAME)));
     insertGooseSession(db, {
       id: "20261101_3",
       name: "Berlin weather",
       extensionData: { "enabled_extensions.v0": { extensions: [builtin, gooseStdio] }, "todo.v0": { content: "- check" } },
       messages: weather,
     });
-    await open();
+    await fx.open();
   });
 
   it("starts goose's stdio extensions, leaves built-ins and other keys untouched when extensions change", async () => {
-    const info = await store!.info("20261101_3");
+    const info = await fx.store!.info("20261101_3");
     expect(sessionExtensions(info!.metadata)).toEqual([{ name: "weather_extension", cmd: "uvx", args: ["weather-mcp"], env: {}, timeoutSeconds: 60 }]);
-    await store!.updateMetadata("20261101_3", (m) => withSessionExtensions(m, [...sessionExtensions(m), ext]));
+    await fx.store!.updateMetadata("20261101_3", (m) => withSessionExtensions(m, [...sessionExtensions(m), ext]));
     const data = JSON.parse((db.prepare("SELECT extension_data FROM sessions WHERE id = '20261101_3'").get() as { extension_data: string }).extension_data);
     expect(data["todo.v0"]).toEqual({ content: "- check" });
     expect(data["enabled_extensions.v0"].extensions[0]).toEqual(builtin);
@@ -211,22 +178,22 @@ describe("a goose 1.47 session skein continues", () => {
   it("names a goose extension with a display name the way goose prefixes its tools, and keeps goose's name when writing back", async () => {
     const display = { ...gooseStdio, name: "My Weather" };
     db.prepare("UPDATE sessions SET extension_data = ? WHERE id = '20261101_3'").run(JSON.stringify({ "enabled_extensions.v0": { extensions: [display] } }));
-    const m = (await store!.info("20261101_3"))!.metadata;
+    const m = (await fx.store!.info("20261101_3"))!.metadata;
     expect(sessionExtensions(m).map((e) => e.name)).toEqual(["My_Weather"]);
-    await store!.updateMetadata("20261101_3", (cur) => withSessionExtensions(cur, [...sessionExtensions(cur), ext]));
+    await fx.store!.updateMetadata("20261101_3", (cur) => withSessionExtensions(cur, [...sessionExtensions(cur), ext]));
     const data = JSON.parse((db.prepare("SELECT extension_data FROM sessions WHERE id = '20261101_3'").get() as { extension_data: string }).extension_data);
     expect(data["enabled_extensions.v0"].extensions.map((e: { name: string }) => e.name)).toEqual(["My Weather", "notes"]);
   });
 
   it("puts a generated description into name unless the user set it", async () => {
-    await store!.updateMetadata("20261101_3", (m) => ({ ...m, description: "Weather lookup" }));
+    await fx.store!.updateMetadata("20261101_3", (m) => ({ ...m, description: "Weather lookup" }));
     expect(db.prepare("SELECT name, description FROM sessions WHERE id = '20261101_3'").get()).toEqual({ name: "Weather lookup", description: "" });
   });
 
   it("records compaction as goose does: visibility flags, no deleted row, no summarizationRequested", async () => {
     const before = rawMessageRows(db, "20261101_3");
-    await store!.append("20261101_3", message("user", [textItem("and tomorrow?")]));
-    const loaded = await store!.load("20261101_3");
+    await fx.store!.append("20261101_3", message("user", [textItem("and tomorrow?")]));
+    const loaded = await fx.store!.load("20261101_3");
     const all = loaded!.messages;
     const userOnly = { userVisible: true, agentVisible: false };
     const agentOnly = { userVisible: false, agentVisible: true };
@@ -238,7 +205,7 @@ describe("a goose 1.47 session skein continues", () => {
       { ...message("assistant", [textItem("continuing")]), metadata: agentOnly },
       ...recent,
     ];
-    await store!.rewrite("20261101_3", (m) => m, compacted);
+    await fx.store!.rewrite("20261101_3", (m) => m, compacted);
     const rows = expectGooseReadable(db, "20261101_3", { isOurs: (r) => !before.some((b) => b.id === r.id) });
     const agentView = rows.filter((r) => r.metadata?.agentVisible !== false).map((r) => r.content);
     expect(agentView).toEqual([[{ type: "text", text: "summary: Berlin is cloudy" }], [{ type: "text", text: "continuing" }], [{ type: "text", text: "and tomorrow?" }]]);
@@ -251,8 +218,8 @@ describe("a goose 1.47 session skein continues", () => {
 
   it("puts back a run's messages that a concurrent goose compaction (replace_conversation) deleted", async () => {
     const gooseRows = rawMessageRows(db, "20261101_3");
-    await store!.append("20261101_3", message("user", [textItem("skein turn")]));
-    await store!.append("20261101_3", message("assistant", [textItem("skein answer")]));
+    await fx.store!.append("20261101_3", message("user", [textItem("skein turn")]));
+    await fx.store!.append("20261101_3", message("assistant", [textItem("skein answer")]));
     // goose's replace_conversation: delete every row of the session, re-insert goose's in-memory copy.
     db.transaction(() => {
       db.prepare("DELETE FROM messages WHERE session_id = '20261101_3'").run();
@@ -268,108 +235,21 @@ describe("a goose 1.47 session skein continues", () => {
       }
     }).immediate();
     expect(rawMessageRows(db, "20261101_3")).toHaveLength(gooseRows.length);
-    await store!.updateMetadata("20261101_3", (m) => m);
+    await fx.store!.updateMetadata("20261101_3", (m) => m);
     const rows = expectGooseReadable(db, "20261101_3", { isOurs: (r) => !gooseRows.some((g) => g.message_id === r.message_id) });
     expect(rows.slice(gooseRows.length).map((r) => r.content)).toEqual([[{ type: "text", text: "skein turn" }], [{ type: "text", text: "skein answer" }]]);
   });
 
   it("keeps working on a database newer than it knows, through the columns it knows", async () => {
-    await store!.close();
+    await fx.store!.close();
     db.exec("ALTER TABLE sessions ADD COLUMN future_column TEXT DEFAULT 'x'");
     db.prepare("INSERT INTO schema_version (version) VALUES (17)").run();
     const warnings: unknown[] = [];
     const spy = pino({ level: "warn" }, { write: (l: string) => void warnings.push(JSON.parse(l)) });
-    store = await SqliteSessionStore.open(dir, spy, { syncEachMessage: false });
+    fx.store = await SqliteSessionStore.open(fx.dir, spy, { syncEachMessage: false });
     expect(warnings).toMatchObject([{ msg: expect.stringMatching(/newer than the goose schema/), schemaVersion: 17 }]);
-    const s = await store.create(defaultMetadata("/w", ""));
-    await store.append(s.id, message("user", [textItem("hi")]));
+    const s = await fx.store.create(defaultMetadata("/w", ""));
+    await fx.store.append(s.id, message("user", [textItem("hi")]));
     expect(db.prepare("SELECT future_column FROM sessions WHERE id = ?").get(s.id)).toEqual({ future_column: "x" });
-  });
-});
-
-describe("units of work on the connection (one shared transaction wrapper)", () => {
-  it("a write whose work throws is rolled back whole; later reads and writes run in their own transactions", async () => {
-    await open();
-    const { id } = await store!.create(defaultMetadata("/w", "before"));
-    await store!.append(id, message("user", [textItem("one")]));
-    const fingerprint = await store!.fingerprint(id);
-    await expect(
-      store!.updateMetadata(id, () => {
-        throw new Error("refused");
-      }),
-    ).rejects.toThrow("refused");
-    await expect(store!.fingerprint(id)).resolves.toBe(fingerprint);
-    await store!.append(id, message("user", [textItem("two")]));
-    const loaded = (await store!.load(id))!;
-    expect(loaded.metadata.description).toBe("before");
-    expect(loaded.messages.map((m) => m.content)).toEqual([[{ type: "text", text: "one" }], [{ type: "text", text: "two" }]]);
-  });
-});
-
-describe("a second process holding the write lock", () => {
-  let holder: ChildProcess | undefined;
-  afterEach(() => {
-    holder?.kill("SIGKILL");
-    holder = undefined;
-  });
-
-  it("makes a write wait without blocking the event loop, then the write lands", async () => {
-    await open();
-    const { id } = await store!.create(defaultMetadata("/w", ""));
-    const script = `const D=require(${JSON.stringify(createRequire(import.meta.url).resolve("better-sqlite3"))});const d=new D(process.argv[1]);d.exec("BEGIN IMMEDIATE");process.stdout.write("locked\\n");process.stdin.once("data",()=>{d.exec("COMMIT");process.exit(0)});`;
-    holder = spawn(process.execPath, ["-e", script, store!.path], { stdio: ["pipe", "pipe", "inherit"] });
-    await once(holder.stdout!, "data");
-    let landed = false;
-    const write = store!.append(id, message("user", [textItem("while locked")])).then(() => (landed = true));
-    // Timers and reads keep running while the write waits for the lock.
-    let ticks = 0;
-    for (let i = 0; i < 5; i++) {
-      await sleep(20);
-      ticks++;
-    }
-    expect(ticks).toBe(5);
-    expect((await store!.info(id))!.metadata.message_count).toBe(0);
-    expect(landed).toBe(false);
-    holder.stdin!.write("go\n");
-    await write;
-    expect((await store!.load(id))!.messages.map((m) => m.content)).toEqual([[{ type: "text", text: "while locked" }]]);
-  });
-});
-
-describe("legacy JSONL import", () => {
-  it("imports with goose's rules: id = file stem, existing ids skipped, empty files skipped, files stay", async () => {
-    const src = join(dir, "jsonl");
-    await mkdir(src);
-    for (const f of ["20250728_101010.jsonl", "20250801_093000.jsonl"]) await copyFile(join(fixturesDir, f), join(src, f));
-    await writeFile(join(src, "empty.jsonl"), "");
-    await open(join(dir, "db"));
-    const first = await Promise.all((await jsonlFilesIn(src)).map((f) => importJsonlFile(store!, f)));
-    expect(first.map((r) => [r.id, r.result])).toEqual([
-      ["20250728_101010", "imported"],
-      ["20250801_093000", "imported"],
-      ["empty", "empty"],
-    ]);
-    const again = await importJsonlFile(store!, join(src, "20250728_101010.jsonl"));
-    expect(again.result).toBe("exists");
-    expect((await readdir(src)).sort()).toEqual(["20250728_101010.jsonl", "20250801_093000.jsonl", "empty.jsonl"]);
-    const db = goose(openLikeGoose(store!.path));
-    const rows: GooseMessageJson[] = expectGooseReadable(db, "20250728_101010");
-    expect(rows).toHaveLength(4);
-    const s = db.prepare("SELECT name, accumulated_total_tokens, extension_data FROM sessions WHERE id = '20250728_101010'").get() as Record<string, unknown>;
-    expect(s).toMatchObject({ name: "Berlin weather", accumulated_total_tokens: 1520 });
-    expect(JSON.parse(s.extension_data as string)).toEqual({ "todo.v0": { content: "check weather" } });
-    // The next id of a day goose named a session after continues after it.
-    expect((await store!.list(10, "")).sessions.map((x) => x.id).sort()).toEqual(["20250728_101010", "20250801_093000"]);
-  });
-
-  it("runs once, when skein creates the database, as goose's does", async () => {
-    await copyFile(join(fixturesDir, "20250728_101010.jsonl"), join(dir, "20250728_101010.jsonl"));
-    const s = await openSessionStore("goose-sqlite", dir, log, { syncEachMessage: false });
-    expect(await s.count()).toBe(1);
-    await s.close();
-    await copyFile(join(fixturesDir, "20250801_093000.jsonl"), join(dir, "20250801_093000.jsonl"));
-    const again = await openSessionStore("goose-sqlite", dir, log, { syncEachMessage: false });
-    expect(await again.count()).toBe(1);
-    await again.close();
   });
 });
