@@ -6,6 +6,7 @@ import type { SseMessage } from "./sse-decoder.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import { ProviderError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
 import { ToolCallAssembler } from "./tool-call-assembler.js";
+import { DirectFirstAttempt } from "./direct-first-attempt.js";
 
 export interface ProviderOptions {
   readonly model: string;
@@ -21,10 +22,12 @@ export class OpenAIProvider implements Provider {
   readonly name = "openai";
   readonly model: string;
   private readonly client: OpenAI;
+  private readonly direct: DirectFirstAttempt<OpenAI>;
 
   constructor(private readonly opts: ProviderOptions) {
     this.model = opts.model;
     this.client = new OpenAI(sdkClientOptions(opts));
+    this.direct = new DirectFirstAttempt(this.client, "/chat/completions");
   }
 
   async complete(req: CompletionRequest): Promise<Completion> {
@@ -59,7 +62,10 @@ export class OpenAIProvider implements Provider {
     const options = {
       signal: req.signal,
       idleTimeoutMs: this.opts.idleTimeoutMs,
-      open: (signal: AbortSignal) => this.client.chat.completions.create(body(), { signal }).asResponse(),
+      open: (signal: AbortSignal) => {
+        const request = body();
+        return this.direct.post(request, signal, (client) => client.chat.completions.create(request, { signal }).asResponse());
+      },
       classify,
     };
     const handle = (sse: SseMessage, out: ModelChunk[]): void => {
