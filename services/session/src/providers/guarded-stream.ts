@@ -1,5 +1,6 @@
 import { ProviderAbortedError, ProviderError } from "./provider.js";
 import { BodyReads } from "./body-reads.js";
+import type { NodeBody } from "./direct-first-attempt.js";
 import type { Readable } from "node:stream";
 import { nodeBodyOf, nodeFetch } from "./node-fetch.js";
 import { SseDecoder, type SseMessage } from "./sse-decoder.js";
@@ -11,10 +12,11 @@ export interface GuardedStreamOptions {
   readonly idleTimeoutMs: number;
   /**
    * Sends the request and resolves with the raw streaming response (the SDK's
-   * `.asResponse()`: its status checks and retries, not its SSE parser); the
+   * `.asResponse()`: its status checks and retries, not its SSE parser), or
+   * a successful response's body as a Node stream (DirectFirstAttempt); the
    * request must stop when `signal` aborts.
    */
-  open(signal: AbortSignal): Promise<Response>;
+  open(signal: AbortSignal): Promise<Response | NodeBody>;
   /** Maps an SDK error to one of the provider error codes. `opened`: the stream had begun. */
   classify(err: unknown, opened: boolean): ProviderError;
 }
@@ -72,11 +74,14 @@ export async function* guardedChunks<T>(opts: GuardedStreamOptions, handle: (sse
     const res = await opts.open(link.signal);
     opened = true;
     lastActivity = performance.now();
-    if (!res.body) throw new ProviderError("PROVIDER_MALFORMED_STREAM", "the provider answered without a response body");
-    // nodeFetch's responses are read as a Node stream: far less work per network read than fetch's web stream.
-    nodeBody = nodeBodyOf(res);
+    if ("nodeBody" in res) nodeBody = res.nodeBody;
+    else {
+      if (!res.body) throw new ProviderError("PROVIDER_MALFORMED_STREAM", "the provider answered without a response body");
+      // nodeFetch's responses are read as a Node stream: far less work per network read than fetch's web stream.
+      nodeBody = nodeBodyOf(res);
+      if (!nodeBody) reader = res.body.getReader();
+    }
     if (nodeBody) reads = new BodyReads(nodeBody);
-    else reader = res.body.getReader();
     for (;;) {
       let events: SseMessage[];
       if (reads) {

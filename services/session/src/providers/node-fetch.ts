@@ -21,7 +21,6 @@ export function nodeFetch(input: string | URL | Request, init: RequestInit = {})
   const url = new URL(input);
   if (url.protocol !== "http:" && url.protocol !== "https:") return fetch(input, init);
   const signal = init.signal ?? undefined;
-  if (signal?.aborted) return Promise.reject(abortError(signal));
   let headers: Record<string, string> = {};
   const given = init.headers;
   // The SDKs hand a Headers object: read as it is (copying it validated every header again).
@@ -30,21 +29,31 @@ export function nodeFetch(input: string | URL | Request, init: RequestInit = {})
   else if (given !== undefined && !Array.isArray(given)) headers = given as Record<string, string>;
   else new Headers(given).forEach((value, name) => (headers[name] = value));
   const method = init.method ?? "GET";
+  return sendNode(url, method, headers, body, signal).then((res) => {
+    if (isRedirect(res)) {
+      res.resume();
+      return fetch(input, init);
+    }
+    return toResponse(res, method);
+  });
+}
+
+/** One request over node:http(s) on the provider agents; resolves with the response head (its body unread). Rejects with an AbortError once `signal` aborts. */
+export function sendNode(url: URL, method: string, headers: Record<string, string>, body: string | undefined, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+  if (signal?.aborted) return Promise.reject(abortError(signal));
   const https = url.protocol === "https:";
   const send = https ? httpsRequest : httpRequest;
-  return new Promise<Response>((resolve, reject) => {
-    const req = send(url, { method, headers, agent: https ? HTTPS_AGENT : HTTP_AGENT }, (res) => {
-      if (REDIRECT.has(res.statusCode ?? 0) && res.headers.location !== undefined) {
-        res.resume();
-        resolve(fetch(input, init));
-        return;
-      }
-      resolve(toResponse(res, method));
-    });
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const req = send(url, { method, headers, agent: https ? HTTPS_AGENT : HTTP_AGENT }, resolve);
     if (signal) stopOnAbort(req, signal);
     req.once("error", reject);
     req.end(body);
   });
+}
+
+/** A redirect nodeFetch leaves to fetch (sending the request again there). */
+export function isRedirect(res: IncomingMessage): boolean {
+  return REDIRECT.has(res.statusCode ?? 0) && res.headers.location !== undefined;
 }
 
 /**
@@ -89,7 +98,8 @@ const REDIRECT = new Set([301, 302, 303, 307, 308]);
 /** Statuses whose Response must have a null body (the Response constructor throws otherwise). */
 const NULL_BODY = new Set([101, 204, 205, 304]);
 
-function toResponse(res: IncomingMessage, method: string): Response {
+/** The response as fetch would give it; its body also as a Node stream (nodeBodyOf). */
+export function toResponse(res: IncomingMessage, method: string): Response {
   const headers = new Headers();
   for (const [name, value] of Object.entries(res.headers)) {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
@@ -125,7 +135,7 @@ function toResponse(res: IncomingMessage, method: string): Response {
 }
 
 /** The body with its content-encoding undone, as fetch does. */
-function decoded(res: IncomingMessage): Readable {
+export function decoded(res: IncomingMessage): Readable {
   const encoding = String(res.headers["content-encoding"] ?? "identity").trim().toLowerCase();
   const decoder =
     encoding === "gzip" || encoding === "x-gzip" ? createGunzip() : encoding === "deflate" ? createInflate() : encoding === "br" ? createBrotliDecompress() : undefined;

@@ -1,5 +1,5 @@
 import OpenAI, { APIConnectionTimeoutError, APIError } from "openai";
-import type { ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
 import { isObject, isText, isToolRequest, isToolResponse, textOf, type GooseMessage } from "../goose-format/messages.js";
 import { classifySdkError, guardedCall, guardedChunks, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
 import type { SseMessage } from "./sse-decoder.js";
@@ -34,7 +34,10 @@ export class OpenAIProvider implements Provider {
     const res = await guardedCall({
       signal: req.signal,
       timeoutMs: this.opts.idleTimeoutMs,
-      call: (signal) => this.client.chat.completions.create({ model: this.model, messages: toOpenAIMessages(req.system, req.messages), stream: false }, { signal }),
+      call: (signal) => {
+        const request = { model: this.model, messages: toOpenAIMessages(req.system, req.messages), stream: false as const };
+        return this.direct.json(request, signal, (client) => client.chat.completions.create(request, { signal })) as Promise<ChatCompletion>;
+      },
       classify,
     });
     const choice = isObject(res) && Array.isArray(res.choices) ? res.choices[0] : undefined;
@@ -64,7 +67,7 @@ export class OpenAIProvider implements Provider {
       idleTimeoutMs: this.opts.idleTimeoutMs,
       open: (signal: AbortSignal) => {
         const request = body();
-        return this.direct.post(request, signal, (client) => client.chat.completions.create(request, { signal }).asResponse());
+        return this.direct.stream(request, signal, (client) => client.chat.completions.create(request, { signal }).asResponse());
       },
       classify,
     };

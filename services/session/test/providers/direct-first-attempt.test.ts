@@ -41,16 +41,18 @@ beforeEach(() => {
 });
 
 async function reply(maxRetries = 2): Promise<{ text: string; error?: ProviderError }> {
-  const provider = new OpenAIProvider({ model: "m", baseURL, apiKey: "key-1", idleTimeoutMs: 5_000, maxRetries, maxTokens: 100 });
   let text = "";
   try {
-    const chunks = provider.stream({ system: "sys", messages: [message("user", [textItem("hello")])], tools: [], signal: new AbortController().signal });
+    const chunks = provider(maxRetries).stream({ system: "sys", messages: [message("user", [textItem("hello")])], tools: [], signal: new AbortController().signal });
     for await (const batch of chunks) for (const c of batch as ModelChunk[]) if (c.type === "text") text += c.text;
   } catch (err) {
     return { text, error: err as ProviderError };
   }
   return { text };
 }
+
+const provider = (maxRetries = 2) => new OpenAIProvider({ model: "m", baseURL, apiKey: "key-1", idleTimeoutMs: 5_000, maxRetries, maxTokens: 100 });
+const COMPLETION = JSON.stringify({ choices: [{ index: 0, message: { role: "assistant", content: "four words at most" }, finish_reason: "stop" }], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } });
 
 describe("the OpenAI provider's direct first attempt", () => {
   it("sends the SDK's URL, headers and body, and streams a success", async () => {
@@ -89,5 +91,25 @@ describe("the OpenAI provider's direct first attempt", () => {
     expect(seen).toHaveLength(1);
     expect(r.error?.code).toBe("PROVIDER_HTTP_ERROR");
     expect(r.error?.message).toMatch(/^the provider answered HTTP 400: .*no such model/);
+  });
+
+  const complete = () => provider().complete({ system: "sys", messages: [message("user", [textItem("describe")])], signal: new AbortController().signal });
+
+  it("a non-streaming call: the SDK's headers, the JSON answer parsed", async () => {
+    answers = [{ status: 200, body: COMPLETION }];
+    expect(await complete()).toEqual({ text: "four words at most", usage: { input: 3, output: 4, total: 7 } });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.headers.authorization).toBe("Bearer key-1");
+    expect(JSON.parse(seen[0]!.body)).toMatchObject({ model: "m", stream: false });
+  });
+
+  it("a non-streaming call: retried by the SDK after a 503; a 2xx that is not JSON is the SDK's to read (no choice in it)", async () => {
+    answers = [{ status: 503, headers: { "content-type": "application/json", "retry-after-ms": "5" }, body: "{}" }, { status: 200, body: COMPLETION }];
+    expect((await complete()).text).toBe("four words at most");
+    expect(seen).toHaveLength(2);
+    seen.length = 0;
+    answers = [{ status: 200, headers: { "content-type": "text/plain" }, body: "hello" }];
+    await expect(complete()).rejects.toMatchObject({ code: "PROVIDER_MALFORMED_STREAM" });
+    expect(seen).toHaveLength(1);
   });
 });
