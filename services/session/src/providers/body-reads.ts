@@ -34,12 +34,30 @@ export class BodyReads {
     });
   }
 
-  /** The chunks that came since the last read (waits for one); undefined once the body ended. Throws what broke it, after the chunks before that. */
-  async next(): Promise<Buffer[] | undefined> {
-    while (this.held.length === 0) {
+  /**
+   * The chunks that came since the last read, at once when there are any,
+   * else a promise resolved with them by the next chunk (not a wake-up the
+   * reader then follows with another call: a promise less per read);
+   * undefined once the body ended. Throws what broke it, after the chunks
+   * before that.
+   */
+  next(): Buffer[] | undefined | Promise<Buffer[] | undefined> {
+    if (this.held.length > 0 || this.ended) return this.take();
+    return new Promise<Buffer[] | undefined>((resolve, reject) => {
+      this.wake = () => {
+        try {
+          resolve(this.take());
+        } catch (err) {
+          reject(err);
+        }
+      };
+    });
+  }
+
+  private take(): Buffer[] | undefined {
+    if (this.held.length === 0) {
       if (this.failure) throw this.failure;
-      if (this.ended) return undefined;
-      await new Promise<void>((resolve) => (this.wake = resolve));
+      return undefined;
     }
     const chunks = this.held;
     this.held = [];

@@ -38,20 +38,25 @@ export interface GuardedStreamOptions {
  * the body ended (it may throw, e.g. for a stream cut before its finish).
  */
 export async function* guardedChunks<T>(opts: GuardedStreamOptions, handle: (sse: SseMessage, out: T[]) => void, last: () => T[]): AsyncGenerator<T[]> {
-  const idle = new AbortController();
+  // The request's signal: the run's, and aborted by the idle timer itself (one AbortController per
+  // request, not one more for the timer to link: each showed in the paced profile).
+  const link = linkedSignal([opts.signal]);
+  let idle = false;
   // One timer for the whole stream: a read only notes the time (re-arming a timer per read showed
   // in the reply profile); when the timer fires early because bytes came since, it waits the rest.
   let lastActivity = performance.now();
   const check = () => {
     const silentFor = performance.now() - lastActivity;
-    if (silentFor >= opts.idleTimeoutMs) idle.abort();
+    if (silentFor >= opts.idleTimeoutMs) {
+      idle = true;
+      link.abort();
+    }
     else timer = setTimeout(check, opts.idleTimeoutMs - silentFor);
   };
   let timer = setTimeout(check, opts.idleTimeoutMs);
-  const link = linkedSignal([opts.signal, idle.signal]);
   const stopped = () => {
     if (opts.signal.aborted) return new ProviderAbortedError("the run was stopped");
-    if (idle.signal.aborted) return new ProviderError("PROVIDER_TIMEOUT", `the provider sent nothing for ${opts.idleTimeoutMs} ms`);
+    if (idle) return new ProviderError("PROVIDER_TIMEOUT", `the provider sent nothing for ${opts.idleTimeoutMs} ms`);
     return undefined;
   };
   let opened = false;
@@ -85,7 +90,8 @@ export async function* guardedChunks<T>(opts: GuardedStreamOptions, handle: (sse
     for (;;) {
       let events: SseMessage[];
       if (reads) {
-        const chunks = await reads.next();
+        const next = reads.next();
+        const chunks = next instanceof Promise ? await next : next;
         if (chunks === undefined) break;
         lastActivity = performance.now();
         events = decoder.push(chunks[0]!);
@@ -160,14 +166,17 @@ export async function guardedCall<T>(opts: {
   classify: GuardedStreamOptions["classify"];
 }): Promise<T> {
   // A cleared timer, not AbortSignal.timeout: that one (and whatever listens to it) lives until it fires.
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(), opts.timeoutMs);
-  const link = linkedSignal([opts.signal, timeout.signal]);
+  const link = linkedSignal([opts.signal]);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    link.abort();
+  }, opts.timeoutMs);
   try {
     return await opts.call(link.signal);
   } catch (err) {
     if (opts.signal.aborted) throw new ProviderAbortedError("the request was stopped");
-    if (timeout.signal.aborted) throw new ProviderError("PROVIDER_TIMEOUT", `the provider did not answer within ${opts.timeoutMs} ms`);
+    if (timedOut) throw new ProviderError("PROVIDER_TIMEOUT", `the provider did not answer within ${opts.timeoutMs} ms`);
     throw err instanceof ProviderError ? err : opts.classify(err, false);
   } finally {
     clearTimeout(timer);
@@ -176,8 +185,8 @@ export async function guardedCall<T>(opts: {
 }
 
 /**
- * A signal that aborts, with the same reason, once any of `sources` does: the
- * one the SDK listens on. Not AbortSignal.any(): Node holds such a signal while
+ * A signal that aborts, with the same reason, once any of `sources` does (or
+ * `abort` is called): the one the SDK listens on. Not AbortSignal.any(): Node holds such a signal while
  * it has listeners until it aborts, so a finished request had to abort it, and
  * each of those aborts made two DOMExceptions (ours and the SDK's own
  * controller.abort()), each an entry in Node's process-wide DOMException
@@ -185,7 +194,7 @@ export async function guardedCall<T>(opts: {
  * session heap bench saw it grow with the replies served). `detach` once the
  * request is over: then nothing holds the signal.
  */
-function linkedSignal(sources: readonly AbortSignal[]): { signal: AbortSignal; detach(): void } {
+export function linkedSignal(sources: readonly AbortSignal[]): { signal: AbortSignal; abort(reason?: unknown): void; detach(): void } {
   const link = new AbortController();
   const forwards = sources.map((source) => [source, () => link.abort(source.reason)] as const);
   for (const [source, forward] of forwards) {
@@ -197,6 +206,8 @@ function linkedSignal(sources: readonly AbortSignal[]): { signal: AbortSignal; d
   }
   return {
     signal: link.signal,
+    /** Aborts the linked signal itself (a timer, a failed store). */
+    abort: (reason?: unknown) => link.abort(reason),
     detach: () => {
       for (const [source, forward] of forwards) source.removeEventListener("abort", forward);
     },
