@@ -17,11 +17,15 @@ import { MiB, type Table } from "./table.js";
 const DELTAS = 100;
 const SCRIPT = `deltas=${DELTAS} delay=10 jitter=10`;
 /** Concurrent replies and how many replies each stream runs in turn (≥ ~10k events per measurement: CPU is read in 10 ms ticks). */
-const RUNS: ReadonlyArray<{ streams: number; replies: number }> = [
+const ALL_RUNS: ReadonlyArray<{ streams: number; replies: number }> = [
   { streams: 20, replies: 5 },
   { streams: 200, replies: 2 },
   { streams: 1_000, replies: 1 },
 ];
+/** SKEIN_BENCH_PACED_SIZES=20,200 measures only those sizes (the 1,000 run is heavy on a shared machine); the last size chosen gets the detail table. */
+const SIZES = process.env.SKEIN_BENCH_PACED_SIZES?.split(",").map(Number);
+const RUNS = SIZES ? ALL_RUNS.filter((r) => SIZES.includes(r.streams)) : ALL_RUNS;
+if (RUNS.length === 0) throw new Error(`SKEIN_BENCH_PACED_SIZES=${process.env.SKEIN_BENCH_PACED_SIZES}: choose among ${ALL_RUNS.map((r) => r.streams).join(", ")}`);
 const MAX_STREAMS = Math.max(...RUNS.map((r) => r.streams));
 
 interface Side {

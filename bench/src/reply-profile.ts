@@ -55,6 +55,8 @@ export async function run(): Promise<Table[]> {
     if (!file) throw new Error(`the service wrote no .cpuprofile into ${dir}`);
     const text = readFileSync(join(dir, file), "utf8");
     writeFileSync(out, text);
+    // For reading the kept profile by hand: the measured window on the profile's clock (µs).
+    process.stderr.write(`[bench]   reply-profile: measured window ${Math.round(from * 1000)}–${Math.round(to * 1000)} µs on the profile's clock\n`);
     const tables = summarise(JSON.parse(text) as CpuProfile, from * 1000, to * 1000);
     tables[0] = { ...tables[0]!, notes: [...(tables[0]!.notes ?? []), `${REPLIES} replies × ${events / REPLIES / STREAMS} events, ${STREAMS} stream(s) at once, provider ${PACED ? `pacing events ${DELAY_MS}–${2 * DELAY_MS} ms apart` : DELAY_MS > 0 ? `pacing events ${DELAY_MS} ms apart` : "writing each reply at once"}; sampling every ${INTERVAL_US} µs; raw profile: ${out}`] };
     return tables;

@@ -1,7 +1,8 @@
 import Anthropic, { APIConnectionTimeoutError, APIError } from "@anthropic-ai/sdk";
 import type { MessageParam, RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
 import { isObject, isText, isToolRequest, isToolResponse, toolResultIsError, type GooseMessage } from "@skein/goose-sessions/goose-format";
-import { chunkBatches, classifySdkError, guardedCall, guardedStream, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
+import { classifySdkError, guardedCall, guardedChunks, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
+import type { SseMessage } from "./sse-decoder.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import type { ProviderOptions } from "./openai.js";
 import { ProviderError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
@@ -35,8 +36,9 @@ export class AnthropicProvider implements Provider {
     return { text, usage: { input, output, total: input + output } };
   }
 
-  async *stream(req: ModelRequest): AsyncGenerator<ModelChunk[]> {
-    const body = {
+  /** Not a generator itself: guardedChunks' generator is the only one between the network and the loop. */
+  stream(req: ModelRequest): AsyncGenerator<ModelChunk[]> {
+    const body = () => ({
       model: this.model,
       max_tokens: this.opts.maxTokens,
       system: req.system,
@@ -45,19 +47,19 @@ export class AnthropicProvider implements Provider {
       ...(req.tools.length > 0
         ? { tools: req.tools.map((t) => ({ name: t.name, description: t.description, input_schema: { ...t.inputSchema, type: "object" as const } })) }
         : {}),
-    };
+    });
     const calls = new ToolCallAssembler();
     let input = 0;
     let output = 0;
     let stop: string | undefined;
     let stopped = false;
-    const events = guardedStream({
+    const options = {
       signal: req.signal,
       idleTimeoutMs: this.opts.idleTimeoutMs,
-      open: (signal) => this.client.messages.create(body, { signal }).asResponse(),
+      open: (signal: AbortSignal) => this.client.messages.create(body(), { signal }).asResponse(),
       classify,
-    });
-    yield* chunkBatches(events, (sse, out) => {
+    };
+    const handle = (sse: SseMessage, out: ModelChunk[]): void => {
       // What the SDK's own stream does: pings and unnamed events are skipped, `error` is a failure.
       if (sse.event === null || sse.event === "ping") return;
       if (sse.event === "error") {
@@ -90,13 +92,15 @@ export class AnthropicProvider implements Provider {
         default:
           break;
       }
+    };
+    return guardedChunks(options, handle, (): ModelChunk[] => {
+      if (!stopped) throw new ProviderError("PROVIDER_STREAM_CUT", "the provider's stream ended before message_stop");
+      return [
+        { type: "usage", input, output, total: input + output },
+        ...calls.finish().map((c): ModelChunk => ({ type: "toolCall", id: c.id, call: c.call })),
+        { type: "done", stopReason: stop ?? "end_turn" },
+      ];
     });
-    if (!stopped) throw new ProviderError("PROVIDER_STREAM_CUT", "the provider's stream ended before message_stop");
-    yield [
-      { type: "usage", input, output, total: input + output },
-      ...calls.finish().map((c): ModelChunk => ({ type: "toolCall", id: c.id, call: c.call })),
-      { type: "done", stopReason: stop ?? "end_turn" },
-    ];
   }
 }
 

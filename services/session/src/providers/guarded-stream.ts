@@ -1,4 +1,6 @@
-import { ProviderAbortedError, ProviderError, type ModelChunk } from "./provider.js";
+import { ProviderAbortedError, ProviderError } from "./provider.js";
+import { BodyReads } from "./body-reads.js";
+import type { NodeBody } from "./direct-first-attempt.js";
 import type { Readable } from "node:stream";
 import { nodeBodyOf, nodeFetch } from "./node-fetch.js";
 import { SseDecoder, type SseMessage } from "./sse-decoder.js";
@@ -10,10 +12,11 @@ export interface GuardedStreamOptions {
   readonly idleTimeoutMs: number;
   /**
    * Sends the request and resolves with the raw streaming response (the SDK's
-   * `.asResponse()`: its status checks and retries, not its SSE parser); the
+   * `.asResponse()`: its status checks and retries, not its SSE parser), or
+   * a successful response's body as a Node stream (DirectFirstAttempt); the
    * request must stop when `signal` aborts.
    */
-  open(signal: AbortSignal): Promise<Response>;
+  open(signal: AbortSignal): Promise<Response | NodeBody>;
   /** Maps an SDK error to one of the provider error codes. `opened`: the stream had begun. */
   classify(err: unknown, opened: boolean): ProviderError;
 }
@@ -24,62 +27,96 @@ export interface GuardedStreamOptions {
  * was stopped) or a classified ProviderError. The watchdog is re-armed by
  * every chunk of bytes, not by parsed events: a provider slowly sending one
  * huge event is alive, not stalled. The body is parsed by skein's SseDecoder,
- * linear in the bytes received however long a line is. The events of one
- * network read come out together (one resumption per read, not per event:
- * a fast provider packs hundreds of deltas into one read).
+ * linear in the bytes received however long a line is.
+ *
+ * `handle` turns each SSE event into items (pushed to `out`); the items of one
+ * wake-up (whatever network reads came since the last) come out as one batch,
+ * and reads that made none are skipped: one resumption per read, not per
+ * event, and no generator layered on this one per provider (each layer cost
+ * promises per delta). When an event fails, the items before it still come
+ * out first, then its error, unclassified. `last` gives the final batch once
+ * the body ended (it may throw, e.g. for a stream cut before its finish).
  */
-export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator<SseMessage[]> {
-  const idle = new AbortController();
+export async function* guardedChunks<T>(opts: GuardedStreamOptions, handle: (sse: SseMessage, out: T[]) => void, last: () => T[]): AsyncGenerator<T[]> {
+  // The request's signal: the run's, and aborted by the idle timer itself (one AbortController per
+  // request, not one more for the timer to link: each showed in the paced profile).
+  const link = linkedSignal([opts.signal]);
+  let idle = false;
   // One timer for the whole stream: a read only notes the time (re-arming a timer per read showed
   // in the reply profile); when the timer fires early because bytes came since, it waits the rest.
   let lastActivity = performance.now();
   const check = () => {
     const silentFor = performance.now() - lastActivity;
-    if (silentFor >= opts.idleTimeoutMs) idle.abort();
+    if (silentFor >= opts.idleTimeoutMs) {
+      idle = true;
+      link.abort();
+    }
     else timer = setTimeout(check, opts.idleTimeoutMs - silentFor);
   };
   let timer = setTimeout(check, opts.idleTimeoutMs);
-  const link = linkedSignal([opts.signal, idle.signal]);
   const stopped = () => {
     if (opts.signal.aborted) return new ProviderAbortedError("the run was stopped");
-    if (idle.signal.aborted) return new ProviderError("PROVIDER_TIMEOUT", `the provider sent nothing for ${opts.idleTimeoutMs} ms`);
+    if (idle) return new ProviderError("PROVIDER_TIMEOUT", `the provider sent nothing for ${opts.idleTimeoutMs} ms`);
     return undefined;
   };
   let opened = false;
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let nodeBody: Readable | undefined;
+  let reads: BodyReads | undefined;
   let drained = false;
+  const decoder = new SseDecoder();
+  /** The items of `events`, or the failure of one of them after those before it. */
+  const convert = (events: SseMessage[]): { items: T[]; failure?: HandlerFailure } => {
+    const items: T[] = [];
+    try {
+      for (const sse of events) handle(sse, items);
+    } catch (err) {
+      return { items, failure: new HandlerFailure(err) };
+    }
+    return { items };
+  };
   try {
     const res = await opts.open(link.signal);
     opened = true;
     lastActivity = performance.now();
-    if (!res.body) throw new ProviderError("PROVIDER_MALFORMED_STREAM", "the provider answered without a response body");
-    const decoder = new SseDecoder();
-    // nodeFetch's responses are read as a Node stream: far less work per network read than fetch's web stream.
-    nodeBody = nodeBodyOf(res);
-    if (nodeBody) {
-      for await (const chunk of nodeBody) {
+    if ("nodeBody" in res) nodeBody = res.nodeBody;
+    else {
+      if (!res.body) throw new ProviderError("PROVIDER_MALFORMED_STREAM", "the provider answered without a response body");
+      // nodeFetch's responses are read as a Node stream: far less work per network read than fetch's web stream.
+      nodeBody = nodeBodyOf(res);
+      if (!nodeBody) reader = res.body.getReader();
+    }
+    if (nodeBody) reads = new BodyReads(nodeBody);
+    for (;;) {
+      let events: SseMessage[];
+      if (reads) {
+        const next = reads.next();
+        const chunks = next instanceof Promise ? await next : next;
+        if (chunks === undefined) break;
         lastActivity = performance.now();
-        const events = decoder.push(chunk as Buffer);
-        if (events.length > 0) yield events;
-      }
-    } else {
-      reader = res.body.getReader();
-      for (;;) {
-        const { done, value } = await reader.read();
+        events = decoder.push(chunks[0]!);
+        for (let i = 1; i < chunks.length; i++) events.push(...decoder.push(chunks[i]!));
+      } else {
+        const { done, value } = await reader!.read();
         if (done) break;
         lastActivity = performance.now();
-        const events = decoder.push(value);
-        if (events.length > 0) yield events;
+        events = decoder.push(value);
       }
+      if (events.length === 0) continue;
+      const { items, failure } = convert(events);
+      if (items.length > 0) yield items;
+      if (failure) throw failure;
     }
     drained = true;
-    const rest = decoder.end();
-    if (rest.length > 0) yield rest;
+    const { items, failure } = convert(decoder.end());
+    if (items.length > 0) yield items;
+    if (failure) throw failure;
   } catch (err) {
+    if (err instanceof HandlerFailure) throw err.err;
     throw stopped() ?? (err instanceof ProviderError ? err : opts.classify(err, opened));
   } finally {
     clearTimeout(timer);
+    reads?.close();
     // Left early (an error, or the consumer stopped): free the connection.
     if (reader && !drained) reader.cancel().catch(() => undefined);
     if (nodeBody && !drained) nodeBody.destroy();
@@ -87,26 +124,18 @@ export async function* guardedStream(opts: GuardedStreamOptions): AsyncGenerator
   }
   const why = stopped();
   if (why) throw why;
+  const final = last();
+  if (final.length > 0) yield final;
 }
 
-/**
- * A provider's chunks a network read at a time: `handle` turns each SSE event
- * into chunks (pushed to `out`). The chunks of one read come out as one batch;
- * when an event fails, the chunks before it still come out first, as they
- * would one by one.
- */
-export async function* chunkBatches(reads: AsyncIterable<SseMessage[]>, handle: (sse: SseMessage, out: ModelChunk[]) => void): AsyncGenerator<ModelChunk[]> {
-  for await (const events of reads) {
-    const out: ModelChunk[] = [];
-    let failure: { err: unknown } | undefined;
-    try {
-      for (const sse of events) handle(sse, out);
-    } catch (err) {
-      failure = { err };
-    }
-    if (out.length > 0) yield out;
-    if (failure) throw failure.err;
-  }
+/** The SSE events of a provider's response, a wake-up's worth at a time (guardedChunks without conversion). */
+export function guardedStream(opts: GuardedStreamOptions): AsyncGenerator<SseMessage[]> {
+  return guardedChunks<SseMessage>(opts, (sse, out) => out.push(sse), () => []);
+}
+
+/** An event's own failure (a malformed chunk, an error the provider streamed), passed on as it is. */
+class HandlerFailure {
+  constructor(readonly err: unknown) {}
 }
 
 /** The JSON of one SSE event's data; a parse failure is the provider's malformed stream. */
@@ -137,14 +166,17 @@ export async function guardedCall<T>(opts: {
   classify: GuardedStreamOptions["classify"];
 }): Promise<T> {
   // A cleared timer, not AbortSignal.timeout: that one (and whatever listens to it) lives until it fires.
-  const timeout = new AbortController();
-  const timer = setTimeout(() => timeout.abort(), opts.timeoutMs);
-  const link = linkedSignal([opts.signal, timeout.signal]);
+  const link = linkedSignal([opts.signal]);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    link.abort();
+  }, opts.timeoutMs);
   try {
     return await opts.call(link.signal);
   } catch (err) {
     if (opts.signal.aborted) throw new ProviderAbortedError("the request was stopped");
-    if (timeout.signal.aborted) throw new ProviderError("PROVIDER_TIMEOUT", `the provider did not answer within ${opts.timeoutMs} ms`);
+    if (timedOut) throw new ProviderError("PROVIDER_TIMEOUT", `the provider did not answer within ${opts.timeoutMs} ms`);
     throw err instanceof ProviderError ? err : opts.classify(err, false);
   } finally {
     clearTimeout(timer);
@@ -153,8 +185,8 @@ export async function guardedCall<T>(opts: {
 }
 
 /**
- * A signal that aborts, with the same reason, once any of `sources` does: the
- * one the SDK listens on. Not AbortSignal.any(): Node holds such a signal while
+ * A signal that aborts, with the same reason, once any of `sources` does (or
+ * `abort` is called): the one the SDK listens on. Not AbortSignal.any(): Node holds such a signal while
  * it has listeners until it aborts, so a finished request had to abort it, and
  * each of those aborts made two DOMExceptions (ours and the SDK's own
  * controller.abort()), each an entry in Node's process-wide DOMException
@@ -162,7 +194,7 @@ export async function guardedCall<T>(opts: {
  * session heap bench saw it grow with the replies served). `detach` once the
  * request is over: then nothing holds the signal.
  */
-function linkedSignal(sources: readonly AbortSignal[]): { signal: AbortSignal; detach(): void } {
+export function linkedSignal(sources: readonly AbortSignal[]): { signal: AbortSignal; abort(reason?: unknown): void; detach(): void } {
   const link = new AbortController();
   const forwards = sources.map((source) => [source, () => link.abort(source.reason)] as const);
   for (const [source, forward] of forwards) {
@@ -174,6 +206,8 @@ function linkedSignal(sources: readonly AbortSignal[]): { signal: AbortSignal; d
   }
   return {
     signal: link.signal,
+    /** Aborts the linked signal itself (a timer, a failed store). */
+    abort: (reason?: unknown) => link.abort(reason),
     detach: () => {
       for (const [source, forward] of forwards) source.removeEventListener("abort", forward);
     },

@@ -1,5 +1,5 @@
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
@@ -21,25 +21,39 @@ export function nodeFetch(input: string | URL | Request, init: RequestInit = {})
   const url = new URL(input);
   if (url.protocol !== "http:" && url.protocol !== "https:") return fetch(input, init);
   const signal = init.signal ?? undefined;
-  if (signal?.aborted) return Promise.reject(abortError(signal));
-  const headers: Record<string, string> = {};
+  let headers: Record<string, string> = {};
+  const given = init.headers;
   // The SDKs hand a Headers object: read as it is (copying it validated every header again).
-  (init.headers instanceof Headers ? init.headers : new Headers(init.headers)).forEach((value, name) => (headers[name] = value));
+  if (given instanceof Headers) given.forEach((value, name) => (headers[name] = value));
+  // A plain record (DirectFirstAttempt's, built by the SDK once): as it is.
+  else if (given !== undefined && !Array.isArray(given)) headers = given as Record<string, string>;
+  else new Headers(given).forEach((value, name) => (headers[name] = value));
   const method = init.method ?? "GET";
-  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
-  return new Promise<Response>((resolve, reject) => {
-    const req = send(url, { method, headers }, (res) => {
-      if (REDIRECT.has(res.statusCode ?? 0) && res.headers.location !== undefined) {
-        res.resume();
-        resolve(fetch(input, init));
-        return;
-      }
-      resolve(toResponse(res, method));
-    });
+  return sendNode(url, method, headers, body, signal).then((res) => {
+    if (isRedirect(res)) {
+      res.resume();
+      return fetch(input, init);
+    }
+    return toResponse(res, method);
+  });
+}
+
+/** One request over node:http(s) on the provider agents; resolves with the response head (its body unread). Rejects with an AbortError once `signal` aborts. */
+export function sendNode(url: URL, method: string, headers: Record<string, string>, body: string | undefined, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+  if (signal?.aborted) return Promise.reject(abortError(signal));
+  const https = url.protocol === "https:";
+  const send = https ? httpsRequest : httpRequest;
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const req = send(url, { method, headers, agent: https ? HTTPS_AGENT : HTTP_AGENT }, resolve);
     if (signal) stopOnAbort(req, signal);
     req.once("error", reject);
     req.end(body);
   });
+}
+
+/** A redirect nodeFetch leaves to fetch (sending the request again there). */
+export function isRedirect(res: IncomingMessage): boolean {
+  return REDIRECT.has(res.statusCode ?? 0) && res.headers.location !== undefined;
 }
 
 /**
@@ -53,6 +67,19 @@ function stopOnAbort(req: ClientRequest, signal: AbortSignal): void {
   signal.addEventListener("abort", onAbort, { once: true });
   req.once("close", () => signal.removeEventListener("abort", onAbort));
 }
+
+/**
+ * Provider connections stay open between replies (as node's global agent
+ * does), but without its cap of 256 idle ones: a host with hundreds of
+ * replies in flight, each with its own request (and, for a session's first
+ * replies, a description request beside it), had every connection above 256
+ * closed once idle and a new one opened for the next reply (the paced bench
+ * at 200 replies showed the connects). Idle ones still close after 5 s, or
+ * sooner when the provider closes them.
+ */
+const AGENT_OPTIONS = { keepAlive: true, timeout: 5_000, scheduling: "lifo", maxFreeSockets: 4_096 } as const;
+const HTTP_AGENT = new HttpAgent(AGENT_OPTIONS);
+const HTTPS_AGENT = new HttpsAgent(AGENT_OPTIONS);
 
 function abortError(signal: AbortSignal): Error {
   return Object.assign(new Error("The operation was aborted", { cause: signal.reason }), { name: "AbortError", code: "ABORT_ERR" });
@@ -71,7 +98,8 @@ const REDIRECT = new Set([301, 302, 303, 307, 308]);
 /** Statuses whose Response must have a null body (the Response constructor throws otherwise). */
 const NULL_BODY = new Set([101, 204, 205, 304]);
 
-function toResponse(res: IncomingMessage, method: string): Response {
+/** The response as fetch would give it; its body also as a Node stream (nodeBodyOf). */
+export function toResponse(res: IncomingMessage, method: string): Response {
   const headers = new Headers();
   for (const [name, value] of Object.entries(res.headers)) {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
@@ -107,7 +135,7 @@ function toResponse(res: IncomingMessage, method: string): Response {
 }
 
 /** The body with its content-encoding undone, as fetch does. */
-function decoded(res: IncomingMessage): Readable {
+export function decoded(res: IncomingMessage): Readable {
   const encoding = String(res.headers["content-encoding"] ?? "identity").trim().toLowerCase();
   const decoder =
     encoding === "gzip" || encoding === "x-gzip" ? createGunzip() : encoding === "deflate" ? createInflate() : encoding === "br" ? createBrotliDecompress() : undefined;

@@ -1,10 +1,12 @@
 import OpenAI, { APIConnectionTimeoutError, APIError } from "openai";
-import type { ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
 import { isObject, isText, isToolRequest, isToolResponse, textOf, type GooseMessage } from "@skein/goose-sessions/goose-format";
-import { chunkBatches, classifySdkError, guardedCall, guardedStream, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
+import { classifySdkError, guardedCall, guardedChunks, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
+import type { SseMessage } from "./sse-decoder.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import { ProviderError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
 import { ToolCallAssembler } from "./tool-call-assembler.js";
+import { DirectFirstAttempt } from "./direct-first-attempt.js";
 
 export interface ProviderOptions {
   readonly model: string;
@@ -20,17 +22,22 @@ export class OpenAIProvider implements Provider {
   readonly name = "openai";
   readonly model: string;
   private readonly client: OpenAI;
+  private readonly direct: DirectFirstAttempt<OpenAI>;
 
   constructor(private readonly opts: ProviderOptions) {
     this.model = opts.model;
     this.client = new OpenAI(sdkClientOptions(opts));
+    this.direct = new DirectFirstAttempt(this.client, "/chat/completions");
   }
 
   async complete(req: CompletionRequest): Promise<Completion> {
     const res = await guardedCall({
       signal: req.signal,
       timeoutMs: this.opts.idleTimeoutMs,
-      call: (signal) => this.client.chat.completions.create({ model: this.model, messages: toOpenAIMessages(req.system, req.messages), stream: false }, { signal }),
+      call: (signal) => {
+        const request = { model: this.model, messages: toOpenAIMessages(req.system, req.messages), stream: false as const };
+        return this.direct.json(request, signal, (client) => client.chat.completions.create(request, { signal })) as Promise<ChatCompletion>;
+      },
       classify,
     });
     const choice = isObject(res) && Array.isArray(res.choices) ? res.choices[0] : undefined;
@@ -41,8 +48,9 @@ export class OpenAIProvider implements Provider {
     return { text: typeof choice.message.content === "string" ? choice.message.content : "", usage: { input, output, total: u?.total_tokens ?? input + output } };
   }
 
-  async *stream(req: ModelRequest): AsyncGenerator<ModelChunk[]> {
-    const body = {
+  /** Not a generator itself: guardedChunks' generator is the only one between the network and the loop. */
+  stream(req: ModelRequest): AsyncGenerator<ModelChunk[]> {
+    const body = () => ({
       model: this.model,
       messages: toOpenAIMessages(req.system, req.messages),
       stream: true as const,
@@ -50,17 +58,20 @@ export class OpenAIProvider implements Provider {
       ...(req.tools.length > 0
         ? { tools: req.tools.map((t) => ({ type: "function" as const, function: { name: t.name, description: t.description, parameters: t.inputSchema } })) }
         : {}),
-    };
+    });
     const calls = new ToolCallAssembler();
     let finish: string | undefined;
-    const events = guardedStream({
+    let doneSeen = false;
+    const options = {
       signal: req.signal,
       idleTimeoutMs: this.opts.idleTimeoutMs,
-      open: (signal) => this.client.chat.completions.create(body, { signal }).asResponse(),
+      open: (signal: AbortSignal) => {
+        const request = body();
+        return this.direct.stream(request, signal, (client) => client.chat.completions.create(request, { signal }).asResponse());
+      },
       classify,
-    });
-    let doneSeen = false;
-    yield* chunkBatches(events, (sse, out) => {
+    };
+    const handle = (sse: SseMessage, out: ModelChunk[]): void => {
       // What the SDK's own stream does: nothing after [DONE] counts, `data.error` is a failure.
       if (doneSeen) return;
       if (sse.data.startsWith("[DONE]")) {
@@ -82,9 +93,11 @@ export class OpenAIProvider implements Provider {
         const u = chunk.usage;
         out.push({ type: "usage", input: u.prompt_tokens ?? 0, output: u.completion_tokens ?? 0, total: u.total_tokens ?? (u.prompt_tokens ?? 0) + (u.completion_tokens ?? 0) });
       }
+    };
+    return guardedChunks(options, handle, () => {
+      if (finish === undefined) throw new ProviderError("PROVIDER_STREAM_CUT", "the provider's stream ended before a finish_reason");
+      return [...calls.finish().map((c): ModelChunk => ({ type: "toolCall", id: c.id, call: c.call })), { type: "done", stopReason: finish }];
     });
-    if (finish === undefined) throw new ProviderError("PROVIDER_STREAM_CUT", "the provider's stream ended before a finish_reason");
-    yield [...calls.finish().map((c): ModelChunk => ({ type: "toolCall", id: c.id, call: c.call })), { type: "done", stopReason: finish }];
   }
 }
 

@@ -1,5 +1,6 @@
 import { afterQueuedWrites } from "@skein/runtime";
 import type { ModelChunk, Provider } from "../providers/provider.js";
+import { linkedSignal } from "../providers/guarded-stream.js";
 
 /**
  * The provider for a run whose user message is still being stored.
@@ -27,14 +28,15 @@ export function startedBeforePersisted(provider: Provider, persisted: Promise<vo
     stream(req) {
       if (!first) return provider.stream(req);
       first = false;
-      const stop = new AbortController();
+      // Not AbortSignal.any (costly per reply, see linkedSignal); not detached: it listens on the run's own signal, which goes with the run.
+      const stop = linkedSignal([req.signal]);
       let storeFailed = false;
       let closed = false;
       persisted.catch(() => (storeFailed = true));
       let inner: AsyncIterator<readonly ModelChunk[]> | undefined;
       const firstChunk = afterQueuedWrites().then(() => {
         if (storeFailed || closed) return undefined;
-        inner = provider.stream({ ...req, signal: AbortSignal.any([req.signal, stop.signal]) })[Symbol.asyncIterator]();
+        inner = provider.stream({ ...req, signal: stop.signal })[Symbol.asyncIterator]();
         return inner.next();
       });
       firstChunk.then(answered, answered);

@@ -2,7 +2,7 @@ import { session as pb } from "@skein/proto";
 import { describe, expect, it } from "vitest";
 import { messagePageRequest, messagePageToken } from "../../src/grpc/message-pages.js";
 import type { GooseMessage } from "@skein/goose-sessions/goose-format";
-import { fitEvent, fitMessage, messagePage } from "../../src/grpc/wire-limits.js";
+import { fitEvent, fitMessage, messagePage, textOnlyBound } from "../../src/grpc/wire-limits.js";
 
 const bytes = (m: pb.Message) => pb.Message.encode(m).finish().length;
 const text = (t: string): pb.Content => ({ kind: { $case: "text", value: { text: t } } });
@@ -31,6 +31,24 @@ describe("fitMessage", () => {
     const fitted = fitMessage(m, 2_000);
     expect(bytes(fitted)).toBeLessThanOrEqual(2_000);
     expect(fitted.content).toHaveLength(1);
+  });
+});
+
+describe("textOnlyBound (fitMessage's check without encoding)", () => {
+  it("is never below a text-only message's encoded size, whatever its characters, lengths and timestamp", () => {
+    const created = new Date(253_402_300_799_999); // the largest Timestamp seconds, with milliseconds
+    for (const piece of ["a", "é", "€", "😀", "\u0000"]) {
+      for (const n of [0, 1, 127, 128, 16_383, 16_384, 300_000]) {
+        for (const items of [1, 3]) {
+          const m = pb.Message.fromPartial({ id: piece.repeat(40), role: pb.Role.ROLE_ASSISTANT, created, truncated: true, content: Array.from({ length: items }, () => text(piece.repeat(n))) });
+          expect(textOnlyBound(m)).toBeGreaterThanOrEqual(bytes(m));
+        }
+      }
+    }
+  });
+
+  it("says nothing (Infinity) for a message with other content: fitMessage encodes it to know", () => {
+    expect(textOnlyBound(msg([text("a"), { kind: { $case: "image", value: { data: "i", mimeType: "image/png" } } }]))).toBe(Number.POSITIVE_INFINITY);
   });
 });
 

@@ -1,6 +1,6 @@
 import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
-import { chunkBatches, guardedCall, guardedStream } from "../../src/providers/guarded-stream.js";
+import { guardedCall, guardedChunks, guardedStream } from "../../src/providers/guarded-stream.js";
 import { ProviderAbortedError, ProviderError, type ModelChunk } from "../../src/providers/provider.js";
 import type { SseMessage } from "../../src/providers/sse-decoder.js";
 
@@ -92,30 +92,46 @@ describe("guardedStream", () => {
   });
 });
 
-describe("chunkBatches", () => {
-  async function* reads(...batches: string[][]): AsyncGenerator<SseMessage[]> {
-    for (const b of batches) yield b.map((data) => ({ event: null, data }));
-  }
+describe("guardedChunks", () => {
   const text = (sse: SseMessage, out: ModelChunk[]) => {
     if (sse.data === "bad") throw new ProviderError("PROVIDER_MALFORMED_STREAM", "bad event");
     if (sse.data !== "skip") out.push({ type: "text", text: sse.data });
   };
+  const events = (...data: string[]) => data.map((d) => `data: ${d}\n\n`).join("");
+  const chunks = (reads: string[], last: () => ModelChunk[] = () => []) =>
+    guardedChunks({ signal: new AbortController().signal, idleTimeoutMs: 1_000, classify, open: async () => response(reads) }, text, last);
+  const texts = (b: ModelChunk[]) => b.map((c) => (c as { text: string }).text);
 
-  it("hands on the chunks of one read as one batch, skipping reads that made none", async () => {
+  it("hands on the chunks of one read as one batch, skipping reads that made none, then the last batch", async () => {
     const out: string[][] = [];
-    for await (const b of chunkBatches(reads(["a", "b", "c"], ["skip"], ["d"]), text)) out.push(b.map((c) => (c as { text: string }).text));
-    expect(out).toEqual([["a", "b", "c"], ["d"]]);
+    for await (const b of chunks([events("a", "b", "c"), events("skip"), events("d")], () => [{ type: "text", text: "end" }])) out.push(texts(b));
+    expect(out).toEqual([["a", "b", "c"], ["d"], ["end"]]);
   });
 
-  it("a failing event still lets the chunks before it in the same read out first", async () => {
+  it("a failing event still lets the chunks before it in the same read out first, its error unclassified", async () => {
     const out: string[] = [];
     let error: unknown;
     try {
-      for await (const b of chunkBatches(reads(["a"], ["b", "bad", "c"]), text)) out.push(...b.map((c) => (c as { text: string }).text));
+      for await (const b of chunks([events("a"), events("b", "bad", "c")])) out.push(...texts(b));
     } catch (err) {
       error = err;
     }
     expect(out).toEqual(["a", "b"]);
     expect((error as ProviderError).code).toBe("PROVIDER_MALFORMED_STREAM");
+    expect((error as ProviderError).message).toBe("bad event");
+  });
+
+  it("the last batch's failure (a stream cut before its finish) comes out as it is", async () => {
+    const cut = new ProviderError("PROVIDER_STREAM_CUT", "no finish");
+    const out: string[] = [];
+    await expect(
+      (async () => {
+        for await (const b of chunks([events("a")], () => {
+          throw cut;
+        }))
+          out.push(...texts(b));
+      })(),
+    ).rejects.toBe(cut);
+    expect(out).toEqual(["a"]);
   });
 });
