@@ -1,5 +1,5 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { repoRoot } from "@skein/testkit";
 import { describe, expect, it } from "vitest";
 
@@ -54,5 +54,51 @@ describe("package boundaries", () => {
     const bad = users.filter(({ spec }) => (spec.startsWith("@skein/goose-sessions") && !allowed.has(spec)) || spec.includes("goose-sessions/src"));
     expect(bad.map(({ file, spec }) => `${relative(repoRoot, file)}: ${spec}`)).toEqual([]);
     expect(users.some(({ spec }) => allowed.has(spec))).toBe(true);
+  });
+});
+
+/** The relative import graph of the source trees (type-only imports too): file -> the files it imports. */
+function importGraph(dirs: readonly string[]): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const { file, spec } of dirs.flatMap((d) => specifiers(d))) {
+    const edges = graph.get(file) ?? [];
+    graph.set(file, edges);
+    if (!spec.startsWith(".")) continue;
+    const target = resolve(dirname(file), spec).replace(/\.js$/, ".ts");
+    const found = [target, join(target, "index.ts")].find((t) => t.endsWith(".ts") && existsSync(t));
+    if (found) edges.push(found);
+  }
+  return graph;
+}
+
+/** One cycle of the graph as "a -> b -> a", if it has any (depth-first search, iterative colours). */
+function firstCycle(graph: Map<string, string[]>): string | undefined {
+  const state = new Map<string, "open" | "done">();
+  const visit = (node: string, path: string[]): string | undefined => {
+    if (state.get(node) === "done") return undefined;
+    if (state.get(node) === "open") return [...path.slice(path.indexOf(node)), node].map((f) => relative(repoRoot, f)).join(" -> ");
+    state.set(node, "open");
+    for (const next of graph.get(node) ?? []) {
+      const cycle = visit(next, [...path, node]);
+      if (cycle) return cycle;
+    }
+    state.set(node, "done");
+    return undefined;
+  };
+  for (const node of graph.keys()) {
+    const cycle = visit(node, []);
+    if (cycle) return cycle;
+  }
+  return undefined;
+}
+
+describe("imports", () => {
+  it("no source file imports itself through others (type-only imports count: a cycle is a cycle to a reader)", () => {
+    const roots = ["packages", "services"].flatMap((top) =>
+      readdirSync(join(repoRoot, top))
+        .map((name) => join(repoRoot, top, name, "src"))
+        .filter((d) => existsSync(d) && !d.endsWith(join("proto", "src"))),
+    );
+    expect(firstCycle(importGraph(roots))).toBeUndefined();
   });
 });

@@ -4,7 +4,6 @@
  */
 import type { ParseArgsConfig } from "node:util";
 import type { ServiceName } from "./clients.js";
-import type { Command } from "./command.js";
 
 export interface OptionDef {
   readonly type: "string" | "boolean";
@@ -72,7 +71,10 @@ export function optionLines(options: Options): string[] {
   return entries.map(([, o], i) => `  ${labels[i]!.padEnd(width)}  ${o.help}${o.multiple ? " (repeatable)" : ""}`);
 }
 
-/** Everything a command accepts after its words: its own options, its services' connection options, --help. */
-export function commandOptions(c: Command): Options {
+/**
+ * Everything a command accepts after its words: its own options, its services' connection options, --help.
+ * Takes the two fields of a Command it reads (not Command itself: command.ts imports Options from here).
+ */
+export function commandOptions(c: { readonly options?: Options; readonly services: readonly ServiceName[] }): Options {
   return { ...c.options, ...connectionOptions(c.services), ...HELP_OPTION };
 }

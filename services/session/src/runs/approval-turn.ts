@@ -3,7 +3,7 @@ import { DECLINED_RESPONSE, verdictFor } from "../agent-loop/tool-policy.js";
 import { allows, approvalDecisionMessage, approvalRequestMessage, approvalState, keptDecisions, withPausedRun, type ApprovalAsk, type GooseMessage, type GooseMode } from "@skein/goose-sessions/goose-format";
 import type { ToolSource } from "../extensions/tool-source.js";
 import type { LoadedSession } from "@skein/goose-sessions";
-import type { RunInput } from "./run.js";
+import type { RunInput } from "./run-input.js";
 
 /**
  * A run's side of tool approvals (approve / smart_approve): the gate that

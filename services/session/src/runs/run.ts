@@ -1,12 +1,8 @@
-import type { Logger } from "@skein/runtime";
 import { runAgent, type TurnEnd } from "../agent-loop/loop.js";
-import type { ToolPermissions } from "../agent-loop/tool-policy.js";
 import { approvalGate, NO_TOOLS, resumeOf } from "./approval-turn.js";
-import type { OutputLimits } from "../agent-loop/output-limits.js";
 import { agentView, compact } from "../agent-loop/compaction.js";
 import { describeSession, wantsDescription } from "../agent-loop/description.js";
 import { systemPrompt } from "../agent-loop/system-prompt.js";
-import type { ToolSource } from "../extensions/tool-source.js";
 import type { Provider } from "../providers/provider.js";
 import {
   message,
@@ -19,48 +15,11 @@ import {
   withPausedRun,
   type GooseMessage,
   type GooseMetadata,
-  type PendingApproval,
 } from "@skein/goose-sessions/goose-format";
 import { storeFault, type LoadedSession, type SessionStore } from "@skein/goose-sessions";
-import type { RunEvent, RunEventSink } from "./events.js";
+import type { RunEvent } from "./events.js";
 import { startedBeforePersisted } from "./first-call.js";
-import type { OpenedSession, SessionHistory } from "./session-history.js";
-
-export interface CompactionSettings {
-  /** Share of contextLimit the last usage may reach; 0 (or ≥ 1) turns auto-compaction off, as in goose. */
-  readonly threshold: number;
-  readonly contextLimit: number;
-}
-
-export interface RunInput {
-  readonly sessionId: string;
-  readonly requestId: string;
-  readonly text: string;
-  readonly store: SessionStore;
-  /** The live agent's copy of the session (see SessionHistory). */
-  readonly history: SessionHistory;
-  readonly provider: Provider;
-  readonly tools: ToolSource;
-  readonly maxTurns: number;
-  readonly limits: OutputLimits;
-  readonly compaction: CompactionSettings;
-  readonly signal: AbortSignal;
-  /** The session's event log, through which the run publishes (see RunEventSink). */
-  readonly events: RunEventSink;
-  readonly log: Logger;
-  /** goose's per-tool permissions (approve / smart_approve). */
-  readonly permissions: ToolPermissions;
-  /**
-   * Set when this run continues a turn paused for approvals instead of adding
-   * a user message: asks still undecided are denied with `deny` (a cancel, a
-   * timeout); `stop` ends the turn once every tool call is answered.
-   */
-  readonly resume?: { readonly deny?: string; readonly stop: boolean };
-  /** Told what waits when the turn pauses; the caller announces it once the run has let go of the session. */
-  readonly paused: (pending: readonly PendingApproval[]) => void;
-  /** The session as the caller already opened it (Reply checks it for a paused turn). */
-  readonly opened?: OpenedSession;
-}
+import type { RunInput } from "./run-input.js";
 
 interface Tokens {
   input: number;

@@ -4,7 +4,7 @@ import { CANCELLED_APPROVAL, timedOutApproval } from "../agent-loop/tool-policy.
 import { pausedRun, type Permission } from "@skein/goose-sessions/goose-format";
 import type { Provider } from "../providers/provider.js";
 import { recordDecision, type UserPermissions } from "../runs/confirm.js";
-import type { RunInput } from "../runs/run.js";
+import type { RunInput } from "../runs/run-input.js";
 import type { Coordination } from "../coordination/coordination.js";
 import type { AgentPool } from "./agent-pool.js";
 import { claimToResume, PausedReplies } from "./paused-replies.js";

@@ -5,7 +5,7 @@ import { pausedRun, type Permission } from "@skein/goose-sessions/goose-format";
 import type { Provider } from "../providers/provider.js";
 import type { UserPermissions } from "../runs/confirm.js";
 import type { SessionEvent } from "../runs/events.js";
-import type { CompactionSettings } from "../runs/run.js";
+import type { CompactionSettings } from "../runs/run-input.js";
 import type { SessionStore } from "@skein/goose-sessions";
 import { AgentPool, type AgentPoolOptions } from "./agent-pool.js";
 import { ApprovalFlows } from "./approval-flows.js";
