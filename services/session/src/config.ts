@@ -4,7 +4,7 @@ import { envDurationMs } from "./duration.js";
 import { gooseConfigPath, gooseSecretsPath, gooseSessionsDir } from "@skein/goose-sessions";
 import { GooseYamlFile } from "./goose-yaml.js";
 import { postgresSettings, type PostgresSettings } from "@skein/goose-sessions/postgres";
-import { replicaIdentity, type ReplicaIdentity } from "./cluster/replica.js";
+import { replicaIdentity, type ReplicaIdentity } from "./replica-identity.js";
 import type { Env } from "@skein/host";
 import { dirname, join } from "node:path";
 import { MODE_NAMES, isGooseMode, type GooseMode } from "@skein/goose-sessions/goose-format";

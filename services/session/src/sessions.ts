@@ -8,10 +8,10 @@ import type { SessionEvent } from "./runs/events.js";
 import type { SessionSlots } from "./slots/session-slots.js";
 import { defaultMetadata, markDescriptionUserSet, sessionExtensions, withSessionExtensions, withSessionMode, type GooseMode, type Permission } from "@skein/goose-sessions/goose-format";
 import { validateRequestId, validateSessionId, type LoadedSession, type SessionInfo, type SessionPage, type SessionStore } from "@skein/goose-sessions";
-import type { ClusterStats } from "./cluster/session-cluster.js";
+import type { ClusterStats } from "./coordination/coordination.js";
 import type { Coordination } from "./coordination/coordination.js";
 import type { LiveState } from "./runs/events.js";
-import type { ReplicaIdentity } from "./cluster/replica.js";
+import type { ReplicaIdentity } from "./replica-identity.js";
 
 export interface SessionsOptions {
   /** The store, and with replicas live state, cancels and totals from their database. */

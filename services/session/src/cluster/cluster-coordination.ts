@@ -1,13 +1,12 @@
 import type { Logger } from "@skein/runtime";
-import type { Coordination, StoreWatch } from "../coordination/coordination.js";
+import type { ClusterStats, Coordination, SlotEventLog, StoreWatch } from "../coordination/coordination.js";
 import type { LiveState } from "../runs/events.js";
 import type { SessionStore } from "@skein/goose-sessions";
 import { postgresProbe, type PostgresSettings } from "@skein/goose-sessions/postgres";
 import { StoreHealth } from "../store/store-health.js";
-import type { RunOwnership } from "../slots/run-ownership.js";
-import type { SlotEventLog } from "../slots/session-slot.js";
-import type { ReplicaIdentity } from "./replica.js";
-import { SessionCluster, type ClusterStats } from "./session-cluster.js";
+import type { RunOwnership } from "../coordination/run-ownership.js";
+import type { ReplicaIdentity } from "../replica-identity.js";
+import { SessionCluster } from "./session-cluster.js";
 
 /** Replicas on one PostgreSQL database: the SessionCluster behind the coordination seam. */
 export class ClusterCoordination implements Coordination {

@@ -1,7 +1,7 @@
 import { batchesOf, Broadcaster, feedOf, type BatchSource, type Feed, type Logger, type RepeatedFaults } from "@skein/runtime";
 import { FOLLOWER_QUEUE } from "../runs/event-log.js";
 import type { RunEvent, SessionEvent } from "../runs/events.js";
-import type { SlotEventLog } from "../slots/session-slot.js";
+import type { SlotEventLog } from "../coordination/coordination.js";
 import type { PgEventLog } from "./postgres/event-log.js";
 import type { EventFollower } from "./postgres/follower.js";
 import { LeaseLostError, type RunLease } from "./postgres/run-lease.js";

@@ -1,5 +1,5 @@
 import { CancelledError, FailedPreconditionError, type Logger } from "@skein/runtime";
-import type { DeleteHold, RunClaim, RunOwnership } from "../slots/run-ownership.js";
+import type { DeleteHold, RunClaim, RunOwnership } from "../coordination/run-ownership.js";
 import type { PostgresSessionStore } from "@skein/goose-sessions/postgres";
 import type { LeaseKeeper } from "./postgres/lease-keeper.js";
 import type { CancelSignals } from "./postgres/cancel-signals.js";

@@ -9,14 +9,11 @@ import { CancelSignals } from "./postgres/cancel-signals.js";
 import { ClusterEventLog } from "./cluster-event-log.js";
 import { LeasedRunOwnership } from "./leased-ownership.js";
 import { LeaseSweeper } from "./lease-sweeper.js";
-import type { ReplicaIdentity } from "./replica.js";
+import type { ReplicaIdentity } from "../replica-identity.js";
 import type { LiveState } from "../runs/events.js";
+import type { ClusterStats } from "../coordination/coordination.js";
 import { whileUnreachable } from "./database-wait.js";
 
-export interface ClusterStats {
-  readonly runningReplies: number;
-  readonly replicasRunning: number;
-}
 
 /**
  * Everything a replica needs to share sessions with the others on one

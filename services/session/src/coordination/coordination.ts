@@ -1,10 +1,29 @@
-import type { Logger } from "@skein/runtime";
+import type { Feed, Logger } from "@skein/runtime";
 import { EventLog, type EventBudget } from "../runs/event-log.js";
-import type { LiveState } from "../runs/events.js";
+import type { LiveState, RunEvent, SessionEvent } from "../runs/events.js";
 import type { SessionStore } from "@skein/goose-sessions";
-import { LocalRunOwnership, type RunOwnership } from "../slots/run-ownership.js";
-import type { SlotEventLog } from "../slots/session-slot.js";
-import type { ClusterStats } from "../cluster/session-cluster.js";
+import { LocalRunOwnership, type RunOwnership } from "./run-ownership.js";
+
+/**
+ * What the slot needs of its event log: this process's EventLog, or, with
+ * replicas on one database, the database's (cluster/cluster-event-log.ts).
+ */
+export interface SlotEventLog {
+  readonly lastSeq: number;
+  readonly followers: number;
+  skipTo(seq: number): void;
+  publish(requestId: string, event: RunEvent): void;
+  subscribe(signals: AbortSignal[]): Feed<SessionEvent>;
+  follow(afterSeq: number, signals: AbortSignal[]): Feed<SessionEvent>;
+  releaseWindow(): void;
+  close(): void;
+}
+
+/** Totals across the replicas sharing the database (with replicas only). */
+export interface ClusterStats {
+  readonly runningReplies: number;
+  readonly replicasRunning: number;
+}
 
 /** What an in-process event log is made with: its replay window and where its numbering resumes. */
 export interface EventWindow {

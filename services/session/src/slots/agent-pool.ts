@@ -4,7 +4,8 @@ import type { Coordination } from "../coordination/coordination.js";
 import type { SessionStore } from "@skein/goose-sessions";
 import { LiveAgent, storedAgentSpec, type AgentSpec } from "./live-agent.js";
 import { ReplayBudget } from "./replay-budget.js";
-import { SessionSlot, type SlotEventLog } from "./session-slot.js";
+import { SessionSlot } from "./session-slot.js";
+import type { SlotEventLog } from "../coordination/coordination.js";
 
 export interface AgentPoolOptions {
   /** The store and where each session's events live (this process, or the replicas' database). */

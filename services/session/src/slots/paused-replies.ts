@@ -1,7 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import { FailedPreconditionError, SkeinError } from "@skein/runtime";
 import type { PausedRun } from "@skein/goose-sessions/goose-format";
-import type { RunClaim, RunOwnership } from "./run-ownership.js";
+import type { RunClaim, RunOwnership } from "../coordination/run-ownership.js";
 
 /**
  * Replies this process paused for tool approvals: how many tool calls each

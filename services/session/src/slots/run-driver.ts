@@ -9,8 +9,9 @@ import { executeRun } from "../runs/run.js";
 import type { CompactionSettings, RunInput } from "../runs/run-input.js";
 import type { OpenedSession, SessionHistory } from "../runs/session-history.js";
 import type { AgentPool } from "./agent-pool.js";
-import type { RunClaim } from "./run-ownership.js";
-import type { SessionSlot, SlotEventLog } from "./session-slot.js";
+import type { RunClaim } from "../coordination/run-ownership.js";
+import type { SessionSlot } from "./session-slot.js";
+import type { SlotEventLog } from "../coordination/coordination.js";
 
 export interface RunDriverOptions {
   readonly maxTurns: number;

@@ -1,7 +1,6 @@
-import type { Feed } from "@skein/runtime";
-import type { RunEvent, SessionEvent } from "../runs/events.js";
+import type { SlotEventLog } from "../coordination/coordination.js";
 import type { LiveAgent } from "./live-agent.js";
-import type { RunClaim } from "./run-ownership.js";
+import type { RunClaim } from "../coordination/run-ownership.js";
 
 /** A reply or other exclusive work (a summary) running on the session. */
 export interface SlotWork {
@@ -9,21 +8,6 @@ export interface SlotWork {
   readonly stop: AbortController;
   /** Settles once the work has ended (for a reply: after `finished` was published). */
   readonly done: Promise<void>;
-}
-
-/**
- * What the slot needs of its event log: this process's EventLog, or, with
- * replicas on one database, the database's (cluster/cluster-event-log.ts).
- */
-export interface SlotEventLog {
-  readonly lastSeq: number;
-  readonly followers: number;
-  skipTo(seq: number): void;
-  publish(requestId: string, event: RunEvent): void;
-  subscribe(signals: AbortSignal[]): Feed<SessionEvent>;
-  follow(afterSeq: number, signals: AbortSignal[]): Feed<SessionEvent>;
-  releaseWindow(): void;
-  close(): void;
 }
 
 /**

@@ -12,7 +12,7 @@ import { ApprovalFlows } from "./approval-flows.js";
 import type { AgentSpec, LiveAgent } from "./live-agent.js";
 import { pausedError } from "./paused-replies.js";
 import { RunDriver, stopOf, untilFinished } from "./run-driver.js";
-import { busy } from "./run-ownership.js";
+import { busy } from "../coordination/run-ownership.js";
 import type { SessionSlot } from "./session-slot.js";
 
 export interface SessionSlotsOptions extends AgentPoolOptions {
