@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import type { Db } from "../sqlite/connection.js";
 import { FormatError, isObject, type ContentItem, type GooseMessage } from "../goose-format/messages.js";
 import { toGooseContent, type ToolResultForm } from "./content.js";
 import { messageSeconds, parseJsonObject, type Row } from "./rows.js";
@@ -37,21 +36,6 @@ export function prepareMessage(sessionId: string, m: GooseMessage, form: ToolRes
     created: m.created,
     dropped,
   };
-}
-
-/** Inserts through the columns the messages table has (message_id since schema 7, metadata_json since 3). */
-export function insertMessage(db: Db, columns: ReadonlySet<string>, sessionId: string, p: PreparedMessage, created: number): void {
-  const cols = ["session_id", "role", "content_json", "created_timestamp"];
-  const vals: unknown[] = [sessionId, p.role, p.contentJson, created];
-  if (columns.has("message_id")) {
-    cols.push("message_id");
-    vals.push(p.messageId);
-  }
-  if (columns.has("metadata_json")) {
-    cols.push("metadata_json");
-    vals.push(p.metadataJson);
-  }
-  db.prepare(`INSERT INTO messages (${cols.join(", ")}) VALUES (${cols.map(() => "?").join(", ")})`).run(...vals);
 }
 
 /** A messages row as the domain's message, by goose's read rules; throws FormatError for content goose could not load. */

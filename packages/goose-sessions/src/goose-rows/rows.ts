@@ -1,6 +1,6 @@
 import { defaultMetadata, isObject, type GooseMetadata, type JsonObject } from "../goose-format/messages.js";
 import { STATE_KEY } from "../goose-format/skein-metadata.js";
-import { skeinExtensionsOf, withSkeinExtensions, type SkeinExtensionEntry } from "../sqlite/extension-data.js";
+import { skeinExtensionsOf, withSkeinExtensions, type SkeinExtensionEntry } from "./extension-data.js";
 
 export type Row = Record<string, unknown>;
 

@@ -1,5 +1,6 @@
 import type { GooseMessage } from "../goose-format/messages.js";
-import { insertMessage, metadataJson, newMessageId, type PreparedMessage } from "../goose-rows/messages.js";
+import { metadataJson, newMessageId, type PreparedMessage } from "../goose-rows/messages.js";
+import { insertMessage } from "./message-rows.js";
 import type { Row } from "../goose-rows/rows.js";
 import type { Db } from "./connection.js";
 
