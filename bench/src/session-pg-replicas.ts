@@ -1,13 +1,15 @@
 import { performance } from "node:perf_hooks";
 import { loadavg, tmpdir } from "node:os";
 import pg from "pg";
-import { type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { type ClientReadableStream } from "@grpc/grpc-js";
 import { session as pb } from "@skein/proto";
 import { call, openaiText, startPostgres, startReplicaCluster, type ReplicaCluster, type SessionReplica } from "@skein/testkit";
 import { pool } from "./measure.js";
 import { clusterCpu, clusterCpuSince, postmasterOf } from "./pg-cpu.js";
 import { cpuMs } from "./proc-usage.js";
 import { capacityTables, type CpuPerReply } from "./replica-capacity.js";
+import { events, reply, type Client, type Ev } from "./replica-calls.js";
+import { PACED_DELTAS, PACED_REPLIES, pacedRoundTrips } from "./session-pg-paced.js";
 import { quantile } from "./stats.js";
 import type { Table } from "./table.js";
 
@@ -30,8 +32,6 @@ const TRIP_REPLIES = 40;
 const KILLS = 3;
 const CANCELS = 10;
 
-type Client = pb.SessionServiceClient;
-type Ev = pb.ReplyResponse | pb.WatchSessionResponse;
 
 export async function replicaTables(): Promise<Table[]> {
   const load0 = loadavg()[0]!;
@@ -92,14 +92,6 @@ export async function replicaTables(): Promise<Table[]> {
   }
 }
 
-function events(stream: ClientReadableStream<Ev>, onEvent: (e: Ev) => void = () => undefined): Promise<ServiceError | undefined> {
-  return new Promise((resolve) => {
-    stream.on("data", onEvent);
-    stream.on("end", () => resolve(undefined));
-    stream.on("error", (err: ServiceError) => resolve(err));
-  });
-}
-const reply = (client: Client, sessionId: string, text: string) => client.reply(pb.ReplyRequest.fromPartial({ sessionId, text })) as ClientReadableStream<Ev>;
 const zeroCpu = (): CpuPerReply => ({ service: 0, database: 0, bench: 0, replies: 0, seconds: 0 });
 const create = async (client: Client) => (await call(client, client.createSession, pb.CreateSessionRequest.fromPartial({ workingDir: tmpdir() }))).session!.id;
 
@@ -247,6 +239,7 @@ async function databaseWork(c: ReplicaCluster, adminUrl: string, a: SessionRepli
     const databaseCpu = clusterCpuSince(pg0, pgCpu()) / TRIP_REPLIES;
     const work = diff(before, await snap());
     const bg = (n: number) => (n / idleSecs) * secs;
+    const paced = await pacedRoundTrips(c, a, id, async () => (await snap()).calls, idle.calls / idleSecs);
     // A reload of the session's kept history is store.load(): its messages query (SELECT_MESSAGES in postgres-store.ts).
     const reloads = [...work.byQuery].filter(([q]) => /FROM messages WHERE session_id = \$1 ORDER BY created_timestamp/.test(q)).reduce((n, [, k]) => n + k, 0);
     const statement = (re: RegExp) => [...work.byQuery].filter(([q]) => re.test(q)).reduce((n, [q, k]) => n + k - bg(idle.byQuery.get(q) ?? 0), 0) / TRIP_REPLIES;
@@ -263,12 +256,15 @@ async function databaseWork(c: ReplicaCluster, adminUrl: string, a: SessionRepli
         ["  of the round trips: lease checks (SELECT … FROM session_runs … FOR SHARE)", statement(/FROM session_runs[\s\S]*FOR SHARE/i)],
         ["  of the round trips: all statements on session_runs (take, check, renew, release)", statement(/session_runs/i)],
         ["reloads of the session's kept history (store.load after the replica's own writes)", reloads / TRIP_REPLIES],
+        [`round trips per reply of ${PACED_DELTAS} text deltas 10–20 ms apart, SKEIN_EVENT_BATCH_MS=20 (the default)`, paced.batched],
+        [`  the same with SKEIN_EVENT_BATCH_MS=0 (only events published while an append is in flight share one)`, paced.unbatched],
         ["service CPU (ms, replica A, /proc)", serviceCpu],
         ["PostgreSQL CPU (ms, postmaster and its children, /proc)", databaseCpu],
         ...top.map(([q, n]) => [`· ${q.replace(/\s+/g, " ").slice(0, 90)}`, n]),
       ],
       notes: [
         `${TRIP_REPLIES} sequential replies on replica A, one session, a 3-delta text answer each (user message, assistant message, ~6 events)`,
+        `paced rows: ${PACED_REPLIES} sequential replies each, replica A restarted with the setting; background subtracted the same way`,
         `background with no reply (lease sweeps of both replicas): ${(idle.calls / idleSecs).toFixed(1)} statements/s, subtracted at that rate`,
         "the · rows are the most frequent statements per reply",
         `load average (1 min) ${loadavg()[0]!.toFixed(1)} after these replies; CPU from /proc in 10 ms ticks over ${TRIP_REPLIES} replies (the snapshots' own backend left out)`,

@@ -11,6 +11,11 @@ export interface PostgresSettings {
   readonly runLeaseMs: number;
   /** SKEIN_DATABASE_WAIT_MS: how long a replica starting up waits for an unreachable database before it exits 2. */
   readonly databaseWaitMs: number;
+  /**
+   * SKEIN_EVENT_BATCH_MS: how long a run's text deltas may wait to share one append to the
+   * database's event log (0: only those published while an append is in flight share one).
+   */
+  readonly eventBatchMs: number;
 }
 
 /** The settings of SKEIN_SESSION_STORE=postgres; a bad one is a ConfigError that never quotes the password. */
@@ -23,6 +28,7 @@ export function postgresSettings(env: Env): PostgresSettings {
     databaseUrl: withDatabaseCa(url, env),
     runLeaseMs: envInt("SKEIN_RUN_LEASE_MS", 10_000, { min: 500, max: 600_000 }, env),
     databaseWaitMs: envInt("SKEIN_DATABASE_WAIT_MS", 30_000, { min: 0, max: 3_600_000 }, env),
+    eventBatchMs: envInt("SKEIN_EVENT_BATCH_MS", 20, { min: 0, max: 1_000 }, env),
   };
 }
 

@@ -26,6 +26,8 @@ export interface ClusterEventLogDeps {
   readonly lost: (lease: RunLease, reason: string) => void;
   /** How long a failing append is retried before the run is given up. */
   readonly retryForMs: number;
+  /** How long text deltas may wait to share an append (SKEIN_EVENT_BATCH_MS); 0: one turn of the event loop. */
+  readonly batchMs: number;
   readonly log: Logger;
   /** Shared by every session's log: failing appends are logged boundedly, not once per retry per session. */
   readonly appendFaults: RepeatedFaults;
@@ -47,6 +49,8 @@ export class ClusterEventLog implements SlotEventLog {
   private readonly closed = new AbortController();
   private queue: { requestId: string; event: RunEvent }[] = [];
   private flushing: Promise<void> | undefined;
+  /** Ends the current wait for more events early (a non-delta event was published). */
+  private lingerEnd: (() => void) | undefined;
   private last = 0;
   private watching = 0;
   /** The lease of a run given up: its later events (its `finished`) are dropped quietly. */
@@ -73,6 +77,8 @@ export class ClusterEventLog implements SlotEventLog {
 
   publish(requestId: string, event: RunEvent): void {
     this.queue.push({ requestId, event });
+    // Anything but a text delta (a message, tool call, `finished`) is written without waiting further.
+    if (event.kind !== "textDelta") this.lingerEnd?.();
     this.flushing ??= this.flush();
   }
 
@@ -147,10 +153,26 @@ export class ClusterEventLog implements SlotEventLog {
   }
 
   private async flush(): Promise<void> {
-    // Events published in the same turn (a provider read's deltas) join one batch.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    // Events published in the same turn (a provider read's deltas) join one batch; a run's
+    // first text delta waits up to batchMs for the next ones: a model streaming a delta every
+    // 10-50 ms would otherwise cost the database an append (and every watching replica a read)
+    // per delta. Events published while an append is in flight join the next one anyway.
+    await this.linger(this.queue[0]!.event.kind === "textDelta" ? this.deps.batchMs : 0);
     while (this.queue.length > 0) await this.write(this.take());
     this.flushing = undefined;
+  }
+
+  /** Resolves after `ms`, or at once when lingerEnd is called; with 0 after this turn of the event loop. */
+  private linger(ms: number): Promise<void> {
+    if (ms === 0) return new Promise<void>((resolve) => setImmediate(resolve));
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.lingerEnd?.(), ms);
+      this.lingerEnd = () => {
+        clearTimeout(timer);
+        this.lingerEnd = undefined;
+        resolve();
+      };
+    });
   }
 
   /** The leading events of one request, up to BATCH_MAX, ending at a `finished`. */

@@ -43,6 +43,7 @@ export class SessionCluster {
     private readonly listener: PgListener,
     private readonly sweeper: LeaseSweeper,
     private readonly log: Logger,
+    private readonly eventBatchMs: number,
   ) {
     this.appendFaults = new RepeatedFaults(log, "appending run events", "sessions");
   }
@@ -75,7 +76,7 @@ export class SessionCluster {
     let cluster: SessionCluster | undefined;
     const ownership = new LeasedRunOwnership({ store, events, leases, keeper, cancels, owner: replica.id, log, drained: (id) => cluster!.drained(id) });
     const sweeper = new LeaseSweeper(leases, replica.id, { store, events, log }, log);
-    cluster = new SessionCluster(store, ownership, leases, events, follower, keeper, cancels, listener, sweeper, log);
+    cluster = new SessionCluster(store, ownership, leases, events, follower, keeper, cancels, listener, sweeper, log, settings.eventBatchMs);
     log.info({ database: redactUrl(url), replica: replica.id, runLeaseMs: settings.runLeaseMs }, "sessions on PostgreSQL, shared with other replicas");
     return cluster;
   }
@@ -89,6 +90,7 @@ export class SessionCluster {
       leaseOf: (id) => this.ownership.leaseOf(id),
       lost: (lease, reason) => this.ownership.lost(lease, reason),
       retryForMs: this.leases.leaseMs,
+      batchMs: this.eventBatchMs,
       log: this.log,
       appendFaults: this.appendFaults,
       onClose: (closed) => {

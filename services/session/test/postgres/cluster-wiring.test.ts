@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   url = await pg.createDatabase();
-  const open = (id: string) => SessionCluster.open({ databaseUrl: url, runLeaseMs: 600, databaseWaitMs: 0 }, 64, { id, address: "" }, log);
+  const open = (id: string) => SessionCluster.open({ databaseUrl: url, runLeaseMs: 600, databaseWaitMs: 0, eventBatchMs: 20 }, 64, { id, address: "" }, log);
   [A, B] = await Promise.all([open("A"), open("B")]);
 });
 afterEach(async () => {
