@@ -161,7 +161,10 @@ describe("kept output", () => {
     expect(await capture("brief", 5)).toBe(live);
   });
 
-  it("keeps the last line of agents that exit right after printing it (tmux < 3.7 drops a dead pane's unread output unless piped)", async () => {
+  // Retried: the pipe keeps what is still in the pty, but tmux < 3.7 also drops output it has read and
+  // not yet parsed when it reaps the process first (docs/fleet.md); with other files loading both cores
+  // one of the twelve lost its line in about one run of four. Without the pipe it failed every run.
+  it("keeps the last line of agents that exit right after printing it (tmux < 3.7 drops a dead pane's unread output unless piped)", { retry: 2 }, async () => {
     h = await new FleetHarness().start();
     const names = Array.from({ length: 12 }, (_, i) => `quick${i}`);
     await Promise.all(names.map((name) => h.startAgent({ name, command: `sh -c 'echo last-words-${name}; exit 3'` })));

@@ -68,10 +68,12 @@ describe("session store settings", () => {
     const pgUrl = "postgresql://skein:s3cret@db:5432/skein";
     const pgConfig = loadConfig({ HOME: home, SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: pgUrl, SKEIN_REPLICA_ID: "replica-a" }, log);
     expect(pgConfig.store).toBe("postgres");
-    expect(pgConfig.postgres).toEqual({ databaseUrl: pgUrl, runLeaseMs: 10_000, databaseWaitMs: 30_000 });
+    expect(pgConfig.postgres).toEqual({ databaseUrl: pgUrl, runLeaseMs: 10_000, databaseWaitMs: 30_000, eventBatchMs: 20 });
     const waiting = { HOME: home, SKEIN_SESSION_STORE: "postgres", SKEIN_DATABASE_URL: pgUrl };
     expect(loadConfig({ ...waiting, SKEIN_DATABASE_WAIT_MS: "0" }, log).postgres?.databaseWaitMs).toBe(0);
     expect(() => loadConfig({ ...waiting, SKEIN_DATABASE_WAIT_MS: "soon" }, log)).toThrow(/^SKEIN_DATABASE_WAIT_MS="soon" is not a whole number/);
+    expect(loadConfig({ ...waiting, SKEIN_EVENT_BATCH_MS: "0" }, log).postgres?.eventBatchMs).toBe(0);
+    expect(() => loadConfig({ ...waiting, SKEIN_EVENT_BATCH_MS: "5000" }, log)).toThrow(/^SKEIN_EVENT_BATCH_MS/);
     expect(pgConfig.replica.id).toBe("replica-a");
     expect(loadConfig({ HOME: home }, log).replica.id).toMatch(/^.+:\d+$/);
     expect(() => loadConfig({ HOME: home, SKEIN_REPLICA_ID: "a b" }, log)).toThrow(/^SKEIN_REPLICA_ID="a b" must be/);
