@@ -24,6 +24,8 @@ const ALL_RUNS: ReadonlyArray<{ streams: number; replies: number }> = [
 ];
 /** SKEIN_BENCH_PACED_SIZES=20,200 measures only those sizes (the 1,000 run is heavy on a shared machine); the last size chosen gets the detail table. */
 const SIZES = process.env.SKEIN_BENCH_PACED_SIZES?.split(",").map(Number);
+/** SKEIN_BENCH_PACED_DESCRIBED=1: every session past the three replies after which goose stops describing it. */
+const DESCRIBED = process.env.SKEIN_BENCH_PACED_DESCRIBED === "1";
 const RUNS = SIZES ? ALL_RUNS.filter((r) => SIZES.includes(r.streams)) : ALL_RUNS;
 if (RUNS.length === 0) throw new Error(`SKEIN_BENCH_PACED_SIZES=${process.env.SKEIN_BENCH_PACED_SIZES}: choose among ${ALL_RUNS.map((r) => r.streams).join(", ")}`);
 const MAX_STREAMS = Math.max(...RUNS.map((r) => r.streams));
@@ -54,6 +56,9 @@ export async function run(): Promise<Table[]> {
     await relayClient.call("streams", { sessionIds: ids, replies: 1, text: "deltas=3 delay=0" });
     await rig.client.call("streams", { sessionIds: ids.slice(0, 20), replies: 2, text: SCRIPT });
     await relayClient.call("streams", { sessionIds: ids.slice(0, 20), replies: 2, text: SCRIPT });
+    // By default a measured reply at 200 and 1,000 is one of its session's first three, when skein (as goose)
+    // also asks the model for the session's description; DESCRIBED=1 measures later replies of a conversation.
+    if (DESCRIBED) await rig.client.call("streams", { sessionIds: ids.slice(20, MAX_STREAMS), replies: 2, text: "deltas=3 delay=0" });
     const serverPid = rig.service.proc.pid!;
     const measure = async (server: number, client: BenchChild, streams: number, replies: number, finishes: boolean): Promise<Side> => {
       const load = loadavg()[0]!;
@@ -91,6 +96,9 @@ export async function run(): Promise<Table[]> {
           "CPU = utime + stime of the whole server process from /proc/<pid>/stat over the measurement (10 ms ticks), divided by the events its client received",
           "relay = procs/relay-server.ts: grpc-js server stream, node:http to the provider, SSE framing and JSON decoding, one write per delta with backpressure; no persistence, no agent loop",
           `${MAX_STREAMS.toLocaleString("en-US")} sessions created and each replied to once before (every agent live, SKEIN_MAX_LIVE_AGENTS=${MAX_STREAMS}); skein and the relay alternate at each size`,
+          DESCRIBED
+            ? "SKEIN_BENCH_PACED_DESCRIBED=1: every session had three replies before, so no measured reply asks for a description"
+            : "the first 20 sessions had three replies before; at 200 and 1,000 a measured reply is one of its session's first three, and skein (as goose) also asks the model for the session's description",
           "goal (issue 25): skein ≤ 1.3× the relay at 20, 200 and 1,000",
         ],
       },
