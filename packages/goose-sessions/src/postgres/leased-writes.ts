@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { NotFoundError } from "@skein/runtime";
-import { checkLease, type RunLease } from "./run-fence.js";
+import { checkLease, heldSessionRow, type RunLease } from "./run-fence.js";
 import type { GooseMetadata } from "../goose-format/messages.js";
 import type { PreparedMessage } from "../goose-rows/messages.js";
 import { metadataOfRow, type Row } from "../goose-rows/rows.js";
@@ -43,10 +43,7 @@ export async function appendLeased(pool: pg.Pool, lease: RunLease, ps: readonly 
   const insert = messagesInsert(ps, true, 3, "EXISTS (SELECT 1 FROM touched)");
   const r = await pool.query<{ prev: string; own: string }>({
     // The same text for every append: prepared once per connection.
-    ...prepared(`WITH held AS (
-       SELECT s.id, s.xmin::text AS prev, pg_current_xact_id()::xid::text AS own FROM sessions s JOIN session_runs r ON r.session_id = s.id
-       WHERE s.id = $1 AND r.lease_id = $2 FOR UPDATE OF s FOR SHARE OF r
-     ),
+    ...prepared(`WITH held AS (${heldSessionRow("s.id, s.xmin::text AS prev, pg_current_xact_id()::xid::text AS own")}),
      touched AS (UPDATE sessions s SET updated_at = now() FROM held WHERE s.id = held.id RETURNING held.prev, held.own),
      added AS (${insert.sql})
      SELECT prev, own FROM touched`),
@@ -92,10 +89,7 @@ export async function updateMetadataLeased(
       return { value: next, locked: undefined };
     }
     const w = await pool.query<{ own: string }>(
-      `WITH held AS (
-         SELECT s.id, pg_current_xact_id()::xid::text AS own FROM sessions s JOIN session_runs r ON r.session_id = s.id
-         WHERE s.id = $1 AND r.lease_id = $2 AND s.xmin = $3::xid FOR UPDATE OF s FOR SHARE OF r
-       )
+      `WITH held AS (${heldSessionRow("s.id, pg_current_xact_id()::xid::text AS own", " AND s.xmin = $3::xid")})
        UPDATE sessions s SET ${set.sql} FROM held WHERE s.id = held.id RETURNING held.own`,
       [lease.sessionId, lease.leaseId, prev, ...set.params],
     );

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { checkLease, type RunLease } from "./run-fence.js";
+import { checkLease, heldSessionRow, type RunLease } from "./run-fence.js";
 
 /** Sessions remembered; beyond this the oldest is forgotten (its next fingerprint is a new one: a reload, never a stale copy). */
 const MAX_TRACKED = 10_000;
@@ -64,8 +64,7 @@ export interface LockedForWrite {
  */
 export async function lockForWrite(c: pg.ClientBase, lease: RunLease): Promise<LockedForWrite | undefined> {
   const r = await c.query<{ prev: string; own: string }>(
-    `SELECT s.xmin::text AS prev, pg_current_xact_id()::xid::text AS own FROM sessions s JOIN session_runs r ON r.session_id = s.id
-     WHERE s.id = $1 AND r.lease_id = $2 FOR UPDATE OF s FOR SHARE OF r`,
+    heldSessionRow("s.xmin::text AS prev, pg_current_xact_id()::xid::text AS own"),
     [lease.sessionId, lease.leaseId],
   );
   if (r.rows[0]) return r.rows[0];
@@ -80,8 +79,7 @@ export async function lockForWrite(c: pg.ClientBase, lease: RunLease): Promise<L
  */
 export async function lockRowForWrite(c: pg.ClientBase, lease: RunLease): Promise<{ locked: LockedForWrite; row: Record<string, unknown> } | undefined> {
   const r = await c.query<Record<string, unknown> & { skein_prev: string; skein_own: string }>(
-    `SELECT s.*, s.xmin::text AS skein_prev, pg_current_xact_id()::xid::text AS skein_own FROM sessions s JOIN session_runs r ON r.session_id = s.id
-     WHERE s.id = $1 AND r.lease_id = $2 FOR UPDATE OF s FOR SHARE OF r`,
+    heldSessionRow("s.*, s.xmin::text AS skein_prev, pg_current_xact_id()::xid::text AS skein_own"),
     [lease.sessionId, lease.leaseId],
   );
   const found = r.rows[0];

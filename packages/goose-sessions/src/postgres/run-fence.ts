@@ -41,5 +41,18 @@ export async function checkLease(c: pg.ClientBase | pg.Pool, lease: RunLease): P
   if (r.rowCount !== 1) throw new LeaseLostError(lease);
 }
 
+/**
+ * The statement that fences a leased write, for its SELECT or CTE: the session
+ * row while `$2` still holds session `$1`'s lease, locked (FOR UPDATE waits for
+ * any other writer of the session and reads the version it left; FOR SHARE of
+ * the lease row keeps a takeover from committing until this write has). No row:
+ * the lease is lost or the session is gone (checkLease tells which). `also`
+ * adds conditions on `s` (the sessions row) or `r` (the lease row).
+ */
+export function heldSessionRow(columns: string, also = ""): string {
+  return `SELECT ${columns} FROM sessions s JOIN session_runs r ON r.session_id = s.id
+     WHERE s.id = $1 AND r.lease_id = $2${also} FOR UPDATE OF s FOR SHARE OF r`;
+}
+
 /** The NOTIFY channel telling watchers a session was deleted (payload: its id), so they end as on one host. */
 export const DELETED_CHANNEL = "skein_session_deleted";
