@@ -128,11 +128,6 @@ export async function* guardedChunks<T>(opts: GuardedStreamOptions, handle: (sse
   if (final.length > 0) yield final;
 }
 
-/** The SSE events of a provider's response, a wake-up's worth at a time (guardedChunks without conversion). */
-export function guardedStream(opts: GuardedStreamOptions): AsyncGenerator<SseMessage[]> {
-  return guardedChunks<SseMessage>(opts, (sse, out) => out.push(sse), () => []);
-}
-
 /** An event's own failure (a malformed chunk, an error the provider streamed), passed on as it is. */
 class HandlerFailure {
   constructor(readonly err: unknown) {}

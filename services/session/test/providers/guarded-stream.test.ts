@@ -1,8 +1,11 @@
 import { getEventListeners } from "node:events";
 import { describe, expect, it } from "vitest";
-import { guardedCall, guardedChunks, guardedStream } from "../../src/providers/guarded-stream.js";
+import { guardedCall, guardedChunks, type GuardedStreamOptions } from "../../src/providers/guarded-stream.js";
 import { ProviderAbortedError, ProviderError, type ModelChunk } from "../../src/providers/provider.js";
 import type { SseMessage } from "../../src/providers/sse-decoder.js";
+
+/** The SSE events of a response, a wake-up's worth at a time: guardedChunks without conversion. */
+const guardedStream = (opts: GuardedStreamOptions): AsyncGenerator<SseMessage[]> => guardedChunks<SseMessage>(opts, (sse, out) => out.push(sse), () => []);
 
 const enc = new TextEncoder();
 
