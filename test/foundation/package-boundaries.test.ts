@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { repoRoot } from "@skein/testkit";
+import { filesUnder, repoRoot } from "@skein/testkit";
 import { describe, expect, it } from "vitest";
 
 /**
@@ -13,13 +13,8 @@ import { describe, expect, it } from "vitest";
 const SERVICES = ["@skein/session-service", "@skein/fleet-service"];
 const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(\s*)["']([^"']+)["']/g;
 
-function sources(dir: string): string[] {
-  return readdirSync(dir).flatMap((e) => {
-    const p = join(dir, e);
-    if (statSync(p).isDirectory()) return sources(p);
-    return p.endsWith(".ts") ? [p] : [];
-  });
-}
+/** The TypeScript sources below a directory. */
+const sources = (dir: string): string[] => filesUnder(dir, (e) => e.endsWith(".ts"));
 
 /** Every import and export specifier of a source file, with the file it is in. */
 function specifiers(dir: string): { file: string; spec: string }[] {

@@ -1,6 +1,6 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { repoRoot } from "@skein/testkit";
+import { readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { filesUnder, repoRoot } from "@skein/testkit";
 import { describe, expect, it } from "vitest";
 
 /**
@@ -16,20 +16,8 @@ const PREFIXED = /\b(?:SKEIN|MOSAIC|GOOSE|OPENAI|ANTHROPIC|OLLAMA)_[A-Z][A-Z0-9_
 /** Any other variable read through an env object or skein's env helpers. */
 const ENV_ACCESS = /\b(?:process\.)?env(?:\.([A-Z][A-Z0-9_]*)\b|\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\])|\benv[A-Z]\w*\(\s*["']([A-Z][A-Z0-9_]*)["']/g;
 
-function files(dir: string): string[] {
-  const abs = join(repoRoot, dir);
-  let entries: string[];
-  try {
-    entries = readdirSync(abs);
-  } catch {
-    return [];
-  }
-  return entries.flatMap((e) => {
-    const p = join(dir, e);
-    if (statSync(join(repoRoot, p)).isDirectory()) return files(p);
-    return /\.(ts|mjs|js)$/.test(e) || !e.includes(".") ? [p] : [];
-  });
-}
+/** A source directory's code files (and extensionless scripts), relative to the repository. */
+const files = (dir: string): string[] => filesUnder(join(repoRoot, dir), (e) => /\.(ts|mjs|js)$/.test(e) || !e.includes(".")).map((p) => relative(repoRoot, p));
 
 function withoutComments(text: string, shell: boolean): string {
   const code = text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|\s)\/\/.*$/gm, "$1");

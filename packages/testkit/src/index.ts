@@ -15,3 +15,4 @@ export * from "./tmpfs.js";
 export * from "./sealed-env.js";
 export * from "./programs.js";
 export * from "./processes.js";
+export * from "./repo-files.js";
