@@ -67,9 +67,9 @@ export function readProcStatSync(pid: number): ProcStat | undefined {
   }
 }
 
-/** Exists and is not a zombie (a zombie has ended; it only waits to be reaped). */
+/** Exists and has not ended: not a zombie (waiting to be reaped) nor dead (X: being reaped, its /proc entry about to go). */
 export function isLive(stat: ProcStat | undefined): stat is ProcStat {
-  return stat !== undefined && stat.state !== "Z";
+  return stat !== undefined && stat.state !== "Z" && stat.state !== "X";
 }
 
 /** The process still holds its pid: it is live and started when it did before. */
