@@ -1,4 +1,4 @@
-import { iterateBatches, type BatchSource } from "./batch-source.js";
+import { iterateBatches, WAITING, type BatchSource, type BatchWaiter } from "./batch-source.js";
 import { ResourceExhaustedError } from "./errors.js";
 
 /** Raised to a subscriber that fell further behind than its queue allows. */
@@ -41,11 +41,30 @@ export class Broadcaster<T> {
  */
 export class Subscription<T> implements BatchSource<T>, AsyncIterable<T> {
   private queue: T[] = [];
-  private wake: (() => void) | undefined;
+  /** The reader waiting for the next batch (a promise's resolvers, or a nextBatchOr waiter). */
+  private waiter: BatchWaiter<T> | undefined;
+  /** A flush is queued: the waiter is told in a microtask, so every event pushed in the same synchronous run comes as one batch. */
+  private flushQueued = false;
   /** No more events will be queued: broadcaster closed, a signal aborted, or the reader closed it. */
   private ended = false;
   private overflowed = false;
   private readonly onAbort = () => this.end();
+  private readonly flush = () => {
+    this.flushQueued = false;
+    const waiter = this.waiter;
+    if (!waiter) return;
+    if (this.overflowed) {
+      this.waiter = undefined;
+      return waiter.fail(new SubscriberOverflowError(this.overflowMessage));
+    }
+    // Nothing to tell yet (the queue was taken meanwhile): the reader keeps waiting.
+    if (this.queue.length === 0 && !this.ended) return;
+    this.waiter = undefined;
+    const batch = this.queue.length > 0 ? this.queue : undefined;
+    if (batch) this.queue = [];
+    // Told directly, not through a promise that layers over this source would each chain on (see nextBatchOr).
+    waiter.batch(batch);
+  };
 
   constructor(
     private readonly subscribers: Set<Subscription<T>>,
@@ -68,23 +87,21 @@ export class Subscription<T> implements BatchSource<T>, AsyncIterable<T> {
       return;
     }
     this.queue.push(event);
-    const wake = this.wake;
-    if (wake) {
-      this.wake = undefined;
-      wake();
-    }
+    this.wakeReader();
   }
 
   /** Everything queued, in order; waits when nothing is; undefined once ended and empty. Throws SubscriberOverflowError when cut off. */
   nextBatch(): T[] | undefined | Promise<T[] | undefined> {
-    if (this.overflowed) throw new SubscriberOverflowError(this.overflowMessage);
-    if (this.queue.length > 0) {
-      const batch = this.queue;
-      this.queue = [];
-      return batch;
-    }
-    if (this.ended) return undefined;
-    return new Promise<void>((resolve) => (this.wake = resolve)).then(() => this.nextBatch());
+    const ready = this.ready();
+    if (ready !== WAITING) return ready;
+    return new Promise<T[] | undefined>((resolve, reject) => (this.waiter = { batch: resolve as (b: readonly T[] | undefined) => void, fail: reject }));
+  }
+
+  /** nextBatch without a promise: `waiter` is told from a microtask once events come or the subscription ends. */
+  nextBatchOr(waiter: BatchWaiter<T>): T[] | undefined | typeof WAITING {
+    const ready = this.ready();
+    if (ready === WAITING) this.waiter = waiter;
+    return ready;
   }
 
   close(): void {
@@ -99,9 +116,24 @@ export class Subscription<T> implements BatchSource<T>, AsyncIterable<T> {
       this.subscribers.delete(this);
       for (const s of this.signals) s.removeEventListener("abort", this.onAbort);
     }
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
+    this.wakeReader();
+  }
+
+  private ready(): T[] | undefined | typeof WAITING {
+    if (this.overflowed) throw new SubscriberOverflowError(this.overflowMessage);
+    if (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      return batch;
+    }
+    return this.ended ? undefined : WAITING;
+  }
+
+  private wakeReader(): void {
+    if (this.waiter && !this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flush);
+    }
   }
 
   [Symbol.asyncIterator](): AsyncGenerator<T> {

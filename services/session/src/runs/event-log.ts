@@ -1,4 +1,4 @@
-import { Broadcaster, feedOf, OutOfRangeError, type Feed } from "@skein/runtime";
+import { Broadcaster, feedOf, OutOfRangeError, steppedWaits, type Feed } from "@skein/runtime";
 import type { RunEvent, SessionEvent } from "./events.js";
 
 /** How far a follower may fall behind before it is cut off with a resumable error. */
@@ -103,16 +103,22 @@ export class EventLog {
       if (batch !== undefined && batch.length > 0) sent = batch[batch.length - 1]!.seq;
       return batch;
     };
+    const buffer = () => {
+      const first = buffered;
+      buffered = undefined;
+      return first !== undefined && first.length > 0 ? sentUpTo(first) : undefined;
+    };
+    const liveStep = (batch: readonly SessionEvent[] | undefined) => sentUpTo(fresh(batch));
+    // WatchSession's pump reads it without a promise per wake-up (see BatchSource.nextBatchOr).
+    const waits = steppedWaits(liveStep);
     return feedOf({
       nextBatch: () => {
-        if (buffered !== undefined) {
-          const first = buffered;
-          buffered = undefined;
-          if (first.length > 0) return sentUpTo(first);
-        }
+        const first = buffer();
+        if (first !== undefined) return first;
         const next = live.nextBatch();
-        return next instanceof Promise ? next.then((b) => sentUpTo(fresh(b))) : sentUpTo(fresh(next));
+        return next instanceof Promise ? next.then(liveStep) : liveStep(next);
       },
+      nextBatchOr: (waiter) => buffer() ?? waits.wait(live, waiter),
       close: () => live.close(),
     });
   }

@@ -1,4 +1,4 @@
-import { feedOf, type Feed, type Logger } from "@skein/runtime";
+import { feedOf, steppedWaits, type Feed, type Logger } from "@skein/runtime";
 import type { ToolPermissions } from "../agent-loop/tool-policy.js";
 import type { OutputLimits } from "../agent-loop/output-limits.js";
 import type { PendingApproval } from "@skein/goose-sessions/goose-format";
@@ -128,8 +128,10 @@ export function stopOf(claim: RunClaim): AbortController {
 export function untilFinished(first: Feed<SessionEvent>, requestId: string, reopen?: (afterSeq: number) => Feed<SessionEvent>): Feed<SessionEvent> {
   let events = first;
   let over = false;
-  const mine = (batch: readonly SessionEvent[] | undefined): SessionEvent[] | undefined => {
+  const mine = (batch: readonly SessionEvent[] | undefined): readonly SessionEvent[] | undefined => {
     if (batch === undefined || over) return undefined;
+    // Mostly the batch is this request's events and none ends it: handed on as it is (no copy per wake-up).
+    if (passesWhole(batch)) return batch;
     const out: SessionEvent[] = [];
     for (const e of batch) {
       if (e.requestId !== requestId) continue;
@@ -148,12 +150,18 @@ export function untilFinished(first: Feed<SessionEvent>, requestId: string, reop
     }
     return out;
   };
+  const passesWhole = (batch: readonly SessionEvent[]): boolean => {
+    for (const e of batch) if (e.requestId !== requestId || e.event.kind === "finished" || (reopen && e.event.kind === "approval")) return false;
+    return true;
+  };
+  const waits = steppedWaits(mine);
   return feedOf({
     nextBatch: () => {
       if (over) return undefined;
       const next = events.nextBatch();
       return next instanceof Promise ? next.then(mine) : mine(next);
     },
+    nextBatchOr: (waiter) => (over ? undefined : waits.wait(events, waiter)),
     close: () => events.close(),
   });
 }

@@ -1,4 +1,5 @@
 import { status } from "@grpc/grpc-js";
+import { WAITING } from "@skein/runtime";
 import { describe, expect, it } from "vitest";
 import { EventBudget, EventLog } from "../../src/runs/event-log.js";
 import type { SessionEvent } from "../../src/runs/events.js";
@@ -111,6 +112,36 @@ describe("EventLog followers in batches", () => {
     expect(seqs(await waiting)).toEqual([6, 7, 8, 9]);
     stop.abort();
     expect(await f.nextBatch()).toBeUndefined();
+    expect(log.followers).toBe(0);
+  });
+
+  it("read without promises (nextBatchOr), a follower gets the same batches: the window, then each run of live events, then the end", async () => {
+    const log = filled(8, 5);
+    const stop = new AbortController();
+    const f = log.follow(2, [stop.signal]);
+    const told: Array<number[] | undefined> = [];
+    let wake!: () => void;
+    const waiter = {
+      batch: (b: readonly SessionEvent[] | undefined) => {
+        told.push(b?.map((e) => e.seq));
+        wake();
+      },
+      fail: (err: unknown) => {
+        throw err;
+      },
+    };
+    const toldNext = () => new Promise<void>((r) => (wake = r));
+    const window = f.nextBatchOr!(waiter);
+    expect(window === WAITING ? "waiting" : window?.map((e) => e.seq)).toEqual([3, 4, 5]);
+    let next = toldNext();
+    expect(f.nextBatchOr!(waiter)).toBe(WAITING);
+    for (let i = 0; i < 4; i++) log.publish("r1", delta(`live ${i}`));
+    await next;
+    next = toldNext();
+    expect(f.nextBatchOr!(waiter)).toBe(WAITING);
+    stop.abort();
+    await next;
+    expect(told).toEqual([[6, 7, 8, 9], undefined]);
     expect(log.followers).toBe(0);
   });
 
