@@ -2,7 +2,7 @@ import { loadavg } from "node:os";
 import type { StreamsResult } from "./procs/one-reply.js";
 import { forkChild, type BenchChild } from "./child.js";
 import { startReplyRig } from "./bench-service.js";
-import { cpuDuring, memory } from "./proc-usage.js";
+import { cpuByThread, cpuDuring, memory } from "./proc-usage.js";
 import { quantile } from "./stats.js";
 import { MiB, type Table } from "./table.js";
 
@@ -22,12 +22,12 @@ const ALL_RUNS: ReadonlyArray<{ streams: number; replies: number }> = [
   { streams: 200, replies: 2 },
   { streams: 1_000, replies: 1 },
 ];
-/** SKEIN_BENCH_PACED_SIZES=20,200 measures only those sizes (the 1,000 run is heavy on a shared machine); the last size chosen gets the detail table. */
+/** SKEIN_BENCH_PACED_SIZES=20,200 measures only those sizes, in that order (the 1,000 run is heavy on a shared machine; a size named twice is measured twice); the last size chosen gets the detail table. */
 const SIZES = process.env.SKEIN_BENCH_PACED_SIZES?.split(",").map(Number);
 /** SKEIN_BENCH_PACED_DESCRIBED=1: every session past the three replies after which goose stops describing it. */
 const DESCRIBED = process.env.SKEIN_BENCH_PACED_DESCRIBED === "1";
-const RUNS = SIZES ? ALL_RUNS.filter((r) => SIZES.includes(r.streams)) : ALL_RUNS;
-if (RUNS.length === 0) throw new Error(`SKEIN_BENCH_PACED_SIZES=${process.env.SKEIN_BENCH_PACED_SIZES}: choose among ${ALL_RUNS.map((r) => r.streams).join(", ")}`);
+const RUNS = SIZES ? SIZES.flatMap((n) => ALL_RUNS.filter((r) => r.streams === n)) : ALL_RUNS;
+if (RUNS.length === 0 || (SIZES && RUNS.length !== SIZES.length)) throw new Error(`SKEIN_BENCH_PACED_SIZES=${process.env.SKEIN_BENCH_PACED_SIZES}: choose among ${ALL_RUNS.map((r) => r.streams).join(", ")}`);
 const MAX_STREAMS = Math.max(...RUNS.map((r) => r.streams));
 
 interface Side {
@@ -36,6 +36,27 @@ interface Side {
   readonly cpu: readonly number[];
   readonly load: number;
   readonly errors: number;
+  /** Server CPU (ms) by thread name over the measurement, user and system. */
+  readonly threads: ReadonlyArray<{ name: string; user: number; sys: number }>;
+  /** Connections the provider accepted during the measurement (the server's connects to it). */
+  readonly connects: number;
+}
+
+/** Server threads as the table groups them: Node's main thread (user and system apart), the rest (Node 20 names them all "node"). */
+const THREAD_ROWS: ReadonlyArray<{ label: string; match: (name: string) => "user" | "sys" | "both" | undefined }> = [
+  { label: "main thread, user", match: (n) => (n === "main" ? "user" : undefined) },
+  { label: "main thread, system", match: (n) => (n === "main" ? "sys" : undefined) },
+  { label: "other threads (V8's GC and compiler, libuv's pool)", match: (n) => (n !== "main" ? "both" : undefined) },
+];
+
+function byThread(s: Side, match: (name: string) => "user" | "sys" | "both" | undefined): string {
+  let ms = 0;
+  for (const t of s.threads) {
+    const m = match(t.name);
+    if (m === "user" || m === "both") ms += t.user;
+    if (m === "sys" || m === "both") ms += t.sys;
+  }
+  return ((ms * 1000) / s.result.events).toFixed(1);
 }
 
 export async function run(): Promise<Table[]> {
@@ -62,12 +83,19 @@ export async function run(): Promise<Table[]> {
     const serverPid = rig.service.proc.pid!;
     const measure = async (server: number, client: BenchChild, streams: number, replies: number, finishes: boolean): Promise<Side> => {
       const load = loadavg()[0]!;
+      const threadsBefore = cpuByThread(server);
+      const acceptedBefore = (await rig.provider.call<{ accepted: number }>("stats")).accepted;
       const { result, cpu } = await cpuDuring([server, rig.provider.pid, client.pid], () =>
         client.call<StreamsResult>("streams", { sessionIds: ids.slice(0, streams), replies, text: SCRIPT }),
       );
+      const threads = [...cpuByThread(server)].map(([name, t]) => {
+        const b = threadsBefore.get(name) ?? { user: 0, sys: 0 };
+        return { name, user: t.user - b.user, sys: t.sys - b.sys };
+      });
+      const connects = (await rig.provider.call<{ accepted: number }>("stats")).accepted - acceptedBefore;
       await rig.provider.call("forget");
       const errors = result.replies.filter((x) => x.error !== undefined || (finishes && x.finish !== "FINISH_REASON_STOP")).length;
-      return { result, cpu, load, errors };
+      return { result, cpu, load, errors, threads, connects };
     };
     const rows: Array<{ streams: number; replies: number; skein: Side; relay: Side }> = [];
     for (const { streams, replies } of RUNS) {
@@ -121,6 +149,17 @@ export async function run(): Promise<Table[]> {
           "skein's first event is the user's message (sent once persisted); the relay's first is the first delta",
           "goal (issue 25): 0 errors, events/s ≥ 90 % of the relay's, p99 time to first event ≤ 1 s, peak RSS reported",
         ],
+      },
+      {
+        title: "paced: where the server's CPU goes, µs per event by thread (user + system)",
+        columns: ["concurrent replies", "server", ...THREAD_ROWS.map((t) => t.label), "provider connections opened"],
+        rows: rows.flatMap((r) =>
+          (["skein", "relay"] as const).map((side) => {
+            const s = side === "skein" ? r.skein : r.relay;
+            return [r.streams, side, ...THREAD_ROWS.map((t) => byThread(s, t.match)), s.connects];
+          }),
+        ),
+        notes: ["from /proc/<pid>/task/*/stat over each measurement; the other threads are V8's (concurrent GC marking, optimising compiler) and libuv's pool (fs, dns)", "provider connections opened: TCP connections the provider accepted during the measurement"],
       },
       {
         title: "paced: the other processes, CPU µs per event",

@@ -29,3 +29,23 @@ export function memory(pid: number): { rss: number; peakRss: number } {
 export function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
+
+/** utime and stime (ms) of each thread of a process, summed by thread name (the main thread is the one whose tid is the pid: "main"). */
+export function cpuByThread(pid: number): Map<string, { user: number; sys: number }> {
+  const out = new Map<string, { user: number; sys: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const name = Number(tid) === pid ? "main" : text.slice(text.indexOf("(") + 1, text.lastIndexOf(")")).replace(/\d+$/, "").trim();
+    const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    const t = out.get(name) ?? { user: 0, sys: 0 };
+    t.user += Number(rest[11]) * TICK_MS;
+    t.sys += Number(rest[12]) * TICK_MS;
+    out.set(name, t);
+  }
+  return out;
+}

@@ -59,5 +59,5 @@ serveCommands({
     model.requests.splice(0);
     model.completions.splice(0);
   },
-  stats: () => ({ requests: model.requests.length, completions: model.completions.length, open: model.openConnections() }),
+  stats: () => ({ requests: model.requests.length, completions: model.completions.length, open: model.openConnections(), accepted: model.connectionsAccepted }),
 });

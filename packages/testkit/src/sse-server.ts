@@ -66,6 +66,8 @@ export interface FakeModelServer {
   waitForRequests(n: number, timeoutMs?: number): Promise<void>;
   /** TCP connections currently open (idle keep-alive ones included). */
   openConnections(): number;
+  /** TCP connections accepted since the server started (benchmarks: how many a client opened). */
+  readonly connectionsAccepted: number;
   /** Responses started and not yet finished or abandoned. */
   readonly activeResponses: number;
   close(): Promise<void>;
@@ -88,6 +90,7 @@ export async function startSseServer(opts: {
   const completions: Record<string, unknown>[] = [];
   let completionFallback = opts.completionFallback ?? ((): ScriptedCompletion => ({ status: 400, body: { error: { message: "this fake server only streams" } } }));
   const sockets = new Set<Socket>();
+  let accepted = 0;
   let fallback = opts.fallback;
   let active = 0;
   const waiters = new Set<() => void>();
@@ -98,6 +101,7 @@ export async function startSseServer(opts: {
   server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 1_000;
   server.on("connection", (s: Socket) => {
     sockets.add(s);
+    accepted++;
     s.on("close", () => sockets.delete(s));
   });
 
@@ -201,6 +205,9 @@ export async function startSseServer(opts: {
         waiters.add(check);
       }),
     openConnections: () => sockets.size,
+    get connectionsAccepted() {
+      return accepted;
+    },
     get activeResponses() {
       return active;
     },
