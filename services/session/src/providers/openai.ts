@@ -1,7 +1,8 @@
 import OpenAI, { APIConnectionTimeoutError, APIError } from "openai";
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
 import { isObject, isText, isToolRequest, isToolResponse, textOf, type GooseMessage } from "@skein/goose-sessions/goose-format";
-import { classifySdkError, guardedCall, guardedChunks, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
+import { guardedChunks } from "./guarded-chunks.js";
+import { classifySdkError, guardedCall, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
 import type { SseMessage } from "./sse-decoder.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
 import { ProviderError, type Completion, type CompletionRequest, type ModelChunk, type ModelRequest, type Provider } from "./provider.js";
@@ -48,8 +49,8 @@ export class OpenAIProvider implements Provider {
     return { text: typeof choice.message.content === "string" ? choice.message.content : "", usage: { input, output, total: u?.total_tokens ?? input + output } };
   }
 
-  /** Not a generator itself: guardedChunks' generator is the only one between the network and the loop. */
-  stream(req: ModelRequest): AsyncGenerator<ModelChunk[]> {
+  /** Not a generator: guardedChunks settles the loop's read from the body's own data event (one promise per read). */
+  stream(req: ModelRequest): AsyncIterableIterator<ModelChunk[]> {
     const body = () => ({
       model: this.model,
       messages: toOpenAIMessages(req.system, req.messages),

@@ -1,11 +1,13 @@
 import { getEventListeners } from "node:events";
+import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { guardedCall, guardedChunks, type GuardedStreamOptions } from "../../src/providers/guarded-stream.js";
+import { guardedCall } from "../../src/providers/guarded-stream.js";
+import { guardedChunks, type GuardedStreamOptions } from "../../src/providers/guarded-chunks.js";
 import { ProviderAbortedError, ProviderError, type ModelChunk } from "../../src/providers/provider.js";
 import type { SseMessage } from "../../src/providers/sse-decoder.js";
 
 /** The SSE events of a response, a wake-up's worth at a time: guardedChunks without conversion. */
-const guardedStream = (opts: GuardedStreamOptions): AsyncGenerator<SseMessage[]> => guardedChunks<SseMessage>(opts, (sse, out) => out.push(sse), () => []);
+const guardedStream = (opts: GuardedStreamOptions): AsyncIterableIterator<SseMessage[]> => guardedChunks<SseMessage>(opts, (sse, out) => out.push(sse), () => []);
 
 const enc = new TextEncoder();
 
@@ -18,7 +20,8 @@ function response(chunks: string[], opts: { gapMs?: number; end?: boolean; signa
         if (opts.gapMs) await new Promise((r) => setTimeout(r, opts.gapMs));
         c.enqueue(enc.encode(chunks[i++]!));
       } else if (opts.end !== false) c.close();
-      // Like fetch: a body whose request was aborted errors with the abort reason.
+      // Like fetch: a body whose request was aborted errors with the abort reason (also when it was before this read).
+      else if (opts.signal?.aborted) c.error(opts.signal.reason);
       else await new Promise<void>((r) => opts.signal?.addEventListener("abort", () => (c.error(opts.signal!.reason), r()), { once: true }));
     },
   });
@@ -136,5 +139,109 @@ describe("guardedChunks", () => {
       })(),
     ).rejects.toBe(cut);
     expect(out).toEqual(["a"]);
+  });
+
+  describe("a Node body (nodeFetch's, DirectFirstAttempt's)", () => {
+    const tick = () => new Promise((r) => setImmediate(r));
+    const nodeChunks = (body: PassThrough, last: () => ModelChunk[] = () => []) =>
+      guardedChunks({ signal: new AbortController().signal, idleTimeoutMs: 1_000, classify, open: async () => ({ nodeBody: body }) }, text, last);
+
+    it("converts each read in its data event: what came since the last take is one batch, a waiting read gets the next one", async () => {
+      const body = new PassThrough();
+      const it = nodeChunks(body, () => [{ type: "text", text: "end" }]);
+      const first = it.next();
+      body.write(events("a"));
+      expect(texts((await first).value as ModelChunk[])).toEqual(["a"]);
+      body.write(events("b"));
+      body.write(events("skip"));
+      body.write(events("c"));
+      await tick();
+      expect(texts((await it.next()).value as ModelChunk[])).toEqual(["b", "c"]);
+      body.end();
+      expect(texts((await it.next()).value as ModelChunk[])).toEqual(["end"]);
+      expect(await it.next()).toEqual({ done: true, value: undefined });
+    });
+
+    it("pauses the body past 64 reads not taken and resumes it once they are (backpressure)", async () => {
+      const body = new PassThrough();
+      const it = nodeChunks(body);
+      const first = it.next();
+      await tick();
+      for (let i = 0; i < 100; i++) body.write(events(String(i)));
+      await tick();
+      expect(body.isPaused()).toBe(true);
+      const taken = texts((await first).value as ModelChunk[]).concat(texts((await it.next()).value as ModelChunk[]));
+      expect(body.isPaused()).toBe(false);
+      await tick();
+      const rest: string[] = [];
+      body.end();
+      for (let r = await it.next(); !r.done; r = await it.next()) rest.push(...texts(r.value));
+      expect([...taken, ...rest]).toEqual(Array.from({ length: 100 }, (_, i) => String(i)));
+    });
+
+    it("a body that breaks off: the items before the break first, then the classified error; the body is let go", async () => {
+      const body = new PassThrough();
+      const it = nodeChunks(body);
+      const first = it.next();
+      body.write(events("x"));
+      await tick();
+      body.destroy(new Error("connection reset"));
+      await tick();
+      expect(texts((await first).value as ModelChunk[])).toEqual(["x"]);
+      const err = await it.next().then(() => undefined, (e: unknown) => e);
+      expect((err as ProviderError).code).toBe("PROVIDER_STREAM_CUT");
+      expect((err as ProviderError).message).toContain("connection reset");
+      expect(await it.next()).toEqual({ done: true, value: undefined });
+      // Closed without its end: a premature close is a cut too.
+      const cut = new PassThrough();
+      const waiting = nodeChunks(cut).next();
+      await tick();
+      cut.destroy();
+      expect(((await waiting.then(() => undefined, (e: unknown) => e)) as ProviderError).code).toBe("PROVIDER_STREAM_CUT");
+    });
+
+    it("a failing event ends the stream after the items before it, and the unread body is destroyed (its connection freed)", async () => {
+      const body = new PassThrough();
+      const it = nodeChunks(body);
+      const first = it.next();
+      body.write(events("a", "bad", "b"));
+      expect(texts((await first).value as ModelChunk[])).toEqual(["a"]);
+      await expect(it.next()).rejects.toMatchObject({ code: "PROVIDER_MALFORMED_STREAM", message: "bad event" });
+      expect(body.destroyed).toBe(true);
+    });
+
+    it("a reader that leaves early (return) frees the body and the run's signal, also while the request is still being sent", async () => {
+      const run = new AbortController();
+      const body = new PassThrough();
+      const it = guardedChunks({ signal: run.signal, idleTimeoutMs: 1_000, classify, open: async () => ({ nodeBody: body }) }, text, () => []);
+      const first = it.next();
+      body.write(events("a"));
+      await first;
+      expect(await it.return!()).toEqual({ done: true, value: undefined });
+      expect(body.destroyed).toBe(true);
+      expect(getEventListeners(run.signal, "abort")).toHaveLength(0);
+
+      let sent: AbortSignal | undefined;
+      let answer!: (b: { nodeBody: PassThrough }) => void;
+      const late = new PassThrough();
+      const opening = guardedChunks({ signal: run.signal, idleTimeoutMs: 1_000, classify, open: (s) => ((sent = s), new Promise((r) => (answer = r))) }, text, () => []);
+      const pending = opening.next();
+      await opening.return!();
+      expect(await pending).toEqual({ done: true, value: undefined });
+      expect(sent!.aborted).toBe(true);
+      answer({ nodeBody: late });
+      await tick();
+      expect(late.destroyed).toBe(true);
+      expect(getEventListeners(run.signal, "abort")).toHaveLength(0);
+    });
+
+    it("silence past the idle timeout mid-stream is PROVIDER_TIMEOUT", async () => {
+      const body = new PassThrough();
+      const it = guardedChunks({ signal: new AbortController().signal, idleTimeoutMs: 50, classify, open: async (s) => (s.addEventListener("abort", () => body.destroy(s.reason as Error)), { nodeBody: body }) }, text, () => []);
+      const first = it.next();
+      body.write(events("a"));
+      expect(texts((await first).value as ModelChunk[])).toEqual(["a"]);
+      await expect(it.next()).rejects.toMatchObject({ code: "PROVIDER_TIMEOUT" });
+    });
   });
 });
