@@ -1,5 +1,5 @@
 import { afterQueuedWrites, untilAborted } from "@skein/runtime";
-import { ProviderAbortedError, ProviderError, type Provider, type ProviderErrorCode } from "../providers/provider.js";
+import { eachBatch, ProviderAbortedError, ProviderError, type ModelChunk, type Provider, type ProviderErrorCode } from "../providers/provider.js";
 import {
   message,
   textItem,
@@ -74,24 +74,12 @@ export async function runAgent(input: AgentTurnInput): Promise<TurnEnd> {
   }
   for (let turn = 1; ; turn++) {
     if (signal.aborted) return "cancelled";
-    let text = "";
-    let textChars = 0;
-    const requests: ToolRequestItem[] = [];
+    const answer = new ModelAnswer(maxText, sink, textDelta);
     try {
-      // A batch per provider read: its chunks are handled in one go.
-      for await (const chunks of provider.stream({ system: input.system, messages: history, tools: tools.list(), signal })) {
-        for (const chunk of chunks) {
-          if (chunk.type === "text") {
-            // Beyond the cap the text is counted, not kept: the note below says how much there was.
-            const kept = text.length < maxText ? chunk.text.slice(0, maxText - text.length) : "";
-            textChars += chunk.text.length;
-            text += kept;
-            textDelta(kept);
-          } else if (chunk.type === "toolCall") requests.push({ type: "toolRequest", id: chunk.id, toolCall: capToolCall(chunk.call, maxText) });
-          else if (chunk.type === "usage") sink.usage(chunk);
-        }
-      }
+      // Each provider read's chunks handed over from the read itself (no promise per read where the stream can push).
+      await eachBatch(provider.stream({ system: input.system, messages: history, tools: tools.list(), signal }), answer.take);
     } catch (err) {
+      const { text } = answer;
       if (signal.aborted || err instanceof ProviderAbortedError) {
         // What the model said before the interruption stays, as goose's CLI keeps the streamed message.
         if (text !== "") await keepWhenStopped(message("assistant", [textItem(text)]));
@@ -103,8 +91,10 @@ export async function runAgent(input: AgentTurnInput): Promise<TurnEnd> {
       }
       throw err;
     }
-    if (textChars > text.length) {
-      const note = modelOutputNote(textChars, maxText);
+    let { text } = answer;
+    const { requests } = answer;
+    if (answer.textChars > text.length) {
+      const note = modelOutputNote(answer.textChars, maxText);
       text += note;
       textDelta(note);
     }
@@ -148,6 +138,33 @@ export async function runAgent(input: AgentTurnInput): Promise<TurnEnd> {
     await sink.message(m);
     history.push(m);
   }
+}
+
+/** What one model call answered so far: its text (capped), how much text there was, its tool calls. */
+class ModelAnswer {
+  text = "";
+  textChars = 0;
+  readonly requests: ToolRequestItem[] = [];
+
+  constructor(
+    private readonly maxText: number,
+    private readonly sink: AgentSink,
+    private readonly textDelta: (t: string) => void,
+  ) {}
+
+  /** One provider read's chunks, handled in one go. */
+  readonly take = (chunks: readonly ModelChunk[]): void => {
+    for (const chunk of chunks) {
+      if (chunk.type === "text") {
+        // Beyond the cap the text is counted, not kept: the note after the stream says how much there was.
+        const kept = this.text.length < this.maxText ? chunk.text.slice(0, this.maxText - this.text.length) : "";
+        this.textChars += chunk.text.length;
+        this.text += kept;
+        this.textDelta(kept);
+      } else if (chunk.type === "toolCall") this.requests.push({ type: "toolRequest", id: chunk.id, toolCall: capToolCall(chunk.call, this.maxText) });
+      else if (chunk.type === "usage") this.sink.usage(chunk);
+    }
+  };
 }
 
 async function callTools(

@@ -1,7 +1,7 @@
 import Anthropic, { APIConnectionTimeoutError, APIError } from "@anthropic-ai/sdk";
 import type { MessageParam, RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
 import { isObject, isText, isToolRequest, isToolResponse, toolResultIsError, type GooseMessage } from "@skein/goose-sessions/goose-format";
-import { guardedChunks } from "./guarded-chunks.js";
+import { guardedChunks, type GuardedChunks } from "./guarded-chunks.js";
 import { classifySdkError, guardedCall, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
 import type { SseMessage } from "./sse-decoder.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
@@ -37,8 +37,8 @@ export class AnthropicProvider implements Provider {
     return { text, usage: { input, output, total: input + output } };
   }
 
-  /** Not a generator: guardedChunks settles the loop's read from the body's own data event (one promise per read). */
-  stream(req: ModelRequest): AsyncIterableIterator<ModelChunk[]> {
+  /** Not a generator: guardedChunks hands the loop each read's chunks from the body's own data event (see eachBatch). */
+  stream(req: ModelRequest): GuardedChunks<ModelChunk> {
     const body = () => ({
       model: this.model,
       max_tokens: this.opts.maxTokens,

@@ -47,13 +47,15 @@ const DONE: IteratorReturnResult<undefined> = Object.freeze({ done: true, value:
  * agent loop. The generator this replaces cost a promise for the body read,
  * a resumption, and the generator's own promises per read, which a model
  * streaming one delta per read pays per delta of every reply (the paced
- * profile). A web body (a Response not made by nodeFetch) is read on demand.
+ * profile). Read through forEachBatch, not even that: the loop's handling of
+ * a read runs inside the read's data event. A web body (a Response not made
+ * by nodeFetch) is read on demand.
  */
-export function guardedChunks<T>(opts: GuardedStreamOptions, handle: (sse: SseMessage, out: T[]) => void, last: () => T[]): AsyncIterableIterator<T[]> {
+export function guardedChunks<T>(opts: GuardedStreamOptions, handle: (sse: SseMessage, out: T[]) => void, last: () => T[]): GuardedChunks<T> {
   return new GuardedChunks(opts, handle, last);
 }
 
-class GuardedChunks<T> implements AsyncIterableIterator<T[]> {
+export class GuardedChunks<T> implements AsyncIterableIterator<T[]> {
   // The request's signal: the run's, and aborted by the idle timer itself (one AbortController per
   // request, not one more for the timer to link: each showed in the paced profile).
   private readonly link: ReturnType<typeof linkedSignal>;
@@ -80,6 +82,8 @@ class GuardedChunks<T> implements AsyncIterableIterator<T[]> {
   /** Everything handed out, or the reader returned: cleaned up. */
   private closed = false;
   private waiter: { resolve(r: IteratorResult<T[]>): void; reject(err: unknown): void } | undefined;
+  /** The reader of forEachBatch, told each batch from the read that made it. */
+  private sink: { onBatch(items: T[]): void; resolve(): void; reject(err: unknown): void } | undefined;
 
   constructor(
     private readonly opts: GuardedStreamOptions,
@@ -104,6 +108,21 @@ class GuardedChunks<T> implements AsyncIterableIterator<T[]> {
     }
     if (result) return Promise.resolve(result);
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  /**
+   * The batches from here on handed to `onBatch` as they come, from the body's
+   * own data event: no promise per read. Resolves at the end, rejects as
+   * next() would throw; a throw from `onBatch` ends the stream (its body freed)
+   * and rejects with it.
+   */
+  forEachBatch(onBatch: (items: T[]) => void): Promise<void> {
+    if (this.waiter || this.sink) return Promise.reject(new Error("guardedChunks: forEachBatch() while a read is pending"));
+    if (!this.started) this.start();
+    return new Promise<void>((resolve, reject) => {
+      this.sink = { onBatch, resolve, reject };
+      this.toSink();
+    });
   }
 
   /** The reader stops early (a break, a failure of its own): the request and its connection are freed. */
@@ -135,8 +154,9 @@ class GuardedChunks<T> implements AsyncIterableIterator<T[]> {
     return DONE;
   }
 
-  /** Something came (items, the end): a waiting next() gets it. */
+  /** Something came (items, the end): a waiting next() or forEachBatch's reader gets it. */
   private wake(): void {
+    if (this.sink) return this.toSink();
     const waiter = this.waiter;
     if (!waiter) return;
     this.waiter = undefined;
@@ -149,6 +169,35 @@ class GuardedChunks<T> implements AsyncIterableIterator<T[]> {
     }
     if (result) waiter.resolve(result);
     else this.waiter = waiter;
+  }
+
+  /** Hands forEachBatch's reader what is ready, until nothing is (a web body's next read is then under way) or the stream ended. */
+  private toSink(): void {
+    const sink = this.sink!;
+    for (;;) {
+      let result: IteratorResult<T[]> | undefined;
+      try {
+        result = this.settled();
+      } catch (err) {
+        this.sink = undefined;
+        sink.reject(err);
+        return;
+      }
+      if (!result) return;
+      if (result.done) {
+        this.sink = undefined;
+        sink.resolve();
+        return;
+      }
+      try {
+        sink.onBatch(result.value);
+      } catch (err) {
+        this.sink = undefined;
+        this.close();
+        sink.reject(err);
+        return;
+      }
+    }
   }
 
   private start(): void {

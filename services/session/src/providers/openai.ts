@@ -1,7 +1,7 @@
 import OpenAI, { APIConnectionTimeoutError, APIError } from "openai";
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionContentPart, ChatCompletionMessageParam, ChatCompletionMessageToolCall } from "openai/resources/chat/completions";
 import { isObject, isText, isToolRequest, isToolResponse, textOf, type GooseMessage } from "@skein/goose-sessions/goose-format";
-import { guardedChunks } from "./guarded-chunks.js";
+import { guardedChunks, type GuardedChunks } from "./guarded-chunks.js";
 import { classifySdkError, guardedCall, parseEventData, sdkClientOptions, streamedError } from "./guarded-stream.js";
 import type { SseMessage } from "./sse-decoder.js";
 import { pairedToolCallIds, toolResultText } from "./history.js";
@@ -49,8 +49,8 @@ export class OpenAIProvider implements Provider {
     return { text: typeof choice.message.content === "string" ? choice.message.content : "", usage: { input, output, total: u?.total_tokens ?? input + output } };
   }
 
-  /** Not a generator: guardedChunks settles the loop's read from the body's own data event (one promise per read). */
-  stream(req: ModelRequest): AsyncIterableIterator<ModelChunk[]> {
+  /** Not a generator: guardedChunks hands the loop each read's chunks from the body's own data event (see eachBatch). */
+  stream(req: ModelRequest): GuardedChunks<ModelChunk> {
     const body = () => ({
       model: this.model,
       messages: toOpenAIMessages(req.system, req.messages),

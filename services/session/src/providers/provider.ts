@@ -38,7 +38,23 @@ export interface Provider {
    * together (a batch is never empty). Ends with `done`, or throws
    * ProviderError; when the request's signal aborts it throws ProviderAbortedError.
    */
-  stream(req: ModelRequest): AsyncIterable<readonly ModelChunk[]>;
+  stream(req: ModelRequest): ModelStream;
+}
+
+/**
+ * One model call's batches. A stream may also hand them to a callback as
+ * they come (`forEachBatch`, resolved at its end, rejected as the iterator
+ * would throw): then no promise is made per network read. Read it with
+ * `eachBatch`, which takes that way when there is one.
+ */
+export interface ModelStream extends AsyncIterable<readonly ModelChunk[]> {
+  forEachBatch?(onBatch: (chunks: readonly ModelChunk[]) => void): Promise<void>;
+}
+
+/** Every batch of `stream` to `onBatch`, in order, without a promise per batch when the stream can push. */
+export async function eachBatch(stream: ModelStream, onBatch: (chunks: readonly ModelChunk[]) => void): Promise<void> {
+  if (stream.forEachBatch) return stream.forEachBatch(onBatch);
+  for await (const chunks of stream) onBatch(chunks);
 }
 
 export type ProviderErrorCode =

@@ -1,5 +1,5 @@
 import { afterQueuedWrites } from "@skein/runtime";
-import type { ModelChunk, Provider } from "../providers/provider.js";
+import { eachBatch, type ModelChunk, type ModelStream, type Provider } from "../providers/provider.js";
 import { linkedSignal } from "../providers/guarded-stream.js";
 
 /**
@@ -33,10 +33,12 @@ export function startedBeforePersisted(provider: Provider, persisted: Promise<vo
       let storeFailed = false;
       let closed = false;
       persisted.catch(() => (storeFailed = true));
+      let innerStream: ModelStream | undefined;
       let inner: AsyncIterator<readonly ModelChunk[]> | undefined;
       const firstChunk = afterQueuedWrites().then(() => {
         if (storeFailed || closed) return undefined;
-        inner = provider.stream({ ...req, signal: stop.signal })[Symbol.asyncIterator]();
+        innerStream = provider.stream({ ...req, signal: stop.signal });
+        inner = innerStream[Symbol.asyncIterator]();
         return inner.next();
       });
       firstChunk.then(answered, answered);
@@ -61,7 +63,21 @@ export function startedBeforePersisted(provider: Provider, persisted: Promise<vo
           return inner?.return?.(value) ?? Promise.resolve({ done: true, value: undefined });
         },
       };
-      return { [Symbol.asyncIterator]: () => iterator };
+      return {
+        [Symbol.asyncIterator]: () => iterator,
+        // The first batch as next() hands it; the rest straight from the provider's stream (pushed, when it can).
+        forEachBatch: async (onBatch) => {
+          const first = await iterator.next();
+          if (first.done) return;
+          try {
+            onBatch(first.value);
+          } catch (err) {
+            await iterator.return!();
+            throw err;
+          }
+          await eachBatch(innerStream!.forEachBatch ? innerStream! : { [Symbol.asyncIterator]: () => inner! }, onBatch);
+        },
+      };
     },
   };
 }

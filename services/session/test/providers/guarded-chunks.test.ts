@@ -108,10 +108,14 @@ describe("guardedChunks", () => {
     guardedChunks({ signal: new AbortController().signal, idleTimeoutMs: 1_000, classify, open: async () => response(reads) }, text, last);
   const texts = (b: ModelChunk[]) => b.map((c) => (c as { text: string }).text);
 
-  it("hands on the chunks of one read as one batch, skipping reads that made none, then the last batch", async () => {
+  it("hands on the chunks of one read as one batch, skipping reads that made none, then the last batch (iterated or pushed)", async () => {
+    const reads = () => chunks([events("a", "b", "c"), events("skip"), events("d")], () => [{ type: "text", text: "end" }]);
     const out: string[][] = [];
-    for await (const b of chunks([events("a", "b", "c"), events("skip"), events("d")], () => [{ type: "text", text: "end" }])) out.push(texts(b));
+    for await (const b of reads()) out.push(texts(b));
     expect(out).toEqual([["a", "b", "c"], ["d"], ["end"]]);
+    const pushed: string[][] = [];
+    await reads().forEachBatch((b) => pushed.push(texts(b)));
+    expect(pushed).toEqual(out);
   });
 
   it("a failing event still lets the chunks before it in the same read out first, its error unclassified", async () => {
@@ -232,6 +236,42 @@ describe("guardedChunks", () => {
       answer({ nodeBody: late });
       await tick();
       expect(late.destroyed).toBe(true);
+      expect(getEventListeners(run.signal, "abort")).toHaveLength(0);
+    });
+
+    it("forEachBatch hands each read's items from inside the read's data event, resolves at the end, rejects as next() would throw", async () => {
+      const body = new PassThrough();
+      const stream = nodeChunks(body, () => [{ type: "text", text: "end" }]);
+      const got: string[][] = [];
+      const done = stream.forEachBatch((b) => got.push(texts(b)));
+      await tick();
+      body.emit("data", Buffer.from(events("a", "b")));
+      expect(got).toEqual([["a", "b"]]);
+      body.emit("data", Buffer.from(events("skip")));
+      expect(got).toEqual([["a", "b"]]);
+      body.end();
+      await done;
+      expect(got).toEqual([["a", "b"], ["end"]]);
+
+      const cut = new PassThrough();
+      const failing = nodeChunks(cut).forEachBatch(() => undefined);
+      await tick();
+      cut.destroy(new Error("connection reset"));
+      await expect(failing).rejects.toMatchObject({ code: "PROVIDER_STREAM_CUT" });
+    });
+
+    it("a throw from forEachBatch's reader ends the stream: the body is destroyed (its connection freed) and the promise rejects with that error", async () => {
+      const run = new AbortController();
+      const body = new PassThrough();
+      const stream = guardedChunks({ signal: run.signal, idleTimeoutMs: 1_000, classify, open: async () => ({ nodeBody: body }) }, text, () => []);
+      const refused = new Error("the reader broke");
+      const done = stream.forEachBatch(() => {
+        throw refused;
+      });
+      await tick();
+      body.emit("data", Buffer.from(events("a")));
+      await expect(done).rejects.toBe(refused);
+      expect(body.destroyed).toBe(true);
       expect(getEventListeners(run.signal, "abort")).toHaveLength(0);
     });
 
