@@ -23,43 +23,48 @@ function recorder<T>() {
 }
 
 describe("nextBatchOr: a wait without a promise", () => {
-  it("a subscription tells its waiter once, after the synchronous run, with every event of that run as one batch", async () => {
+  it("a subscription tells a waiting reader each event from inside its push; what comes while it is not waiting comes at its next read, as one batch", async () => {
     const b = new Broadcaster<number>();
     const sub = b.subscribe([]);
-    const { told, first, waiter } = recorder<number>();
+    const { told, waiter } = recorder<number>();
     expect(sub.nextBatchOr(waiter)).toBe(WAITING);
     b.publish(1);
+    expect(told).toEqual([{ batch: [1] }]);
     b.publish(2);
     b.publish(3);
-    // Not from inside publish: the waiter is told in a microtask.
-    expect(told).toEqual([]);
-    await first;
+    expect(told).toHaveLength(1);
+    expect(sub.nextBatchOr(waiter)).toEqual([2, 3]);
+    // A promise's reader still gets a synchronous run of events as one batch.
+    const next = sub.nextBatch();
     b.publish(4);
-    await Promise.resolve();
-    expect(told).toEqual([{ batch: [1, 2, 3] }]);
-    expect(sub.nextBatchOr(waiter)).toEqual([4]);
+    b.publish(5);
+    expect(await next).toEqual([4, 5]);
     sub.close();
   });
 
-  it("tells a waiting reader the end (close, abort) and a cut-off follower its overflow", async () => {
+  it("tells a waiting reader the end (close, abort) after the abort's listeners, and a reader cut off its overflow", async () => {
     const b = new Broadcaster<number>();
     const ac = new AbortController();
     const ended = recorder<number>();
     expect(b.subscribe([ac.signal]).nextBatchOr(ended.waiter)).toBe(WAITING);
     ac.abort();
+    expect(ended.told).toEqual([]);
     await ended.first;
     expect(ended.told).toEqual([{ batch: undefined }]);
 
     const slow = b.subscribe([], 2);
     const cut = recorder<number>();
     expect(slow.nextBatchOr(cut.waiter)).toBe(WAITING);
+    // Told 1 at once; 2 and 3 fill its queue of 2 while it does not read; 4 cuts it off.
+    [1, 2, 3, 4].forEach((n) => b.publish(n));
+    expect(cut.told).toEqual([{ batch: [1] }]);
+    expect(() => slow.nextBatchOr(cut.waiter)).toThrow(SubscriberOverflowError);
+    const waiting = b.subscribe([], 2).nextBatch();
     [1, 2, 3].forEach((n) => b.publish(n));
-    await cut.first;
-    expect(cut.told).toHaveLength(1);
-    expect((cut.told[0] as { err: unknown }).err).toBeInstanceOf(SubscriberOverflowError);
+    await expect(waiting).rejects.toBeInstanceOf(SubscriberOverflowError);
   });
 
-  it("layers pass a wake-up on in one call, changed by each layer; a layer's failure goes to the waiter", async () => {
+  it("layers pass an event on in one call, changed by each layer; a layer's failure goes to the waiter", async () => {
     const b = new Broadcaster<number>();
     const sub = b.subscribe([]);
     const mapped = mapBatches(
@@ -72,13 +77,12 @@ describe("nextBatchOr: a wait without a promise", () => {
     const ok = recorder<string>();
     expect(nextBatchOr(mapped, ok.waiter)).toBe(WAITING);
     b.publish(1);
+    expect(ok.told).toEqual([{ batch: ["#10"] }]);
     b.publish(2);
-    await ok.first;
-    expect(ok.told).toEqual([{ batch: ["#10", "#20"] }]);
+    expect(nextBatchOr(mapped, ok.waiter)).toEqual(["#20"]);
     const bad = recorder<string>();
     expect(nextBatchOr(mapped, bad.waiter)).toBe(WAITING);
     b.publish(3);
-    await bad.first;
     expect((bad.told[0] as { err: Error }).err.message).toBe("no 3s");
     mapped.close();
   });
