@@ -19,11 +19,13 @@ export class SseDecoder {
   /** The last chunk ended with CR: a LF starting the next one belongs to it. */
   private afterCR = false;
   private event: string | null = null;
-  private data: string[] = [];
+  /** The event's data lines: the first on its own (most events have one), any more in `moreData`. */
+  private data: string | undefined;
+  private moreData: string[] | undefined;
 
   /** Feeds bytes; returns the events they completed. */
   push(chunk: Uint8Array): SseMessage[] {
-    return this.lines(this.text.decode(chunk, { stream: true }));
+    return this.lines(this.text.decode(chunk, STREAMING));
   }
 
   /** The end of the stream: a complete event still pending is not dispatched (the spec drops it). */
@@ -31,7 +33,8 @@ export class SseDecoder {
     const out = this.lines(this.text.decode());
     this.pieces = [];
     this.event = null;
-    this.data = [];
+    this.data = undefined;
+    this.moreData = undefined;
     return out;
   }
 
@@ -65,10 +68,12 @@ export class SseDecoder {
 
   private line(line: string): SseMessage | undefined {
     if (line === "") {
-      if (this.event === null && this.data.length === 0) return undefined;
-      const e = { event: this.event, data: this.data.length === 1 ? this.data[0]! : this.data.join("\n") };
+      if (this.event === null && this.data === undefined) return undefined;
+      const data = this.moreData ? [this.data, ...this.moreData].join("\n") : (this.data ?? "");
+      const e = { event: this.event, data };
       this.event = null;
-      this.data = [];
+      this.data = undefined;
+      this.moreData = undefined;
       return e;
     }
     if (line.charCodeAt(0) === 0x3a) return undefined; // ":" starts a comment
@@ -77,10 +82,16 @@ export class SseDecoder {
     let value = colon < 0 ? "" : line.slice(colon + 1);
     if (value.charCodeAt(0) === 0x20) value = value.slice(1);
     if (field === "event") this.event = value;
-    else if (field === "data") this.data.push(value);
+    else if (field === "data") {
+      if (this.data === undefined) this.data = value;
+      else (this.moreData ??= []).push(value);
+    }
     return undefined;
   }
 }
+
+/** TextDecoder.decode's options for a chunk of a stream, made once (not an object per network read). */
+const STREAMING = { stream: true } as const;
 
 /** Where the next line ending (CR or LF) at or after `from` is, or -1. */
 function lineEnd(s: string, from: number, lfOnly: boolean): number {
