@@ -1,25 +1,9 @@
 import { finished, type Readable } from "node:stream";
 import { ProviderAbortedError, ProviderError } from "./provider.js";
 import type { NodeBody } from "./direct-first-attempt.js";
-import { linkedSignal } from "./guarded-stream.js";
+import { linkedSignal, type GuardedStreamOptions } from "./guarded-stream.js";
 import { nodeBodyOf } from "./node-fetch.js";
 import { SseDecoder, type SseMessage } from "./sse-decoder.js";
-
-export interface GuardedStreamOptions {
-  /** The run's signal. */
-  readonly signal: AbortSignal;
-  /** Longest silence allowed, before the first byte and between bytes. */
-  readonly idleTimeoutMs: number;
-  /**
-   * Sends the request and resolves with the raw streaming response (the SDK's
-   * `.asResponse()`: its status checks and retries, not its SSE parser), or
-   * a successful response's body as a Node stream (DirectFirstAttempt); the
-   * request must stop when `signal` aborts.
-   */
-  open(signal: AbortSignal): Promise<Response | NodeBody>;
-  /** Maps an SDK error to one of the provider error codes. `opened`: the stream had begun. */
-  classify(err: unknown, opened: boolean): ProviderError;
-}
 
 /** Reads of a Node body whose items were not taken yet, past which the body is paused (backpressure). */
 const MAX_HELD_READS = 64;

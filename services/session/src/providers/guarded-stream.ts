@@ -1,5 +1,22 @@
 import { ProviderAbortedError, ProviderError } from "./provider.js";
+import type { NodeBody } from "./direct-first-attempt.js";
 import { nodeFetch } from "./node-fetch.js";
+
+export interface GuardedStreamOptions {
+  /** The run's signal. */
+  readonly signal: AbortSignal;
+  /** Longest silence allowed, before the first byte and between bytes. */
+  readonly idleTimeoutMs: number;
+  /**
+   * Sends the request and resolves with the raw streaming response (the SDK's
+   * `.asResponse()`: its status checks and retries, not its SSE parser), or
+   * a successful response's body as a Node stream (DirectFirstAttempt); the
+   * request must stop when `signal` aborts.
+   */
+  open(signal: AbortSignal): Promise<Response | NodeBody>;
+  /** Maps an SDK error to one of the provider error codes. `opened`: the stream had begun. */
+  classify(err: unknown, opened: boolean): ProviderError;
+}
 
 /** The JSON of one SSE event's data; a parse failure is the provider's malformed stream. */
 export function parseEventData(data: string): unknown {

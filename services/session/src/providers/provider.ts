@@ -43,9 +43,9 @@ export interface Provider {
 
 /**
  * One model call's batches. A stream may also hand them to a callback as
- * they come (`forEachBatch`, resolved at its end, rejected as the iterator
- * would throw): then no promise is made per network read. Read it with
- * `eachBatch`, which takes that way when there is one.
+ * they come (`forEachBatch`: from where its iterator left off, resolved at
+ * its end, rejected as the iterator would throw): then no promise is made per
+ * network read. Read it with `eachBatch`, which takes that way when there is one.
  */
 export interface ModelStream extends AsyncIterable<readonly ModelChunk[]> {
   forEachBatch?(onBatch: (chunks: readonly ModelChunk[]) => void): Promise<void>;

@@ -1,8 +1,8 @@
 import { getEventListeners } from "node:events";
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { guardedCall } from "../../src/providers/guarded-stream.js";
-import { guardedChunks, type GuardedStreamOptions } from "../../src/providers/guarded-chunks.js";
+import { guardedCall, type GuardedStreamOptions } from "../../src/providers/guarded-stream.js";
+import { guardedChunks } from "../../src/providers/guarded-chunks.js";
 import { ProviderAbortedError, ProviderError, type ModelChunk } from "../../src/providers/provider.js";
 import type { SseMessage } from "../../src/providers/sse-decoder.js";
 
