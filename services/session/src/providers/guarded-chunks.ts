@@ -82,16 +82,12 @@ export class GuardedChunks<T> implements AsyncIterableIterator<T[]> {
   }
 
   next(): Promise<IteratorResult<T[]>> {
+    if (this.waiter || this.sink) return Promise.reject(new Error("guardedChunks: next() while a read is pending"));
     if (!this.started) this.start();
-    if (this.waiter) return Promise.reject(new Error("guardedChunks: next() while a read is pending"));
-    let result: IteratorResult<T[]> | undefined;
-    try {
-      result = this.settled();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    if (result) return Promise.resolve(result);
-    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.wake();
+    });
   }
 
   /**
