@@ -21,14 +21,17 @@ const DELAY_MS = Number(process.env.SKEIN_BENCH_PROFILE_DELAY_MS || 0);
  * (that many sessions, one reply of 200 deltas each, all at once).
  */
 const STREAMS = Number(process.env.SKEIN_BENCH_PROFILE_STREAMS || 1);
-const REPLIES = STREAMS > 1 ? 1 : DELAY_MS > 0 ? 4 : 20;
+/** SKEIN_BENCH_PROFILE_REPLIES: replies per stream in the measured window (default 1 with many streams, else 4 paced, 20 bursting). */
+const REPLIES = Number(process.env.SKEIN_BENCH_PROFILE_REPLIES || (STREAMS > 1 ? 1 : DELAY_MS > 0 ? 4 : 20));
 /**
  * Many streams with a paced provider is `paced`'s scenario (issue 25):
  * 100 deltas each, DELAY_MS + a random 0..DELAY_MS apart, e.g.
  * SKEIN_BENCH_PROFILE_STREAMS=200 SKEIN_BENCH_PROFILE_DELAY_MS=10.
  */
 const PACED = STREAMS > 1 && DELAY_MS > 0;
-const SCRIPT = PACED ? `deltas=100 delay=${DELAY_MS} jitter=${DELAY_MS}` : `deltas=${STREAMS > 1 ? 200 : 2000} delay=${DELAY_MS}`;
+/** SKEIN_BENCH_PROFILE_DELTAS: text deltas per paced reply (default 100; a few show what a reply costs apart from its deltas). */
+const PACED_DELTAS = Number(process.env.SKEIN_BENCH_PROFILE_DELTAS || 100);
+const SCRIPT = PACED ? `deltas=${PACED_DELTAS} delay=${DELAY_MS} jitter=${DELAY_MS}` : `deltas=${STREAMS > 1 ? 200 : 2000} delay=${DELAY_MS}`;
 const INTERVAL_US = 200;
 
 export async function run(): Promise<Table[]> {

@@ -240,6 +240,27 @@ describe("a goose 1.47 session skein continues", () => {
     expect(rows.slice(gooseRows.length).map((r) => r.content)).toEqual([[{ type: "text", text: "skein turn" }], [{ type: "text", text: "skein answer" }]]);
   });
 
+  it("looks for a run's lost messages only when another connection committed since the run's first one went in", async () => {
+    // The statements the store prepares (its connection's statement cache is the one way in).
+    const facade = (fx.store as unknown as { conn: { facade: { prepare(sql: string): unknown } } }).conn.facade;
+    const prepare = facade.prepare.bind(facade);
+    const lookups: string[] = [];
+    facade.prepare = (sql: string) => {
+      if (sql.includes("message_id IN")) lookups.push(sql);
+      return prepare(sql);
+    };
+    await fx.store!.append("20261101_3", message("user", [textItem("one")]));
+    await fx.store!.append("20261101_3", message("assistant", [textItem("two")]));
+    await fx.store!.updateMetadata("20261101_3", (m) => m);
+    expect(lookups).toHaveLength(0);
+    await fx.store!.append("20261101_3", message("user", [textItem("three")]));
+    // Another process commits something (to any session): data_version moves, the lookup runs and finds the row.
+    db.prepare("UPDATE sessions SET updated_at = datetime(updated_at, '+1 second') WHERE id = '20261101_3'").run();
+    await fx.store!.updateMetadata("20261101_3", (m) => m);
+    expect(lookups).toHaveLength(1);
+    expect(rawMessageRows(db, "20261101_3").filter((r) => String(r.content_json).includes('"three"'))).toHaveLength(1);
+  });
+
   it("keeps working on a database newer than it knows, through the columns it knows", async () => {
     await fx.store!.close();
     db.exec("ALTER TABLE sessions ADD COLUMN future_column TEXT DEFAULT 'x'");

@@ -22,6 +22,21 @@ const IN_CHUNK = 500;
 /** Messages remembered per session for restoreLost. */
 const MAX_TRACKED = 10_000;
 
+/** A session's messages appended since its last metadata update, and the database's data_version when the first went in. */
+interface Tracked {
+  readonly version: number;
+  readonly messages: PreparedMessage[];
+}
+
+/**
+ * PRAGMA data_version: moves with every commit of another connection, never
+ * with this connection's own. Read inside a transaction it tells which other
+ * commits that transaction sees.
+ */
+function dataVersion(db: Db): number {
+  return (db.prepare("PRAGMA data_version").get() as { data_version: number }).data_version;
+}
+
 export interface SqliteStoreOptions {
   /** synchronous=FULL (survives power loss) instead of NORMAL (survives process death). */
   readonly syncEachMessage: boolean;
@@ -41,7 +56,7 @@ export class SqliteSessionStore implements SessionStore {
    * rows and re-inserts its own copy: rows skein added meanwhile vanish. The
    * update that closes a run puts such rows back (see restoreLost).
    */
-  private readonly sinceUpdate = new Map<string, PreparedMessage[]>();
+  private readonly sinceUpdate = new Map<string, Tracked>();
   /**
    * Bumped when this store stored something other than what it was given (a
    * message left out or cut down) or rewrote a conversation: a copy kept in
@@ -183,17 +198,20 @@ export class SqliteSessionStore implements SessionStore {
       this.altered++;
       this.log.warn({ sessionId: id, types: prepared.dropped }, "left out content types goose cannot read");
     }
-    await this.conn.write((db) => {
+    const track = this.messageColumns.has("message_id");
+    const version = await this.conn.write((db) => {
       if (db.prepare("UPDATE sessions SET updated_at = datetime('now') WHERE id = ?").run(id).changes === 0) throw new NotFoundError(`session ${id} does not exist`);
       const latest = (db.prepare("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = ?").get(id) as { t: number | null }).t;
       insertMessage(db, this.messageColumns, id, prepared, Math.max(prepared.created, latest ?? prepared.created));
+      // The first message tracked since the last update notes which other commits it came after (see restoreLost).
+      return track && !this.sinceUpdate.has(id) ? dataVersion(db) : undefined;
     });
-    if (this.messageColumns.has("message_id")) {
-      const since = this.sinceUpdate.get(id) ?? [];
-      since.push(prepared);
+    if (track) {
+      let since = this.sinceUpdate.get(id);
+      if (!since) this.sinceUpdate.set(id, (since = { version: version ?? Number.NaN, messages: [] }));
+      since.messages.push(prepared);
       // A run ends with a metadata update; this bounds what a session appended to without one keeps.
-      if (since.length > MAX_TRACKED) since.shift();
-      this.sinceUpdate.set(id, since);
+      if (since.messages.length > MAX_TRACKED) since.messages.shift();
     }
     if (message.id === null && this.messageColumns.has("message_id")) message.id = prepared.messageId;
   }
@@ -219,11 +237,17 @@ export class SqliteSessionStore implements SessionStore {
    * Re-inserts, in their order and after everything now stored, the messages
    * this process appended since the last update that are no longer in the
    * database because another process replaced the conversation meanwhile.
+   * Nothing to look for when no other connection committed since the first of
+   * them went in (data_version unchanged; this store never deletes a run's
+   * rows itself): the common case costs one PRAGMA instead of a query that
+   * walks the session's whole index range (its message_id IN (…) is not what
+   * SQLite's planner searches by), 28 µs at 200 messages and growing with them.
    */
   private restoreLost(db: Db, id: string): void {
-    const mine = this.sinceUpdate.get(id);
+    const tracked = this.sinceUpdate.get(id);
     this.sinceUpdate.delete(id);
-    if (!mine?.length) return;
+    if (!tracked?.messages.length || dataVersion(db) === tracked.version) return;
+    const mine = tracked.messages;
     const present = new Set<string>();
     for (let i = 0; i < mine.length; i += IN_CHUNK) {
       const ids = mine.slice(i, i + IN_CHUNK).map((m) => m.messageId);
