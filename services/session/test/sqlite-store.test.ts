@@ -261,6 +261,23 @@ describe("a goose 1.47 session skein continues", () => {
     expect(rawMessageRows(db, "20261101_3").filter((r) => String(r.content_json).includes('"three"'))).toHaveLength(1);
   });
 
+  it("knows its fingerprint right after its own metadata update, once, and as that update saw the database", async () => {
+    const id = "20261101_3";
+    expect(fx.store!.ownFingerprint(id)).toBeUndefined();
+    const before = await fx.store!.fingerprint(id);
+    await fx.store!.append(id, message("user", [textItem("one")]));
+    await fx.store!.updateMetadata(id, (m) => m);
+    // Only its own writes since: what a read would answer, without the read; asked again, it no longer vouches.
+    expect(fx.store!.ownFingerprint(id)).toBe(before);
+    expect(fx.store!.ownFingerprint(id)).toBeUndefined();
+    // Another process commits before the update: the update saw it, so the answer moves as a read's does.
+    db.prepare(`UPDATE sessions SET updated_at = datetime(updated_at, '+1 second') WHERE id = '${id}'`).run();
+    await fx.store!.updateMetadata(id, (m) => m);
+    const own = fx.store!.ownFingerprint(id);
+    expect(own).not.toBe(before);
+    expect(own).toBe(await fx.store!.fingerprint(id));
+  });
+
   it("keeps working on a database newer than it knows, through the columns it knows", async () => {
     await fx.store!.close();
     db.exec("ALTER TABLE sessions ADD COLUMN future_column TEXT DEFAULT 'x'");

@@ -22,6 +22,9 @@ const IN_CHUNK = 500;
 /** Messages remembered per session for restoreLost. */
 const MAX_TRACKED = 10_000;
 
+/** Sessions whose last update's data_version waits for ownFingerprint(); past this the waiting answers are dropped (they are only a saved read). */
+const MAX_UPDATED_AT = 10_000;
+
 /** A session's messages appended since its last metadata update, and the database's data_version when the first went in. */
 interface Tracked {
   readonly version: number;
@@ -57,6 +60,8 @@ export class SqliteSessionStore implements SessionStore {
    * update that closes a run puts such rows back (see restoreLost).
    */
   private readonly sinceUpdate = new Map<string, Tracked>();
+  /** data_version as each session's last metadata update saw it, until ownFingerprint() takes it. */
+  private readonly updatedAt = new Map<string, number>();
   /**
    * Bumped when this store stored something other than what it was given (a
    * message left out or cut down) or rewrote a conversation: a copy kept in
@@ -222,15 +227,34 @@ export class SqliteSessionStore implements SessionStore {
 
   async updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined> {
     this.checkId(id);
-    return this.conn.write((db) => {
+    const done = await this.conn.write((db) => {
       const row = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
       if (!row) return undefined;
-      this.restoreLost(db, id);
+      const version = dataVersion(db);
+      this.restoreLost(db, id, version);
       const current = metadataOfRow(row, this.messageCount(db, id)).metadata;
       const next = update(current);
       this.updateRow(db, id, row, current, next);
-      return next;
+      return { next, version };
     });
+    if (!done) return undefined;
+    if (this.updatedAt.size >= MAX_UPDATED_AT) this.updatedAt.clear();
+    this.updatedAt.set(id, done.version);
+    return done.next;
+  }
+
+  /**
+   * Right after this store's metadata update of the session (a run's last
+   * write), what fingerprint() would answer then: the data_version that
+   * update's transaction saw, with this store's own alterations. Saves a
+   * reply a read transaction. Answered once per update, so it never vouches
+   * for an old state; another process's later commit is seen by the next
+   * fingerprint() read, as the interface says.
+   */
+  ownFingerprint(id: string): string | undefined {
+    const version = this.updatedAt.get(id);
+    this.updatedAt.delete(id);
+    return version === undefined ? undefined : `${version}:${this.altered}`;
   }
 
   /**
@@ -243,10 +267,10 @@ export class SqliteSessionStore implements SessionStore {
    * walks the session's whole index range (its message_id IN (…) is not what
    * SQLite's planner searches by), 28 µs at 200 messages and growing with them.
    */
-  private restoreLost(db: Db, id: string): void {
+  private restoreLost(db: Db, id: string, version = dataVersion(db)): void {
     const tracked = this.sinceUpdate.get(id);
     this.sinceUpdate.delete(id);
-    if (!tracked?.messages.length || dataVersion(db) === tracked.version) return;
+    if (!tracked?.messages.length || version === tracked.version) return;
     const mine = tracked.messages;
     const present = new Set<string>();
     for (let i = 0; i < mine.length; i += IN_CHUNK) {
@@ -288,6 +312,7 @@ export class SqliteSessionStore implements SessionStore {
   async delete(id: string): Promise<boolean> {
     this.checkId(id);
     this.sinceUpdate.delete(id);
+    this.updatedAt.delete(id);
     return this.conn.write((db) => {
       // Messages first (foreign key); usage_ledger rows cascade.
       db.prepare("DELETE FROM messages WHERE session_id = ?").run(id);
