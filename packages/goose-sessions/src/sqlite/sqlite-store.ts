@@ -10,6 +10,7 @@ import type { ToolResultForm } from "../goose-rows/content.js";
 import { messageOfRow, prepareMessage, type PreparedMessage } from "../goose-rows/messages.js";
 import { insertMessage } from "./message-rows.js";
 import { rewriteMessages } from "./conversation-rewrite.js";
+import { dataVersion, OwnWrites } from "./own-writes.js";
 import { columnChanges, metadataOfRow, parseSqlTimestamp, sqlTimestamp, type Row } from "../goose-rows/rows.js";
 import type { StoreTarget } from "../store-faults.js";
 import { decodePageToken, encodePageToken } from "../page-token.js";
@@ -17,29 +18,6 @@ import { decodePageToken, encodePageToken } from "../page-token.js";
 export const DB_NAME = "sessions.db";
 /** goose lists these types; sub-agent, hidden, terminal, gateway and ACP sessions are goose's internals. */
 const LISTED_TYPES = ["user", "scheduled"];
-/** Bound parameters per IN (…) query, far below SQLite's limit. */
-const IN_CHUNK = 500;
-/** Messages remembered per session for restoreLost. */
-const MAX_TRACKED = 10_000;
-
-/** Sessions whose last update's data_version waits for ownFingerprint(); past this the waiting answers are dropped (they are only a saved read). */
-const MAX_UPDATED_AT = 10_000;
-
-/** A session's messages appended since its last metadata update, and the database's data_version when the first went in. */
-interface Tracked {
-  readonly version: number;
-  readonly messages: PreparedMessage[];
-}
-
-/**
- * PRAGMA data_version: moves with every commit of another connection, never
- * with this connection's own. Read inside a transaction it tells which other
- * commits that transaction sees.
- */
-function dataVersion(db: Db): number {
-  return (db.prepare("PRAGMA data_version").get() as { data_version: number }).data_version;
-}
-
 export interface SqliteStoreOptions {
   /** synchronous=FULL (survives power loss) instead of NORMAL (survives process death). */
   readonly syncEachMessage: boolean;
@@ -53,15 +31,8 @@ export interface SqliteStoreOptions {
  * columns that exist and never changes goose's schema.
  */
 export class SqliteSessionStore implements SessionStore {
-  /**
-   * Messages appended since the session's last metadata update (in a run: since
-   * it started). goose's compaction (replace_conversation) deletes a session's
-   * rows and re-inserts its own copy: rows skein added meanwhile vanish. The
-   * update that closes a run puts such rows back (see restoreLost).
-   */
-  private readonly sinceUpdate = new Map<string, Tracked>();
-  /** data_version as each session's last metadata update saw it, until ownFingerprint() takes it. */
-  private readonly updatedAt = new Map<string, number>();
+  /** The run's appended messages and each update's data_version (see OwnWrites). */
+  private readonly own = new OwnWrites();
   /**
    * Bumped when this store stored something other than what it was given (a
    * message left out or cut down) or rewrote a conversation: a copy kept in
@@ -208,16 +179,10 @@ export class SqliteSessionStore implements SessionStore {
       if (db.prepare("UPDATE sessions SET updated_at = datetime('now') WHERE id = ?").run(id).changes === 0) throw new NotFoundError(`session ${id} does not exist`);
       const latest = (db.prepare("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = ?").get(id) as { t: number | null }).t;
       insertMessage(db, this.messageColumns, id, prepared, Math.max(prepared.created, latest ?? prepared.created));
-      // The first message tracked since the last update notes which other commits it came after (see restoreLost).
-      return track && !this.sinceUpdate.has(id) ? dataVersion(db) : undefined;
+      // The first message tracked since the last update notes which other commits it came after (see OwnWrites.restoreLost).
+      return track && this.own.wantsVersion(id) ? dataVersion(db) : undefined;
     });
-    if (track) {
-      let since = this.sinceUpdate.get(id);
-      if (!since) this.sinceUpdate.set(id, (since = { version: version ?? Number.NaN, messages: [] }));
-      since.messages.push(prepared);
-      // A run ends with a metadata update; this bounds what a session appended to without one keeps.
-      if (since.messages.length > MAX_TRACKED) since.messages.shift();
-    }
+    if (track) this.own.appended(id, prepared, version);
     if (message.id === null && this.messageColumns.has("message_id")) message.id = prepared.messageId;
   }
 
@@ -231,61 +196,21 @@ export class SqliteSessionStore implements SessionStore {
       const row = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
       if (!row) return undefined;
       const version = dataVersion(db);
-      this.restoreLost(db, id, version);
+      this.own.restoreLost(db, this.messageColumns, id, this.log, version);
       const current = metadataOfRow(row, this.messageCount(db, id)).metadata;
       const next = update(current);
       this.updateRow(db, id, row, current, next);
       return { next, version };
     });
     if (!done) return undefined;
-    if (this.updatedAt.size >= MAX_UPDATED_AT) this.updatedAt.clear();
-    this.updatedAt.set(id, done.version);
+    this.own.updated(id, done.version);
     return done.next;
   }
 
-  /**
-   * Right after this store's metadata update of the session (a run's last
-   * write), what fingerprint() would answer then: the data_version that
-   * update's transaction saw, with this store's own alterations. Saves a
-   * reply a read transaction. Answered once per update, so it never vouches
-   * for an old state; another process's later commit is seen by the next
-   * fingerprint() read, as the interface says.
-   */
+  /** Right after this store's metadata update of the session, what fingerprint() would have answered then (see OwnWrites.known). */
   ownFingerprint(id: string): string | undefined {
-    const version = this.updatedAt.get(id);
-    this.updatedAt.delete(id);
+    const version = this.own.known(id);
     return version === undefined ? undefined : `${version}:${this.altered}`;
-  }
-
-  /**
-   * Re-inserts, in their order and after everything now stored, the messages
-   * this process appended since the last update that are no longer in the
-   * database because another process replaced the conversation meanwhile.
-   * Nothing to look for when no other connection committed since the first of
-   * them went in (data_version unchanged; this store never deletes a run's
-   * rows itself): the common case costs one PRAGMA instead of a query that
-   * walks the session's whole index range (its message_id IN (…) is not what
-   * SQLite's planner searches by), 28 µs at 200 messages and growing with them.
-   */
-  private restoreLost(db: Db, id: string, version = dataVersion(db)): void {
-    const tracked = this.sinceUpdate.get(id);
-    this.sinceUpdate.delete(id);
-    if (!tracked?.messages.length || version === tracked.version) return;
-    const mine = tracked.messages;
-    const present = new Set<string>();
-    for (let i = 0; i < mine.length; i += IN_CHUNK) {
-      const ids = mine.slice(i, i + IN_CHUNK).map((m) => m.messageId);
-      const rows = db.prepare(`SELECT message_id FROM messages WHERE session_id = ? AND message_id IN (${ids.map(() => "?").join(", ")})`).all(id, ...ids) as { message_id: string }[];
-      for (const r of rows) present.add(r.message_id);
-    }
-    const lost = mine.filter((m) => !present.has(m.messageId));
-    if (lost.length === 0) return;
-    let latest = (db.prepare("SELECT MAX(created_timestamp) AS t FROM messages WHERE session_id = ?").get(id) as { t: number | null }).t ?? 0;
-    for (const m of lost) {
-      latest = Math.max(latest, m.created);
-      insertMessage(db, this.messageColumns, id, m, latest);
-    }
-    this.log.warn({ sessionId: id, restored: lost.length }, "another process replaced this session's conversation during the run (goose compaction); re-added the run's messages after it");
   }
 
   /**
@@ -300,7 +225,7 @@ export class SqliteSessionStore implements SessionStore {
     const row = await this.conn.write((db) => {
       const before = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
       if (!before) throw new NotFoundError(`session ${id} does not exist`);
-      this.restoreLost(db, id);
+      this.own.restoreLost(db, this.messageColumns, id, this.log);
       rewriteMessages(db, this.messageColumns, id, messages, prepared);
       const current = metadataOfRow(before, this.messageCount(db, id)).metadata;
       this.updateRow(db, id, before, current, update(current), true);
@@ -311,8 +236,7 @@ export class SqliteSessionStore implements SessionStore {
 
   async delete(id: string): Promise<boolean> {
     this.checkId(id);
-    this.sinceUpdate.delete(id);
-    this.updatedAt.delete(id);
+    this.own.forget(id);
     return this.conn.write((db) => {
       // Messages first (foreign key); usage_ledger rows cascade.
       db.prepare("DELETE FROM messages WHERE session_id = ?").run(id);
