@@ -75,6 +75,13 @@ export interface SessionStore {
    */
   updateMetadata(id: string, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined>;
   /**
+   * Optional: append(message), then updateMetadata(update), in one
+   * transaction, both or neither: how a reply's last message and the update
+   * that closes its run are written where that saves a commit (sessions.db).
+   * Resolves with the metadata written; fails as append does (a session gone: NotFound).
+   */
+  appendClosing?(id: string, message: GooseMessage, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined>;
+  /**
    * Replaces the whole session atomically (compaction): metadata derived from
    * the current one, and every message. Resolves with the session as written.
    */

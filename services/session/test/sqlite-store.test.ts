@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type Database from "better-sqlite3";
@@ -276,6 +277,29 @@ describe("a goose 1.47 session skein continues", () => {
     const own = fx.store!.ownFingerprint(id);
     expect(own).not.toBe(before);
     expect(own).toBe(await fx.store!.fingerprint(id));
+  });
+
+  it("stores a reply's last message and the run's closing update in one commit, both or neither", async () => {
+    const id = "20261101_3";
+    // Each commit appends the pages it changed to the WAL: the sessions row's pages go in once, not twice.
+    const walBytes = () => statSync(join(fx.dir, `${DB_NAME}-wal`)).size;
+    const before = rawMessageRows(db, id).length;
+    let w = walBytes();
+    await fx.store!.append(id, message("assistant", [textItem("apart")]));
+    await fx.store!.updateMetadata(id, (m) => ({ ...m, total_tokens: 7 }));
+    const apart = walBytes() - w;
+    w = walBytes();
+    const last = message("assistant", [textItem("together")]);
+    const written = await fx.store!.appendClosing(id, last, (m) => ({ ...m, total_tokens: 42 }));
+    expect(walBytes() - w).toBeLessThan(apart);
+    expect(written).toMatchObject({ total_tokens: 42, message_count: before + 2 });
+    expect(last.id).toMatch(new RegExp(`^msg_${id}_`));
+    const rows = expectGooseReadable(db, id, { isOurs: (r) => r.message_id === last.id });
+    expect(rows.at(-1)!.content).toEqual([{ type: "text", text: "together" }]);
+    expect(db.prepare("SELECT total_tokens FROM sessions WHERE id = ?").get(id)).toEqual({ total_tokens: 42 });
+    // An update that throws takes its message with it.
+    await expect(fx.store!.appendClosing(id, message("assistant", [textItem("never")]), () => { throw new Error("no"); })).rejects.toThrow("no");
+    expect(rawMessageRows(db, id)).toHaveLength(before + 2);
   });
 
   it("keeps working on a database newer than it knows, through the columns it knows", async () => {

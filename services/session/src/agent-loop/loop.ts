@@ -34,6 +34,8 @@ export interface TurnResume {
 /** Where the loop's output goes: `message` must persist before it announces. */
 export interface AgentSink {
   message(m: GooseMessage): Promise<void>;
+  /** The reply's last message (the model answered without tool calls): as `message`, and the sink may store it with what closes the run. */
+  lastMessage?(m: GooseMessage): Promise<void>;
   textDelta(text: string): void;
   usage(u: { input: number; output: number; total: number }): void;
   error(code: ProviderErrorCode, message: string): void;
@@ -104,8 +106,13 @@ export async function runAgent(input: AgentTurnInput): Promise<TurnEnd> {
     // provider that sends its whole answer in one read would otherwise have
     // every delta wait behind the synchronous SQLite write and what follows it.
     await afterQueuedWrites();
+    if (requests.length === 0) {
+      const last = message("assistant", content);
+      await (sink.lastMessage ? sink.lastMessage(last) : sink.message(last));
+      history.push(last);
+      return "stop";
+    }
     await append(message("assistant", content));
-    if (requests.length === 0) return "stop";
 
     let denied: ReadonlyMap<string, string> | undefined;
     if (input.approvals) {

@@ -67,8 +67,33 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
     stored.push(m);
     emit(r, { kind: "message", message: m });
   };
+  // The metadata update that closes the run, as of how it ended; `messageCount`: the session's messages then.
+  const closing = (end: TurnEnd, described: string | undefined, messageCount: number) => (current: GooseMetadata) => {
+    let next = nextMetadata(current, messageCount, last, sum);
+    // The approval gate recorded the pause before announcing it; any other end clears it.
+    if (end !== "paused" && pausedRun(next)) next = withPausedRun(next, undefined);
+    // Checked again: a caller could not have set one meanwhile, but a goose CLI edit could.
+    return described !== undefined && !descriptionUserSet(current) ? { ...next, description: described } : next;
+  };
+  // The session's description as known now: undefined while its model call runs.
+  let describedNow: { readonly value: string | undefined } | undefined = { value: undefined };
+  // Set when the reply's last message was stored together with the closing update (one commit): what that wrote.
+  let closed: { readonly written: GooseMetadata | undefined } | undefined;
   const sink = {
     message: persist,
+    lastMessage: async (m: GooseMessage) => {
+      const described = describedNow;
+      // Without the store's support, or with the description still being asked for, the run closes after the message as before.
+      if (!r.store.appendClosing || !described) return persist(m);
+      try {
+        closed = { written: await r.store.appendClosing(r.sessionId, m, closing("stop", described.value, stored.length + 1)) };
+      } catch (err) {
+        keepable = false;
+        throw err;
+      }
+      stored.push(m);
+      emit(r, { kind: "message", message: m });
+    },
     textDelta: (text: string) => emit(r, { kind: "textDelta", text }),
     usage: (u: Tokens) => {
       last = { input: u.input, output: u.output, total: u.total };
@@ -112,7 +137,10 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
       const describeAfterAnswer = !descriptionUserSet(loaded.metadata) && wantsDescription([...stored, user]);
       const all = describeAfterAnswer ? [...stored, user] : [];
       const provider = startedBeforePersisted(r.provider, saving, () => {
-        if (describeAfterAnswer) description = describe(r, all);
+        if (!describeAfterAnswer) return;
+        describedNow = undefined;
+        description = describe(r, all);
+        description.then((value) => (describedNow = { value }), () => undefined);
       });
       reason = await runAgent({
         provider,
@@ -133,15 +161,8 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
       reason = "error";
     }
   }
-  const described = await description;
   try {
-    const written = await r.store.updateMetadata(r.sessionId, (current) => {
-      let next = nextMetadata(current, stored.length, last, sum);
-      // The approval gate recorded the pause before announcing it; any other end clears it.
-      if (reason !== "paused" && pausedRun(next)) next = withPausedRun(next, undefined);
-      // Checked again: a caller could not have set one meanwhile, but a goose CLI edit could.
-      return described !== undefined && !descriptionUserSet(current) ? { ...next, description: described } : next;
-    });
+    const written = closed ? closed.written : await r.store.updateMetadata(r.sessionId, closing(reason, await description, stored.length));
     if (keepable && written) await r.history.keep(r.store, opened, stored, written);
   } catch (err) {
     r.log.error({ err }, "could not refresh the session metadata");

@@ -49,6 +49,25 @@ describe("Sessions (in process)", () => {
     expect((await dom.sessions.get(given.id, false)).metadata.description).toBe("named by the caller");
   });
 
+  it("stores a reply's last message with the update that closes its run (one commit); the messages before it on their own", async () => {
+    const dom = await domain();
+    // Named by the caller: no description call runs beside the reply.
+    const { id } = await dom.sessions.create(dom.dir, "named", [], undefined);
+    const writes: string[] = [];
+    const { store } = dom;
+    const append = store.append.bind(store);
+    const appendClosing = store.appendClosing.bind(store);
+    store.append = (sid, m) => (writes.push(`append ${m.role}`), append(sid, m));
+    store.appendClosing = (sid, m, update) => (writes.push(`closing ${m.role}`), appendClosing(sid, m, update));
+    dom.provider.enqueue({ toolCalls: [{ id: "c1", name: "nothing__here", args: {} }] }, { text: "done", usage: { input: 20, output: 4, total: 24 } });
+    expect(finishedOf(await reply(dom, id, "go"))).toEqual({ kind: "finished", reason: "stop" });
+    // The user's message, the tool call, its (error) result; then the answer and the tokens together.
+    expect(writes).toEqual(["append user", "append assistant", "append user", "closing assistant"]);
+    const s = await dom.store.load(id);
+    expect(textOf(s!.messages.at(-1)!.content)).toBe("done");
+    expect(s!.metadata).toMatchObject({ total_tokens: 24, accumulated_total_tokens: 15 + 24, message_count: 4 });
+  });
+
   it("SummarizeSession compacts the stored history behind goose's marker; the model then gets the summary", async () => {
     const dom = await domain();
     const { id } = await dom.sessions.create(dom.dir, "d", [], undefined);
