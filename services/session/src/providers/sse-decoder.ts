@@ -1,3 +1,5 @@
+import { StringDecoder } from "node:string_decoder";
+
 /** One server-sent event: its `event` field (null when absent) and its data lines joined by "\n". */
 export interface SseMessage {
   readonly event: string | null;
@@ -14,7 +16,10 @@ export interface SseMessage {
  * closing blank line at the end of the stream is dropped, as the spec says.
  */
 export class SseDecoder {
-  private readonly text = new TextDecoder("utf-8");
+  // Node's StringDecoder, not TextDecoder: a third of the CPU per network read (TextDecoder goes through ICU's converter).
+  private readonly text = new StringDecoder("utf8");
+  /** The stream's first text is still to come: a byte order mark there is dropped (as TextDecoder and the SSE spec do). */
+  private atStart = true;
   private pieces: string[] = [];
   /** The last chunk ended with CR: a LF starting the next one belongs to it. */
   private afterCR = false;
@@ -25,17 +30,24 @@ export class SseDecoder {
 
   /** Feeds bytes; returns the events they completed. */
   push(chunk: Uint8Array): SseMessage[] {
-    return this.lines(this.text.decode(chunk, STREAMING));
+    return this.lines(this.decoded(this.text.write(chunk)));
   }
 
   /** The end of the stream: a complete event still pending is not dispatched (the spec drops it). */
   end(): SseMessage[] {
-    const out = this.lines(this.text.decode());
+    const out = this.lines(this.decoded(this.text.end()));
     this.pieces = [];
     this.event = null;
     this.data = undefined;
     this.moreData = undefined;
     return out;
+  }
+
+  /** Decoded text as the lines see it: without a leading byte order mark. */
+  private decoded(s: string): string {
+    if (!this.atStart || s === "") return s;
+    this.atStart = false;
+    return s.charCodeAt(0) === 0xfeff ? s.slice(1) : s;
   }
 
   private lines(s: string): SseMessage[] {
@@ -90,8 +102,6 @@ export class SseDecoder {
   }
 }
 
-/** TextDecoder.decode's options for a chunk of a stream, made once (not an object per network read). */
-const STREAMING = { stream: true } as const;
 
 /** Where the next line ending (CR or LF) at or after `from` is, or -1. */
 function lineEnd(s: string, from: number, lfOnly: boolean): number {

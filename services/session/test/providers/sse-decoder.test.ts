@@ -39,6 +39,18 @@ describe("SseDecoder", () => {
     expect(decode(text, Array.from({ length: n - 1 }, (_, i) => i + 1))).toEqual(whole);
   });
 
+  it("drops one byte order mark at the stream's start (cut anywhere), keeps one later, and replaces invalid UTF-8", () => {
+    const text = "\uFEFFdata: a\n\ndata: \uFEFFb\n\n";
+    const want = [
+      { event: null, data: "a" },
+      { event: null, data: "\uFEFFb" },
+    ];
+    expect(decode(text)).toEqual(want);
+    for (const cut of [1, 2, 3]) expect(decode(text, [cut])).toEqual(want);
+    const d = new SseDecoder();
+    expect([...d.push(new Uint8Array([...bytes("data: x"), 0xff, ...bytes("\n\n")])), ...d.end()]).toEqual([{ event: null, data: "x\uFFFD" }]);
+  });
+
   it("drops an event the stream ends before its blank line", () => {
     expect(decode("data: complete\n\ndata: cut off")).toEqual([{ event: null, data: "complete" }]);
   });
