@@ -106,13 +106,8 @@ export async function runAgent(input: AgentTurnInput): Promise<TurnEnd> {
     // provider that sends its whole answer in one read would otherwise have
     // every delta wait behind the synchronous SQLite write and what follows it.
     await afterQueuedWrites();
-    if (requests.length === 0) {
-      const last = message("assistant", content);
-      await (sink.lastMessage ? sink.lastMessage(last) : sink.message(last));
-      history.push(last);
-      return "stop";
-    }
-    await append(message("assistant", content));
+    await append(message("assistant", content), requests.length === 0);
+    if (requests.length === 0) return "stop";
 
     let denied: ReadonlyMap<string, string> | undefined;
     if (input.approvals) {
@@ -141,8 +136,9 @@ export async function runAgent(input: AgentTurnInput): Promise<TurnEnd> {
     for (let at = 0; at < t.length; at += MAX_DELTA_CHARS) sink.textDelta(t.slice(at, at + MAX_DELTA_CHARS));
   }
 
-  async function append(m: GooseMessage): Promise<void> {
-    await sink.message(m);
+  /** `last`: the reply's last message (an answer without tool calls), handed to the sink's lastMessage when it has one. */
+  async function append(m: GooseMessage, last = false): Promise<void> {
+    await (last && sink.lastMessage ? sink.lastMessage(m) : sink.message(m));
     history.push(m);
   }
 }

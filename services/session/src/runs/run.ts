@@ -57,9 +57,10 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
   const history = agentView(stored);
   let last: Tokens | undefined;
   const sum: Tokens = { input: 0, output: 0, total: 0 };
-  const persist = async (m: GooseMessage) => {
+  // `write`: how the message is stored (by default appended on its own).
+  const persist = async (m: GooseMessage, write: () => Promise<unknown> = () => r.store.append(r.sessionId, m)) => {
     try {
-      await r.store.append(r.sessionId, m);
+      await write();
     } catch (err) {
       keepable = false;
       throw err;
@@ -81,18 +82,12 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
   let closed: { readonly written: GooseMetadata | undefined } | undefined;
   const sink = {
     message: persist,
-    lastMessage: async (m: GooseMessage) => {
+    lastMessage: (m: GooseMessage) => {
       const described = describedNow;
+      const { store } = r;
       // Without the store's support, or with the description still being asked for, the run closes after the message as before.
-      if (!r.store.appendClosing || !described) return persist(m);
-      try {
-        closed = { written: await r.store.appendClosing(r.sessionId, m, closing("stop", described.value, stored.length + 1)) };
-      } catch (err) {
-        keepable = false;
-        throw err;
-      }
-      stored.push(m);
-      emit(r, { kind: "message", message: m });
+      if (!store.appendClosing || !described) return persist(m);
+      return persist(m, async () => (closed = { written: await store.appendClosing!(r.sessionId, m, closing("stop", described.value, stored.length + 1)) }));
     },
     textDelta: (text: string) => emit(r, { kind: "textDelta", text }),
     usage: (u: Tokens) => {
