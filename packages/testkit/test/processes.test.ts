@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { signalGroup } from "@skein/host";
 import { afterEach, describe, expect, it } from "vitest";
 import { descendantsOf, processesEnd, processesMarked, processesUnder, testMarker } from "../src/index.js";
@@ -49,7 +49,9 @@ describe("processes of this test only", () => {
     const [first, twelfth] = [markers[0]!, markers[11]!];
     expect(twelfth.startsWith(first)).toBe(true);
     // The shell starts a marked node in the background and exits: its parent becomes init (or a subreaper), not us.
-    await shell('"$1" -e "setInterval(() => {}, 1000)" -- "$2" & exit 0', "sh", process.execPath, `--skein-test=${twelfth}`);
+    const sh = await shell('"$1" -e "setInterval(() => {}, 1000)" -- "$2" & exit 0', "sh", process.execPath, `--skein-test=${twelfth}`);
+    // The shell carries the marker among its own arguments too, and shell() resolves at spawn: look once it is gone.
+    expect(await until(() => existsSync(`/proc/${sh}`), (alive) => !alive)).toBe(false);
     const found = await until(() => processesMarked(twelfth), (p) => p.length === 1);
     expect(found).toHaveLength(1);
     expect(descendantsOf(process.pid)).not.toContain(found[0]);
