@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
-import { decoded, isRedirect, nodeFetch, sendNode, toResponse } from "./node-fetch.js";
+import { decoded, headerList, isRedirect, nodeFetch, sendNode, toResponse, type HeaderList } from "./node-fetch.js";
 
 /** What a Stainless-generated SDK client (openai's, anthropic's) offers that the direct attempt needs. */
 export interface SdkClient<C> {
@@ -32,7 +32,7 @@ type FirstAttempt = { readonly res: IncomingMessage } | { readonly error: unknow
  * classes apply exactly as before.
  */
 export class DirectFirstAttempt<C> {
-  private target: Promise<{ url: URL; headers: Record<string, string> }> | undefined;
+  private target: Promise<{ url: URL; headers: HeaderList }> | undefined;
 
   constructor(
     private readonly client: SdkClient<C>,
@@ -87,13 +87,14 @@ export class DirectFirstAttempt<C> {
     }
   }
 
-  private async sdkTarget(): Promise<{ url: URL; headers: Record<string, string> }> {
+  private async sdkTarget(): Promise<{ url: URL; headers: HeaderList }> {
     const { req, url } = await this.client.buildRequest({ method: "post", path: this.path, body: {} });
     const headers: Record<string, string> = {};
     new Headers(req.headers as ConstructorParameters<typeof Headers>[0]).forEach((value, name) => {
       if (name !== "content-length") headers[name] = value;
     });
-    return { url: new URL(url), headers };
+    const target = new URL(url);
+    return { url: target, headers: headerList(target, headers) };
   }
 }
 

@@ -65,6 +65,10 @@ describe("the OpenAI provider's direct first attempt", () => {
     expect(headers.accept).toBe("application/json");
     expect(headers["user-agent"]).toMatch(/^OpenAI\/JS /);
     expect(headers["x-stainless-retry-count"]).toBe("0");
+    // The head goes out ready-made (see headerList): Host and the body's length are there, no chunked body.
+    expect(headers.host).toBe(new URL(baseURL).host);
+    expect(headers["content-length"]).toBe(String(Buffer.byteLength(body)));
+    expect(headers["transfer-encoding"]).toBeUndefined();
     expect(JSON.parse(body)).toMatchObject({ model: "m", stream: true, stream_options: { include_usage: true }, messages: [{ role: "system", content: "sys" }, { role: "user", content: "hello" }] });
   });
 

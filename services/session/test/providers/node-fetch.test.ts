@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { getEventListeners } from "node:events";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { nodeBodyOf, nodeFetch } from "../../src/providers/node-fetch.js";
+import { headerList, nodeBodyOf, nodeFetch, sendNode } from "../../src/providers/node-fetch.js";
 
 let server: Server;
 let base: string;
@@ -114,5 +114,28 @@ describe("nodeFetch", () => {
   it("rejects when the server cannot be reached, and with an abort before the answer", async () => {
     await expect(nodeFetch("http://127.0.0.1:1/")).rejects.toThrow(/ECONNREFUSED/);
     await expect(nodeFetch(`${base}/echo`, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: "AbortError" });
+  });
+});
+
+describe("sendNode with a header list", () => {
+  it("sends the list as the request head: Host added unless given, the body's length set per request", async () => {
+    const url = new URL(`${base}/echo`);
+    const list = headerList(url, { "content-type": "application/json", "Content-Length": "999", "x-custom": "1" });
+    expect([...list]).toEqual(["content-type", "application/json", "x-custom", "1", "host", url.host]);
+    for (const body of ["{}", "{\"é\":1}"]) {
+      const res = await sendNode(url, "POST", list, body, undefined);
+      res.resume();
+      const got = seen.at(-1)!;
+      expect(got.body).toBe(body);
+      expect(got.headers).toMatchObject({ host: url.host, "content-length": String(Buffer.byteLength(body)), "x-custom": "1" });
+      expect(got.headers["transfer-encoding"]).toBeUndefined();
+    }
+    expect([...list]).toHaveLength(6);
+    expect([...headerList(url, { Host: "proxy.example:8080" })]).toEqual(["Host", "proxy.example:8080"]);
+  });
+
+  it("refuses a header value node:http refuses, as with a record", async () => {
+    const url = new URL(`${base}/echo`);
+    await expect(sendNode(url, "POST", headerList(url, { "x-bad": "a\nb" }), "x", undefined)).rejects.toThrow(/Invalid character in header content/);
   });
 });
