@@ -145,9 +145,22 @@ export async function runAgent(input: AgentTurnInput): Promise<TurnEnd> {
 
 /** What one model call answered so far: its text (capped), how much text there was, its tool calls. */
 class ModelAnswer {
-  text = "";
+  /**
+   * The kept text's deltas, joined once when the answer is read: `text +=`
+   * per delta made a string node per delta that lived as long as the reply
+   * (so was copied out of the young generation with it) and was flattened
+   * again at the store (the paced profile at 200 replies).
+   */
+  private parts: string[] = [];
+  private keptChars = 0;
   textChars = 0;
   readonly requests: ToolRequestItem[] = [];
+
+  /** The text kept so far (at most the cap). */
+  get text(): string {
+    if (this.parts.length > 1) this.parts = [this.parts.join("")];
+    return this.parts[0] ?? "";
+  }
 
   constructor(
     private readonly maxText: number,
@@ -160,9 +173,12 @@ class ModelAnswer {
     for (const chunk of chunks) {
       if (chunk.type === "text") {
         // Beyond the cap the text is counted, not kept: the note after the stream says how much there was.
-        const kept = this.text.length < this.maxText ? chunk.text.slice(0, this.maxText - this.text.length) : "";
+        const kept = this.keptChars < this.maxText ? chunk.text.slice(0, this.maxText - this.keptChars) : "";
         this.textChars += chunk.text.length;
-        this.text += kept;
+        if (kept !== "") {
+          this.parts.push(kept);
+          this.keptChars += kept.length;
+        }
         this.textDelta(kept);
       } else if (chunk.type === "toolCall") this.requests.push({ type: "toolRequest", id: chunk.id, toolCall: capToolCall(chunk.call, this.maxText) });
       else if (chunk.type === "usage") this.sink.usage(chunk);
