@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Metadata, status, type ServerWritableStream, type ServerUnaryCall, type ServerDuplexStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import type { AbortFanout } from "./abort-fanout.js";
 import { checkBearer, isPublicMethod, type ReflectionAuth } from "./auth.js";
 import type { CallContext } from "./context.js";
 import { statusOf, type SkeinError } from "./errors.js";
@@ -25,13 +26,13 @@ export interface CallEnvironment {
   readonly reflectionAuth: ReflectionAuth;
   /** Aborted when graceful shutdown begins. */
   readonly draining: AbortSignal;
-  /** Aborted when the grace period is over and remaining calls are ended. */
-  readonly forced: AbortSignal;
+  /** Aborted when the grace period is over and remaining calls are ended (every call listens: see AbortFanout). */
+  readonly forced: AbortFanout;
   /**
    * Aborted once the domain's shutdown is done (after `forced`): the end of
    * calls that finish on their own at shutdown (see selfEndingStream).
    */
-  readonly stopped: AbortSignal;
+  readonly stopped: AbortFanout;
   readonly hooks: CallHooks;
   /** Calls in flight, so shutdown can wait for them. */
   readonly inFlight: Set<Promise<unknown>>;
@@ -84,12 +85,11 @@ export class CallScope {
     };
     const onForced = () => this.abort.abort(new Error("server shutdown grace period over"));
     const events = call as unknown as NodeJS.EventEmitter;
-    const last = selfEnding ? env.stopped : env.forced;
     events.once("cancelled", onCancel);
-    last.addEventListener("abort", onForced, { once: true });
+    const stopListening = (selfEnding ? env.stopped : env.forced).on(onForced);
     this.detach = () => {
       events.removeListener("cancelled", onCancel);
-      last.removeEventListener("abort", onForced);
+      stopListening();
     };
     const md = new Metadata();
     md.set("x-request-id", requestId);

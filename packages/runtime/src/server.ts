@@ -3,6 +3,7 @@ import { Server, setLogger } from "@grpc/grpc-js";
 import { descriptorSetPath } from "@skein/proto";
 import type { Logger } from "pino";
 import { untilAborted } from "./abort.js";
+import { AbortFanout } from "./abort-fanout.js";
 import type { SkeinError } from "./errors.js";
 import { ListenError } from "./listen-error.js";
 import type { CallEnvironment } from "./call.js";
@@ -78,15 +79,15 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const draining = new AbortController();
   const forced = new AbortController();
   const stopped = new AbortController();
-  // Every call in flight listens on these; hundreds at once are normal.
+  // Every watch in flight listens on draining; hundreds at once are normal.
   setMaxListeners(0, draining.signal, forced.signal, stopped.signal);
   const callEnv: CallEnvironment = {
     log: opts.log,
     authToken,
     reflectionAuth,
     draining: draining.signal,
-    forced: forced.signal,
-    stopped: stopped.signal,
+    forced: new AbortFanout(forced.signal),
+    stopped: new AbortFanout(stopped.signal),
     hooks: grpcMetricsHooks,
     inFlight: new Set(),
     ...(opts.classifyError ? { classifyError: opts.classifyError } : {}),
