@@ -24,8 +24,16 @@ const ALL_RUNS: ReadonlyArray<{ streams: number; replies: number }> = [
 ];
 /** SKEIN_BENCH_PACED_SIZES=20,200 measures only those sizes, in that order (the 1,000 run is heavy on a shared machine; a size named twice is measured twice); the last size chosen gets the detail table. */
 const SIZES = process.env.SKEIN_BENCH_PACED_SIZES?.split(",").map(Number);
-/** SKEIN_BENCH_PACED_DESCRIBED=1: every session past the three replies after which goose stops describing it. */
-const DESCRIBED = process.env.SKEIN_BENCH_PACED_DESCRIBED === "1";
+/**
+ * goose (and skein as goose) asks the model for a session's description at
+ * each of its first three replies: a second model call beside the reply. The
+ * goal's rows measure replies of conversations past that (every session had
+ * three replies before), so every size measures the same work; a session's
+ * 2nd and 3rd replies are measured apart, at FIRST_REPLIES_STREAMS at once,
+ * each round on sessions of its own (SKEIN_BENCH_PACED_FIRST_REPLIES=0 skips them).
+ */
+const FIRST_REPLIES_STREAMS = 200;
+const FIRST_REPLIES = process.env.SKEIN_BENCH_PACED_FIRST_REPLIES !== "0";
 const RUNS = SIZES ? SIZES.flatMap((n) => ALL_RUNS.filter((r) => r.streams === n)) : ALL_RUNS;
 if (RUNS.length === 0 || (SIZES && RUNS.length !== SIZES.length)) throw new Error(`SKEIN_BENCH_PACED_SIZES=${process.env.SKEIN_BENCH_PACED_SIZES}: choose among ${ALL_RUNS.map((r) => r.streams).join(", ")}`);
 const MAX_STREAMS = Math.max(...RUNS.map((r) => r.streams));
@@ -49,6 +57,16 @@ interface Side {
  */
 const ROUNDS = Number(process.env.SKEIN_BENCH_PACED_ROUNDS || 3);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error(`SKEIN_BENCH_PACED_ROUNDS=${process.env.SKEIN_BENCH_PACED_ROUNDS}: a whole number ≥ 1`);
+/**
+ * SKEIN_BENCH_PACED_WARMUP_ROUNDS (default 1): rounds each side runs at a size
+ * before the measured ones, reported apart. V8 goes on optimising a server's
+ * code for tens of thousands of events after it first runs at a size (with
+ * --single-threaded-gc the compiler threads' CPU fell 5.0 → 3.4 → 1.9 → 2.6
+ * → 0.5 µs per event over skein's first five rounds at 200), skein's larger
+ * code longer than the relay's; a service that runs for hours pays that once.
+ */
+const WARMUP_ROUNDS = Number(process.env.SKEIN_BENCH_PACED_WARMUP_ROUNDS ?? 1);
+if (!Number.isInteger(WARMUP_ROUNDS) || WARMUP_ROUNDS < 0) throw new Error(`SKEIN_BENCH_PACED_WARMUP_ROUNDS=${process.env.SKEIN_BENCH_PACED_WARMUP_ROUNDS}: a whole number ≥ 0`);
 
 /** One side's rounds as one measurement: CPU, events, wall time and connections summed, replies together, the first round's load. */
 function pooled(rounds: readonly Side[]): Side {
@@ -91,8 +109,34 @@ function byThread(s: Side, match: (name: string) => "user" | "sys" | "both" | un
   return ((ms * 1000) / s.result.events).toFixed(1);
 }
 
+/** One size's (or the first replies') measurement: the warm-up rounds apart, the measured ones pooled. */
+interface PacedRow {
+  readonly label: string;
+  readonly streams: number;
+  /** Replies per stream, over the measured rounds. */
+  readonly replies: number;
+  readonly skein: Side;
+  readonly relay: Side;
+  readonly warmup: { readonly skein: Side; readonly relay: Side } | undefined;
+}
+
+function pooledRow(label: string, streams: number, replies: number, skeinRounds: readonly Side[], relayRounds: readonly Side[]): PacedRow {
+  const warm = (rounds: readonly Side[]) => pooled(rounds.slice(0, WARMUP_ROUNDS));
+  // Errors count in every round, warm-up included.
+  const measured = (rounds: readonly Side[]): Side => ({ ...pooled(rounds.slice(WARMUP_ROUNDS)), errors: rounds.reduce((n, r) => n + r.errors, 0) });
+  return {
+    label,
+    streams,
+    replies: replies * ROUNDS,
+    skein: measured(skeinRounds),
+    relay: measured(relayRounds),
+    warmup: WARMUP_ROUNDS > 0 ? { skein: warm(skeinRounds), relay: warm(relayRounds) } : undefined,
+  };
+}
+
 export async function run(): Promise<Table[]> {
-  const rig = await startReplyRig({ SKEIN_MAX_LIVE_AGENTS: String(MAX_STREAMS) });
+  const firstRepliesSessions = FIRST_REPLIES ? FIRST_REPLIES_STREAMS * (WARMUP_ROUNDS + ROUNDS) : 0;
+  const rig = await startReplyRig({ SKEIN_MAX_LIVE_AGENTS: String(MAX_STREAMS + firstRepliesSessions) });
   const started: BenchChild[] = [];
   try {
     const relay = await forkChild("relay-server");
@@ -104,21 +148,18 @@ export async function run(): Promise<Table[]> {
 
     process.stderr.write(`[bench]   paced: creating ${MAX_STREAMS} sessions, warming up…\n`);
     const ids = await rig.client.call<string[]>("create", { n: MAX_STREAMS, width: 16 });
-    // Every session's agent loaded (a live agent each), both servers' JIT warm.
-    await rig.client.call("streams", { sessionIds: ids, replies: 1, text: "deltas=3 delay=0" });
-    await relayClient.call("streams", { sessionIds: ids, replies: 1, text: "deltas=3 delay=0" });
+    // Every session's agent loaded (a live agent each) and past the replies that ask for a description; both servers' JIT warm.
+    await rig.client.call("streams", { sessionIds: ids, replies: 3, text: "deltas=3 delay=0" });
+    await relayClient.call("streams", { sessionIds: ids, replies: 3, text: "deltas=3 delay=0" });
     await rig.client.call("streams", { sessionIds: ids.slice(0, 20), replies: 2, text: SCRIPT });
     await relayClient.call("streams", { sessionIds: ids.slice(0, 20), replies: 2, text: SCRIPT });
-    // By default the first measured replies are their sessions' 2nd and 3rd, for which skein (as goose) also asks
-    // the model for the session's description; DESCRIBED=1 measures only later replies of a conversation.
-    if (DESCRIBED) await rig.client.call("streams", { sessionIds: ids.slice(20), replies: 2, text: "deltas=3 delay=0" });
     const serverPid = rig.service.proc.pid!;
-    const measure = async (server: number, client: BenchChild, streams: number, replies: number, finishes: boolean): Promise<Side> => {
+    const measure = async (server: number, client: BenchChild, streams: number, replies: number, finishes: boolean, sessionIds = ids.slice(0, streams)): Promise<Side> => {
       const load = loadavg()[0]!;
       const threadsBefore = cpuByThread(server);
       const acceptedBefore = (await rig.provider.call<{ accepted: number }>("stats")).accepted;
       const { result, cpu } = await cpuDuring([server, rig.provider.pid, client.pid], () =>
-        client.call<StreamsResult>("streams", { sessionIds: ids.slice(0, streams), replies, text: SCRIPT }),
+        client.call<StreamsResult>("streams", { sessionIds, replies, text: SCRIPT }),
       );
       const threads = [...cpuByThread(server)].map(([name, t]) => {
         const b = threadsBefore.get(name) ?? { user: 0, sys: 0 };
@@ -129,40 +170,61 @@ export async function run(): Promise<Table[]> {
       const errors = result.replies.filter((x) => x.error !== undefined || (finishes && x.finish !== "FINISH_REASON_STOP")).length;
       return { result, cpu, load, errors, threads, connects };
     };
-    const rows: Array<{ streams: number; replies: number; skein: Side; relay: Side }> = [];
+    const rows: PacedRow[] = [];
     for (const { streams, replies } of RUNS) {
-      process.stderr.write(`[bench]   paced: ${streams} concurrent replies, ${ROUNDS} rounds…\n`);
+      process.stderr.write(`[bench]   paced: ${streams} concurrent replies, ${WARMUP_ROUNDS} + ${ROUNDS} rounds…\n`);
       const skeinRounds: Side[] = [];
       const relayRounds: Side[] = [];
-      for (let round = 0; round < ROUNDS; round++) {
+      for (let round = 0; round < WARMUP_ROUNDS + ROUNDS; round++) {
         skeinRounds.push(await measure(serverPid, rig.client, streams, replies, true));
         relayRounds.push(await measure(relay.pid, relayClient, streams, replies, false));
       }
-      rows.push({ streams, replies: replies * ROUNDS, skein: pooled(skeinRounds), relay: pooled(relayRounds) });
+      rows.push(pooledRow(streams.toLocaleString("en-US"), streams, replies, skeinRounds, relayRounds));
     }
+    // Memory at the largest size, before the first replies' sessions are made.
     const skeinMem = memory(serverPid);
     const relayMem = memory(relay.pid);
+    let firstReplies: PacedRow | undefined;
+    if (firstRepliesSessions > 0) {
+      // Sessions replied to once (their agents live), so their next two replies ask for a description.
+      const fresh = await rig.client.call<string[]>("create", { n: firstRepliesSessions, width: 16 });
+      await rig.client.call("streams", { sessionIds: fresh, replies: 1, text: "deltas=3 delay=0" });
+      process.stderr.write(`[bench]   paced: ${FIRST_REPLIES_STREAMS} concurrent 2nd and 3rd replies of sessions (with the description call), ${ROUNDS} rounds…\n`);
+      const skeinRounds: Side[] = [];
+      const relayRounds: Side[] = [];
+      for (let round = 0; round < WARMUP_ROUNDS + ROUNDS; round++) {
+        const sessions = fresh.slice(round * FIRST_REPLIES_STREAMS, (round + 1) * FIRST_REPLIES_STREAMS);
+        skeinRounds.push(await measure(serverPid, rig.client, FIRST_REPLIES_STREAMS, 2, true, sessions));
+        relayRounds.push(await measure(relay.pid, relayClient, FIRST_REPLIES_STREAMS, 2, false, sessions));
+      }
+      firstReplies = pooledRow(`${FIRST_REPLIES_STREAMS}, a session's 2nd and 3rd replies`, FIRST_REPLIES_STREAMS, 2, skeinRounds, relayRounds);
+    }
 
     const us = (s: Side, i: number) => (s.cpu[i]! * 1000) / s.result.events;
     const rate = (s: Side) => s.result.events / (s.result.wallMs / 1000);
     const first = (s: Side, key: "firstAt" | "firstDeltaAt", q: number) =>
       quantile(s.result.replies.flatMap((x) => (x[key] === undefined ? [] : [x[key]! - x.sentAt])), q);
-    const load = (r: (typeof rows)[number]) => `${r.skein.load.toFixed(1)} / ${r.relay.load.toFixed(1)}`;
+    const load = (r: { skein: Side; relay: Side }) => `${r.skein.load.toFixed(1)} / ${r.relay.load.toFixed(1)}`;
+    const goalRows = firstReplies ? [...rows, firstReplies] : rows;
+    const ratio = (r: { skein: Side; relay: Side }) => `${(us(r.skein, 0) / us(r.relay, 0)).toFixed(2)}×`;
     const last = rows.at(-1)!;
     const perReply = (s: Side) => (s.result.events / s.result.replies.length).toFixed(0);
     return [
       {
         title: "paced: server CPU per event, deltas 10–20 ms apart (skein session service vs the minimal relay)",
         columns: ["concurrent replies", "replies", "skein µs/event", "relay µs/message", "skein / relay", "errors (skein / relay)", "load average 1 min (skein / relay run)"],
-        rows: rows.map((r) => [r.streams, r.streams * r.replies, us(r.skein, 0), us(r.relay, 0), `${(us(r.skein, 0) / us(r.relay, 0)).toFixed(1)}×`, `${r.skein.errors} / ${r.relay.errors}`, load(r)]),
+        rows: goalRows.map((r) => [r.label, r.streams * r.replies, us(r.skein, 0), us(r.relay, 0), ratio(r), `${r.skein.errors} / ${r.relay.errors}`, load(r)]),
         notes: [
           `each reply: ${DELTAS} one-character text deltas, the provider pausing 10 ms + a random 0–10 ms before each (OpenAI SSE, one write per event); skein streams ${perReply(rows[0]!.skein)} events per reply (user message, deltas, assistant message, finished …), the relay ${perReply(rows[0]!.relay)} messages (one per delta)`,
           `CPU = utime + stime of the whole server process from /proc/<pid>/stat over the measurement (10 ms ticks), divided by the events its client received; ${ROUNDS} alternating rounds per size, pooled (replies = all rounds)`,
+          ...(WARMUP_ROUNDS > 0
+            ? [`before them, ${WARMUP_ROUNDS} warm-up round(s) per side at each size, not pooled but their errors counted (V8 still optimising the servers' code for that load; SKEIN_BENCH_PACED_WARMUP_ROUNDS): ${goalRows.map((r) => `${r.label}: ${r.warmup ? ratio(r.warmup) : "–"}`).join("; ")}`]
+            : []),
           "relay = procs/relay-server.ts: grpc-js server stream, node:http to the provider, SSE framing and JSON decoding, one write per delta with backpressure; no persistence, no agent loop",
-          `${MAX_STREAMS.toLocaleString("en-US")} sessions created and each replied to once before (every agent live, SKEIN_MAX_LIVE_AGENTS=${MAX_STREAMS}); skein and the relay alternate at each size`,
-          DESCRIBED
-            ? "SKEIN_BENCH_PACED_DESCRIBED=1: every session had three replies before, so no measured reply asks for a description"
-            : "the first 20 sessions had three replies before; the others' 2nd and 3rd replies are the first round at 200 and 1,000, and for those skein (as goose) also asks the model for the session's description",
+          `${MAX_STREAMS.toLocaleString("en-US")} sessions created and each replied to three times before (every agent live, SKEIN_MAX_LIVE_AGENTS covering every session): the rows by size measure replies of conversations past the first three, the replies for which skein (as goose) also asks the model for the session's description; skein and the relay alternate at each size`,
+          ...(firstReplies
+            ? [`"a session's 2nd and 3rd replies": ${FIRST_REPLIES_STREAMS} sessions replied to once before, per round sessions of its own; skein also asks the model for each session's description (goose's second model call beside the reply; the relay has none)`]
+            : []),
           "goal (issue 25): skein ≤ 1.3× the relay at 20, 200 and 1,000",
         ],
       },
@@ -178,7 +240,7 @@ export async function run(): Promise<Table[]> {
           ["time to first text delta p50 / p99 (ms)", `${first(last.skein, "firstDeltaAt", 0.5).toFixed(0)} / ${first(last.skein, "firstDeltaAt", 0.99).toFixed(0)}`, `${first(last.relay, "firstDeltaAt", 0.5).toFixed(0)} / ${first(last.relay, "firstDeltaAt", 0.99).toFixed(0)}`],
           ["server CPU (s) / provider / client", last.skein.cpu.map((c) => (c / 1000).toFixed(1)).join(" / "), last.relay.cpu.map((c) => (c / 1000).toFixed(1)).join(" / ")],
           ["server peak RSS, VmHWM (MiB)", skeinMem.peakRss / MiB, relayMem.peakRss / MiB],
-          ["server RSS at the end (MiB)", skeinMem.rss / MiB, relayMem.rss / MiB],
+          ["server RSS after the last size (MiB)", skeinMem.rss / MiB, relayMem.rss / MiB],
           ["load average (1 min) at the start", last.skein.load, last.relay.load],
         ],
         notes: [
