@@ -79,8 +79,12 @@ export interface SessionStore {
    * transaction, both or neither: how a reply's last message and the update
    * that closes its run are written where that saves a commit (sessions.db).
    * Resolves with the metadata written; fails as append does (a session gone: NotFound).
+   * `messageCount`, when given, is the session's message count with this
+   * message as the caller knows it: `update` sees it as
+   * `current.message_count`, and the store does not count its rows (a count
+   * walks the session's index: every reply of a long session paid it).
    */
-  appendClosing?(id: string, message: GooseMessage, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined>;
+  appendClosing?(id: string, message: GooseMessage, update: (current: GooseMetadata) => GooseMetadata, messageCount?: number): Promise<GooseMetadata | undefined>;
   /**
    * Replaces the whole session atomically (compaction): metadata derived from
    * the current one, and every message. Resolves with the session as written.

@@ -302,6 +302,17 @@ describe("a goose 1.47 session skein continues", () => {
     expect(rawMessageRows(db, id)).toHaveLength(before + 2);
   });
 
+  it("closes a run with the message count the caller knows, without counting the session's rows", async () => {
+    const id = "20261101_3";
+    const before = rawMessageRows(db, id).length;
+    const seen: number[] = [];
+    // Without a count the store counts the rows; with one, the update sees the caller's (the store does not count).
+    await fx.store!.appendClosing(id, message("assistant", [textItem("counted")]), (m) => (seen.push(m.message_count), m));
+    await fx.store!.appendClosing(id, message("assistant", [textItem("told")]), (m) => (seen.push(m.message_count), m), 1_000);
+    expect(seen).toEqual([before + 1, 1_000]);
+    expect(rawMessageRows(db, id)).toHaveLength(before + 2);
+  });
+
   it("keeps working on a database newer than it knows, through the columns it knows", async () => {
     await fx.store!.close();
     db.exec("ALTER TABLE sessions ADD COLUMN future_column TEXT DEFAULT 'x'");

@@ -182,13 +182,13 @@ export class SqliteSessionStore implements SessionStore {
    * schema writes seven pages per message and two per update, the sessions
    * pages shared), and the session's tokens never lag its messages.
    */
-  async appendClosing(id: string, message: GooseMessage, update: (current: GooseMetadata) => GooseMetadata): Promise<GooseMetadata | undefined> {
+  async appendClosing(id: string, message: GooseMessage, update: (current: GooseMetadata) => GooseMetadata, messageCount?: number): Promise<GooseMetadata | undefined> {
     this.checkId(id);
     const prepared = this.storable(id, message);
     if (!prepared) return this.updateMetadata(id, update);
     const done = await this.conn.write((db) => {
       this.insertRow(db, id, prepared);
-      return this.updateInTransaction(db, id, update);
+      return this.updateInTransaction(db, id, update, messageCount);
     });
     if (message.id === null && this.messageColumns.has("message_id")) message.id = prepared.messageId;
     return this.updated(id, done);
@@ -225,13 +225,13 @@ export class SqliteSessionStore implements SessionStore {
     return this.updated(id, await this.conn.write((db) => this.updateInTransaction(db, id, update)));
   }
 
-  /** Inside a write: the run's lost messages put back, then `update(current)` written; undefined when the session is gone. */
-  private updateInTransaction(db: Db, id: string, update: (current: GooseMetadata) => GooseMetadata): { next: GooseMetadata; version: number } | undefined {
+  /** Inside a write: the run's lost messages put back, then `update(current)` written; undefined when the session is gone. `count`: the message count as the caller knows it (else counted). */
+  private updateInTransaction(db: Db, id: string, update: (current: GooseMetadata) => GooseMetadata, count?: number): { next: GooseMetadata; version: number } | undefined {
     const row = db.prepare("SELECT * FROM sessions WHERE id = ?").get(id) as Row | undefined;
     if (!row) return undefined;
     const version = dataVersion(db);
     this.own.restoreLost(db, this.messageColumns, id, this.log, version);
-    const current = metadataOfRow(row, this.messageCount(db, id)).metadata;
+    const current = metadataOfRow(row, count ?? this.messageCount(db, id)).metadata;
     const next = update(current);
     this.updateRow(db, id, row, current, next);
     return { next, version };

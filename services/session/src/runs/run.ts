@@ -87,7 +87,8 @@ export async function executeRun(r: RunInput): Promise<TurnEnd | "noop"> {
       const { store } = r;
       // Without the store's support, or with the description still being asked for, the run closes after the message as before.
       if (!store.appendClosing || !described) return persist(m);
-      return persist(m, async () => (closed = { written: await store.appendClosing!(r.sessionId, m, closing("stop", described.value, stored.length + 1)) }));
+      const count = stored.length + 1;
+      return persist(m, async () => (closed = { written: await store.appendClosing!(r.sessionId, m, closing("stop", described.value, count), count) }));
     },
     textDelta: (text: string) => emit(r, { kind: "textDelta", text }),
     usage: (u: Tokens) => {

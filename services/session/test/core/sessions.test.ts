@@ -58,11 +58,11 @@ describe("Sessions (in process)", () => {
     const append = store.append.bind(store);
     const appendClosing = store.appendClosing.bind(store);
     store.append = (sid, m) => (writes.push(`append ${m.role}`), append(sid, m));
-    store.appendClosing = (sid, m, update) => (writes.push(`closing ${m.role}`), appendClosing(sid, m, update));
+    store.appendClosing = (sid, m, update, count) => (writes.push(`closing ${m.role} (${count} messages)`), appendClosing(sid, m, update, count));
     dom.provider.enqueue({ toolCalls: [{ id: "c1", name: "nothing__here", args: {} }] }, { text: "done", usage: { input: 20, output: 4, total: 24 } });
     expect(finishedOf(await reply(dom, id, "go"))).toEqual({ kind: "finished", reason: "stop" });
     // The user's message, the tool call, its (error) result; then the answer and the tokens together.
-    expect(writes).toEqual(["append user", "append assistant", "append user", "closing assistant"]);
+    expect(writes).toEqual(["append user", "append assistant", "append user", "closing assistant (4 messages)"]);
     const s = await dom.store.load(id);
     expect(textOf(s!.messages.at(-1)!.content)).toBe("done");
     expect(s!.metadata).toMatchObject({ total_tokens: 24, accumulated_total_tokens: 15 + 24, message_count: 4 });
