@@ -22,6 +22,11 @@ const sections: Record<string, Section> = {
 /** Diagnostics that run only when named (they write a profile file). */
 const onDemand = new Set(["reply-profile"]);
 
+// Stopped by a signal (the runner alone, not its process group), exit through process.exit: testkit's exit hook then
+// kills the services the sections started and removes their homes, which a signal's default action would leave running.
+process.once("SIGINT", () => process.exit(130));
+process.once("SIGTERM", () => process.exit(143));
+
 const args = process.argv.slice(2);
 if (args.includes("--help") || args.includes("-h")) {
   const width = Math.max(...Object.keys(sections).map((n) => n.length));
