@@ -154,7 +154,7 @@ export async function run(): Promise<Table[]> {
     await rig.client.call("streams", { sessionIds: ids.slice(0, 20), replies: 2, text: SCRIPT });
     await relayClient.call("streams", { sessionIds: ids.slice(0, 20), replies: 2, text: SCRIPT });
     const serverPid = rig.service.proc.pid!;
-    const measure = async (server: number, client: BenchChild, streams: number, replies: number, finishes: boolean, sessionIds = ids.slice(0, streams)): Promise<Side> => {
+    const measure = async (server: number, client: BenchChild, replies: number, finishes: boolean, sessionIds: readonly string[]): Promise<Side> => {
       const load = loadavg()[0]!;
       const threadsBefore = cpuByThread(server);
       const acceptedBefore = (await rig.provider.call<{ accepted: number }>("stats")).accepted;
@@ -170,17 +170,19 @@ export async function run(): Promise<Table[]> {
       const errors = result.replies.filter((x) => x.error !== undefined || (finishes && x.finish !== "FINISH_REASON_STOP")).length;
       return { result, cpu, load, errors, threads, connects };
     };
-    const rows: PacedRow[] = [];
-    for (const { streams, replies } of RUNS) {
-      process.stderr.write(`[bench]   paced: ${streams} concurrent replies, ${WARMUP_ROUNDS} + ${ROUNDS} rounds…\n`);
+    /** Skein and the relay alternating: the warm-up rounds, then the measured ones; `sessionsOf` picks each round's sessions (default: the first `streams`). */
+    const alternate = async (label: string, streams: number, replies: number, sessionsOf = (_round: number) => ids.slice(0, streams)): Promise<PacedRow> => {
+      process.stderr.write(`[bench]   paced: ${label} (concurrent replies), ${WARMUP_ROUNDS} + ${ROUNDS} rounds…\n`);
       const skeinRounds: Side[] = [];
       const relayRounds: Side[] = [];
       for (let round = 0; round < WARMUP_ROUNDS + ROUNDS; round++) {
-        skeinRounds.push(await measure(serverPid, rig.client, streams, replies, true));
-        relayRounds.push(await measure(relay.pid, relayClient, streams, replies, false));
+        skeinRounds.push(await measure(serverPid, rig.client, replies, true, sessionsOf(round)));
+        relayRounds.push(await measure(relay.pid, relayClient, replies, false, sessionsOf(round)));
       }
-      rows.push(pooledRow(streams.toLocaleString("en-US"), streams, replies, skeinRounds, relayRounds));
-    }
+      return pooledRow(label, streams, replies, skeinRounds, relayRounds);
+    };
+    const rows: PacedRow[] = [];
+    for (const { streams, replies } of RUNS) rows.push(await alternate(streams.toLocaleString("en-US"), streams, replies));
     // Memory at the largest size, before the first replies' sessions are made.
     const skeinMem = memory(serverPid);
     const relayMem = memory(relay.pid);
@@ -189,15 +191,8 @@ export async function run(): Promise<Table[]> {
       // Sessions replied to once (their agents live), so their next two replies ask for a description.
       const fresh = await rig.client.call<string[]>("create", { n: firstRepliesSessions, width: 16 });
       await rig.client.call("streams", { sessionIds: fresh, replies: 1, text: "deltas=3 delay=0" });
-      process.stderr.write(`[bench]   paced: ${FIRST_REPLIES_STREAMS} concurrent 2nd and 3rd replies of sessions (with the description call), ${ROUNDS} rounds…\n`);
-      const skeinRounds: Side[] = [];
-      const relayRounds: Side[] = [];
-      for (let round = 0; round < WARMUP_ROUNDS + ROUNDS; round++) {
-        const sessions = fresh.slice(round * FIRST_REPLIES_STREAMS, (round + 1) * FIRST_REPLIES_STREAMS);
-        skeinRounds.push(await measure(serverPid, rig.client, FIRST_REPLIES_STREAMS, 2, true, sessions));
-        relayRounds.push(await measure(relay.pid, relayClient, FIRST_REPLIES_STREAMS, 2, false, sessions));
-      }
-      firstReplies = pooledRow(`${FIRST_REPLIES_STREAMS}, a session's 2nd and 3rd replies`, FIRST_REPLIES_STREAMS, 2, skeinRounds, relayRounds);
+      const sessionsOf = (round: number) => fresh.slice(round * FIRST_REPLIES_STREAMS, (round + 1) * FIRST_REPLIES_STREAMS);
+      firstReplies = await alternate(`${FIRST_REPLIES_STREAMS}, a session's 2nd and 3rd replies`, FIRST_REPLIES_STREAMS, 2, sessionsOf);
     }
 
     const us = (s: Side, i: number) => (s.cpu[i]! * 1000) / s.result.events;
